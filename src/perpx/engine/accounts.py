@@ -1,0 +1,160 @@
+"""Accounts, their per-market positions, and the rolling volume that picks a fee tier.
+
+Ledger shape
+------------
+* ``Account.balances[asset]`` is the cross wallet balance in atoms (deposits,
+  withdrawals, realised PnL of cross positions, fees, released isolated margin).
+* ``Position.isolated_margin_atoms`` is margin moved out of the cross wallet
+  into one isolated position; realised PnL of an isolated position lands there.
+* ``Position.cost_atoms`` is the signed entry notional of the open position.
+  Across all accounts, ``sum(balances) + sum(isolated) - sum(cost)`` plus fees
+  collected equals net deposits: a trade moves exactly its notional from buyer
+  to seller, which shows up as cost on one side and realised PnL on the other.
+
+Open-order exposure is kept as running sums per position (lots and notional of
+the non-reduce-only resting orders per side), so the order margin of a
+position is O(1) to recompute after any change.
+"""
+
+from __future__ import annotations
+
+from perpx.engine import formulas
+from perpx.engine.book import Order
+from perpx.engine.commands import MarginMode
+from perpx.engine.values import NS_PER_DAY, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side
+
+VOLUME_WINDOW_DAYS = 30
+
+
+class Position:
+    """One account's state in one market: position, settings and open-order exposure."""
+
+    __slots__ = (
+        "account_id",
+        "buy_notional_atoms",
+        "buy_qty_lots",
+        "cost_atoms",
+        "isolated_margin_atoms",
+        "leverage",
+        "margin_mode",
+        "market",
+        "open_orders",
+        "order_margin_atoms",
+        "qty_lots",
+        "realized_pnl_atoms",
+        "reduce_only_orders",
+        "sell_notional_atoms",
+        "sell_qty_lots",
+    )
+
+    def __init__(self, account_id: AccountId, market: MarketId, leverage: int) -> None:
+        self.account_id = account_id
+        self.market = market
+        self.qty_lots = 0
+        self.cost_atoms = 0
+        self.isolated_margin_atoms = 0
+        self.leverage = leverage
+        self.margin_mode = MarginMode.CROSS
+        self.realized_pnl_atoms = 0
+        self.open_orders: dict[OrderId, Order] = {}
+        self.reduce_only_orders: dict[OrderId, Order] = {}
+        self.buy_qty_lots = 0
+        self.buy_notional_atoms = 0
+        self.sell_qty_lots = 0
+        self.sell_notional_atoms = 0
+        self.order_margin_atoms = 0
+
+    @property
+    def is_isolated(self) -> bool:
+        return self.margin_mode is MarginMode.ISOLATED
+
+    def add_exposure(self, order: Order, lots: int, contract_atoms: int) -> None:
+        """Count ``lots`` of a resting non-reduce-only order in the side sums (negative removes)."""
+        notional = order.price_ticks * lots * contract_atoms
+        if order.side is Side.BUY:
+            self.buy_qty_lots += lots
+            self.buy_notional_atoms += notional
+        else:
+            self.sell_qty_lots += lots
+            self.sell_notional_atoms += notional
+
+    def required_order_margin(self) -> int:
+        """Initial margin the open orders need (Binance one-way style), rounded up.
+
+        Orders that would only close the current position need none. Of each
+        side's opening part (priced pro rata at its orders' average price),
+        only the larger side is charged: in one-way mode both sides cannot
+        add exposure at the same time.
+        """
+        long_lots = self.qty_lots if self.qty_lots > 0 else 0
+        short_lots = -self.qty_lots if self.qty_lots < 0 else 0
+        buy_open = _opening_notional(self.buy_qty_lots, self.buy_notional_atoms, short_lots)
+        sell_open = _opening_notional(self.sell_qty_lots, self.sell_notional_atoms, long_lots)
+        worst = buy_open if buy_open > sell_open else sell_open
+        return formulas.initial_margin_atoms(worst, self.leverage) if worst else 0
+
+    def worst_case_lots(self) -> int:
+        """Largest absolute position the open (non-reduce-only) orders could leave."""
+        return max(abs(self.qty_lots + self.buy_qty_lots), abs(self.qty_lots - self.sell_qty_lots))
+
+    def is_idle(self) -> bool:
+        """No position, no orders, no isolated margin: nothing to keep but settings."""
+        return self.qty_lots == 0 and not self.open_orders and self.isolated_margin_atoms == 0
+
+
+def _opening_notional(side_lots: int, side_notional: int, closable_lots: int) -> int:
+    if side_lots <= closable_lots:
+        return 0
+    if closable_lots == 0:
+        return side_notional
+    return formulas.ceil_div(side_notional * (side_lots - closable_lots), side_lots)
+
+
+class Account:
+    """A trading account: wallets per asset, positions per market, order and transfer indexes."""
+
+    __slots__ = (
+        "account_id",
+        "balances",
+        "client_orders",
+        "name",
+        "positions",
+        "volume_30d_atoms",
+        "volume_days",
+    )
+
+    def __init__(self, account_id: AccountId, name: str) -> None:
+        self.account_id = account_id
+        self.name = name
+        self.balances: dict[AssetId, int] = {}
+        self.positions: dict[MarketId, Position] = {}
+        self.client_orders: dict[ClientOrderId, OrderId] = {}
+        self.volume_days: dict[int, int] = {}
+        self.volume_30d_atoms = 0
+
+    def balance(self, asset: AssetId) -> int:
+        return self.balances.get(asset, 0)
+
+    def credit(self, asset: AssetId, amount_atoms: int) -> int:
+        """Add ``amount_atoms`` (negative debits) and return the new balance."""
+        balance = self.balances.get(asset, 0) + amount_atoms
+        self.balances[asset] = balance
+        return balance
+
+    def record_volume(self, ts_ns: int, notional_atoms: int) -> None:
+        """Add a fill's notional to today's bucket and drop days older than the window."""
+        day = ts_ns // NS_PER_DAY
+        days = self.volume_days
+        days[day] = days.get(day, 0) + notional_atoms
+        self.volume_30d_atoms += notional_atoms
+        self.expire_volume(ts_ns)
+
+    def expire_volume(self, ts_ns: int) -> None:
+        """Forget daily volume that has left the 30-day window ending at ``ts_ns``."""
+        oldest = ts_ns // NS_PER_DAY - (VOLUME_WINDOW_DAYS - 1)
+        days = self.volume_days
+        while days:
+            first = next(iter(days))
+            if first >= oldest:
+                break
+            self.volume_30d_atoms -= days.pop(first)

@@ -1,0 +1,58 @@
+"""Rejection codes of the venue, grouped by the stage that refuses.
+
+Codes are Binance USDS-M's where Binance has one (so the REST adapter passes
+them through unchanged); venue-specific refusals use the -9xxx range. A
+rejection is data carried by an event, never an exception.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class RejectCode(IntEnum):
+    """Why a command was refused. The event's message says it for a person."""
+
+    # request shape and filters
+    PRICE_FILTER = -1013
+    BAD_SYMBOL = -1121
+    BAD_PARAMETER = -1102
+    QTY_NOT_POSITIVE = -4003
+    PRICE_NOT_POSITIVE = -4001
+    QTY_ABOVE_MAX = -4005
+    PRICE_BELOW_MIN = -4024
+    PRICE_ABOVE_MAX = -4025
+    PRICE_NOT_TICK = -4014
+    QTY_NOT_STEP = -4023
+    PERCENT_PRICE = -4016
+    MIN_NOTIONAL = -4164
+    DUPLICATE_CLIENT_ORDER_ID = -4116
+    MAX_OPEN_ORDERS = -2025
+    MARKET_TAKE_BOUND = -4131
+    # matching outcomes refused up front
+    FOK_NOT_FILLABLE = -5021
+    POST_ONLY_WOULD_TAKE = -5022
+    REDUCE_ONLY_REJECTED = -2022
+    # risk
+    MARGIN_INSUFFICIENT = -2019
+    BALANCE_INSUFFICIENT = -2018
+    MAX_POSITION_AT_LEVERAGE = -2027
+    LEVERAGE_INVALID = -4028
+    MARGIN_TYPE_UNCHANGED = -4046
+    MARGIN_TYPE_OPEN_ORDERS = -4047
+    MARGIN_TYPE_POSITION = -4048
+    ISOLATED_MARGIN_NO_POSITION = -4051
+    ISOLATED_MARGIN_CROSS = -4052
+    # orders
+    UNKNOWN_ORDER = -2011
+    ORDER_NOT_FOUND = -2013
+    AMEND_BELOW_FILLED = -4030
+    AMEND_NOTHING = -5027
+    # venue-specific
+    UNKNOWN_ACCOUNT = -9001
+    UNKNOWN_ASSET = -9002
+    AMOUNT_NOT_POSITIVE = -9003
+    DUPLICATE_TX = -9004
+    MARKET_CLOSED = -9005
+    ACCOUNT_EXISTS = -9006
+    CLOCK_BACKWARDS = -9007

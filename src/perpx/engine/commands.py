@@ -1,0 +1,177 @@
+"""Commands: what a client asks the venue to do, in the imperative.
+
+Commands are immutable ``msgspec`` structs with a type tag, so the journal can
+store and replay them byte for byte. Every command carries ``ts_ns``, the time
+the sequencer stamped at the edge; the engine never reads a clock. Prices and
+quantities are already integer ticks and lots: adapters parse the wire's
+decimal strings before a command exists.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
+
+
+class OrderType(StrEnum):
+    """How an order prices itself: at a limit, or against the book up to the take bound."""
+
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+
+
+class TimeInForce(StrEnum):
+    """How long an order may live: rest (GTC), take and expire (IOC), all or none (FOK), post only (GTX)."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    GTX = "GTX"
+
+
+class StpMode(StrEnum):
+    """Self-trade prevention, decided by the incoming (taker) order's mode."""
+
+    NONE = "NONE"
+    EXPIRE_TAKER = "EXPIRE_TAKER"
+    EXPIRE_MAKER = "EXPIRE_MAKER"
+    EXPIRE_BOTH = "EXPIRE_BOTH"
+
+
+class MarginMode(StrEnum):
+    """Whether a market's position shares the cross wallet or holds its own margin."""
+
+    CROSS = "CROSS"
+    ISOLATED = "ISOLATED"
+
+
+class Command(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """Base of every command; ``ts_ns`` is stamped once by the sequencer."""
+
+    ts_ns: int
+
+
+class CreateAccount(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Open a trading account; the engine assigns the next ``AccountId``."""
+
+    name: str = ""
+
+
+class Deposit(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Credit ``amount_atoms``; a ``tx_id`` seen before changes nothing."""
+
+    account_id: AccountId
+    asset: AssetId
+    amount_atoms: int
+    tx_id: TxId
+
+
+class Withdraw(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Debit ``amount_atoms`` if it is withdrawable; a ``tx_id`` seen before changes nothing."""
+
+    account_id: AccountId
+    asset: AssetId
+    amount_atoms: int
+    tx_id: TxId
+
+
+class PlaceOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Submit a new order. ``price_ticks`` is ``None`` for MARKET orders."""
+
+    account_id: AccountId
+    market: MarketId
+    side: Side
+    order_type: OrderType
+    qty_lots: int
+    price_ticks: int | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    client_order_id: ClientOrderId | None = None
+    stp: StpMode = StpMode.NONE
+
+
+class CancelOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Cancel one open order, by ``order_id`` or by ``client_order_id``."""
+
+    account_id: AccountId
+    market: MarketId
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+
+
+class CancelAllOrders(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Cancel every open order of the account in ``market``."""
+
+    account_id: AccountId
+    market: MarketId
+
+
+class AmendOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Change an open order's price and total quantity (Binance modify-order semantics).
+
+    Time priority is kept only when the price is unchanged and the quantity
+    decreases; otherwise the order goes to the back of its (new) level and may
+    trade at once if the new price crosses.
+    """
+
+    account_id: AccountId
+    market: MarketId
+    price_ticks: int
+    qty_lots: int
+    order_id: OrderId | None = None
+    client_order_id: ClientOrderId | None = None
+
+
+class SetLeverage(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Set the account's leverage in ``market`` (1 .. the first bracket's maximum)."""
+
+    account_id: AccountId
+    market: MarketId
+    leverage: int
+
+
+class SetMarginMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Switch the market's margin mode; only with no position and no open orders there."""
+
+    account_id: AccountId
+    market: MarketId
+    mode: MarginMode
+
+
+class AdjustIsolatedMargin(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Move margin between the cross wallet and an isolated position (+ adds, - removes)."""
+
+    account_id: AccountId
+    market: MarketId
+    delta_atoms: int
+
+
+class SetMarkPrice(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Set a market's index and mark price directly (tests, simulation, until the pricing engine)."""
+
+    market: MarketId
+    index_ticks: int
+    mark_ticks: int
+
+
+class AdvanceClock(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Move venue time to ``ts_ns``; time-driven work (funding, triggers) hangs off this."""
+
+
+AnyCommand = (
+    CreateAccount
+    | Deposit
+    | Withdraw
+    | PlaceOrder
+    | CancelOrder
+    | CancelAllOrders
+    | AmendOrder
+    | SetLeverage
+    | SetMarginMode
+    | AdjustIsolatedMargin
+    | SetMarkPrice
+    | AdvanceClock
+)

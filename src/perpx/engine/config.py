@@ -1,0 +1,419 @@
+"""Venue configuration: a TOML file parsed once, at the edge, into frozen specs.
+
+Every decimal in the file is a string and is converted exactly into the
+engine's integer units (``values.py``). Anything that cannot be represented
+exactly, or that breaks a rule below, raises :class:`ConfigError` naming the
+key, so a bad file never starts a venue.
+
+Rules checked here
+------------------
+* ``tick_size * lot_size * 10**decimals`` is a whole number of atoms (the
+  notional of one lot at one tick, ``contract_atoms``), so every notional is an
+  exact integer product.
+* Brackets are ordered by ``notional_cap`` with non-increasing leverage and
+  non-decreasing maintenance rate; each tier's ``cum`` (maintenance amount) is
+  derived, never typed: ``cum_n = floor_n * (mmr_n - mmr_(n-1)) + cum_(n-1)``.
+* Fee tiers are ordered by ``min_30d_volume``, the first starting at 0.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from perpx.engine import formulas
+from perpx.engine.values import RATE_SCALE, AssetId, MarketId, to_decimal, to_rate_e8, to_units
+
+ClockMode = Literal["wall", "manual"]
+Durability = Literal["batch", "none"]
+
+
+class ConfigError(ValueError):
+    """A venue configuration that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSpec:
+    """One asset of the ledger: balances are integer atoms of ``10**-decimals``."""
+
+    asset: AssetId
+    decimals: int
+
+    @property
+    def atom(self) -> Decimal:
+        return Decimal(1).scaleb(-self.decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeTier:
+    """Maker/taker rates that apply from ``min_30d_volume_atoms`` of traded notional upward."""
+
+    min_30d_volume_atoms: int
+    maker_e8: int
+    taker_e8: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """One leverage bracket: notional in ``[floor_atoms, cap_atoms)`` uses ``mmr_e8`` and ``cum_atoms``."""
+
+    tier: int
+    floor_atoms: int
+    cap_atoms: int
+    max_leverage: int
+    mmr_e8: int
+    cum_atoms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """A linear perpetual quoted and settled in the venue's settlement asset."""
+
+    market: MarketId
+    base: str
+    settlement_asset: AssetId
+    tick_size: Decimal
+    lot_size: Decimal
+    contract_atoms: int
+    min_price_ticks: int
+    max_price_ticks: int
+    min_qty_lots: int
+    max_qty_lots: int
+    market_max_qty_lots: int
+    min_notional_atoms: int
+    percent_price_up_e8: int
+    percent_price_down_e8: int
+    market_take_bound_e8: int
+    max_open_orders: int
+    brackets: tuple[Bracket, ...]
+    default_leverage: int
+
+    @property
+    def max_leverage(self) -> int:
+        return self.brackets[0].max_leverage
+
+    def bracket_for_notional(self, notional_atoms: int) -> Bracket:
+        """The tier whose ``[floor, cap)`` holds ``notional_atoms`` (the last tier above its cap)."""
+        for bracket in self.brackets:
+            if notional_atoms < bracket.cap_atoms:
+                return bracket
+        return self.brackets[-1]
+
+    def max_notional_at_leverage(self, leverage: int) -> int:
+        """Largest position notional allowed at ``leverage``: cap of the last tier that permits it."""
+        cap = 0
+        for bracket in self.brackets:
+            if bracket.max_leverage >= leverage:
+                cap = bracket.cap_atoms
+        return cap
+
+
+@dataclass(frozen=True, slots=True)
+class VenueConfig:
+    """The whole venue: assets, fee schedule and markets, as the engine sees them."""
+
+    name: str
+    settlement_asset: AssetId
+    clock: ClockMode
+    durability: Durability
+    assets: Mapping[AssetId, AssetSpec]
+    fee_tiers: tuple[FeeTier, ...]
+    markets: Mapping[MarketId, MarketSpec]
+    snapshot_every: int = 100_000
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def settlement(self) -> AssetSpec:
+        return self.assets[self.settlement_asset]
+
+
+def load_config(path: str | Path) -> VenueConfig:
+    """Read and validate a venue TOML file."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return parse_config(data)
+
+
+def parse_config(data: Mapping[str, Any]) -> VenueConfig:
+    """Validate a parsed TOML mapping into a :class:`VenueConfig`."""
+    try:
+        return _parse(data)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}.{key} is missing")
+    return table[key]
+
+
+def _parse(data: Mapping[str, Any]) -> VenueConfig:
+    venue = _require(data, "venue", "")
+    settlement = AssetId(str(_require(venue, "settlement_asset", "venue")))
+    clock = venue.get("clock", "wall")
+    if clock not in ("wall", "manual"):
+        raise ConfigError(f"venue.clock was {clock!r}; use 'wall' or 'manual'")
+    durability = venue.get("durability", "batch")
+    if durability not in ("batch", "none"):
+        raise ConfigError(f"venue.durability was {durability!r}; use 'batch' or 'none'")
+
+    assets: dict[AssetId, AssetSpec] = {}
+    for name, table in dict(data.get("assets", {})).items():
+        decimals = table.get("decimals")
+        if not isinstance(decimals, int) or not 0 <= decimals <= 18:
+            raise ConfigError(f"assets.{name}.decimals was {decimals!r}; use an integer 0..18")
+        assets[AssetId(name)] = AssetSpec(AssetId(name), decimals)
+    if settlement not in assets:
+        raise ConfigError(f"venue.settlement_asset {settlement} has no [assets.{settlement}] table")
+    atom = assets[settlement].atom
+
+    fee_tiers = _parse_fee_tiers(data.get("fee_tiers", []), atom)
+
+    markets: dict[MarketId, MarketSpec] = {}
+    for name, table in dict(data.get("markets", {})).items():
+        markets[MarketId(name)] = _parse_market(name, table, settlement, atom)
+    if not markets:
+        raise ConfigError("no [markets.*] table: a venue needs at least one market")
+
+    snapshot_every = venue.get("snapshot_every", 100_000)
+    if not isinstance(snapshot_every, int) or snapshot_every < 1:
+        raise ConfigError(f"venue.snapshot_every was {snapshot_every!r}; use a positive integer")
+    return VenueConfig(
+        name=str(venue.get("name", "perpx")),
+        settlement_asset=settlement,
+        clock=clock,
+        durability=durability,
+        assets=assets,
+        fee_tiers=fee_tiers,
+        markets=markets,
+        snapshot_every=snapshot_every,
+        raw=data,
+    )
+
+
+def _parse_fee_tiers(rows: list[Mapping[str, Any]], atom: Decimal) -> tuple[FeeTier, ...]:
+    if not rows:
+        rows = [{"min_30d_volume": "0", "maker": "0.0002", "taker": "0.0005"}]
+    tiers: list[FeeTier] = []
+    for index, row in enumerate(rows):
+        where = f"fee_tiers[{index}]"
+        tier = FeeTier(
+            min_30d_volume_atoms=to_units(str(_require(row, "min_30d_volume", where)), atom, f"{where}.min_30d_volume"),
+            maker_e8=to_rate_e8(str(_require(row, "maker", where)), f"{where}.maker"),
+            taker_e8=to_rate_e8(str(_require(row, "taker", where)), f"{where}.taker"),
+        )
+        if tier.taker_e8 < 0:
+            raise ConfigError(f"{where}.taker is negative; only the maker rate may be a rebate")
+        if tier.maker_e8 + tier.taker_e8 < 0:
+            raise ConfigError(f"{where}: maker rebate exceeds the taker fee, so every trade would lose money")
+        if tiers and tier.min_30d_volume_atoms <= tiers[-1].min_30d_volume_atoms:
+            raise ConfigError(f"{where}.min_30d_volume must be greater than the tier before it")
+        tiers.append(tier)
+    if tiers[0].min_30d_volume_atoms != 0:
+        raise ConfigError("fee_tiers[0].min_30d_volume must be 0 so every account has a tier")
+    return tuple(tiers)
+
+
+def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom: Decimal) -> MarketSpec:
+    where = f"markets.{name}"
+    if not name.isalnum() or not name.isupper():
+        raise ConfigError(f"{where}: market names are upper-case letters and digits, like BTCUSDT")
+    tick = to_decimal(str(_require(table, "tick_size", where)), f"{where}.tick_size")
+    lot = to_decimal(str(_require(table, "lot_size", where)), f"{where}.lot_size")
+    if tick <= 0 or lot <= 0:
+        raise ConfigError(f"{where}: tick_size and lot_size must be positive")
+    contract = tick * lot / atom
+    if contract != contract.to_integral_value():
+        raise ConfigError(
+            f"{where}: tick_size x lot_size = {tick * lot} is finer than one atom ({atom}); "
+            "raise the asset's decimals or coarsen the tick or lot"
+        )
+
+    def lots(key: str, default: str | None = None) -> int:
+        raw = table.get(key, default)
+        if raw is None:
+            raise ConfigError(f"{where}.{key} is missing")
+        return to_units(str(raw), lot, f"{where}.{key}")
+
+    def rate(key: str, default: str) -> int:
+        return to_rate_e8(str(table.get(key, default)), f"{where}.{key}")
+
+    min_qty = lots("min_qty", str(lot))
+    max_qty = lots("max_qty")
+    market_max_qty = lots("market_max_qty", str(table.get("max_qty")))
+    if not 0 < min_qty <= max_qty or market_max_qty <= 0:
+        raise ConfigError(f"{where}: need 0 < min_qty <= max_qty and market_max_qty > 0")
+    min_price_ticks = to_units(str(table.get("min_price", str(tick))), tick, f"{where}.min_price")
+    max_price_ticks = to_units(str(table.get("max_price", "1000000000")), tick, f"{where}.max_price")
+    if not 0 < min_price_ticks < max_price_ticks:
+        raise ConfigError(f"{where}: need 0 < min_price < max_price")
+
+    up = rate("percent_price_up", "1.05")
+    down = rate("percent_price_down", "0.95")
+    if not (up > RATE_SCALE and 0 < down < RATE_SCALE):
+        raise ConfigError(f"{where}: need percent_price_up > 1 and 0 < percent_price_down < 1")
+    take_bound = rate("market_take_bound", "0.05")
+    if not 0 < take_bound < RATE_SCALE:
+        raise ConfigError(f"{where}.market_take_bound must be between 0 and 1")
+    max_open_orders = table.get("max_open_orders", 200)
+    if not isinstance(max_open_orders, int) or max_open_orders < 1:
+        raise ConfigError(f"{where}.max_open_orders must be a positive integer")
+
+    brackets = _parse_brackets(table.get("brackets", []), where, atom)
+    default_leverage = table.get("default_leverage", min(20, brackets[0].max_leverage))
+    if not isinstance(default_leverage, int) or not 1 <= default_leverage <= brackets[0].max_leverage:
+        raise ConfigError(f"{where}.default_leverage must be 1..{brackets[0].max_leverage}")
+    return MarketSpec(
+        market=MarketId(name),
+        base=str(_require(table, "base", where)),
+        settlement_asset=settlement,
+        tick_size=tick,
+        lot_size=lot,
+        contract_atoms=int(contract),
+        min_price_ticks=min_price_ticks,
+        max_price_ticks=max_price_ticks,
+        min_qty_lots=min_qty,
+        max_qty_lots=max_qty,
+        market_max_qty_lots=market_max_qty,
+        min_notional_atoms=to_units(str(table.get("min_notional", "0")), atom, f"{where}.min_notional"),
+        percent_price_up_e8=up,
+        percent_price_down_e8=down,
+        market_take_bound_e8=take_bound,
+        max_open_orders=max_open_orders,
+        brackets=brackets,
+        default_leverage=default_leverage,
+    )
+
+
+def _parse_brackets(rows: list[Mapping[str, Any]], where: str, atom: Decimal) -> tuple[Bracket, ...]:
+    if not rows:
+        raise ConfigError(f"{where}: at least one [[{where}.brackets]] tier is required")
+    brackets: list[Bracket] = []
+    floor_atoms = 0
+    previous_mmr_e8 = 0
+    cum_atoms = 0
+    for index, row in enumerate(rows):
+        here = f"{where}.brackets[{index}]"
+        cap_atoms = to_units(str(_require(row, "notional_cap", here)), atom, f"{here}.notional_cap")
+        leverage = _require(row, "max_leverage", here)
+        mmr_e8 = to_rate_e8(str(_require(row, "mmr", here)), f"{here}.mmr")
+        if not isinstance(leverage, int) or leverage < 1:
+            raise ConfigError(f"{here}.max_leverage must be a positive integer")
+        if cap_atoms <= floor_atoms:
+            raise ConfigError(f"{here}.notional_cap must be greater than the tier before it")
+        if not 0 < mmr_e8 < RATE_SCALE:
+            raise ConfigError(f"{here}.mmr must be between 0 and 1")
+        if brackets and (leverage > brackets[-1].max_leverage or mmr_e8 < previous_mmr_e8):
+            raise ConfigError(f"{here}: leverage may not rise and mmr may not fall from one tier to the next")
+        if mmr_e8 * leverage > RATE_SCALE:
+            raise ConfigError(f"{here}: mmr x max_leverage exceeds 1, so a new position would be liquidatable")
+        cum_atoms = formulas.bracket_cum_atoms(floor_atoms, mmr_e8, previous_mmr_e8, cum_atoms)
+        brackets.append(Bracket(index + 1, floor_atoms, cap_atoms, leverage, mmr_e8, cum_atoms))
+        floor_atoms = cap_atoms
+        previous_mmr_e8 = mmr_e8
+    return tuple(brackets)
+
+
+DEFAULT_CONFIG_TOML = """\
+[venue]
+name = "demo"
+settlement_asset = "USDT"
+clock = "manual"
+
+[assets.USDT]
+decimals = 8
+
+[[fee_tiers]]
+min_30d_volume = "0"
+maker = "0.0002"
+taker = "0.0005"
+
+[[fee_tiers]]
+min_30d_volume = "15000000"
+maker = "0.00016"
+taker = "0.0004"
+
+[[fee_tiers]]
+min_30d_volume = "250000000"
+maker = "-0.00005"
+taker = "0.0003"
+
+[markets.BTCUSDT]
+base = "BTC"
+tick_size = "0.1"
+lot_size = "0.001"
+min_qty = "0.001"
+max_qty = "1000"
+market_max_qty = "120"
+min_notional = "100"
+percent_price_up = "1.05"
+percent_price_down = "0.95"
+market_take_bound = "0.05"
+max_open_orders = 200
+
+[[markets.BTCUSDT.brackets]]
+notional_cap = "50000"
+max_leverage = 125
+mmr = "0.004"
+
+[[markets.BTCUSDT.brackets]]
+notional_cap = "250000"
+max_leverage = 100
+mmr = "0.005"
+
+[[markets.BTCUSDT.brackets]]
+notional_cap = "3000000"
+max_leverage = 50
+mmr = "0.01"
+
+[[markets.BTCUSDT.brackets]]
+notional_cap = "20000000"
+max_leverage = 20
+mmr = "0.025"
+
+[markets.ETHUSDT]
+base = "ETH"
+tick_size = "0.01"
+lot_size = "0.001"
+min_qty = "0.001"
+max_qty = "10000"
+market_max_qty = "2000"
+min_notional = "20"
+percent_price_up = "1.05"
+percent_price_down = "0.95"
+market_take_bound = "0.05"
+max_open_orders = 200
+
+[[markets.ETHUSDT.brackets]]
+notional_cap = "10000"
+max_leverage = 100
+mmr = "0.005"
+
+[[markets.ETHUSDT.brackets]]
+notional_cap = "100000"
+max_leverage = 75
+mmr = "0.0065"
+
+[[markets.ETHUSDT.brackets]]
+notional_cap = "5000000"
+max_leverage = 25
+mmr = "0.02"
+"""
+"""The embedded demo venue: two markets, Binance-like brackets and a three-tier fee schedule."""
+
+
+def default_config() -> VenueConfig:
+    """The embedded demo venue configuration."""
+    return parse_config(tomllib.loads(DEFAULT_CONFIG_TOML))

@@ -1,0 +1,1044 @@
+"""The venue engine: a deterministic state machine, ``apply(command) -> events``.
+
+The engine reads no clock, draws no random number and does no I/O. Time comes
+in ``command.ts_ns``; ids come from counters in the state. The same commands
+in the same order give the same events and the same state hash in any process.
+
+A new order goes through these stages, in this order (``_place``):
+
+1. **validate**  account, market, filters (tick, lot, min/max qty, min
+   notional, percent-price band, open-order count, client order id);
+2. **risk**      reduce-only direction, max position at leverage, initial
+   margin of the order against the cross available balance;
+3. **accept**    the order gets its id; ``OrderAccepted``;
+4. **match**     against the opposite side in price-time priority, with
+   self-trade prevention; each trade **settles** both sides at once
+   (position, realised PnL, fee, fee account, volume);
+5. **rest or expire** the remainder per time in force;
+6. **post-trade** reduce-only orders of every touched position are trimmed to
+   their position, and order margins are recomputed.
+
+Business refusals are events with codes (state unchanged). A broken invariant
+is a bug: the checker raises and the process stops; recovery replays the
+journal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from perpx.engine import formulas
+from perpx.engine.accounts import Account, Position
+from perpx.engine.book import Order, OrderBook
+from perpx.engine.codes import RejectCode
+from perpx.engine.commands import (
+    AdjustIsolatedMargin,
+    AdvanceClock,
+    AmendOrder,
+    CancelAllOrders,
+    CancelOrder,
+    Command,
+    CreateAccount,
+    Deposit,
+    MarginMode,
+    OrderType,
+    PlaceOrder,
+    SetLeverage,
+    SetMarginMode,
+    SetMarkPrice,
+    StpMode,
+    TimeInForce,
+    Withdraw,
+)
+from perpx.engine.config import FeeTier, MarketSpec, VenueConfig
+from perpx.engine.events import (
+    AccountCreated,
+    ClockAdvanced,
+    CommandRejected,
+    DepositApplied,
+    Event,
+    ExpireReason,
+    IsolatedMarginAdjusted,
+    LeverageChanged,
+    MarginModeChanged,
+    MarkPriceSet,
+    OrderAccepted,
+    OrderAmended,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    TransferRejected,
+    WithdrawalApplied,
+)
+from perpx.engine.margin import AccountRisk, account_risk, position_risk
+from perpx.engine.values import RATE_SCALE, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TradeId, TxId
+
+
+class Engine:
+    """All venue state and the rules that change it.
+
+    Parameters
+    ----------
+    config
+        The venue's markets, assets and fee schedule.
+
+    Invariants
+    ----------
+    See :mod:`perpx.engine.invariants`; they hold after every ``apply``.
+    """
+
+    def __init__(self, config: VenueConfig) -> None:
+        self.config = config
+        self.asset: AssetId = config.settlement_asset
+        self.specs: Mapping[MarketId, MarketSpec] = config.markets
+        self.fee_tiers: tuple[FeeTier, ...] = config.fee_tiers
+        self.books: dict[MarketId, OrderBook] = {m: OrderBook(m) for m in config.markets}
+        self.marks: dict[MarketId, int] = {}
+        self.indexes: dict[MarketId, int] = {}
+        self.accounts: dict[AccountId, Account] = {}
+        self.orders: dict[OrderId, Order] = {}
+        self.tx_ids: dict[TxId, AccountId] = {}
+        self.deposits_atoms: dict[AssetId, int] = {}
+        self.withdrawals_atoms: dict[AssetId, int] = {}
+        self.fees_atoms: dict[AssetId, int] = {}
+        self.insurance_atoms: dict[AssetId, int] = {}
+        self.now_ns = 0
+        self.next_account_id = 1
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.commands_applied = 0
+        self._events: list[Event] = []
+        self._touched: dict[Position, None] = {}
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            CreateAccount: self._create_account,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            PlaceOrder: self._place,
+            CancelOrder: self._cancel,
+            CancelAllOrders: self._cancel_all,
+            AmendOrder: self._amend,
+            SetLeverage: self._set_leverage,
+            SetMarginMode: self._set_margin_mode,
+            AdjustIsolatedMargin: self._adjust_isolated_margin,
+            SetMarkPrice: self._set_mark_price,
+            AdvanceClock: self._advance_clock,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, command: Command) -> list[Event]:
+        """Apply one command and return the events it caused, in order."""
+        self._events = events = []
+        if command.ts_ns > self.now_ns:
+            self.now_ns = command.ts_ns
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"unknown command type {type(command).__name__}")
+        handler(command)
+        self.commands_applied += 1
+        return events
+
+    # ------------------------------------------------------------------ queries
+
+    def risk(self, account_id: AccountId) -> AccountRisk:
+        """Margin figures of an account on the current mark prices."""
+        return account_risk(self.accounts[account_id], self.asset, self.specs, self.marks)
+
+    def position(self, account_id: AccountId, market: MarketId) -> Position:
+        """The account's position in ``market`` (created with default settings if new)."""
+        return self._position(self.accounts[account_id], market)
+
+    # ------------------------------------------------------------------ accounts and transfers
+
+    def _create_account(self, cmd: CreateAccount) -> None:
+        account_id = AccountId(self.next_account_id)
+        self.next_account_id += 1
+        self.accounts[account_id] = Account(account_id, cmd.name)
+        self._events.append(AccountCreated(ts_ns=self.now_ns, account_id=account_id, name=cmd.name))
+
+    def _transfer_refusal(self, cmd: Deposit | Withdraw) -> tuple[RejectCode, str] | None:
+        if cmd.account_id not in self.accounts:
+            return RejectCode.UNKNOWN_ACCOUNT, f"account {cmd.account_id} does not exist"
+        if cmd.asset not in self.config.assets:
+            return RejectCode.UNKNOWN_ASSET, f"asset {cmd.asset} is not listed on this venue"
+        if cmd.amount_atoms <= 0:
+            return RejectCode.AMOUNT_NOT_POSITIVE, "amount must be greater than zero"
+        if not cmd.tx_id:
+            return RejectCode.BAD_PARAMETER, "a transfer needs a non-empty tx_id"
+        if cmd.tx_id in self.tx_ids:
+            return RejectCode.DUPLICATE_TX, f"tx_id {cmd.tx_id} was already applied; nothing changed"
+        return None
+
+    def _reject_transfer(self, cmd: Deposit | Withdraw, code: RejectCode, message: str) -> None:
+        self._events.append(
+            TransferRejected(
+                ts_ns=self.now_ns,
+                account_id=cmd.account_id,
+                asset=cmd.asset,
+                amount_atoms=cmd.amount_atoms,
+                tx_id=cmd.tx_id,
+                code=code,
+                message=message,
+            )
+        )
+
+    def _deposit(self, cmd: Deposit) -> None:
+        refusal = self._transfer_refusal(cmd)
+        if refusal is not None:
+            self._reject_transfer(cmd, *refusal)
+            return
+        self.tx_ids[cmd.tx_id] = cmd.account_id
+        balance = self.accounts[cmd.account_id].credit(cmd.asset, cmd.amount_atoms)
+        self.deposits_atoms[cmd.asset] = self.deposits_atoms.get(cmd.asset, 0) + cmd.amount_atoms
+        self._events.append(
+            DepositApplied(
+                ts_ns=self.now_ns,
+                account_id=cmd.account_id,
+                asset=cmd.asset,
+                amount_atoms=cmd.amount_atoms,
+                tx_id=cmd.tx_id,
+                balance_atoms=balance,
+            )
+        )
+
+    def _withdraw(self, cmd: Withdraw) -> None:
+        refusal = self._transfer_refusal(cmd)
+        if refusal is not None:
+            self._reject_transfer(cmd, *refusal)
+            return
+        account = self.accounts[cmd.account_id]
+        if cmd.asset == self.asset:
+            free = self.risk(cmd.account_id).withdrawable_atoms
+        else:
+            free = account.balance(cmd.asset)
+        if cmd.amount_atoms > free:
+            self._reject_transfer(
+                cmd,
+                RejectCode.BALANCE_INSUFFICIENT,
+                f"withdrawable balance is {free} atoms; unrealised profit and margin in use cannot be withdrawn",
+            )
+            return
+        self.tx_ids[cmd.tx_id] = cmd.account_id
+        balance = account.credit(cmd.asset, -cmd.amount_atoms)
+        self.withdrawals_atoms[cmd.asset] = self.withdrawals_atoms.get(cmd.asset, 0) + cmd.amount_atoms
+        self._events.append(
+            WithdrawalApplied(
+                ts_ns=self.now_ns,
+                account_id=cmd.account_id,
+                asset=cmd.asset,
+                amount_atoms=cmd.amount_atoms,
+                tx_id=cmd.tx_id,
+                balance_atoms=balance,
+            )
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _position(self, account: Account, market: MarketId) -> Position:
+        position = account.positions.get(market)
+        if position is None:
+            position = account.positions[market] = Position(
+                account.account_id, market, self.specs[market].default_leverage
+            )
+        return position
+
+    def _reject_command(self, cmd: Command, account_id: AccountId | None, code: RejectCode, message: str) -> None:
+        self._events.append(
+            CommandRejected(
+                ts_ns=self.now_ns, account_id=account_id, command=type(cmd).__name__, code=code, message=message
+            )
+        )
+
+    def _reject_order(
+        self,
+        cmd: PlaceOrder | AmendOrder,
+        code: RejectCode,
+        message: str,
+        order_id: OrderId | None = None,
+    ) -> None:
+        self._events.append(
+            OrderRejected(
+                ts_ns=self.now_ns,
+                account_id=cmd.account_id,
+                market=cmd.market,
+                client_order_id=cmd.client_order_id,
+                order_id=order_id,
+                code=code,
+                message=message,
+            )
+        )
+
+    def _lookup(
+        self,
+        cmd: PlaceOrder | AmendOrder | CancelOrder | CancelAllOrders | SetLeverage | SetMarginMode
+        | AdjustIsolatedMargin,
+    ) -> tuple[Account, MarketSpec] | None:
+        """The command's account and market, or ``None`` after emitting the rejection."""
+        account = self.accounts.get(cmd.account_id)
+        spec = self.specs.get(cmd.market)
+        if account is not None and spec is not None:
+            return account, spec
+        if account is None:
+            code, message = RejectCode.UNKNOWN_ACCOUNT, f"account {cmd.account_id} does not exist"
+        else:
+            code, message = RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue"
+        if isinstance(cmd, PlaceOrder | AmendOrder):
+            self._reject_order(cmd, code, message)
+        else:
+            self._reject_command(cmd, cmd.account_id, code, message)
+        return None
+
+    def _price_filter(self, spec: MarketSpec, side: Side, price_ticks: int, mark: int) -> tuple[RejectCode, str] | None:
+        if price_ticks <= 0:
+            return RejectCode.PRICE_NOT_POSITIVE, "price must be greater than zero"
+        if price_ticks < spec.min_price_ticks:
+            return RejectCode.PRICE_BELOW_MIN, f"price is below the minimum of {spec.min_price_ticks} ticks"
+        if price_ticks > spec.max_price_ticks:
+            return RejectCode.PRICE_ABOVE_MAX, f"price is above the maximum of {spec.max_price_ticks} ticks"
+        if side is Side.BUY:
+            ceiling = formulas.price_band_ticks(mark, spec.percent_price_up_e8, round_up=False)
+            if price_ticks > ceiling:
+                return RejectCode.PERCENT_PRICE, f"a buy price can't be higher than {ceiling} ticks (mark x up)"
+        else:
+            floor = formulas.price_band_ticks(mark, spec.percent_price_down_e8, round_up=True)
+            if price_ticks < floor:
+                return RejectCode.PERCENT_PRICE, f"a sell price can't be lower than {floor} ticks (mark x down)"
+        return None
+
+    def _fee_rates(self, account: Account) -> FeeTier:
+        volume = account.volume_30d_atoms
+        chosen = self.fee_tiers[0]
+        for tier in self.fee_tiers:
+            if volume >= tier.min_30d_volume_atoms:
+                chosen = tier
+            else:
+                break
+        return chosen
+
+    # ------------------------------------------------------------------ orders: place
+
+    def _place(self, cmd: PlaceOrder) -> None:
+        # 1. validate
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        mark = self.marks.get(cmd.market)
+        if mark is None:
+            self._reject_order(cmd, RejectCode.MARKET_CLOSED, f"market {cmd.market} has no mark price yet")
+            return
+        refusal = self._order_filters(cmd, account, spec, mark)
+        if refusal is not None:
+            self._reject_order(cmd, *refusal)
+            return
+        position = self._position(account, cmd.market)
+        is_market = cmd.order_type is OrderType.MARKET
+        if is_market:
+            bound = formulas.price_band_ticks(
+                mark, RATE_SCALE + cmd.side * spec.market_take_bound_e8, round_up=cmd.side is Side.SELL
+            )
+            price_ticks = max(bound, 1)
+        else:
+            assert cmd.price_ticks is not None
+            price_ticks = cmd.price_ticks
+        qty_lots = cmd.qty_lots
+
+        # 2. risk
+        if cmd.reduce_only:
+            if position.qty_lots == 0 or (position.qty_lots > 0) == (cmd.side is Side.BUY):
+                self._reject_order(
+                    cmd, RejectCode.REDUCE_ONLY_REJECTED, "a reduce-only order must be opposite to an open position"
+                )
+                return
+            qty_lots = min(qty_lots, abs(position.qty_lots))
+        else:
+            refusal = self._margin_refusal(account, position, spec, cmd.side, price_ticks, qty_lots, 0)
+            if refusal is not None:
+                self._reject_order(cmd, *refusal)
+                return
+        book = self.books[cmd.market]
+        if cmd.tif is TimeInForce.GTX and not is_market:
+            best = book.opposite(cmd.side).best_price()
+            if best is not None and (best - price_ticks) * cmd.side <= 0:
+                self._reject_order(
+                    cmd, RejectCode.POST_ONLY_WOULD_TAKE, "the post-only order would trade at once, so it was rejected"
+                )
+                return
+        if cmd.tif is TimeInForce.FOK and self._fillable_lots(book, cmd, price_ticks, qty_lots) < cmd.qty_lots:
+            self._reject_order(
+                cmd, RejectCode.FOK_NOT_FILLABLE, "the fill-or-kill order could not be filled in full at once"
+            )
+            return
+
+        # 3. accept
+        order = Order(
+            OrderId(self.next_order_id),
+            cmd.account_id,
+            cmd.market,
+            cmd.side,
+            cmd.order_type,
+            cmd.tif,
+            price_ticks,
+            cmd.qty_lots,
+            cmd.reduce_only,
+            cmd.client_order_id,
+            cmd.stp,
+            self.now_ns,
+        )
+        self.next_order_id += 1
+        self._events.append(
+            OrderAccepted(
+                ts_ns=self.now_ns,
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                side=order.side,
+                order_type=order.order_type,
+                tif=order.tif,
+                price_ticks=None if is_market else price_ticks,
+                qty_lots=order.qty_lots,
+                reduce_only=order.reduce_only,
+                client_order_id=order.client_order_id,
+                stp=order.stp,
+            )
+        )
+        if qty_lots < order.qty_lots:
+            self._trim(order, qty_lots, "REDUCE_ONLY_TRIM")
+
+        # 4. match, settling each trade; 5. rest or expire; 6. post-trade
+        self._execute(order, book, spec, position)
+
+    def _order_filters(
+        self, cmd: PlaceOrder, account: Account, spec: MarketSpec, mark: int
+    ) -> tuple[RejectCode, str] | None:
+        qty = cmd.qty_lots
+        is_market = cmd.order_type is OrderType.MARKET
+        if qty <= 0:
+            return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
+        if qty < spec.min_qty_lots:
+            return RejectCode.PRICE_FILTER, f"Filter failure: LOT_SIZE (quantity below min_qty {spec.min_qty_lots} lots)"
+        limit = spec.market_max_qty_lots if is_market else spec.max_qty_lots
+        if qty > limit:
+            kind = "market_max_qty" if is_market else "max_qty"
+            return RejectCode.QTY_ABOVE_MAX, f"quantity is greater than {kind} ({limit} lots)"
+        if is_market:
+            if cmd.price_ticks is not None:
+                return RejectCode.BAD_PARAMETER, "a MARKET order takes no price"
+            if cmd.tif is TimeInForce.GTX:
+                return RejectCode.BAD_PARAMETER, "a MARKET order cannot be post-only"
+            reference = mark
+        else:
+            if cmd.price_ticks is None:
+                return RejectCode.BAD_PARAMETER, "a LIMIT order needs a price"
+            refusal = self._price_filter(spec, cmd.side, cmd.price_ticks, mark)
+            if refusal is not None:
+                return refusal
+            reference = cmd.price_ticks
+        if not cmd.reduce_only:
+            notional = formulas.notional_atoms(reference, qty, spec.contract_atoms)
+            if notional < spec.min_notional_atoms:
+                return (
+                    RejectCode.MIN_NOTIONAL,
+                    f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms"
+                    " (unless you choose reduce only)",
+                )
+        position = account.positions.get(cmd.market)
+        if position is not None and len(position.open_orders) >= spec.max_open_orders:
+            return RejectCode.MAX_OPEN_ORDERS, f"reached the limit of {spec.max_open_orders} open orders in this market"
+        if cmd.client_order_id is not None:
+            if not cmd.client_order_id or len(cmd.client_order_id) > 36:
+                return RejectCode.BAD_PARAMETER, "client order id must be 1 to 36 characters"
+            if cmd.client_order_id in account.client_orders:
+                return (
+                    RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+                    f"client order id {cmd.client_order_id} is already used by an open order",
+                )
+        return None
+
+    def _margin_refusal(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        side: Side,
+        price_ticks: int,
+        add_lots: int,
+        removed_lots: int,
+        removed_price_ticks: int = 0,
+    ) -> tuple[RejectCode, str] | None:
+        """Check the order margin of ``position`` if ``add_lots`` at ``price_ticks`` were added.
+
+        ``removed_lots`` at ``removed_price_ticks`` leave the same side first (an amend).
+        """
+        contract = spec.contract_atoms
+        sign = 1 if side is Side.BUY else -1
+        before = position.order_margin_atoms
+        add_notional = price_ticks * add_lots * contract
+        removed_notional = removed_price_ticks * removed_lots * contract
+        if sign > 0:
+            position.buy_qty_lots += add_lots - removed_lots
+            position.buy_notional_atoms += add_notional - removed_notional
+        else:
+            position.sell_qty_lots += add_lots - removed_lots
+            position.sell_notional_atoms += add_notional - removed_notional
+        try:
+            after = position.required_order_margin()
+            worst_lots = position.worst_case_lots()
+        finally:
+            if sign > 0:
+                position.buy_qty_lots -= add_lots - removed_lots
+                position.buy_notional_atoms -= add_notional - removed_notional
+            else:
+                position.sell_qty_lots -= add_lots - removed_lots
+                position.sell_notional_atoms -= add_notional - removed_notional
+        worst_notional = formulas.notional_atoms(max(price_ticks, self.marks[spec.market]), worst_lots, contract)
+        cap = spec.max_notional_at_leverage(position.leverage)
+        if worst_notional > cap:
+            return (
+                RejectCode.MAX_POSITION_AT_LEVERAGE,
+                f"position and open orders would reach {worst_notional} atoms of notional;"
+                f" the maximum at {position.leverage}x is {cap}",
+            )
+        needed = after - before
+        if needed > 0:
+            available = account_risk(account, self.asset, self.specs, self.marks).available_atoms
+            if needed > available:
+                return (
+                    RejectCode.MARGIN_INSUFFICIENT,
+                    f"Margin is insufficient: the order needs {needed} atoms of initial margin,"
+                    f" {max(available, 0)} are available",
+                )
+        return None
+
+    def _fillable_lots(self, book: OrderBook, cmd: PlaceOrder, limit_ticks: int, want_lots: int) -> int:
+        """Lots the order could take at once, honouring its limit and self-trade prevention."""
+        total = 0
+        for maker in book.opposite(cmd.side).orders():
+            if (maker.price_ticks - limit_ticks) * cmd.side > 0:
+                break
+            if maker.account_id == cmd.account_id and cmd.stp is not StpMode.NONE:
+                if cmd.stp is StpMode.EXPIRE_MAKER:
+                    continue
+                break
+            total += maker.leaves_lots
+            if total >= want_lots:
+                break
+        return total
+
+    def _execute(self, taker: Order, book: OrderBook, spec: MarketSpec, taker_position: Position) -> None:
+        """Match ``taker`` (4), then rest or expire its remainder (5), then post-trade (6)."""
+        touched = self._touched
+        touched[taker_position] = None
+        opposite = book.opposite(taker.side)
+        side_sign = int(taker.side)
+        limit = taker.price_ticks
+        expired: ExpireReason | None = None
+        crossed_any = False
+        while taker.leaves_lots > 0:
+            maker = opposite.head()
+            if maker is None:
+                break
+            if (maker.price_ticks - limit) * side_sign > 0:
+                crossed_any = True
+                break
+            if maker.account_id == taker.account_id and taker.stp is not StpMode.NONE:
+                stp = taker.stp
+                if stp is StpMode.EXPIRE_MAKER or stp is StpMode.EXPIRE_BOTH:
+                    self._unbook(maker, book)
+                    self._events.append(
+                        OrderExpired(
+                            ts_ns=self.now_ns,
+                            order_id=maker.order_id,
+                            account_id=maker.account_id,
+                            market=maker.market,
+                            leaves_lots=maker.leaves_lots,
+                            reason=ExpireReason.STP_MAKER,
+                        )
+                    )
+                if stp is StpMode.EXPIRE_TAKER or stp is StpMode.EXPIRE_BOTH:
+                    expired = ExpireReason.STP_TAKER
+                    break
+                continue
+            self._trade(taker, maker, book, spec)
+
+        # 5. rest or expire
+        leaves = taker.leaves_lots
+        if leaves > 0:
+            if expired is None and taker.order_type is OrderType.LIMIT and (
+                taker.tif is TimeInForce.GTC or taker.tif is TimeInForce.GTX
+            ):
+                self._book(taker, book)
+                if taker.reduce_only:
+                    self._trim_reduce_only(taker_position)
+            else:
+                if expired is None:
+                    if taker.order_type is OrderType.MARKET:
+                        expired = ExpireReason.MARKET_TAKE_BOUND if crossed_any else ExpireReason.NO_LIQUIDITY
+                    else:
+                        expired = ExpireReason.IOC_REMAINDER
+                self._events.append(
+                    OrderExpired(
+                        ts_ns=self.now_ns,
+                        order_id=taker.order_id,
+                        account_id=taker.account_id,
+                        market=taker.market,
+                        leaves_lots=leaves,
+                        reason=expired,
+                    )
+                )
+        # 6. post-trade
+        self._post_trade()
+
+    def _trade(self, taker: Order, maker: Order, book: OrderBook, spec: MarketSpec) -> None:
+        """Settle one trade at the maker's price: both orders, both positions, fees."""
+        qty = min(taker.leaves_lots, maker.leaves_lots)
+        price = maker.price_ticks
+        trade_id = TradeId(self.next_trade_id)
+        self.next_trade_id += 1
+        maker.filled_lots += qty
+        taker.filled_lots += qty
+        maker_account = self.accounts[maker.account_id]
+        maker_position = maker_account.positions[maker.market]
+        if not maker.reduce_only:
+            maker_position.add_exposure(maker, -qty, spec.contract_atoms)
+        if maker.leaves_lots == 0:
+            book.side(maker.side).remove(maker)
+            self._forget(maker, maker_position)
+        taker_account = self.accounts[taker.account_id]
+        taker_position = taker_account.positions[taker.market]
+        notional = formulas.notional_atoms(price, qty, spec.contract_atoms)
+        self._events.append(self._settle(taker_account, taker_position, taker, qty, price, notional, trade_id, False))
+        self._events.append(self._settle(maker_account, maker_position, maker, qty, price, notional, trade_id, True))
+        self._touched[maker_position] = None
+        # a fill may shrink a position below a resting reduce-only order of the same account
+        self._trim_reduce_only(maker_position)
+        if taker_position is not maker_position:
+            self._trim_reduce_only(taker_position)
+
+    def _settle(
+        self,
+        account: Account,
+        position: Position,
+        order: Order,
+        qty: int,
+        price: int,
+        notional: int,
+        trade_id: TradeId,
+        is_maker: bool,
+    ) -> OrderFilled:
+        contract = self.specs[position.market].contract_atoms
+        rates = self._fee_rates(account)
+        fee = formulas.fee_atoms(notional, rates.maker_e8 if is_maker else rates.taker_e8)
+        side = order.side
+        old_qty = position.qty_lots
+        realized = 0
+        asset = self.asset
+        if old_qty == 0 or (old_qty > 0) == (side is Side.BUY):
+            opened = qty
+        else:
+            closed = min(qty, abs(old_qty))
+            opened = qty - closed
+            removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
+            realized = formulas.realized_pnl_atoms(
+                1 if old_qty > 0 else -1, closed, price, contract, removed
+            )
+            position.cost_atoms -= removed
+            position.qty_lots += closed * side
+            if position.is_isolated:
+                released = formulas.isolated_margin_released_atoms(
+                    position.isolated_margin_atoms + realized, closed, old_qty
+                )
+                position.isolated_margin_atoms += realized - released
+                account.credit(asset, released)
+            else:
+                account.credit(asset, realized)
+        if opened:
+            position.cost_atoms += side * opened * price * contract
+            position.qty_lots += opened * side
+            if position.is_isolated:
+                margin = formulas.initial_margin_atoms(opened * price * contract, position.leverage)
+                account.credit(asset, -margin)
+                position.isolated_margin_atoms += margin
+        position.realized_pnl_atoms += realized
+        account.credit(asset, -fee)
+        self.fees_atoms[asset] = self.fees_atoms.get(asset, 0) + fee
+        account.record_volume(self.now_ns, notional)
+        return OrderFilled(
+            ts_ns=self.now_ns,
+            trade_id=trade_id,
+            order_id=order.order_id,
+            account_id=order.account_id,
+            market=order.market,
+            side=side,
+            price_ticks=price,
+            qty_lots=qty,
+            leaves_lots=order.leaves_lots,
+            is_maker=is_maker,
+            fee_atoms=fee,
+            realized_pnl_atoms=realized,
+            position_lots=position.qty_lots,
+        )
+
+    def _book(self, order: Order, book: OrderBook) -> None:
+        """Rest ``order`` and count it in its owner's indexes and exposure."""
+        book.side(order.side).add(order)
+        self.orders[order.order_id] = order
+        account = self.accounts[order.account_id]
+        position = account.positions[order.market]
+        position.open_orders[order.order_id] = order
+        if order.client_order_id is not None:
+            account.client_orders[order.client_order_id] = order.order_id
+        if order.reduce_only:
+            position.reduce_only_orders[order.order_id] = order
+        else:
+            position.add_exposure(order, order.leaves_lots, self.specs[order.market].contract_atoms)
+        self._touched[position] = None
+
+    def _unbook(self, order: Order, book: OrderBook) -> None:
+        """Take a resting ``order`` off the book and out of every index."""
+        book.side(order.side).remove(order)
+        position = self.accounts[order.account_id].positions[order.market]
+        if not order.reduce_only:
+            position.add_exposure(order, -order.leaves_lots, self.specs[order.market].contract_atoms)
+        self._forget(order, position)
+        self._touched[position] = None
+
+    def _forget(self, order: Order, position: Position) -> None:
+        del self.orders[order.order_id]
+        del position.open_orders[order.order_id]
+        if order.reduce_only:
+            del position.reduce_only_orders[order.order_id]
+        if order.client_order_id is not None:
+            del self.accounts[order.account_id].client_orders[order.client_order_id]
+
+    def _trim(self, order: Order, leaves_lots: int, reason: str) -> None:
+        """Shrink a reduce-only order to ``leaves_lots`` (it keeps its queue place)."""
+        order.qty_lots = order.filled_lots + leaves_lots
+        self._events.append(
+            OrderAmended(
+                ts_ns=self.now_ns,
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                price_ticks=order.price_ticks,
+                qty_lots=order.qty_lots,
+                leaves_lots=leaves_lots,
+                priority_kept=True,
+                reason=reason,
+            )
+        )
+
+    def _trim_reduce_only(self, position: Position) -> None:
+        """Keep every resting reduce-only order of ``position`` within it: shrink or expire."""
+        if not position.reduce_only_orders:
+            return
+        size = abs(position.qty_lots)
+        closing_side = Side.SELL if position.qty_lots > 0 else Side.BUY
+        book = self.books[position.market]
+        for _, order in sorted(position.reduce_only_orders.items()):
+            if size == 0 or order.side is not closing_side:
+                self._unbook(order, book)
+                self._events.append(
+                    OrderExpired(
+                        ts_ns=self.now_ns,
+                        order_id=order.order_id,
+                        account_id=order.account_id,
+                        market=order.market,
+                        leaves_lots=order.leaves_lots,
+                        reason=ExpireReason.REDUCE_ONLY,
+                    )
+                )
+            elif order.leaves_lots > size:
+                self._trim(order, size, "REDUCE_ONLY_TRIM")
+
+    def _post_trade(self) -> None:
+        """Recompute order margin of every position this command touched."""
+        touched = self._touched
+        if not touched:
+            return
+        for position in touched:
+            position.order_margin_atoms = position.required_order_margin()
+        touched.clear()
+
+    # ------------------------------------------------------------------ orders: cancel and amend
+
+    def _find_order(
+        self, account: Account, market: MarketId, order_id: OrderId | None, client_order_id: ClientOrderId | None
+    ) -> Order | None:
+        if order_id is None and client_order_id is not None:
+            order_id = account.client_orders.get(client_order_id)
+        if order_id is None:
+            return None
+        order = self.orders.get(order_id)
+        if order is None or order.account_id != account.account_id or order.market != market:
+            return None
+        return order
+
+    def _cancel(self, cmd: CancelOrder) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        if cmd.order_id is None and cmd.client_order_id is None:
+            self._reject_command(cmd, cmd.account_id, RejectCode.BAD_PARAMETER, "give an order id or a client order id")
+            return
+        order = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
+        if order is None:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.UNKNOWN_ORDER, "Unknown order sent: no such open order in this market"
+            )
+            return
+        self._cancel_one(order)
+        self._post_trade()
+
+    def _cancel_one(self, order: Order) -> None:
+        self._unbook(order, self.books[order.market])
+        self._events.append(
+            OrderCanceled(
+                ts_ns=self.now_ns,
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                leaves_lots=order.leaves_lots,
+            )
+        )
+
+    def _cancel_all(self, cmd: CancelAllOrders) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        position = account.positions.get(cmd.market)
+        if position is None:
+            return
+        for _, order in sorted(position.open_orders.items()):
+            self._cancel_one(order)
+        self._post_trade()
+
+    def _amend(self, cmd: AmendOrder) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        order = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
+        if order is None:
+            self._reject_order(cmd, RejectCode.ORDER_NOT_FOUND, "Order does not exist: no such open order", cmd.order_id)
+            return
+        mark = self.marks[cmd.market]
+        new_price = cmd.price_ticks
+        new_qty = cmd.qty_lots
+        if new_price == order.price_ticks and new_qty == order.qty_lots:
+            self._reject_order(cmd, RejectCode.AMEND_NOTHING, "No need to modify the order: nothing changed", order.order_id)
+            return
+        refusal = self._price_filter(spec, order.side, new_price, mark)
+        if refusal is None:
+            if new_qty <= order.filled_lots:
+                refusal = (
+                    RejectCode.AMEND_BELOW_FILLED,
+                    f"new quantity must exceed the {order.filled_lots} lots already filled",
+                )
+            elif new_qty > spec.max_qty_lots:
+                refusal = RejectCode.QTY_ABOVE_MAX, f"quantity is greater than max_qty ({spec.max_qty_lots} lots)"
+            elif new_qty < spec.min_qty_lots:
+                refusal = RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty)"
+            elif not order.reduce_only and new_price * new_qty * spec.contract_atoms < spec.min_notional_atoms:
+                refusal = RejectCode.MIN_NOTIONAL, f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms"
+        book = self.books[cmd.market]
+        crosses = False
+        if refusal is None:
+            best = book.opposite(order.side).best_price()
+            crosses = best is not None and (best - new_price) * order.side <= 0
+            if crosses and order.tif is TimeInForce.GTX:
+                refusal = RejectCode.POST_ONLY_WOULD_TAKE, "the amended post-only order would trade at once"
+        position = account.positions[cmd.market]
+        new_leaves = new_qty - order.filled_lots
+        if refusal is None and not order.reduce_only:
+            refusal = self._margin_refusal(
+                account, position, spec, order.side, new_price, new_leaves, order.leaves_lots, order.price_ticks
+            )
+        if refusal is not None:
+            self._reject_order(cmd, refusal[0], refusal[1], order.order_id)
+            return
+        keep_priority = new_price == order.price_ticks and new_qty < order.qty_lots
+        if keep_priority:
+            if not order.reduce_only:
+                position.add_exposure(order, new_qty - order.qty_lots, spec.contract_atoms)
+            order.qty_lots = new_qty
+        else:
+            self._unbook(order, book)
+            order.price_ticks = new_price
+            order.qty_lots = new_qty
+        self._events.append(
+            OrderAmended(
+                ts_ns=self.now_ns,
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                price_ticks=new_price,
+                qty_lots=new_qty,
+                leaves_lots=order.leaves_lots,
+                priority_kept=keep_priority,
+                reason="CLIENT",
+            )
+        )
+        self._touched[position] = None
+        if keep_priority:
+            self._trim_reduce_only(position)
+            self._post_trade()
+            return
+        if crosses:
+            self._execute(order, book, spec, position)
+        else:
+            self._book(order, book)
+            self._trim_reduce_only(position)
+            self._post_trade()
+
+    # ------------------------------------------------------------------ settings
+
+    def _set_leverage(self, cmd: SetLeverage) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        if not 1 <= cmd.leverage <= spec.max_leverage:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.LEVERAGE_INVALID,
+                f"Leverage {cmd.leverage} is not valid: use 1 to {spec.max_leverage}",
+            )
+            return
+        position = self._position(account, cmd.market)
+        cap = spec.max_notional_at_leverage(cmd.leverage)
+        worst = formulas.notional_atoms(self.marks.get(cmd.market, 0), position.worst_case_lots(), spec.contract_atoms)
+        if worst > cap:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.MAX_POSITION_AT_LEVERAGE,
+                f"position and open orders ({worst} atoms) exceed the maximum of {cap} atoms at {cmd.leverage}x",
+            )
+            return
+        old = position.leverage
+        position.leverage = cmd.leverage
+        order_margin_before = position.order_margin_atoms
+        position.order_margin_atoms = position.required_order_margin()
+        if cmd.leverage < old:
+            if position.is_isolated and position.qty_lots:
+                risk = position_risk(position, spec, self.marks[cmd.market])
+                short = risk.initial_margin_atoms - position.isolated_margin_atoms
+                if short > 0:
+                    position.leverage = old
+                    position.order_margin_atoms = order_margin_before
+                    self._reject_command(
+                        cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                        f"isolated margin is {short} atoms short of the initial margin at {cmd.leverage}x;"
+                        " add isolated margin first",
+                    )
+                    return
+            if self.risk(account.account_id).available_atoms < 0:
+                position.leverage = old
+                position.order_margin_atoms = order_margin_before
+                self._reject_command(
+                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    f"Margin is insufficient for {cmd.leverage}x: the available balance would fall below zero",
+                )
+                return
+        self._events.append(
+            LeverageChanged(
+                ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market,
+                leverage=cmd.leverage, max_notional_atoms=cap,
+            )
+        )
+
+    def _set_margin_mode(self, cmd: SetMarginMode) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        position = self._position(account, cmd.market)
+        if position.margin_mode is cmd.mode:
+            self._reject_command(cmd, cmd.account_id, RejectCode.MARGIN_TYPE_UNCHANGED, "No need to change margin type.")
+            return
+        if position.open_orders:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.MARGIN_TYPE_OPEN_ORDERS,
+                "Margin type cannot be changed if there exists open orders.",
+            )
+            return
+        if position.qty_lots:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.MARGIN_TYPE_POSITION,
+                "Margin type cannot be changed if there exists position.",
+            )
+            return
+        if position.isolated_margin_atoms:
+            account.credit(self.asset, position.isolated_margin_atoms)
+            position.isolated_margin_atoms = 0
+        position.margin_mode = cmd.mode
+        self._events.append(
+            MarginModeChanged(ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market, mode=cmd.mode)
+        )
+
+    def _adjust_isolated_margin(self, cmd: AdjustIsolatedMargin) -> None:
+        found = self._lookup(cmd)
+        if found is None:
+            return
+        account, spec = found
+        position = account.positions.get(cmd.market)
+        if position is None or not position.is_isolated:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.ISOLATED_MARGIN_CROSS, "the position is not in isolated margin mode"
+            )
+            return
+        if position.qty_lots == 0:
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.ISOLATED_MARGIN_NO_POSITION,
+                "isolated margin can only be adjusted on an open position",
+            )
+            return
+        if cmd.delta_atoms == 0:
+            self._reject_command(cmd, cmd.account_id, RejectCode.AMOUNT_NOT_POSITIVE, "the amount must not be zero")
+            return
+        if cmd.delta_atoms > 0:
+            available = self.risk(account.account_id).available_atoms
+            if cmd.delta_atoms > available:
+                self._reject_command(
+                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    f"the cross wallet has {max(available, 0)} atoms available",
+                )
+                return
+        else:
+            risk = position_risk(position, spec, self.marks[cmd.market])
+            removable = position.isolated_margin_atoms + min(0, risk.unrealized_pnl_atoms) - risk.initial_margin_atoms
+            if -cmd.delta_atoms > removable:
+                self._reject_command(
+                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    f"at most {max(removable, 0)} atoms can be removed while keeping initial margin",
+                )
+                return
+        account.credit(self.asset, -cmd.delta_atoms)
+        position.isolated_margin_atoms += cmd.delta_atoms
+        self._events.append(
+            IsolatedMarginAdjusted(
+                ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market,
+                delta_atoms=cmd.delta_atoms, isolated_margin_atoms=position.isolated_margin_atoms,
+            )
+        )
+
+    # ------------------------------------------------------------------ prices and time
+
+    def _set_mark_price(self, cmd: SetMarkPrice) -> None:
+        spec = self.specs.get(cmd.market)
+        if spec is None:
+            self._reject_command(cmd, None, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue")
+            return
+        if cmd.mark_ticks <= 0 or cmd.index_ticks <= 0:
+            self._reject_command(cmd, None, RejectCode.PRICE_NOT_POSITIVE, "index and mark prices must be positive")
+            return
+        self.marks[cmd.market] = cmd.mark_ticks
+        self.indexes[cmd.market] = cmd.index_ticks
+        self._events.append(
+            MarkPriceSet(ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks)
+        )
+
+    def _advance_clock(self, cmd: AdvanceClock) -> None:
+        self._events.append(ClockAdvanced(ts_ns=self.now_ns))

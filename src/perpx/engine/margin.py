@@ -1,0 +1,135 @@
+"""Margin figures of accounts and isolated positions, on the mark price.
+
+Definitions (Binance USDS-M, one-way mode; formulas in :mod:`formulas`):
+
+* ``margin balance  = wallet + unrealised PnL`` (cross: cross wallet and all
+  cross positions; isolated: the position's isolated margin and its PnL);
+* ``available       = cross margin balance - cross position IM - all order IM``
+  (orders of isolated positions reserve from the cross wallet until they fill);
+* ``withdrawable    = max(0, min(wallet, wallet + min(0, uPnL) - IM - order IM))``:
+  unrealised profit is never withdrawable, margin in use never is;
+* ``margin ratio    = maintenance margin / margin balance`` (liquidation at 100%).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from perpx.engine import formulas
+from perpx.engine.accounts import Account, Position
+from perpx.engine.config import MarketSpec
+from perpx.engine.values import AssetId, MarketId
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    """Figures of one position on the mark price."""
+
+    market: MarketId
+    qty_lots: int
+    notional_atoms: int
+    unrealized_pnl_atoms: int
+    initial_margin_atoms: int
+    maintenance_margin_atoms: int
+    order_margin_atoms: int
+    isolated_margin_atoms: int
+    bracket: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRisk:
+    """Cross-margin figures of one account, plus each position's."""
+
+    wallet_atoms: int
+    cross_unrealized_pnl_atoms: int
+    cross_initial_margin_atoms: int
+    cross_maintenance_margin_atoms: int
+    order_margin_atoms: int
+    isolated_margin_atoms: int
+    positions: tuple[PositionRisk, ...]
+
+    @property
+    def margin_balance_atoms(self) -> int:
+        return self.wallet_atoms + self.cross_unrealized_pnl_atoms
+
+    @property
+    def available_atoms(self) -> int:
+        return self.margin_balance_atoms - self.cross_initial_margin_atoms - self.order_margin_atoms
+
+    @property
+    def withdrawable_atoms(self) -> int:
+        loss = min(0, self.cross_unrealized_pnl_atoms)
+        free = self.wallet_atoms + loss - self.cross_initial_margin_atoms - self.order_margin_atoms
+        return max(0, min(self.wallet_atoms, free))
+
+    @property
+    def margin_ratio_e8(self) -> int:
+        return formulas.margin_ratio_e8(self.cross_maintenance_margin_atoms, self.margin_balance_atoms)
+
+
+def position_risk(position: Position, spec: MarketSpec, mark_ticks: int) -> PositionRisk:
+    """Figures of ``position`` at ``mark_ticks``."""
+    notional = formulas.notional_atoms(mark_ticks, abs(position.qty_lots), spec.contract_atoms)
+    bracket = spec.bracket_for_notional(notional)
+    return PositionRisk(
+        market=position.market,
+        qty_lots=position.qty_lots,
+        notional_atoms=notional,
+        unrealized_pnl_atoms=formulas.unrealized_pnl_atoms(
+            position.qty_lots, position.cost_atoms, mark_ticks, spec.contract_atoms
+        ),
+        initial_margin_atoms=formulas.initial_margin_atoms(notional, position.leverage),
+        maintenance_margin_atoms=formulas.maintenance_margin_atoms(notional, bracket.mmr_e8, bracket.cum_atoms)
+        if position.qty_lots
+        else 0,
+        order_margin_atoms=position.order_margin_atoms,
+        isolated_margin_atoms=position.isolated_margin_atoms,
+        bracket=bracket.tier,
+    )
+
+
+def account_risk(
+    account: Account,
+    asset: AssetId,
+    specs: Mapping[MarketId, MarketSpec],
+    marks: Mapping[MarketId, int],
+) -> AccountRisk:
+    """Cross figures of ``account`` in the settlement ``asset``; cost grows with its positions only."""
+    upnl = initial = maintenance = orders = isolated = 0
+    rows: list[PositionRisk] = []
+    for market, position in account.positions.items():
+        orders += position.order_margin_atoms
+        if position.qty_lots == 0 and position.isolated_margin_atoms == 0:
+            continue
+        risk = position_risk(position, specs[market], marks.get(market, 0))
+        rows.append(risk)
+        if position.is_isolated:
+            isolated += position.isolated_margin_atoms
+        else:
+            upnl += risk.unrealized_pnl_atoms
+            initial += risk.initial_margin_atoms
+            maintenance += risk.maintenance_margin_atoms
+    return AccountRisk(
+        wallet_atoms=account.balance(asset),
+        cross_unrealized_pnl_atoms=upnl,
+        cross_initial_margin_atoms=initial,
+        cross_maintenance_margin_atoms=maintenance,
+        order_margin_atoms=orders,
+        isolated_margin_atoms=isolated,
+        positions=tuple(rows),
+    )
+
+
+def isolated_margin_ratio_e8(risk: PositionRisk) -> int:
+    """Margin ratio of an isolated position: MM / (isolated margin + uPnL)."""
+    return formulas.margin_ratio_e8(
+        risk.maintenance_margin_atoms, risk.isolated_margin_atoms + risk.unrealized_pnl_atoms
+    )
+
+
+def cross_available_atoms(
+    account: Account, asset: AssetId, specs: Mapping[MarketId, MarketSpec], marks: Mapping[MarketId, int]
+) -> int:
+    """Available balance of the cross wallet (what a new order's margin is checked against)."""
+    return account_risk(account, asset, specs, marks).available_atoms
