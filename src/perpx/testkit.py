@@ -177,7 +177,9 @@ class Venue:
             )
         )
 
-    def cancel(self, name: str, market: str, order_id: int | None = None, client_id: str | None = None) -> list[Event]:
+    def cancel(
+        self, name: str, market: str, order_id: int | None = None, client_id: str | None = None
+    ) -> list[Event]:
         return self.apply(
             CancelOrder(
                 ts_ns=self.tick(),
@@ -189,7 +191,9 @@ class Venue:
         )
 
     def cancel_all(self, name: str, market: str) -> list[Event]:
-        return self.apply(CancelAllOrders(ts_ns=self.tick(), account_id=self.names[name], market=MarketId(market)))
+        return self.apply(
+            CancelAllOrders(ts_ns=self.tick(), account_id=self.names[name], market=MarketId(market))
+        )
 
     def amend(self, name: str, market: str, order_id: int, price: str, qty: str) -> list[Event]:
         return self.apply(

@@ -210,7 +210,9 @@ def _parse_fee_tiers(rows: list[Mapping[str, Any]], atom: Decimal) -> tuple[FeeT
     for index, row in enumerate(rows):
         where = f"fee_tiers[{index}]"
         tier = FeeTier(
-            min_30d_volume_atoms=to_units(str(_require(row, "min_30d_volume", where)), atom, f"{where}.min_30d_volume"),
+            min_30d_volume_atoms=to_units(
+                str(_require(row, "min_30d_volume", where)), atom, f"{where}.min_30d_volume"
+            ),
             maker_e8=to_rate_e8(str(_require(row, "maker", where)), f"{where}.maker"),
             taker_e8=to_rate_e8(str(_require(row, "taker", where)), f"{where}.taker"),
         )
@@ -318,7 +320,9 @@ def _parse_brackets(rows: list[Mapping[str, Any]], where: str, atom: Decimal) ->
         if brackets and (leverage > brackets[-1].max_leverage or mmr_e8 < previous_mmr_e8):
             raise ConfigError(f"{here}: leverage may not rise and mmr may not fall from one tier to the next")
         if mmr_e8 * leverage > RATE_SCALE:
-            raise ConfigError(f"{here}: mmr x max_leverage exceeds 1, so a new position would be liquidatable")
+            raise ConfigError(
+                f"{here}: mmr x max_leverage exceeds 1, so a new position would be liquidatable"
+            )
         cum_atoms = formulas.bracket_cum_atoms(floor_atoms, mmr_e8, previous_mmr_e8, cum_atoms)
         brackets.append(Bracket(index + 1, floor_atoms, cap_atoms, leverage, mmr_e8, cum_atoms))
         floor_atoms = cap_atoms

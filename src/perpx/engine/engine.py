@@ -41,7 +41,6 @@ from perpx.engine.commands import (
     Command,
     CreateAccount,
     Deposit,
-    MarginMode,
     OrderType,
     PlaceOrder,
     SetLeverage,
@@ -73,7 +72,17 @@ from perpx.engine.events import (
     WithdrawalApplied,
 )
 from perpx.engine.margin import AccountRisk, account_risk, position_risk
-from perpx.engine.values import RATE_SCALE, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TradeId, TxId
+from perpx.engine.values import (
+    RATE_SCALE,
+    AccountId,
+    AssetId,
+    ClientOrderId,
+    MarketId,
+    OrderId,
+    Side,
+    TradeId,
+    TxId,
+)
 
 
 class Engine:
@@ -130,9 +139,9 @@ class Engine:
 
     def apply(self, command: Command) -> list[Event]:
         """Apply one command and return the events it caused, in order."""
-        self._events = events = []
-        if command.ts_ns > self.now_ns:
-            self.now_ns = command.ts_ns
+        events: list[Event] = []
+        self._events = events
+        self.now_ns = max(self.now_ns, command.ts_ns)
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"unknown command type {type(command).__name__}")
@@ -244,10 +253,16 @@ class Engine:
             )
         return position
 
-    def _reject_command(self, cmd: Command, account_id: AccountId | None, code: RejectCode, message: str) -> None:
+    def _reject_command(
+        self, cmd: Command, account_id: AccountId | None, code: RejectCode, message: str
+    ) -> None:
         self._events.append(
             CommandRejected(
-                ts_ns=self.now_ns, account_id=account_id, command=type(cmd).__name__, code=code, message=message
+                ts_ns=self.now_ns,
+                account_id=account_id,
+                command=type(cmd).__name__,
+                code=code,
+                message=message,
             )
         )
 
@@ -272,7 +287,12 @@ class Engine:
 
     def _lookup(
         self,
-        cmd: PlaceOrder | AmendOrder | CancelOrder | CancelAllOrders | SetLeverage | SetMarginMode
+        cmd: PlaceOrder
+        | AmendOrder
+        | CancelOrder
+        | CancelAllOrders
+        | SetLeverage
+        | SetMarginMode
         | AdjustIsolatedMargin,
     ) -> tuple[Account, MarketSpec] | None:
         """The command's account and market, or ``None`` after emitting the rejection."""
@@ -290,7 +310,9 @@ class Engine:
             self._reject_command(cmd, cmd.account_id, code, message)
         return None
 
-    def _price_filter(self, spec: MarketSpec, side: Side, price_ticks: int, mark: int) -> tuple[RejectCode, str] | None:
+    def _price_filter(
+        self, spec: MarketSpec, side: Side, price_ticks: int, mark: int
+    ) -> tuple[RejectCode, str] | None:
         if price_ticks <= 0:
             return RejectCode.PRICE_NOT_POSITIVE, "price must be greater than zero"
         if price_ticks < spec.min_price_ticks:
@@ -300,11 +322,17 @@ class Engine:
         if side is Side.BUY:
             ceiling = formulas.price_band_ticks(mark, spec.percent_price_up_e8, round_up=False)
             if price_ticks > ceiling:
-                return RejectCode.PERCENT_PRICE, f"a buy price can't be higher than {ceiling} ticks (mark x up)"
+                return (
+                    RejectCode.PERCENT_PRICE,
+                    f"a buy price can't be higher than {ceiling} ticks (mark x up)",
+                )
         else:
             floor = formulas.price_band_ticks(mark, spec.percent_price_down_e8, round_up=True)
             if price_ticks < floor:
-                return RejectCode.PERCENT_PRICE, f"a sell price can't be lower than {floor} ticks (mark x down)"
+                return (
+                    RejectCode.PERCENT_PRICE,
+                    f"a sell price can't be lower than {floor} ticks (mark x down)",
+                )
         return None
 
     def _fee_rates(self, account: Account) -> FeeTier:
@@ -349,7 +377,9 @@ class Engine:
         if cmd.reduce_only:
             if position.qty_lots == 0 or (position.qty_lots > 0) == (cmd.side is Side.BUY):
                 self._reject_order(
-                    cmd, RejectCode.REDUCE_ONLY_REJECTED, "a reduce-only order must be opposite to an open position"
+                    cmd,
+                    RejectCode.REDUCE_ONLY_REJECTED,
+                    "a reduce-only order must be opposite to an open position",
                 )
                 return
             qty_lots = min(qty_lots, abs(position.qty_lots))
@@ -363,10 +393,15 @@ class Engine:
             best = book.opposite(cmd.side).best_price()
             if best is not None and (best - price_ticks) * cmd.side <= 0:
                 self._reject_order(
-                    cmd, RejectCode.POST_ONLY_WOULD_TAKE, "the post-only order would trade at once, so it was rejected"
+                    cmd,
+                    RejectCode.POST_ONLY_WOULD_TAKE,
+                    "the post-only order would trade at once, so it was rejected",
                 )
                 return
-        if cmd.tif is TimeInForce.FOK and self._fillable_lots(book, cmd, price_ticks, qty_lots) < cmd.qty_lots:
+        if (
+            cmd.tif is TimeInForce.FOK
+            and self._fillable_lots(book, cmd, price_ticks, qty_lots) < cmd.qty_lots
+        ):
             self._reject_order(
                 cmd, RejectCode.FOK_NOT_FILLABLE, "the fill-or-kill order could not be filled in full at once"
             )
@@ -418,7 +453,10 @@ class Engine:
         if qty <= 0:
             return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
         if qty < spec.min_qty_lots:
-            return RejectCode.PRICE_FILTER, f"Filter failure: LOT_SIZE (quantity below min_qty {spec.min_qty_lots} lots)"
+            return (
+                RejectCode.PRICE_FILTER,
+                f"Filter failure: LOT_SIZE (quantity below min_qty {spec.min_qty_lots} lots)",
+            )
         limit = spec.market_max_qty_lots if is_market else spec.max_qty_lots
         if qty > limit:
             kind = "market_max_qty" if is_market else "max_qty"
@@ -446,7 +484,10 @@ class Engine:
                 )
         position = account.positions.get(cmd.market)
         if position is not None and len(position.open_orders) >= spec.max_open_orders:
-            return RejectCode.MAX_OPEN_ORDERS, f"reached the limit of {spec.max_open_orders} open orders in this market"
+            return (
+                RejectCode.MAX_OPEN_ORDERS,
+                f"reached the limit of {spec.max_open_orders} open orders in this market",
+            )
         if cmd.client_order_id is not None:
             if not cmd.client_order_id or len(cmd.client_order_id) > 36:
                 return RejectCode.BAD_PARAMETER, "client order id must be 1 to 36 characters"
@@ -493,7 +534,9 @@ class Engine:
             else:
                 position.sell_qty_lots -= add_lots - removed_lots
                 position.sell_notional_atoms -= add_notional - removed_notional
-        worst_notional = formulas.notional_atoms(max(price_ticks, self.marks[spec.market]), worst_lots, contract)
+        worst_notional = formulas.notional_atoms(
+            max(price_ticks, self.marks[spec.market]), worst_lots, contract
+        )
         cap = spec.max_notional_at_leverage(position.leverage)
         if worst_notional > cap:
             return (
@@ -566,8 +609,10 @@ class Engine:
         # 5. rest or expire
         leaves = taker.leaves_lots
         if leaves > 0:
-            if expired is None and taker.order_type is OrderType.LIMIT and (
-                taker.tif is TimeInForce.GTC or taker.tif is TimeInForce.GTX
+            if (
+                expired is None
+                and taker.order_type is OrderType.LIMIT
+                and (taker.tif is TimeInForce.GTC or taker.tif is TimeInForce.GTX)
             ):
                 self._book(taker, book)
                 if taker.reduce_only:
@@ -609,8 +654,12 @@ class Engine:
         taker_account = self.accounts[taker.account_id]
         taker_position = taker_account.positions[taker.market]
         notional = formulas.notional_atoms(price, qty, spec.contract_atoms)
-        self._events.append(self._settle(taker_account, taker_position, taker, qty, price, notional, trade_id, False))
-        self._events.append(self._settle(maker_account, maker_position, maker, qty, price, notional, trade_id, True))
+        self._events.append(
+            self._settle(taker_account, taker_position, taker, qty, price, notional, trade_id, False)
+        )
+        self._events.append(
+            self._settle(maker_account, maker_position, maker, qty, price, notional, trade_id, True)
+        )
         self._touched[maker_position] = None
         # a fill may shrink a position below a resting reduce-only order of the same account
         self._trim_reduce_only(maker_position)
@@ -641,9 +690,7 @@ class Engine:
             closed = min(qty, abs(old_qty))
             opened = qty - closed
             removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
-            realized = formulas.realized_pnl_atoms(
-                1 if old_qty > 0 else -1, closed, price, contract, removed
-            )
+            realized = formulas.realized_pnl_atoms(1 if old_qty > 0 else -1, closed, price, contract, removed)
             position.cost_atoms -= removed
             position.qty_lots += closed * side
             if position.is_isolated:
@@ -765,7 +812,11 @@ class Engine:
     # ------------------------------------------------------------------ orders: cancel and amend
 
     def _find_order(
-        self, account: Account, market: MarketId, order_id: OrderId | None, client_order_id: ClientOrderId | None
+        self,
+        account: Account,
+        market: MarketId,
+        order_id: OrderId | None,
+        client_order_id: ClientOrderId | None,
     ) -> Order | None:
         if order_id is None and client_order_id is not None:
             order_id = account.client_orders.get(client_order_id)
@@ -780,14 +831,19 @@ class Engine:
         found = self._lookup(cmd)
         if found is None:
             return
-        account, spec = found
+        account, _spec = found
         if cmd.order_id is None and cmd.client_order_id is None:
-            self._reject_command(cmd, cmd.account_id, RejectCode.BAD_PARAMETER, "give an order id or a client order id")
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.BAD_PARAMETER, "give an order id or a client order id"
+            )
             return
         order = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
         if order is None:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.UNKNOWN_ORDER, "Unknown order sent: no such open order in this market"
+                cmd,
+                cmd.account_id,
+                RejectCode.UNKNOWN_ORDER,
+                "Unknown order sent: no such open order in this market",
             )
             return
         self._cancel_one(order)
@@ -809,7 +865,7 @@ class Engine:
         found = self._lookup(cmd)
         if found is None:
             return
-        account, spec = found
+        account, _spec = found
         position = account.positions.get(cmd.market)
         if position is None:
             return
@@ -824,13 +880,17 @@ class Engine:
         account, spec = found
         order = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
         if order is None:
-            self._reject_order(cmd, RejectCode.ORDER_NOT_FOUND, "Order does not exist: no such open order", cmd.order_id)
+            self._reject_order(
+                cmd, RejectCode.ORDER_NOT_FOUND, "Order does not exist: no such open order", cmd.order_id
+            )
             return
         mark = self.marks[cmd.market]
         new_price = cmd.price_ticks
         new_qty = cmd.qty_lots
         if new_price == order.price_ticks and new_qty == order.qty_lots:
-            self._reject_order(cmd, RejectCode.AMEND_NOTHING, "No need to modify the order: nothing changed", order.order_id)
+            self._reject_order(
+                cmd, RejectCode.AMEND_NOTHING, "No need to modify the order: nothing changed", order.order_id
+            )
             return
         refusal = self._price_filter(spec, order.side, new_price, mark)
         if refusal is None:
@@ -840,11 +900,19 @@ class Engine:
                     f"new quantity must exceed the {order.filled_lots} lots already filled",
                 )
             elif new_qty > spec.max_qty_lots:
-                refusal = RejectCode.QTY_ABOVE_MAX, f"quantity is greater than max_qty ({spec.max_qty_lots} lots)"
+                refusal = (
+                    RejectCode.QTY_ABOVE_MAX,
+                    f"quantity is greater than max_qty ({spec.max_qty_lots} lots)",
+                )
             elif new_qty < spec.min_qty_lots:
                 refusal = RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty)"
-            elif not order.reduce_only and new_price * new_qty * spec.contract_atoms < spec.min_notional_atoms:
-                refusal = RejectCode.MIN_NOTIONAL, f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms"
+            elif (
+                not order.reduce_only and new_price * new_qty * spec.contract_atoms < spec.min_notional_atoms
+            ):
+                refusal = (
+                    RejectCode.MIN_NOTIONAL,
+                    f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms",
+                )
         book = self.books[cmd.market]
         crosses = False
         if refusal is None:
@@ -856,7 +924,14 @@ class Engine:
         new_leaves = new_qty - order.filled_lots
         if refusal is None and not order.reduce_only:
             refusal = self._margin_refusal(
-                account, position, spec, order.side, new_price, new_leaves, order.leaves_lots, order.price_ticks
+                account,
+                position,
+                spec,
+                order.side,
+                new_price,
+                new_leaves,
+                order.leaves_lots,
+                order.price_ticks,
             )
         if refusal is not None:
             self._reject_order(cmd, refusal[0], refusal[1], order.order_id)
@@ -904,16 +979,22 @@ class Engine:
         account, spec = found
         if not 1 <= cmd.leverage <= spec.max_leverage:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.LEVERAGE_INVALID,
+                cmd,
+                cmd.account_id,
+                RejectCode.LEVERAGE_INVALID,
                 f"Leverage {cmd.leverage} is not valid: use 1 to {spec.max_leverage}",
             )
             return
         position = self._position(account, cmd.market)
         cap = spec.max_notional_at_leverage(cmd.leverage)
-        worst = formulas.notional_atoms(self.marks.get(cmd.market, 0), position.worst_case_lots(), spec.contract_atoms)
+        worst = formulas.notional_atoms(
+            self.marks.get(cmd.market, 0), position.worst_case_lots(), spec.contract_atoms
+        )
         if worst > cap:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.MAX_POSITION_AT_LEVERAGE,
+                cmd,
+                cmd.account_id,
+                RejectCode.MAX_POSITION_AT_LEVERAGE,
                 f"position and open orders ({worst} atoms) exceed the maximum of {cap} atoms at {cmd.leverage}x",
             )
             return
@@ -929,7 +1010,9 @@ class Engine:
                     position.leverage = old
                     position.order_margin_atoms = order_margin_before
                     self._reject_command(
-                        cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                        cmd,
+                        cmd.account_id,
+                        RejectCode.MARGIN_INSUFFICIENT,
                         f"isolated margin is {short} atoms short of the initial margin at {cmd.leverage}x;"
                         " add isolated margin first",
                     )
@@ -938,14 +1021,19 @@ class Engine:
                 position.leverage = old
                 position.order_margin_atoms = order_margin_before
                 self._reject_command(
-                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    cmd,
+                    cmd.account_id,
+                    RejectCode.MARGIN_INSUFFICIENT,
                     f"Margin is insufficient for {cmd.leverage}x: the available balance would fall below zero",
                 )
                 return
         self._events.append(
             LeverageChanged(
-                ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market,
-                leverage=cmd.leverage, max_notional_atoms=cap,
+                ts_ns=self.now_ns,
+                account_id=account.account_id,
+                market=cmd.market,
+                leverage=cmd.leverage,
+                max_notional_atoms=cap,
             )
         )
 
@@ -953,20 +1041,26 @@ class Engine:
         found = self._lookup(cmd)
         if found is None:
             return
-        account, spec = found
+        account, _spec = found
         position = self._position(account, cmd.market)
         if position.margin_mode is cmd.mode:
-            self._reject_command(cmd, cmd.account_id, RejectCode.MARGIN_TYPE_UNCHANGED, "No need to change margin type.")
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.MARGIN_TYPE_UNCHANGED, "No need to change margin type."
+            )
             return
         if position.open_orders:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.MARGIN_TYPE_OPEN_ORDERS,
+                cmd,
+                cmd.account_id,
+                RejectCode.MARGIN_TYPE_OPEN_ORDERS,
                 "Margin type cannot be changed if there exists open orders.",
             )
             return
         if position.qty_lots:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.MARGIN_TYPE_POSITION,
+                cmd,
+                cmd.account_id,
+                RejectCode.MARGIN_TYPE_POSITION,
                 "Margin type cannot be changed if there exists position.",
             )
             return
@@ -975,7 +1069,9 @@ class Engine:
             position.isolated_margin_atoms = 0
         position.margin_mode = cmd.mode
         self._events.append(
-            MarginModeChanged(ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market, mode=cmd.mode)
+            MarginModeChanged(
+                ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market, mode=cmd.mode
+            )
         )
 
     def _adjust_isolated_margin(self, cmd: AdjustIsolatedMargin) -> None:
@@ -986,32 +1082,45 @@ class Engine:
         position = account.positions.get(cmd.market)
         if position is None or not position.is_isolated:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.ISOLATED_MARGIN_CROSS, "the position is not in isolated margin mode"
+                cmd,
+                cmd.account_id,
+                RejectCode.ISOLATED_MARGIN_CROSS,
+                "the position is not in isolated margin mode",
             )
             return
         if position.qty_lots == 0:
             self._reject_command(
-                cmd, cmd.account_id, RejectCode.ISOLATED_MARGIN_NO_POSITION,
+                cmd,
+                cmd.account_id,
+                RejectCode.ISOLATED_MARGIN_NO_POSITION,
                 "isolated margin can only be adjusted on an open position",
             )
             return
         if cmd.delta_atoms == 0:
-            self._reject_command(cmd, cmd.account_id, RejectCode.AMOUNT_NOT_POSITIVE, "the amount must not be zero")
+            self._reject_command(
+                cmd, cmd.account_id, RejectCode.AMOUNT_NOT_POSITIVE, "the amount must not be zero"
+            )
             return
         if cmd.delta_atoms > 0:
             available = self.risk(account.account_id).available_atoms
             if cmd.delta_atoms > available:
                 self._reject_command(
-                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    cmd,
+                    cmd.account_id,
+                    RejectCode.MARGIN_INSUFFICIENT,
                     f"the cross wallet has {max(available, 0)} atoms available",
                 )
                 return
         else:
             risk = position_risk(position, spec, self.marks[cmd.market])
-            removable = position.isolated_margin_atoms + min(0, risk.unrealized_pnl_atoms) - risk.initial_margin_atoms
+            removable = (
+                position.isolated_margin_atoms + min(0, risk.unrealized_pnl_atoms) - risk.initial_margin_atoms
+            )
             if -cmd.delta_atoms > removable:
                 self._reject_command(
-                    cmd, cmd.account_id, RejectCode.MARGIN_INSUFFICIENT,
+                    cmd,
+                    cmd.account_id,
+                    RejectCode.MARGIN_INSUFFICIENT,
                     f"at most {max(removable, 0)} atoms can be removed while keeping initial margin",
                 )
                 return
@@ -1019,8 +1128,11 @@ class Engine:
         position.isolated_margin_atoms += cmd.delta_atoms
         self._events.append(
             IsolatedMarginAdjusted(
-                ts_ns=self.now_ns, account_id=account.account_id, market=cmd.market,
-                delta_atoms=cmd.delta_atoms, isolated_margin_atoms=position.isolated_margin_atoms,
+                ts_ns=self.now_ns,
+                account_id=account.account_id,
+                market=cmd.market,
+                delta_atoms=cmd.delta_atoms,
+                isolated_margin_atoms=position.isolated_margin_atoms,
             )
         )
 
@@ -1029,15 +1141,21 @@ class Engine:
     def _set_mark_price(self, cmd: SetMarkPrice) -> None:
         spec = self.specs.get(cmd.market)
         if spec is None:
-            self._reject_command(cmd, None, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue")
+            self._reject_command(
+                cmd, None, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue"
+            )
             return
         if cmd.mark_ticks <= 0 or cmd.index_ticks <= 0:
-            self._reject_command(cmd, None, RejectCode.PRICE_NOT_POSITIVE, "index and mark prices must be positive")
+            self._reject_command(
+                cmd, None, RejectCode.PRICE_NOT_POSITIVE, "index and mark prices must be positive"
+            )
             return
         self.marks[cmd.market] = cmd.mark_ticks
         self.indexes[cmd.market] = cmd.index_ticks
         self._events.append(
-            MarkPriceSet(ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks)
+            MarkPriceSet(
+                ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks
+            )
         )
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:

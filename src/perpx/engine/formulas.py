@@ -107,7 +107,9 @@ def cost_removed_atoms(cost_atoms: int, closed_lots: int, qty_lots: int) -> int:
     return trunc_div(cost_atoms * closed_lots, abs(qty_lots))
 
 
-def realized_pnl_atoms(side_sign: int, closed_lots: int, fill_ticks: int, contract_atoms: int, cost_removed: int) -> int:
+def realized_pnl_atoms(
+    side_sign: int, closed_lots: int, fill_ticks: int, contract_atoms: int, cost_removed: int
+) -> int:
     """Realised PnL of closing ``closed_lots`` of a position of sign ``side_sign`` at ``fill_ticks``.
 
     A long's exit proceeds are ``closed x price``; a short's are the negative.

@@ -107,7 +107,9 @@ def _positions(engine: Engine, problems: list[str]) -> None:
             if o.client_order_id is not None
         }
         if open_client_ids != account.client_orders:
-            problems.append(f"account {account.account_id}: client order id index out of step with open orders")
+            problems.append(
+                f"account {account.account_id}: client order id index out of step with open orders"
+            )
         for market, position in account.positions.items():
             contract = engine.specs[market].contract_atoms
             sums = [0, 0, 0, 0]
@@ -116,8 +118,14 @@ def _positions(engine: Engine, problems: list[str]) -> None:
                     if order.order_id not in position.reduce_only_orders:
                         problems.append(f"{order!r}: reduce-only order missing from its index")
                     closing = Side.SELL if position.qty_lots > 0 else Side.BUY
-                    if position.qty_lots == 0 or order.side is not closing or order.leaves_lots > abs(position.qty_lots):
-                        problems.append(f"{order!r}: reduce-only order could increase position {position.qty_lots}")
+                    if (
+                        position.qty_lots == 0
+                        or order.side is not closing
+                        or order.leaves_lots > abs(position.qty_lots)
+                    ):
+                        problems.append(
+                            f"{order!r}: reduce-only order could increase position {position.qty_lots}"
+                        )
                     continue
                 offset = 0 if order.side is Side.BUY else 2
                 sums[offset] += order.leaves_lots
@@ -129,11 +137,15 @@ def _positions(engine: Engine, problems: list[str]) -> None:
                 position.sell_notional_atoms,
             ]
             if sums != expected:
-                problems.append(f"account {account.account_id} {market}: order sums {expected} != resting {sums}")
+                problems.append(
+                    f"account {account.account_id} {market}: order sums {expected} != resting {sums}"
+                )
             if position.order_margin_atoms != position.required_order_margin():
                 problems.append(
                     f"account {account.account_id} {market}: reserved order margin {position.order_margin_atoms}"
                     f" != required {position.required_order_margin()}"
                 )
             if not position.is_isolated and position.isolated_margin_atoms:
-                problems.append(f"account {account.account_id} {market}: cross position holds isolated margin")
+                problems.append(
+                    f"account {account.account_id} {market}: cross position holds isolated margin"
+                )

@@ -80,7 +80,9 @@ def position_risk(position: Position, spec: MarketSpec, mark_ticks: int) -> Posi
             position.qty_lots, position.cost_atoms, mark_ticks, spec.contract_atoms
         ),
         initial_margin_atoms=formulas.initial_margin_atoms(notional, position.leverage),
-        maintenance_margin_atoms=formulas.maintenance_margin_atoms(notional, bracket.mmr_e8, bracket.cum_atoms)
+        maintenance_margin_atoms=formulas.maintenance_margin_atoms(
+            notional, bracket.mmr_e8, bracket.cum_atoms
+        )
         if position.qty_lots
         else 0,
         order_margin_atoms=position.order_margin_atoms,

@@ -51,7 +51,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     for market in sorted(engine.books):
         book = engine.books[market]
         books[market] = {
-            side_name: [[price, [_order_row(o) for o in side.levels[price].values()]] for price in sorted(side.levels)]
+            side_name: [
+                [price, [_order_row(o) for o in side.levels[price].values()]] for price in sorted(side.levels)
+            ]
             for side_name, side in (("bids", book.bids), ("asks", book.asks))
         }
     accounts = []
@@ -61,8 +63,15 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         for market in sorted(account.positions):
             p = account.positions[market]
             positions.append(
-                [market, p.qty_lots, p.cost_atoms, p.isolated_margin_atoms, p.leverage, p.margin_mode.value,
-                 p.realized_pnl_atoms]
+                [
+                    market,
+                    p.qty_lots,
+                    p.cost_atoms,
+                    p.isolated_margin_atoms,
+                    p.leverage,
+                    p.margin_mode.value,
+                    p.realized_pnl_atoms,
+                ]
             )
         accounts.append(
             [
@@ -142,9 +151,18 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
             for _price, rows in sides[side_name]:
                 for row in rows:
                     order = Order(
-                        OrderId(row[0]), AccountId(row[1]), MarketId(market), Side(row[2]), OrderType(row[3]),
-                        TimeInForce(row[4]), row[5], row[6], row[8], None if row[9] is None else ClientOrderId(row[9]),
-                        StpMode(row[10]), row[11],
+                        OrderId(row[0]),
+                        AccountId(row[1]),
+                        MarketId(market),
+                        Side(row[2]),
+                        OrderType(row[3]),
+                        TimeInForce(row[4]),
+                        row[5],
+                        row[6],
+                        row[8],
+                        None if row[9] is None else ClientOrderId(row[9]),
+                        StpMode(row[10]),
+                        row[11],
                     )
                     order.filled_lots = row[7]
                     resting.append(order)
