@@ -82,6 +82,7 @@ from perpx.engine.values import (
     Side,
     TradeId,
     TxId,
+    format_units,
 )
 
 
@@ -226,7 +227,7 @@ class Engine:
             self._reject_transfer(
                 cmd,
                 RejectCode.BALANCE_INSUFFICIENT,
-                f"withdrawable balance is {free} atoms; unrealised profit and margin in use cannot be withdrawn",
+                f"withdrawable balance is {self._money(free)}; unrealised profit and margin in use cannot be withdrawn",
             )
             return
         self.tx_ids[cmd.tx_id] = cmd.account_id
@@ -252,6 +253,13 @@ class Engine:
                 account.account_id, market, self.specs[market].default_leverage
             )
         return position
+
+    def _money(self, atoms: int) -> str:
+        """``atoms`` of the settlement asset as text a person reads: ``"20 USDT"``."""
+        return f"{format_units(atoms, self.config.settlement.atom)} {self.asset}"
+
+    def _price(self, spec: MarketSpec, ticks: int) -> str:
+        return format_units(ticks, spec.tick_size)
 
     def _reject_command(
         self, cmd: Command, account_id: AccountId | None, code: RejectCode, message: str
@@ -316,22 +324,28 @@ class Engine:
         if price_ticks <= 0:
             return RejectCode.PRICE_NOT_POSITIVE, "price must be greater than zero"
         if price_ticks < spec.min_price_ticks:
-            return RejectCode.PRICE_BELOW_MIN, f"price is below the minimum of {spec.min_price_ticks} ticks"
+            return (
+                RejectCode.PRICE_BELOW_MIN,
+                f"price is below the minimum of {self._price(spec, spec.min_price_ticks)}",
+            )
         if price_ticks > spec.max_price_ticks:
-            return RejectCode.PRICE_ABOVE_MAX, f"price is above the maximum of {spec.max_price_ticks} ticks"
+            return (
+                RejectCode.PRICE_ABOVE_MAX,
+                f"price is above the maximum of {self._price(spec, spec.max_price_ticks)}",
+            )
         if side is Side.BUY:
             ceiling = formulas.price_band_ticks(mark, spec.percent_price_up_e8, round_up=False)
             if price_ticks > ceiling:
                 return (
                     RejectCode.PERCENT_PRICE,
-                    f"a buy price can't be higher than {ceiling} ticks (mark x up)",
+                    f"a buy price can't be higher than {self._price(spec, ceiling)} (mark x percent_price_up)",
                 )
         else:
             floor = formulas.price_band_ticks(mark, spec.percent_price_down_e8, round_up=True)
             if price_ticks < floor:
                 return (
                     RejectCode.PERCENT_PRICE,
-                    f"a sell price can't be lower than {floor} ticks (mark x down)",
+                    f"a sell price can't be lower than {self._price(spec, floor)} (mark x percent_price_down)",
                 )
         return None
 
@@ -479,7 +493,7 @@ class Engine:
             if notional < spec.min_notional_atoms:
                 return (
                     RejectCode.MIN_NOTIONAL,
-                    f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms"
+                    f"Order's notional must be no smaller than {self._money(spec.min_notional_atoms)}"
                     " (unless you choose reduce only)",
                 )
         position = account.positions.get(cmd.market)
@@ -541,8 +555,8 @@ class Engine:
         if worst_notional > cap:
             return (
                 RejectCode.MAX_POSITION_AT_LEVERAGE,
-                f"position and open orders would reach {worst_notional} atoms of notional;"
-                f" the maximum at {position.leverage}x is {cap}",
+                f"position and open orders would reach {self._money(worst_notional)} of notional;"
+                f" the maximum at {position.leverage}x is {self._money(cap)}",
             )
         needed = after - before
         if needed > 0:
@@ -550,8 +564,8 @@ class Engine:
             if needed > available:
                 return (
                     RejectCode.MARGIN_INSUFFICIENT,
-                    f"Margin is insufficient: the order needs {needed} atoms of initial margin,"
-                    f" {max(available, 0)} are available",
+                    f"Margin is insufficient: the order needs {self._money(needed)} of initial margin,"
+                    f" {self._money(max(available, 0))} is available",
                 )
         return None
 
@@ -911,7 +925,7 @@ class Engine:
             ):
                 refusal = (
                     RejectCode.MIN_NOTIONAL,
-                    f"Order's notional must be no smaller than {spec.min_notional_atoms} atoms",
+                    f"Order's notional must be no smaller than {self._money(spec.min_notional_atoms)}",
                 )
         book = self.books[cmd.market]
         crosses = False
@@ -995,7 +1009,7 @@ class Engine:
                 cmd,
                 cmd.account_id,
                 RejectCode.MAX_POSITION_AT_LEVERAGE,
-                f"position and open orders ({worst} atoms) exceed the maximum of {cap} atoms at {cmd.leverage}x",
+                f"position and open orders ({self._money(worst)}) exceed the maximum of {self._money(cap)} at {cmd.leverage}x",
             )
             return
         old = position.leverage
@@ -1013,7 +1027,7 @@ class Engine:
                         cmd,
                         cmd.account_id,
                         RejectCode.MARGIN_INSUFFICIENT,
-                        f"isolated margin is {short} atoms short of the initial margin at {cmd.leverage}x;"
+                        f"isolated margin is {self._money(short)} short of the initial margin at {cmd.leverage}x;"
                         " add isolated margin first",
                     )
                     return
@@ -1108,7 +1122,7 @@ class Engine:
                     cmd,
                     cmd.account_id,
                     RejectCode.MARGIN_INSUFFICIENT,
-                    f"the cross wallet has {max(available, 0)} atoms available",
+                    f"the cross wallet has {self._money(max(available, 0))} available",
                 )
                 return
         else:
@@ -1121,7 +1135,7 @@ class Engine:
                     cmd,
                     cmd.account_id,
                     RejectCode.MARGIN_INSUFFICIENT,
-                    f"at most {max(removable, 0)} atoms can be removed while keeping initial margin",
+                    f"at most {self._money(max(removable, 0))} can be removed while keeping initial margin",
                 )
                 return
         account.credit(self.asset, -cmd.delta_atoms)

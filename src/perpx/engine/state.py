@@ -105,9 +105,21 @@ def encode_snapshot(engine: Engine) -> bytes:
     return msgspec.msgpack.encode(snapshot(engine))
 
 
+UNHASHED_KEYS = ("now_ns", "commands_applied")
+"""Bookkeeping left out of the hash, so a refused command leaves the hash unchanged."""
+
+
 def state_hash(engine: Engine) -> str:
-    """SHA-256 (hex) of the canonical snapshot; independent of dict order and hash seed."""
-    return hashlib.sha256(encode_snapshot(engine)).hexdigest()
+    """SHA-256 (hex) of the canonical snapshot's business state; independent of dict order and hash seed.
+
+    The venue clock and the command counter are not hashed: they move with
+    every command, including refused ones, while the hash answers "did this
+    change the venue?". Both are still in the snapshot.
+    """
+    data = snapshot(engine)
+    for key in UNHASHED_KEYS:
+        del data[key]
+    return hashlib.sha256(msgspec.msgpack.encode(data)).hexdigest()
 
 
 def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:

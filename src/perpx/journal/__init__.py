@@ -1,0 +1,1 @@
+"""Durability: the append-only command journal, snapshots, and the one recovery path."""

@@ -1,0 +1,1 @@
+"""Simulation: agents and sessions that drive the real engine through its public commands."""
