@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from decimal import Decimal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, load_config
-from perpx.engine.values import format_units
+from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+RATE_UNIT = Decimal(1) / RATE_SCALE
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -96,7 +98,7 @@ def replay(
     try:
         config = read_config(data)
         started = time.perf_counter()
-        engine, report = recover(data, config, use_snapshots=use_snapshots)
+        engine, report = recover(data, config, use_snapshots=use_snapshots, repair=False)
     except RecoveryError as exc:
         raise _fail(str(exc)) from exc
     wall = time.perf_counter() - started
@@ -125,7 +127,7 @@ def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")])
         for b in spec.brackets:
             console.print(
                 f"  tier {b.tier}: notional [{format_units(b.floor_atoms, atom)}, {format_units(b.cap_atoms, atom)})"
-                f" {b.max_leverage}x mmr {format_units(b.mmr_e8, atom)} cum {format_units(b.cum_atoms, atom)}"
+                f" {b.max_leverage}x mmr {format_units(b.mmr_e8, RATE_UNIT)} cum {format_units(b.cum_atoms, atom)}"
             )
     console.print("config OK")
 

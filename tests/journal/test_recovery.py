@@ -144,7 +144,7 @@ def test_restart_resumes_exactly_and_deposit_tx_ids_stay_idempotent(tmp_path: Pa
 def test_open_with_a_different_config_is_refused(tmp_path: Path) -> None:
     store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML)
     store.close()
-    changed = DEFAULT_CONFIG_TOML.replace('max_open_orders = 200', 'max_open_orders = 10', 1)
+    changed = DEFAULT_CONFIG_TOML.replace("max_open_orders = 200", "max_open_orders = 10", 1)
     with pytest.raises(RecoveryError, match="differs"):
         open_store(tmp_path, changed)
 
@@ -175,3 +175,16 @@ def test_replay_in_fresh_processes_with_different_hash_seeds_gives_the_same_hash
     second = _replay_hash(tmp_path, "987654")
     # Assert
     assert first == second == expected
+
+
+def test_replay_reads_a_torn_journal_without_changing_it(tmp_path: Path) -> None:
+    store, _ = _session(tmp_path, steps=3)
+    store.close(snapshot_on_close=False)
+    journal = tmp_path / JOURNAL_FILE
+    with open(journal, "ab") as handle:
+        handle.write(b"\x05\x00\x00")
+    size = journal.stat().st_size
+    engine, report = recover(tmp_path, store.config, repair=False)
+    assert journal.stat().st_size == size
+    assert report.problems and "not applied" in report.problems[0]
+    assert engine.commands_applied == report.last_seq

@@ -114,20 +114,28 @@ def read_config(directory: Path) -> VenueConfig:
 
 
 def recover(
-    directory: Path, config: VenueConfig, use_snapshots: bool = True
+    directory: Path, config: VenueConfig, use_snapshots: bool = True, repair: bool = True
 ) -> tuple[Engine, RecoveryReport]:
-    """Rebuild the engine from ``directory``: snapshot (optional) + journal tail; cut a torn tail."""
+    """Rebuild the engine from ``directory``: snapshot (optional) + journal tail.
+
+    With ``repair`` (start-up) a torn tail is cut off so appends can continue;
+    without it (``perpx replay``, audits) the directory is only read.
+    """
     report = RecoveryReport()
     seq, engine = load_latest_snapshot(directory, config, report) if use_snapshots else (0, Engine(config))
     report.snapshot_seq = seq
     journal_path = directory / JOURNAL_FILE
     found = scan(journal_path)
     if found.problem is not None:
-        report.problems.append(
-            f"journal: {found.problem}; {found.file_bytes - found.good_bytes} bytes cut off"
-        )
-        report.truncated_bytes = found.file_bytes - found.good_bytes
-        truncate_to_good(journal_path, found)
+        bad_bytes = found.file_bytes - found.good_bytes
+        if repair:
+            report.problems.append(f"journal: {found.problem}; {bad_bytes} bytes cut off")
+            report.truncated_bytes = bad_bytes
+            truncate_to_good(journal_path, found)
+        else:
+            report.problems.append(
+                f"journal: {found.problem}; the {bad_bytes} bytes after it were not applied"
+            )
     last = found.records[-1].seq if found.records else 0
     if last < seq:
         raise RecoveryError(
