@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from decimal import Decimal
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 

@@ -23,9 +23,8 @@ from perpx.engine.events import (
     OrderRejected,
     TransferRejected,
 )
-from perpx.engine.state import snapshot
 from perpx.engine.values import format_units
-from perpx.testkit import Venue, normalize_table
+from perpx.testkit import Venue, accepted_id, normalize_table
 
 BTC = "BTCUSDT"
 USDT = 10**8
@@ -52,7 +51,7 @@ def config_with(
 
 def venue(
     *names: str,
-    deposit: str = "100000",
+    deposit: str | None = "100000",
     mark: str | None = "30000",
     config: VenueConfig | None = None,
 ) -> Venue:
@@ -73,8 +72,15 @@ def book(v: Venue, market: str = BTC) -> str:
     return normalize_table(v.book_table(market))
 
 
-def summary(v: Venue, events: Sequence[Event], market: str = BTC) -> list[tuple[Any, ...]]:
+def summary(
+    v: Venue,
+    events: Sequence[Event],
+    ids: Mapping[int, str] | None = None,
+    market: str = BTC,
+) -> list[tuple[Any, ...]]:
     """Each order event as a short tuple; prices and quantities as decimal text.
+
+    ``ids`` renames order ids (``{7: "A"}``) so tables can name orders by role.
 
     ========================  ==========================================================
     event                     tuple
@@ -95,26 +101,39 @@ def summary(v: Venue, events: Sequence[Event], market: str = BTC) -> list[tuple[
     def qty(lots: int) -> str:
         return format_units(lots, spec.lot_size)
 
+    names = dict(ids or {})
+
+    def oid(order_id: int | None) -> int | str | None:
+        return None if order_id is None else names.get(order_id, order_id)
+
     out: list[tuple[Any, ...]] = []
     for e in events:
         if isinstance(e, OrderAccepted):
-            out.append(("accepted", e.order_id, qty(e.qty_lots)))
+            out.append(("accepted", oid(e.order_id), qty(e.qty_lots)))
         elif isinstance(e, OrderRejected):
             out.append(("rejected", e.code))
         elif isinstance(e, OrderFilled):
             role = "maker" if e.is_maker else "taker"
             out.append(
-                ("filled", e.order_id, px(e.price_ticks), qty(e.qty_lots), role, e.fee_atoms, e.realized_pnl_atoms)
+                (
+                    "filled",
+                    oid(e.order_id),
+                    px(e.price_ticks),
+                    qty(e.qty_lots),
+                    role,
+                    e.fee_atoms,
+                    e.realized_pnl_atoms,
+                )
             )
         elif isinstance(e, OrderExpired):
-            out.append(("expired", e.order_id, qty(e.leaves_lots), e.reason))
+            out.append(("expired", oid(e.order_id), qty(e.leaves_lots), e.reason))
         elif isinstance(e, OrderCanceled):
-            out.append(("canceled", e.order_id, qty(e.leaves_lots)))
+            out.append(("canceled", oid(e.order_id), qty(e.leaves_lots)))
         elif isinstance(e, OrderAmended):
             out.append(
                 (
                     "amended",
-                    e.order_id,
+                    oid(e.order_id),
                     px(e.price_ticks),
                     qty(e.qty_lots),
                     qty(e.leaves_lots),
@@ -143,17 +162,6 @@ def code_of(events: Sequence[Event]) -> int:
     return event.code
 
 
-def ledger(v: Venue) -> dict[str, Any]:
-    """The canonical snapshot without the clock and the command counter.
-
-    ``state_hash`` covers ``now_ns`` and ``commands_applied``, which every
-    command advances, refused or not; everything else is business state.
-    """
-    data = snapshot(v.engine)
-    del data["now_ns"], data["commands_applied"]
-    return data
-
-
 def order_ids(v: Venue, market: str = BTC) -> dict[str, list[int]]:
     """Resting order ids per side in priority order (best level first, FIFO within)."""
     b = v.engine.books[v.spec(market).market]
@@ -161,3 +169,13 @@ def order_ids(v: Venue, market: str = BTC) -> dict[str, list[int]]:
         "bids": [o.order_id for o in b.bids.orders()],
         "asks": [o.order_id for o in b.asks.orders()],
     }
+
+
+def rest(v: Venue, name: str, side: str, qty: str, price: str, **kwargs: Any) -> int:
+    """Place a limit order that is expected to be accepted; return its order id."""
+    return accepted_id(v.place(name, BTC, side, qty, price, **kwargs))
+
+
+def next_id(v: Venue) -> int:
+    """The order id the engine will give the next accepted order."""
+    return v.engine.next_order_id

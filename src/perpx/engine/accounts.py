@@ -86,16 +86,36 @@ class Position:
         only the larger side is charged: in one-way mode both sides cannot
         add exposure at the same time.
         """
-        long_lots = self.qty_lots if self.qty_lots > 0 else 0
-        short_lots = -self.qty_lots if self.qty_lots < 0 else 0
-        buy_open = _opening_notional(self.buy_qty_lots, self.buy_notional_atoms, short_lots)
-        sell_open = _opening_notional(self.sell_qty_lots, self.sell_notional_atoms, long_lots)
+        # Runs after every change to a position's orders: the common cases (a flat
+        # position, or a side that cannot close anything) take no call at all.
+        qty = self.qty_lots
+        lots = self.buy_qty_lots
+        if lots <= 0:
+            buy_open = 0
+        elif qty >= 0:
+            buy_open = self.buy_notional_atoms
+        else:
+            buy_open = _opening_notional(lots, self.buy_notional_atoms, -qty)
+        lots = self.sell_qty_lots
+        if lots <= 0:
+            sell_open = 0
+        elif qty <= 0:
+            sell_open = self.sell_notional_atoms
+        else:
+            sell_open = _opening_notional(lots, self.sell_notional_atoms, qty)
         worst = buy_open if buy_open > sell_open else sell_open
         return formulas.initial_margin_atoms(worst, self.leverage) if worst else 0
 
     def worst_case_lots(self) -> int:
         """Largest absolute position the open (non-reduce-only) orders could leave."""
-        return max(abs(self.qty_lots + self.buy_qty_lots), abs(self.qty_lots - self.sell_qty_lots))
+        qty = self.qty_lots
+        high = qty + self.buy_qty_lots
+        low = qty - self.sell_qty_lots
+        if high < 0:
+            high = -high
+        if low < 0:
+            low = -low
+        return high if high > low else low
 
     def is_idle(self) -> bool:
         """No position, no orders, no isolated margin: nothing to keep but settings."""

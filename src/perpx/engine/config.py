@@ -155,11 +155,24 @@ def parse_config(data: Mapping[str, Any]) -> VenueConfig:
 
 def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in table:
-        raise ConfigError(f"{where}.{key} is missing")
+        raise ConfigError(f"{where}.{key} is missing" if where else f"{key} is missing")
     return table[key]
 
 
+def _reject_floats(value: Any, where: str) -> None:
+    """Every decimal is written as a string: a TOML float is binary and may not be what was typed."""
+    if isinstance(value, float):
+        raise ConfigError(f'{where} was the float {value!r}; write decimals as strings, like "{value}"')
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _reject_floats(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _reject_floats(item, f"{where}[{index}]")
+
+
 def _parse(data: Mapping[str, Any]) -> VenueConfig:
+    _reject_floats(data, "")
     venue = _require(data, "venue", "")
     settlement = AssetId(str(_require(venue, "settlement_asset", "venue")))
     clock = venue.get("clock", "wall")

@@ -25,7 +25,7 @@ journal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from perpx.engine import formulas
@@ -71,7 +71,7 @@ from perpx.engine.events import (
     TransferRejected,
     WithdrawalApplied,
 )
-from perpx.engine.margin import AccountRisk, account_risk, position_risk
+from perpx.engine.margin import AccountRisk, account_risk, cross_available_atoms, position_risk
 from perpx.engine.values import (
     RATE_SCALE,
     AccountId,
@@ -102,7 +102,7 @@ class Engine:
     def __init__(self, config: VenueConfig) -> None:
         self.config = config
         self.asset: AssetId = config.settlement_asset
-        self.specs: Mapping[MarketId, MarketSpec] = config.markets
+        self.specs: dict[MarketId, MarketSpec] = dict(config.markets)
         self.fee_tiers: tuple[FeeTier, ...] = config.fee_tiers
         self.books: dict[MarketId, OrderBook] = {m: OrderBook(m) for m in config.markets}
         self.marks: dict[MarketId, int] = {}
@@ -350,6 +350,7 @@ class Engine:
         return None
 
     def _fee_rates(self, account: Account) -> FeeTier:
+        account.expire_volume(self.now_ns)  # the tier is of the 30 days ending now
         volume = account.volume_30d_atoms
         chosen = self.fee_tiers[0]
         for tier in self.fee_tiers:
@@ -412,10 +413,7 @@ class Engine:
                     "the post-only order would trade at once, so it was rejected",
                 )
                 return
-        if (
-            cmd.tif is TimeInForce.FOK
-            and self._fillable_lots(book, cmd, price_ticks, qty_lots) < cmd.qty_lots
-        ):
+        if cmd.tif is TimeInForce.FOK and self._fillable_lots(book, cmd, price_ticks, qty_lots) < qty_lots:
             self._reject_order(
                 cmd, RejectCode.FOK_NOT_FILLABLE, "the fill-or-kill order could not be filled in full at once"
             )
@@ -560,7 +558,7 @@ class Engine:
             )
         needed = after - before
         if needed > 0:
-            available = account_risk(account, self.asset, self.specs, self.marks).available_atoms
+            available = cross_available_atoms(account, self.asset, self.specs, self.marks)
             if needed > available:
                 return (
                     RejectCode.MARGIN_INSUFFICIENT,
@@ -570,8 +568,13 @@ class Engine:
         return None
 
     def _fillable_lots(self, book: OrderBook, cmd: PlaceOrder, limit_ticks: int, want_lots: int) -> int:
-        """Lots the order could take at once, honouring its limit and self-trade prevention."""
+        """Lots the order could take at once, honouring its limit and self-trade prevention.
+
+        A resting reduce-only order shrinks or expires as the fills before it
+        shrink its owner's position, so positions are followed through the sweep.
+        """
         total = 0
+        held: dict[AccountId, int] = {}  # positions as the sweep so far would leave them
         for maker in book.opposite(cmd.side).orders():
             if (maker.price_ticks - limit_ticks) * cmd.side > 0:
                 break
@@ -579,10 +582,25 @@ class Engine:
                 if cmd.stp is StpMode.EXPIRE_MAKER:
                     continue
                 break
-            total += maker.leaves_lots
+            take = maker.leaves_lots
+            if maker.reduce_only:
+                closable = -maker.side * self._swept_qty(held, maker.account_id, cmd.market)
+                take = min(take, max(closable, 0))
+            if take:
+                owner_qty = self._swept_qty(held, maker.account_id, cmd.market)
+                held[maker.account_id] = owner_qty + maker.side * take
+                taker_qty = self._swept_qty(held, cmd.account_id, cmd.market)
+                held[cmd.account_id] = taker_qty + cmd.side * take
+            total += take
             if total >= want_lots:
                 break
         return total
+
+    def _swept_qty(self, held: dict[AccountId, int], account_id: AccountId, market: MarketId) -> int:
+        if account_id in held:
+            return held[account_id]
+        position = self.accounts[account_id].positions.get(market)
+        return position.qty_lots if position is not None else 0
 
     def _execute(self, taker: Order, book: OrderBook, spec: MarketSpec, taker_position: Position) -> None:
         """Match ``taker`` (4), then rest or expire its remainder (5), then post-trade (6)."""
@@ -935,6 +953,9 @@ class Engine:
             if crosses and order.tif is TimeInForce.GTX:
                 refusal = RejectCode.POST_ONLY_WOULD_TAKE, "the amended post-only order would trade at once"
         position = account.positions[cmd.market]
+        if order.reduce_only:
+            # as at placement: a reduce-only order never exceeds the position it closes
+            new_qty = min(new_qty, order.filled_lots + abs(position.qty_lots))
         new_leaves = new_qty - order.filled_lots
         if refusal is None and not order.reduce_only:
             refusal = self._margin_refusal(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from perpx.engine import formulas
 from perpx.engine.accounts import Account, Position
+from perpx.engine.commands import MarginMode
 from perpx.engine.config import MarketSpec
 from perpx.engine.values import AssetId, MarketId
 
@@ -133,5 +134,22 @@ def isolated_margin_ratio_e8(risk: PositionRisk) -> int:
 def cross_available_atoms(
     account: Account, asset: AssetId, specs: Mapping[MarketId, MarketSpec], marks: Mapping[MarketId, int]
 ) -> int:
-    """Available balance of the cross wallet (what a new order's margin is checked against)."""
-    return account_risk(account, asset, specs, marks).available_atoms
+    """Available balance of the cross wallet (what a new order's margin is checked against).
+
+    The same figure as ``account_risk(...).available_atoms``, summed directly:
+    this runs on every order placement, so it builds no risk objects and skips
+    what availability does not need (brackets, maintenance margin).
+    """
+    available = account.balances.get(asset, 0)
+    for market, position in account.positions.items():
+        available -= position.order_margin_atoms
+        qty = position.qty_lots
+        if (qty == 0 and position.isolated_margin_atoms == 0) or position.margin_mode is MarginMode.ISOLATED:
+            continue
+        contract = specs[market].contract_atoms
+        mark = marks.get(market, 0)
+        available += formulas.unrealized_pnl_atoms(qty, position.cost_atoms, mark, contract)
+        available -= formulas.initial_margin_atoms(
+            formulas.notional_atoms(mark, abs(qty), contract), position.leverage
+        )
+    return available

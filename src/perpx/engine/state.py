@@ -45,6 +45,19 @@ def _order_row(order: Order) -> list[Any]:
     ]
 
 
+def _is_pristine(position: Position, default_leverage: int) -> bool:
+    """A position record holding nothing a fresh one would not: no exposure, PnL or own settings."""
+    return (
+        position.qty_lots == 0
+        and position.cost_atoms == 0
+        and position.isolated_margin_atoms == 0
+        and position.realized_pnl_atoms == 0
+        and position.leverage == default_leverage
+        and position.margin_mode is MarginMode.CROSS
+        and not position.open_orders
+    )
+
+
 def snapshot(engine: Engine) -> dict[str, Any]:
     """The engine's whole state as canonical plain data."""
     books: dict[str, Any] = {}
@@ -62,6 +75,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         positions = []
         for market in sorted(account.positions):
             p = account.positions[market]
+            if _is_pristine(p, engine.specs[market].default_leverage):
+                continue  # created on demand (even by a refused command); same as absent
             positions.append(
                 [
                     market,
