@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from perpx.engine.codes import RejectCode
+from perpx.engine.commands import AdvanceClock
 from perpx.engine.events import ExpireReason
 
 from .helpers import BTC, book, next_id, rest, summary, table, venue
@@ -225,20 +227,20 @@ def test_a_market_order_stops_at_the_take_bound_and_expires_the_rest(
     assert book(v) == table(book_out)
 
 
-def test_a_market_order_with_every_price_beyond_the_bound_expires_unfilled() -> None:
+def test_a_market_order_with_every_price_beyond_the_bound_is_rejected() -> None:
     # Arrange: the only ask is above 31500 (mark 30000 x 1.05)
     v = venue("m", "t")
     rest(v, "m", "SELL", "1", "31600")
-    taker = next_id(v)
+    before = v.hash()
 
     # Act
     events = v.place("t", BTC, "BUY", "1")
 
-    # Assert
-    assert summary(v, events, {taker: "T"}) == [
-        ("accepted", "T", "1"),
-        ("expired", "T", "1", ExpireReason.MARKET_TAKE_BOUND),
+    # Assert: Binance -4131, nothing accepted, nothing changed
+    assert [(type(e).__name__, getattr(e, "code", None)) for e in events] == [
+        ("OrderRejected", RejectCode.MARKET_TAKE_BOUND)
     ]
+    assert v.hash() == before
     assert book(v) == table(
         """
         | bid | price | ask |
@@ -319,3 +321,14 @@ def test_both_sides_of_a_trade_move_positions_and_wallets_by_the_trade() -> None
     assert v.balance("t") == 100000 - 30
     assert v.balance("m") == 100000 - 12
     assert v.engine.fees_atoms[v.config.settlement_asset] == (30 + 12) * 10**8
+
+
+def test_advance_clock_backwards_is_rejected_and_time_stays() -> None:
+    # Arrange
+    v = venue("m", "t")
+    now = v.engine.now_ns
+    # Act
+    events = v.apply(AdvanceClock(ts_ns=now - 1))
+    # Assert
+    assert [getattr(e, "code", None) for e in events] == [RejectCode.CLOCK_BACKWARDS]
+    assert v.engine.now_ns == now

@@ -142,6 +142,15 @@ class Engine:
         """Apply one command and return the events it caused, in order."""
         events: list[Event] = []
         self._events = events
+        if type(command) is AdvanceClock and command.ts_ns < self.now_ns:
+            self._reject_command(
+                command,
+                None,
+                RejectCode.CLOCK_BACKWARDS,
+                f"venue time is already {self.now_ns} ns; the clock only moves forward",
+            )
+            self.commands_applied += 1
+            return events
         self.now_ns = max(self.now_ns, command.ts_ns)
         handler = self._handlers.get(type(command))
         if handler is None:
@@ -404,6 +413,16 @@ class Engine:
                 self._reject_order(cmd, *refusal)
                 return
         book = self.books[cmd.market]
+        if is_market:
+            best = book.opposite(cmd.side).best_price()
+            if best is not None and (best - price_ticks) * cmd.side > 0:
+                self._reject_order(
+                    cmd,
+                    RejectCode.MARKET_TAKE_BOUND,
+                    f"the best counter price {self._price(spec, best)} is beyond the market take bound"
+                    f" {self._price(spec, price_ticks)} (mark +/- market_take_bound); nothing can fill",
+                )
+                return
         if cmd.tif is TimeInForce.GTX and not is_market:
             best = book.opposite(cmd.side).best_price()
             if best is not None and (best - price_ticks) * cmd.side <= 0:
