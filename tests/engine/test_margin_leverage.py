@@ -531,3 +531,29 @@ def test_lowering_the_leverage_of_an_isolated_position_needs_its_margin_first() 
     assert code_of(refused) == RejectCode.MARGIN_INSUFFICIENT
     assert kinds(accepted) == ["LeverageChanged"]
     assert v.engine.position(v.names["a"], MARKET).isolated_margin_atoms == 3000 * USDT
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "outcome"),
+    [
+        # 1.6 @ 30000 (48000) then 0.05 @ 31000 (1550): 49550 <= 50000
+        (("1.6", "30000"), ("0.05", "31000"), "OrderAccepted"),
+        # 1.6 @ 31000 (49600) then 0.05 @ 30000 (1500): 51100 > 50000, whichever arrives first
+        (("1.6", "31000"), ("0.05", "30000"), "OrderRejected"),
+        (("0.05", "30000"), ("1.6", "31000"), "OrderRejected"),
+        (("0.05", "31000"), ("1.6", "30000"), "OrderAccepted"),
+    ],
+)
+def test_the_cap_does_not_depend_on_the_order_the_orders_arrive_in(
+    first: tuple[str, str], second: tuple[str, str], outcome: str
+) -> None:
+    # Arrange: 125x allows 50000 USDT; the mark is 30000
+    v = venue("a")
+    set_leverage(v, "a", 125)
+    assert kinds(v.place("a", BTC, "BUY", *first)) == ["OrderAccepted"]
+
+    # Act
+    events = v.place("a", BTC, "BUY", *second)
+
+    # Assert
+    assert kinds(events) == [outcome]

@@ -310,3 +310,20 @@ def test_fok_counts_a_reduce_only_offer_only_as_far_as_the_fills_before_it_leave
             ("filled", "RO2", "30100", "1", "maker", 602_000_000, 100 * 10**8),
         ]
         assert v.position("m", BTC) == 0
+
+
+def test_amending_a_reduce_only_order_to_more_than_the_position_is_a_no_op_that_keeps_priority() -> None:
+    # Arrange: long 0.5; a reduce-only sell 0.5 @ 31000 rests ahead of another 0.2 ask at 31000
+    v = venue("a", "b", "c")
+    rest(v, "b", "SELL", "0.5", "30000")
+    v.place("a", BTC, "BUY", "0.5", "30000")
+    ro = rest(v, "a", "SELL", "0.5", "31000", reduce_only=True)
+    rest(v, "c", "SELL", "0.2", "31000")
+
+    # Act: 0.8 is capped back to the position, 0.5: nothing changes
+    events = v.amend("a", BTC, ro, "31000", "0.8")
+
+    # Assert: -5027, and the reduce-only order is still first in its level
+    assert [getattr(e, "code", None) for e in events] == [RejectCode.AMEND_NOTHING]
+    level = v.engine.books[v.spec(BTC).market].asks.levels[v.ticks(BTC, "31000")]
+    assert next(iter(level)) == ro

@@ -18,12 +18,18 @@ position is O(1) to recompute after any change.
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.engine import formulas
 from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode
 from perpx.engine.values import NS_PER_DAY, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side
 
 VOLUME_WINDOW_DAYS = 30
+
+# Constants rather than module lookups when compiled with mypyc.
+_BUY: Final = Side.BUY
+_ISOLATED: Final = MarginMode.ISOLATED
 
 
 class Position:
@@ -66,12 +72,12 @@ class Position:
 
     @property
     def is_isolated(self) -> bool:
-        return self.margin_mode is MarginMode.ISOLATED
+        return self.margin_mode is _ISOLATED
 
     def add_exposure(self, order: Order, lots: int, contract_atoms: int) -> None:
         """Count ``lots`` of a resting non-reduce-only order in the side sums (negative removes)."""
         notional = order.price_ticks * lots * contract_atoms
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             self.buy_qty_lots += lots
             self.buy_notional_atoms += notional
         else:
@@ -86,6 +92,12 @@ class Position:
         only the larger side is charged: in one-way mode both sides cannot
         add exposure at the same time.
         """
+        buy_open, sell_open = self.opening_notionals()
+        worst = buy_open if buy_open > sell_open else sell_open
+        return formulas.initial_margin_atoms(worst, self.leverage) if worst else 0
+
+    def opening_notionals(self) -> tuple[int, int]:
+        """Notional of the buy and the sell orders beyond what would close the position (pro rata)."""
         # Runs after every change to a position's orders: the common cases (a flat
         # position, or a side that cannot close anything) take no call at all.
         qty = self.qty_lots
@@ -103,19 +115,26 @@ class Position:
             sell_open = self.sell_notional_atoms
         else:
             sell_open = _opening_notional(lots, self.sell_notional_atoms, qty)
-        worst = buy_open if buy_open > sell_open else sell_open
-        return formulas.initial_margin_atoms(worst, self.leverage) if worst else 0
+        return buy_open, sell_open
 
-    def worst_case_lots(self) -> int:
-        """Largest absolute position the open (non-reduce-only) orders could leave."""
+    def worst_case_notional(self, mark_ticks: int, contract_atoms: int) -> int:
+        """Largest exposure the position and its open orders could reach, in atoms.
+
+        Per direction: the position at the mark, plus that side's opening
+        orders at the larger of their own notional and their lots at the mark
+        (an order below the mark can still fill and be marked up). The larger
+        direction counts. It does not depend on the order the orders arrived in.
+        """
+        buy_open, sell_open = self.opening_notionals()
         qty = self.qty_lots
-        high = qty + self.buy_qty_lots
-        low = qty - self.sell_qty_lots
-        if high < 0:
-            high = -high
-        if low < 0:
-            low = -low
-        return high if high > low else low
+        lot_at_mark = mark_ticks * contract_atoms
+        long_lots = qty if qty > 0 else 0
+        short_lots = -qty if qty < 0 else 0
+        buy_open_lots = max(0, self.buy_qty_lots - short_lots)
+        sell_open_lots = max(0, self.sell_qty_lots - long_lots)
+        long_side = long_lots * lot_at_mark + max(buy_open, buy_open_lots * lot_at_mark)
+        short_side = short_lots * lot_at_mark + max(sell_open, sell_open_lots * lot_at_mark)
+        return long_side if long_side > short_side else short_side
 
     def is_idle(self) -> bool:
         """No position, no orders, no isolated margin: nothing to keep but settings."""
@@ -173,8 +192,10 @@ class Account:
         """Forget daily volume that has left the 30-day window ending at ``ts_ns``."""
         oldest = ts_ns // NS_PER_DAY - (VOLUME_WINDOW_DAYS - 1)
         days = self.volume_days
-        while days:
-            first = next(iter(days))
-            if first >= oldest:
+        expired: list[int] = []
+        for day in days:  # oldest first: days are added in time order
+            if day >= oldest:
                 break
-            self.volume_30d_atoms -= days.pop(first)
+            expired.append(day)
+        for day in expired:
+            self.volume_30d_atoms -= days.pop(day)

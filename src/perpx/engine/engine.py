@@ -557,7 +557,7 @@ class Engine:
             position.sell_notional_atoms += add_notional - removed_notional
         try:
             after = position.required_order_margin()
-            worst_lots = position.worst_case_lots()
+            worst_notional = position.worst_case_notional(self.marks[spec.market], contract)
         finally:
             if sign > 0:
                 position.buy_qty_lots -= add_lots - removed_lots
@@ -565,9 +565,6 @@ class Engine:
             else:
                 position.sell_qty_lots -= add_lots - removed_lots
                 position.sell_notional_atoms -= add_notional - removed_notional
-        worst_notional = formulas.notional_atoms(
-            max(price_ticks, self.marks[spec.market]), worst_lots, contract
-        )
         cap = spec.max_notional_at_leverage(position.leverage)
         if worst_notional > cap:
             return (
@@ -938,6 +935,10 @@ class Engine:
         mark = self.marks[cmd.market]
         new_price = cmd.price_ticks
         new_qty = cmd.qty_lots
+        position = account.positions[cmd.market]
+        if order.reduce_only:
+            # as at placement: a reduce-only order never exceeds the position it closes
+            new_qty = min(new_qty, order.filled_lots + abs(position.qty_lots))
         if new_price == order.price_ticks and new_qty == order.qty_lots:
             self._reject_order(
                 cmd, RejectCode.AMEND_NOTHING, "No need to modify the order: nothing changed", order.order_id
@@ -971,10 +972,6 @@ class Engine:
             crosses = best is not None and (best - new_price) * order.side <= 0
             if crosses and order.tif is TimeInForce.GTX:
                 refusal = RejectCode.POST_ONLY_WOULD_TAKE, "the amended post-only order would trade at once"
-        position = account.positions[cmd.market]
-        if order.reduce_only:
-            # as at placement: a reduce-only order never exceeds the position it closes
-            new_qty = min(new_qty, order.filled_lots + abs(position.qty_lots))
         new_leaves = new_qty - order.filled_lots
         if refusal is None and not order.reduce_only:
             refusal = self._margin_refusal(
@@ -1041,9 +1038,7 @@ class Engine:
             return
         position = self._position(account, cmd.market)
         cap = spec.max_notional_at_leverage(cmd.leverage)
-        worst = formulas.notional_atoms(
-            self.marks.get(cmd.market, 0), position.worst_case_lots(), spec.contract_atoms
-        )
+        worst = position.worst_case_notional(self.marks.get(cmd.market, 0), spec.contract_atoms)
         if worst > cap:
             self._reject_command(
                 cmd,
