@@ -70,6 +70,39 @@ class Bracket:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """Spot sources of a market's index and how they combine (see ``pricing/index.py``)."""
+
+    policy: str
+    weights: Mapping[str, int]
+    stale_after_ns: int
+    min_sources: int
+    outlier_e8: int
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSpec:
+    """Pricing, funding, trigger and liquidation parameters of a market (Binance defaults)."""
+
+    liquidation_fee_e8: int
+    funding_interval_hours: int
+    interest_rate_e8: int
+    funding_cap_e8: int
+    funding_floor_e8: int
+    impact_margin_notional_atoms: int
+    premium_sample_s: int
+    mark_basis_window_s: int
+    trigger_protect_e8: int
+    mark_policy: str
+    max_open_interest_lots: int | None
+    max_algo_orders: int
+
+    @property
+    def funding_interval_ns(self) -> int:
+        return self.funding_interval_hours * 3_600_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class MarketSpec:
     """A linear perpetual quoted and settled in the venue's settlement asset."""
 
@@ -91,6 +124,8 @@ class MarketSpec:
     max_open_orders: int
     brackets: tuple[Bracket, ...]
     default_leverage: int
+    risk: RiskSpec
+    index: IndexSpec | None
 
     @property
     def max_leverage(self) -> int:
@@ -309,6 +344,83 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
         max_open_orders=max_open_orders,
         brackets=brackets,
         default_leverage=default_leverage,
+        risk=_parse_risk(table, where, atom, lot),
+        index=_parse_index(table.get("index"), f"{where}.index"),
+    )
+
+
+def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decimal) -> RiskSpec:
+    def rate(key: str, default: str) -> int:
+        return to_rate_e8(str(table.get(key, default)), f"{where}.{key}")
+
+    def whole(key: str, default: int, low: int = 1) -> int:
+        value = table.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{where}.{key} must be an integer >= {low}")
+        return value
+
+    interval = whole("funding_interval_hours", 8)
+    if 24 % interval:
+        raise ConfigError(f"{where}.funding_interval_hours must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)")
+    cap, floor = rate("funding_cap", "0.03"), rate("funding_floor", "-0.03")
+    if not floor <= 0 <= cap:
+        raise ConfigError(f"{where}: need funding_floor <= 0 <= funding_cap")
+    liquidation_fee = rate("liquidation_fee", "0.0125")
+    if not 0 <= liquidation_fee < RATE_SCALE:
+        raise ConfigError(f"{where}.liquidation_fee must be between 0 and 1")
+    mark_policy = table.get("mark_policy", "binance")
+    if mark_policy not in ("binance", "ema"):
+        raise ConfigError(f"{where}.mark_policy was {mark_policy!r}; use 'binance' or 'ema'")
+    max_oi = table.get("max_open_interest")
+    return RiskSpec(
+        liquidation_fee_e8=liquidation_fee,
+        funding_interval_hours=interval,
+        interest_rate_e8=rate("interest_rate", "0.0001"),
+        funding_cap_e8=cap,
+        funding_floor_e8=floor,
+        impact_margin_notional_atoms=to_units(
+            str(table.get("impact_margin_notional", "200")), atom, f"{where}.impact_margin_notional"
+        ),
+        premium_sample_s=whole("premium_sample_s", 5),
+        mark_basis_window_s=whole("mark_basis_window_s", 30),
+        trigger_protect_e8=rate("trigger_protect", "0.05"),
+        mark_policy=mark_policy,
+        max_open_interest_lots=None
+        if max_oi is None
+        else to_units(str(max_oi), lot, f"{where}.max_open_interest"),
+        max_algo_orders=whole("max_algo_orders", 100),
+    )
+
+
+def _parse_index(table: Mapping[str, Any] | None, where: str) -> IndexSpec | None:
+    if table is None:
+        return None
+    policy = table.get("policy", "binance")
+    if policy not in ("binance", "capped", "weighted_median"):
+        raise ConfigError(f"{where}.policy was {policy!r}; use 'binance', 'capped' or 'weighted_median'")
+    sources = table.get("sources")
+    if not isinstance(sources, dict) or not sources:
+        raise ConfigError(f"{where}.sources must be a table of source name = integer weight")
+    weights: dict[str, int] = {}
+    for name, weight in sources.items():
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight <= 0:
+            raise ConfigError(f"{where}.sources.{name} must be a positive integer weight")
+        weights[str(name)] = weight
+    stale = table.get("stale_after_s", 10)
+    min_sources = table.get("min_sources", 1)
+    if not isinstance(stale, int) or stale < 1:
+        raise ConfigError(f"{where}.stale_after_s must be a positive integer")
+    if not isinstance(min_sources, int) or not 1 <= min_sources <= len(weights):
+        raise ConfigError(f"{where}.min_sources must be 1..{len(weights)} (the number of sources)")
+    outlier = to_rate_e8(str(table.get("outlier_pct", "0.05")), f"{where}.outlier_pct")
+    if not 0 < outlier < RATE_SCALE:
+        raise ConfigError(f"{where}.outlier_pct must be between 0 and 1")
+    return IndexSpec(
+        policy=policy,
+        weights=dict(sorted(weights.items())),
+        stale_after_ns=stale * 1_000_000_000,
+        min_sources=min_sources,
+        outlier_e8=outlier,
     )
 
 
