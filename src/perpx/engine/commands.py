@@ -48,6 +48,15 @@ class MarginMode(StrEnum):
     ISOLATED = "ISOLATED"
 
 
+class MarketMode(StrEnum):
+    """What a market accepts: everything, only position-reducing orders, only cancels, or nothing (settled)."""
+
+    NORMAL = "NORMAL"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    HALTED = "HALTED"
+    SETTLED = "SETTLED"
+
+
 class Command(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
     """Base of every command; ``ts_ns`` is stamped once by the sequencer."""
 
@@ -157,6 +166,15 @@ class SetMarkPrice(Command, frozen=True, tag=True, kw_only=True, gc=False):
     mark_ticks: int
 
 
+class SetMarketMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Change what a market accepts. ``SETTLED`` closes every position at ``settle_price_ticks``
+    (a delisting) and cancels every order; it is final."""
+
+    market: MarketId
+    mode: MarketMode
+    settle_price_ticks: int | None = None
+
+
 class AdvanceClock(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Move venue time to ``ts_ns``; time-driven work (funding, triggers) hangs off this."""
 
@@ -173,5 +191,6 @@ AnyCommand = (
     | SetMarginMode
     | AdjustIsolatedMargin
     | SetMarkPrice
+    | SetMarketMode
     | AdvanceClock
 )

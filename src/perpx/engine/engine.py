@@ -41,10 +41,12 @@ from perpx.engine.commands import (
     Command,
     CreateAccount,
     Deposit,
+    MarketMode,
     OrderType,
     PlaceOrder,
     SetLeverage,
     SetMarginMode,
+    SetMarketMode,
     SetMarkPrice,
     StpMode,
     TimeInForce,
@@ -61,6 +63,7 @@ from perpx.engine.events import (
     IsolatedMarginAdjusted,
     LeverageChanged,
     MarginModeChanged,
+    MarketModeChanged,
     MarkPriceSet,
     OrderAccepted,
     OrderAmended,
@@ -68,10 +71,12 @@ from perpx.engine.events import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    PositionSettled,
     TransferRejected,
     WithdrawalApplied,
 )
 from perpx.engine.margin import AccountRisk, account_risk, cross_available_atoms, position_risk
+from perpx.engine.stages import ConsequenceStage
 from perpx.engine.values import (
     RATE_SCALE,
     AccountId,
@@ -119,6 +124,12 @@ class Engine:
         self.next_order_id = 1
         self.next_trade_id = 1
         self.commands_applied = 0
+        self.last_trade_ticks: dict[MarketId, int] = {}
+        self.modes: dict[MarketId, MarketMode] = {m: MarketMode.NORMAL for m in config.markets}
+        self.index_stale: dict[MarketId, None] = {}
+        self.open_interest_lots: dict[MarketId, int] = {m: 0 for m in config.markets}
+        self.consequences: list[ConsequenceStage] = []
+        self._price_moved: dict[MarketId, None] = {}
         self._events: list[Event] = []
         self._touched: dict[Position, None] = {}
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -133,6 +144,7 @@ class Engine:
             SetMarginMode: self._set_margin_mode,
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetMarkPrice: self._set_mark_price,
+            SetMarketMode: self._set_market_mode,
             AdvanceClock: self._advance_clock,
         }
 
@@ -156,8 +168,44 @@ class Engine:
         if handler is None:
             raise TypeError(f"unknown command type {type(command).__name__}")
         handler(command)
+        # 7. consequences: conditional orders and liquidations, until nothing more is due
+        if self.consequences and self._price_moved:
+            self._run_consequences()
+        self._price_moved.clear()
         self.commands_applied += 1
         return events
+
+    def _run_consequences(self) -> None:
+        """Run every consequence stage over the markets whose prices moved, until all are quiet.
+
+        A stage may place orders whose trades move prices again (a stop that
+        triggers a stop, a liquidation that crosses another account's threshold);
+        the loop runs until a full pass does nothing. Its bound is a safety net
+        against a stage that keeps reporting work: hitting it is a bug.
+        """
+        for _ in range(10_000):
+            acted = False
+            for stage in self.consequences:
+                if stage.run(self._price_moved):
+                    acted = True
+            if not acted:
+                return
+        raise RuntimeError("consequence stages did not settle after 10,000 passes")
+
+    def price_moved(self, market: MarketId) -> None:
+        """Mark ``market`` for the consequence stages (its mark or last price changed)."""
+        self._price_moved[market] = None
+
+    def set_mark(self, market: MarketId, index_ticks: int, mark_ticks: int) -> None:
+        """Adopt a new index and mark price (from a command or the pricing stage)."""
+        self.indexes[market] = index_ticks
+        if self.marks.get(market) != mark_ticks:
+            self.marks[market] = mark_ticks
+            self._price_moved[market] = None
+
+    def reduce_only_mode(self, market: MarketId) -> bool:
+        """True when the market accepts only reduce-only orders (by mode, or while its index is stale)."""
+        return self.modes[market] is MarketMode.REDUCE_ONLY or market in self.index_stale
 
     # ------------------------------------------------------------------ queries
 
@@ -377,6 +425,10 @@ class Engine:
         if found is None:
             return
         account, spec = found
+        refusal = self._mode_refusal(cmd.market, cmd.reduce_only)
+        if refusal is not None:
+            self._reject_order(cmd, *refusal)
+            return
         mark = self.marks.get(cmd.market)
         if mark is None:
             self._reject_order(cmd, RejectCode.MARKET_CLOSED, f"market {cmd.market} has no mark price yet")
@@ -409,6 +461,8 @@ class Engine:
             qty_lots = min(qty_lots, abs(position.qty_lots))
         else:
             refusal = self._margin_refusal(account, position, spec, cmd.side, price_ticks, qty_lots, 0)
+            if refusal is None:
+                refusal = self._open_interest_refusal(spec, position, cmd.side, qty_lots)
             if refusal is not None:
                 self._reject_order(cmd, *refusal)
                 return
@@ -475,6 +529,42 @@ class Engine:
 
         # 4. match, settling each trade; 5. rest or expire; 6. post-trade
         self._execute(order, book, spec, position)
+
+    def _mode_refusal(self, market: MarketId, reduce_only: bool) -> tuple[RejectCode, str] | None:
+        mode = self.modes[market]
+        if mode is MarketMode.SETTLED:
+            return RejectCode.MARKET_SETTLED, f"market {market} is settled (delisted); it accepts no orders"
+        if mode is MarketMode.HALTED:
+            return RejectCode.MARKET_CLOSED, f"market {market} is halted: only cancels are accepted"
+        if not reduce_only and self.reduce_only_mode(market):
+            why = "its index is stale" if market in self.index_stale else "it is in reduce-only mode"
+            return (
+                RejectCode.MARKET_REDUCE_ONLY,
+                f"market {market} accepts only reduce-only orders while {why}; send the order with reduceOnly",
+            )
+        return None
+
+    def _open_interest_refusal(
+        self, spec: MarketSpec, position: Position, side: Side, qty_lots: int
+    ) -> tuple[RejectCode, str] | None:
+        """Refuse an order whose opening part could lift open interest over the market's cap."""
+        cap = spec.risk.max_open_interest_lots
+        if cap is None:
+            return None
+        held = position.qty_lots
+        closing = min(
+            qty_lots,
+            -held if side is Side.BUY and held < 0 else held if side is Side.SELL and held > 0 else 0,
+        )
+        opening = qty_lots - closing
+        current = self.open_interest_lots[spec.market]
+        if opening and current + opening > cap:
+            return (
+                RejectCode.OPEN_INTEREST_CAP,
+                f"open interest in {spec.market} is {format_units(current, spec.lot_size)} of a cap of"
+                f" {format_units(cap, spec.lot_size)}; this order could open {format_units(opening, spec.lot_size)} more",
+            )
+        return None
 
     def _order_filters(
         self, cmd: PlaceOrder, account: Account, spec: MarketSpec, mark: int
@@ -688,6 +778,9 @@ class Engine:
         """Settle one trade at the maker's price: both orders, both positions, fees."""
         qty = min(taker.leaves_lots, maker.leaves_lots)
         price = maker.price_ticks
+        if self.last_trade_ticks.get(maker.market) != price:
+            self.last_trade_ticks[maker.market] = price
+            self._price_moved[maker.market] = None
         trade_id = TradeId(self.next_trade_id)
         self.next_trade_id += 1
         maker.filled_lots += qty
@@ -756,6 +849,11 @@ class Engine:
                 margin = formulas.initial_margin_atoms(opened * price * contract, position.leverage)
                 account.credit(asset, -margin)
                 position.isolated_margin_atoms += margin
+        new_qty = position.qty_lots
+        if (old_qty > 0 or new_qty > 0) and old_qty != new_qty:
+            self.open_interest_lots[position.market] += (new_qty if new_qty > 0 else 0) - (
+                old_qty if old_qty > 0 else 0
+            )
         position.realized_pnl_atoms += realized
         account.credit(asset, -fee)
         self.fees_atoms[asset] = self.fees_atoms.get(asset, 0) + fee
@@ -926,6 +1024,11 @@ class Engine:
         if found is None:
             return
         account, spec = found
+        order_for_mode = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
+        refusal = self._mode_refusal(cmd.market, order_for_mode is not None and order_for_mode.reduce_only)
+        if refusal is not None:
+            self._reject_order(cmd, refusal[0], refusal[1], cmd.order_id)
+            return
         order = self._find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
         if order is None:
             self._reject_order(
@@ -1199,13 +1302,80 @@ class Engine:
                 cmd, None, RejectCode.PRICE_NOT_POSITIVE, "index and mark prices must be positive"
             )
             return
-        self.marks[cmd.market] = cmd.mark_ticks
-        self.indexes[cmd.market] = cmd.index_ticks
+        self.set_mark(cmd.market, cmd.index_ticks, cmd.mark_ticks)
         self._events.append(
             MarkPriceSet(
                 ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks
             )
         )
+
+    def _set_market_mode(self, cmd: SetMarketMode) -> None:
+        spec = self.specs.get(cmd.market)
+        if spec is None:
+            self._reject_command(
+                cmd, None, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue"
+            )
+            return
+        previous = self.modes[cmd.market]
+        if previous is MarketMode.SETTLED:
+            self._reject_command(
+                cmd, None, RejectCode.MARKET_SETTLED, f"market {cmd.market} is settled; its mode is final"
+            )
+            return
+        if cmd.mode is MarketMode.SETTLED:
+            price = cmd.settle_price_ticks
+            if price is None or not spec.min_price_ticks <= price <= spec.max_price_ticks:
+                self._reject_command(
+                    cmd, None, RejectCode.BAD_PARAMETER, "settling a market needs a valid settle_price_ticks"
+                )
+                return
+            self._settle_market(cmd.market, spec, price)
+        elif cmd.settle_price_ticks is not None:
+            self._reject_command(
+                cmd, None, RejectCode.BAD_PARAMETER, "settle_price_ticks goes only with mode SETTLED"
+            )
+            return
+        self.modes[cmd.market] = cmd.mode
+        self._events.append(
+            MarketModeChanged(ts_ns=self.now_ns, market=cmd.market, mode=cmd.mode, previous=previous)
+        )
+
+    def _settle_market(self, market: MarketId, spec: MarketSpec, price_ticks: int) -> None:
+        """Cancel every order and close every position at ``price_ticks``, without fees.
+
+        Long and short open interest are equal, so the realised PnL of all
+        positions sums to minus their total cost: conservation holds exactly.
+        """
+        book = self.books[market]
+        for side in (book.bids, book.asks):
+            for order in list(side.orders()):
+                self._cancel_one(order)
+        contract = spec.contract_atoms
+        for account_id in sorted(self.accounts):
+            account = self.accounts[account_id]
+            position = account.positions.get(market)
+            if position is None or position.qty_lots == 0:
+                continue
+            qty = position.qty_lots
+            realized = qty * price_ticks * contract - position.cost_atoms
+            position.cost_atoms = 0
+            position.qty_lots = 0
+            position.realized_pnl_atoms += realized
+            released = position.isolated_margin_atoms + realized if position.is_isolated else realized
+            position.isolated_margin_atoms = 0
+            account.credit(self.asset, released)
+            self._events.append(
+                PositionSettled(
+                    ts_ns=self.now_ns,
+                    account_id=account_id,
+                    market=market,
+                    qty_lots=qty,
+                    price_ticks=price_ticks,
+                    realized_pnl_atoms=realized,
+                )
+            )
+        self.open_interest_lots[market] = 0
+        self._post_trade()
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:
         self._events.append(ClockAdvanced(ts_ns=self.now_ns))

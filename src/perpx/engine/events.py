@@ -14,7 +14,7 @@ from enum import StrEnum
 import msgspec
 
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import MarginMode, OrderType, StpMode, TimeInForce
+from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TradeId, TxId
 
 
@@ -172,6 +172,22 @@ class MarkPriceSet(Event, frozen=True, tag=True, kw_only=True, gc=False):
     mark_ticks: int
 
 
+class MarketModeChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    market: MarketId
+    mode: MarketMode
+    previous: MarketMode
+
+
+class PositionSettled(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A position closed by the venue at the settlement price of a delisted market (no fee)."""
+
+    account_id: AccountId
+    market: MarketId
+    qty_lots: int
+    price_ticks: int
+    realized_pnl_atoms: int
+
+
 class ClockAdvanced(Event, frozen=True, tag=True, kw_only=True, gc=False):
     pass
 
@@ -192,5 +208,7 @@ AnyEvent = (
     | IsolatedMarginAdjusted
     | CommandRejected
     | MarkPriceSet
+    | MarketModeChanged
+    | PositionSettled
     | ClockAdvanced
 )

@@ -70,6 +70,11 @@ def _open_interest(engine: Engine, problems: list[str]) -> None:
             elif position.qty_lots < 0:
                 short_lots[market] = short_lots.get(market, 0) - position.qty_lots
     for market in engine.specs:
+        if engine.open_interest_lots[market] != long_lots.get(market, 0):
+            problems.append(
+                f"open interest of {market}: tracked {engine.open_interest_lots[market]}"
+                f" but positions hold {long_lots.get(market, 0)} long"
+            )
         if long_lots.get(market, 0) != short_lots.get(market, 0):
             problems.append(
                 f"open interest of {market}: {long_lots.get(market, 0)} long vs {short_lots.get(market, 0)} short"

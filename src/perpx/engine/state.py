@@ -20,7 +20,7 @@ import msgspec
 
 from perpx.engine.accounts import Account, Position
 from perpx.engine.book import Order
-from perpx.engine.commands import MarginMode, OrderType, StpMode, TimeInForce
+from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
@@ -110,6 +110,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "withdrawals": sorted(engine.withdrawals_atoms.items()),
         "fees": sorted(engine.fees_atoms.items()),
         "insurance": sorted(engine.insurance_atoms.items()),
+        "last_trades": sorted(engine.last_trade_ticks.items()),
+        "modes": sorted((m, mode.value) for m, mode in engine.modes.items()),
+        "index_stale": sorted(engine.index_stale),
         "accounts": accounts,
         "books": books,
     }
@@ -160,6 +163,9 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     engine.withdrawals_atoms = {AssetId(k): v for k, v in data["withdrawals"]}
     engine.fees_atoms = {AssetId(k): v for k, v in data["fees"]}
     engine.insurance_atoms = {AssetId(k): v for k, v in data["insurance"]}
+    engine.last_trade_ticks = {MarketId(k): v for k, v in data["last_trades"]}
+    engine.modes.update({MarketId(k): MarketMode(v) for k, v in data["modes"]})
+    engine.index_stale = {MarketId(k): None for k in data["index_stale"]}
     for account_id, name, balances, positions, volume_days in data["accounts"]:
         account = Account(AccountId(account_id), name)
         account.balances = {AssetId(k): v for k, v in balances}
@@ -209,4 +215,8 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     for account in engine.accounts.values():
         for position in account.positions.values():
             position.order_margin_atoms = position.required_order_margin()
+    for account in engine.accounts.values():
+        for market, position in account.positions.items():
+            if position.qty_lots > 0:
+                engine.open_interest_lots[market] += position.qty_lots
     return engine
