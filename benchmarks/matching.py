@@ -19,7 +19,9 @@ Measured, each on a fresh engine replaying the same list:
 * ``engine.apply`` alone (journal off): commands/s, median of ``--runs`` runs;
 * per-command latency: ``time.perf_counter_ns`` around every ``apply`` of one
   more run; p50 and p99 in microseconds;
-* journal on: each command is appended to the journal before it is applied;
+* journal on: each command is appended to the journal (``perpx.journal``) before
+  it is applied, committed in batches of 1,000 as ``Store.submit_batch`` does;
+  without fsync (the headline figure) and with fsync per batch;
 * a bare price-time book written here (dict of price -> deque, sorted price
   lists, no margin, no events, no accounts) on the same stream, and the ratio.
 
@@ -37,18 +39,13 @@ import os
 import platform
 import random
 import statistics
-import struct
 import sys
 import tempfile
 import time
-import zlib
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO
-
-import msgspec
 
 from perpx.engine.commands import (
     CancelOrder,
@@ -64,6 +61,7 @@ from perpx.engine.config import default_config
 from perpx.engine.engine import Engine
 from perpx.engine.events import CommandRejected, OrderFilled, OrderRejected
 from perpx.engine.values import AccountId, MarketId, OrderId, Side, TxId
+from perpx.journal.journal import JournalWriter
 
 MARKET = MarketId("BTCUSDT")
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -75,10 +73,12 @@ SEED_ORDERS = 2_000  # resting orders placed before the timed stream
 MIN_LOTS = 4  # 0.004 BTC: above the 100 USDT minimum notional near the mark
 MAX_LOTS = 100
 BAND_TICKS = 100  # passive prices stay within mark +/- this (+ the depth offset)
-FLUSH_EVERY = 1_000
+JOURNAL_BATCH = 1_000  # commands per journal commit
 
 COMPILED_MODULES = (
+    "perpx.engine.values",
     "perpx.engine.formulas",
+    "perpx.engine.config",
     "perpx.engine.book",
     "perpx.engine.accounts",
     "perpx.engine.margin",
@@ -97,6 +97,7 @@ class Workload:
     aggressive: int
     fills: int
     live_after: int
+    kinds: list[str]  # per stream command: "place", "cancel" or "aggressive"
 
 
 # ---------------------------------------------------------------------- workload
@@ -128,8 +129,8 @@ def build_workload(commands: int, seed: int) -> Workload:
             )
         )
     setup.append(SetMarkPrice(ts_ns=step(), market=MARKET, index_ticks=MARK_TICKS, mark_ticks=MARK_TICKS))
-    for command in setup:
-        _apply_checked(engine, command)
+    for setup_command in setup:
+        _apply_checked(engine, setup_command)
 
     book = engine.books[MARKET]
     live: list[OrderId] = []
@@ -187,6 +188,7 @@ def build_workload(commands: int, seed: int) -> Workload:
         setup.append(seed_order)
 
     stream: list[Command] = []
+    kinds: list[str] = []
     places = cancels = aggressive = fills = 0
     target = len(live)
     for _ in range(commands):
@@ -195,6 +197,7 @@ def build_workload(commands: int, seed: int) -> Workload:
         if draw < 0.6 or not live:
             command = passive()
             places += 1
+            kinds.append("place")
         elif draw < 0.9:
             order_id = live[rng.randrange(len(live))]
             command = CancelOrder(
@@ -204,6 +207,7 @@ def build_workload(commands: int, seed: int) -> Workload:
                 order_id=order_id,
             )
             cancels += 1
+            kinds.append("cancel")
         else:
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
             opposite = book.opposite(side)
@@ -240,6 +244,7 @@ def build_workload(commands: int, seed: int) -> Workload:
                     tif=TimeInForce.IOC,
                 )
             aggressive += 1
+            kinds.append("aggressive")
         fills += run(command)
         stream.append(command)
     return Workload(
@@ -250,6 +255,7 @@ def build_workload(commands: int, seed: int) -> Workload:
         aggressive=aggressive,
         fills=fills,
         live_after=len(live),
+        kinds=kinds,
     )
 
 
@@ -259,36 +265,6 @@ def _apply_checked(engine: Engine, command: Command) -> list[object]:
         if isinstance(event, OrderRejected | CommandRejected):
             raise RuntimeError(f"the benchmark stream caused a rejection: {event}")
     return list(events)
-
-
-# ---------------------------------------------------------------------- journal
-
-
-class FramedFileJournal:
-    """Append-only command file: ``<u32 length><u32 crc32>`` then the msgpack bytes of the command.
-
-    The file is opened in append mode and flushed to the OS every ``FLUSH_EVERY``
-    commands (no fsync), which is the work a batching journal does per command.
-    """
-
-    HEADER = struct.Struct("<II")
-
-    def __init__(self, path: str) -> None:
-        self.handle: IO[bytes] = open(path, "ab")  # noqa: SIM115 - closed by close()
-        self.encode = msgspec.msgpack.Encoder().encode
-        self.pending = 0
-
-    def append(self, command: Command) -> None:
-        payload = self.encode(command)
-        self.handle.write(self.HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        self.pending += 1
-        if self.pending >= FLUSH_EVERY:
-            self.handle.flush()
-            self.pending = 0
-
-    def close(self) -> None:
-        self.handle.flush()
-        self.handle.close()
 
 
 # ---------------------------------------------------------------------- bare baseline
@@ -354,11 +330,11 @@ class BareBook:
         if leaves > 0 and limit is not None and command.tif is TimeInForce.GTC:
             order = BareOrder(order_id, side, limit, leaves)
             own = self.levels[side]
-            queue = own.get(limit)
-            if queue is None:
-                queue = own[limit] = deque()
+            resting = own.get(limit)
+            if resting is None:
+                resting = own[limit] = deque()
                 insort(self.keys[side], limit * side)
-            queue.append(order)
+            resting.append(order)
             self.orders[order_id] = order
 
     def cancel(self, command: CancelOrder) -> None:
@@ -386,8 +362,13 @@ def fresh_engine(workload: Workload) -> Engine:
     return engine
 
 
-def time_engine(workload: Workload, journal_dir: str | None = None) -> float:
-    """Seconds to apply the stream on a fresh engine (journal first when ``journal_dir`` is set)."""
+def time_engine(workload: Workload, journal_dir: str | None = None, fsync: bool = False) -> float:
+    """Seconds to apply the stream on a fresh engine.
+
+    With ``journal_dir`` the stream goes through :class:`~perpx.journal.journal.JournalWriter`
+    the way ``Store.submit_batch`` does it: a batch of ``JOURNAL_BATCH`` commands
+    is appended, committed (written to the OS; ``fsync`` too when asked), then applied.
+    """
     engine = fresh_engine(workload)
     apply = engine.apply
     stream = workload.stream
@@ -399,12 +380,16 @@ def time_engine(workload: Workload, journal_dir: str | None = None) -> float:
         return time.perf_counter() - start
     path = os.path.join(journal_dir, f"bench-{time.perf_counter_ns()}.journal")
     start = time.perf_counter()
-    journal = FramedFileJournal(path)
-    append = journal.append
-    for command in stream:
-        append(command)
-        apply(command)
-    journal.close()
+    writer = JournalWriter(path, next_seq=1, fsync=fsync)
+    append = writer.append
+    for first in range(0, len(stream), JOURNAL_BATCH):
+        batch = stream[first : first + JOURNAL_BATCH]
+        for command in batch:
+            append(command)
+        writer.commit()
+        for command in batch:
+            apply(command)
+    writer.close()
     elapsed = time.perf_counter() - start
     os.remove(path)
     return elapsed
@@ -459,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser.add_argument("--commands", type=int, default=200_000, help="timed commands (default 200000)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the command mix (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (default 5)")
+    parser.add_argument("--journal-dir", default=None, help="where the journal files go (default: temp dir)")
     args = parser.parse_args(argv)
 
     compiled = compiled_modules()
@@ -475,33 +461,50 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     )
 
     n = len(workload.stream)
-    plain = [time_engine(workload) for _ in range(args.runs)]
+    plain: list[float] = []
+    baseline_times: list[float] = []
+    bare = BareBook(first_order_id=1)
+    for _ in range(args.runs):  # interleaved, so that both see the same machine
+        plain.append(time_engine(workload))
+        elapsed, bare = time_baseline(workload)
+        baseline_times.append(elapsed)
     rate = n / statistics.median(plain)
+    baseline_rate = n / statistics.median(baseline_times)
     print(f"engine, journal off: {rate:,.0f} commands/s (median of {args.runs}; runs {_rates(n, plain)})")
 
     latencies, engine = time_latencies(workload)
-    latencies.sort()
-    p50 = percentile(latencies, 0.50) / 1000
-    p99 = percentile(latencies, 0.99) / 1000
-    print(f"latency per apply: p50 {p50:.1f} us, p99 {p99:.1f} us, max {latencies[-1] / 1000:.0f} us")
+    ordered = sorted(latencies)
+    p50 = percentile(ordered, 0.50) / 1000
+    p99 = percentile(ordered, 0.99) / 1000
+    print(
+        f"latency per apply (one more run): p50 {p50:.1f} us, p99 {p99:.1f} us, max {ordered[-1] / 1000:.0f} us"
+    )
+    for kind in ("place", "cancel", "aggressive"):
+        some = sorted(t for t, k in zip(latencies, workload.kinds, strict=True) if k == kind)
+        print(
+            f"  {kind:>10}: p50 {percentile(some, 0.5) / 1000:.1f} us,"
+            f" p99 {percentile(some, 0.99) / 1000:.1f} us ({len(some)} commands)"
+        )
 
-    with tempfile.TemporaryDirectory(prefix="perpx-bench-") as journal_dir:
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-", dir=args.journal_dir) as journal_dir:
         journaled = [time_engine(workload, journal_dir) for _ in range(args.runs)]
+        synced = [time_engine(workload, journal_dir, fsync=True) for _ in range(args.runs)]
     journal_rate = n / statistics.median(journaled)
     print(
         f"engine, journal on:  {journal_rate:,.0f} commands/s (median of {args.runs};"
-        f" runs {_rates(n, journaled)}; framed msgpack file, flush every {FLUSH_EVERY})"
+        f" runs {_rates(n, journaled)}; JournalWriter, commit every {JOURNAL_BATCH}, no fsync)"
+    )
+    print(
+        f"  with fsync per commit (durability 'batch'): {n / statistics.median(synced):,.0f} commands/s"
+        f" (median of {args.runs}; runs {_rates(n, synced)}; in {args.journal_dir or tempfile.gettempdir()})"
     )
 
-    baseline_times: list[float] = []
-    bare = BareBook(first_order_id=1)
-    for _ in range(args.runs):
-        elapsed, bare = time_baseline(workload)
-        baseline_times.append(elapsed)
-    baseline_rate = n / statistics.median(baseline_times)
     _check_same_book(workload, engine, bare)
     ratio = rate / baseline_rate
-    print(f"bare price-time book: {baseline_rate:,.0f} commands/s (median of {args.runs})")
+    print(
+        f"bare price-time book: {baseline_rate:,.0f} commands/s (median of {args.runs};"
+        f" runs {_rates(n, baseline_times)}; same stream, run between the journal-off runs)"
+    )
     print(f"engine / bare book: {ratio:.3f} (the bare book is {1 / ratio:.1f}x faster)")
 
     result: dict[str, object] = {

@@ -192,10 +192,11 @@ class Account:
         """Forget daily volume that has left the 30-day window ending at ``ts_ns``."""
         oldest = ts_ns // NS_PER_DAY - (VOLUME_WINDOW_DAYS - 1)
         days = self.volume_days
-        expired: list[int] = []
-        for day in days:  # oldest first: days are added in time order
+        for first in days:  # only the oldest day: days are added in time order
+            if first >= oldest:
+                return  # the usual case: nothing has left the window
+            break
+        for day in list(days):
             if day >= oldest:
                 break
-            expired.append(day)
-        for day in expired:
             self.volume_30d_atoms -= days.pop(day)
