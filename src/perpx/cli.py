@@ -112,6 +112,28 @@ def replay(
     console.print(f"state hash     {report.state_hash}")
 
 
+@app.command()
+def explain(
+    data: Annotated[Path, typer.Option(help="Data directory holding config.toml and journal.log.")],
+    account: Annotated[int, typer.Option(help="Account id whose liquidations and ADL to explain.")],
+) -> None:
+    """Explain every liquidation and auto-deleveraging of an account: inputs, formulas, actions.
+
+    Replays the journal read-only and prints each record the engine wrote for the account.
+    """
+    from perpx.engine.values import AccountId
+    from perpx.explain import explain as explain_account
+
+    try:
+        config = read_config(data)
+        wide = Console(width=max(console.width, 150))  # the positions table has twelve columns
+        report = explain_account(wide, data, config, AccountId(account))
+    except RecoveryError as exc:
+        raise _fail(str(exc)) from exc
+    for problem in report.problems:
+        err.print(f"[yellow]warning:[/] {problem}")
+
+
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")]) -> None:
     """Validate a venue config and list its markets and brackets."""

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from perpx.engine import invariants
 from perpx.engine.commands import (
+    AdvanceClock,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
@@ -32,6 +33,7 @@ from perpx.engine.commands import (
     PlaceOrder,
     SetMarkPrice,
     StpMode,
+    SubmitSpotQuote,
     TimeInForce,
     Withdraw,
 )
@@ -146,6 +148,22 @@ class Venue:
                 mark_ticks=self.ticks(market, price),
             )
         )
+
+    def quote(self, market: str, source: str, price: str) -> list[Event]:
+        """A spot quote of ``source`` for the index of ``market`` (a market with ``[index]`` sources)."""
+        return self.apply(
+            SubmitSpotQuote(
+                ts_ns=self.tick(),
+                market=MarketId(market),
+                source=source,
+                price_ticks=self.ticks(market, price),
+            )
+        )
+
+    def advance(self, seconds: int = 0, *, to_ns: int | None = None) -> list[Event]:
+        """Move venue time forward by ``seconds``, or to ``to_ns``, with one ``AdvanceClock``."""
+        self.now_ns = to_ns if to_ns is not None else self.now_ns + seconds * 1_000_000_000
+        return self.apply(AdvanceClock(ts_ns=self.now_ns))
 
     def place(
         self,

@@ -188,3 +188,50 @@ def test_replay_reads_a_torn_journal_without_changing_it(tmp_path: Path) -> None
     assert journal.stat().st_size == size
     assert report.problems and "not applied" in report.problems[0]
     assert engine.commands_applied == report.last_seq
+
+
+def test_snapshot_and_hash_hold_ledger_totals_beyond_64_bits(tmp_path: Path) -> None:
+    # Arrange: 3 x 10**11 USDT deposited in two transfers (3 x 10**19 atoms > 2**64)
+    store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML)
+    store.submit(CreateAccount(ts_ns=1, name="whale"))
+    for i in range(2):
+        store.submit(
+            Deposit(
+                ts_ns=2 + i,
+                account_id=AccountId(1),
+                asset=USDT,
+                amount_atoms=15 * 10**18,
+                tx_id=TxId(f"w{i}"),
+            )
+        )
+    expected = state_hash(store.engine)
+    # Act
+    store.close()
+    engine, report = recover(tmp_path, store.config)
+    # Assert
+    assert report.snapshot_seq == 3
+    assert engine.accounts[AccountId(1)].balance(USDT) == 3 * 10**19
+    assert state_hash(engine) == expected
+
+
+def test_a_command_beyond_the_journal_range_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML)
+    store.submit(CreateAccount(ts_ns=1, name="a"))
+    huge = Deposit(ts_ns=2, account_id=AccountId(1), asset=USDT, amount_atoms=2**64, tx_id=TxId("big"))
+    with pytest.raises(ValueError, match="64-bit"):
+        store.submit(huge)
+    assert store.engine.accounts[AccountId(1)].balance(USDT) == 0
+    store.close()
+    assert len(scan(tmp_path / JOURNAL_FILE).records) == 1
+
+
+def test_a_batch_with_one_unjournalable_command_journals_and_applies_none(tmp_path: Path) -> None:
+    store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML)
+    before = state_hash(store.engine)
+    good = CreateAccount(ts_ns=1, name="a")
+    bad = Deposit(ts_ns=2, account_id=AccountId(1), asset=USDT, amount_atoms=2**64, tx_id=TxId("big"))
+    with pytest.raises(ValueError, match="64-bit"):
+        store.submit_batch([good, bad])
+    store.close()
+    assert state_hash(store.engine) == before
+    assert scan(tmp_path / JOURNAL_FILE).records == ()

@@ -131,3 +131,57 @@ def test_funding_rate_clamps_interest_minus_premium_scales_and_caps(
     average: int, interval_h: int, expected: int
 ) -> None:
     assert funding_rate_e8(average, 10_000, interval_h, 3_000_000, -3_000_000) == expected
+
+
+@pytest.mark.parametrize(
+    ("qty", "mark", "rate", "expected"),
+    [
+        (1_000, 300_400, 50_000, 1_502_000_000),  # long 1 BTC at 30,040.0, 0.05%: pays 15.02 USDT, exact
+        (-1_000, 300_400, 50_000, -1_502_000_000),  # the short receives the same
+        (70, 300_003, 12_345, 25_924_760),  # 25,924,759.245 -> a payer rounds up
+        (-30, 300_003, 12_345, -11_110_611),  # -11,110,611.105 -> a receiver rounds toward zero
+        (-30, 300_003, -12_345, 11_110_612),  # negative rate: the short pays, rounded up
+        (30, 300_003, -12_345, -11_110_611),  # and the long receives, toward zero
+        (1_000, 300_000, 0, 0),
+    ],
+)
+def test_funding_payment_rounds_payers_up_and_receivers_toward_zero(
+    qty: int, mark: int, rate: int, expected: int
+) -> None:
+    from perpx.engine.formulas import funding_payment_atoms
+
+    assert funding_payment_atoms(qty, mark, 10_000, rate) == expected
+
+
+def test_impact_notional_is_the_margin_notional_times_max_leverage() -> None:
+    from perpx.engine.pricing.funding import impact_notional_atoms
+
+    # 200 USDT / (1 / 125) = 25,000 USDT
+    assert impact_notional_atoms(200 * 10**8, 125) == 25_000 * 10**8
+
+
+def test_basis_in_half_ticks_keeps_the_half_tick_of_a_one_tick_spread() -> None:
+    from perpx.engine.pricing.mark import basis_half_ticks, moving_basis_half_price_ticks
+
+    # bid 300,000, ask 300,001: mid 300,000.5; index 299,990 -> basis 10.5 ticks = 21 half ticks
+    assert basis_half_ticks(300_000, 300_001, 299_990) == 21
+    # mean of 21 and 20 half ticks = 10.25 ticks -> 10; of 21 and 21 -> 10.5 -> 11 (half up)
+    assert moving_basis_half_price_ticks(299_990, [21, 20]) == 300_000
+    assert moving_basis_half_price_ticks(299_990, [21, 21]) == 300_001
+    assert moving_basis_half_price_ticks(299_990, [-21, -21]) == 299_979  # -10.5 -> -11
+    assert moving_basis_half_price_ticks(299_990, []) == 299_990
+
+
+def test_impact_ask_of_25000_usdt_over_two_btc_levels() -> None:
+    """docs/mechanics.md section 21: 0.5 BTC at 30,050.0 then 1 BTC at 30,060.0 -> 30,054.0."""
+    assert impact_price_ticks([(300_500, 500), (300_600, 1_000)], 25_000 * 10**8, 10_000) == 300_540
+
+
+def test_ema_after_150_s_of_400_then_150_s_of_0() -> None:
+    """docs/mechanics.md section 20: 400 x e^-1 / (1 + e^-1) = 107.6 -> 108 ticks over the index."""
+    from perpx.engine.pricing.mark import ema_basis_price_ticks, ema_seconds
+
+    num, den = ema_seconds(0, 0, 800, 150)
+    num, den = ema_seconds(num, den, 0, 150)
+    assert (num, den) == (27_998_419_903, 130_132_459)
+    assert ema_basis_price_ticks(300_000, num, den) == 300_108

@@ -49,6 +49,12 @@ class RejectCode(IntEnum):
     ORDER_NOT_FOUND = -2013
     AMEND_BELOW_FILLED = -4030
     AMEND_NOTHING = -5027
+    # conditional (algo) orders
+    ORDER_WOULD_TRIGGER = -2021
+    MAX_ALGO_ORDERS = -4045
+    REDUCE_ONLY_CONFLICT = -4062
+    CLOSE_POSITION_TYPE = -4136
+    QTY_WITH_CLOSE_POSITION = -4137
     # venue-specific
     UNKNOWN_ACCOUNT = -9001
     UNKNOWN_ASSET = -9002
@@ -59,3 +65,7 @@ class RejectCode(IntEnum):
     CLOCK_BACKWARDS = -9007
     OPEN_INTEREST_CAP = -9008
     MARKET_SETTLED = -9009
+    # pricing (index sources and marks): -91xx
+    UNKNOWN_SOURCE = -9101
+    QUOTE_OUT_OF_ORDER = -9102
+    MARK_FROM_INDEX = -9103

@@ -13,7 +13,17 @@ from enum import StrEnum
 
 import msgspec
 
-from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
+from perpx.engine.values import (
+    AccountId,
+    AlgoId,
+    AssetId,
+    ClientAlgoId,
+    ClientOrderId,
+    MarketId,
+    OrderId,
+    Side,
+    TxId,
+)
 
 
 class OrderType(StrEnum):
@@ -55,6 +65,27 @@ class MarketMode(StrEnum):
     REDUCE_ONLY = "REDUCE_ONLY"
     HALTED = "HALTED"
     SETTLED = "SETTLED"
+
+
+class ConditionalType(StrEnum):
+    """The conditional (algo) order types; each becomes a LIMIT or MARKET order when it triggers.
+
+    STOP / STOP_MARKET fire a BUY when the price rises to the trigger and a SELL when it falls to it;
+    TAKE_PROFIT / TAKE_PROFIT_MARKET the reverse; TRAILING_STOP_MARKET follows the price's extreme.
+    """
+
+    STOP = "STOP"
+    STOP_MARKET = "STOP_MARKET"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TAKE_PROFIT_MARKET = "TAKE_PROFIT_MARKET"
+    TRAILING_STOP_MARKET = "TRAILING_STOP_MARKET"
+
+
+class WorkingType(StrEnum):
+    """The price a conditional order watches: the mark, or the last trade (Binance's default)."""
+
+    MARK_PRICE = "MARK_PRICE"
+    CONTRACT_PRICE = "CONTRACT_PRICE"
 
 
 class Command(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
@@ -175,6 +206,62 @@ class SetMarketMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
     settle_price_ticks: int | None = None
 
 
+class PlaceConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Submit a conditional (algo) order; it rests off the book until its trigger fires.
+
+    ``trigger_price_ticks`` is required for every type but TRAILING_STOP_MARKET, which takes
+    ``callback_rate_e8`` (0.1% .. 10%) and an optional ``activation_price_ticks`` (default: the
+    current price of ``working_type``). ``price_ticks`` is the limit of STOP / TAKE_PROFIT only.
+    ``close_position`` (STOP_MARKET / TAKE_PROFIT_MARKET) closes the whole position at the trigger
+    and goes without ``qty_lots`` and ``reduce_only``. See :mod:`perpx.engine.triggers`.
+    """
+
+    account_id: AccountId
+    market: MarketId
+    side: Side
+    order_type: ConditionalType
+    qty_lots: int | None = None
+    trigger_price_ticks: int | None = None
+    price_ticks: int | None = None
+    tif: TimeInForce = TimeInForce.GTC
+    working_type: WorkingType = WorkingType.CONTRACT_PRICE
+    reduce_only: bool = False
+    close_position: bool = False
+    price_protect: bool = False
+    activation_price_ticks: int | None = None
+    callback_rate_e8: int | None = None
+    client_algo_id: ClientAlgoId | None = None
+    stp: StpMode = StpMode.NONE
+
+
+class CancelConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Cancel one untriggered conditional order, by ``algo_id`` or by ``client_algo_id``."""
+
+    account_id: AccountId
+    market: MarketId
+    algo_id: AlgoId | None = None
+    client_algo_id: ClientAlgoId | None = None
+
+
+class CancelAllConditionalOrders(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Cancel every untriggered conditional order of the account in ``market``."""
+
+    account_id: AccountId
+    market: MarketId
+
+
+class SubmitSpotQuote(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """One spot source's price for a market's index; ``ts_ns`` is the quote's time.
+
+    ``source`` is a name from the market's ``[markets.X.index] sources``; the
+    edge converts the source's decimal price into ticks of the market.
+    """
+
+    market: MarketId
+    source: str
+    price_ticks: int
+
+
 class AdvanceClock(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Move venue time to ``ts_ns``; time-driven work (funding, triggers) hangs off this."""
 
@@ -193,4 +280,8 @@ AnyCommand = (
     | SetMarkPrice
     | SetMarketMode
     | AdvanceClock
+    | SubmitSpotQuote
+    | PlaceConditionalOrder
+    | CancelConditionalOrder
+    | CancelAllConditionalOrders
 )

@@ -96,6 +96,9 @@ class RiskSpec:
     mark_policy: str
     max_open_interest_lots: int | None
     max_algo_orders: int
+    adl_ranking: str = "binance"
+    """Order of the auto-deleveraging queue: ``binance`` (PnL% x margin ratio) or
+    ``profit_leverage`` (BitMEX-style PnL% x effective leverage, as Bybit, Poloniex, CoinEx)."""
 
     @property
     def funding_interval_ns(self) -> int:
@@ -372,6 +375,9 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
     if mark_policy not in ("binance", "ema"):
         raise ConfigError(f"{where}.mark_policy was {mark_policy!r}; use 'binance' or 'ema'")
     max_oi = table.get("max_open_interest")
+    adl_ranking = table.get("adl_ranking", "binance")
+    if adl_ranking not in ("binance", "profit_leverage"):
+        raise ConfigError(f"{where}.adl_ranking was {adl_ranking!r}; use 'binance' or 'profit_leverage'")
     return RiskSpec(
         liquidation_fee_e8=liquidation_fee,
         funding_interval_hours=interval,
@@ -389,6 +395,7 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
         if max_oi is None
         else to_units(str(max_oi), lot, f"{where}.max_open_interest"),
         max_algo_orders=whole("max_algo_orders", 100),
+        adl_ranking=adl_ranking,
     )
 
 

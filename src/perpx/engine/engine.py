@@ -75,8 +75,11 @@ from perpx.engine.events import (
     TransferRejected,
     WithdrawalApplied,
 )
+from perpx.engine.liquidation import Liquidation
 from perpx.engine.margin import AccountRisk, account_risk, cross_available_atoms, position_risk
+from perpx.engine.pricing.stage import PricingStage
 from perpx.engine.stages import ConsequenceStage
+from perpx.engine.triggers import Triggers
 from perpx.engine.values import (
     RATE_SCALE,
     AccountId,
@@ -128,6 +131,8 @@ class Engine:
         self.modes: dict[MarketId, MarketMode] = {m: MarketMode.NORMAL for m in config.markets}
         self.index_stale: dict[MarketId, None] = {}
         self.open_interest_lots: dict[MarketId, int] = {m: 0 for m in config.markets}
+        self.market_positions: dict[MarketId, dict[AccountId, Position]] = {m: {} for m in config.markets}
+        """Every position record of each market, by account (flat ones too): funding settles these."""
         self.consequences: list[ConsequenceStage] = []
         self._price_moved: dict[MarketId, None] = {}
         self._events: list[Event] = []
@@ -147,6 +152,20 @@ class Engine:
             SetMarketMode: self._set_market_mode,
             AdvanceClock: self._advance_clock,
         }
+        # conditional orders: their commands, and the first consequence stage (they fire before liquidation)
+        self.triggers = Triggers(self)
+        self._handlers.update(self.triggers.handlers())
+        self.consequences.insert(0, self.triggers)
+        # liquidation, insurance fund and ADL: the last consequence stage (liquidation/stage.py).
+        # risk_dirty: accounts whose margin changed other than by a mark (fills, transfers,
+        # funding, isolated margin); the stage re-bands and rechecks them.
+        self.risk_dirty: dict[AccountId, None] = {}
+        self.fee_free_order_id: OrderId | None = None  # the liquidation order being matched pays no fee
+        self.liquidation = Liquidation(self)
+        self.consequences.append(self.liquidation)
+        # index, mark and funding of the markets with index sources (pricing/stage.py)
+        self.pricing = PricingStage(self)
+        self._handlers.update(self.pricing.handlers())
 
     # ------------------------------------------------------------------ entry point
 
@@ -164,12 +183,18 @@ class Engine:
             self.commands_applied += 1
             return events
         self.now_ns = max(self.now_ns, command.ts_ns)
+        # 0. time: index staleness, mark and premium samples, funding due by now, before the command
+        if self.now_ns >= self.pricing.due_ns:
+            self.pricing.catch_up(self.now_ns)
+            if self.consequences and (self._price_moved or self.risk_dirty):
+                self._run_consequences()
+            self._price_moved.clear()
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"unknown command type {type(command).__name__}")
         handler(command)
         # 7. consequences: conditional orders and liquidations, until nothing more is due
-        if self.consequences and self._price_moved:
+        if self.consequences and (self._price_moved or self.risk_dirty):
             self._run_consequences()
         self._price_moved.clear()
         self.commands_applied += 1
@@ -258,6 +283,7 @@ class Engine:
             return
         self.tx_ids[cmd.tx_id] = cmd.account_id
         balance = self.accounts[cmd.account_id].credit(cmd.asset, cmd.amount_atoms)
+        self.risk_dirty[cmd.account_id] = None
         self.deposits_atoms[cmd.asset] = self.deposits_atoms.get(cmd.asset, 0) + cmd.amount_atoms
         self._events.append(
             DepositApplied(
@@ -289,6 +315,7 @@ class Engine:
             return
         self.tx_ids[cmd.tx_id] = cmd.account_id
         balance = account.credit(cmd.asset, -cmd.amount_atoms)
+        self.risk_dirty[cmd.account_id] = None
         self.withdrawals_atoms[cmd.asset] = self.withdrawals_atoms.get(cmd.asset, 0) + cmd.amount_atoms
         self._events.append(
             WithdrawalApplied(
@@ -309,6 +336,7 @@ class Engine:
             position = account.positions[market] = Position(
                 account.account_id, market, self.specs[market].default_leverage
             )
+            self.market_positions[market][account.account_id] = position
         return position
 
     def _money(self, atoms: int) -> str:
@@ -820,7 +848,11 @@ class Engine:
     ) -> OrderFilled:
         contract = self.specs[position.market].contract_atoms
         rates = self._fee_rates(account)
-        fee = formulas.fee_atoms(notional, rates.maker_e8 if is_maker else rates.taker_e8)
+        if order.order_id == self.fee_free_order_id:
+            fee = 0  # a liquidation order: the clearance fee replaces the trading fee
+        else:
+            fee = formulas.fee_atoms(notional, rates.maker_e8 if is_maker else rates.taker_e8)
+        self.risk_dirty[account.account_id] = None
         side = order.side
         old_qty = position.qty_lots
         realized = 0
@@ -1278,6 +1310,7 @@ class Engine:
                 return
         account.credit(self.asset, -cmd.delta_atoms)
         position.isolated_margin_atoms += cmd.delta_atoms
+        self.risk_dirty[account.account_id] = None
         self._events.append(
             IsolatedMarginAdjusted(
                 ts_ns=self.now_ns,
@@ -1300,6 +1333,14 @@ class Engine:
         if cmd.mark_ticks <= 0 or cmd.index_ticks <= 0:
             self._reject_command(
                 cmd, None, RejectCode.PRICE_NOT_POSITIVE, "index and mark prices must be positive"
+            )
+            return
+        if self.pricing.priced(cmd.market):
+            self._reject_command(
+                cmd,
+                None,
+                RejectCode.MARK_FROM_INDEX,
+                f"market {cmd.market} takes its mark from its index sources; send SubmitSpotQuote instead",
             )
             return
         self.set_mark(cmd.market, cmd.index_ticks, cmd.mark_ticks)
@@ -1339,6 +1380,8 @@ class Engine:
         self._events.append(
             MarketModeChanged(ts_ns=self.now_ns, market=cmd.market, mode=cmd.mode, previous=previous)
         )
+        if previous is MarketMode.HALTED:
+            self.price_moved(cmd.market)  # trading resumes: paused liquidations there are due again
 
     def _settle_market(self, market: MarketId, spec: MarketSpec, price_ticks: int) -> None:
         """Cancel every order and close every position at ``price_ticks``, without fees.
@@ -1346,6 +1389,7 @@ class Engine:
         Long and short open interest are equal, so the realised PnL of all
         positions sums to minus their total cost: conservation holds exactly.
         """
+        self.triggers.expire_market(market)
         book = self.books[market]
         for side in (book.bids, book.asks):
             for order in list(side.orders()):
@@ -1364,6 +1408,7 @@ class Engine:
             released = position.isolated_margin_atoms + realized if position.is_isolated else realized
             position.isolated_margin_atoms = 0
             account.credit(self.asset, released)
+            self.risk_dirty[account_id] = None
             self._events.append(
                 PositionSettled(
                     ts_ns=self.now_ns,

@@ -14,8 +14,27 @@ from enum import StrEnum
 import msgspec
 
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
-from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TradeId, TxId
+from perpx.engine.commands import (
+    ConditionalType,
+    MarginMode,
+    MarketMode,
+    OrderType,
+    StpMode,
+    TimeInForce,
+    WorkingType,
+)
+from perpx.engine.values import (
+    AccountId,
+    AlgoId,
+    AssetId,
+    ClientAlgoId,
+    ClientOrderId,
+    MarketId,
+    OrderId,
+    Side,
+    TradeId,
+    TxId,
+)
 
 
 class ExpireReason(StrEnum):
@@ -27,6 +46,15 @@ class ExpireReason(StrEnum):
     STP_TAKER = "STP_TAKER"
     STP_MAKER = "STP_MAKER"
     REDUCE_ONLY = "REDUCE_ONLY"
+
+
+class ConditionalExpireReason(StrEnum):
+    """Why a conditional order ended without placing an order."""
+
+    NO_POSITION = "NO_POSITION"
+    """A close-position order triggered while there was no position on the side it closes."""
+    MARKET_SETTLED = "MARKET_SETTLED"
+    """Its market was settled (delisted) before it triggered."""
 
 
 class Event(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
@@ -192,6 +220,395 @@ class ClockAdvanced(Event, frozen=True, tag=True, kw_only=True, gc=False):
     pass
 
 
+# Pricing events carry ``as_of_ns``, the venue time the value took effect: a clock jump that catches
+# up with work due earlier (a quote turning stale, a funding boundary) reports each at its own time.
+
+
+class IndexSource(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A spot source that counted in an index computation, at ``price_ticks``."""
+
+    source: str
+    price_ticks: int
+
+
+class DroppedSource(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A spot source left out of (or clipped in) an index computation, and why.
+
+    ``reason`` is ``NO_QUOTE`` (never quoted), ``STALE`` (older than
+    ``stale_after_s``), ``OUTLIER`` (weight 0, binance policy) or ``CAPPED``
+    (clipped to the band, capped policy; it still counts, at the band edge).
+    """
+
+    source: str
+    reason: str
+
+
+class IndexUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A market's index was recomputed (on a quote, or as a source went stale) and changed."""
+
+    market: MarketId
+    as_of_ns: int
+    index_ticks: int
+    used: tuple[IndexSource, ...]
+    dropped: tuple[DroppedSource, ...]
+
+
+class IndexStaleChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A market lost (``stale``) or regained its index quorum.
+
+    While stale the index and mark stay frozen at ``index_ticks`` / their last
+    value, the market accepts only reduce-only orders, liquidations in it pause
+    and no mark-basis or premium samples are taken.
+    """
+
+    market: MarketId
+    as_of_ns: int
+    stale: bool
+    index_ticks: int | None
+    fresh_sources: int
+    min_sources: int
+    dropped: tuple[DroppedSource, ...]
+
+
+class MarkPriceUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The pricing engine moved a market's mark: ``median(funding_basis, moving_basis, last_trade)``.
+
+    ``funding_basis_ticks`` is ``index x (1 + last rate x time to funding / interval)``,
+    ``moving_basis_ticks`` is ``index + average basis`` (moving average, or EMA with
+    ``mark_policy = "ema"``); ``last_trade_ticks`` is ``None`` before the first trade.
+    """
+
+    market: MarketId
+    as_of_ns: int
+    index_ticks: int
+    mark_ticks: int
+    funding_basis_ticks: int
+    moving_basis_ticks: int
+    last_trade_ticks: int | None
+
+
+class FundingPaid(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """One position's funding at a settlement.
+
+    ``amount_atoms`` is the change to the account's margin (Binance's FUNDING_FEE
+    income sign): negative when the position paid, positive when it received.
+    It is taken from or added to the cross wallet, or the position's isolated
+    margin when ``isolated``.
+    """
+
+    account_id: AccountId
+    market: MarketId
+    funding_time_ns: int
+    qty_lots: int
+    mark_ticks: int
+    rate_e8: int
+    amount_atoms: int
+    isolated: bool
+
+
+class FundingSettled(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A market's funding interval ended at ``funding_time_ns``.
+
+    ``rate_e8`` came from ``premium_samples`` samples averaging
+    ``average_premium_e8``. Payers paid ``paid_atoms`` in total, receivers got
+    ``received_atoms``; ``residue_atoms = paid - received`` (rounding, below one
+    atom per position) went to the insurance fund. ``mark_ticks`` is ``None``
+    when the market had no mark yet (and so no positions).
+    """
+
+    market: MarketId
+    funding_time_ns: int
+    rate_e8: int
+    average_premium_e8: int
+    premium_samples: int
+    mark_ticks: int | None
+    positions: int
+    paid_atoms: int
+    received_atoms: int
+    residue_atoms: int
+    next_funding_ns: int
+
+
+class ConditionalOrderAccepted(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A conditional order now waits for its trigger.
+
+    For a trailing stop, ``activation_price_ticks`` is the price it activates at, or ``None`` when
+    it was active from placement (its running extreme then starts at ``reference_ticks``).
+    ``reference_ticks`` is the ``working_type`` price it was checked against when placed.
+    """
+
+    algo_id: AlgoId
+    account_id: AccountId
+    market: MarketId
+    side: Side
+    order_type: ConditionalType
+    qty_lots: int | None
+    trigger_price_ticks: int | None
+    price_ticks: int | None
+    tif: TimeInForce
+    working_type: WorkingType
+    reduce_only: bool
+    close_position: bool
+    price_protect: bool
+    activation_price_ticks: int | None
+    callback_rate_e8: int | None
+    client_algo_id: ClientAlgoId | None
+    stp: StpMode
+    reference_ticks: int
+
+
+class ConditionalOrderRejected(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A conditional order refused when placed (``algo_id`` is ``None``), or refused by the market or by
+    margin when it triggered (``algo_id`` names it; the child's ``OrderRejected`` comes just before)."""
+
+    account_id: AccountId
+    market: MarketId
+    client_algo_id: ClientAlgoId | None
+    algo_id: AlgoId | None
+    code: RejectCode
+    message: str
+
+
+class ConditionalOrderTriggered(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A conditional order's trigger fired: ``triggered_by_ticks`` (a ``working_type`` price) reached
+    ``trigger_price_ticks`` (for a trailing stop, the level its extreme and callback rate gave).
+
+    The order it placed follows through the normal order path; ``order_id`` is that order's id, or
+    ``None`` when the order was refused (a ``ConditionalOrderRejected`` then follows).
+    """
+
+    algo_id: AlgoId
+    account_id: AccountId
+    market: MarketId
+    working_type: WorkingType
+    trigger_price_ticks: int
+    triggered_by_ticks: int
+    order_id: OrderId | None
+
+
+class ConditionalOrderCanceled(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    algo_id: AlgoId
+    account_id: AccountId
+    market: MarketId
+    client_algo_id: ClientAlgoId | None
+
+
+class ConditionalOrderExpired(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A conditional order ended without placing an order; ``triggered_by_ticks`` is set when it
+    expired on triggering (a close-position order with nothing to close)."""
+
+    algo_id: AlgoId
+    account_id: AccountId
+    market: MarketId
+    reason: ConditionalExpireReason
+    triggered_by_ticks: int | None
+    message: str
+
+
+class PositionFigures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One position as a liquidation saw it, on the mark (see :class:`LiquidationExplained`).
+
+    ``cost_atoms`` is the signed entry notional (entry price = cost / (qty x contract));
+    ``bracket`` is the tier of ``notional_atoms`` with its ``mmr_e8`` and ``cum_atoms``;
+    ``paused`` is set while the market's index is stale or the market is halted.
+    """
+
+    market: MarketId
+    isolated: bool
+    qty_lots: int
+    cost_atoms: int
+    index_ticks: int | None
+    mark_ticks: int
+    notional_atoms: int
+    unrealized_pnl_atoms: int
+    bracket: int
+    mmr_e8: int
+    cum_atoms: int
+    maintenance_atoms: int
+    isolated_margin_atoms: int
+    paused: bool
+
+
+class ScopeFigures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Margin figures of a liquidation scope: a cross account, or one isolated position.
+
+    ``wallet_atoms`` is the cross wallet (or the isolated margin; for the insurance fund its cash);
+    ``margin_balance_atoms = wallet + unrealised PnL``; ``ratio_e8 = ceil(MM x 10**8 / margin balance)``,
+    ``2**62`` when the margin balance is zero or negative; at ``10**8`` (100%) the scope is liquidated.
+    """
+
+    wallet_atoms: int
+    margin_balance_atoms: int
+    maintenance_atoms: int
+    ratio_e8: int
+    positions: tuple[PositionFigures, ...]
+
+
+class LiquidationFill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    trade_id: TradeId
+    maker_account_id: AccountId
+    price_ticks: int
+    qty_lots: int
+
+
+class CancelStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """The scope's open orders were cancelled; ``ratio_after_e8`` is the margin ratio recomputed after."""
+
+    order_ids: tuple[OrderId, ...]
+    ratio_after_e8: int
+
+
+class OrderStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """An IOC liquidation order limited at the bankruptcy price (``partial``: only as much as needed)."""
+
+    order_id: OrderId
+    market: MarketId
+    side: Side
+    partial: bool
+    qty_lots: int
+    bankruptcy_value_atoms: int
+    limit_ticks: int
+    filled_lots: int
+    fills: tuple[LiquidationFill, ...]
+    expired_lots: int
+
+
+class MarginKeptStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """A partial liquidation of an isolated position kept the margin its fills freed (moved back in)."""
+
+    amount_atoms: int
+
+
+class FeeStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """Clearance fee: ``ceil(notional x rate)`` capped by ``surplus`` (what was left above bankruptcy)."""
+
+    qty_lots: int
+    notional_atoms: int
+    rate_e8: int
+    due_atoms: int
+    surplus_atoms: int
+    fee_atoms: int
+
+
+class TakeoverStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """The insurance fund took over ``qty_lots`` at the bankruptcy price (``value_atoms`` in all).
+
+    ``loss_atoms`` is what the takeover cost the fund on the mark; the fund accepts what keeps its
+    equity (``fund_equity_atoms`` before) at or above zero: ``capacity_lots``. ``forced`` when the
+    fund had to take lots no ADL counterparty could.
+    """
+
+    qty_lots: int
+    value_atoms: int
+    loss_atoms: int
+    fund_equity_atoms: int
+    capacity_lots: int
+    forced: bool
+
+
+class AdlLeg(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One counterparty closed by auto-deleveraging: its rank (1 = first) and score in the queue."""
+
+    account_id: AccountId
+    rank: int
+    score: str
+    quantile: int
+    qty_lots: int
+    value_atoms: int
+    realized_pnl_atoms: int
+    canceled_order_ids: tuple[OrderId, ...]
+
+
+class AdlStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """Auto-deleveraging of ``qty_lots`` the fund could not take, at the bankruptcy price.
+
+    ``shortfall_atoms`` is the part of the deficit (on the mark) the counterparties bore.
+    """
+
+    qty_lots: int
+    value_atoms: int
+    shortfall_atoms: int
+    ranking: str
+    queue_size: int
+    legs: tuple[AdlLeg, ...]
+
+
+class DeficitStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """The insurance fund paid an account's negative balance back to zero."""
+
+    amount_atoms: int
+    fund_cash_atoms: int
+
+
+LiquidationStepT = CancelStep | OrderStep | MarginKeptStep | FeeStep | TakeoverStep | AdlStep | DeficitStep
+
+
+class LiquidationExplained(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """Why and how a scope was liquidated: its inputs, every formula value, each action and its result.
+
+    ``scope`` is ``CROSS``, an isolated market's name, or ``FUND`` (the insurance fund deleveraged
+    because its equity fell below zero). ``market`` is the position acted on (``None`` when only a
+    deficit was covered). ``outcome``: ``ORDERS_CANCELED`` (cancelling was enough), ``PARTIAL``
+    (reduced back under 100%), ``CLOSED`` (the whole position), ``DEFICIT_COVERED``,
+    ``FUND_DELEVERAGED``. ``bankruptcy_value_atoms`` / ``bankruptcy_price_ticks`` are of the
+    position as the last order step saw it; ``liquidation_price_ticks`` is the displayed price
+    (bracket loop) before the liquidation.
+    """
+
+    account_id: AccountId
+    scope: str
+    market: MarketId | None
+    outcome: str
+    threshold_e8: int
+    before: ScopeFigures
+    after: ScopeFigures
+    liquidation_price_ticks: int | None
+    bankruptcy_value_atoms: int | None
+    bankruptcy_price_ticks: int | None
+    liquidation_fee_e8: int
+    partial_plan_lots: int
+    steps: tuple[LiquidationStepT, ...]
+
+
+class TransferReason(StrEnum):
+    """Why the venue moved a position between accounts without the book."""
+
+    INSURANCE_TAKEOVER = "INSURANCE_TAKEOVER"
+    ADL = "ADL"
+
+
+class PositionTransferred(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """One side of a venue transfer at the bankruptcy price (no fee): insurance takeover or ADL.
+
+    ``side`` is this account's side of the transfer; ``value_atoms`` its exact notional (rarely a
+    whole number of ticks); ``position_lots`` the position after.
+    """
+
+    account_id: AccountId
+    counterparty_id: AccountId
+    market: MarketId
+    reason: TransferReason
+    side: Side
+    qty_lots: int
+    value_atoms: int
+    realized_pnl_atoms: int
+    position_lots: int
+
+
+class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """Cash moved between an account and the insurance fund: ``amount_atoms`` > 0 into the fund.
+
+    ``reason`` is ``CLEARANCE_FEE`` (from the cross wallet, or the isolated margin of ``market``) or
+    ``DEFICIT_COVER`` (to the cross wallet). ``fund_cash_atoms`` is the fund's cash after.
+    """
+
+    account_id: AccountId
+    market: MarketId | None
+    reason: str
+    amount_atoms: int
+    fund_cash_atoms: int
+
+
 AnyEvent = (
     AccountCreated
     | DepositApplied
@@ -211,4 +628,17 @@ AnyEvent = (
     | MarketModeChanged
     | PositionSettled
     | ClockAdvanced
+    | IndexUpdated
+    | IndexStaleChanged
+    | MarkPriceUpdated
+    | FundingPaid
+    | FundingSettled
+    | ConditionalOrderAccepted
+    | ConditionalOrderRejected
+    | ConditionalOrderTriggered
+    | ConditionalOrderCanceled
+    | ConditionalOrderExpired
+    | LiquidationExplained
+    | PositionTransferred
+    | InsuranceFundChanged
 )

@@ -21,6 +21,21 @@ formula                        rounds       why
                                             realised, exactly, when the position closes
 ``isolated_margin_released``   toward 0     same: the remainder returns on full close
 ``bracket_cum_atoms``          down         a smaller ``cum`` means a larger maintenance margin
+``funding_payment_atoms``      payer up,    the payers' side is never understated, the receivers'
+                               receiver     never overstated; the residue (< 1 atom a position)
+                               toward 0     goes to the insurance fund, reported per settlement
+``bankruptcy_value_atoms``     exact        integers in, integers out
+``bankruptcy_limit_ticks``     toward the   a long's sell limit up, a short's buy limit down: a fill
+                               account      at the limit never goes past bankruptcy
+``pro_rata_atoms``             stated       takeover and ADL shares of the bankruptcy value: the
+                                            liquidated account's share rounds in its favour, the
+                                            ADL counterparties' in theirs, the fund takes the atom
+``clearance_fee_atoms``        up, capped   a fee is never understated, but never takes more than
+                                            what is left above bankruptcy
+``liquidation_price_ticks``    toward the   for display: the position is liquidated at or before
+                               mark         the price shown
+``maintenance_bound_e8`` and   against the  the safety band may recheck an account early, never late
+``band_ticks``                 account
 ``mul_rate_floor/ceil``        stated       helpers; callers pick the direction
 =============================  ===========  ========================================================
 
@@ -147,3 +162,166 @@ def margin_ratio_e8(maintenance_atoms: int, margin_balance_atoms: int) -> int:
     if margin_balance_atoms <= 0:
         return 2**62
     return ceil_div(maintenance_atoms * RATE_SCALE, margin_balance_atoms)
+
+
+def funding_payment_atoms(qty_lots: int, mark_ticks: int, contract_atoms: int, rate_e8: int) -> int:
+    """Funding a position pays at a settlement: ``signed qty x mark x rate``; positive = it pays.
+
+    With a positive rate longs pay and shorts receive; with a negative rate the
+    reverse. A payment rounds up (away from zero), a receipt toward zero, so
+    across a market the payers' total is at least the receivers' and the
+    difference, the rounding residue, is below one atom per position.
+    """
+    exact = qty_lots * mark_ticks * contract_atoms * rate_e8
+    if exact >= 0:
+        return ceil_div(exact, RATE_SCALE)
+    return -((-exact) // RATE_SCALE)
+
+
+# ---------------------------------------------------------------------------- liquidation
+#
+# A liquidation *scope* is a cross account (its wallet and all its cross positions) or one
+# isolated position (its isolated margin). For the position being liquidated, ``other_equity``
+# (``W'``) is the scope's margin balance without that position's unrealised PnL: the wallet (or
+# isolated margin) plus the unrealised PnL of the scope's other positions at their marks.
+
+
+def bankruptcy_value_atoms(side_sign: int, cost_atoms: int, other_equity_atoms: int) -> int:
+    """Notional at which closing the whole position leaves its scope with a margin balance of zero; exact.
+
+    Closing a long of cost ``C`` for ``V`` leaves ``W' + V - C``; a short, ``W' - V - C`` (``C`` is
+    negative). Zero at ``V = side x (C - W')``: a long's ``C - W'``, a short's ``W' + |C|``. Divided by
+    the position's ``|qty| x contract_atoms`` it is the bankruptcy price in ticks.
+    """
+    return side_sign * (cost_atoms - other_equity_atoms)
+
+
+def bankruptcy_limit_ticks(value_atoms: int, qty_lots: int, contract_atoms: int, side_sign: int) -> int:
+    """The bankruptcy price of ``qty_lots`` (absolute) worth ``value_atoms``, in whole ticks.
+
+    Rounded toward the liquidated account: a long is sold, its limit rounds up; a short is bought
+    back, its limit rounds down. Every fill at or better than the limit leaves the scope at or
+    above zero. A short's limit can be zero or negative (no price saves it): nothing fills then.
+    """
+    per_tick = qty_lots * contract_atoms
+    if side_sign > 0:
+        return ceil_div(value_atoms, per_tick)
+    return value_atoms // per_tick
+
+
+def pro_rata_atoms(value_atoms: int, part_lots: int, whole_lots: int, round_up: bool) -> int:
+    """``value x part / whole``: the share of a bankruptcy value for ``part_lots`` of ``whole_lots``.
+
+    The caller picks the direction (see the table above); the whole is exact.
+    """
+    if part_lots == whole_lots:
+        return value_atoms
+    if round_up:
+        return ceil_div(value_atoms * part_lots, whole_lots)
+    return (value_atoms * part_lots) // whole_lots
+
+
+def realized_value_pnl_atoms(side_sign: int, value_atoms: int, cost_removed: int) -> int:
+    """Realised PnL of closing a position of sign ``side_sign`` for ``value_atoms``; exact.
+
+    As :func:`realized_pnl_atoms`, for a close at an exact value rather than a tick price
+    (insurance takeover and ADL at the bankruptcy price, which is rarely a whole tick).
+    """
+    return side_sign * value_atoms - cost_removed
+
+
+def clearance_fee_atoms(notional_atoms: int, rate_e8: int, surplus_atoms: int) -> int:
+    """Liquidation clearance fee: ``notional x liquidation_fee`` rounded up, at most the surplus.
+
+    ``surplus_atoms`` is what the liquidation left above bankruptcy (the scope's margin balance
+    after the close); the fee never takes the account below zero, and is 0 when nothing is left.
+    """
+    due = ceil_div(notional_atoms * rate_e8, RATE_SCALE)
+    return min(due, max(0, surplus_atoms))
+
+
+def liquidation_price_ticks(
+    side_sign: int,
+    qty_lots: int,
+    cost_atoms: int,
+    other_equity_atoms: int,
+    contract_atoms: int,
+    tiers: tuple[tuple[int, int, int, int], ...],
+) -> tuple[int | None, int]:
+    """Binance's liquidation price (one-way mode) with the bracket loop: ``(ticks or None, tier index)``.
+
+    ``tiers`` are ``(floor_atoms, cap_atoms, mmr_e8, cum_atoms)``; ``other_equity_atoms`` is
+    ``W' = WB - TMM1 + UPNL1`` (cross: wallet, minus the maintenance margin and plus the
+    unrealised PnL of the other cross positions; isolated: the isolated margin). Per tier::
+
+        long   LP = (C - W' - cum) / (|Q| x (1 - mmr))        short  LP = (W' + cum - |C|) / (|Q| x (1 + mmr))
+
+    (``C`` the signed entry notional, ``|Q|`` in lots x contract). The tier kept is the one whose
+    ``[floor, cap)`` contains the notional *at* LP. ``cum`` is rounded down, so near a tier boundary
+    zero or two tiers can match: two keep the one nearer the mark (earlier), none the nearest range.
+    Rounded toward the mark (a long's price up, a short's down); ``None`` when LP <= 0 ("--").
+    """
+    size = qty_lots * contract_atoms  # atoms per tick of price
+    best: tuple[int, int] | None = None  # (numerator, denominator) of the kept tier, in ticks
+    best_tier = 0
+    nearest = -1
+    nearest_miss = 0
+    nearest_fraction: tuple[int, int] = (0, 1)
+    last = len(tiers) - 1
+    for index, (floor_atoms, cap_atoms, mmr_e8, cum_atoms) in enumerate(tiers):
+        numerator = side_sign * (cost_atoms - other_equity_atoms - cum_atoms) * RATE_SCALE
+        denominator = size * (RATE_SCALE - side_sign * mmr_e8)
+        # notional at LP = numerator * qty_lots * contract / denominator = numerator * size / denominator
+        scaled = numerator * size
+        low = floor_atoms * denominator
+        high = cap_atoms * denominator
+        if low <= scaled and (index == last or scaled < high):
+            if best is None or (numerator * best[1] - best[0] * denominator) * side_sign > 0:
+                best, best_tier = (numerator, denominator), index
+            continue
+        miss = (low - scaled) if scaled < low else (scaled - high)
+        # compare miss / denominator across tiers exactly
+        if nearest < 0 or miss * nearest_fraction[1] < nearest_miss * denominator:
+            nearest, nearest_miss, nearest_fraction = index, miss, (numerator, denominator)
+    if best is None:
+        best, best_tier = nearest_fraction, nearest
+    numerator, denominator = best
+    if numerator <= 0:
+        return None, best_tier
+    ticks = ceil_div(numerator, denominator) if side_sign > 0 else numerator // denominator
+    return ticks, best_tier
+
+
+def maintenance_bound_e8(notional_atoms: int, tiers: tuple[tuple[int, int], ...]) -> int:
+    """An upper bound of ``10**8 x maintenance margin`` for the safety band; ``tiers`` are ``(mmr_e8, cum_atoms)``.
+
+    ``max over tiers of (notional x mmr - cum x 10**8) + 10**8``: maintenance margin is convex in
+    the notional (``cum`` makes it continuous), so the largest tier line bounds it everywhere, and
+    the ``+ 10**8`` covers the rounding up of one tier's product (and the rounding down of ``cum``).
+    The bound grows by at most ``max mmr`` per atom of notional and never falls with it.
+    """
+    bound = 0
+    for mmr_e8, cum_atoms in tiers:
+        line = notional_atoms * mmr_e8 - cum_atoms * RATE_SCALE
+        bound = max(bound, line)
+    return bound + RATE_SCALE
+
+
+def safety_slack_e8(margin_balance_atoms: int, maintenance_bound_e8_total: int) -> int:
+    """How far a scope is from liquidation, in the units of :func:`maintenance_bound_e8`.
+
+    ``(10**8 - 1) x margin balance - bound``. While it is >= 0 the margin ratio
+    ``ceil(MM x 10**8 / margin balance)`` is below ``10**8``: ``MM x 10**8 < bound``.
+    """
+    return (RATE_SCALE - 1) * margin_balance_atoms - maintenance_bound_e8_total
+
+
+def band_ticks(slack_share_e8: int, qty_lots: int, contract_atoms: int, bound_slope_e8: int) -> int:
+    """Ticks the mark may move against a position of ``qty_lots`` (absolute) before it spends ``slack_share_e8``.
+
+    One tick against the position lowers the margin balance by ``qty x contract`` and raises the
+    maintenance bound by at most ``bound_slope_e8 x qty x contract``: 0 for a long (its notional
+    falls with the price, and the bound with it), the largest tier ``mmr`` for a short (its notional
+    rises). Rounded down, so the band is never wider than the slack it stands for.
+    """
+    return slack_share_e8 // ((RATE_SCALE - 1 + bound_slope_e8) * qty_lots * contract_atoms)

@@ -14,13 +14,39 @@ command; production may (``perpx serve --check-invariants``).
 5. **Reduce-only**: every resting reduce-only order is on the closing side of
    a non-zero position and no larger than it.
 6. **Indexes**: client order ids map exactly to open orders.
+7. **Conditional orders**: every untriggered order belongs to an existing
+   account and listed market, sits in exactly the index place its type, side,
+   working type and trailing state call for (sorted lists hold exactly the
+   pending orders, in order), per-account counts and client algo ids match,
+   no account exceeds ``max_algo_orders``, and none is due at the current
+   prices (unless price protection holds it).
+8. **Funding and pricing**: per market, funding paid = funding received +
+   rounding residue (sent to the insurance fund), with ``0 <= residue <=``
+   the number of payments; every position record is indexed under its market
+   (``Engine.market_positions``, which funding settles); only markets with
+   index sources are index-stale; basis samples lie in their window, oldest first.
+* **Liquidation**: no scope (cross account, isolated position) outside the
+  insurance fund is at or over 100% margin ratio unless all its positions are in
+  paused markets (index stale, or halted); no account holding nothing has a
+  negative wallet (the fund covered it); the fund's equity is below zero only
+  while all its positions are paused. The safety bands hold every account with a
+  position (so a mark update can find every scope that needs a look).
 """
 
 from __future__ import annotations
 
 from perpx.engine.book import Order
 from perpx.engine.engine import Engine
-from perpx.engine.values import AssetId, MarketId, OrderId, Side
+from perpx.engine.triggers import (
+    FALL,
+    RISE,
+    ConditionalOrder,
+    TriggerIndex,
+    protection_blocks,
+    quiet_range,
+    reached,
+)
+from perpx.engine.values import AccountId, AlgoId, AssetId, ClientAlgoId, MarketId, OrderId, Side
 
 
 class InvariantViolation(AssertionError):
@@ -41,6 +67,9 @@ def violations(engine: Engine) -> list[str]:
     _open_interest(engine, problems)
     _books(engine, problems)
     _positions(engine, problems)
+    _liquidation(engine, problems)
+    _conditional_orders(engine, problems)
+    _pricing(engine, problems)
     return problems
 
 
@@ -154,3 +183,180 @@ def _positions(engine: Engine, problems: list[str]) -> None:
                 problems.append(
                     f"account {account.account_id} {market}: cross position holds isolated margin"
                 )
+
+
+def _conditional_orders(engine: Engine, problems: list[str]) -> None:
+    triggers = engine.triggers
+    counts: dict[tuple[AccountId, MarketId], int] = {}
+    clients: dict[AccountId, dict[ClientAlgoId, AlgoId]] = {}
+    for algo_id, order in triggers.orders.items():
+        if order.algo_id != algo_id or not 0 < algo_id < triggers.next_algo_id:
+            problems.append(f"{order!r}: filed under algo id {algo_id} (next id {triggers.next_algo_id})")
+        if order.account_id not in engine.accounts or order.market not in engine.specs:
+            problems.append(f"{order!r}: unknown account or market")
+            continue
+        if triggers.by_account.get(order.account_id, {}).get(algo_id) is not order:
+            problems.append(f"{order!r}: missing from its account's conditional orders")
+        scope = (order.account_id, order.market)
+        counts[scope] = counts.get(scope, 0) + 1
+        if order.client_algo_id is not None:
+            clients.setdefault(order.account_id, {})[order.client_algo_id] = algo_id
+        if order.is_trailing != (order.callback_rate_e8 is not None):
+            problems.append(f"{order!r}: callback rate on a non-trailing order or missing on a trailing one")
+        if order.activated and not order.is_trailing:
+            problems.append(f"{order!r}: only trailing stops activate")
+        if order.is_trailing and not order.activated and order.activation_price_ticks is None:
+            problems.append(f"{order!r}: a trailing stop without activation price must be active")
+        _not_due(engine, order, problems)
+    if sum(len(mine) for mine in triggers.by_account.values()) != len(triggers.orders):
+        problems.append("conditional orders by account hold orders that are not open")
+    if counts != triggers.counts:
+        problems.append(f"conditional order counts {triggers.counts} != open orders {counts}")
+    for (account_id, market), count in counts.items():
+        if count > engine.specs[market].risk.max_algo_orders:
+            problems.append(
+                f"account {account_id} has {count} conditional orders in {market}, over the limit"
+            )
+    if clients != triggers.client_ids:
+        problems.append("client algo id index out of step with open conditional orders")
+    if isinstance(triggers.index, TriggerIndex):
+        _trigger_index(triggers.index, triggers.orders, problems)
+
+
+def _not_due(engine: Engine, order: ConditionalOrder, problems: list[str]) -> None:
+    """An open conditional order is never due at the prices the engine last showed it."""
+    price = engine.triggers.price_of(order.market, order.working_type)
+    if price is None:
+        if order.activated:
+            problems.append(f"{order!r}: active trailing stop without a price to follow")
+        return
+    mark = engine.marks.get(order.market)
+    last = engine.last_trade_ticks.get(order.market)
+    if order.price_protect and protection_blocks(
+        mark, last, engine.specs[order.market].risk.trigger_protect_e8
+    ):
+        return  # the current prices are hidden from it
+    if order.activated:
+        buy = order.side is Side.BUY
+        if (price < order.extreme_ticks) if buy else (price > order.extreme_ticks):
+            problems.append(f"{order!r}: trailing extreme {order.extreme_ticks} behind the price {price}")
+        if reached(order.trailing_level(), RISE if buy else FALL, price):
+            problems.append(f"{order!r}: trailing stop due at {price} but not triggered")
+        return
+    level, direction = order.pending_level()
+    if reached(level, direction, price):
+        problems.append(f"{order!r}: due at {price} but not triggered")
+
+
+def _trigger_index(index: TriggerIndex, orders: dict[AlgoId, ConditionalOrder], problems: list[str]) -> None:
+    indexed: dict[AlgoId, ConditionalOrder] = {}
+    for (market, working_type, protected, direction), entries in index.levels.items():
+        if entries != sorted(entries):
+            problems.append(f"trigger index {market} {working_type}: level list out of order")
+        for key, algo_id in entries:
+            order = orders.get(algo_id)
+            if order is None or order.activated:
+                problems.append(f"trigger index {market}: entry for algo id {algo_id}, not a pending order")
+                continue
+            level, order_direction = order.pending_level()
+            if (order.market, order.working_type, order.price_protect, order_direction) != (
+                market,
+                working_type,
+                protected,
+                direction,
+            ) or key != -direction * level:
+                problems.append(f"{order!r}: filed in the wrong level list or at the wrong key")
+            indexed[algo_id] = order
+    for (market, working_type, protected, side), active in index.trailing.items():
+        lo, hi = index.quiet[(market, working_type, protected, side)]
+        for algo_id, order in active.items():
+            if orders.get(algo_id) is not order or not order.activated:
+                problems.append(f"trigger index {market}: {order!r} among active trailing stops")
+                continue
+            if (order.market, order.working_type, order.price_protect, int(order.side)) != (
+                market,
+                working_type,
+                protected,
+                side,
+            ):
+                problems.append(f"{order!r}: filed under the wrong active trailing key")
+            own_lo, own_hi = quiet_range(order)
+            if lo < own_lo or hi > own_hi:
+                problems.append(f"{order!r}: quiet range [{lo}, {hi}] is outside [{own_lo}, {own_hi}]")
+            indexed[algo_id] = order
+    held = sum(len(e) for e in index.levels.values()) + sum(len(a) for a in index.trailing.values())
+    if indexed.keys() != orders.keys() or held != len(orders):
+        problems.append(f"trigger index holds {held} entries, {len(orders)} orders are open")
+    per_market: dict[MarketId, int] = {}
+    for order in orders.values():
+        per_market[order.market] = per_market.get(order.market, 0) + 1
+    if {m: c for m, c in index.counts.items() if c} != per_market:
+        problems.append(f"trigger index counts {index.counts} != open orders per market {per_market}")
+
+
+def _pricing(engine: Engine, problems: list[str]) -> None:
+    pricing = engine.pricing
+    for market, state in pricing.markets.items():
+        if state.paid_atoms != state.received_atoms + state.residue_atoms:
+            problems.append(
+                f"funding of {market}: paid {state.paid_atoms} != received {state.received_atoms}"
+                f" + residue {state.residue_atoms}"
+            )
+        if not 0 <= state.residue_atoms <= state.payments:
+            problems.append(
+                f"funding of {market}: residue {state.residue_atoms} outside [0, {state.payments} payments]"
+            )
+        window_ns = state.spec.risk.mark_basis_window_s * 1_000_000_000
+        times = [ts for ts, _ in state.basis]
+        processed = state.processed_ns
+        if times != sorted(times) or len(times) != len(dict.fromkeys(times)):
+            problems.append(f"basis samples of {market} out of order")
+        if times and processed is not None and (times[-1] > processed or times[0] <= processed - window_ns):
+            problems.append(f"basis samples of {market} outside the window ending at {processed}")
+    for market in engine.index_stale:
+        if not pricing.priced(market):
+            problems.append(f"{market} is flagged index-stale but has no index sources")
+    for account in engine.accounts.values():
+        for market, position in account.positions.items():
+            if engine.market_positions[market].get(account.account_id) is not position:
+                problems.append(
+                    f"account {account.account_id} {market}: position missing from its market's index"
+                )
+
+
+def _liquidation(engine: Engine, problems: list[str]) -> None:
+    from perpx.engine.liquidation.figures import is_paused, liquidatable, scope_figures
+    from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
+
+    stage = engine.liquidation
+    for account_id, account in engine.accounts.items():
+        if account_id == INSURANCE_ACCOUNT:
+            continue
+        holding = False
+        for position in account.positions.values():
+            if position.qty_lots or position.isolated_margin_atoms:
+                holding = True
+        if not holding and account.balance(engine.asset) < 0:
+            problems.append(
+                f"account {account_id} holds nothing but its wallet is {account.balance(engine.asset)}"
+            )
+        held = tuple(m for m, p in account.positions.items() if p.qty_lots)
+        if account_id not in stage.watch.pending and set(held) != set(
+            stage.watch.markets_of.get(account_id, ())
+        ):
+            problems.append(
+                f"account {account_id}: safety bands cover {stage.watch.markets_of.get(account_id)} not {held}"
+            )
+        for market in stage._scopes(account):
+            figures = scope_figures(engine, account, market)
+            if liquidatable(figures) and any(not row.paused for row in figures.positions):
+                problems.append(
+                    f"account {account_id} scope {market or 'CROSS'}: margin ratio {figures.ratio_e8} is at or over"
+                    " 100% in a live market, not liquidated"
+                )
+    fund = engine.accounts[INSURANCE_ACCOUNT]
+    live = [m for m, p in fund.positions.items() if p.qty_lots and not is_paused(engine, m)]
+    if live and fund_equity(engine) < 0:
+        problems.append(
+            f"insurance fund equity {fund_equity(engine)} is below zero with live positions {live}"
+        )

@@ -23,6 +23,7 @@ from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
+from perpx.engine.liquidation import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
 
 SNAPSHOT_VERSION = 1
@@ -88,6 +89,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                     p.realized_pnl_atoms,
                 ]
             )
+        if account_id == INSURANCE_ACCOUNT and not positions and not any(account.balances.values()):
+            continue  # the insurance fund's account exists from the start; empty, it is as absent
         accounts.append(
             [
                 account_id,
@@ -113,14 +116,20 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "last_trades": sorted(engine.last_trade_ticks.items()),
         "modes": sorted((m, mode.value) for m, mode in engine.modes.items()),
         "index_stale": sorted(engine.index_stale),
+        "pricing": [[market, state.to_row()] for market, state in sorted(engine.pricing.markets.items())],
         "accounts": accounts,
         "books": books,
+        "triggers": engine.triggers.snapshot(),
     }
 
 
 def encode_snapshot(engine: Engine) -> bytes:
-    """Canonical msgpack bytes of :func:`snapshot`."""
-    return msgspec.msgpack.encode(snapshot(engine))
+    """Canonical JSON bytes of :func:`snapshot`.
+
+    JSON rather than msgpack because ledger totals are unbounded integers:
+    msgpack stops at 2**64 (1.8e11 USDT at 8 decimals of cumulative deposits).
+    """
+    return msgspec.json.encode(snapshot(engine))
 
 
 UNHASHED_KEYS = ("now_ns", "commands_applied")
@@ -137,7 +146,7 @@ def state_hash(engine: Engine) -> str:
     data = snapshot(engine)
     for key in UNHASHED_KEYS:
         del data[key]
-    return hashlib.sha256(msgspec.msgpack.encode(data)).hexdigest()
+    return hashlib.sha256(msgspec.json.encode(data)).hexdigest()
 
 
 def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
@@ -177,6 +186,7 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
             p.margin_mode = MarginMode(mode)
             p.realized_pnl_atoms = realized
             account.positions[p.market] = p
+            engine.market_positions[p.market][account.account_id] = p
         engine.accounts[account.account_id] = account
     resting: list[Order] = []
     for market, sides in data["books"].items():
@@ -219,4 +229,10 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
         for market, position in account.positions.items():
             if position.qty_lots > 0:
                 engine.open_interest_lots[market] += position.qty_lots
+    if "triggers" in data:  # snapshots from before conditional orders existed hold none
+        engine.triggers.restore(data["triggers"])
+    for market, row in data.get("pricing", []):  # snapshots from before the pricing stage hold none
+        engine.pricing.markets[MarketId(market)].load_row(row)
+    engine.pricing.reschedule()
+    engine.liquidation.rebuild()  # safety bands and ADL holders, recomputed on the restored marks
     return engine

@@ -30,6 +30,9 @@ MarketId = NewType("MarketId", str)
 AssetId = NewType("AssetId", str)
 ClientOrderId = NewType("ClientOrderId", str)
 TxId = NewType("TxId", str)
+AlgoId = NewType("AlgoId", int)
+"""Id of a conditional (algo) order; its own counter, separate from order ids."""
+ClientAlgoId = NewType("ClientAlgoId", str)
 
 RATE_SCALE = 10**8
 """Scale of every ``_e8`` rate: 0.0005 (5 bps) is ``50_000``."""

@@ -68,8 +68,20 @@ class JournalScan:
 
 
 def encode_record(seq: int, command: Command) -> bytes:
-    """Length-prefixed, checksummed bytes of one record."""
-    payload = _encoder.encode((seq, command))
+    """Length-prefixed, checksummed bytes of one record.
+
+    Raises
+    ------
+    ValueError
+        If a field of ``command`` is outside the signed/unsigned 64-bit range
+        that a record can hold (nothing is written).
+    """
+    try:
+        payload = _encoder.encode((seq, command))
+    except OverflowError as exc:
+        raise ValueError(
+            f"{type(command).__name__} has a number outside the 64-bit range a journal record holds"
+        ) from exc
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -169,6 +181,12 @@ class JournalWriter:
         self._buffer.append(encode_record(seq, command))
         self.next_seq = seq + 1
         return seq
+
+    def append_all(self, commands: list[Command]) -> None:
+        """Buffer every command, or none of them if one cannot be encoded (``ValueError``)."""
+        records = [encode_record(self.next_seq + i, command) for i, command in enumerate(commands)]
+        self._buffer.extend(records)
+        self.next_seq += len(records)
 
     def commit(self) -> None:
         """Write the buffered records (and fsync in batch mode). Call before releasing results."""

@@ -19,6 +19,7 @@ import os
 import struct
 import tomllib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from perpx.journal.journal import JournalWriter, scan, truncate_to_good
 CONFIG_FILE = "config.toml"
 JOURNAL_FILE = "journal.log"
 SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_MAGIC = b"PERPXS1\n"
+SNAPSHOT_MAGIC = b"PERPXS2\n"
 _SNAP_HEADER = struct.Struct("<II")
 
 
@@ -59,7 +60,7 @@ def write_snapshot(directory: Path, seq: int, engine: Engine) -> Path:
     """Write a checksummed snapshot atomically (temp file, fsync, rename)."""
     folder = directory / SNAPSHOT_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    payload = msgspec.msgpack.encode({"seq": seq, "hash": state_hash(engine), "state": snapshot(engine)})
+    payload = msgspec.json.encode({"seq": seq, "hash": state_hash(engine), "state": snapshot(engine)})
     path = folder / f"snap-{seq:012d}.bin"
     temp = path.with_suffix(".tmp")
     with open(temp, "wb") as handle:
@@ -78,7 +79,7 @@ def _read_snapshot(path: Path) -> dict[str, Any]:
     payload = data[len(SNAPSHOT_MAGIC) + _SNAP_HEADER.size :]
     if len(payload) != length or zlib.crc32(payload) != crc:
         raise ValueError("checksum or length mismatch")
-    decoded: dict[str, Any] = msgspec.msgpack.decode(payload)
+    decoded: dict[str, Any] = msgspec.json.decode(payload)
     return decoded
 
 
@@ -114,12 +115,18 @@ def read_config(directory: Path) -> VenueConfig:
 
 
 def recover(
-    directory: Path, config: VenueConfig, use_snapshots: bool = True, repair: bool = True
+    directory: Path,
+    config: VenueConfig,
+    use_snapshots: bool = True,
+    repair: bool = True,
+    observe: Callable[[int, Command, list[Event]], None] | None = None,
 ) -> tuple[Engine, RecoveryReport]:
     """Rebuild the engine from ``directory``: snapshot (optional) + journal tail.
 
     With ``repair`` (start-up) a torn tail is cut off so appends can continue;
     without it (``perpx replay``, audits) the directory is only read.
+    ``observe(seq, command, events)`` sees every replayed command's events
+    (``perpx explain``).
     """
     report = RecoveryReport()
     seq, engine = load_latest_snapshot(directory, config, report) if use_snapshots else (0, Engine(config))
@@ -143,7 +150,9 @@ def recover(
         )
     for record in found.records:
         if record.seq > seq:
-            engine.apply(record.command)
+            events = engine.apply(record.command)
+            if observe is not None:
+                observe(record.seq, record.command, events)
             report.replayed += 1
     report.last_seq = max(last, seq)
     report.state_hash = state_hash(engine)
@@ -170,8 +179,7 @@ class Store:
 
     def submit_batch(self, commands: list[Command]) -> list[list[Event]]:
         """Journal a batch with one commit (one fsync), then apply each in order."""
-        for command in commands:
-            self.writer.append(command)
+        self.writer.append_all(commands)
         self.writer.commit()
         results = [self.engine.apply(command) for command in commands]
         self._since_snapshot += len(commands)

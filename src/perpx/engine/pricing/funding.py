@@ -16,7 +16,7 @@ leverage`` against the book. Rates are ``_e8``; the premium rounds toward zero
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 from perpx.engine.values import RATE_SCALE
@@ -25,12 +25,22 @@ CLAMP_E8 = 50_000
 """0.05%: the band around the interest rate inside which the premium is ignored."""
 
 
+def impact_notional_atoms(impact_margin_notional_atoms: int, max_leverage: int) -> int:
+    """Impact notional: ``impact margin notional / initial margin rate at max leverage``; exact.
+
+    The initial margin rate at the maximum leverage ``L`` is ``1 / L``, so the
+    quotient is the product ``impact_margin_notional x L`` (200 USDT at 125x: 25,000 USDT).
+    """
+    return impact_margin_notional_atoms * max_leverage
+
+
 def impact_price_ticks(
-    levels: Sequence[tuple[int, int]], notional_atoms: int, contract_atoms: int
+    levels: Iterable[tuple[int, int]], notional_atoms: int, contract_atoms: int
 ) -> int | None:
     """Average fill price (ticks, half up) of taking ``notional_atoms`` from ``levels``.
 
-    ``levels`` are ``(price_ticks, lots)`` from the best price outward; the last
+    ``levels`` are ``(price_ticks, lots)`` from the best price outward (an
+    iterable, consumed only as far as the notional needs); the last
     level may be taken in part (a fraction of a lot: this is a measurement, not
     a trade). The average is notional divided by base quantity, computed
     exactly. ``None`` when the side cannot absorb the whole notional.
@@ -76,3 +86,25 @@ def funding_rate_e8(
     scaled = rate_8h * interval_hours
     rate = scaled // 8 if scaled >= 0 else -((-scaled) // 8)
     return min(max(rate, floor_e8), cap_e8)
+
+
+def twa_add(numerator: int, count: int, sample_e8: int, repeat: int = 1) -> tuple[int, int]:
+    """Add ``repeat`` equal samples to a running time-weighted average; exact.
+
+    The running state is ``(numerator, count)`` with ``numerator = sum(i x P_i)``.
+    Samples ``count + 1 .. count + repeat`` weigh ``count + 1 + ... + count + repeat``
+    ``= repeat x (2 x count + repeat + 1) / 2`` (a whole number). So a clock jump
+    over which the book did not change adds its samples in O(1), and the result
+    equals adding them one by one.
+    """
+    return numerator + sample_e8 * (repeat * (2 * count + repeat + 1) // 2), count + repeat
+
+
+def twa_e8(numerator: int, count: int) -> int:
+    """The average of a running ``(numerator, count)``: as :func:`time_weighted_average_e8` (half up)."""
+    if count == 0:
+        return 0
+    denominator = count * (count + 1) // 2
+    if numerator >= 0:
+        return (2 * numerator + denominator) // (2 * denominator)
+    return -((2 * -numerator + denominator) // (2 * denominator))
