@@ -141,6 +141,55 @@ class Position:
         return self.qty_lots == 0 and not self.open_orders and self.isolated_margin_atoms == 0
 
 
+def apply_position_change(
+    account: Account, position: Position, asset: AssetId, side: Side, qty_lots: int, value_atoms: int
+) -> tuple[int, int]:
+    """Buy (``side`` BUY) or sell ``qty_lots`` for a total of ``value_atoms``; return ``(realized, long OI delta)``.
+
+    The one place a position changes hands, for fills (value = qty x price x
+    contract) and for venue transfers at an exact value (insurance takeover, ADL).
+    The closing part realises PnL against its share of the cost basis; the
+    opening part adds to the cost basis. Values split pro rata, the closing part
+    rounding toward zero, so the two parts add up to ``value_atoms`` exactly (for a
+    fill at a tick price the split is exact). Isolated positions move margin:
+    on close a pro-rata share of (isolated margin + realised) returns to the
+    cross wallet; on open the initial margin of the opening value leaves it.
+    """
+    old_qty = position.qty_lots
+    realized = 0
+    if old_qty == 0 or (old_qty > 0) == (side is Side.BUY):
+        closed, opened = 0, qty_lots
+    else:
+        closed = min(qty_lots, abs(old_qty))
+        opened = qty_lots - closed
+    closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, qty_lots)
+    if closed:
+        removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
+        realized = formulas.realized_value_pnl_atoms(1 if old_qty > 0 else -1, closed_value, removed)
+        position.cost_atoms -= removed
+        position.qty_lots += closed * side
+        if position.margin_mode is _ISOLATED:
+            released = formulas.isolated_margin_released_atoms(
+                position.isolated_margin_atoms + realized, closed, old_qty
+            )
+            position.isolated_margin_atoms += realized - released
+            account.credit(asset, released)
+        else:
+            account.credit(asset, realized)
+    if opened:
+        open_value = value_atoms - closed_value
+        position.cost_atoms += side * open_value
+        position.qty_lots += opened * side
+        if position.margin_mode is _ISOLATED:
+            margin = formulas.initial_margin_atoms(open_value, position.leverage)
+            account.credit(asset, -margin)
+            position.isolated_margin_atoms += margin
+    position.realized_pnl_atoms += realized
+    new_qty = position.qty_lots
+    oi_delta = (new_qty if new_qty > 0 else 0) - (old_qty if old_qty > 0 else 0)
+    return realized, oi_delta
+
+
 def _opening_notional(side_lots: int, side_notional: int, closable_lots: int) -> int:
     if side_lots <= closable_lots:
         return 0

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from perpx.engine import formulas
-from perpx.engine.accounts import Account, Position
+from perpx.engine.accounts import Account, Position, apply_position_change
 from perpx.engine.book import Order, OrderBook
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
@@ -846,7 +846,6 @@ class Engine:
         trade_id: TradeId,
         is_maker: bool,
     ) -> OrderFilled:
-        contract = self.specs[position.market].contract_atoms
         rates = self._fee_rates(account)
         if order.order_id == self.fee_free_order_id:
             fee = 0  # a liquidation order: the clearance fee replaces the trading fee
@@ -854,39 +853,10 @@ class Engine:
             fee = formulas.fee_atoms(notional, rates.maker_e8 if is_maker else rates.taker_e8)
         self.risk_dirty[account.account_id] = None
         side = order.side
-        old_qty = position.qty_lots
-        realized = 0
         asset = self.asset
-        if old_qty == 0 or (old_qty > 0) == (side is Side.BUY):
-            opened = qty
-        else:
-            closed = min(qty, abs(old_qty))
-            opened = qty - closed
-            removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
-            realized = formulas.realized_pnl_atoms(1 if old_qty > 0 else -1, closed, price, contract, removed)
-            position.cost_atoms -= removed
-            position.qty_lots += closed * side
-            if position.is_isolated:
-                released = formulas.isolated_margin_released_atoms(
-                    position.isolated_margin_atoms + realized, closed, old_qty
-                )
-                position.isolated_margin_atoms += realized - released
-                account.credit(asset, released)
-            else:
-                account.credit(asset, realized)
-        if opened:
-            position.cost_atoms += side * opened * price * contract
-            position.qty_lots += opened * side
-            if position.is_isolated:
-                margin = formulas.initial_margin_atoms(opened * price * contract, position.leverage)
-                account.credit(asset, -margin)
-                position.isolated_margin_atoms += margin
-        new_qty = position.qty_lots
-        if (old_qty > 0 or new_qty > 0) and old_qty != new_qty:
-            self.open_interest_lots[position.market] += (new_qty if new_qty > 0 else 0) - (
-                old_qty if old_qty > 0 else 0
-            )
-        position.realized_pnl_atoms += realized
+        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional)
+        if oi_delta:
+            self.open_interest_lots[position.market] += oi_delta
         account.credit(asset, -fee)
         self.fees_atoms[asset] = self.fees_atoms.get(asset, 0) + fee
         account.record_volume(self.now_ns, notional)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.engine import formulas
-from perpx.engine.accounts import Account, Position
+from perpx.engine.accounts import Account, Position, apply_position_change
 from perpx.engine.events import PositionTransferred, TransferReason
 from perpx.engine.values import AccountId, MarketId, Side
 
@@ -28,42 +27,9 @@ def settle_leg(
     Returns the realised PnL. A part that opens (only the fund ever opens) is valued pro rata,
     the closing part rounding toward zero, so the two parts add up to ``value_atoms`` exactly.
     """
-    asset = engine.asset
-    old_qty = position.qty_lots
-    realized = 0
-    if old_qty == 0 or (old_qty > 0) == (side is Side.BUY):
-        closed, opened = 0, qty_lots
-    else:
-        closed = min(qty_lots, abs(old_qty))
-        opened = qty_lots - closed
-    closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, qty_lots)
-    if closed:
-        removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
-        realized = formulas.realized_value_pnl_atoms(1 if old_qty > 0 else -1, closed_value, removed)
-        position.cost_atoms -= removed
-        position.qty_lots += closed * side
-        if position.is_isolated:
-            released = formulas.isolated_margin_released_atoms(
-                position.isolated_margin_atoms + realized, closed, old_qty
-            )
-            position.isolated_margin_atoms += realized - released
-            account.credit(asset, released)
-        else:
-            account.credit(asset, realized)
-    if opened:
-        open_value = value_atoms - closed_value
-        position.cost_atoms += side * open_value
-        position.qty_lots += opened * side
-        if position.is_isolated:
-            margin = formulas.initial_margin_atoms(open_value, position.leverage)
-            account.credit(asset, -margin)
-            position.isolated_margin_atoms += margin
-    new_qty = position.qty_lots
-    if (old_qty > 0 or new_qty > 0) and old_qty != new_qty:
-        engine.open_interest_lots[position.market] += (new_qty if new_qty > 0 else 0) - (
-            old_qty if old_qty > 0 else 0
-        )
-    position.realized_pnl_atoms += realized
+    realized, oi_delta = apply_position_change(account, position, engine.asset, side, qty_lots, value_atoms)
+    if oi_delta:
+        engine.open_interest_lots[position.market] += oi_delta
     engine._touched[position] = None
     engine._trim_reduce_only(position)
     engine.risk_dirty[account.account_id] = None
