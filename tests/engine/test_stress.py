@@ -39,14 +39,18 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from perpx.engine import invariants
 from perpx.engine.state import restore, snapshot, state_hash
 from perpx.engine.values import AccountId
+from perpx.journal.journal import JournalWriter
 from tests.engine import reference_book as ref
 from tests.engine.differential import Differential
 from tests.engine.reference_book import Accepted, Canceled, Expired, Filled, Outcome
@@ -105,10 +109,39 @@ class LiveOrders:
                 self.discard(o.order_id)
 
 
+REPLAY_SCRIPT = """
+import sys
+from perpx.engine.engine import Engine
+from perpx.engine.state import state_hash
+from perpx.journal.journal import scan
+from tests.engine.differential import book_config
+
+engine = Engine(book_config(sys.argv[2]))
+for record in scan(sys.argv[1]).records:
+    engine.apply(record.command)
+print(state_hash(engine))
+"""
+
+
+def _replay_in_fresh_process(journal: Path, hash_seed: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(root))
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAY_SCRIPT, str(journal), TAKE_BOUND],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    return done.stdout.strip()
+
+
 @pytest.mark.stress
-def test_random_commands_match_the_reference_model() -> None:
+def test_random_commands_match_the_reference_model(tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    diff = Differential(ACCOUNTS, MARK, TAKE_BOUND, journal=False)
+    # journal=True keeps every command the engine applies (setup included) for the replay below
+    diff = Differential(ACCOUNTS, MARK, TAKE_BOUND, journal=True)
     model = diff.model
     engine = diff.venue.engine
     accounts = diff.accounts
@@ -206,6 +239,12 @@ def test_random_commands_match_the_reference_model() -> None:
     assert sorted(live.ids) == sorted(o.order_id for o in model.resting())
     restored = restore(diff.config, snapshot(engine))
     assert state_hash(restored) == state_hash(engine)
+    journal_path = tmp_path / "stress.journal"
+    with JournalWriter(journal_path, next_seq=1, fsync=False) as writer:
+        writer.append_all(diff.venue.journal)
+    expected = state_hash(engine)
+    assert _replay_in_fresh_process(journal_path, "1") == expected
+    assert _replay_in_fresh_process(journal_path, "4242") == expected
     elapsed = time.perf_counter() - started
     print(
         f"\nstress: {COMMANDS} commands, seed {SEED}, {elapsed:.1f} s ({COMMANDS / elapsed:,.0f}/s),"
