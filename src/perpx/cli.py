@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, load_config
+from perpx.config_file import load_config
+from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 

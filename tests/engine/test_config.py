@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, default_config, load_config, parse_config
+from perpx.config_file import load_config
+from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, default_config, parse_config
 from perpx.engine.values import MarketId
 
 from .helpers import default_data

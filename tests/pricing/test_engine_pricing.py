@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from perpx.config_file import load_config
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import AdvanceClock, SetMarkPrice, SubmitSpotQuote
-from perpx.engine.config import load_config
 from perpx.engine.events import (
     ClockAdvanced,
     CommandRejected,

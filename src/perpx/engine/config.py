@@ -22,7 +22,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 from perpx.engine import formulas
@@ -167,18 +166,6 @@ class VenueConfig:
     @property
     def settlement(self) -> AssetSpec:
         return self.assets[self.settlement_asset]
-
-
-def load_config(path: str | Path) -> VenueConfig:
-    """Read and validate a venue TOML file."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    return parse_config(data)
 
 
 def parse_config(data: Mapping[str, Any]) -> VenueConfig:
