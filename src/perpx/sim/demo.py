@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from perpx.engine import invariants
 from perpx.engine.commands import (
+    AdvanceClock,
     CancelAllOrders,
     Command,
     CreateAccount,
@@ -21,6 +22,7 @@ from perpx.engine.commands import (
     PlaceOrder,
     SetLeverage,
     SetMarkPrice,
+    SubmitSpotQuote,
     TimeInForce,
 )
 from perpx.engine.config import MarketSpec
@@ -115,8 +117,19 @@ class DemoSession:
             self._set_mark(market)
 
     def _set_mark(self, market: MarketId) -> None:
+        """Move the market's fair price: spot quotes for a priced market, a manual mark otherwise."""
         mark = self.mark_ticks[market]
-        self._submit(SetMarkPrice(ts_ns=self._ts(), market=market, index_ticks=mark, mark_ticks=mark))
+        index = self.engine.specs[market].index
+        if index is None:
+            self._submit(SetMarkPrice(ts_ns=self._ts(), market=market, index_ticks=mark, mark_ticks=mark))
+            return
+        for source in index.weights:
+            # each source quotes within a few ticks of the others, as real spot venues do
+            quote = max(1, mark + self.rng.randint(-3, 3))
+            self._submit(SubmitSpotQuote(ts_ns=self._ts(), market=market, source=source, price_ticks=quote))
+        self._submit(AdvanceClock(ts_ns=self._ts()))
+        # the makers quote around the venue's own mark once the pricing engine has one
+        self.mark_ticks[market] = self.engine.marks.get(market, mark)
 
     def step(self) -> None:
         """One round: the mark drifts, makers requote, a few takers trade."""
