@@ -1371,13 +1371,12 @@ class Engine:
             if position is None or position.qty_lots == 0:
                 continue
             qty = position.qty_lots
-            realized = qty * price_ticks * contract - position.cost_atoms
-            position.cost_atoms = 0
-            position.qty_lots = 0
-            position.realized_pnl_atoms += realized
-            released = position.isolated_margin_atoms + realized if position.is_isolated else realized
-            position.isolated_margin_atoms = 0
-            account.credit(self.asset, released)
+            closing_side = Side.SELL if qty > 0 else Side.BUY
+            value = formulas.notional_atoms(price_ticks, abs(qty), contract)
+            realized, oi_delta = apply_position_change(
+                account, position, self.asset, closing_side, abs(qty), value
+            )
+            self.open_interest_lots[market] += oi_delta
             self.risk_dirty[account_id] = None
             self._events.append(
                 PositionSettled(
@@ -1389,7 +1388,6 @@ class Engine:
                     realized_pnl_atoms=realized,
                 )
             )
-        self.open_interest_lots[market] = 0
         self._post_trade()
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:
