@@ -155,6 +155,37 @@ def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")])
     console.print("config OK")
 
 
+@app.command()
+def serve(
+    config: Annotated[
+        Path | None, typer.Option(help="Venue TOML (a new --data directory needs one unless --demo).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port for REST and WebSocket.", min=0, max=65535)] = 8080,
+    data: Annotated[Path, typer.Option(help="Data directory: journal, snapshots, read models, keys.")] = Path(
+        "perpx-data"
+    ),
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run simulated spot sources, market makers and noise traders too.")
+    ] = False,
+    tick_ms: Annotated[
+        int, typer.Option(help="Wall clock: advance an idle venue this often (ms).", min=10)
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo agents.")] = 7,
+) -> None:
+    """Run the venue: Binance USDS-M compatible REST + WebSocket, admin API, OpenAPI docs at /docs.
+
+    Restarting on the same --data directory resumes exactly where it stopped.
+    """
+    from perpx.server.serve import ServeError, ServeOptions, run
+
+    options = ServeOptions(config, host, port, data, demo, tick_ms=tick_ms, seed=seed)
+    try:
+        run(options)
+    except (ServeError, RecoveryError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command("default-config")
 def default_config_cmd() -> None:
     """Print the embedded demo venue config (a starting point for your own)."""

@@ -83,11 +83,15 @@ def _read_snapshot(path: Path) -> dict[str, Any]:
     return decoded
 
 
-def load_latest_snapshot(directory: Path, config: VenueConfig, report: RecoveryReport) -> tuple[int, Engine]:
-    """The newest snapshot that verifies, as ``(seq, engine)``; ``(0, fresh engine)`` if none."""
+def load_latest_snapshot(
+    directory: Path, config: VenueConfig, report: RecoveryReport, max_seq: int | None = None
+) -> tuple[int, Engine]:
+    """The newest snapshot that verifies (at or before ``max_seq``), as ``(seq, engine)``; ``(0, fresh engine)`` if none."""
     folder = directory / SNAPSHOT_DIR
     paths = sorted(folder.glob("snap-*.bin"), reverse=True) if folder.exists() else []
     for path in paths:
+        if max_seq is not None and _snapshot_seq(path) > max_seq:
+            continue
         try:
             data = _read_snapshot(path)
             engine = restore(config, data["state"])
@@ -101,6 +105,13 @@ def load_latest_snapshot(directory: Path, config: VenueConfig, report: RecoveryR
             continue
         return int(data["seq"]), engine
     return 0, Engine(config)
+
+
+def _snapshot_seq(path: Path) -> int:
+    try:
+        return int(path.stem.removeprefix("snap-"))
+    except ValueError:
+        return 0
 
 
 def read_config(directory: Path) -> VenueConfig:
@@ -120,16 +131,22 @@ def recover(
     use_snapshots: bool = True,
     repair: bool = True,
     observe: Callable[[int, Command, list[Event]], None] | None = None,
+    observe_after: int | None = None,
 ) -> tuple[Engine, RecoveryReport]:
     """Rebuild the engine from ``directory``: snapshot (optional) + journal tail.
 
     With ``repair`` (start-up) a torn tail is cut off so appends can continue;
     without it (``perpx replay``, audits) the directory is only read.
     ``observe(seq, command, events)`` sees every replayed command's events
-    (``perpx explain``).
+    (``perpx explain``, read models); with ``observe_after`` the start point is a snapshot at or
+    before that record, so ``observe`` sees every record after it (a read model catching up).
     """
     report = RecoveryReport()
-    seq, engine = load_latest_snapshot(directory, config, report) if use_snapshots else (0, Engine(config))
+    seq, engine = (
+        load_latest_snapshot(directory, config, report, max_seq=observe_after)
+        if use_snapshots
+        else (0, Engine(config))
+    )
     report.snapshot_seq = seq
     journal_path = directory / JOURNAL_FILE
     found = scan(journal_path)
@@ -200,7 +217,13 @@ class Store:
         self.writer.close()
 
 
-def open_store(directory: str | Path, config_text: str | None = None) -> tuple[Store, RecoveryReport]:
+def open_store(
+    directory: str | Path,
+    config_text: str | None = None,
+    *,
+    observe: Callable[[int, Command, list[Event]], None] | None = None,
+    observe_after: int | None = None,
+) -> tuple[Store, RecoveryReport]:
     """Open (or create) a data directory and recover its engine; the one start-up path.
 
     ``config_text`` is required for a new directory and must match the stored
@@ -224,6 +247,6 @@ def open_store(directory: str | Path, config_text: str | None = None) -> tuple[S
             raise RecoveryError(f"config: {exc}") from exc
         stored.write_text(config_text)
     config = read_config(directory)
-    engine, report = recover(directory, config)
+    engine, report = recover(directory, config, observe=observe, observe_after=observe_after)
     writer = JournalWriter(directory / JOURNAL_FILE, report.last_seq + 1, fsync=config.durability == "batch")
     return Store(directory, config, engine, writer), report

@@ -1,0 +1,252 @@
+"""A real perpx server in a child process, and clients for it: signed REST, admin, ccxt.
+
+Tests start the server exactly as a user does (``python -m perpx serve``) on a
+free port, so they exercise uvicorn, the sequencer thread and the journal, and
+can kill it with SIGKILL to test recovery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from perpx.engine.config import DEFAULT_CONFIG_TOML
+
+ADMIN_TOKEN = "test-admin-token"
+
+PRICED_CONFIG = (Path(__file__).resolve().parents[2] / "src/perpx/data/demo_venue.toml").read_text()
+"""The demo venue (index-priced markets, wall clock)."""
+
+MANUAL_CONFIG = DEFAULT_CONFIG_TOML
+"""The default venue: manual clock, marks set by SetMarkPrice (none of its markets has index sources)."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Trader:
+    """An account with an API key, as the admin API created it."""
+
+    account_id: int
+    api_key: str
+    secret: str
+
+
+@dataclass
+class ServerProcess:
+    """``perpx serve`` in a child process; ``start`` waits until it answers ``/fapi/v1/ping``."""
+
+    data_dir: Path
+    config_text: str | None = MANUAL_CONFIG
+    demo: bool = False
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            sys.executable,
+            "-m",
+            "perpx",
+            "serve",
+            "--data",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+        ]
+        if self.config_text is not None:
+            config_path = self.data_dir.parent / f"{self.data_dir.name}-venue.toml"
+            config_path.write_text(self.config_text)
+            args += ["--config", str(config_path)]
+        if self.demo:
+            args.append("--demo")
+        args += list(self.extra_args)
+        env = {**os.environ, "PERPX_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base}/fapi/v1/ping", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not answer within {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
+        """Stop the server (SIGTERM: clean, with a snapshot; SIGKILL: a crash). Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    # ------------------------------------------------------------------ clients
+
+    def admin(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, token: str = ADMIN_TOKEN
+    ) -> httpx.Response:
+        return httpx.request(
+            method, f"{self.base}/admin/v1{path}", json=body, headers={"X-PERPX-ADMIN": token}, timeout=10
+        )
+
+    def trader(
+        self,
+        name: str = "trader",
+        deposit: str | None = "100000",
+        permissions: tuple[str, ...] = ("read", "trade"),
+        ips: tuple[str, ...] = (),
+    ) -> Trader:
+        """Create an account with a key through the admin API and fund it."""
+        created = self.admin(
+            "POST", "/accounts", {"name": name, "permissions": list(permissions), "ips": list(ips)}
+        )
+        assert created.status_code == 200, created.text
+        data = created.json()
+        trader = Trader(data["accountId"], data["apiKey"], data["apiSecret"])
+        if deposit is not None:
+            funded = self.admin(
+                "POST",
+                "/deposits",
+                {
+                    "accountId": trader.account_id,
+                    "asset": "USDT",
+                    "amount": deposit,
+                    "txId": f"seed-{name}-{trader.account_id}",
+                },
+            )
+            assert funded.status_code == 200, funded.text
+        return trader
+
+    def public(self, path: str, **params: Any) -> httpx.Response:
+        return httpx.get(f"{self.base}{path}", params=params, timeout=10)
+
+    def signed(
+        self,
+        method: str,
+        path: str,
+        trader: Trader,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timestamp_ms: int | None = None,
+        recv_window: int | None = None,
+        secret: str | None = None,
+    ) -> httpx.Response:
+        """A signed request as ccxt sends it: query string for GET/DELETE, form body for POST/PUT."""
+        items = [("timestamp", str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)))]
+        items += [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (params or {}).items()]
+        if recv_window is not None:
+            items.append(("recvWindow", str(recv_window)))
+        payload = urlencode(items)
+        signature = hmac.new((secret or trader.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
+        signed_payload = f"{payload}&signature={signature}"
+        headers = {"X-MBX-APIKEY": trader.api_key}
+        url = f"{self.base}{path}"
+        if method in ("GET", "DELETE"):
+            return httpx.request(method, f"{url}?{signed_payload}", headers=headers, timeout=10)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return httpx.request(method, url, content=signed_payload.encode(), headers=headers, timeout=10)
+
+    def ccxt(self, trader: Trader, **options: Any) -> Any:
+        """An unmodified ccxt ``binanceusdm`` pointed at this server (the setup of binance-api-contract.md)."""
+        import ccxt
+
+        exchange = ccxt.binanceusdm(
+            {
+                "apiKey": trader.api_key,
+                "secret": trader.secret,
+                "enableRateLimit": False,
+                "options": {
+                    "fetchCurrencies": False,
+                    "fetchOpenOrders": {"warnWithoutSymbol": False},
+                    **options,
+                },
+            }
+        )
+        exchange.urls["api"] = _ccxt_urls(self.base)
+        exchange.exceptions["exact"] = {
+            **exchange.exceptions["exact"],
+            **exchange.exceptions["linear"]["exact"],
+        }
+        return exchange
+
+    def ccxt_pro(self, trader: Trader, **options: Any) -> Any:
+        import ccxt.pro
+
+        exchange = ccxt.pro.binanceusdm(
+            {
+                "apiKey": trader.api_key,
+                "secret": trader.secret,
+                "enableRateLimit": False,
+                "options": {
+                    "fetchCurrencies": False,
+                    "fetchOpenOrders": {"warnWithoutSymbol": False},
+                    **options,
+                },
+            }
+        )
+        exchange.urls["api"] = {**_ccxt_urls(self.base), "ws": {"linear": self.ws_base}}
+        exchange.exceptions["exact"] = {
+            **exchange.exceptions["exact"],
+            **exchange.exceptions["linear"]["exact"],
+        }
+        return exchange
+
+
+def _ccxt_urls(base: str) -> dict[str, str]:
+    return {
+        "fapiPublic": base + "/fapi/v1",
+        "fapiPublicV2": base + "/fapi/v2",
+        "fapiPublicV3": base + "/fapi/v3",
+        "fapiPrivate": base + "/fapi/v1",
+        "fapiPrivateV2": base + "/fapi/v2",
+        "fapiPrivateV3": base + "/fapi/v3",
+        "fapiData": base + "/futures/data",
+    }
