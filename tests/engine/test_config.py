@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,10 @@ def test_a_bad_fee_schedule_is_refused(tiers: list[dict[str, str]], fragment: st
 )
 def test_a_bad_venue_or_asset_setting_is_refused(edit: Edit, fragment: str) -> None:
     assert fragment in refused(edit)
+
+
+def test_an_amount_too_large_to_divide_is_a_value_error_not_an_overflow() -> None:
+    from perpx.engine.values import to_units
+
+    with pytest.raises(ValueError, match="out of range"):
+        to_units("1e999999999", Decimal("0.001"), "quantity")

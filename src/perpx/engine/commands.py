@@ -206,6 +206,21 @@ class SetMarketMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
     settle_price_ticks: int | None = None
 
 
+class UpdateMarketParams(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Change some of a market's filters and limits while the venue runs (an operator's action).
+
+    ``params`` maps names of :data:`perpx.engine.config.MARKET_PARAMS` to config-file text
+    (``{"min_notional": "50", "max_open_orders": "100"}``); they are checked by the config's own
+    rules, all or none applied. ``operator`` and ``wall_ns`` say who asked and when by the wall
+    clock; the engine only records them (the journal is the audit trail).
+    """
+
+    market: MarketId
+    params: dict[str, str]
+    operator: str = ""
+    wall_ns: int = 0
+
+
 class PlaceConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Submit a conditional (algo) order; it rests off the book until its trigger fires.
 
@@ -279,6 +294,7 @@ AnyCommand = (
     | AdjustIsolatedMargin
     | SetMarkPrice
     | SetMarketMode
+    | UpdateMarketParams
     | AdvanceClock
     | SubmitSpotQuote
     | PlaceConditionalOrder

@@ -14,18 +14,30 @@ Rules checked here
   non-decreasing maintenance rate; each tier's ``cum`` (maintenance amount) is
   derived, never typed: ``cum_n = floor_n * (mmr_n - mmr_(n-1)) + cum_(n-1)``.
 * Fee tiers are ordered by ``min_30d_volume``, the first starting at 0.
+* A market's filters and limits obey :func:`check_market_limits`; the same
+  function checks an operator's change of them while the venue runs
+  (:func:`with_market_params`, the ``UpdateMarketParams`` command).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
 from perpx.engine import formulas
-from perpx.engine.values import RATE_SCALE, AssetId, MarketId, to_decimal, to_rate_e8, to_units
+from perpx.engine.values import (
+    RATE_SCALE,
+    AssetId,
+    MarketId,
+    format_units,
+    to_decimal,
+    to_rate_e8,
+    to_units,
+)
 
 ClockMode = Literal["wall", "manual"]
 Durability = Literal["batch", "none"]
@@ -293,29 +305,17 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     min_qty = lots("min_qty", str(lot))
     max_qty = lots("max_qty")
     market_max_qty = lots("market_max_qty", str(table.get("max_qty")))
-    if not 0 < min_qty <= max_qty or market_max_qty <= 0:
-        raise ConfigError(f"{where}: need 0 < min_qty <= max_qty and market_max_qty > 0")
     min_price_ticks = to_units(str(table.get("min_price", str(tick))), tick, f"{where}.min_price")
     max_price_ticks = to_units(str(table.get("max_price", "1000000000")), tick, f"{where}.max_price")
-    if not 0 < min_price_ticks < max_price_ticks:
-        raise ConfigError(f"{where}: need 0 < min_price < max_price")
-
-    up = rate("percent_price_up", "1.05")
-    down = rate("percent_price_down", "0.95")
-    if not (up > RATE_SCALE and 0 < down < RATE_SCALE):
-        raise ConfigError(f"{where}: need percent_price_up > 1 and 0 < percent_price_down < 1")
-    take_bound = rate("market_take_bound", "0.05")
-    if not 0 < take_bound < RATE_SCALE:
-        raise ConfigError(f"{where}.market_take_bound must be between 0 and 1")
     max_open_orders = table.get("max_open_orders", 200)
-    if not isinstance(max_open_orders, int) or max_open_orders < 1:
+    if not isinstance(max_open_orders, int) or isinstance(max_open_orders, bool):
         raise ConfigError(f"{where}.max_open_orders must be a positive integer")
 
     brackets = _parse_brackets(table.get("brackets", []), where, atom)
     default_leverage = table.get("default_leverage", min(20, brackets[0].max_leverage))
     if not isinstance(default_leverage, int) or not 1 <= default_leverage <= brackets[0].max_leverage:
         raise ConfigError(f"{where}.default_leverage must be 1..{brackets[0].max_leverage}")
-    return MarketSpec(
+    spec = MarketSpec(
         market=MarketId(name),
         base=str(_require(table, "base", where)),
         settlement_asset=settlement,
@@ -328,15 +328,148 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
         max_qty_lots=max_qty,
         market_max_qty_lots=market_max_qty,
         min_notional_atoms=to_units(str(table.get("min_notional", "0")), atom, f"{where}.min_notional"),
-        percent_price_up_e8=up,
-        percent_price_down_e8=down,
-        market_take_bound_e8=take_bound,
+        percent_price_up_e8=rate("percent_price_up", "1.05"),
+        percent_price_down_e8=rate("percent_price_down", "0.95"),
+        market_take_bound_e8=rate("market_take_bound", "0.05"),
         max_open_orders=max_open_orders,
         brackets=brackets,
         default_leverage=default_leverage,
         risk=_parse_risk(table, where, atom, lot),
         index=_parse_index(table.get("index"), f"{where}.index"),
     )
+    check_market_limits(spec)
+    return spec
+
+
+def check_market_limits(spec: MarketSpec) -> None:
+    """The rules on a market's filters and limits, shared by config parsing and parameter changes.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (``markets.<NAME>.<key>``) of the first rule broken.
+    """
+    where = f"markets.{spec.market}"
+    if not 0 < spec.min_qty_lots <= spec.max_qty_lots or spec.market_max_qty_lots <= 0:
+        raise ConfigError(f"{where}: need 0 < min_qty <= max_qty and market_max_qty > 0")
+    if not 0 < spec.min_price_ticks < spec.max_price_ticks:
+        raise ConfigError(f"{where}: need 0 < min_price < max_price")
+    if spec.min_notional_atoms < 0:
+        raise ConfigError(f"{where}.min_notional must not be negative")
+    if not (spec.percent_price_up_e8 > RATE_SCALE and 0 < spec.percent_price_down_e8 < RATE_SCALE):
+        raise ConfigError(f"{where}: need percent_price_up > 1 and 0 < percent_price_down < 1")
+    if not 0 < spec.market_take_bound_e8 < RATE_SCALE:
+        raise ConfigError(f"{where}.market_take_bound must be between 0 and 1")
+    if spec.max_open_orders < 1:
+        raise ConfigError(f"{where}.max_open_orders must be a positive integer")
+    if not 0 <= spec.risk.liquidation_fee_e8 < RATE_SCALE:
+        raise ConfigError(f"{where}.liquidation_fee must be between 0 and 1")
+    cap = spec.risk.max_open_interest_lots
+    if cap is not None and cap <= 0:
+        raise ConfigError(f"{where}.max_open_interest must be positive (leave it out for no cap)")
+
+
+MARKET_PARAMS: tuple[str, ...] = (
+    "min_qty",
+    "max_qty",
+    "market_max_qty",
+    "min_price",
+    "max_price",
+    "min_notional",
+    "percent_price_up",
+    "percent_price_down",
+    "market_take_bound",
+    "max_open_orders",
+    "max_open_interest",
+    "liquidation_fee",
+)
+"""The market parameters an operator may change while the venue runs (config-file names and units).
+
+Left out on purpose: tick and lot size (every resting order and position is in those units),
+brackets and leverage (the liquidation bands cache them), index and funding settings (the
+pricing stage owns them).
+"""
+
+NO_CAP = "none"
+"""The text of ``max_open_interest`` when the market has no open-interest cap."""
+
+_RATE_UNIT = Decimal(1) / RATE_SCALE
+_PLAIN = re.compile(r"[0-9]{1,20}(\.[0-9]{1,18})?")
+"""A value an operator sends: plain digits, no sign or exponent (a huge exponent would overflow Decimal)."""
+
+
+def market_params(spec: MarketSpec, atom: Decimal) -> dict[str, str]:
+    """The changeable parameters of ``spec`` as config-file text (``"100"``, ``"1.05"``), by name."""
+    cap = spec.risk.max_open_interest_lots
+    return {
+        "min_qty": format_units(spec.min_qty_lots, spec.lot_size),
+        "max_qty": format_units(spec.max_qty_lots, spec.lot_size),
+        "market_max_qty": format_units(spec.market_max_qty_lots, spec.lot_size),
+        "min_price": format_units(spec.min_price_ticks, spec.tick_size),
+        "max_price": format_units(spec.max_price_ticks, spec.tick_size),
+        "min_notional": format_units(spec.min_notional_atoms, atom),
+        "percent_price_up": format_units(spec.percent_price_up_e8, _RATE_UNIT),
+        "percent_price_down": format_units(spec.percent_price_down_e8, _RATE_UNIT),
+        "market_take_bound": format_units(spec.market_take_bound_e8, _RATE_UNIT),
+        "max_open_orders": str(spec.max_open_orders),
+        "max_open_interest": NO_CAP if cap is None else format_units(cap, spec.lot_size),
+        "liquidation_fee": format_units(spec.risk.liquidation_fee_e8, _RATE_UNIT),
+    }
+
+
+def with_market_params(spec: MarketSpec, atom: Decimal, changes: Mapping[str, str]) -> MarketSpec:
+    """``spec`` with ``changes`` (parameter name -> config-file text) applied, checked as the config is.
+
+    Raises
+    ------
+    ConfigError
+        If a name is not in :data:`MARKET_PARAMS`, a value cannot be represented exactly in the
+        market's units, or the result breaks a rule of :func:`check_market_limits`.
+    """
+    where = f"markets.{spec.market}"
+    fields: dict[str, Any] = {}
+    risk: dict[str, Any] = {}
+    for name, text in sorted(changes.items()):
+        key = f"{where}.{name}"
+        if name not in MARKET_PARAMS:
+            raise ConfigError(
+                f"{key} cannot be changed while the venue runs; changeable: {', '.join(MARKET_PARAMS)}"
+            )
+        plain = isinstance(text, str) and (
+            _PLAIN.fullmatch(text) or (name == "max_open_interest" and text == NO_CAP)
+        )
+        if not plain:
+            raise ConfigError(
+                f'{key} was {str(text)[:40]!r}; write a plain non-negative decimal, like "100" or "0.05"'
+            )
+        try:
+            if name in ("min_qty", "max_qty", "market_max_qty"):
+                fields[f"{name}_lots"] = to_units(text, spec.lot_size, key)
+            elif name in ("min_price", "max_price"):
+                fields[f"{name}_ticks"] = to_units(text, spec.tick_size, key)
+            elif name == "min_notional":
+                fields["min_notional_atoms"] = to_units(text, atom, key)
+            elif name in ("percent_price_up", "percent_price_down", "market_take_bound"):
+                fields[f"{name}_e8"] = to_rate_e8(text, key)
+            elif name == "max_open_orders":
+                if not text.isdigit() or len(text) > 9:
+                    raise ConfigError(f"{key} must be a positive integer")
+                fields["max_open_orders"] = int(text)
+            elif name == "max_open_interest":
+                risk["max_open_interest_lots"] = (
+                    None if text == NO_CAP else to_units(text, spec.lot_size, key)
+                )
+            else:  # liquidation_fee
+                risk["liquidation_fee_e8"] = to_rate_e8(text, key)
+        except ConfigError:
+            raise
+        except (ValueError, ArithmeticError) as exc:
+            raise ConfigError(str(exc)) from exc
+    if risk:
+        fields["risk"] = replace(spec.risk, **risk)
+    changed = replace(spec, **fields)
+    check_market_limits(changed)
+    return changed
 
 
 def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decimal) -> RiskSpec:
@@ -355,9 +488,6 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
     cap, floor = rate("funding_cap", "0.03"), rate("funding_floor", "-0.03")
     if not floor <= 0 <= cap:
         raise ConfigError(f"{where}: need funding_floor <= 0 <= funding_cap")
-    liquidation_fee = rate("liquidation_fee", "0.0125")
-    if not 0 <= liquidation_fee < RATE_SCALE:
-        raise ConfigError(f"{where}.liquidation_fee must be between 0 and 1")
     mark_policy = table.get("mark_policy", "binance")
     if mark_policy not in ("binance", "ema"):
         raise ConfigError(f"{where}.mark_policy was {mark_policy!r}; use 'binance' or 'ema'")
@@ -366,7 +496,7 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
     if adl_ranking not in ("binance", "profit_leverage"):
         raise ConfigError(f"{where}.adl_ranking was {adl_ranking!r}; use 'binance' or 'profit_leverage'")
     return RiskSpec(
-        liquidation_fee_e8=liquidation_fee,
+        liquidation_fee_e8=rate("liquidation_fee", "0.0125"),
         funding_interval_hours=interval,
         interest_rate_e8=rate("interest_rate", "0.0001"),
         funding_cap_e8=cap,

@@ -50,9 +50,17 @@ from perpx.engine.commands import (
     SetMarkPrice,
     StpMode,
     TimeInForce,
+    UpdateMarketParams,
     Withdraw,
 )
-from perpx.engine.config import FeeTier, MarketSpec, VenueConfig
+from perpx.engine.config import (
+    ConfigError,
+    FeeTier,
+    MarketSpec,
+    VenueConfig,
+    market_params,
+    with_market_params,
+)
 from perpx.engine.events import (
     AccountCreated,
     ClockAdvanced,
@@ -64,6 +72,7 @@ from perpx.engine.events import (
     LeverageChanged,
     MarginModeChanged,
     MarketModeChanged,
+    MarketParamsChanged,
     MarkPriceSet,
     OrderAccepted,
     OrderAmended,
@@ -71,6 +80,7 @@ from perpx.engine.events import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    ParamChange,
     PositionSettled,
     TransferRejected,
     WithdrawalApplied,
@@ -111,6 +121,8 @@ class Engine:
         self.config = config
         self.asset: AssetId = config.settlement_asset
         self.specs: dict[MarketId, MarketSpec] = dict(config.markets)
+        self.param_overrides: dict[MarketId, dict[str, str]] = {}
+        """Market parameters an operator changed from the config's values (config-file text), by market."""
         self.fee_tiers: tuple[FeeTier, ...] = config.fee_tiers
         self.books: dict[MarketId, OrderBook] = {m: OrderBook(m) for m in config.markets}
         self.marks: dict[MarketId, int] = {}
@@ -150,6 +162,7 @@ class Engine:
             AdjustIsolatedMargin: self._adjust_isolated_margin,
             SetMarkPrice: self._set_mark_price,
             SetMarketMode: self._set_market_mode,
+            UpdateMarketParams: self._update_market_params,
             AdvanceClock: self._advance_clock,
         }
         # conditional orders: their commands, and the first consequence stage (they fire before liquidation)
@@ -1352,6 +1365,47 @@ class Engine:
         )
         if previous is MarketMode.HALTED:
             self.price_moved(cmd.market)  # trading resumes: paused liquidations there are due again
+
+    def _update_market_params(self, cmd: UpdateMarketParams) -> None:
+        spec = self.specs.get(cmd.market)
+        if spec is None:
+            self._reject_command(
+                cmd, None, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue"
+            )
+            return
+        if self.modes[cmd.market] is MarketMode.SETTLED:
+            self._reject_command(
+                cmd,
+                None,
+                RejectCode.MARKET_SETTLED,
+                f"market {cmd.market} is settled; it has no live parameters",
+            )
+            return
+        if not cmd.params:
+            self._reject_command(cmd, None, RejectCode.BAD_PARAMETER, "no parameter to change was given")
+            return
+        atom = self.config.settlement.atom
+        try:
+            changed = with_market_params(spec, atom, cmd.params)
+        except ConfigError as exc:
+            self._reject_command(cmd, None, RejectCode.BAD_PARAMETER, str(exc))
+            return
+        old, new = market_params(spec, atom), market_params(changed, atom)
+        configured = market_params(self.config.markets[cmd.market], atom)
+        self.specs[cmd.market] = changed
+        overrides = {name: text for name, text in sorted(new.items()) if text != configured[name]}
+        if overrides:
+            self.param_overrides[cmd.market] = overrides
+        else:
+            self.param_overrides.pop(cmd.market, None)
+        self._events.append(
+            MarketParamsChanged(
+                ts_ns=self.now_ns,
+                market=cmd.market,
+                changes=tuple(ParamChange(param=n, old=old[n], new=new[n]) for n in sorted(cmd.params)),
+                operator=cmd.operator,
+            )
+        )
 
     def _settle_market(self, market: MarketId, spec: MarketSpec, price_ticks: int) -> None:
         """Cancel every order and close every position at ``price_ticks``, without fees.

@@ -206,6 +206,22 @@ class MarketModeChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
     previous: MarketMode
 
 
+class ParamChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One market parameter before and after a change, as config-file text."""
+
+    param: str
+    old: str
+    new: str
+
+
+class MarketParamsChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """An operator changed market parameters (:class:`~perpx.engine.commands.UpdateMarketParams`)."""
+
+    market: MarketId
+    changes: tuple[ParamChange, ...]
+    operator: str
+
+
 class PositionSettled(Event, frozen=True, tag=True, kw_only=True, gc=False):
     """A position closed by the venue at the settlement price of a delisted market (no fee)."""
 
@@ -626,6 +642,7 @@ AnyEvent = (
     | CommandRejected
     | MarkPriceSet
     | MarketModeChanged
+    | MarketParamsChanged
     | PositionSettled
     | ClockAdvanced
     | IndexUpdated

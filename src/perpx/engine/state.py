@@ -21,7 +21,7 @@ import msgspec
 from perpx.engine.accounts import Account, Position
 from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
-from perpx.engine.config import VenueConfig
+from perpx.engine.config import VenueConfig, with_market_params
 from perpx.engine.engine import Engine
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
@@ -100,7 +100,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
                 sorted(account.volume_days.items()),
             ]
         )
-    return {
+    data: dict[str, Any] = {
         "version": SNAPSHOT_VERSION,
         "venue": engine.config.name,
         "now_ns": engine.now_ns,
@@ -121,6 +121,12 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "books": books,
         "triggers": engine.triggers.snapshot(),
     }
+    if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
+        data["market_params"] = [
+            [market, sorted(engine.param_overrides[market].items())]
+            for market in sorted(engine.param_overrides)
+        ]
+    return data
 
 
 def encode_snapshot(engine: Engine) -> bytes:
@@ -162,6 +168,12 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     if data.get("venue") != config.name:
         raise ValueError(f"snapshot is of venue {data.get('venue')!r}, config is {config.name!r}")
     engine = Engine(config)
+    for market, params in data.get("market_params", []):
+        overrides = {str(name): str(text) for name, text in params}
+        engine.specs[MarketId(market)] = with_market_params(
+            config.markets[MarketId(market)], config.settlement.atom, overrides
+        )
+        engine.param_overrides[MarketId(market)] = overrides
     engine.now_ns = data["now_ns"]
     engine.next_account_id, engine.next_order_id, engine.next_trade_id = data["next_ids"]
     engine.commands_applied = data["commands_applied"]

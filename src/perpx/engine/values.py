@@ -80,7 +80,10 @@ def to_units(text: str | Decimal | int, unit: Decimal, what: str) -> int:
         If the amount is not an exact multiple of ``unit``.
     """
     value = to_decimal(text, what)
-    units = value / unit
+    try:
+        units = value / unit
+    except ArithmeticError as exc:
+        raise ValueError(f"{what} {text!r} is out of range") from exc
     if units != units.to_integral_value():
         raise ValueError(f"{what} {value} is not a multiple of {unit}")
     return int(units)
