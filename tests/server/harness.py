@@ -92,8 +92,8 @@ class ServerProcess:
         args += list(self.extra_args)
         env = {**os.environ, "PERPX_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

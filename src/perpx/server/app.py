@@ -67,6 +67,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.add_middleware(limits.UsedWeightMiddleware)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

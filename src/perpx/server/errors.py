@@ -83,12 +83,17 @@ def engine_refusal(code: RejectCode, message: str) -> ApiError:
     errors by message (e.g. ``Filter failure: PRICE_FILTER`` -> InvalidOrder).
     """
     prefix = _BINANCE_TEXT.get(code)
-    text = f"{prefix} {message}" if prefix and not message.startswith(prefix) else message
+    if prefix is None:
+        return ApiError(400, int(code), message)
+    stem = prefix.rstrip(".")
+    if message.lower().startswith(stem.lower()):
+        message = message[len(stem) :].lstrip(":. ")
+    text = f"{prefix} {message[:1].upper()}{message[1:]}" if message else prefix
     return ApiError(400, int(code), text)
 
 
 _BINANCE_TEXT: dict[RejectCode, str] = {
-    RejectCode.PRICE_FILTER: "Filter failure: PRICE_FILTER.",
+    RejectCode.QTY_ABOVE_MAX: "Quantity greater than max quantity.",
     RejectCode.MARGIN_INSUFFICIENT: "Margin is insufficient.",
     RejectCode.BALANCE_INSUFFICIENT: "Balance is insufficient.",
     RejectCode.REDUCE_ONLY_REJECTED: "ReduceOnly Order is rejected.",

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import string
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from perpx.engine.values import AccountId
@@ -23,10 +23,10 @@ _ALPHABET = string.ascii_letters + string.digits
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One API key. ``ips`` empty means any address may use it."""
+    """One API key. ``ips`` empty means any address may use it; ``repr`` never shows the secret."""
 
     api_key: str
-    secret: str
+    secret: str = field(repr=False)
     account_id: AccountId
     name: str
     permissions: tuple[str, ...]

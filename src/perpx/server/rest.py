@@ -69,11 +69,20 @@ async def params_of(request: Request) -> Params:
                 raise ApiError(413, -1104, f"The request body is over {MAX_BODY_BYTES} bytes.")
             chunks.append(chunk)
         raw_body = b"".join(chunks)
+    if raw_body and not _is_form(request, raw_body):
+        raise ApiError(
+            400,
+            -1102,
+            "The request body must be application/x-www-form-urlencoded;"
+            f" it was sent as {request.headers.get('content-type', '')[:64]!r}.",
+        )
     values: dict[str, str] = {}
     try:
-        for raw in (raw_query, raw_body if _is_form(request, raw_body) else b""):
+        for raw in (raw_query, raw_body):
             for name, value in parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False):
-                values.setdefault(name, value)
+                if name in values:
+                    raise ApiError(400, -1101, f"Duplicate values for a parameter detected: '{name[:64]}'.")
+                values[name] = value
     except UnicodeDecodeError:
         raise ApiError(
             400, -1100, "Illegal characters found in a parameter: the request is not UTF-8."
