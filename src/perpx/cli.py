@@ -186,6 +186,140 @@ def serve(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def sweep(
+    spec: Annotated[
+        Path, typer.Argument(help="Sweep TOML: a scenario, a grid of overrides, seeds, questions.")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory for the tables, heatmaps and answers.json.")],
+    executor: Annotated[
+        str, typer.Option(help="local (processes on this machine) or ray (pip install 'perpx[ray]').")
+    ] = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="Runs at a time (default: CPU count, at most 8).", min=1)
+    ] = None,
+) -> None:
+    """Run a scenario over a grid of parameters x seeds, tabulate, draw heatmaps, answer the questions.
+
+    Exits 1 when a run raised (its row holds the error), 2 on a bad sweep file or option.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from perpx.sim.sweep import SweepError, format_answers, format_cell, load_sweep, run_sweep, table_columns
+
+    try:
+        parsed = load_sweep(spec)
+        runs = len(parsed.tasks())
+        console.print(
+            f"[bold]{parsed.name}[/]: {len(parsed.cells())} cells x {len(parsed.seeds)} seeds = {runs} runs"
+            f" of {parsed.scenario.name}"
+        )
+        with Progress(
+            TextColumn("runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("runs", total=runs)
+            outcome = run_sweep(
+                parsed,
+                out,
+                executor=executor,
+                workers=workers,
+                on_progress=lambda done, _total: bar.update(task, completed=done),
+            )
+    except SweepError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write the sweep's outputs to {out}: {exc}") from None
+    table = Table(title=f"{parsed.name}: per cell, over {len(parsed.seeds)} seeds")
+    columns = table_columns(parsed)
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    for cell in outcome.cells:
+        table.add_row(*(format_cell(name, cell[name]) for name in columns))
+    Console(width=max(console.width, 160)).print(table)  # a dozen columns: never squeeze them to 80
+    for line in format_answers(outcome.answers):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    minutes = max(outcome.wall_seconds, 1e-9) / 60
+    plural = "s" if outcome.workers > 1 else ""
+    console.print(
+        f"{runs} runs in {outcome.wall_seconds:.1f} s on {outcome.workers} {outcome.executor} worker{plural}"
+        f" ({len(outcome.rows) / minutes:,.1f} runs/minute); outputs in {out}",
+        soft_wrap=True,
+    )
+    if outcome.errors:
+        raise _fail(f"{outcome.errors} runs raised; see the 'error' column of {out / 'results.csv'}", code=1)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario TOML (see scenarios/).")],
+    out: Annotated[Path, typer.Option(help="Output directory: summary, series, journal, report.")],
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of every random draw; the scenario's run.seed if omitted.")
+    ] = None,
+) -> None:
+    """Run a scenario on the real engine on a simulated clock; exit 1 if an assertion fails.
+
+    Writes DIR/summary.json, DIR/series.json, the report, and the journal in DIR/journal
+    (`perpx replay DIR/journal`, `perpx explain --data DIR/journal --account N`).
+    """
+    import sys
+
+    from perpx.sim.runner import RunError, run_scenario
+    from perpx.sim.scenario import ScenarioError, load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        result = run_scenario(
+            loaded,
+            loaded.default_seed if seed is None else seed,
+            out,
+            progress=sys.stdout.isatty(),
+        )
+    except (ScenarioError, RunError, RecoveryError) as exc:
+        raise _fail(str(exc)) from exc
+    s = result.summary
+    table = Table(title=f"perpx simulate {s['scenario']} (seed {s['seed']})", show_header=False)
+    for key in (
+        "commands",
+        "events",
+        "sim_seconds",
+        "wall_seconds",
+        "liquidations",
+        "liquidated_notional",
+        "insurance_fund_start",
+        "insurance_fund_min",
+        "insurance_fund_end",
+        "adl_events",
+        "adl_notional",
+        "bad_debt",
+        "max_mark_index_gap_bps",
+        "funding_paid",
+        "invariant_checks",
+        "invariant_violations",
+    ):
+        table.add_row(key, f"{s[key]:,}" if isinstance(s[key], int | float) else str(s[key]))
+    console.print(table)
+    for a in s["assertions"]:
+        mark = "[green]PASS[/]" if a["passed"] else "[bold red]FAIL[/]"
+        console.print(f"{mark} {a['name']}: {a['detail']}")
+    for message in s.get("invariant_messages", []):
+        err.print(f"[bold red]invariant:[/] {message}")
+    console.print(f"state hash: {s['state_hash']}")
+    console.print(f"outputs in {out}; replay with [bold]perpx replay {out / 'journal'}[/]")
+    if not result.passed:
+        failed = [a["name"] for a in s["assertions"] if not a["passed"]]
+        if s.get("invariant_violations"):
+            failed.append(f"{s['invariant_violations']} invariant violation(s)")
+        err.print(f"[bold red]failed:[/] {'; '.join(failed)}")
+        raise typer.Exit(1)
+
+
 @app.command("default-config")
 def default_config_cmd() -> None:
     """Print the embedded demo venue config (a starting point for your own)."""
