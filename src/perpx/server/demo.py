@@ -1,221 +1,410 @@
-"""``perpx serve --demo``: simulated spot sources, market makers and noise traders inside the server.
+"""``perpx serve --demo``: the risk lab's spot sources and agents, trading live inside the server.
 
-The demo runs as a sequencer driver: on its own schedule, on the sequencer
-thread, it submits ordinary journaled commands (spot quotes for the index,
-orders from its own accounts), exactly what an outside client could send. Its
-randomness comes from one seeded generator, and its accounts are found again
-by name after a restart, so a demo venue can be stopped and resumed.
+The demo is one sequencer :class:`~perpx.server.sequencer.Driver`. On the
+sequencer thread, when its next piece of work is due in wall time, it submits
+ordinary journaled commands, exactly what an outside client could send:
 
-It also creates one trader account with an API key (found again by name after
-a restart) and prints the ccxt snippet that connects to it.
+==========  =====================================================================================
+work        what happens
+==========  =====================================================================================
+quote       every source due now reads its market's price process at ``t_s`` (seconds since the
+            demo started) and the quotes go in as one batch of ``SubmitSpotQuote``
+agent turn  an agent due now (its own ``interval_s``) is topped up when it is flat and half down,
+            then ``act`` runs and its commands go in as one batch (one journal commit)
+status      once a minute, a log line: trades, liquidations, index prices
+==========  =====================================================================================
+
+The cast (price processes, sources, agents) is :data:`CAST_FILE`; every agent row is built once per
+market. Randomness: one generator per price process, source and agent, derived from ``seed`` as
+the simulator derives them (:func:`perpx.sim.runner.derive_rng`). Wall-clock timing makes a demo
+run itself unrepeatable; its journal still replays to the same state hash, like any other.
+
+Restarts
+--------
+Agent accounts are named ``demo-...``. On set-up, every such account (but the demo trader's) has
+its open orders cancelled, so a restart never leaves the previous run's quotes resting in the
+book. Agents then find their accounts again by name and reuse them (topping up a flat account that
+is half down), and the price processes resume from the venue's last index price. The demo trader
+account and its API key are found again by name as well; the printed ccxt snippet connects to it.
 """
 
 from __future__ import annotations
 
-import random
+import heapq
+import logging
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from importlib import resources
+from typing import Any
 
 from perpx.engine.commands import (
+    AdvanceClock,
     CancelAllOrders,
     Command,
     CreateAccount,
     Deposit,
-    OrderType,
-    PlaceOrder,
-    SetLeverage,
     SubmitSpotQuote,
-    TimeInForce,
 )
-from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
-from perpx.engine.values import NS_PER_MS, AccountId, MarketId, Side, TxId, to_units
+from perpx.engine.events import AccountCreated, Event, FundingSettled, LiquidationExplained, OrderFilled
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
+from perpx.engine.values import AccountId, MarketId, TxId
 from perpx.server.context import ServerContext
 from perpx.server.keys import ApiKey
-from perpx.server.sequencer import Sequencer
+from perpx.server.sequencer import Applied, Sequencer
+from perpx.sim.agents import Agent, AgentContext, build_agents
+from perpx.sim.runner import derive_rng
+from perpx.sim.sources import NS_PER_S, PriceProcess, Source, build_process, price_to_ticks
 
-START_PRICES = {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000")}
+log = logging.getLogger("perpx.demo")
+
+CAST_FILE = "data/demo_agents.toml"
+AGENT_PREFIX = "demo-"
 TRADER_NAME = "demo-trader"
 TRADER_DEPOSIT = "100000"
-AGENT_DEPOSIT = "5000000"
+REFILL_BELOW = Decimal("0.5")
+"""A flat agent whose wallet fell below this share of its deposit is topped back up to it."""
+STATUS_EVERY_S = 60.0
+
+_QUOTE, _AGENT, _STATUS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class DemoCast:
+    """The demo's price processes, sources and agent rows, as :data:`CAST_FILE` writes them."""
+
+    prices: Mapping[str, Mapping[str, Any]]
+    sources: Mapping[str, Mapping[str, Any]]
+    agents: list[dict[str, Any]]
+    insurance_fund: str = "0"
+
+    @classmethod
+    def parse(cls, text: str) -> DemoCast:
+        """The cast a TOML text describes (tables as in :data:`CAST_FILE`)."""
+        doc = tomllib.loads(text)
+        return cls(
+            prices=doc.get("prices", {}),
+            sources=doc.get("sources", {}),
+            agents=list(doc.get("agents", [])),
+            insurance_fund=str(doc.get("insurance", {}).get("fund", "0")),
+        )
+
+    @classmethod
+    def embedded(cls) -> DemoCast:
+        """The cast shipped with perpx (:data:`CAST_FILE`)."""
+        return cls.parse(resources.files("perpx").joinpath(CAST_FILE).read_text())
+
+    def agent_rows(self, markets: list[MarketId]) -> list[dict[str, Any]]:
+        """Every row once per market (of its own ``markets`` when it has them), named ``demo-<name>-<market>``."""
+        rows: list[dict[str, Any]] = []
+        for market in markets:
+            for number, row in enumerate(self.agents):
+                if "markets" in row and market not in row["markets"]:
+                    continue
+                name = str(row.get("name", f"{row.get('kind', 'agent')}-{number}"))
+                rows.append({**row, "name": f"{AGENT_PREFIX}{name}-{market}", "markets": [str(market)]})
+        return rows
+
+
+class DemoAgentContext(AgentContext):
+    """An :class:`AgentContext` whose ``open_account`` reuses an account of the same name."""
+
+    def __init__(
+        self, engine: Engine, sequencer: Sequencer, agent: Agent, seed: int, by_name: dict[str, AccountId]
+    ) -> None:
+        super().__init__(engine, self._submit, derive_rng(seed, f"agent/{agent.name}"), sequencer.stamp())
+        self.sequencer = sequencer
+        self.by_name = by_name
+        self.reused: list[AccountId] = []
+
+    def _submit(self, command: Command) -> list[Event]:
+        return self.sequencer.apply_now([command])[0].events
+
+    def open_account(self, name: str, deposit: object) -> AccountId:
+        """The account named ``name`` from a previous run (topped up if flat and half down), else a new one."""
+        found = self.by_name.get(name)
+        if found is None:
+            created = super().open_account(name, deposit)
+            self.by_name[name] = created
+            return created
+        self.reused.append(found)
+        refill = refill_deposit(self.engine, found, self.atoms(deposit), self.now_ns)
+        if refill is not None:
+            self.submit(refill)
+        return found
+
+
+def refill_deposit(engine: Engine, account_id: AccountId, deposit_atoms: int, ts_ns: int) -> Deposit | None:
+    """The ``Deposit`` that tops a flat account below :data:`REFILL_BELOW` of ``deposit_atoms`` back up."""
+    account = engine.accounts.get(account_id)
+    if account is None:
+        return None
+    balance = account.balance(engine.asset)
+    if balance >= deposit_atoms * REFILL_BELOW or any(p.qty_lots for p in account.positions.values()):
+        return None
+    return Deposit(
+        ts_ns=ts_ns,
+        account_id=account_id,
+        asset=engine.asset,
+        amount_atoms=deposit_atoms - balance,
+        tx_id=TxId(f"demo-refill-{account_id}-{ts_ns}"),
+    )
 
 
 @dataclass
-class DemoAgents:
-    """Spot sources, makers and takers; ``run`` is called by the sequencer when ``due_ns`` passes."""
+class DemoStats:
+    """What the demo has seen since it started (every batch, the demo's and the clients')."""
 
-    ctx: ServerContext
-    seed: int
-    interval_ms: int = 250
-    makers: dict[MarketId, list[AccountId]] = field(default_factory=dict)
-    takers: list[AccountId] = field(default_factory=list)
-    fair: dict[MarketId, Decimal] = field(default_factory=dict)
-    trader_key: ApiKey | None = None
-    _next_ns: int = 0
-    _round: int = 0
+    trades: int = 0
+    liquidations: int = 0
+    funding_settlements: int = 0
+    names: dict[AccountId, str] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+    def observe(self, batch: list[Applied]) -> None:
+        for applied in batch:
+            for event in applied.events:
+                if type(event) is OrderFilled:
+                    self.trades += not event.is_maker
+                elif type(event) is LiquidationExplained and event.outcome in ("PARTIAL", "CLOSED"):
+                    self.liquidations += 1
+                    log.info(
+                        "demo: liquidated account %d (%s) in %s: %s",
+                        event.account_id,
+                        self.names.get(event.account_id, "?"),
+                        event.market,
+                        event.outcome,
+                    )
+                elif type(event) is FundingSettled:
+                    self.funding_settlements += 1
+
+
+class DemoDriver:
+    """Spot sources and agents on wall-clock schedules; the sequencer calls ``run`` when ``due_ns`` passes.
+
+    Parameters
+    ----------
+    ctx
+        The open venue (its sequencer not started yet when :meth:`setup` runs).
+    seed
+        Seed of every price process, source and agent.
+    cast
+        What to run (default: the embedded :data:`CAST_FILE`).
+    """
+
+    def __init__(self, ctx: ServerContext, seed: int, cast: DemoCast | None = None) -> None:
+        self.ctx = ctx
+        self.seed = seed
+        self.cast = cast if cast is not None else DemoCast.embedded()
+        self.stats = DemoStats()
+        self.processes: dict[MarketId, PriceProcess] = {}
+        self.sources: list[Source] = []
+        self.agents: list[Agent] = []
+        self.contexts: dict[str, DemoAgentContext] = {}
+        self.trader_key: ApiKey | None = None
+        self.cancelled_orders = 0
+        self.reused_accounts = 0
+        self.started_ns = 0
+        self._heap: list[tuple[int, int, int, Any]] = []
+        self._pushed = 0
+
+    # ------------------------------------------------------------------ set-up
+
+    def setup(self, sequencer: Sequencer) -> None:
+        """Cancel the previous run's agent orders, fund the insurance fund, build sources and agents."""
+        engine = sequencer.engine
+        self.started_ns = sequencer.stamp()
+        by_name: dict[str, AccountId] = {}
+        for account_id, account in engine.accounts.items():
+            by_name.setdefault(account.name, account_id)
+        self._cancel_stale_orders(sequencer)
+        fund = int(Decimal(self.cast.insurance_fund) / engine.config.settlement.atom)
+        if fund > 0:
+            seed_fund = Deposit(
+                ts_ns=sequencer.stamp(),
+                account_id=INSURANCE_ACCOUNT,
+                asset=engine.asset,
+                amount_atoms=fund,
+                tx_id=TxId("demo-insurance-seed"),  # a transfer id seen before changes nothing
+            )
+            sequencer.apply_now([seed_fund])
+        self._build_sources(engine)
+        self.agents = build_agents(self.cast.agent_rows(list(engine.specs)))
+        for agent in self.agents:
+            ctx = DemoAgentContext(engine, sequencer, agent, self.seed, by_name)
+            commands = agent.setup(ctx)
+            if commands:
+                sequencer.apply_now(commands)
+            self.contexts[agent.name] = ctx
+            self.reused_accounts += len(ctx.reused)
+            for account_id in agent.accounts:
+                self.stats.names[account_id] = agent.name
+            phase_ns = int(ctx.rng.random() * agent.interval_s * NS_PER_S) + 1
+            self._push(self.started_ns + phase_ns, _AGENT, agent)
+        for source in self.sources:
+            self._push(self.started_ns, _QUOTE, source)
+        self._push(self.started_ns + int(STATUS_EVERY_S * NS_PER_S), _STATUS, None)
+        self.trader_key = self._trader(sequencer, by_name)
+        log.info(
+            "demo: %d agents (%d accounts reused), %d sources; cancelled %d resting orders of a previous run",
+            len(self.agents),
+            self.reused_accounts,
+            len(self.sources),
+            self.cancelled_orders,
+        )
+
+    def _cancel_stale_orders(self, sequencer: Sequencer) -> None:
+        engine = sequencer.engine
+        ts_ns = sequencer.stamp()
+        cancels: list[Command] = []
+        for account_id, account in engine.accounts.items():
+            if not account.name.startswith(AGENT_PREFIX) or account.name == TRADER_NAME:
+                continue
+            for market, position in account.positions.items():
+                if position.open_orders:
+                    self.cancelled_orders += len(position.open_orders)
+                    cancels.append(CancelAllOrders(ts_ns=ts_ns, account_id=account_id, market=market))
+        if cancels:
+            sequencer.apply_now(cancels)
+
+    def _build_sources(self, engine: Engine) -> None:
+        for market, spec in engine.specs.items():
+            if spec.index is None:
+                continue  # a market without index sources is priced by its admin, not by the demo
+            table = self.cast.prices.get(market) or self.cast.prices.get("default")
+            if table is None:
+                continue
+            resume = engine.indexes.get(market) or engine.marks.get(market)
+            if resume is not None:
+                start: str | None = str(resume * spec.tick_size)
+            else:
+                start = str(table["start"]) if "start" in table else None
+            if start is None:
+                log.warning("demo: %s has no start price, index or mark; its sources stay silent", market)
+                continue
+            process = build_process({**table, "start": start}, derive_rng(self.seed, f"price/{market}"))
+            self.processes[market] = process
+            for name in spec.index.weights:
+                row = self.cast.sources.get(name) or self.cast.sources.get("default", {})
+                self.sources.append(
+                    Source(
+                        name=name,
+                        market=market,
+                        process=process,
+                        rng=derive_rng(self.seed, f"source/{name}/{market}"),
+                        every_s=float(row.get("every_s", 1.0)),
+                        noise_bps=float(row.get("noise_bps", 0.0)),
+                    )
+                )
+
+    def _trader(self, sequencer: Sequencer, by_name: dict[str, AccountId]) -> ApiKey:
+        trader = by_name.get(TRADER_NAME)
+        if trader is None:
+            engine = sequencer.engine
+            created = sequencer.apply_now([CreateAccount(ts_ns=sequencer.stamp(), name=TRADER_NAME)])
+            account = next(e for e in created[0].events if isinstance(e, AccountCreated))
+            trader = account.account_id
+            deposit = Deposit(
+                ts_ns=sequencer.stamp(),
+                account_id=trader,
+                asset=engine.asset,
+                amount_atoms=int(Decimal(TRADER_DEPOSIT) / engine.config.settlement.atom),
+                tx_id=TxId(f"demo-seed-{TRADER_NAME}"),
+            )
+            sequencer.apply_now([deposit])
+        keys = [key for key in self.ctx.keys.for_account(trader) if key.name == TRADER_NAME]
+        return keys[0] if keys else self.ctx.keys.create(trader, TRADER_NAME, ("read", "trade"))
 
     # ------------------------------------------------------------------ driver protocol
 
     def due_ns(self) -> int:
-        return self._next_ns
+        return self._heap[0][0] if self._heap else 2**63 - 1
 
     def run(self, sequencer: Sequencer, wall_ns: int) -> None:
-        self._next_ns = wall_ns + self.interval_ms * NS_PER_MS
-        self._round += 1
-        engine = sequencer.engine
-        commands: list[Command] = []
-        for market, spec in engine.specs.items():
-            commands.extend(self._quotes(sequencer, engine, market, spec))
-        sequencer.apply_now(commands)
-        commands = []
-        for market, spec in engine.specs.items():
-            commands.extend(self._make(sequencer, engine, market, spec))
-            commands.extend(self._take(sequencer, market, spec))
+        """Do every piece of work due by ``wall_ns``, in ``(due, kind)`` order."""
+        quotes: list[Command] = []
+        heap = self._heap
+        while heap and heap[0][0] <= wall_ns:
+            due_ns, kind, _, payload = heapq.heappop(heap)
+            if kind == _QUOTE:
+                quote = self._quote(sequencer, payload, wall_ns)
+                if quote is not None:
+                    quotes.append(quote)
+                self._push(self._next(due_ns, payload.every_s, wall_ns), _QUOTE, payload)
+                continue
+            if quotes:
+                sequencer.apply_now(quotes)
+                quotes = []
+            # the next turn is queued first, so an agent that raises keeps its schedule
+            if kind == _AGENT:
+                self._push(self._next(due_ns, payload.interval_s, wall_ns), _AGENT, payload)
+                self._turn(sequencer, payload)
+            else:
+                self._push(self._next(due_ns, STATUS_EVERY_S, wall_ns), _STATUS, None)
+                self._status(sequencer.engine)
+        if quotes:
+            sequencer.apply_now(quotes)
+
+    def _quote(self, sequencer: Sequencer, source: Source, wall_ns: int) -> SubmitSpotQuote | None:
+        price = source.quote((wall_ns - self.started_ns) / NS_PER_S)
+        if price is None:
+            return None
+        market = MarketId(source.market)
+        ticks = price_to_ticks(price, sequencer.engine.specs[market].tick_size)
+        return SubmitSpotQuote(ts_ns=sequencer.stamp(), market=market, source=source.name, price_ticks=ticks)
+
+    def _turn(self, sequencer: Sequencer, agent: Agent) -> None:
+        ctx = self.contexts[agent.name]
+        ctx.now_ns = sequencer.stamp()
+        deposit = ctx.atoms(agent.params["deposit"])
+        refills = [
+            refill
+            for account in agent.accounts
+            if (refill := refill_deposit(ctx.engine, account, deposit, ctx.now_ns)) is not None
+        ]
+        if refills:
+            sequencer.apply_now(list(refills))
+        commands = agent.act(ctx, ctx.now_ns)
         if commands:
             sequencer.apply_now(commands)
 
-    # ------------------------------------------------------------------ setup
-
-    def setup(self, sequencer: Sequencer) -> None:
-        """Create (or find again by name) the agents' accounts and the demo trader's key."""
-        engine = sequencer.engine
-        asset = engine.asset
-        atom = engine.config.settlement.atom
-        by_name = {account.name: account_id for account_id, account in engine.accounts.items()}
-
-        def account(name: str, deposit: str) -> AccountId:
-            if name in by_name:
-                return by_name[name]
-            applied = sequencer.apply_now([CreateAccount(ts_ns=sequencer.stamp(), name=name)])
-            account_id = AccountId(applied[0].events[0].account_id)  # type: ignore[attr-defined]
-            sequencer.apply_now(
-                [
-                    Deposit(
-                        ts_ns=sequencer.stamp(),
-                        account_id=account_id,
-                        asset=asset,
-                        amount_atoms=to_units(deposit, atom, "deposit"),
-                        tx_id=TxId(f"demo-seed-{name}"),
-                    )
-                ]
-            )
-            by_name[name] = account_id
-            return account_id
-
-        for market in engine.specs:
-            self.makers[market] = [account(f"demo-mm-{market}-{i}", AGENT_DEPOSIT) for i in range(2)]
-            mid = engine.marks.get(market)
-            spec = engine.specs[market]
-            self.fair[market] = (
-                Decimal(mid) * spec.tick_size if mid else START_PRICES.get(market, Decimal("100"))
-            )
-        self.takers = [account(f"demo-taker-{i}", AGENT_DEPOSIT) for i in range(4)]
-        for taker in self.takers:
-            sequencer.apply_now(
-                [
-                    SetLeverage(ts_ns=sequencer.stamp(), account_id=taker, market=market, leverage=5)
-                    for market in engine.specs
-                ]
-            )
-        trader = account(TRADER_NAME, TRADER_DEPOSIT)
-        keys = [key for key in self.ctx.keys.for_account(trader) if key.name == TRADER_NAME]
-        self.trader_key = keys[0] if keys else self.ctx.keys.create(trader, TRADER_NAME, ("read", "trade"))
-
-    # ------------------------------------------------------------------ behaviour
-
-    def _quotes(
-        self, sequencer: Sequencer, engine: Engine, market: MarketId, spec: MarketSpec
-    ) -> list[Command]:
-        """Each spot source quotes the fair price with its own small noise; the fair price walks."""
-        fair = self.fair[market]
-        fair *= Decimal(1 + self.rng.gauss(0, 0.0004))
-        self.fair[market] = fair
-        if spec.index is None:
-            return []
-        out: list[Command] = []
-        for source in spec.index.weights:
-            noisy = fair * Decimal(1 + self.rng.gauss(0, 0.0001))
-            ticks = int((noisy / spec.tick_size).to_integral_value())
-            out.append(
-                SubmitSpotQuote(ts_ns=sequencer.stamp(), market=market, source=source, price_ticks=ticks)
-            )
-        return out
-
-    def _make(
-        self, sequencer: Sequencer, engine: Engine, market: MarketId, spec: MarketSpec
-    ) -> list[Command]:
-        """Makers requote five levels a side around the mark every few rounds."""
-        if self._round % 4 != 1:
-            return []
-        mark = engine.marks.get(market)
-        if mark is None:
-            return []
-        out: list[Command] = []
-        notional = Decimal(3000)
-        for i, maker in enumerate(self.makers[market]):
-            out.append(CancelAllOrders(ts_ns=sequencer.stamp(), account_id=maker, market=market))
-            for level in range(1, 6):
-                offset = max(1, int(mark * (0.0002 * level + 0.0001 * i)))
-                size = max(
-                    spec.min_qty_lots,
-                    int(notional * level / (Decimal(mark) * spec.tick_size) / spec.lot_size),
-                )
-                for side, price in ((Side.BUY, mark - offset), (Side.SELL, mark + offset)):
-                    out.append(
-                        PlaceOrder(
-                            ts_ns=sequencer.stamp(),
-                            account_id=maker,
-                            market=market,
-                            side=side,
-                            order_type=OrderType.LIMIT,
-                            qty_lots=size,
-                            price_ticks=price,
-                            tif=TimeInForce.GTC,
-                        )
-                    )
-        return out
-
-    def _take(self, sequencer: Sequencer, market: MarketId, spec: MarketSpec) -> list[Command]:
-        """A noise trader sends a small market order now and then (reduce-only when it gets large)."""
-        if self.rng.random() > 0.35:
-            return []
-        taker = self.rng.choice(self.takers)
-        position = sequencer.engine.position(taker, market).qty_lots
-        side = Side.BUY if self.rng.random() < 0.5 else Side.SELL
-        mark = sequencer.engine.marks.get(market)
-        if mark is None:
-            return []
-        lots = max(
-            spec.min_qty_lots,
-            int(Decimal(self.rng.uniform(150, 1500)) / (Decimal(mark) * spec.tick_size) / spec.lot_size),
+    def _status(self, engine: Engine) -> None:
+        prices = ", ".join(
+            f"{market} {index * spec.tick_size}"
+            for market, spec in engine.specs.items()
+            if (index := engine.indexes.get(market)) is not None
         )
-        reduce_only = abs(position) * Decimal(mark) * spec.tick_size * spec.lot_size > 50_000
-        if reduce_only:
-            side = Side.SELL if position > 0 else Side.BUY
-        return [
-            PlaceOrder(
-                ts_ns=sequencer.stamp(),
-                account_id=taker,
-                market=market,
-                side=side,
-                order_type=OrderType.MARKET,
-                qty_lots=lots,
-                reduce_only=reduce_only,
-            )
-        ]
+        log.info(
+            "demo: %d trades, %d liquidations, %d funding settlements since start; index %s",
+            self.stats.trades,
+            self.stats.liquidations,
+            self.stats.funding_settlements,
+            prices or "not set",
+        )
+
+    def _push(self, at_ns: int, kind: int, payload: Any) -> None:
+        self._pushed += 1
+        heapq.heappush(self._heap, (at_ns, kind, self._pushed, payload))
+
+    @staticmethod
+    def _next(due_ns: int, every_s: float, wall_ns: int) -> int:
+        # keep the schedule's phase; after a stall, restart it from now instead of catching up
+        step = int(every_s * NS_PER_S)
+        following = due_ns + step
+        return following if following > wall_ns else wall_ns + step
 
     # ------------------------------------------------------------------ announcement
 
     def snippet(self, rest_base: str, ws_base: str) -> str:
         """The Python that connects an unmodified ccxt to this demo venue."""
         key = self.trader_key
-        assert key is not None
+        if key is None:
+            raise RuntimeError("the demo is not set up yet")
         return f'''
-perpx demo: market makers and noise traders are trading BTCUSDT and ETHUSDT; index prices come from
-four simulated spot sources. Connect with ccxt (pip install ccxt==4.5.90):
+perpx demo: market makers, noise, momentum and leveraged traders and a funding arbitrageur are trading
+BTCUSDT and ETHUSDT; index prices come from four simulated spot sources. Connect with ccxt
+(pip install ccxt==4.5.90):
 
     import ccxt
     ex = ccxt.binanceusdm({{"apiKey": "{key.api_key}", "secret": "{key.secret}",
@@ -232,34 +421,34 @@ four simulated spot sources. Connect with ccxt (pip install ccxt==4.5.90):
 '''
 
 
-def attach_demo(ctx: ServerContext, seed: int) -> DemoAgents:
-    """Set the demo up on the (not yet started) sequencer and register it as a driver."""
-    demo = DemoAgents(ctx, seed)
-    sequencer = ctx.seq
-    if sequencer.engine.now_ns == 0:
-        from perpx.engine.commands import AdvanceClock
+class DemoComponent:
+    """The demo as a context component: the announcement, and counts of what it saw."""
 
-        sequencer.apply_now([AdvanceClock(ts_ns=sequencer.wall_ns())])
-    demo.setup(sequencer)
-    sequencer.add_driver(demo)
-    ctx.components["demo"] = _DemoComponent(demo)
-    return demo
-
-
-class _DemoComponent:
-    """The demo as a context component (for the announcement); it reads no events."""
-
-    def __init__(self, demo: DemoAgents) -> None:
-        self.demo = demo
+    def __init__(self, driver: DemoDriver) -> None:
+        self.driver = driver
 
     def resume_seq(self) -> int | None:
         return None
 
-    def on_applied(self, batch: object) -> None:
-        return None
+    def on_applied(self, batch: list[Applied]) -> None:
+        self.driver.stats.observe(batch)
 
     def close(self) -> None:
         return None
 
     def snippet(self, rest_base: str, ws_base: str) -> str:
-        return self.demo.snippet(rest_base, ws_base)
+        return self.driver.snippet(rest_base, ws_base)
+
+
+def attach_demo(ctx: ServerContext, seed: int, cast: DemoCast | None = None) -> DemoDriver:
+    """Set the demo up on the (not yet started) sequencer and register it as a driver and component."""
+    sequencer = ctx.seq
+    if sequencer.engine.now_ns == 0:
+        sequencer.apply_now([AdvanceClock(ts_ns=sequencer.wall_ns())])
+    driver = DemoDriver(ctx, seed, cast)
+    component = DemoComponent(driver)
+    sequencer.add_listener(component.on_applied)
+    driver.setup(sequencer)
+    sequencer.add_driver(driver)
+    ctx.components["demo"] = component
+    return driver

@@ -189,10 +189,11 @@ class LeveragedTaker(Agent):
         spec = ctx.spec(market)
         wallet = ctx.engine.accounts[self.account_id].balance(ctx.engine.asset)
         leverage = min(self.leverage_choice, spec.max_leverage)
-        notional = min(
-            int(wallet * leverage * self.number("utilization")), spec.max_notional_at_leverage(leverage) - 1
-        )
-        lots = min(ctx.lots_for_notional(market, notional, mark), spec.market_max_qty_lots)
+        # the engine checks the bracket cap at the market order's worst price (the take bound), not the mark
+        worst = mark + mark * spec.market_take_bound_e8 // 10**8 if self.side is Side.BUY else mark
+        cap_lots = ctx.lots_for_notional(market, spec.max_notional_at_leverage(leverage) - 1, worst)
+        notional = int(wallet * leverage * self.number("utilization"))
+        lots = min(ctx.lots_for_notional(market, notional, mark), cap_lots, spec.market_max_qty_lots)
         if not ctx.tradable_lots(market, lots, mark):
             return []
         self.entered = True
