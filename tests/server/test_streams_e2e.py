@@ -113,9 +113,16 @@ def test_timed_streams_push_mark_price_partial_depth_and_klines(seeded: Seeded) 
         while len(latest) < 3 or latest["btcusdt@kline_1m"]["k"]["c"] != "60004":
             frame = receive(ws, max(0.01, deadline - time.monotonic()))
             latest[frame["stream"]] = frame["data"]
+        book = server.public("/fapi/v1/depth", symbol="BTCUSDT", limit=5).json()
+        # the trade is two batches (the resting order, then the taker); wait for the frame after both
+        while (latest["btcusdt@depth5@100ms"]["b"], latest["btcusdt@depth5@100ms"]["a"]) != (
+            book["bids"],
+            book["asks"],
+        ) and time.monotonic() < deadline:
+            frame = receive(ws, max(0.01, deadline - time.monotonic()))
+            latest[frame["stream"]] = frame["data"]
         mark, partial = latest["btcusdt@markPrice@1s"], latest["btcusdt@depth5@100ms"]
         candle = latest["btcusdt@kline_1m"]["k"]
-        book = server.public("/fapi/v1/depth", symbol="BTCUSDT", limit=5).json()
 
     # Assert
     assert (mark["e"], mark["s"], mark["p"], mark["i"], mark["r"]) == (
