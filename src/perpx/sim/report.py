@@ -36,29 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from perpx.sim.result import SUMMARY_FIELDS as RESULT_SUMMARY_FIELDS
 from perpx.sim.result import Marker, RunResult
 
 REPORT_HTML = "report.html"
-SUMMARY_FIELDS = (
-    "seed",
-    "state_hash",
-    "commands",
-    "events",
-    "sim_seconds",
-    "wall_seconds",
-    "liquidations",
-    "liquidated_notional",
-    "insurance_fund_start",
-    "insurance_fund_min",
-    "insurance_fund_end",
-    "adl_events",
-    "adl_notional",
-    "bad_debt",
-    "max_mark_index_gap_bps",
-    "funding_paid",
-    "invariant_checks",
-    "invariant_violations",
-)
+SUMMARY_FIELDS = tuple(field for field in RESULT_SUMMARY_FIELDS if field not in ("scenario", "assertions"))
 """Summary fields shown first in the report's table, in this order (others follow, sorted)."""
 
 _ALARM_FIELDS = ("bad_debt", "invariant_violations", "adl_events")

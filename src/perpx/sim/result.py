@@ -28,6 +28,30 @@ MARKET_SERIES = (
 the first value); open interest in base units (one side); the funding rate the next settlement would
 use (a fraction, 0.0001 = 1 bp); resting quantity within 2% of the mark on each side, in base units."""
 
+SUMMARY_FIELDS = (
+    "scenario",
+    "seed",
+    "state_hash",
+    "commands",
+    "events",
+    "sim_seconds",
+    "wall_seconds",
+    "liquidations",
+    "liquidated_notional",
+    "insurance_fund_start",
+    "insurance_fund_min",
+    "insurance_fund_end",
+    "adl_events",
+    "adl_notional",
+    "bad_debt",
+    "max_mark_index_gap_bps",
+    "funding_paid",
+    "invariant_checks",
+    "invariant_violations",
+    "assertions",
+)
+"""The fields the issue names; the summary holds these and more (see ``runner.Simulation.summary``)."""
+
 VENUE_SERIES = ("t_s", "insurance_fund")
 """Columns of the venue series: simulated seconds; insurance fund equity in settlement units."""
 

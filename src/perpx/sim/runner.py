@@ -90,7 +90,7 @@ from perpx.engine.values import AccountId, MarketId, TxId
 from perpx.journal.store import Store, open_store
 from perpx.sim.agents import Agent, AgentContext, AgentError, Attacker, MarketMaker, build_agents
 from perpx.sim.assertions import evaluate
-from perpx.sim.result import Marker, RunResult
+from perpx.sim.result import SUMMARY_FIELDS, Marker, RunResult
 from perpx.sim.scenario import (
     Scenario,
     ScenarioError,
@@ -107,29 +107,6 @@ SUMMARY_FILE = "summary.json"
 SERIES_FILE = "series.json"
 DEPTH_BAND_E8 = 2_000_000  # book depth is counted within 2% of the mark
 
-SUMMARY_FIELDS = (
-    "scenario",
-    "seed",
-    "state_hash",
-    "commands",
-    "events",
-    "sim_seconds",
-    "wall_seconds",
-    "liquidations",
-    "liquidated_notional",
-    "insurance_fund_start",
-    "insurance_fund_min",
-    "insurance_fund_end",
-    "adl_events",
-    "adl_notional",
-    "bad_debt",
-    "max_mark_index_gap_bps",
-    "funding_paid",
-    "invariant_checks",
-    "invariant_violations",
-    "assertions",
-)
-"""The fields the issue names; the summary holds these and more (see :meth:`Simulation.summary`)."""
 
 _QUOTE, _EVENT, _AGENT, _SAMPLE = 0, 1, 2, 3
 
