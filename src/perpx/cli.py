@@ -270,6 +270,7 @@ def simulate(
     """
     import sys
 
+    from perpx.sim.result import SUMMARY_FIELDS
     from perpx.sim.runner import RunError, run_scenario
     from perpx.sim.scenario import ScenarioError, load_scenario
 
@@ -285,24 +286,9 @@ def simulate(
         raise _fail(str(exc)) from exc
     s = result.summary
     table = Table(title=f"perpx simulate {s['scenario']} (seed {s['seed']})", show_header=False)
-    for key in (
-        "commands",
-        "events",
-        "sim_seconds",
-        "wall_seconds",
-        "liquidations",
-        "liquidated_notional",
-        "insurance_fund_start",
-        "insurance_fund_min",
-        "insurance_fund_end",
-        "adl_events",
-        "adl_notional",
-        "bad_debt",
-        "max_mark_index_gap_bps",
-        "funding_paid",
-        "invariant_checks",
-        "invariant_violations",
-    ):
+    for key in SUMMARY_FIELDS:
+        if key in ("scenario", "seed", "state_hash", "assertions"):
+            continue
         table.add_row(key, f"{s[key]:,}" if isinstance(s[key], int | float) else str(s[key]))
     console.print(table)
     for a in s["assertions"]:
