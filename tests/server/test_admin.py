@@ -92,6 +92,18 @@ def priced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         process.stop()
 
 
+@pytest.fixture(scope="module")
+def priced_manual(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The index-priced venue on a manual clock: its state moves only by commands, so a hash can be compared."""
+    config = PRICED_CONFIG.replace('clock = "wall"', 'clock = "manual"')
+    assert 'clock = "manual"' in config
+    process = ServerProcess(tmp_path_factory.mktemp("priced-manual") / "data", config_text=config).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 def state_hash(server: ServerProcess) -> str:
     answer = server.admin("GET", "/state")
     assert answer.status_code == 200, answer.text
@@ -220,16 +232,18 @@ def test_spot_quote_feeds_the_index_of_a_priced_market(priced: ServerProcess) ->
     assert answers[-1].json()["source"] == "okx"
 
 
-def test_unknown_source_and_symbol_are_refused_with_the_sources_listed(priced: ServerProcess) -> None:
+def test_unknown_source_and_symbol_are_refused_with_the_sources_listed(priced_manual: ServerProcess) -> None:
     # Arrange
-    before = state_hash(priced)
+    before = state_hash(priced_manual)
     # Act
-    source = priced.admin("POST", "/prices", {"symbol": "BTCUSDT", "source": "kraken", "price": "30000"})
-    symbol = priced.admin("POST", "/prices", {"symbol": "XRPUSDT", "source": "okx", "price": "1"})
+    source = priced_manual.admin(
+        "POST", "/prices", {"symbol": "BTCUSDT", "source": "kraken", "price": "30000"}
+    )
+    symbol = priced_manual.admin("POST", "/prices", {"symbol": "XRPUSDT", "source": "okx", "price": "1"})
     # Assert
     assert "binance" in refused(source, 400, -9101)["msg"]
     assert "XRPUSDT" in refused(symbol, 400, -1121)["msg"]
-    assert state_hash(priced) == before
+    assert state_hash(priced_manual) == before
 
 
 def test_mark_on_an_index_priced_market_is_refused(priced: ServerProcess) -> None:
