@@ -46,6 +46,8 @@ class ExpireReason(StrEnum):
     STP_TAKER = "STP_TAKER"
     STP_MAKER = "STP_MAKER"
     REDUCE_ONLY = "REDUCE_ONLY"
+    BANKRUPTCY = "BANKRUPTCY"
+    """Filling it (more) would have taken its owner's margin balance below zero (``mechanics.md`` 29)."""
 
 
 class ConditionalExpireReason(StrEnum):
@@ -301,6 +303,21 @@ class MarkPriceUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
     funding_basis_ticks: int
     moving_basis_ticks: int
     last_trade_ticks: int | None
+
+
+class MarkClamped(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The mark's inputs gave ``raw_mark_ticks``, outside ``index x (1 +/- band)``: the mark is the band's edge.
+
+    Emitted when the clamp starts to bind or its result changes (``mechanics.md`` 20.4). ``band_e8``
+    is the market's ``mark_index_band``; ``mark_ticks`` is the mark adopted.
+    """
+
+    market: MarketId
+    as_of_ns: int
+    index_ticks: int
+    raw_mark_ticks: int
+    mark_ticks: int
+    band_e8: int
 
 
 class FundingPaid(Event, frozen=True, tag=True, kw_only=True, gc=False):
@@ -648,6 +665,7 @@ AnyEvent = (
     | IndexUpdated
     | IndexStaleChanged
     | MarkPriceUpdated
+    | MarkClamped
     | FundingPaid
     | FundingSettled
     | ConditionalOrderAccepted
