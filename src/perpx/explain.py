@@ -217,9 +217,14 @@ def _step_lines(units: _Units, market: str | None, step: Any, account_id: int) -
             )
         return lines
     if isinstance(step, DeficitStep):
+        uncovered = (
+            f"; {units.money(step.uncovered_atoms)} was beyond the fund's equity"
+            if step.uncovered_atoms
+            else ""
+        )
         return [
             f"insurance fund covered a deficit of {units.money(step.amount_atoms)}"
-            f" (fund cash after {units.money(step.fund_cash_atoms)})"
+            f" (fund cash after {units.money(step.fund_cash_atoms)}){uncovered}"
         ]
     return [repr(step)]
 

@@ -30,11 +30,17 @@ REBATE_TIERS = [
 
 
 def trade(
-    v: Venue, qty: str, price: str, maker: str = "m", taker: str = "t", side: str = "SELL"
+    v: Venue,
+    qty: str,
+    price: str,
+    maker: str = "m",
+    taker: str = "t",
+    side: str = "SELL",
+    stp: str = "EXPIRE_MAKER",
 ) -> list[int]:
     """``maker`` rests ``side``, ``taker`` takes it; return [taker fee, maker fee] in atoms."""
     rest(v, maker, side, qty, price)
-    events = v.place(taker, BTC, "BUY" if side == "SELL" else "SELL", qty, price)
+    events = v.place(taker, BTC, "BUY" if side == "SELL" else "SELL", qty, price, stp=stp)
     return [f.fee_atoms for f in fills(events)]
 
 
@@ -137,7 +143,7 @@ def test_volume_older_than_30_days_is_forgotten(days_later: int, fees_out: list[
 def test_a_self_trade_counts_its_volume_once() -> None:
     # Arrange: rebate schedule from 100,000 USDT; 1.7 x 30000 = 51,000 USDT traded with itself
     v = venue("a", "t", config=config_with(fee_tiers=REBATE_TIERS))
-    trade(v, "1.7", "30000", maker="a", taker="a")
+    trade(v, "1.7", "30000", maker="a", taker="a", stp="NONE")
     assert v.engine.accounts[v.names["a"]].volume_30d_atoms == 51_000 * USDT
 
     # Act: counted twice, the self-trade would have lifted a into the rebate tier
@@ -154,7 +160,7 @@ def test_the_maker_side_of_a_self_trade_is_priced_on_the_volume_before_the_trade
     trade(v, "3", "30000", maker="a")
 
     # Act
-    fees = trade(v, "1", "30000", maker="a", taker="a")
+    fees = trade(v, "1", "30000", maker="a", taker="a", stp="NONE")
 
     # Assert: both legs at the base tier (taker 0.05% = 15, maker 0.02% = 6), not a rebate
     assert fees == [15 * USDT, 6 * USDT]

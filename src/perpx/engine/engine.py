@@ -78,6 +78,7 @@ from perpx.engine.events import (
     IsolatedMarginAdjusted,
     LeverageChanged,
     MarginModeChanged,
+    MarkClamped,
     MarketModeChanged,
     MarketParamsChanged,
     MarkPriceSet,
@@ -89,10 +90,12 @@ from perpx.engine.events import (
     OrderRejected,
     ParamChange,
     PositionSettled,
+    SettlementLossShared,
     TransferRejected,
     WithdrawalApplied,
 )
 from perpx.engine.liquidation import Liquidation
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity, move_cash
 from perpx.engine.margin import (
     AccountRisk,
     account_risk,
@@ -101,6 +104,7 @@ from perpx.engine.margin import (
     isolated_margin_balance_atoms,
     position_risk,
 )
+from perpx.engine.pricing.mark import clamp_to_index_band
 from perpx.engine.pricing.stage import PricingStage
 from perpx.engine.stages import ConsequenceStage
 from perpx.engine.triggers import Triggers
@@ -1673,12 +1677,26 @@ class Engine:
                 f"market {cmd.market} takes its mark from its index sources; send SubmitSpotQuote instead",
             )
             return
-        self.set_mark(cmd.market, cmd.index_ticks, cmd.mark_ticks)
+        band = spec.risk.mark_index_band_e8
+        mark_ticks = clamp_to_index_band(cmd.mark_ticks, cmd.index_ticks, band)
+        self.set_mark(cmd.market, cmd.index_ticks, mark_ticks)
         self._events.append(
             MarkPriceSet(
-                ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks
+                ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=mark_ticks
             )
         )
+        if mark_ticks != cmd.mark_ticks:
+            self._events.append(
+                MarkClamped(
+                    ts_ns=self.now_ns,
+                    market=cmd.market,
+                    as_of_ns=self.now_ns,
+                    index_ticks=cmd.index_ticks,
+                    raw_mark_ticks=cmd.mark_ticks,
+                    mark_ticks=mark_ticks,
+                    band_e8=band,
+                )
+            )
 
     def _set_market_mode(self, cmd: SetMarketMode) -> None:
         spec = self.specs.get(cmd.market)
@@ -1759,6 +1777,8 @@ class Engine:
 
         Long and short open interest are equal, so the realised PnL of all
         positions sums to minus their total cost: conservation holds exactly.
+        A settlement price beyond an account's bankruptcy price leaves it below
+        zero: :meth:`_share_settlement_deficits` pays that back.
         """
         self.triggers.expire_market(market)
         book = self.books[market]
@@ -1766,6 +1786,7 @@ class Engine:
             for order in list(side.orders()):
                 self._cancel_one(order)
         contract = spec.contract_atoms
+        profits: dict[AccountId, int] = {}
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
             position = account.positions.get(market)
@@ -1779,6 +1800,8 @@ class Engine:
             )
             self.open_interest_lots[market] += oi_delta
             self.risk_dirty[account_id] = None
+            if realized > 0 and account_id != INSURANCE_ACCOUNT:
+                profits[account_id] = realized
             self._events.append(
                 PositionSettled(
                     ts_ns=self.now_ns,
@@ -1790,6 +1813,58 @@ class Engine:
                 )
             )
         self._post_trade()
+        self._share_settlement_deficits(market, profits)
+
+    def _share_settlement_deficits(self, market: MarketId, profits: dict[AccountId, int]) -> None:
+        """Pay back every account a settlement left below zero: the fund first, the winners after.
+
+        An account holding nothing with a negative wallet is covered by the insurance fund as far as
+        the fund's equity goes (``DEFICIT_COVER``); the rest is taken from the accounts that realised
+        a profit in this settlement, pro rata to that profit (largest remainder, ties by account id)
+        and never more than it, as auto-deleveraging takes a shortfall from the winning side
+        (``SettlementLossShared``). The fund never pays beyond its equity.
+        """
+        deficits: dict[AccountId, int] = {}
+        for account_id in sorted(self.accounts):
+            if account_id == INSURANCE_ACCOUNT:
+                continue
+            account = self.accounts[account_id]
+            wallet = account.balance(self.asset)
+            if wallet < 0 and all(
+                not p.qty_lots and not p.isolated_margin_atoms for p in account.positions.values()
+            ):
+                covered = min(-wallet, max(0, fund_equity(self)))
+                move_cash(self, account, market, -covered, "DEFICIT_COVER", False)
+                if covered < -wallet:
+                    deficits[account_id] = -wallet - covered
+        if not deficits or not profits:
+            return
+        pool = sum(profits.values())
+        total = min(sum(deficits.values()), pool)
+        shares = {account_id: total * profit // pool for account_id, profit in profits.items()}
+        short = total - sum(shares.values())
+        by_remainder = sorted(profits, key=lambda a: (-(total * profits[a] % pool), a))
+        for account_id in by_remainder[:short]:
+            shares[account_id] += 1
+        for account_id, share in shares.items():
+            if share:
+                self.accounts[account_id].credit(self.asset, -share)
+                self.risk_dirty[account_id] = None
+                self._events.append(
+                    SettlementLossShared(
+                        ts_ns=self.now_ns, market=market, account_id=account_id, amount_atoms=-share
+                    )
+                )
+        for account_id, deficit in deficits.items():
+            paid = min(deficit, total)
+            total -= paid
+            if paid:
+                self.accounts[account_id].credit(self.asset, paid)
+                self._events.append(
+                    SettlementLossShared(
+                        ts_ns=self.now_ns, market=market, account_id=account_id, amount_atoms=paid
+                    )
+                )
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:
         self._events.append(ClockAdvanced(ts_ns=self.now_ns))

@@ -234,6 +234,18 @@ class PositionSettled(Event, frozen=True, tag=True, kw_only=True, gc=False):
     realized_pnl_atoms: int
 
 
+class SettlementLossShared(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A settlement deficit beyond the insurance fund's equity, shared by the settlement's winners.
+
+    ``amount_atoms`` < 0: taken from ``account_id``, which realised a profit in the settlement of
+    ``market`` (pro rata to it); > 0: paid to ``account_id``, which the settlement left below zero.
+    """
+
+    market: MarketId
+    account_id: AccountId
+    amount_atoms: int
+
+
 class ClockAdvanced(Event, frozen=True, tag=True, kw_only=True, gc=False):
     pass
 
@@ -567,10 +579,14 @@ class AdlStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
 
 
 class DeficitStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
-    """The insurance fund paid an account's negative balance back to zero."""
+    """The insurance fund paid an account's negative balance back toward zero, as far as its equity went.
+
+    ``uncovered_atoms`` is what the fund could not cover (it never pays beyond its equity).
+    """
 
     amount_atoms: int
     fund_cash_atoms: int
+    uncovered_atoms: int = 0
 
 
 LiquidationStepT = CancelStep | OrderStep | MarginKeptStep | FeeStep | TakeoverStep | AdlStep | DeficitStep
@@ -580,10 +596,9 @@ class LiquidationExplained(Event, frozen=True, tag=True, kw_only=True, gc=False)
     """Why and how a scope was liquidated: its inputs, every formula value, each action and its result.
 
     ``scope`` is ``CROSS``, an isolated market's name, or ``FUND`` (the insurance fund deleveraged
-    because its equity fell below zero). ``market`` is the position acted on (``None`` when only a
-    deficit was covered). ``outcome``: ``ORDERS_CANCELED`` (cancelling was enough), ``PARTIAL``
-    (reduced back under 100%), ``CLOSED`` (the whole position), ``DEFICIT_COVERED``,
-    ``FUND_DELEVERAGED``. ``bankruptcy_value_atoms`` / ``bankruptcy_price_ticks`` are of the
+    because its equity fell below zero). ``market`` is the position acted on (``None`` when
+    cancelling the scope's orders was enough). ``outcome``: ``ORDERS_CANCELED`` (cancelling was enough), ``PARTIAL``
+    (reduced back under 100%), ``CLOSED`` (the whole position), ``FUND_DELEVERAGED``. ``bankruptcy_value_atoms`` / ``bankruptcy_price_ticks`` are of the
     position as the last order step saw it; ``liquidation_price_ticks`` is the displayed price
     (bracket loop) before the liquidation.
     """
@@ -661,6 +676,7 @@ AnyEvent = (
     | MarketModeChanged
     | MarketParamsChanged
     | PositionSettled
+    | SettlementLossShared
     | ClockAdvanced
     | IndexUpdated
     | IndexStaleChanged

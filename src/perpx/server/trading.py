@@ -263,7 +263,7 @@ def _working_type(values: Mapping[str, str]) -> WorkingType:
 
 
 def _stp(values: Mapping[str, str]) -> StpMode:
-    return StpMode(wire.enum_param(values, "selfTradePreventionMode", STP_MODES, "NONE"))
+    return StpMode(wire.enum_param(values, "selfTradePreventionMode", STP_MODES, StpMode.EXPIRE_MAKER.value))
 
 
 def _callback_rate_e8(values: Mapping[str, str]) -> int | None:

@@ -22,8 +22,11 @@ What it does for a scope at or over 100% (Binance USDS-M model)
    The **clearance fee** (``liquidation_fee x`` the liquidated lots' notional at the mark, capped
    by what is left above bankruptcy) is paid to the fund after the book fills and before the
    takeover, so it is there to absorb the loss. Liquidation orders pay no trading fee.
-4. **Deficit**: an account left with no position and a negative wallet is paid back to zero by
-   the fund (``DEFICIT_COVERED``).
+4. **Deficit**: closing at or better than bankruptcy leaves nothing to cover; if rounding ever
+   left an account with no position and a negative wallet, the fund pays it back to zero as far
+   as its equity goes, and reports any part it could not (``DeficitStep.uncovered_atoms``). The
+   fund never covers anything outside a liquidation: the fill guard (``mechanics.md`` 29) keeps
+   every voluntary fill from leaving a deficit.
 
 One position of a cross account is handled per pass; the consequence loop repeats until no
 scope is at or over 100%. Due scopes are handled least distressed first (the book's liquidity
@@ -89,7 +92,6 @@ if TYPE_CHECKING:
     from perpx.engine.engine import Engine
 
 FUND_SCOPE = "FUND"
-_DEFICIT = "DEFICIT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,6 @@ class Liquidation:
                 seen[market] = marks[market]
                 for account_id in watch.pop_due(market, marks[market]):
                     candidates[account_id] = None
-        asset = engine.asset
         due: list[tuple[Any, ...]] = []
         for account_id in candidates:
             account = engine.accounts.get(account_id)
@@ -215,17 +216,12 @@ class Liquidation:
                     figures = scope_figures(engine, account, scope)
                     if liquidatable(figures) and any(not r.paused for r in figures.positions):
                         due.append((*self._urgency(figures), account_id, scope_name(scope), scope))
-            if account.balances.get(asset, 0) < 0 and self._deficit(account) > 0:
-                due.append((2, 0, account_id, _DEFICIT, None))
         due.sort(key=lambda row: row[:4])
         acted = False
         for row in due:
             due_id: AccountId = row[2]
             due_scope: MarketId | None = row[4]
-            if row[3] == _DEFICIT:
-                acted = self._cover_alone(engine.accounts[due_id]) or acted
-            else:
-                acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
+            acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
         return self._fund_check() or acted
 
     def _halted(self) -> bool:
@@ -745,27 +741,13 @@ class Liquidation:
     # ------------------------------------------------------------------ deficits and the fund
 
     def _cover(self, account: Account, deficit: int) -> DeficitStep:
-        move_cash(self.engine, account, None, -deficit, "DEFICIT_COVER", False)
-        return DeficitStep(amount_atoms=deficit, fund_cash_atoms=fund_cash(self.engine))
-
-    def _cover_alone(self, account: Account) -> bool:
-        deficit = self._deficit(account)
-        if not deficit:
-            return False
-        before = scope_figures(self.engine, account, None)
-        self._explain(
-            account,
-            None,
-            None,
-            "DEFICIT_COVERED",
-            before,
-            [self._cover(account, deficit)],
-            None,
-            None,
-            None,
-            0,
+        """Pay ``deficit`` back to ``account`` from the fund, at most the fund's equity."""
+        engine = self.engine
+        covered = min(deficit, max(0, fund_equity(engine)))
+        move_cash(engine, account, None, -covered, "DEFICIT_COVER", False)
+        return DeficitStep(
+            amount_atoms=covered, fund_cash_atoms=fund_cash(engine), uncovered_atoms=deficit - covered
         )
-        return True
 
     def _fund_check(self) -> bool:
         """Deleverage the fund's largest live position if the fund's equity is below zero."""
