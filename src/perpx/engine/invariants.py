@@ -369,9 +369,9 @@ def _liquidation(engine: Engine, problems: list[str]) -> None:
                     " 100% in a live market, not liquidated"
                 )
     fund = engine.accounts[INSURANCE_ACCOUNT]
-    held = [m for m, p in fund.positions.items() if p.qty_lots]
-    live = [m for m in held if not is_paused(engine, m)]
-    if (live or not held) and fund_equity(engine) < 0:
+    fund_held = [m for m, p in fund.positions.items() if p.qty_lots]
+    live = [m for m in fund_held if not is_paused(engine, m)]
+    if (live or not fund_held) and fund_equity(engine) < 0:
         problems.append(
             f"insurance fund equity {fund_equity(engine)} is below zero with"
             + (f" live positions {live}" if live else " no position: it covered more than it held")
