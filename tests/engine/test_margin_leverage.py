@@ -156,11 +156,11 @@ def test_isolated_margin_is_moved_on_fill_and_released_on_close() -> None:
     v.mark(BTC, "31000")
     half = sell_to(v, "a", "0.5", "31000")
 
-    # Assert: fee 15500 x 0.05% = 7.75 from the isolated margin (1477.25), PnL 0.5 x 1000 = 500 lands
-    # there too (1977.25); half of it (988.625) is released to the wallet
+    # Assert: fee 15500 x 0.05% = 7.75 from the isolated margin (1477.25); the closed half takes its
+    # share of it (738.625) and its PnL 0.5 x 1000 = 500 to the wallet; the other half keeps 738.625
     assert fills(half)[0].realized_pnl_atoms == 500 * USDT
-    assert position.isolated_margin_atoms == Decimal("988.625") * USDT
-    assert v.balance("a") == 100000 - 1500 + Decimal("988.625")
+    assert position.isolated_margin_atoms == Decimal("738.625") * USDT
+    assert v.balance("a") == 100000 - 1500 + Decimal("1238.625")
 
     # Act 3: close the rest
     sell_to(v, "a", "0.5", "31000")

@@ -147,7 +147,7 @@ class PositionChange:
     The new figures of the position (``qty_lots``, ``cost_atoms``, ``isolated_margin_atoms``), the PnL
     the closing part realises, the change of the cross wallet (``wallet_atoms``: realised PnL and
     fee of a cross position; for an isolated one, minus the initial margin an opening part moves in, plus the
-    margin a closing part releases) and of long open interest. Pure: the matching guard previews a
+    margin a closing part releases, ``released_atoms``) and of long open interest. Pure: the matching guard previews a
     fill with it, and :func:`apply_position_change` applies the same figures, so the check and the
     ledger can never disagree.
     """
@@ -158,6 +158,7 @@ class PositionChange:
         "oi_delta_lots",
         "qty_lots",
         "realized_atoms",
+        "released_atoms",
         "wallet_atoms",
     )
 
@@ -169,8 +170,10 @@ class PositionChange:
         isolated_margin_atoms: int,
         wallet_atoms: int,
         oi_delta_lots: int,
+        released_atoms: int,
     ) -> None:
         self.realized_atoms = realized_atoms
+        self.released_atoms = released_atoms
         self.qty_lots = qty_lots
         self.cost_atoms = cost_atoms
         self.isolated_margin_atoms = isolated_margin_atoms
@@ -198,15 +201,18 @@ def position_change(
     The closing part realises PnL against its share of the cost basis; the opening part adds to
     the cost basis. Values split pro rata, the closing part rounding toward zero, so the two parts
     add up to ``value_atoms`` exactly (for a fill at a tick price the split is exact). An isolated
-    close releases a pro-rata share of (isolated margin + realised) to the cross wallet; a partial close
-    never releases a negative share (a loss beyond the position's margin stays in the position, where
-    the fill guard and liquidation see it, instead of reaching into the cross wallet). A full close
-    releases what is left, which the fill guard keeps at or above zero for every voluntary fill. An
-    isolated open moves the initial margin of the opening value out of the cross wallet.
+    close releases the closed lots' pro-rata share of the isolated margin plus the PnL they
+    realised, so the lots that stay keep their share and a close at the mark leaves the margin
+    ratio where it was. A partial close never releases a negative amount (a loss beyond the closed
+    lots' margin stays in the position, where the fill guard and liquidation see it, instead of
+    reaching into the cross wallet); a full close releases what is left, which the fill guard
+    keeps at or above zero for every voluntary fill (``released_atoms`` < 0 is what it refuses).
+    An isolated open moves the initial margin of the opening value out of the cross wallet.
     """
     old_qty = qty_lots
     realized = 0
     wallet = 0
+    released = 0
     if isolated:
         isolated_margin_atoms -= fee_atoms
     else:
@@ -223,8 +229,8 @@ def position_change(
         cost_atoms -= removed
         qty_lots += closed * side
         if isolated:
-            released = formulas.isolated_margin_released_atoms(
-                isolated_margin_atoms + realized, closed, old_qty
+            released = (
+                formulas.isolated_margin_released_atoms(isolated_margin_atoms, closed, old_qty) + realized
             )
             if released < 0 and closed < abs(old_qty):
                 released = 0
@@ -241,7 +247,7 @@ def position_change(
             wallet -= margin
             isolated_margin_atoms += margin
     oi_delta = (qty_lots if qty_lots > 0 else 0) - (old_qty if old_qty > 0 else 0)
-    return PositionChange(realized, qty_lots, cost_atoms, isolated_margin_atoms, wallet, oi_delta)
+    return PositionChange(realized, qty_lots, cost_atoms, isolated_margin_atoms, wallet, oi_delta, released)
 
 
 def preview_position_change(

@@ -941,6 +941,7 @@ class Engine:
             change.cost_atoms,
             change.isolated_margin_atoms,
             change.wallet_atoms,
+            change.released_atoms,
         )
 
     def _solvent(
@@ -952,10 +953,14 @@ class Engine:
         cost_after: int,
         isolated_after: int,
         wallet_delta: int,
+        released_atoms: int,
     ) -> bool:
         """Whether ``position`` becoming ``(qty_after, cost_after, isolated_after)`` and the cross
         wallet moving by ``wallet_delta`` (fees included) leaves every scope it touches at a margin
         balance of zero or more, or no lower than before (``mechanics.md`` 29).
+
+        An isolated close that would release a negative amount (its loss beyond the position's own
+        margin, taken from the cross wallet) is never solvent: isolated means the loss stops there.
 
         The margin balance itself (a sum over the account's positions) is only computed when the
         change lowers it: a fill better than the mark by more than its fee needs no sum at all.
@@ -965,6 +970,8 @@ class Engine:
             cost_after - position.cost_atoms
         )
         if position.margin_mode is MarginMode.ISOLATED:
+            if released_atoms < 0:
+                return False
             own = isolated_after - position.isolated_margin_atoms + upnl_delta
             if own < 0 and isolated_margin_balance_atoms(position, spec, mark) + own < 0:
                 return False
@@ -1050,6 +1057,7 @@ class Engine:
                 second.cost_atoms,
                 second.isolated_margin_atoms,
                 first.wallet_atoms + second.wallet_atoms,
+                min(first.released_atoms, second.released_atoms, 0),
             )
 
         if solvent(want_lots):
