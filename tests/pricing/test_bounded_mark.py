@@ -69,7 +69,8 @@ def test_one_account_trading_with_itself_cannot_walk_the_mark_past_the_band() ->
     # Assert: the self-trades set no last price, so two of the mark's three inputs stay at 30,000
     # (price1 from the index, the last real trade) and the walked book mid cannot move the median
     assert v.engine.last_trade_ticks[MARKET] == 300_000  # the victim's trade, still the last one
-    assert v.engine.pricing.view(MARKET).moving_basis_ticks > 310_000  # the book was walked
+    walked = v.engine.pricing.view(MARKET).moving_basis_ticks
+    assert walked is not None and walked > 310_000  # the book was walked
     assert set(marks) == {300_000}
     assert v.position("victim", BTC) == -1  # liquidation at 33,052.7 is out of reach
     assert v.engine.indexes[MARKET] == 300_000
