@@ -330,9 +330,11 @@ class Liquidation:
         # What will be left above bankruptcy is known now: the margin balance, plus what closing the
         # remaining lots at the bankruptcy price instead of the mark changes (plus, isolated, what the
         # fills already released to the cross wallet). The fee goes to the fund before the fund decides
-        # how much it can take over.
+        # how much it can take over. The remaining lots' value is rounded against the account, as an
+        # ADL leg rounds it: when the fund takes nothing over, nobody takes the rounding atom, so the
+        # fee must not count on it (or it would leave the scope one atom below zero).
         released = account.balance(engine.asset) - wallet_start if scope is not None else 0
-        at_bankruptcy = formulas.pro_rata_atoms(bankruptcy[0], remaining, whole, round_up=sign > 0)
+        at_bankruptcy = formulas.pro_rata_atoms(bankruptcy[0], remaining, whole, round_up=sign < 0)
         surplus = (
             released
             + scope_figures(engine, account, scope).margin_balance_atoms
