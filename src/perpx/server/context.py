@@ -292,8 +292,8 @@ def open_venue(
         raise cannot_write(data_dir, exc) from exc
     except sqlite3.Error as exc:
         raise RecoveryError(
-            f"cannot open the read models in {data_dir}: {exc}; perpx needs a writable data directory with"
-            " free space (check the mount, its permissions and the free space)"
+            f"cannot write to the data directory {data_dir} (SQLite: {exc}); perpx needs a writable data"
+            " directory with free space (check the mount, its permissions and the free space)"
         ) from exc
     ctx.config = store.config
     ctx.report = report
