@@ -348,3 +348,12 @@ def test_a_snapshot_is_taken_only_after_the_journal_is_on_disk(
     # Assert
     assert calls == ["journal fsync", "snapshot"]
     store.writer.close()
+
+
+def test_journal_without_its_config_refuses_start_and_changes_no_file(tmp_path: Path) -> None:
+    _venue(tmp_path, steps=2, snapshot_midway=False)
+    (tmp_path / "config.toml").unlink()
+    before = fingerprint(tmp_path)
+    with pytest.raises(RecoveryError, match=r"has a journal but no config\.toml"):
+        open_store(tmp_path, DEFAULT_CONFIG_TOML)
+    assert fingerprint(tmp_path) == before

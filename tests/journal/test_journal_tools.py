@@ -203,3 +203,13 @@ def test_repair_refuses_what_it_cannot_do_and_writes_nothing(tmp_path: Path, pro
         "out-inside": "is inside",
     }[problem] in output
     assert fingerprint(tmp_path) == before
+
+
+def test_explain_reads_the_journal_without_changing_any_file(tmp_path: Path) -> None:
+    _venue(tmp_path)
+    with open(tmp_path / JOURNAL_FILE, "ab") as handle:
+        handle.write(b"\x30\x00")
+    before = fingerprint(tmp_path)
+    code, output = _run("explain", "--data", str(tmp_path), "--account", "1")
+    assert code == 0, output
+    assert fingerprint(tmp_path) == before

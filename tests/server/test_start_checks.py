@@ -149,6 +149,28 @@ def test_new_orders_after_a_torn_tail_cut_get_ids_no_row_holds(
     assert not held & set(fresh.values())
 
 
+def test_read_model_that_is_not_a_database_refuses_start_and_rebuild_recovers_it(
+    traded: tuple[Path, Trader, dict[str, int]],
+) -> None:
+    # Arrange
+    data, trader, acked = traded
+    (data / "market.sqlite").write_bytes(b"not a database" * 100)
+    before = fingerprint(data)
+    # Act
+    with pytest.raises(RecoveryError) as refused:
+        open_venue(data, None, build_components)
+    unchanged = fingerprint(data) == before
+    with _venue(data, rebuild=True) as venue:
+        held = {
+            o["clientOrderId"]: o["orderId"]
+            for o in venue.ok("GET", "/fapi/v1/allOrders", trader, {"symbol": BTC})
+        }
+    # Assert
+    assert "market.sqlite is not a readable SQLite database" in str(refused.value)
+    assert "--rebuild-read-models" in str(refused.value) and unchanged
+    assert held == acked
+
+
 def test_read_model_seqs_are_read_without_writing_and_match_the_components(
     traded: tuple[Path, Trader, dict[str, int]],
 ) -> None:
