@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -188,6 +189,25 @@ def test_read_model_seqs_are_read_without_writing_and_match_the_components(
         assert {m.name for m in READ_MODELS} == set(persistent)
     finally:
         ctx.close()
+
+
+def test_read_model_seqs_after_a_crash_are_read_from_the_write_ahead_log_without_writing(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the image a crash leaves: read models with uncheckpointed write-ahead logs
+    data, crashed = tmp_path / "data", tmp_path / "crashed"
+    with in_process_venue(data, NO_FSYNC_CONFIG) as venue:
+        venue.mark(BTC, "60000")
+        _place(venue, venue.trader("t"), 5, "wal")
+        expected = venue.ctx.component("readmodel").resume_seq()
+        shutil.copytree(data, crashed)
+    assert (crashed / "readmodel.sqlite-wal").stat().st_size > 0
+    before = fingerprint(crashed)
+    # Act
+    seqs = stored_seqs(crashed)
+    # Assert
+    assert seqs["readmodel"] == expected > 0
+    assert fingerprint(crashed) == before
 
 
 def _without_root_override() -> None:
