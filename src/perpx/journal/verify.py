@@ -83,12 +83,17 @@ class VerifyReport:
         lines.append(f"config: {self.config_problem or 'ok'}")
         records = sum(run.last_seq - run.first_seq + 1 for run in self.journal.runs)
         lines.append(f"journal: {self.journal.file_bytes} bytes, {records} records that check")
-        for run in self.journal.runs:
-            lines.append(
-                f"  records {run.first_seq}..{run.last_seq} in bytes {run.start_offset}..{run.end_offset}"
-            )
-        for damage in self.journal.damages:
-            lines.append(f"  {_damage_line(damage)}")
+        in_file_order = sorted(
+            [
+                (
+                    run.start_offset,
+                    f"records {run.first_seq}..{run.last_seq} in bytes {run.start_offset}..{run.end_offset}",
+                )
+                for run in self.journal.runs
+            ]
+            + [(damage.offset, _damage_line(damage)) for damage in self.journal.damages]
+        )
+        lines += [f"  {line}" for _offset, line in in_file_order]
         if not self.journal.damages:
             lines.append("  no damage")
         if not self.snapshots:
