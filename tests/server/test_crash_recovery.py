@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -29,9 +30,9 @@ import pytest
 
 from perpx.engine.commands import Command
 from perpx.engine.events import Event, LiquidationExplained
-from perpx.journal.store import read_config, recover
+from perpx.journal.store import JOURNAL_FILE, read_config, recover
 
-from ..journal.files import fingerprint
+from ..journal.files import fingerprint, flip, record_offsets
 from .harness import ADMIN_TOKEN, PRICED_CONFIG, ServerProcess, Trader
 
 CLIENTS = 3
@@ -111,6 +112,10 @@ def _assert_acked_back_and_no_phantoms(held: dict[str, int], orders: Orders) -> 
 
 
 def _new_order_id(server: ServerProcess, trader: Trader, price: str) -> int:
+    return _new_order_id_at(server, trader, price, "after-restart")
+
+
+def _new_order_id_at(server: ServerProcess, trader: Trader, price: str, client_id: str) -> int:
     params = {
         "symbol": "BTCUSDT",
         "side": "BUY",
@@ -118,7 +123,7 @@ def _new_order_id(server: ServerProcess, trader: Trader, price: str) -> int:
         "timeInForce": "GTC",
         "quantity": "0.002",
         "price": price,
-        "newClientOrderId": "after-restart",
+        "newClientOrderId": client_id,
     }
     response = server.signed("POST", "/fapi/v1/order", trader, params)
     assert response.status_code == 200, response.text
@@ -168,6 +173,39 @@ def test_acknowledged_orders_survive_kill_9_and_nothing_else_appears(tmp_path: P
         assert _new_order_id(server, trader, "58000") > max(held.values())
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("stop", ["kill -9", "clean stop"])
+def test_mid_journal_flip_refuses_the_restart_in_one_line_and_changes_no_file(
+    tmp_path: Path, stop: str
+) -> None:
+    # Arrange: 30 acknowledged orders, a stop, then one flipped byte in the middle record
+    data = tmp_path / "data"
+    server = ServerProcess(data).start()
+    try:
+        server.admin("POST", "/marks", {"symbol": "BTCUSDT", "markPrice": "60000", "indexPrice": "60000"})
+        trader = server.trader("t", deposit="10000000")
+        for n in range(30):
+            _new_order_id_at(server, trader, f"{58000 + 10 * n}", f"base-{n}")
+    finally:
+        server.stop(signal.SIGKILL if stop == "kill -9" else signal.SIGTERM)
+    offsets = record_offsets(data / JOURNAL_FILE)
+    middle = len(offsets) // 2
+    flip(data / JOURNAL_FILE, offsets[middle - 1][0] + 12)
+    before = fingerprint(data)
+    # Act
+    done = subprocess.run(
+        [sys.executable, "-m", "perpx", "serve", "--data", str(data), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # Assert
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"is corrupt at record {middle}, byte {offsets[middle - 1][0]}" in done.stderr
+    assert "Refused; no file was changed" in done.stderr and "perpx journal repair" in done.stderr
+    assert fingerprint(data) == before
 
 
 # ---------------------------------------------------------------------------- a priced market
