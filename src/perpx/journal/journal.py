@@ -163,7 +163,6 @@ class JournalSurvey:
     file_bytes: int
     runs: tuple[RecordRun, ...]
     damages: tuple[JournalDamage, ...]
-    bad_magic: bool
 
 
 def encode_record(seq: int, command: Command) -> bytes:
@@ -325,7 +324,7 @@ def survey(path: str | Path) -> JournalSurvey:
     """
     data = _read(Path(path)) or b""
     if not data:
-        return JournalSurvey(0, (), (), bad_magic=False)
+        return JournalSurvey(0, (), ())
     bad_magic = not data.startswith(MAGIC)
     runs: list[RecordRun] = []
     damages: list[JournalDamage] = []
@@ -334,7 +333,7 @@ def survey(path: str | Path) -> JournalSurvey:
     if bad_magic:
         damages.append(_bad_magic(data))
         if damages[0].next_seq is None:
-            return JournalSurvey(len(data), (), tuple(damages), bad_magic=True)
+            return JournalSurvey(len(data), (), tuple(damages))
         offset = damages[0].end_offset
         expected = None
     run_start: tuple[int, int] | None = None
@@ -359,7 +358,7 @@ def survey(path: str | Path) -> JournalSurvey:
         expected = None
     if run_start is not None:
         runs.append(RecordRun(run_start[0], last, run_start[1], offset))
-    return JournalSurvey(len(data), tuple(runs), tuple(damages), bad_magic=bad_magic)
+    return JournalSurvey(len(data), tuple(runs), tuple(damages))
 
 
 def prefix_bytes(path: str | Path, through_seq: int) -> int:
