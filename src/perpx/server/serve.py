@@ -35,6 +35,7 @@ class ServeOptions:
     tick_ms: int = 1000
     log_level: str = "warning"
     seed: int = 7
+    rebuild_read_models: bool = False
 
 
 class ServeError(RuntimeError):
@@ -60,7 +61,13 @@ def config_text_for(options: ServeOptions) -> str | None:
 def open_server(options: ServeOptions) -> ServerContext:
     """Open the venue in ``options.data_dir`` (recovering it) and attach the demo when asked."""
     text = config_text_for(options)
-    ctx = open_venue(options.data_dir, text, build_components, tick_ms=options.tick_ms)
+    ctx = open_venue(
+        options.data_dir,
+        text,
+        build_components,
+        tick_ms=options.tick_ms,
+        rebuild_read_models=options.rebuild_read_models,
+    )
     ctx.demo = options.demo
     if options.demo:
         from perpx.server.demo import attach_demo
@@ -84,13 +91,9 @@ def run(options: ServeOptions, announce: bool = True) -> None:
 
 def _announce(ctx: ServerContext, options: ServeOptions) -> None:
     base = f"http://{options.host}:{options.port}"
-    report = ctx.report
-    recovered = (
-        f"recovered to record {report.last_seq} (snapshot {report.snapshot_seq}, replayed {report.replayed}), state {report.state_hash[:16]}"
-        if report is not None
-        else ""
-    )
-    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir} {recovered}", flush=True)
+    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}", flush=True)
+    for line in ctx.start_lines():
+        print(f"perpx: recovery: {line}", flush=True)
     print(
         f"perpx: REST {base}/fapi/v1  WebSocket ws://{options.host}:{options.port}/ws  docs {base}/docs",
         flush=True,
