@@ -673,18 +673,30 @@ class Liquidation:
         value: int,
         lot: int,
         steps: list[LiquidationStepT],
-    ) -> None:
-        """Close ``lots`` of ``account``'s position (sign ``sign``) for ``value`` against the ADL queue."""
+    ) -> int:
+        """Close ``lots`` of ``account``'s position (sign ``sign``) for ``value`` against the ADL queue.
+
+        Each counterparty bears its share of the shortfall (``value`` against the mark) only as far
+        as its own margin balance goes: a leg never takes a counterparty below zero, so the queue
+        moves on to the next one. Returns the lots closed against the queue.
+        """
         engine = self.engine
         rows = adl.queue(engine, self.watch, market, -sign, account.account_id)
         legs: list[AdlLeg] = []
         left = lots
         done_lots = done_value = 0
+        shortfall = sign * (value - lots * lot)  # what the counterparties bear against the mark, all lots
         for rank, row in enumerate(rows, 1):
             if left == 0:
                 break
             take = min(left, abs(row.position.qty_lots))
             other = engine.accounts[row.account_id]
+            if shortfall > 0:
+                scope = row.position.market if row.position.is_isolated else None
+                room = scope_figures(engine, other, scope).margin_balance_atoms - 1  # a leg may round 1 up
+                take = min(take, max(0, room) * lots // shortfall)
+                if take == 0:
+                    continue
             canceled = self._cancel(
                 [
                     o
@@ -724,7 +736,8 @@ class Liquidation:
             )
         )
         if left and account.account_id != INSURANCE_ACCOUNT:
-            # only when the fund itself holds the other side: it takes the rest, whatever its equity
+            # when the fund itself holds the other side, or the queue's margin could not bear the
+            # shortfall: the fund takes the rest, whatever its equity, and deleverages itself next
             # (never for the fund's own deleveraging: every opposite position is then someone else's)
             equity = fund_equity(engine)
             rest_value = value - done_value
@@ -739,6 +752,7 @@ class Liquidation:
                     forced=True,
                 )
             )
+        return done_lots
 
     # ------------------------------------------------------------------ deficits and the fund
 
@@ -773,7 +787,9 @@ class Liquidation:
         )
         mark = engine.marks[market]
         steps: list[LiquidationStepT] = []
-        self._deleverage(fund, market, sign, lots, value, mark * engine.specs[market].contract_atoms, steps)
+        contract = engine.specs[market].contract_atoms
+        if not self._deleverage(fund, market, sign, lots, value, mark * contract, steps):
+            return False  # no counterparty can bear any of it now; the fund stays short of equity
         after = _fund_figures(engine, fund_cash(engine) + fund.balance(engine.asset), fund)
         engine._events.append(
             LiquidationExplained(
