@@ -283,7 +283,9 @@ def check_record(v: Venue, record: LiquidationExplained) -> None:
     """The accounting of one record adds up exactly (on the mark the record says it used)."""
     if record.outcome == "FUND_DELEVERAGED":
         (deleveraged,) = [s for s in record.steps if isinstance(s, AdlStep)]
-        assert record.after.margin_balance_atoms >= 0
+        # the queue may bear only part of it (no counterparty goes below zero): the fund's equity
+        # rises, and what is left is worked out in later passes (the invariants check the end state)
+        assert record.after.margin_balance_atoms > record.before.margin_balance_atoms
         assert sum(leg.qty_lots for leg in deleveraged.legs) == deleveraged.qty_lots
         return
     orders = [s for s in record.steps if isinstance(s, OrderStep)]
