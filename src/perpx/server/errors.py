@@ -72,6 +72,24 @@ def execution_unknown() -> ApiError:
     )
 
 
+def unjournalable(why: str) -> ApiError:
+    """-1130: the command cannot be written to the journal (a number beyond 64 bits, text that is not UTF-8).
+
+    Refused before anything is written; the rest of its batch proceeds.
+    """
+    return ApiError(400, -1130, f"Invalid data sent for a parameter: {why}. The command was not applied.")
+
+
+def not_journaled(why: str) -> ApiError:
+    """503 -1001: the journal could not be written and was restored; the command was certainly not applied."""
+    return ApiError(
+        503,
+        -1001,
+        f"Internal error; unable to process your request. Please try again. (The journal could not be"
+        f" written: {why}. The command was not applied; it is safe to send it again.)",
+    )
+
+
 def service_unavailable(why: str) -> ApiError:
     return ApiError(503, -1001, f"Internal error; unable to process your request. Please try again. ({why})")
 
