@@ -12,9 +12,14 @@ from perpx.engine.codes import RejectCode
 
 
 class ApiError(Exception):
-    """A refusal to send to the client as ``{"code", "msg"}`` with ``status``."""
+    """A refusal to send to the client as ``{"code", "msg"}`` with ``status``.
+
+    ``msg`` is always valid UTF-8: text that is not (a lone surrogate a JSON body carried in,
+    quoted back by a message) is written as its ``\\uXXXX`` escape, so the answer can be sent.
+    """
 
     def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
+        msg = msg.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(msg)
         self.status = status
         self.code = code
@@ -37,6 +42,11 @@ def mandatory(name: str) -> ApiError:
 def bad_param(name: str, why: str) -> ApiError:
     """-1102 with the reason: the parameter was sent but cannot be used."""
     return ApiError(400, -1102, f"Parameter '{name}' was malformed: {why}.")
+
+
+def illegal_characters(name: str, why: str) -> ApiError:
+    """-1100: a text parameter holds characters the venue does not take."""
+    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; {why}.")
 
 
 def bad_symbol() -> ApiError:
