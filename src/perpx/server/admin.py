@@ -154,8 +154,8 @@ def _positive_decimal(text: str, name: str) -> Decimal:
 def _text(value: str, name: str) -> str:
     """``value`` if it is valid UTF-8, else -1100.
 
-    JSON can carry a lone surrogate (``"\\ud800"``), which no journal record holds; pydantic refuses
-    one in a model's ``str`` field, this checks the free-form ``params`` object.
+    JSON can carry a lone surrogate (``"\\ud800"``), which no journal record holds; pydantic lets
+    some through (``"9\\ud800"``), so every text that becomes part of a command is checked here.
     """
     try:
         value.encode("utf-8")
@@ -213,10 +213,11 @@ async def create_account(request: Request, body: NewAccount) -> dict[str, Any]:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ApiError(400, -1102, f"ips: {entry!r} is not an IP address or network") from None
+    name = _text(body.name, "name")
     ctx = ctx_of(request)
-    applied = await ctx.seq.submit(lambda ts: CreateAccount(ts_ns=ts, name=body.name))
+    applied = await ctx.seq.submit(lambda ts: CreateAccount(ts_ns=ts, name=name))
     created = next(e for e in applied.events if isinstance(e, AccountCreated))
-    key = ctx.keys.create(created.account_id, body.name, tuple(body.permissions), tuple(body.ips))
+    key = ctx.keys.create(created.account_id, name, tuple(body.permissions), tuple(body.ips))
     return {"accountId": int(created.account_id), "apiKey": key.api_key, "apiSecret": key.secret}
 
 
@@ -231,6 +232,7 @@ async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str
     if body.accountId == INSURANCE_ACCOUNT and not deposit:
         raise ApiError(400, -9001, "the insurance fund's account cannot withdraw")
     amount = _amount_atoms(request, body.amount)
+    tx_id = TxId(_text(body.txId, "txId"))
     kind = Deposit if deposit else Withdraw
     applied = await ctx.seq.submit(
         lambda ts: kind(
@@ -238,7 +240,7 @@ async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str
             account_id=AccountId(body.accountId),
             asset=AssetId(body.asset),
             amount_atoms=amount,
-            tx_id=TxId(body.txId),
+            tx_id=tx_id,
         )
     )
     answer: dict[str, Any] = {
@@ -370,9 +372,10 @@ async def spot_price(request: Request, body: SpotQuote) -> dict[str, Any]:
     """Feed one spot source's quote to a market's index; the index and mark follow the market's policy."""
     spec = _spec(request, body.symbol)
     ticks = _price_ticks(spec, body.price, "price")
+    source = _text(body.source, "source")
     ctx = ctx_of(request)
     applied = await ctx.seq.submit(
-        lambda ts: SubmitSpotQuote(ts_ns=ts, market=spec.market, source=body.source, price_ticks=ticks)
+        lambda ts: SubmitSpotQuote(ts_ns=ts, market=spec.market, source=source, price_ticks=ticks)
     )
     _refused(applied)
     return {
