@@ -103,9 +103,10 @@ def test_unencodable_command_is_refused_alone_and_rest_of_its_batch_proceeds(tmp
                 [create("a"), deposit(10**36, "huge"), create("b"), create("\ud800"), deposit(5, "ok")],
             )
         )
+        outcomes.append(sequencer.status())
 
     # Act
-    sequencer = run(tmp_path, scenario)
+    run(tmp_path, scenario)
     # Assert: the three good commands were journaled together, with consecutive seqs
     good = [outcome for outcome in outcomes if isinstance(outcome, Applied)]
     assert [type(a.command).__name__ for a in good] == ["CreateAccount", "CreateAccount", "Deposit"]
@@ -113,7 +114,7 @@ def test_unencodable_command_is_refused_alone_and_rest_of_its_batch_proceeds(tmp
     huge, surrogate = refusal(outcomes[1]), refusal(outcomes[3])
     assert huge[:2] == (400, -1130) and "64-bit" in huge[2] and "not applied" in huge[2]
     assert surrogate[:2] == (400, -1130) and "UTF-8" in surrogate[2]
-    assert sequencer.failure is None
+    assert outcomes[-1].state is SequencerState.RUNNING
     journaled = [r.command for r in scan(tmp_path / JOURNAL_FILE).records]
     assert [a.command for a in good] == journaled[-3:]
 
@@ -127,13 +128,14 @@ def test_builder_that_raises_is_refused_alone_and_sequencer_keeps_serving(tmp_pa
     async def scenario(sequencer: Sequencer) -> None:
         outcomes.extend(await one_batch(sequencer, [create("a"), broken, create("b")]))
         outcomes.append(await sequencer.submit(create("c")))
+        outcomes.append(sequencer.status())
 
     # Act
-    sequencer = run(tmp_path, scenario)
+    run(tmp_path, scenario)
     # Assert
     assert refusal(outcomes[1])[:2] == (500, -1000) and "not applied" in refusal(outcomes[1])[2]
     assert all(isinstance(outcomes[i], Applied) for i in (0, 2, 3))
-    assert sequencer.failure is None
+    assert outcomes[-1].state is SequencerState.RUNNING
 
 
 def test_full_journal_refuses_as_not_applied_answers_reads_and_resumes_when_space_returns(
@@ -219,7 +221,7 @@ def test_engine_failure_stops_the_sequencer_and_the_status_says_why(tmp_path: Pa
     assert seen["status"].state is SequencerState.STOPPED and "broken invariant" in seen["status"].reason
 
 
-def test_status_is_starting_before_start_and_running_after(tmp_path: Path) -> None:
+def test_status_is_starting_then_running_then_stopped_after_a_shutdown(tmp_path: Path) -> None:
     seen: list[SequencerState] = []
 
     async def scenario(sequencer: Sequencer) -> None:
@@ -227,8 +229,10 @@ def test_status_is_starting_before_start_and_running_after(tmp_path: Path) -> No
         sequencer.start(asyncio.get_running_loop())
         seen.append(sequencer.status().state)
 
-    run(tmp_path, scenario)
-    assert seen == [SequencerState.STARTING, SequencerState.RUNNING]
+    sequencer = run(tmp_path, scenario)
+    seen.append(sequencer.status().state)
+    assert seen == [SequencerState.STARTING, SequencerState.RUNNING, SequencerState.STOPPED]
+    assert sequencer.status().reason == "the venue was shut down" and not sequencer.status().ready
 
 
 def test_failed_idle_tick_waits_a_tick_before_trying_again(tmp_path: Path) -> None:

@@ -230,12 +230,13 @@ class Sequencer:
         self._thread.start()
 
     def stop(self, snapshot: bool = True) -> None:
-        """Finish queued work, stop the thread, snapshot and close the journal."""
+        """Finish queued work, stop the thread, snapshot and close the journal; the status turns ``stopped``."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
         if self.failure is None:
+            self._status = SequencerStatus(SequencerState.STOPPED, "the venue was shut down", self.wall_ns())
             self.store.close(snapshot_on_close=snapshot)
         else:
             self.store.writer.close()
@@ -246,7 +247,9 @@ class Sequencer:
         """Queue a command; answer once it is journaled and applied.
 
         Raises :class:`ApiError`: 503 -1007 when the outcome is unknown (timeout or engine stop
-        after journaling), 503 -1001/-1008 when it was certainly not applied.
+        after journaling); when it was certainly not applied, the builder's own refusal, 400 -1130
+        (no journal record can hold the command), 503 -1001 (journal not writable, or the engine
+        stopped) or 503 -1008 (queue full).
         """
         self._refuse_if_failed()
         loop = asyncio.get_running_loop()
