@@ -313,7 +313,7 @@ def test_disk_full_while_running_refuses_orders_keeps_reads_and_resumes_by_itsel
         final = state_hash(sequencer.engine)
     # the journal holds exactly what was acknowledged: a restart rebuilds the same state
     store, report = open_store(tmp_path / "venue")
-    assert report.problems == [] and state_hash(store.engine) == final
+    assert report.problems == () and state_hash(store.engine) == final
     store.close(snapshot_on_close=False)
 
 
