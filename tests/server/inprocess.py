@@ -100,9 +100,15 @@ class InProcessVenue:
 
 
 @contextmanager
-def in_process_venue(data_dir: Path, config_text: str | None = MANUAL_CONFIG) -> Iterator[InProcessVenue]:
-    """Open ``data_dir`` (recovering it), start the app, and stop it cleanly on exit."""
+def in_process_venue(
+    data_dir: Path, config_text: str | None = MANUAL_CONFIG, *, raise_server_exceptions: bool = True
+) -> Iterator[InProcessVenue]:
+    """Open ``data_dir`` (recovering it), start the app, and stop it cleanly on exit.
+
+    With ``raise_server_exceptions=False`` an unhandled error is answered 500 (as a real server
+    does) instead of raised in the test, so a fuzz run can count it.
+    """
     ctx = open_venue(data_dir, config_text, build_components)
     ctx.admin_token = ADMIN_TOKEN
-    with TestClient(create_app(ctx)) as client:
+    with TestClient(create_app(ctx), raise_server_exceptions=raise_server_exceptions) as client:
         yield InProcessVenue(ctx, client)

@@ -165,22 +165,56 @@ class JournalSurvey:
     damages: tuple[JournalDamage, ...]
 
 
+class UnencodableCommand(ValueError):
+    """A command that no journal record can hold; nothing of it was written.
+
+    A field outside the 64-bit range msgpack holds, text that is not valid UTF-8
+    (a lone surrogate), or a record over ``MAX_RECORD_BYTES`` (which recovery would
+    take for a torn tail and cut off, with everything after it).
+    """
+
+
+def encode_command(command: Command) -> msgspec.Raw:
+    """The msgpack bytes of ``command`` alone, to frame with its ``seq`` later (encoded once).
+
+    Raises
+    ------
+    UnencodableCommand
+        If no journal record can hold ``command`` (see the class).
+    """
+    name = type(command).__name__
+    try:
+        payload = _encoder.encode(command)
+    except OverflowError as exc:
+        raise UnencodableCommand(
+            f"{name} has a number outside the 64-bit range a journal record holds"
+        ) from exc
+    except UnicodeEncodeError as exc:
+        raise UnencodableCommand(f"{name} has text that is not valid UTF-8 ({exc.reason})") from exc
+    except (TypeError, ValueError) as exc:
+        raise UnencodableCommand(f"{name} cannot be written to the journal: {exc}") from exc
+    if len(payload) > MAX_RECORD_BYTES - 16:
+        raise UnencodableCommand(
+            f"{name} is {len(payload)} bytes; a journal record holds at most {MAX_RECORD_BYTES - 16}"
+        )
+    return msgspec.Raw(payload)
+
+
+def frame_record(seq: int, command: msgspec.Raw) -> bytes:
+    """Length-prefixed, checksummed bytes of the record ``[seq, command]`` (``command`` from :func:`encode_command`)."""
+    payload = _encoder.encode((seq, command))
+    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+
+
 def encode_record(seq: int, command: Command) -> bytes:
     """Length-prefixed, checksummed bytes of one record.
 
     Raises
     ------
-    ValueError
-        If a field of ``command`` is outside the signed/unsigned 64-bit range
-        that a record can hold (nothing is written).
+    UnencodableCommand
+        (a ``ValueError``) if no record can hold ``command``; nothing is written.
     """
-    try:
-        payload = _encoder.encode((seq, command))
-    except OverflowError as exc:
-        raise ValueError(
-            f"{type(command).__name__} has a number outside the 64-bit range a journal record holds"
-        ) from exc
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame_record(seq, encode_command(command))
 
 
 def _decode(payload: bytes | memoryview) -> tuple[int, Command] | None:
@@ -430,6 +464,25 @@ def cut_torn_tail(path: str | Path, found: JournalScan) -> int:
     return found.file_bytes - found.good_bytes
 
 
+class JournalWriteError(Exception):
+    """Writing or syncing the journal failed; no command of the failed commit was applied.
+
+    ``restored`` tells what the file holds now:
+
+    * ``True``: it is back at the length of the last good commit, and that was checked
+      (and synced with durability ``"batch"``). The commit's records are certainly not in the
+      journal; the writer accepts the next commit, which writes them anew if they are resent.
+    * ``False``: the file could not be cut back. Some of the commit's records may be complete in
+      it, and a restart would apply them. The writer refuses every later commit.
+    """
+
+    def __init__(self, reason: str, *, restored: bool, errno: int | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.restored = restored
+        self.errno = errno
+
+
 class JournalWriter:
     """Appends records to one journal file; nothing is released before :meth:`commit`.
 
@@ -441,6 +494,20 @@ class JournalWriter:
         Sequence number of the next record (last good seq + 1).
     fsync
         ``True`` for durability ``"batch"``: every commit ends with ``fsync``.
+
+    A failed commit
+    ---------------
+    A commit that cannot be written or synced (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EIO``, ...)
+    leaves the journal as it was before it: the file is cut back to ``good_bytes`` (the length
+    the last successful commit left), the cut is synced, the file is reopened and its length
+    checked, and the buffered records and their sequence numbers are dropped. Then
+    :class:`JournalWriteError` is raised with ``restored=True``, and the next commit simply tries
+    again. An fsync is never retried over the same bytes: after a failed fsync Linux may mark
+    the dirty pages clean and report no error the second time ("fsyncgate"), so a retry could
+    claim durability for data that never reached the disk. Cutting the file back removes those
+    pages instead. If the cut, its sync or the reopen fails too, the error has
+    ``restored=False`` and the writer refuses every later commit: a person must look at the
+    disk and restart (recovery cuts a torn tail; complete records of that commit would replay).
     """
 
     def __init__(self, path: str | Path, next_seq: int, fsync: bool = True) -> None:
@@ -448,11 +515,17 @@ class JournalWriter:
         self.next_seq = next_seq
         self.fsync = fsync
         self._buffer: list[bytes] = []
+        self._broken: str | None = None
         new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "ab")  # noqa: SIM115 - owned for the writer's lifetime
+        self._fd = self._open()
+        self.good_bytes = os.fstat(self._fd).st_size
         if new:
-            self._file.write(MAGIC)
+            self._write_all(MAGIC)
             self._sync()
+            self.good_bytes = len(MAGIC)
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
 
     def append(self, command: Command) -> int:
         """Buffer ``command`` as the next record and return its sequence number."""
@@ -462,40 +535,110 @@ class JournalWriter:
         return seq
 
     def append_all(self, commands: list[Command]) -> None:
-        """Buffer every command, or none of them if one cannot be encoded (``ValueError``)."""
-        records = [encode_record(self.next_seq + i, command) for i, command in enumerate(commands)]
-        self._buffer.extend(records)
-        self.next_seq += len(records)
+        """Buffer every command, or none of them if one cannot be encoded (:class:`UnencodableCommand`)."""
+        self.append_encoded([encode_command(command) for command in commands])
+
+    def append_encoded(self, commands: list[msgspec.Raw]) -> None:
+        """Buffer commands already encoded by :func:`encode_command`, in order."""
+        self._buffer.extend(frame_record(self.next_seq + i, raw) for i, raw in enumerate(commands))
+        self.next_seq += len(commands)
 
     def commit(self) -> None:
-        """Write the buffered records (and fsync in batch mode). Call before releasing results."""
-        if self._buffer:
-            self._file.write(b"".join(self._buffer))
-            self._buffer.clear()
+        """Write the buffered records (and fsync in batch mode). Call before releasing results.
+
+        Raises
+        ------
+        JournalWriteError
+            If writing or syncing failed; the buffered records are dropped (see the class).
+        """
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        first_seq = self.next_seq - len(self._buffer)
+        self._buffer.clear()
+        if self._broken is not None:
+            self.next_seq = first_seq
+            raise JournalWriteError(self._broken, restored=False, errno=None)
+        stage = "write"
+        try:
+            self._write_all(data)
+            stage = "fsync"
             self._sync()
+        except OSError as exc:
+            self.next_seq = first_seq
+            reason = f"journal {stage} failed: {_os_error_text(exc)}"
+            problem = self._restore()
+            if problem is not None:
+                self._broken = f"{reason}; then cutting it back to {self.good_bytes} bytes failed: {problem}"
+                raise JournalWriteError(self._broken, restored=False, errno=exc.errno) from exc
+            raise JournalWriteError(reason, restored=True, errno=exc.errno) from exc
+        self.good_bytes += len(data)
+
+    def _restore(self) -> str | None:
+        """Cut the file back to ``good_bytes``, sync the cut, reopen and check; the problem, or ``None``."""
+        try:
+            self._truncate(self.good_bytes)
+            self._sync()
+            os.close(self._fd)
+            self._fd = -1
+            self._fd = self._open()
+            length = os.fstat(self._fd).st_size
+        except OSError as exc:
+            return _os_error_text(exc)
+        if length != self.good_bytes:
+            return f"the file is {length} bytes after the cut"
+        return None
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self._write_some(view)
+            view = view[written:]
+
+    def _write_some(self, data: memoryview) -> int:
+        """One ``write(2)``; a seam for fault-injection tests."""
+        return os.write(self._fd, data)
+
+    def _fsync(self) -> None:
+        """One ``fsync(2)``; a seam for fault-injection tests."""
+        os.fsync(self._fd)
+
+    def _truncate(self, length: int) -> None:
+        """One ``ftruncate(2)``; a seam for fault-injection tests."""
+        os.ftruncate(self._fd, length)
 
     def sync(self) -> None:
         """Make every committed record durable now, whatever the durability mode.
 
-        A snapshot calls this first, so a snapshot is never ahead of the journal on disk.
+        A snapshot calls this first, so a snapshot is never ahead of the journal on disk; if the
+        fsync fails the ``OSError`` propagates and no snapshot is written.
         """
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._fsync()
 
     def _sync(self) -> None:
-        self._file.flush()
         if self.fsync:
-            os.fsync(self._file.fileno())
+            self._fsync()
 
     def close(self) -> None:
-        self.commit()
-        self._file.close()
+        """Commit what is buffered and close the file (closed even if the commit fails)."""
+        try:
+            self.commit()
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> JournalWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _os_error_text(exc: OSError) -> str:
+    if exc.errno is None:
+        return str(exc)
+    return f"[Errno {exc.errno}] {exc.strerror or os.strerror(exc.errno)}"
 
 
 def iter_commands(path: str | Path) -> Iterator[Command]:

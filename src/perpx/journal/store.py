@@ -28,6 +28,8 @@ A clean shutdown only makes this faster (a fresh snapshot means a short tail).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import struct
@@ -45,7 +47,14 @@ from perpx.engine.config import ConfigError, VenueConfig, parse_config
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event
 from perpx.engine.state import restore, snapshot, state_hash
-from perpx.journal.journal import JournalDamage, JournalScan, JournalWriter, cut_torn_tail, scan
+from perpx.journal.journal import (
+    JournalDamage,
+    JournalScan,
+    JournalWriter,
+    cut_torn_tail,
+    encode_command,
+    scan,
+)
 
 CONFIG_FILE = "config.toml"
 JOURNAL_FILE = "journal.log"
@@ -56,6 +65,8 @@ _SNAPSHOT_NAME = re.compile(r"snap-(\d{12})\.bin")
 
 Observer = Callable[[int, Command, list[Event]], None]
 """``observe(seq, command, events)``: sees every replayed record (read models catching up, explain)."""
+
+log = logging.getLogger("perpx.journal")
 
 
 class RecoveryError(RuntimeError):
@@ -176,11 +187,16 @@ def write_snapshot(directory: Path, seq: int, engine: Engine) -> Path:
     payload = msgspec.json.encode({"seq": seq, "hash": state_hash(engine), "state": snapshot(engine)})
     path = folder / snapshot_name(seq)
     temp = path.with_suffix(".tmp")
-    with open(temp, "wb") as handle:
-        handle.write(SNAPSHOT_MAGIC + _SNAP_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(SNAPSHOT_MAGIC + _SNAP_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -456,7 +472,17 @@ class Store:
     """An engine whose every command is journaled before its events are released.
 
     Use :func:`open_store` to get one. ``submit`` and ``submit_batch`` are the
-    sequencer's single entry: append, commit (fsync in batch mode), apply.
+    sequencer's single entry: encode, append, commit (fsync in batch mode), apply.
+
+    What a failure means
+    --------------------
+    * :class:`UnencodableCommand` (from :meth:`encode` or :meth:`submit_batch`): nothing was
+      written and nothing applied; the store serves on.
+    * :class:`JournalWriteError`: nothing of the batch was applied; with ``restored`` the
+      journal is as before the batch and the next batch tries again (see :class:`JournalWriter`).
+    * Anything else raised by :meth:`submit_encoded` comes from applying a journaled command:
+      the batch is in the journal, the engine may be part-way through it, and the caller must
+      stop using this store (a restart replays the journal).
     """
 
     def __init__(self, directory: Path, config: VenueConfig, engine: Engine, writer: JournalWriter) -> None:
@@ -464,21 +490,46 @@ class Store:
         self.config = config
         self.engine = engine
         self.writer = writer
+        self.snapshot_problem: str | None = None
+        """Why the last snapshot could not be written (``None`` once one is): the journal still has everything."""
         self._since_snapshot = 0
+
+    @staticmethod
+    def encode(command: Command) -> msgspec.Raw:
+        """``command`` as a journal record holds it; raises :class:`UnencodableCommand` (nothing written)."""
+        return encode_command(command)
 
     def submit(self, command: Command) -> list[Event]:
         """Journal ``command``, make it durable, then apply it and return its events."""
         return self.submit_batch([command])[0]
 
     def submit_batch(self, commands: list[Command]) -> list[list[Event]]:
-        """Journal a batch with one commit (one fsync), then apply each in order."""
-        self.writer.append_all(commands)
+        """Journal a batch with one commit (one fsync), then apply each in order.
+
+        Every command is encoded before anything is written, so one that cannot be encoded
+        raises :class:`UnencodableCommand` and none of the batch is journaled.
+        """
+        return self.submit_encoded([(command, encode_command(command)) for command in commands])
+
+    def submit_encoded(self, batch: list[tuple[Command, msgspec.Raw]]) -> list[list[Event]]:
+        """:meth:`submit_batch` for commands already encoded by :meth:`encode` (each encoded once)."""
+        self.writer.append_encoded([raw for _command, raw in batch])
         self.writer.commit()
-        results = [self.engine.apply(command) for command in commands]
-        self._since_snapshot += len(commands)
+        results = [self.engine.apply(command) for command, _raw in batch]
+        self._since_snapshot += len(batch)
         if self._since_snapshot >= self.config.snapshot_every:
-            self.take_snapshot()
+            self._snapshot_or_note()
         return results
+
+    def _snapshot_or_note(self) -> None:
+        """Snapshot now; a failure (disk full) is noted and retried after another ``snapshot_every``."""
+        try:
+            self.take_snapshot()
+        except OSError as exc:
+            self.snapshot_problem = f"snapshot after record {self.writer.next_seq - 1} failed: {exc}"
+            log.warning("%s; the journal still holds every command", self.snapshot_problem)
+        else:
+            self.snapshot_problem = None
 
     def take_snapshot(self) -> Path:
         """Snapshot the state after the last journaled record, once that record is on disk."""
@@ -489,10 +540,12 @@ class Store:
 
     def close(self, snapshot_on_close: bool = True) -> None:
         """Commit, optionally snapshot (a faster next start), and close the journal."""
-        self.writer.commit()
-        if snapshot_on_close and self.writer.next_seq > 1:
-            self.take_snapshot()
-        self.writer.close()
+        try:
+            self.writer.commit()
+            if snapshot_on_close and self.writer.next_seq > 1:
+                self._snapshot_or_note()
+        finally:
+            self.writer.close()
 
 
 def open_store(
