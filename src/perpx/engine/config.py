@@ -112,7 +112,7 @@ class RiskSpec:
     """Order of the auto-deleveraging queue: ``binance`` (PnL% x margin ratio) or
     ``profit_leverage`` (BitMEX-style PnL% x effective leverage, as Bybit, Poloniex, CoinEx)."""
     mark_index_band_e8: int = 3_000_000
-    """The mark is clamped to ``index x (1 +/- band)`` (``mechanics.md`` 20.4): two of the mark's three
+    """The mark is clamped to ``index x (1 +/- band)`` (``mechanics.md`` 20, "The band"): two of the mark's three
     inputs come from the book, so without a bound one account could walk it away from the index."""
     upnl_collateral: str = "conservative"
     """How unrealised profit backs new exposure: ``conservative`` (the less favourable of mark and
