@@ -55,6 +55,7 @@ from perpx.engine.commands import (
     OrderType,
     PlaceOrder,
     SetMarkPrice,
+    StpMode,
     TimeInForce,
 )
 from perpx.engine.config import default_config
@@ -180,6 +181,7 @@ def build_workload(commands: int, seed: int) -> Workload:
             order_type=OrderType.LIMIT,
             qty_lots=rng.randint(MIN_LOTS, MAX_LOTS),
             price_ticks=price,
+            stp=StpMode.NONE,  # the bare book has no accounts: both trade through own orders
         )
 
     for _ in range(SEED_ORDERS):
@@ -231,6 +233,7 @@ def build_workload(commands: int, seed: int) -> Workload:
                     order_type=OrderType.MARKET,
                     qty_lots=qty,
                     tif=TimeInForce.IOC,
+                    stp=StpMode.NONE,
                 )
             else:
                 command = PlaceOrder(
@@ -242,6 +245,7 @@ def build_workload(commands: int, seed: int) -> Workload:
                     qty_lots=qty,
                     price_ticks=best + 5 * side,
                     tif=TimeInForce.IOC,
+                    stp=StpMode.NONE,
                 )
             aggressive += 1
             kinds.append("aggressive")

@@ -965,7 +965,19 @@ class Engine:
         value_atoms: int,
         fee_atoms: int,
     ) -> bool:
-        """Whether trading ``lots`` for ``value_atoms`` and ``fee_atoms`` keeps ``position``'s scopes solvent."""
+        """Whether trading ``lots`` for ``value_atoms`` and ``fee_atoms`` keeps ``position``'s scopes solvent.
+
+        A cross fill changes its scope's margin balance by exactly ``side x (lots x mark x contract -
+        value) - fee`` (the realised part and the uPnL part of a close add up to that, whatever the
+        split), so it needs no preview; an isolated fill moves margin between scopes and is previewed.
+        """
+        if position.margin_mode is not MarginMode.ISOLATED:
+            mark = self.marks[position.market]
+            delta = side * (lots * mark * spec.contract_atoms - value_atoms) - fee_atoms
+            return (
+                delta >= 0
+                or cross_margin_balance_atoms(account, self.asset, self.specs, self.marks) + delta >= 0
+            )
         change = preview_position_change(position, side, lots, value_atoms, fee_atoms)
         return self._solvent(
             account,
