@@ -1129,14 +1129,16 @@ class Engine:
     ) -> tuple[RejectCode, str] | None:
         """Refuse a limit price beyond the owner's bankruptcy price for ``lots`` (placement and amendment)."""
         contract = spec.contract_atoms
+        notional = formulas.notional_atoms(price_ticks, lots, contract)
+        fee = formulas.fee_atoms(notional, fee_rate_e8)
+        if self._solvent_after(account, position, spec, side, lots, notional, fee if fee > 0 else 0):
+            return None  # the usual case: no bisection, no closure
 
         def solvent(ticks: int) -> bool:
             notional = formulas.notional_atoms(ticks, lots, contract)
             fee = max(0, formulas.fee_atoms(notional, fee_rate_e8))
             return self._solvent_after(account, position, spec, side, lots, notional, fee)
 
-        if solvent(price_ticks):
-            return None
         # the worst price that still keeps the owner solvent: buying, the highest; selling, the lowest
         if side is Side.BUY:
             low, high = spec.min_price_ticks - 1, price_ticks - 1
