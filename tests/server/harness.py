@@ -1,8 +1,11 @@
 """A real perpx server in a child process, and clients for it: signed REST, admin, ccxt.
 
 Tests start the server exactly as a user does (``python -m perpx serve``) on a
-free port, so they exercise uvicorn, the sequencer thread and the journal, and
-can kill it with SIGKILL to test recovery.
+free public port and a free admin port, so they exercise both listeners, the
+sequencer thread and the journal, and can kill it with SIGKILL to test recovery.
+
+The admin client can send from another loopback address (``source="127.0.0.2"``):
+wrong-token tests then lock out only that address, never the harness's own calls.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ MANUAL_CONFIG = DEFAULT_CONFIG_TOML
 """The default venue: manual clock, marks set by SetMarkPrice (none of its markets has index sources)."""
 
 
+def from_address(source: str) -> httpx.Client:
+    """An HTTP client whose connections leave from ``source`` (any 127.x.y.z is this host on Linux)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -52,12 +60,16 @@ class Trader:
 
 @dataclass
 class ServerProcess:
-    """``perpx serve`` in a child process; ``start`` waits until it answers ``/fapi/v1/ping``."""
+    """``perpx serve`` in a child process; ``start`` waits until both listeners answer ``/ready``.
+
+    ``admin_port=0`` starts it without the admin listener.
+    """
 
     data_dir: Path
     config_text: str | None = MANUAL_CONFIG
     demo: bool = False
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
@@ -71,6 +83,10 @@ class ServerProcess:
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    @property
+    def admin_base(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -82,6 +98,8 @@ class ServerProcess:
             str(self.data_dir),
             "--port",
             str(self.port),
+            "--admin-port",
+            str(self.admin_port),
         ]
         if self.config_text is not None:
             config_path = self.data_dir.parent / f"{self.data_dir.name}-venue.toml"
@@ -99,7 +117,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base}/fapi/v1/ping", timeout=1).status_code == 200:
+                bases = (self.base, self.admin_base) if self.admin_port else (self.base,)
+                if all(httpx.get(f"{base}/ready", timeout=1).status_code == 200 for base in bases):
                     return self
             except httpx.HTTPError:
                 pass
@@ -131,11 +150,18 @@ class ServerProcess:
     # ------------------------------------------------------------------ clients
 
     def admin(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, token: str = ADMIN_TOKEN
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        token: str = ADMIN_TOKEN,
+        source: str = "127.0.0.1",
     ) -> httpx.Response:
-        return httpx.request(
-            method, f"{self.base}/admin/v1{path}", json=body, headers={"X-PERPX-ADMIN": token}, timeout=10
-        )
+        """An admin call on the admin port, sent from the loopback address ``source``."""
+        with from_address(source) as client:
+            return client.request(
+                method, f"{self.admin_base}/admin/v1{path}", json=body, headers={"X-PERPX-ADMIN": token}
+            )
 
     def trader(
         self,
