@@ -204,8 +204,13 @@ class ServerProcess:
         timestamp_ms: int | None = None,
         recv_window: int | None = None,
         secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        source: str = "127.0.0.1",
     ) -> httpx.Response:
-        """A signed request as ccxt sends it: query string for GET/DELETE, form body for POST/PUT."""
+        """A signed request as ccxt sends it (query string for GET/DELETE, form body for POST/PUT).
+
+        ``headers`` are sent as well; the request leaves from the loopback address ``source``.
+        """
         items = [("timestamp", str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)))]
         items += [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (params or {}).items()]
         if recv_window is not None:
@@ -213,12 +218,13 @@ class ServerProcess:
         payload = urlencode(items)
         signature = hmac.new((secret or trader.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
         signed_payload = f"{payload}&signature={signature}"
-        headers = {"X-MBX-APIKEY": trader.api_key}
+        sent = {**(headers or {}), "X-MBX-APIKEY": trader.api_key}
         url = f"{self.base}{path}"
-        if method in ("GET", "DELETE"):
-            return httpx.request(method, f"{url}?{signed_payload}", headers=headers, timeout=10)
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return httpx.request(method, url, content=signed_payload.encode(), headers=headers, timeout=10)
+        with from_address(source) as client:
+            if method in ("GET", "DELETE"):
+                return client.request(method, f"{url}?{signed_payload}", headers=sent)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+            return client.request(method, url, content=signed_payload.encode(), headers=sent)
 
     def ccxt(self, trader: Trader, **options: Any) -> Any:
         """An unmodified ccxt ``binanceusdm`` pointed at this server (the setup of binance-api-contract.md)."""

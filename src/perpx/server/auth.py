@@ -192,7 +192,8 @@ class Lockout:
     ``max_failures`` wrong tokens within ``window_s`` lock the address out for ``first_ban_s``;
     each further lockout doubles, up to ``max_ban_s``; ``reset_s`` after the end of the last
     lockout the doubling starts again from ``first_ban_s``. ``max_tracked`` bounds the memory a
-    flood of distinct addresses can take.
+    flood of distinct addresses can take: over it, addresses with nothing in play are forgotten
+    first, then the oldest of those not locked out.
     """
 
     max_failures: int = 5
@@ -306,11 +307,13 @@ class AdminGuard:
                 or now - s.banned_until <= rule.reset_s
                 or (s.failures and now - s.failures[-1] < rule.window_s)
             }
-            # a flood of distinct addresses that are all still in play: forget the oldest quarter
+            # a flood of distinct addresses all still in play: forget a quarter, the oldest of those
+            # not locked out first (a stable sort keeps the insertion order within each group)
             excess = len(self._clients) - rule.max_tracked * 3 // 4
             if excess > 0:
-                for stale in list(self._clients)[:excess]:
-                    del self._clients[stale]
+                locked_last = sorted(self._clients, key=lambda c: self._clients[c].banned_until > now)
+                for forgotten in locked_last[:excess]:
+                    del self._clients[forgotten]
         state = self._clients[client] = _Guessing()
         return state
 
