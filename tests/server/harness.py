@@ -30,7 +30,8 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML
 
 ADMIN_TOKEN = "test-admin-token"
 
-PRICED_CONFIG = (Path(__file__).resolve().parents[2] / "src/perpx/data/demo_venue.toml").read_text()
+REPO = Path(__file__).resolve().parents[2]
+PRICED_CONFIG = (REPO / "src/perpx/data/demo_venue.toml").read_text()
 """The demo venue (index-priced markets, wall clock)."""
 
 MANUAL_CONFIG = DEFAULT_CONFIG_TOML
@@ -72,6 +73,8 @@ class ServerProcess:
     admin_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    module: str = "perpx"
+    """What ``python -m`` runs; a test server module takes ``perpx serve``'s arguments."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -92,7 +95,7 @@ class ServerProcess:
         args = [
             sys.executable,
             "-m",
-            "perpx",
+            self.module,
             "serve",
             "--data",
             str(self.data_dir),
@@ -109,6 +112,8 @@ class ServerProcess:
             args.append("--demo")
         args += list(self.extra_args)
         env = {**os.environ, "PERPX_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+        if self.module != "perpx":
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)

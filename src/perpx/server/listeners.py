@@ -13,14 +13,20 @@ Every socket gets the same options (accepted connections inherit them):
 option                   why
 =======================  ==========================================================================
 ``SO_REUSEADDR``         a restart binds at once, even while old connections sit in TIME_WAIT
-``SO_SNDBUF`` 256 KiB    bounds what the kernel holds for a client that does not read (Linux doubles
-                         it: 512 KiB); a fast stream fills it in well under a second, so the
-                         slow-consumer rules of ``streams.py`` see such a client quickly
-``TCP_USER_TIMEOUT``     Linux: a connection whose sent data stays unacknowledged for
+``TCP_NOTSENT_LOWAT``    the kernel takes more bytes for a connection only while fewer than 16 KiB of
+16 KiB                   it wait unsent (bytes in flight are not limited, so a reading client loses
+                         no throughput). Without it the kernel would take up to 4 MiB for a client
+                         that does not read (50,000 compressed trade frames, half a minute of a fast
+                         stream) before anything here could see that client fall behind; with it,
+                         the slow-consumer rules of ``streams.py`` see it at once
+``TCP_USER_TIMEOUT``     a connection whose sent data stays unacknowledged for
 30 s                     :data:`USER_TIMEOUT_MS` is aborted by the kernel. Without it, a client that
                          stops reading keeps its connection (and the bytes queued for it) forever:
                          asyncio closes a transport only once its buffer has drained
 =======================  ==========================================================================
+
+Both TCP options are Linux's (``TCP_NOTSENT_LOWAT`` exists on macOS too); elsewhere they are
+skipped and only the application's rules bound a slow client.
 
 Two uvicorn servers on one loop
 -------------------------------
@@ -50,6 +56,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -64,8 +71,10 @@ from perpx.server.context import ServerContext
 log = logging.getLogger("perpx.serve")
 
 BACKLOG = 2048
-SEND_BUFFER_BYTES = 256 * 1024
+NOTSENT_LOWAT_BYTES = 16 * 1024
 USER_TIMEOUT_MS = 30_000
+_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform == "linux" else None)
+_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 GRACE_S = 5.0
 """On a stop, requests in flight get this long to finish before their connections are dropped."""
 
@@ -132,10 +141,10 @@ def _bind(host: str, port: int, what: str, flag: str) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        user_timeout = getattr(socket, "TCP_USER_TIMEOUT", None)
-        if user_timeout is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, user_timeout, USER_TIMEOUT_MS)
+        if _NOTSENT_LOWAT is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, _NOTSENT_LOWAT, NOTSENT_LOWAT_BYTES)
+        if _USER_TIMEOUT is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, _USER_TIMEOUT, USER_TIMEOUT_MS)
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError as exc:

@@ -39,10 +39,11 @@ one frame the socket does not take          for more than :data:`SEND_STALL_S` (
                                             every :data:`STALL_CHECK_MS`
 ==========================================  ==================================================
 
-The socket takes frames until the kernel's buffers are full (the listener sets a 256 KiB send
-buffer, see ``listeners.py``), so a client that stops reading a fast stream is dropped within
-about ``SEND_STALL_S`` plus the time that stream needs to fill those buffers, a fraction of a second
-at 1,000 frames/s. The close frame then gets :data:`CLOSE_TIMEOUT_S` to reach the socket; a client
+Once a client stops reading, the socket still takes frames until three buffers are full: the
+client's own receive buffer, 16 KiB unsent in the server's kernel (``TCP_NOTSENT_LOWAT``, see
+``listeners.py``) and 64 KiB in asyncio's transport. So a client that stops reading a fast stream
+is dropped ``SEND_STALL_S`` after the stream has filled those, or when its queue overflows,
+whichever is first. The close frame then gets :data:`CLOSE_TIMEOUT_S` to reach the socket; a client
 that still reads nothing has its connection aborted by the kernel (``TCP_USER_TIMEOUT``, Linux).
 """
 
