@@ -8,6 +8,7 @@ reports the journal record, the snapshot and the state hash a replay reproduces.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -310,3 +311,28 @@ def test_listener_sockets_bound_unsent_bytes_and_stalled_connections() -> None:
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == USER_TIMEOUT_MS
     finally:
         listeners.close()
+
+
+def test_connections_accepted_by_a_listener_have_nagle_off() -> None:
+    # Arrange: without it, a response written in two parts waits 40 ms for the client's delayed ACK
+    listeners = bind_listeners("127.0.0.1", 0, "127.0.0.1", None)
+    nodelay: list[int] = []
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            nodelay.append(
+                transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            )
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(Accept, sock=listeners.public)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", listeners.public_address.port)
+            while not nodelay:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    # Act
+    asyncio.run(asyncio.wait_for(accept_one(), 10))
+    # Assert
+    assert nodelay == [1]

@@ -12,6 +12,9 @@ Every socket gets the same options (accepted connections inherit them):
 =======================  ==========================================================================
 option                   why
 =======================  ==========================================================================
+``IPPROTO_TCP``          the protocol is named, not left 0: asyncio turns Nagle off
+                         (``TCP_NODELAY``) only on sockets that say they are TCP, and with Nagle on
+                         a response written in two parts waits 40 ms for the client's delayed ACK
 ``SO_REUSEADDR``         a restart binds at once, even while old connections sit in TIME_WAIT
 ``TCP_NOTSENT_LOWAT``    the kernel takes more bytes for a connection only while fewer than 16 KiB of
 16 KiB                   it wait unsent (bytes in flight are not limited, so a reading client loses
@@ -138,7 +141,7 @@ def bind_listeners(host: str, port: int, admin_host: str, admin_port: int | None
 def _bind(host: str, port: int, what: str, flag: str) -> socket.socket:
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if _NOTSENT_LOWAT is not None:
