@@ -80,6 +80,10 @@ _NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if sys.platform == "lin
 _USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
 GRACE_S = 5.0
 """On a stop, requests in flight get this long to finish before their connections are dropped."""
+WS_PING_INTERVAL_S = 20.0
+WS_PING_TIMEOUT_S = 20.0
+"""Every WebSocket is pinged this often and closed (1011) when no pong comes back within the timeout:
+the one rule that also catches a client whose kernel keeps taking data its application never reads."""
 
 
 class ListenError(RuntimeError):
@@ -274,6 +278,8 @@ class VenueServer:
             lifespan="off",
             log_level=log_level,
             ws="websockets-sansio",
+            ws_ping_interval=WS_PING_INTERVAL_S,
+            ws_ping_timeout=WS_PING_TIMEOUT_S,
             proxy_headers=proxies is not None,
             forwarded_allow_ips=proxies if proxies is not None else [],
             timeout_graceful_shutdown=int(GRACE_S),

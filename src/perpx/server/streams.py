@@ -45,6 +45,12 @@ client's own receive buffer, 16 KiB unsent in the server's kernel (``TCP_NOTSENT
 is dropped ``SEND_STALL_S`` after the stream has filled those, or when its queue overflows,
 whichever is first. The close frame then gets :data:`CLOSE_TIMEOUT_S` to reach the socket; a client
 that still reads nothing has its connection aborted by the kernel (``TCP_USER_TIMEOUT``, Linux).
+
+A client's receive buffer can be large: Linux grows it while tiny (deflated) frames arrive, to
+megabytes, so the server sees nothing stall for a long time. That client does not answer the
+server's WebSocket pings either, and the listener closes it (1011) when a pong is 20 s late, pings
+going out every 20 s (``listeners.py``). What the server holds for a slow client stays bounded
+either way: its queue, 64 KiB in the transport and 16 KiB in the kernel.
 """
 
 from __future__ import annotations
