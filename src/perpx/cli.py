@@ -1,4 +1,4 @@
-"""The ``perpx`` command line: run a demo session, replay a journal, check a config."""
+"""The ``perpx`` command line: run a demo session, replay, verify or repair a journal, check a config."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ RATE_UNIT = Decimal(1) / RATE_SCALE
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     # a message is text ("[venue]" must survive) and one line (a log keeps it whole)
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
 
@@ -97,22 +97,136 @@ def replay(
         typer.Option("--snapshots/--no-snapshots", help="Start from the newest snapshot, or from nothing."),
     ] = False,
 ) -> None:
-    """Re-apply a journal and print the state hash (from nothing by default)."""
+    """Re-apply a journal and print what recovery did and the state hash (from nothing by default).
+
+    Reads only: a torn tail is reported and not applied, never cut. A corrupt journal is refused
+    (exit 2) with the record and byte offset; `perpx journal verify DIR` tells more.
+    """
     try:
         config = read_config(data)
         started = time.perf_counter()
-        engine, report = recover(data, config, use_snapshots=use_snapshots, repair=False)
+        engine, report = recover(data, config, use_snapshots=use_snapshots)
     except RecoveryError as exc:
         raise _fail(str(exc)) from exc
     wall = time.perf_counter() - started
     for problem in report.problems:
-        err.print(f"[yellow]warning:[/] {problem}")
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False, soft_wrap=True)
+    for line in report.lines()[:-1]:
+        console.print(f"recovery       {line}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"records        {report.last_seq}")
     console.print(f"from snapshot  {report.snapshot_seq}")
     console.print(f"replayed       {report.replayed} in {wall:.2f} s")
     console.print(f"accounts       {len(engine.accounts)}")
     console.print(f"open orders    {len(engine.orders)}")
     console.print(f"state hash     {report.state_hash}")
+
+
+journal_app = typer.Typer(
+    help="Check a data directory, or write a repaired copy of it; neither changes the directory.",
+    no_args_is_help=True,
+)
+app.add_typer(journal_app, name="journal")
+
+
+@journal_app.command("verify")
+def journal_verify(
+    data: Annotated[Path, typer.Argument(help="Data directory holding config.toml and journal.log.")],
+    replay_journal: Annotated[
+        bool,
+        typer.Option(
+            "--replay/--no-replay",
+            help="Re-apply the journal and compare every snapshot with the state at its record.",
+        ),
+    ] = True,
+) -> None:
+    """Check the journal, the snapshots and the read models; exit 0 when clean, 1 when not.
+
+    Reports every run of good records, each damaged byte range (torn tail or corruption), each
+    snapshot's checksum and state hash, each read model's last record against the journal's, and
+    what a start on this directory would do. Never writes.
+    """
+    from perpx.journal.verify import verify
+    from perpx.server.context import READ_MODELS, stored_seqs
+
+    if not data.is_dir():
+        raise _fail(f"{data} is not a directory")
+    report = verify(data, replay=replay_journal)
+    for line in report.lines()[:-1]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    clean = report.clean
+    journal_last = scan_last_seq(data)
+    try:
+        seqs = stored_seqs(data)
+    except RecoveryError as exc:
+        console.print(f"read models: {exc}", highlight=False, markup=False, soft_wrap=True)
+        seqs, clean = {}, False
+    for model in READ_MODELS:
+        if model.name not in seqs or not (data / model.file).exists():
+            continue
+        seq = seqs[model.name]
+        if seq > journal_last:
+            state = "AHEAD of the journal: start-up refuses (perpx serve --rebuild-read-models)"
+            clean = False
+        elif seq < journal_last:
+            state = "behind the journal: start-up catches it up"
+        else:
+            state = "ok"
+        line = f"read model {model.name} ({model.file}): record {seq}, journal {journal_last}: {state}"
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print("verdict: clean" if clean else "verdict: problems found (see above)")
+    if not clean:
+        raise typer.Exit(1)
+
+
+def scan_last_seq(data: Path) -> int:
+    """The last good record of ``data``'s journal (0 when there is none)."""
+    from perpx.journal.journal import last_seq
+    from perpx.journal.store import JOURNAL_FILE
+
+    return last_seq(data / JOURNAL_FILE)
+
+
+@journal_app.command("repair")
+def journal_repair(
+    data: Annotated[Path, typer.Argument(help="Data directory to repair; it is only read.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="New (or empty) directory to write the repaired copy to.")
+    ],
+    cut_at_seq: Annotated[
+        int | None,
+        typer.Option(
+            "--cut-at-seq",
+            min=0,
+            help="Keep records 1..N (default: every record before the first damage).",
+        ),
+    ] = None,
+) -> None:
+    """Write a repaired copy of a data directory into a new one, and say exactly what it dropped.
+
+    The copy holds the config, the journal's records up to the cut byte for byte, the snapshots at
+    or before it that verify, and the other files unchanged. DIR itself is never changed. Start the
+    copy with `perpx serve --data NEWDIR` (add --rebuild-read-models when it says a read model is
+    ahead of the new journal).
+    """
+    from perpx.journal.verify import repair
+    from perpx.server.context import READ_MODELS, stored_seqs
+
+    try:
+        report = repair(data, out, cut_at_seq)
+        seqs = stored_seqs(out)
+    except RecoveryError as exc:
+        raise _fail(str(exc)) from exc
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    ahead = [m.name for m in READ_MODELS if seqs.get(m.name, 0) > report.kept_last_seq]
+    if ahead:
+        console.print(
+            f"read models ahead of the new journal: {', '.join(ahead)}; start the copy with"
+            f" `perpx serve --data {out} --rebuild-read-models`",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -192,12 +306,22 @@ def serve(
             " Default: none (the client address is the socket's peer)."
         ),
     ] = "",
+    rebuild_read_models: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-read-models",
+            help="Empty the SQLite read models (API keys kept) and rebuild them from the whole journal;"
+            " the way out when a read model is ahead of the journal.",
+        ),
+    ] = False,
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
 
-    Restarting on the same --data directory resumes exactly where it stopped. Ctrl-C or SIGTERM
-    stops it cleanly: it prints the last journal record, the snapshot and the state hash.
+    Restarting on the same --data directory resumes exactly where it stopped. Every start prints
+    what recovery did; a damaged journal or a read model ahead of it refuses the start and changes
+    no file (docs/operations.md). Ctrl-C or SIGTERM stops it cleanly: it prints the last journal
+    record, the snapshot and the state hash.
     """
     from perpx.server.serve import ServeError, ServeOptions, run
 
@@ -212,6 +336,7 @@ def serve(
         admin_host=admin_host,
         admin_port=admin_port,
         forwarded_allow_ips=forwarded_allow_ips,
+        rebuild_read_models=rebuild_read_models,
     )
     try:
         report = run(options)

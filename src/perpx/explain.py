@@ -1,6 +1,6 @@
 """``perpx explain``: the liquidation and ADL records of one account, for a person.
 
-The journal is replayed read-only (``recover(..., repair=False)``) with an observer that keeps
+The journal is replayed read-only (``recover(...)``) with an observer that keeps
 every :class:`~perpx.engine.events.LiquidationExplained` record naming the account (as the
 liquidated account, or as an ADL counterparty), together with the latest index and mark
 computations of the markets involved, and the record is printed with its inputs, every formula
@@ -64,7 +64,7 @@ def collect(directory: Path, config: VenueConfig, account_id: int) -> tuple[list
                 prices = {f"{m} {n}": e for (m, n), e in sorted(latest.items()) if m in markets}
                 found.append(Record(seq, event, prices))
 
-    _engine, report = recover(directory, config, use_snapshots=False, repair=False, observe=observe)
+    _engine, report = recover(directory, config, use_snapshots=False, observe=observe)
     return found, report
 
 
@@ -217,9 +217,14 @@ def _step_lines(units: _Units, market: str | None, step: Any, account_id: int) -
             )
         return lines
     if isinstance(step, DeficitStep):
+        uncovered = (
+            f"; {units.money(step.uncovered_atoms)} was beyond the fund's equity"
+            if step.uncovered_atoms
+            else ""
+        )
         return [
             f"insurance fund covered a deficit of {units.money(step.amount_atoms)}"
-            f" (fund cash after {units.money(step.fund_cash_atoms)})"
+            f" (fund cash after {units.money(step.fund_cash_atoms)}){uncovered}"
         ]
     return [repr(step)]
 

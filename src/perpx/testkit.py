@@ -176,7 +176,7 @@ class Venue:
         tif: str = "GTC",
         reduce_only: bool = False,
         client_id: str | None = None,
-        stp: str = "NONE",
+        stp: str = "EXPIRE_MAKER",
     ) -> list[Event]:
         """Place an order; ``price=None`` makes it a MARKET order."""
         return self.apply(

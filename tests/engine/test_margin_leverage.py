@@ -148,19 +148,19 @@ def test_isolated_margin_is_moved_on_fill_and_released_on_close() -> None:
     # Act 1: buy 1 @ 30000 at 20x as taker
     buy_from(v, "a", "1", "30000")
 
-    # Assert: IM 30000 / 20 = 1500 moves out of the wallet; fee 15 is charged to the wallet
-    assert position.isolated_margin_atoms == 1500 * USDT
-    assert v.balance("a") == 100000 - 1500 - 15
+    # Assert: IM 30000 / 20 = 1500 moves out of the wallet; the fee 15 is paid from the isolated margin
+    assert position.isolated_margin_atoms == 1485 * USDT
+    assert v.balance("a") == 100000 - 1500
 
     # Act 2: mark 31000, close half @ 31000
     v.mark(BTC, "31000")
     half = sell_to(v, "a", "0.5", "31000")
 
-    # Assert: PnL 0.5 x 1000 = 500 lands in the isolated margin (2000); half of it (1000) is released
-    # fee 15500 x 0.05% = 7.75
+    # Assert: fee 15500 x 0.05% = 7.75 from the isolated margin (1477.25); the closed half takes its
+    # share of it (738.625) and its PnL 0.5 x 1000 = 500 to the wallet; the other half keeps 738.625
     assert fills(half)[0].realized_pnl_atoms == 500 * USDT
-    assert position.isolated_margin_atoms == 1000 * USDT
-    assert v.balance("a") == 100000 - 1515 + 1000 - Decimal("7.75")
+    assert position.isolated_margin_atoms == Decimal("738.625") * USDT
+    assert v.balance("a") == 100000 - 1500 + Decimal("1238.625")
 
     # Act 3: close the rest
     sell_to(v, "a", "0.5", "31000")
@@ -185,13 +185,13 @@ def test_a_cross_position_keeps_its_margin_in_the_wallet() -> None:
 
 
 def test_isolated_margin_can_be_added_and_removed_down_to_initial_margin() -> None:
-    # Arrange: isolated long 1 @ 30000: isolated margin 1500 = IM at the mark
+    # Arrange: isolated long 1 @ 30000: isolated margin 1500 (IM at the mark) - 15 fee = 1485
     v = venue("a", "cp")
     set_mode(v, "a", MarginMode.ISOLATED)
     buy_from(v, "a", "1", "30000")
 
     # Act
-    added = adjust(v, "a", "100")
+    added = adjust(v, "a", "115")
     too_much = adjust(v, "a", "-100.00000001")
     removed = adjust(v, "a", "-100")
 
@@ -201,11 +201,11 @@ def test_isolated_margin_can_be_added_and_removed_down_to_initial_margin() -> No
     assert code_of(too_much) == RejectCode.MARGIN_INSUFFICIENT
     assert isinstance(removed[0], IsolatedMarginAdjusted)
     assert removed[0].isolated_margin_atoms == 1500 * USDT
-    assert v.balance("a") == 100000 - 1500 - 15
+    assert v.balance("a") == 100000 - 1500 - 115 + 100
 
 
 def test_removable_isolated_margin_is_reduced_by_unrealised_loss() -> None:
-    # Arrange: isolated long 1 @ 30000, 2000 added (3500), mark down to 29000
+    # Arrange: isolated long 1 @ 30000 (1500 - 15 fee), 2000 added (3485), mark down to 29000
     v = venue("a", "cp")
     set_mode(v, "a", MarginMode.ISOLATED)
     buy_from(v, "a", "1", "30000")
@@ -213,9 +213,9 @@ def test_removable_isolated_margin_is_reduced_by_unrealised_loss() -> None:
     v.mark(BTC, "29000")
 
     # Act
-    # removable = 3500 + (-1000) - IM 29000 / 20 (1450) = 1050
-    too_much = adjust(v, "a", "-1050.00000001")
-    exact = adjust(v, "a", "-1050")
+    # removable = 3485 + (-1000) - IM 29000 / 20 (1450) = 1035
+    too_much = adjust(v, "a", "-1035.00000001")
+    exact = adjust(v, "a", "-1035")
 
     # Assert
     assert code_of(too_much) == RejectCode.MARGIN_INSUFFICIENT
@@ -224,14 +224,15 @@ def test_removable_isolated_margin_is_reduced_by_unrealised_loss() -> None:
 
 
 def test_isolated_margin_added_is_limited_by_the_cross_available_balance() -> None:
-    # Arrange: isolated long 1 @ 30000 leaves 100000 - 1500 - 15 = 98485 in the cross wallet
+    # Arrange: isolated long 1 @ 30000 leaves 100000 - 1500 = 98500 in the cross wallet (the fee
+    # is paid from the isolated margin)
     v = venue("a", "cp")
     set_mode(v, "a", MarginMode.ISOLATED)
     buy_from(v, "a", "1", "30000")
 
     # Act
-    too_much = adjust(v, "a", "98485.00000001")
-    exact = adjust(v, "a", "98485")
+    too_much = adjust(v, "a", "98500.00000001")
+    exact = adjust(v, "a", "98500")
 
     # Assert
     assert code_of(too_much) == RejectCode.MARGIN_INSUFFICIENT
@@ -517,14 +518,14 @@ def test_refusals_of_settings_commands_are_command_rejections() -> None:
 
 
 def test_lowering_the_leverage_of_an_isolated_position_needs_its_margin_first() -> None:
-    # Arrange: isolated long 1 @ 30000 at 20x holds 1500 USDT
+    # Arrange: isolated long 1 @ 30000 at 20x holds 1500 - 15 fee = 1485 USDT
     v = venue("a", "cp")
     set_mode(v, "a", MarginMode.ISOLATED)
     buy_from(v, "a", "1", "30000")
 
     # Act: 10x needs 30000 / 10 = 3000 in the position
     refused = set_leverage(v, "a", 10)
-    adjust(v, "a", "1500")
+    adjust(v, "a", "1515")
     accepted = set_leverage(v, "a", 10)
 
     # Assert

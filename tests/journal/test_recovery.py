@@ -1,4 +1,7 @@
-"""Journal, snapshot and recovery rules: one start-up path, torn tails cut, hashes verified."""
+"""Journal, snapshot and recovery rules: one start-up path, torn tails cut, hashes verified.
+
+The damage matrix (what is cut, what is refused) is in test_damage.py.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def test_scan_of_written_records_returns_them_in_order(tmp_path: Path) -> None:
     # Assert
     assert [r.seq for r in found.records] == [1, 2, 3]
     assert [r.command for r in found.records] == commands
-    assert found.problem is None and not found.torn
+    assert found.damage is None and found.last_seq == 3
 
 
 def test_uncommitted_records_are_not_on_disk(tmp_path: Path) -> None:
@@ -76,7 +79,7 @@ def test_torn_tail_is_reported_and_truncated_and_nothing_after_it_applied(tmp_pa
     assert [r.seq for r in scan(journal).records][-2:] == [len(records) - 1, len(records)]
 
 
-def test_corrupt_record_in_the_middle_stops_replay_there(tmp_path: Path) -> None:
+def test_corrupt_record_in_the_middle_ends_the_good_prefix_as_corruption(tmp_path: Path) -> None:
     # Arrange: flip one payload byte of record 3
     path = tmp_path / "j.log"
     with JournalWriter(path, next_seq=1) as writer:
@@ -92,7 +95,8 @@ def test_corrupt_record_in_the_middle_stops_replay_there(tmp_path: Path) -> None
     found = scan(path)
     # Assert
     assert [r.seq for r in found.records] == [1, 2]
-    assert found.problem is not None and "checksum" in found.problem
+    assert found.corrupt and found.damage is not None
+    assert (found.damage.seq, found.damage.next_seq, found.damage.reason) == (3, 4, "checksum mismatch")
 
 
 def test_snapshot_plus_tail_gives_the_same_hash_as_full_replay(tmp_path: Path) -> None:
@@ -184,7 +188,7 @@ def test_replay_reads_a_torn_journal_without_changing_it(tmp_path: Path) -> None
     with open(journal, "ab") as handle:
         handle.write(b"\x05\x00\x00")
     size = journal.stat().st_size
-    engine, report = recover(tmp_path, store.config, repair=False)
+    engine, report = recover(tmp_path, store.config)
     assert journal.stat().st_size == size
     assert report.problems and "not applied" in report.problems[0]
     assert engine.commands_applied == report.last_seq

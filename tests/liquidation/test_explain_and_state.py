@@ -154,7 +154,6 @@ def test_recover_hands_every_replayed_commands_events_to_an_observer(tmp_path: P
         tmp_path,
         read_config(tmp_path),
         use_snapshots=False,
-        repair=False,
         observe=lambda seq, _c, _e: seen.append(seq),
     )
     assert seen == list(range(1, report.last_seq + 1))

@@ -48,12 +48,22 @@ MARKET = MarketId(BTC)
 
 
 def long_one_btc(isolated: bool = False) -> Venue:
-    """``a`` long 1 BTC at 30,000 with 2,000 USDT (cross) or 1,500 isolated; ``s`` short; ``mm`` quotes."""
+    """``a`` long 1 BTC at 30,000 with 2,000 USDT (cross) or 1,500 isolated; ``s`` short; ``mm`` quotes.
+
+    Isolated: the fill moves 1,500 of initial margin in and pays its 15 fee from it; 15 more are
+    added, so the position holds 1,500.
+    """
     v = make_venue(mm="1000000", a="2000", s="100000")
     if isolated:
         isolate(v, "a")
         v.deposit("a", "100")
     trade(v, "a", "s", "1", "30000")
+    if isolated:
+        v.apply(
+            AdjustIsolatedMargin(
+                ts_ns=v.tick(), account_id=v.names["a"], market=MARKET, delta_atoms=v.atoms("15")
+            )
+        )
     return v
 
 
@@ -175,7 +185,7 @@ def partial_venue(bid: str, isolated: bool = False) -> Venue:
         isolate(v, "p")
     trade(v, "p", "s", "5", "30000")  # fee 75
     if isolated:
-        extra = v.atoms("38425")  # isolated margin 7,500 + 38,425 = 45,925
+        extra = v.atoms("38500")  # isolated margin 7,500 - 75 fee + 38,500 = 45,925
         v.apply(
             AdjustIsolatedMargin(ts_ns=v.tick(), account_id=v.names["p"], market=MARKET, delta_atoms=extra)
         )
@@ -206,7 +216,9 @@ def test_partial_liquidation_closes_only_what_brings_the_ratio_back_under_100_pe
     assert qty(v, "p") == 4_098
     if isolated:
         (kept,) = steps(record, MarginKeptStep)
-        assert kept.amount_atoms == 680_248_351_200  # the share of margin the fill released, kept in
+        # the closed lots' share of the margin (45,925 x 0.902 / 5 = 8,284.87) less their loss
+        # (0.902 x 9,110 = 8,217.22): what the fill released, kept in
+        assert kept.amount_atoms == 6_765_000_000
         assert wallet(v, "p") == 4_000 * USDT  # the cross wallet never moved
     else:
         assert not steps(record, MarginKeptStep)
@@ -352,21 +364,22 @@ def test_a_fund_whose_equity_falls_below_zero_is_deleveraged_at_its_bankruptcy_p
     assert fund.positions == {} and fund.equity_atoms == 0
 
 
-def test_a_deficit_left_by_an_isolated_fill_is_covered_by_the_fund() -> None:
-    # Hank's case (docs, section 18): an isolated fill takes the cross wallet below zero
+def test_an_isolated_fill_pays_its_fee_from_the_isolated_margin_so_no_deficit_is_left() -> None:
+    # Hank's case (docs, section 18): the fee of an isolated fill used to take the cross wallet
+    # below zero, and the fund covered it; now the isolated margin pays it
     v = make_venue(mm="1000000", h="1500", s="100000")
     isolate(v, "h")
     trade(v, "h", "s", "1", "30000")
-    assert wallet(v, "h") == -15 * USDT  # 1,500 moved to isolated, then the 15 fee
+    assert wallet(v, "h") == 0  # 1,500 moved to isolated, which paid the 15 fee: 1,485 there
+    assert v.engine.position(v.names["h"], MARKET).isolated_margin_atoms == 1_485 * USDT
     seed_fund(v, "1000")
-    v.place("mm", BTC, "buy", "1", "28500")
-    events = v.mark(BTC, "28400")  # bankrupt at 28,500: the bid takes it all at exactly that price
+    v.place("mm", BTC, "buy", "1", "28515")
+    events = v.mark(BTC, "28400")  # bankrupt at 28,515: the bid takes it all at exactly that price
     (record,) = records(events)
     assert record.outcome == "CLOSED"
-    assert [s.amount_atoms for s in steps(record, DeficitStep)] == [15 * USDT]
+    assert steps(record, DeficitStep) == []
     assert wallet(v, "h") == 0
-    cover = [e for e in events if isinstance(e, InsuranceFundChanged) and e.reason == "DEFICIT_COVER"]
-    assert [e.amount_atoms for e in cover] == [-15 * USDT]
+    assert not [e for e in events if isinstance(e, InsuranceFundChanged) and e.reason == "DEFICIT_COVER"]
 
 
 def test_settling_a_market_settles_the_funds_position_too() -> None:

@@ -364,13 +364,14 @@ def test_moving_basis_averages_the_samples_of_the_window_only() -> None:
     assert v.engine.pricing.view(_market()).moving_basis_ticks == 300_500
 
 
-def test_one_sided_book_takes_no_basis_sample_and_price2_falls_back_to_the_index() -> None:
+def test_a_one_sided_book_samples_a_zero_basis_and_price2_falls_back_to_the_index() -> None:
     v = priced_venue("carol", "dave", config=priced_config(index=LONG_LIVED))
     quote_all(v, FAIR)
     v.place("carol", BTC, "buy", "1", "30040")  # bids only
     v.advance(60)
     view = v.engine.pricing.view(_market())
-    assert v.engine.pricing.markets[_market()].basis == []
+    samples = v.engine.pricing.markets[_market()].basis
+    assert len(samples) == 30 and {sample for _, sample in samples} == {0}  # the 30 s window, all zero
     assert view.moving_basis_ticks == 300_000
     # no trade yet: the mark is the median (mean) of two equal prices
     assert view.mark_ticks == 300_000

@@ -27,6 +27,7 @@ with warnings.catch_warnings():  # starlette warns about httpx at import; the cl
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from perpx.server.app import build_components, create_admin_app, create_app
@@ -38,9 +39,13 @@ from .harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
 class InProcessVenue:
     """A started app on ``data_dir``; see the module docstring."""
 
-    def __init__(self, ctx: ServerContext, client: TestClient) -> None:
+    def __init__(
+        self, ctx: ServerContext, client: TestClient, public_app: FastAPI, admin_app: FastAPI
+    ) -> None:
         self.ctx = ctx
         self.client = client
+        self.public_app = public_app
+        self.admin_app = admin_app
 
     def admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> httpx.Response:
         headers = {"X-PERPX-ADMIN": ADMIN_TOKEN}
@@ -122,9 +127,23 @@ def both_listeners(public: ASGIApp, admin: ASGIApp) -> ASGIApp:
 
 
 @contextmanager
-def in_process_venue(data_dir: Path, config_text: str | None = MANUAL_CONFIG) -> Iterator[InProcessVenue]:
-    """Open ``data_dir`` (recovering it), start the apps, and stop them cleanly on exit."""
+def serving(ctx: ServerContext, *, raise_server_exceptions: bool = True) -> Iterator[InProcessVenue]:
+    """Start both apps of an opened venue behind one TestClient, and stop them cleanly on exit."""
+    public, admin = create_app(ctx), create_admin_app(ctx)
+    with TestClient(both_listeners(public, admin), raise_server_exceptions=raise_server_exceptions) as client:
+        yield InProcessVenue(ctx, client, public, admin)
+
+
+@contextmanager
+def in_process_venue(
+    data_dir: Path, config_text: str | None = MANUAL_CONFIG, *, raise_server_exceptions: bool = True
+) -> Iterator[InProcessVenue]:
+    """Open ``data_dir`` (recovering it), start the apps, and stop them cleanly on exit.
+
+    With ``raise_server_exceptions=False`` an unhandled error is answered 500 (as a real server
+    does) instead of raised in the test, so a fuzz run can count it.
+    """
     ctx = open_venue(data_dir, config_text, build_components)
     ctx.admin_token = ADMIN_TOKEN
-    with TestClient(both_listeners(create_app(ctx), create_admin_app(ctx))) as client:
-        yield InProcessVenue(ctx, client)
+    with serving(ctx, raise_server_exceptions=raise_server_exceptions) as venue:
+        yield venue

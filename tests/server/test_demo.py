@@ -143,7 +143,7 @@ def test_demo_journal_replays_to_the_live_state_hash(tmp_path: Path) -> None:
 
         # Act
         live = state_hash(ctx.seq.engine)
-        _, report = recover(data_dir, read_config(data_dir), use_snapshots=False, repair=False)
+        _, report = recover(data_dir, read_config(data_dir), use_snapshots=False)
 
     # Assert
     assert report.state_hash == live
@@ -240,7 +240,7 @@ def _snippet(log: str) -> str:
 
 
 def _stale_orders(data_dir: Path) -> set[tuple[int, str, int]]:
-    engine, _ = recover(data_dir, read_config(data_dir), repair=False)
+    engine, _ = recover(data_dir, read_config(data_dir))
     return agent_orders(engine)
 
 

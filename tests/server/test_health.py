@@ -1,13 +1,16 @@
 """``/health`` and ``/ready`` as rules: liveness never depends on the venue, readiness names what is wrong.
 
 In process (the real apps and sequencer, no socket): each test puts the venue into one state
-readiness must notice (engine stopped, a read model behind or stopped, the venue stopping, a
-sequencer that does not answer) and checks both routes on both listeners.
+readiness must notice (a journal that cannot be written, an engine stopped, a read model behind
+or stopped, the venue stopping, a sequencer that does not answer) and checks both routes on both
+listeners. Journal faults go through the writer's one-syscall seams, as in
+``test_sequencer_faults.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from perpx.server.health import Readiness, ReadinessProbe
 from perpx.server.sequencer import Sequencer
 
 from .inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
+from .test_sequencer_faults import failing
 
 
 @pytest.fixture
@@ -62,16 +66,34 @@ def test_ready_when_serving_and_every_read_model_is_caught_up(venue: InProcessVe
     assert last_seq >= 3  # clock, account, deposit
 
 
-def test_ready_is_503_with_the_reason_when_the_engine_stopped(venue: InProcessVenue) -> None:
+def test_ready_is_503_while_the_journal_is_not_writable_and_200_once_a_write_succeeds(
+    venue: InProcessVenue,
+) -> None:
     # Arrange
-    venue.ctx.seq.failure = "RuntimeError: boom"
-    try:
-        # Act
-        reasons = not_ready(venue)
-    finally:
-        venue.ctx.seq.failure = None
+    writer = venue.ctx.seq.store.writer
+    writer._write_some = failing(1, errno.ENOSPC, writer._write_some)  # type: ignore[method-assign]
+    assert venue.admin("POST", "/accounts", {"name": "refused"}).status_code == 503
+    # Act
+    reasons = not_ready(venue)
+    written = venue.admin("POST", "/accounts", {"name": "written"})
     # Assert
-    assert reasons == ["the engine stopped: RuntimeError: boom; restart the venue to recover"]
+    [reason] = reasons
+    assert reason.startswith("the journal is not writable: ") and "No space left on device" in reason
+    assert written.status_code == 200, written.text
+    assert venue.client.get("/ready").status_code == 200
+
+
+def test_ready_is_503_with_the_reason_when_the_engine_stopped(venue: InProcessVenue) -> None:
+    # Arrange: a failed write that cannot be undone stops the engine
+    writer = venue.ctx.seq.store.writer
+    writer._fsync = failing(1, errno.EIO, writer._fsync)  # type: ignore[method-assign]
+    writer._truncate = failing(1, errno.EIO, writer._truncate)  # type: ignore[method-assign]
+    assert venue.admin("POST", "/accounts", {"name": "unknown"}).status_code == 503
+    # Act
+    reasons = not_ready(venue)
+    # Assert
+    [reason] = reasons
+    assert reason.startswith("the engine stopped: ") and "restart the venue" in reason
 
 
 def test_ready_is_503_while_a_read_model_is_behind(

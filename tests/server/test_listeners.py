@@ -230,7 +230,7 @@ def test_stop_prints_the_last_record_the_snapshot_and_the_hash_a_replay_gives(
         process.stop(signal.SIGKILL)
     # Assert
     log = process.log()
-    _, report = recover(data_dir, read_config(data_dir), use_snapshots=False, repair=False)
+    _, report = recover(data_dir, read_config(data_dir), use_snapshots=False)
     assert code == 0, log
     assert f"stopped ({sig.name}) at journal record {report.last_seq}" in log
     assert f"snapshot written at record {report.last_seq}" in log

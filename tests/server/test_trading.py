@@ -488,7 +488,7 @@ def test_leverage_margin_type_and_isolated_margin(venue: InProcessVenue) -> None
     assert too_much == -2019
     assert [(h["type"], h["amount"]) for h in history] == [(2, "5"), (1, "25")]
     (row,) = venue.ok("GET", "/fapi/v3/positionRisk", trader, {"symbol": BTC})
-    assert row["isolatedWallet"] == "80"  # 60 initial margin at 10x, + 25 - 5
+    assert row["isolatedWallet"] == "79.7"  # 60 initial margin at 10x - 0.3 taker fee, + 25 - 5
     assert row["marginType"] == "isolated" and row["leverage"] == "10"
 
 

@@ -43,5 +43,5 @@ def test_on_a_priced_venue_the_demo_feeds_quotes_and_trades_without_rejections(t
     assert not [e for e in seen if isinstance(e, OrderRejected)]
     assert summary.trades > 0
     assert store.engine.marks[MarketId("BTCUSDT")] > 0
-    engine, _ = recover(tmp_path, store.config, repair=False)
+    engine, _ = recover(tmp_path, store.config)
     assert engine.marks == store.engine.marks

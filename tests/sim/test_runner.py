@@ -55,7 +55,7 @@ def test_a_run_writes_a_summary_series_and_a_journal_that_replays_to_its_hash(tm
     assert summary["state_hash"] == result.summary["state_hash"] and summary["seed"] == 3
     # the journal replays to the same state, and equals the in-memory run of the same seed
     journal = tmp_path / "journal"
-    _, report = recover(journal, read_config(journal), use_snapshots=False, repair=False)
+    _, report = recover(journal, read_config(journal), use_snapshots=False)
     assert report.state_hash == summary["state_hash"] and report.replayed == summary["commands"]
     assert run_scenario(CALM, 3, None, overrides=SHORT).summary["state_hash"] == summary["state_hash"]
     # series: every column, equal lengths, one row per sample (0, 10, ..., 240 s, then the end)

@@ -19,6 +19,8 @@ NAMES = [
     "mark_manipulation",
     "liquidation_cascade",
     "funding_squeeze",
+    "mark_walk",
+    "mango_cash_out",
 ]
 
 
@@ -76,3 +78,18 @@ def test_the_funding_squeeze_charges_capped_funding_and_liquidates_longs() -> No
     assert s["funding_settlements"] >= 3
     assert 0.001 < s["max_funding_rate"] <= 0.03
     assert s["liquidations"] >= 1
+
+
+def test_the_mark_walk_moves_the_book_but_the_band_holds_the_mark_and_the_victim_survives() -> None:
+    s = _run("mark_walk").summary
+    assert 100 < s["max_mark_index_gap_bps"] <= 300  # the walk did move the mark, as far as the band
+    assert s["liquidations"] == 0 and s["insurance_fund_min"] >= s["insurance_fund_start"]
+    assert s["attacker_realized_pnl"] < 0
+
+
+def test_the_mango_cash_out_is_held_at_the_band_and_pays_the_ring_nothing() -> None:
+    s = _run("mango_cash_out").summary
+    assert s["max_mark_index_gap_bps"] == 300  # the pair walked the mark into the clamp
+    assert s["attacker_unrealized_pnl_max"] > 0  # there was paper profit to cash out
+    assert s["attacker_withdrawals_refused"] >= 1
+    assert s["attacker_realized_pnl"] < 0 and s["insurance_fund_min"] >= s["insurance_fund_start"]

@@ -141,53 +141,155 @@ class Position:
         return self.qty_lots == 0 and not self.open_orders and self.isolated_margin_atoms == 0
 
 
+class PositionChange:
+    """What buying or selling lots for a value does to one position, computed before it is applied.
+
+    The new figures of the position (``qty_lots``, ``cost_atoms``, ``isolated_margin_atoms``), the PnL
+    the closing part realises, the change of the cross wallet (``wallet_atoms``: realised PnL and
+    fee of a cross position; for an isolated one, minus the initial margin an opening part moves in, plus the
+    margin a closing part releases, ``released_atoms``) and of long open interest. Pure: the matching guard previews a
+    fill with it, and :func:`apply_position_change` applies the same figures, so the check and the
+    ledger can never disagree.
+    """
+
+    __slots__ = (
+        "cost_atoms",
+        "isolated_margin_atoms",
+        "oi_delta_lots",
+        "qty_lots",
+        "realized_atoms",
+        "released_atoms",
+        "wallet_atoms",
+    )
+
+    def __init__(
+        self,
+        realized_atoms: int,
+        qty_lots: int,
+        cost_atoms: int,
+        isolated_margin_atoms: int,
+        wallet_atoms: int,
+        oi_delta_lots: int,
+        released_atoms: int,
+    ) -> None:
+        self.realized_atoms = realized_atoms
+        self.released_atoms = released_atoms
+        self.qty_lots = qty_lots
+        self.cost_atoms = cost_atoms
+        self.isolated_margin_atoms = isolated_margin_atoms
+        self.wallet_atoms = wallet_atoms
+        self.oi_delta_lots = oi_delta_lots
+
+
+def position_change(
+    qty_lots: int,
+    cost_atoms: int,
+    isolated_margin_atoms: int,
+    isolated: bool,
+    leverage: int,
+    side: Side,
+    trade_lots: int,
+    value_atoms: int,
+    fee_atoms: int = 0,
+) -> PositionChange:
+    """Buy (``side`` BUY) or sell ``trade_lots`` for a total of ``value_atoms`` from the given position figures.
+
+    ``fee_atoms`` (a trading fee; negative for a rebate) is paid from the position's scope: the
+    cross wallet, or the isolated margin, before any margin is released, so a full close never
+    leaves a fee behind in a flat position.
+
+    The closing part realises PnL against its share of the cost basis; the opening part adds to
+    the cost basis. Values split pro rata, the closing part rounding toward zero, so the two parts
+    add up to ``value_atoms`` exactly (for a fill at a tick price the split is exact). An isolated
+    close releases the closed lots' pro-rata share of the isolated margin plus the PnL they
+    realised, so the lots that stay keep their share and a close at the mark leaves the margin
+    ratio where it was. A partial close never releases a negative amount (a loss beyond the closed
+    lots' margin stays in the position, where the fill guard and liquidation see it, instead of
+    reaching into the cross wallet); a full close releases what is left, which the fill guard
+    keeps at or above zero for every voluntary fill (``released_atoms`` < 0 is what it refuses).
+    An isolated open moves the initial margin of the opening value out of the cross wallet.
+    """
+    old_qty = qty_lots
+    realized = 0
+    wallet = 0
+    released = 0
+    if isolated:
+        isolated_margin_atoms -= fee_atoms
+    else:
+        wallet -= fee_atoms
+    if old_qty == 0 or (old_qty > 0) == (side is _BUY):
+        closed, opened = 0, trade_lots
+    else:
+        closed = min(trade_lots, abs(old_qty))
+        opened = trade_lots - closed
+    closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, trade_lots)
+    if closed:
+        removed = formulas.cost_removed_atoms(cost_atoms, closed, old_qty)
+        realized = formulas.realized_value_pnl_atoms(1 if old_qty > 0 else -1, closed_value, removed)
+        cost_atoms -= removed
+        qty_lots += closed * side
+        if isolated:
+            released = (
+                formulas.isolated_margin_released_atoms(isolated_margin_atoms, closed, old_qty) + realized
+            )
+            if released < 0 and closed < abs(old_qty):
+                released = 0
+            isolated_margin_atoms += realized - released
+            wallet += released
+        else:
+            wallet += realized
+    if opened:
+        open_value = value_atoms - closed_value
+        cost_atoms += side * open_value
+        qty_lots += opened * side
+        if isolated:
+            margin = formulas.initial_margin_atoms(open_value, leverage)
+            wallet -= margin
+            isolated_margin_atoms += margin
+    oi_delta = (qty_lots if qty_lots > 0 else 0) - (old_qty if old_qty > 0 else 0)
+    return PositionChange(realized, qty_lots, cost_atoms, isolated_margin_atoms, wallet, oi_delta, released)
+
+
+def preview_position_change(
+    position: Position, side: Side, trade_lots: int, value_atoms: int, fee_atoms: int = 0
+) -> PositionChange:
+    """:func:`position_change` from ``position``'s current figures (nothing is changed)."""
+    return position_change(
+        position.qty_lots,
+        position.cost_atoms,
+        position.isolated_margin_atoms,
+        position.margin_mode is _ISOLATED,
+        position.leverage,
+        side,
+        trade_lots,
+        value_atoms,
+        fee_atoms,
+    )
+
+
 def apply_position_change(
-    account: Account, position: Position, asset: AssetId, side: Side, qty_lots: int, value_atoms: int
+    account: Account,
+    position: Position,
+    asset: AssetId,
+    side: Side,
+    qty_lots: int,
+    value_atoms: int,
+    fee_atoms: int = 0,
 ) -> tuple[int, int]:
     """Buy (``side`` BUY) or sell ``qty_lots`` for a total of ``value_atoms``; return ``(realized, long OI delta)``.
 
-    The one place a position changes hands, for fills (value = qty x price x
-    contract) and for venue transfers at an exact value (insurance takeover, ADL).
-    The closing part realises PnL against its share of the cost basis; the
-    opening part adds to the cost basis. Values split pro rata, the closing part
-    rounding toward zero, so the two parts add up to ``value_atoms`` exactly (for a
-    fill at a tick price the split is exact). Isolated positions move margin:
-    on close a pro-rata share of (isolated margin + realised) returns to the
-    cross wallet; on open the initial margin of the opening value leaves it.
+    The one place a position changes hands, for fills (value = qty x price x contract, with the
+    fill's fee) and for venue transfers at an exact value (insurance takeover, ADL; no fee). The
+    figures are those of :func:`position_change`.
     """
-    old_qty = position.qty_lots
-    realized = 0
-    if old_qty == 0 or (old_qty > 0) == (side is Side.BUY):
-        closed, opened = 0, qty_lots
-    else:
-        closed = min(qty_lots, abs(old_qty))
-        opened = qty_lots - closed
-    closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, qty_lots)
-    if closed:
-        removed = formulas.cost_removed_atoms(position.cost_atoms, closed, old_qty)
-        realized = formulas.realized_value_pnl_atoms(1 if old_qty > 0 else -1, closed_value, removed)
-        position.cost_atoms -= removed
-        position.qty_lots += closed * side
-        if position.margin_mode is _ISOLATED:
-            released = formulas.isolated_margin_released_atoms(
-                position.isolated_margin_atoms + realized, closed, old_qty
-            )
-            position.isolated_margin_atoms += realized - released
-            account.credit(asset, released)
-        else:
-            account.credit(asset, realized)
-    if opened:
-        open_value = value_atoms - closed_value
-        position.cost_atoms += side * open_value
-        position.qty_lots += opened * side
-        if position.margin_mode is _ISOLATED:
-            margin = formulas.initial_margin_atoms(open_value, position.leverage)
-            account.credit(asset, -margin)
-            position.isolated_margin_atoms += margin
-    position.realized_pnl_atoms += realized
-    new_qty = position.qty_lots
-    oi_delta = (new_qty if new_qty > 0 else 0) - (old_qty if old_qty > 0 else 0)
-    return realized, oi_delta
+    change = preview_position_change(position, side, qty_lots, value_atoms, fee_atoms)
+    position.qty_lots = change.qty_lots
+    position.cost_atoms = change.cost_atoms
+    position.isolated_margin_atoms = change.isolated_margin_atoms
+    position.realized_pnl_atoms += change.realized_atoms
+    if change.wallet_atoms:
+        account.credit(asset, change.wallet_atoms)
+    return change.realized_atoms, change.oi_delta_lots
 
 
 def _opening_notional(side_lots: int, side_notional: int, closable_lots: int) -> int:

@@ -65,6 +65,8 @@ class RejectCode(IntEnum):
     CLOCK_BACKWARDS = -9007
     OPEN_INTEREST_CAP = -9008
     MARKET_SETTLED = -9009
+    BEYOND_BANKRUPTCY = -9010
+    """The order's price is beyond its owner's bankruptcy price for its quantity (``mechanics.md`` 29)."""
     # pricing (index sources and marks): -91xx
     UNKNOWN_SOURCE = -9101
     QUOTE_OUT_OF_ORDER = -9102

@@ -130,7 +130,7 @@ class PlaceOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
     tif: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     client_order_id: ClientOrderId | None = None
-    stp: StpMode = StpMode.NONE
+    stp: StpMode = StpMode.EXPIRE_MAKER
 
 
 class CancelOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
@@ -246,7 +246,7 @@ class PlaceConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=Fal
     activation_price_ticks: int | None = None
     callback_rate_e8: int | None = None
     client_algo_id: ClientAlgoId | None = None
-    stp: StpMode = StpMode.NONE
+    stp: StpMode = StpMode.EXPIRE_MAKER
 
 
 class CancelConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):

@@ -110,6 +110,16 @@ class RiskSpec:
     adl_ranking: str = "binance"
     """Order of the auto-deleveraging queue: ``binance`` (PnL% x margin ratio) or
     ``profit_leverage`` (BitMEX-style PnL% x effective leverage, as Bybit, Poloniex, CoinEx)."""
+    mark_index_band_e8: int = 3_000_000
+    """The mark is clamped to ``index x (1 +/- band)`` (``mechanics.md`` 20.4): two of the mark's three
+    inputs come from the book, so without a bound one account could walk it away from the index."""
+    upnl_collateral: str = "conservative"
+    """How unrealised profit backs new exposure: ``conservative`` (the less favourable of mark and
+    index) or ``mark`` (Binance)."""
+
+    @property
+    def upnl_collateral_conservative(self) -> bool:
+        return self.upnl_collateral == "conservative"
 
     @property
     def funding_interval_ns(self) -> int:
@@ -495,6 +505,15 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
     adl_ranking = table.get("adl_ranking", "binance")
     if adl_ranking not in ("binance", "profit_leverage"):
         raise ConfigError(f"{where}.adl_ranking was {adl_ranking!r}; use 'binance' or 'profit_leverage'")
+    band = rate("mark_index_band", "0.03")
+    if not 0 < band < RATE_SCALE:
+        raise ConfigError(f"{where}.mark_index_band must be between 0 and 1 (a fraction of the index)")
+    upnl_collateral = table.get("upnl_collateral", "conservative")
+    if upnl_collateral not in ("conservative", "mark"):
+        raise ConfigError(
+            f"{where}.upnl_collateral was {upnl_collateral!r}; use 'conservative' (the less favourable"
+            " of mark and index) or 'mark'"
+        )
     return RiskSpec(
         liquidation_fee_e8=rate("liquidation_fee", "0.0125"),
         funding_interval_hours=interval,
@@ -513,6 +532,8 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
         else to_units(str(max_oi), lot, f"{where}.max_open_interest"),
         max_algo_orders=whole("max_algo_orders", 100),
         adl_ranking=adl_ranking,
+        mark_index_band_e8=band,
+        upnl_collateral=upnl_collateral,
     )
 
 

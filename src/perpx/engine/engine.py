@@ -29,7 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 from perpx.engine import formulas
-from perpx.engine.accounts import Account, Position, apply_position_change
+from perpx.engine.accounts import (
+    Account,
+    Position,
+    apply_position_change,
+    position_change,
+    preview_position_change,
+)
 from perpx.engine.book import Order, OrderBook
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
@@ -41,6 +47,7 @@ from perpx.engine.commands import (
     Command,
     CreateAccount,
     Deposit,
+    MarginMode,
     MarketMode,
     OrderType,
     PlaceOrder,
@@ -71,6 +78,7 @@ from perpx.engine.events import (
     IsolatedMarginAdjusted,
     LeverageChanged,
     MarginModeChanged,
+    MarkClamped,
     MarketModeChanged,
     MarketParamsChanged,
     MarkPriceSet,
@@ -82,11 +90,21 @@ from perpx.engine.events import (
     OrderRejected,
     ParamChange,
     PositionSettled,
+    SettlementLossShared,
     TransferRejected,
     WithdrawalApplied,
 )
 from perpx.engine.liquidation import Liquidation
-from perpx.engine.margin import AccountRisk, account_risk, cross_available_atoms, position_risk
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity, move_cash
+from perpx.engine.margin import (
+    AccountRisk,
+    account_risk,
+    cross_available_atoms,
+    cross_margin_balance_atoms,
+    isolated_margin_balance_atoms,
+    position_risk,
+)
+from perpx.engine.pricing.mark import clamp_to_index_band
 from perpx.engine.pricing.stage import PricingStage
 from perpx.engine.stages import ConsequenceStage
 from perpx.engine.triggers import Triggers
@@ -249,7 +267,7 @@ class Engine:
 
     def risk(self, account_id: AccountId) -> AccountRisk:
         """Margin figures of an account on the current mark prices."""
-        return account_risk(self.accounts[account_id], self.asset, self.specs, self.marks)
+        return account_risk(self.accounts[account_id], self.asset, self.specs, self.marks, self.indexes)
 
     def position(self, account_id: AccountId, market: MarketId) -> Position:
         """The account's position in ``market`` (created with default settings if new)."""
@@ -501,9 +519,29 @@ class Engine:
                 return
             qty_lots = min(qty_lots, abs(position.qty_lots))
         else:
-            refusal = self._margin_refusal(account, position, spec, cmd.side, price_ticks, qty_lots, 0)
+            loss_price = price_ticks
+            if is_market:
+                best = self.books[cmd.market].opposite(cmd.side).best_price()
+                loss_price = mark if best is None or (best - price_ticks) * cmd.side > 0 else best
+            refusal = self._margin_refusal(
+                account, position, spec, cmd.side, price_ticks, qty_lots, 0, 0, loss_price
+            )
             if refusal is None:
                 refusal = self._open_interest_refusal(spec, position, cmd.side, qty_lots)
+            if refusal is not None:
+                self._reject_order(cmd, *refusal)
+                return
+        if not is_market:
+            rates = self._fee_rates(account)
+            refusal = self._bankruptcy_refusal(
+                account,
+                position,
+                spec,
+                cmd.side,
+                price_ticks,
+                qty_lots,
+                rates.maker_e8 if cmd.tif is TimeInForce.GTX else rates.taker_e8,
+            )
             if refusal is not None:
                 self._reject_order(cmd, *refusal)
                 return
@@ -670,10 +708,15 @@ class Engine:
         add_lots: int,
         removed_lots: int,
         removed_price_ticks: int = 0,
+        loss_price_ticks: int | None = None,
     ) -> tuple[RejectCode, str] | None:
-        """Check the order margin of ``position`` if ``add_lots`` at ``price_ticks`` were added.
+        """Check the cost of ``position`` if ``add_lots`` at ``price_ticks`` were added.
 
-        ``removed_lots`` at ``removed_price_ticks`` leave the same side first (an amend).
+        ``removed_lots`` at ``removed_price_ticks`` leave the same side first (an amend). The cost
+        is the increase of the position's order margin plus the order's *open loss* (Binance):
+        the part of ``add_lots`` that opens exposure, times how far ``loss_price_ticks`` (the limit
+        price; for a MARKET order the best counter price) is worse than the mark
+        (``formulas.open_loss_atoms``, ``mechanics.md`` 12.3).
         """
         contract = spec.contract_atoms
         sign = 1 if side is Side.BUY else -1
@@ -703,13 +746,24 @@ class Engine:
                 f"position and open orders would reach {self._money(worst_notional)} of notional;"
                 f" the maximum at {position.leverage}x is {self._money(cap)}",
             )
-        needed = after - before
+        mark = self.marks[spec.market]
+        held = position.qty_lots
+        closing = min(add_lots, -held if sign > 0 and held < 0 else held if sign < 0 and held > 0 else 0)
+        open_loss = formulas.open_loss_atoms(
+            side,
+            add_lots - closing,
+            price_ticks if loss_price_ticks is None else loss_price_ticks,
+            mark,
+            contract,
+        )
+        needed = after - before + open_loss
         if needed > 0:
-            available = cross_available_atoms(account, self.asset, self.specs, self.marks)
+            available = cross_available_atoms(account, self.asset, self.specs, self.marks, self.indexes)
             if needed > available:
+                loss = f" (with {self._money(open_loss)} of open loss against the mark)" if open_loss else ""
                 return (
                     RejectCode.MARGIN_INSUFFICIENT,
-                    f"Margin is insufficient: the order needs {self._money(needed)} of initial margin,"
+                    f"Margin is insufficient: the order needs {self._money(needed)}{loss},"
                     f" {self._money(max(available, 0))} is available",
                 )
         return None
@@ -768,22 +822,14 @@ class Engine:
             if maker.account_id == taker.account_id and taker.stp is not StpMode.NONE:
                 stp = taker.stp
                 if stp is StpMode.EXPIRE_MAKER or stp is StpMode.EXPIRE_BOTH:
-                    self._unbook(maker, book)
-                    self._events.append(
-                        OrderExpired(
-                            ts_ns=self.now_ns,
-                            order_id=maker.order_id,
-                            account_id=maker.account_id,
-                            market=maker.market,
-                            leaves_lots=maker.leaves_lots,
-                            reason=ExpireReason.STP_MAKER,
-                        )
-                    )
+                    self._expire_resting(maker, book, ExpireReason.STP_MAKER)
                 if stp is StpMode.EXPIRE_TAKER or stp is StpMode.EXPIRE_BOTH:
                     expired = ExpireReason.STP_TAKER
                     break
                 continue
-            self._trade(taker, maker, book, spec)
+            if not self._match_one(taker, maker, book, spec):
+                expired = ExpireReason.BANKRUPTCY
+                break
 
         # 5. rest or expire
         leaves = taker.leaves_lots
@@ -815,11 +861,285 @@ class Engine:
         # 6. post-trade
         self._post_trade()
 
-    def _trade(self, taker: Order, maker: Order, book: OrderBook, spec: MarketSpec) -> None:
-        """Settle one trade at the maker's price: both orders, both positions, fees."""
+    def _expire_resting(self, order: Order, book: OrderBook, reason: ExpireReason) -> None:
+        self._unbook(order, book)
+        self._events.append(
+            OrderExpired(
+                ts_ns=self.now_ns,
+                order_id=order.order_id,
+                account_id=order.account_id,
+                market=order.market,
+                leaves_lots=order.leaves_lots,
+                reason=reason,
+            )
+        )
+
+    # ------------------------------------------------------------------ the fill guard (mechanics.md 29)
+
+    def _match_one(self, taker: Order, maker: Order, book: OrderBook, spec: MarketSpec) -> bool:
+        """Trade ``taker`` against the head ``maker`` as far as both owners stay solvent; False stops the taker.
+
+        No voluntary fill lowers a scope's margin balance below zero. A maker whose fill would is
+        expired (``BANKRUPTCY``) and matching goes on; a taker fills the most lots it can at this
+        price and stops there. A liquidation order (fee-free) is exempt as a taker: its limit is
+        its bankruptcy price already. The fee tiers of both sides are those before the trade.
+        """
         qty = min(taker.leaves_lots, maker.leaves_lots)
         price = maker.price_ticks
-        if self.last_trade_ticks.get(maker.market) != price:
+        contract = spec.contract_atoms
+        taker_account = self.accounts[taker.account_id]
+        maker_account = self.accounts[maker.account_id]
+        taker_position = taker_account.positions[taker.market]
+        maker_position = maker_account.positions[maker.market]
+        liquidating = taker.order_id == self.fee_free_order_id
+        taker_rate = 0 if liquidating else self._fee_rates(taker_account).taker_e8
+        maker_rate = self._fee_rates(maker_account).maker_e8
+        if maker_position is taker_position:
+            lots = self._self_trade_lots(
+                taker_account, taker_position, spec, taker.side, qty, price, taker_rate, maker_rate
+            )
+            if lots:
+                self._trade(taker, maker, book, spec, lots, price, taker_rate, maker_rate)
+            return lots == qty
+        notional = formulas.notional_atoms(price, qty, contract)
+        maker_fee = max(0, formulas.fee_atoms(notional, maker_rate))
+        if not self._solvent_after(maker_account, maker_position, spec, maker.side, qty, notional, maker_fee):
+            self._expire_resting(maker, book, ExpireReason.BANKRUPTCY)
+            return True
+        lots = qty
+        if not liquidating:
+            lots = self._solvent_lots(taker_account, taker_position, spec, taker.side, qty, price, taker_rate)
+            if 0 < lots < qty:
+                smaller = formulas.notional_atoms(price, lots, contract)
+                fee = max(0, formulas.fee_atoms(smaller, maker_rate))
+                if not self._solvent_after(
+                    maker_account, maker_position, spec, maker.side, lots, smaller, fee
+                ):
+                    self._expire_resting(maker, book, ExpireReason.BANKRUPTCY)
+                    return False
+        if lots:
+            self._trade(taker, maker, book, spec, lots, price, taker_rate, maker_rate)
+        return lots == qty
+
+    def _solvent_after(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        side: Side,
+        lots: int,
+        value_atoms: int,
+        fee_atoms: int,
+    ) -> bool:
+        """Whether trading ``lots`` for ``value_atoms`` and ``fee_atoms`` keeps ``position``'s scopes solvent."""
+        change = preview_position_change(position, side, lots, value_atoms, fee_atoms)
+        return self._solvent(
+            account,
+            position,
+            spec,
+            change.qty_lots,
+            change.cost_atoms,
+            change.isolated_margin_atoms,
+            change.wallet_atoms,
+            change.released_atoms,
+        )
+
+    def _solvent(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        qty_after: int,
+        cost_after: int,
+        isolated_after: int,
+        wallet_delta: int,
+        released_atoms: int,
+    ) -> bool:
+        """Whether ``position`` becoming ``(qty_after, cost_after, isolated_after)`` and the cross
+        wallet moving by ``wallet_delta`` (fees included) leaves every scope it touches at a margin
+        balance of zero or more, or no lower than before (``mechanics.md`` 29).
+
+        An isolated close that would release a negative amount (its loss beyond the position's own
+        margin, taken from the cross wallet) is never solvent: isolated means the loss stops there.
+
+        The margin balance itself (a sum over the account's positions) is only computed when the
+        change lowers it: a fill better than the mark by more than its fee needs no sum at all.
+        """
+        mark = self.marks[position.market]
+        upnl_delta = (qty_after - position.qty_lots) * mark * spec.contract_atoms - (
+            cost_after - position.cost_atoms
+        )
+        if position.margin_mode is MarginMode.ISOLATED:
+            if released_atoms < 0:
+                return False
+            own = isolated_after - position.isolated_margin_atoms + upnl_delta
+            if own < 0 and isolated_margin_balance_atoms(position, spec, mark) + own < 0:
+                return False
+            if wallet_delta < 0:
+                return (
+                    cross_margin_balance_atoms(account, self.asset, self.specs, self.marks) + wallet_delta
+                    >= 0
+                )
+            return True
+        delta = wallet_delta + upnl_delta
+        return (
+            delta >= 0 or cross_margin_balance_atoms(account, self.asset, self.specs, self.marks) + delta >= 0
+        )
+
+    def _solvent_lots(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        side: Side,
+        want_lots: int,
+        price_ticks: int,
+        fee_rate_e8: int,
+    ) -> int:
+        """The most of ``want_lots`` that can trade at ``price_ticks`` keeping ``position``'s scopes solvent."""
+        contract = spec.contract_atoms
+
+        def solvent(lots: int) -> bool:
+            notional = formulas.notional_atoms(price_ticks, lots, contract)
+            fee = max(0, formulas.fee_atoms(notional, fee_rate_e8))
+            return self._solvent_after(account, position, spec, side, lots, notional, fee)
+
+        if solvent(want_lots):
+            return want_lots
+        low, high = 0, want_lots - 1  # the answer lies in [low, high]; 0 always qualifies
+        while low < high:
+            middle = (low + high + 1) // 2
+            if solvent(middle):
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _self_trade_lots(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        taker_side: Side,
+        want_lots: int,
+        price_ticks: int,
+        taker_rate_e8: int,
+        maker_rate_e8: int,
+    ) -> int:
+        """The most of ``want_lots`` an account can trade with itself (STP ``NONE``) and stay solvent.
+
+        Both legs change the same position, one after the other: the taker's, then the maker's.
+        """
+        contract = spec.contract_atoms
+        isolated = position.margin_mode is MarginMode.ISOLATED
+
+        def solvent(lots: int) -> bool:
+            notional = formulas.notional_atoms(price_ticks, lots, contract)
+            first = preview_position_change(
+                position, taker_side, lots, notional, max(0, formulas.fee_atoms(notional, taker_rate_e8))
+            )
+            second = position_change(
+                first.qty_lots,
+                first.cost_atoms,
+                first.isolated_margin_atoms,
+                isolated,
+                position.leverage,
+                Side(-taker_side),
+                lots,
+                notional,
+                max(0, formulas.fee_atoms(notional, maker_rate_e8)),
+            )
+            return self._solvent(
+                account,
+                position,
+                spec,
+                second.qty_lots,
+                second.cost_atoms,
+                second.isolated_margin_atoms,
+                first.wallet_atoms + second.wallet_atoms,
+                min(first.released_atoms, second.released_atoms, 0),
+            )
+
+        if solvent(want_lots):
+            return want_lots
+        low, high = 0, want_lots - 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            if solvent(middle):
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    def _bankruptcy_refusal(
+        self,
+        account: Account,
+        position: Position,
+        spec: MarketSpec,
+        side: Side,
+        price_ticks: int,
+        lots: int,
+        fee_rate_e8: int,
+    ) -> tuple[RejectCode, str] | None:
+        """Refuse a limit price beyond the owner's bankruptcy price for ``lots`` (placement and amendment)."""
+        contract = spec.contract_atoms
+
+        def solvent(ticks: int) -> bool:
+            notional = formulas.notional_atoms(ticks, lots, contract)
+            fee = max(0, formulas.fee_atoms(notional, fee_rate_e8))
+            return self._solvent_after(account, position, spec, side, lots, notional, fee)
+
+        if solvent(price_ticks):
+            return None
+        # the worst price that still keeps the owner solvent: buying, the highest; selling, the lowest
+        if side is Side.BUY:
+            low, high = spec.min_price_ticks - 1, price_ticks - 1
+            while low < high:
+                middle = (low + high + 1) // 2
+                if solvent(middle):
+                    low = middle
+                else:
+                    high = middle - 1
+            found = low >= spec.min_price_ticks
+        else:
+            low, high = price_ticks + 1, spec.max_price_ticks + 1
+            while low < high:
+                middle = (low + high) // 2
+                if solvent(middle):
+                    high = middle
+                else:
+                    low = middle + 1
+            found = low <= spec.max_price_ticks
+            high = low
+        scope = "isolated position" if position.is_isolated else "account"
+        where = (
+            f"the bankruptcy price for {format_units(lots, spec.lot_size)} is {self._price(spec, low if side is Side.BUY else high)}"
+            if found
+            else f"no price keeps the {scope} solvent for {format_units(lots, spec.lot_size)}"
+        )
+        return (
+            RejectCode.BEYOND_BANKRUPTCY,
+            f"filling this order at {self._price(spec, price_ticks)} would take the {scope}'s margin balance"
+            f" below zero; {where}: use a better price or a smaller quantity",
+        )
+
+    def _trade(
+        self,
+        taker: Order,
+        maker: Order,
+        book: OrderBook,
+        spec: MarketSpec,
+        qty: int,
+        price: int,
+        taker_rate_e8: int,
+        maker_rate_e8: int,
+    ) -> None:
+        """Settle one trade of ``qty`` at the maker's ``price``: both orders, both positions, fees.
+
+        A self-trade (STP ``NONE``) moves no price: it never sets the last-trade input of the mark.
+        """
+        self_trade = maker.account_id == taker.account_id
+        if not self_trade and self.last_trade_ticks.get(maker.market) != price:
             self.last_trade_ticks[maker.market] = price
             self._price_moved[maker.market] = None
         trade_id = TradeId(self.next_trade_id)
@@ -837,10 +1157,32 @@ class Engine:
         taker_position = taker_account.positions[taker.market]
         notional = formulas.notional_atoms(price, qty, spec.contract_atoms)
         self._events.append(
-            self._settle(taker_account, taker_position, taker, qty, price, notional, trade_id, False)
+            self._settle(
+                taker_account,
+                taker_position,
+                taker,
+                qty,
+                price,
+                notional,
+                trade_id,
+                False,
+                taker_rate_e8,
+                True,
+            )
         )
         self._events.append(
-            self._settle(maker_account, maker_position, maker, qty, price, notional, trade_id, True)
+            self._settle(
+                maker_account,
+                maker_position,
+                maker,
+                qty,
+                price,
+                notional,
+                trade_id,
+                True,
+                maker_rate_e8,
+                not self_trade,
+            )
         )
         self._touched[maker_position] = None
         # a fill may shrink a position below a resting reduce-only order of the same account
@@ -858,21 +1200,27 @@ class Engine:
         notional: int,
         trade_id: TradeId,
         is_maker: bool,
+        rate_e8: int,
+        counts_volume: bool,
     ) -> OrderFilled:
-        rates = self._fee_rates(account)
-        if order.order_id == self.fee_free_order_id:
-            fee = 0  # a liquidation order: the clearance fee replaces the trading fee
-        else:
-            fee = formulas.fee_atoms(notional, rates.maker_e8 if is_maker else rates.taker_e8)
+        """One side of a trade: position, realised PnL, fee (from the isolated margin of an isolated
+        position), fee account, 30-day volume (once per trade for a self-trade).
+
+        A maker rebate is paid only as far as the fee account holds it: the fee account never
+        goes below zero (it collected the taker's fee of the same trade first).
+        """
+        asset = self.asset
+        fee = formulas.fee_atoms(notional, rate_e8)
+        if fee < 0:
+            fee = -min(-fee, max(0, self.fees_atoms.get(asset, 0)))
         self.risk_dirty[account.account_id] = None
         side = order.side
-        asset = self.asset
-        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional)
+        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional, fee)
         if oi_delta:
             self.open_interest_lots[position.market] += oi_delta
-        account.credit(asset, -fee)
         self.fees_atoms[asset] = self.fees_atoms.get(asset, 0) + fee
-        account.record_volume(self.now_ns, notional)
+        if counts_volume:
+            account.record_volume(self.now_ns, notional)
         return OrderFilled(
             ts_ns=self.now_ns,
             trade_id=trade_id,
@@ -1102,6 +1450,17 @@ class Engine:
                 order.leaves_lots,
                 order.price_ticks,
             )
+        if refusal is None:
+            rates = self._fee_rates(account)
+            refusal = self._bankruptcy_refusal(
+                account,
+                position,
+                spec,
+                order.side,
+                new_price,
+                new_leaves,
+                rates.maker_e8 if order.tif is TimeInForce.GTX else rates.taker_e8,
+            )
         if refusal is not None:
             self._reject_order(cmd, refusal[0], refusal[1], order.order_id)
             return
@@ -1326,12 +1685,26 @@ class Engine:
                 f"market {cmd.market} takes its mark from its index sources; send SubmitSpotQuote instead",
             )
             return
-        self.set_mark(cmd.market, cmd.index_ticks, cmd.mark_ticks)
+        band = spec.risk.mark_index_band_e8
+        mark_ticks = clamp_to_index_band(cmd.mark_ticks, cmd.index_ticks, band)
+        self.set_mark(cmd.market, cmd.index_ticks, mark_ticks)
         self._events.append(
             MarkPriceSet(
-                ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=cmd.mark_ticks
+                ts_ns=self.now_ns, market=cmd.market, index_ticks=cmd.index_ticks, mark_ticks=mark_ticks
             )
         )
+        if mark_ticks != cmd.mark_ticks:
+            self._events.append(
+                MarkClamped(
+                    ts_ns=self.now_ns,
+                    market=cmd.market,
+                    as_of_ns=self.now_ns,
+                    index_ticks=cmd.index_ticks,
+                    raw_mark_ticks=cmd.mark_ticks,
+                    mark_ticks=mark_ticks,
+                    band_e8=band,
+                )
+            )
 
     def _set_market_mode(self, cmd: SetMarketMode) -> None:
         spec = self.specs.get(cmd.market)
@@ -1412,6 +1785,8 @@ class Engine:
 
         Long and short open interest are equal, so the realised PnL of all
         positions sums to minus their total cost: conservation holds exactly.
+        A settlement price beyond an account's bankruptcy price leaves it below
+        zero: :meth:`_share_settlement_deficits` pays that back.
         """
         self.triggers.expire_market(market)
         book = self.books[market]
@@ -1419,6 +1794,7 @@ class Engine:
             for order in list(side.orders()):
                 self._cancel_one(order)
         contract = spec.contract_atoms
+        profits: dict[AccountId, int] = {}
         for account_id in sorted(self.accounts):
             account = self.accounts[account_id]
             position = account.positions.get(market)
@@ -1432,6 +1808,8 @@ class Engine:
             )
             self.open_interest_lots[market] += oi_delta
             self.risk_dirty[account_id] = None
+            if realized > 0 and account_id != INSURANCE_ACCOUNT:
+                profits[account_id] = realized
             self._events.append(
                 PositionSettled(
                     ts_ns=self.now_ns,
@@ -1443,6 +1821,58 @@ class Engine:
                 )
             )
         self._post_trade()
+        self._share_settlement_deficits(market, profits)
+
+    def _share_settlement_deficits(self, market: MarketId, profits: dict[AccountId, int]) -> None:
+        """Pay back every account a settlement left below zero: the fund first, the winners after.
+
+        An account holding nothing with a negative wallet is covered by the insurance fund as far as
+        the fund's equity goes (``DEFICIT_COVER``); the rest is taken from the accounts that realised
+        a profit in this settlement, pro rata to that profit (largest remainder, ties by account id)
+        and never more than it, as auto-deleveraging takes a shortfall from the winning side
+        (``SettlementLossShared``). The fund never pays beyond its equity.
+        """
+        deficits: dict[AccountId, int] = {}
+        for account_id in sorted(self.accounts):
+            if account_id == INSURANCE_ACCOUNT:
+                continue
+            account = self.accounts[account_id]
+            wallet = account.balance(self.asset)
+            if wallet < 0 and all(
+                not p.qty_lots and not p.isolated_margin_atoms for p in account.positions.values()
+            ):
+                covered = min(-wallet, max(0, fund_equity(self)))
+                move_cash(self, account, market, -covered, "DEFICIT_COVER", False)
+                if covered < -wallet:
+                    deficits[account_id] = -wallet - covered
+        if not deficits or not profits:
+            return
+        pool = sum(profits.values())
+        total = min(sum(deficits.values()), pool)
+        shares = {account_id: total * profit // pool for account_id, profit in profits.items()}
+        short = total - sum(shares.values())
+        by_remainder = sorted(profits, key=lambda a: (-(total * profits[a] % pool), a))
+        for account_id in by_remainder[:short]:
+            shares[account_id] += 1
+        for account_id, share in shares.items():
+            if share:
+                self.accounts[account_id].credit(self.asset, -share)
+                self.risk_dirty[account_id] = None
+                self._events.append(
+                    SettlementLossShared(
+                        ts_ns=self.now_ns, market=market, account_id=account_id, amount_atoms=-share
+                    )
+                )
+        for account_id, deficit in deficits.items():
+            paid = min(deficit, total)
+            total -= paid
+            if paid:
+                self.accounts[account_id].credit(self.asset, paid)
+                self._events.append(
+                    SettlementLossShared(
+                        ts_ns=self.now_ns, market=market, account_id=account_id, amount_atoms=paid
+                    )
+                )
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:
         self._events.append(ClockAdvanced(ts_ns=self.now_ns))

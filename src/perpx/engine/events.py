@@ -46,6 +46,8 @@ class ExpireReason(StrEnum):
     STP_TAKER = "STP_TAKER"
     STP_MAKER = "STP_MAKER"
     REDUCE_ONLY = "REDUCE_ONLY"
+    BANKRUPTCY = "BANKRUPTCY"
+    """Filling it (more) would have taken its owner's margin balance below zero (``mechanics.md`` 29)."""
 
 
 class ConditionalExpireReason(StrEnum):
@@ -232,6 +234,18 @@ class PositionSettled(Event, frozen=True, tag=True, kw_only=True, gc=False):
     realized_pnl_atoms: int
 
 
+class SettlementLossShared(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A settlement deficit beyond the insurance fund's equity, shared by the settlement's winners.
+
+    ``amount_atoms`` < 0: taken from ``account_id``, which realised a profit in the settlement of
+    ``market`` (pro rata to it); > 0: paid to ``account_id``, which the settlement left below zero.
+    """
+
+    market: MarketId
+    account_id: AccountId
+    amount_atoms: int
+
+
 class ClockAdvanced(Event, frozen=True, tag=True, kw_only=True, gc=False):
     pass
 
@@ -301,6 +315,21 @@ class MarkPriceUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
     funding_basis_ticks: int
     moving_basis_ticks: int
     last_trade_ticks: int | None
+
+
+class MarkClamped(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The mark's inputs gave ``raw_mark_ticks``, outside ``index x (1 +/- band)``: the mark is the band's edge.
+
+    Emitted when the clamp starts to bind or its result changes (``mechanics.md`` 20.4). ``band_e8``
+    is the market's ``mark_index_band``; ``mark_ticks`` is the mark adopted.
+    """
+
+    market: MarketId
+    as_of_ns: int
+    index_ticks: int
+    raw_mark_ticks: int
+    mark_ticks: int
+    band_e8: int
 
 
 class FundingPaid(Event, frozen=True, tag=True, kw_only=True, gc=False):
@@ -550,10 +579,14 @@ class AdlStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
 
 
 class DeficitStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
-    """The insurance fund paid an account's negative balance back to zero."""
+    """The insurance fund paid an account's negative balance back toward zero, as far as its equity went.
+
+    ``uncovered_atoms`` is what the fund could not cover (it never pays beyond its equity).
+    """
 
     amount_atoms: int
     fund_cash_atoms: int
+    uncovered_atoms: int = 0
 
 
 LiquidationStepT = CancelStep | OrderStep | MarginKeptStep | FeeStep | TakeoverStep | AdlStep | DeficitStep
@@ -563,10 +596,9 @@ class LiquidationExplained(Event, frozen=True, tag=True, kw_only=True, gc=False)
     """Why and how a scope was liquidated: its inputs, every formula value, each action and its result.
 
     ``scope`` is ``CROSS``, an isolated market's name, or ``FUND`` (the insurance fund deleveraged
-    because its equity fell below zero). ``market`` is the position acted on (``None`` when only a
-    deficit was covered). ``outcome``: ``ORDERS_CANCELED`` (cancelling was enough), ``PARTIAL``
-    (reduced back under 100%), ``CLOSED`` (the whole position), ``DEFICIT_COVERED``,
-    ``FUND_DELEVERAGED``. ``bankruptcy_value_atoms`` / ``bankruptcy_price_ticks`` are of the
+    because its equity fell below zero). ``market`` is the position acted on (``None`` when
+    cancelling the scope's orders was enough). ``outcome``: ``ORDERS_CANCELED`` (cancelling was enough), ``PARTIAL``
+    (reduced back under 100%), ``CLOSED`` (the whole position), ``FUND_DELEVERAGED``. ``bankruptcy_value_atoms`` / ``bankruptcy_price_ticks`` are of the
     position as the last order step saw it; ``liquidation_price_ticks`` is the displayed price
     (bracket loop) before the liquidation.
     """
@@ -644,10 +676,12 @@ AnyEvent = (
     | MarketModeChanged
     | MarketParamsChanged
     | PositionSettled
+    | SettlementLossShared
     | ClockAdvanced
     | IndexUpdated
     | IndexStaleChanged
     | MarkPriceUpdated
+    | MarkClamped
     | FundingPaid
     | FundingSettled
     | ConditionalOrderAccepted

@@ -16,6 +16,7 @@ formula                        rounds       why
 ``fee_atoms`` (charge)         up           a fee is never understated; at most 1 atom per fill
 ``fee_atoms`` (rebate)         toward 0     the fee account never pays out an atom it did not earn
 ``initial_margin_atoms``       up           margin requirements err toward solvency
+``open_loss_atoms``            exact        integers in, integers out
 ``maintenance_margin_atoms``   up           liquidation never triggers late because of rounding
 ``cost_removed_atoms``         toward 0     the sub-atom remainder stays in the position and is
                                             realised, exactly, when the position closes
@@ -85,6 +86,18 @@ def fee_atoms(notional: int, rate_e8: int) -> int:
     if rate_e8 >= 0:
         return ceil_div(notional * rate_e8, RATE_SCALE)
     return -((notional * -rate_e8) // RATE_SCALE)
+
+
+def open_loss_atoms(
+    side_sign: int, opening_lots: int, price_ticks: int, mark_ticks: int, contract_atoms: int
+) -> int:
+    """Open loss of an order's opening part (Binance): what buying above, or selling below, the mark loses at once.
+
+    Buy: ``lots x max(0, price - mark)``; sell: ``lots x max(0, mark - price)``; exact. It is part of
+    the order's cost: with initial margin alone a 125x buy at 1.05 x mark would be bankrupt on its fill.
+    """
+    gap = (price_ticks - mark_ticks) * side_sign
+    return opening_lots * gap * contract_atoms if gap > 0 else 0
 
 
 def initial_margin_atoms(notional: int, leverage: int) -> int:

@@ -24,12 +24,16 @@ command; production may (``perpx serve --check-invariants``).
    rounding residue (sent to the insurance fund), with ``0 <= residue <=``
    the number of payments; every position record is indexed under its market
    (``Engine.market_positions``, which funding settles); only markets with
-   index sources are index-stale; basis samples lie in their window, oldest first.
-* **Liquidation**: no scope (cross account, isolated position) outside the
-  insurance fund is at or over 100% margin ratio unless all its positions are in
+   index sources are index-stale; basis samples lie in their window, oldest first;
+   every mark lies within ``index x (1 +/- mark_index_band)``.
+* **Liquidation and the fund**: no scope (cross account, isolated position) outside
+  the insurance fund is at or over 100% margin ratio unless all its positions are in
   paused markets (index stale, or halted); no account holding nothing has a
-  negative wallet (the fund covered it); the fund's equity is below zero only
-  while all its positions are paused. The safety bands hold every account with a
+  negative wallet (no fill leaves one, and the fund covers nothing outside a
+  liquidation or a settlement); the fund's equity is never below zero, except while
+  it holds positions and all of them are paused (a forced takeover beyond its equity
+  is deleveraged in the same command); the fee account never goes below zero (no
+  rebate beyond the fees collected). The safety bands hold every account with a
   position (so a mark update can find every scope that needs a look).
 """
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 from perpx.engine.book import Order
 from perpx.engine.engine import Engine
+from perpx.engine.pricing.mark import index_band_ticks
 from perpx.engine.triggers import (
     FALL,
     RISE,
@@ -316,6 +321,15 @@ def _pricing(engine: Engine, problems: list[str]) -> None:
     for market in engine.index_stale:
         if not pricing.priced(market):
             problems.append(f"{market} is flagged index-stale but has no index sources")
+    for market, mark_ticks in engine.marks.items():
+        index_ticks = engine.indexes.get(market)
+        if index_ticks is None:
+            continue
+        low, high = index_band_ticks(index_ticks, engine.specs[market].risk.mark_index_band_e8)
+        if not low <= mark_ticks <= high:
+            problems.append(
+                f"mark of {market} is {mark_ticks}, outside [{low}, {high}] around index {index_ticks}"
+            )
     for account in engine.accounts.values():
         for market, position in account.positions.items():
             if engine.market_positions[market].get(account.account_id) is not position:
@@ -355,8 +369,13 @@ def _liquidation(engine: Engine, problems: list[str]) -> None:
                     " 100% in a live market, not liquidated"
                 )
     fund = engine.accounts[INSURANCE_ACCOUNT]
-    live = [m for m, p in fund.positions.items() if p.qty_lots and not is_paused(engine, m)]
-    if live and fund_equity(engine) < 0:
+    fund_held = [m for m, p in fund.positions.items() if p.qty_lots]
+    live = [m for m in fund_held if not is_paused(engine, m)]
+    if (live or not fund_held) and fund_equity(engine) < 0:
         problems.append(
-            f"insurance fund equity {fund_equity(engine)} is below zero with live positions {live}"
+            f"insurance fund equity {fund_equity(engine)} is below zero with"
+            + (f" live positions {live}" if live else " no position: it covered more than it held")
         )
+    for asset, fees in engine.fees_atoms.items():
+        if fees < 0:
+            problems.append(f"the fee account of {asset} is {fees}: it paid out more than it collected")

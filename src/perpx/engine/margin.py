@@ -4,9 +4,13 @@ Definitions (Binance USDS-M, one-way mode; formulas in :mod:`formulas`):
 
 * ``margin balance  = wallet + unrealised PnL`` (cross: cross wallet and all
   cross positions; isolated: the position's isolated margin and its PnL);
-* ``available       = cross margin balance - cross position IM - all order IM``
+* ``available       = wallet + collateral uPnL - cross position IM - all order IM``
   (orders of isolated positions reserve from the cross wallet until they fill);
-* ``withdrawable    = max(0, min(wallet, wallet + min(0, uPnL) - IM - order IM))``:
+  *collateral uPnL* values each cross position at the less favourable of its mark and
+  its index (``upnl_collateral = "conservative"``, the default) or at the mark alone
+  (``"mark"``, Binance): profit printed by a mark that has left its index backs no new
+  exposure;
+* ``withdrawable    = max(0, min(wallet, wallet + min(0, collateral uPnL) - IM - order IM))``:
   unrealised profit is never withdrawable, margin in use never is;
 * ``margin ratio    = maintenance margin / margin balance`` (liquidation at 100%).
 """
@@ -47,6 +51,8 @@ class AccountRisk:
 
     wallet_atoms: int
     cross_unrealized_pnl_atoms: int
+    cross_collateral_pnl_atoms: int
+    """Cross unrealised PnL as collateral for new exposure (see the module docstring)."""
     cross_initial_margin_atoms: int
     cross_maintenance_margin_atoms: int
     order_margin_atoms: int
@@ -59,11 +65,16 @@ class AccountRisk:
 
     @property
     def available_atoms(self) -> int:
-        return self.margin_balance_atoms - self.cross_initial_margin_atoms - self.order_margin_atoms
+        return (
+            self.wallet_atoms
+            + self.cross_collateral_pnl_atoms
+            - self.cross_initial_margin_atoms
+            - self.order_margin_atoms
+        )
 
     @property
     def withdrawable_atoms(self) -> int:
-        loss = min(0, self.cross_unrealized_pnl_atoms)
+        loss = min(0, self.cross_collateral_pnl_atoms)
         free = self.wallet_atoms + loss - self.cross_initial_margin_atoms - self.order_margin_atoms
         return max(0, min(self.wallet_atoms, free))
 
@@ -95,30 +106,62 @@ def position_risk(position: Position, spec: MarketSpec, mark_ticks: int) -> Posi
     )
 
 
+def collateral_pnl_atoms(
+    position: Position, spec: MarketSpec, mark_ticks: int, index_ticks: int | None, upnl_atoms: int
+) -> int:
+    """Unrealised PnL of a cross position counted as collateral for new exposure.
+
+    ``upnl_atoms`` is its PnL at the mark. With ``upnl_collateral = "conservative"`` it is the
+    smaller of that and the PnL at the index, so paper profit from a mark that left its index
+    (a manipulated book) cannot open positions; ``"mark"`` keeps Binance's rule.
+    """
+    if index_ticks is None or index_ticks == mark_ticks or not spec.risk.upnl_collateral_conservative:
+        return upnl_atoms
+    at_index = formulas.unrealized_pnl_atoms(
+        position.qty_lots, position.cost_atoms, index_ticks, spec.contract_atoms
+    )
+    return at_index if at_index < upnl_atoms else upnl_atoms
+
+
 def account_risk(
     account: Account,
     asset: AssetId,
     specs: Mapping[MarketId, MarketSpec],
     marks: Mapping[MarketId, int],
+    indexes: Mapping[MarketId, int] | None = None,
 ) -> AccountRisk:
-    """Cross figures of ``account`` in the settlement ``asset``; cost grows with its positions only."""
-    upnl = initial = maintenance = orders = isolated = 0
+    """Cross figures of ``account`` in the settlement ``asset``; cost grows with its positions only.
+
+    ``indexes`` values profit as collateral (``AccountRisk.available_atoms``); without them the
+    collateral PnL is the PnL at the mark.
+    """
+    upnl = collateral = initial = maintenance = orders = isolated = 0
     rows: list[PositionRisk] = []
     for market, position in account.positions.items():
         orders += position.order_margin_atoms
         if position.qty_lots == 0 and position.isolated_margin_atoms == 0:
             continue
-        risk = position_risk(position, specs[market], marks.get(market, 0))
+        spec = specs[market]
+        mark = marks.get(market, 0)
+        risk = position_risk(position, spec, mark)
         rows.append(risk)
         if position.is_isolated:
             isolated += position.isolated_margin_atoms
         else:
             upnl += risk.unrealized_pnl_atoms
+            collateral += collateral_pnl_atoms(
+                position,
+                spec,
+                mark,
+                None if indexes is None else indexes.get(market),
+                risk.unrealized_pnl_atoms,
+            )
             initial += risk.initial_margin_atoms
             maintenance += risk.maintenance_margin_atoms
     return AccountRisk(
         wallet_atoms=account.balance(asset),
         cross_unrealized_pnl_atoms=upnl,
+        cross_collateral_pnl_atoms=collateral,
         cross_initial_margin_atoms=initial,
         cross_maintenance_margin_atoms=maintenance,
         order_margin_atoms=orders,
@@ -135,11 +178,15 @@ def isolated_margin_ratio_e8(risk: PositionRisk) -> int:
 
 
 def cross_available_atoms(
-    account: Account, asset: AssetId, specs: Mapping[MarketId, MarketSpec], marks: Mapping[MarketId, int]
+    account: Account,
+    asset: AssetId,
+    specs: Mapping[MarketId, MarketSpec],
+    marks: Mapping[MarketId, int],
+    indexes: Mapping[MarketId, int],
 ) -> int:
     """Available balance of the cross wallet (what a new order's margin is checked against).
 
-    The same figure as ``account_risk(...).available_atoms``, summed directly:
+    The same figure as ``account_risk(..., indexes).available_atoms``, summed directly:
     this runs on every order placement, so it builds no risk objects and skips
     what availability does not need (brackets, maintenance margin).
     """
@@ -149,10 +196,34 @@ def cross_available_atoms(
         qty = position.qty_lots
         if (qty == 0 and position.isolated_margin_atoms == 0) or position.margin_mode is _ISOLATED:
             continue
-        contract = specs[market].contract_atoms
+        spec = specs[market]
+        contract = spec.contract_atoms
         mark = marks.get(market, 0)
-        available += formulas.unrealized_pnl_atoms(qty, position.cost_atoms, mark, contract)
+        upnl = formulas.unrealized_pnl_atoms(qty, position.cost_atoms, mark, contract)
+        available += collateral_pnl_atoms(position, spec, mark, indexes.get(market), upnl)
         available -= formulas.initial_margin_atoms(
             formulas.notional_atoms(mark, abs(qty), contract), position.leverage
         )
     return available
+
+
+def cross_margin_balance_atoms(
+    account: Account, asset: AssetId, specs: Mapping[MarketId, MarketSpec], marks: Mapping[MarketId, int]
+) -> int:
+    """Cross margin balance: the cross wallet plus the unrealised PnL of every cross position at its mark."""
+    balance = account.balances.get(asset, 0)
+    for market, position in account.positions.items():
+        qty = position.qty_lots
+        if qty == 0 or position.margin_mode is _ISOLATED:
+            continue
+        balance += formulas.unrealized_pnl_atoms(
+            qty, position.cost_atoms, marks.get(market, 0), specs[market].contract_atoms
+        )
+    return balance
+
+
+def isolated_margin_balance_atoms(position: Position, spec: MarketSpec, mark_ticks: int) -> int:
+    """An isolated position's margin balance: its isolated margin plus its unrealised PnL at the mark."""
+    return position.isolated_margin_atoms + formulas.unrealized_pnl_atoms(
+        position.qty_lots, position.cost_atoms, mark_ticks, spec.contract_atoms
+    )

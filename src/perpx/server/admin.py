@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Body, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Path, Query, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, StrictInt
@@ -61,11 +61,11 @@ from perpx.engine.state import state_hash
 from perpx.engine.values import RATE_SCALE, AccountId, AssetId, TxId, format_units
 from perpx.server.adminlog import AdminLog
 from perpx.server.context import ServerContext
-from perpx.server.errors import ApiError, bad_param, engine_refusal
+from perpx.server.errors import ApiError, bad_param, engine_refusal, illegal_characters
 from perpx.server.keys import SCOPES
 from perpx.server.rest import ctx_of
 from perpx.server.sequencer import Applied
-from perpx.server.wire import money, ms, to_ticks
+from perpx.server.wire import MAX_ID, money, ms, to_atoms, to_ticks
 
 _RATE_UNIT = Decimal(1) / RATE_SCALE
 _PLAIN = re.compile(r"[0-9]{1,24}(\.[0-9]{1,24})?")
@@ -152,6 +152,19 @@ def _positive_decimal(text: str, name: str) -> Decimal:
     return value
 
 
+def _text(value: str, name: str) -> str:
+    """``value`` if it is valid UTF-8, else -1100.
+
+    JSON can carry a lone surrogate (``"\\ud800"``), which no journal record holds; pydantic lets
+    some through (``"9\\ud800"``), so every text that becomes part of a command is checked here.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise illegal_characters(name, f"{value[:40]!r} is not valid UTF-8 text") from None
+    return value
+
+
 def _price_ticks(spec: MarketSpec, text: str, name: str) -> int:
     return to_ticks(spec, _positive_decimal(text, name), name)
 
@@ -178,7 +191,9 @@ class NewAccount(BaseModel):
 
 
 class Transfer(BaseModel):
-    accountId: int = Field(description="The account to credit or debit (0 is the insurance fund).")  # noqa: N815
+    accountId: int = Field(  # noqa: N815
+        ge=0, le=MAX_ID, description="The account to credit or debit (0 is the insurance fund)."
+    )
     asset: str = Field(description="A listed asset, e.g. USDT.")
     amount: str = Field(description="A positive decimal string, at most the asset's decimals.")
     txId: str = Field(  # noqa: N815
@@ -199,19 +214,16 @@ async def create_account(request: Request, body: NewAccount) -> dict[str, Any]:
             ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ApiError(400, -1102, f"ips: {entry!r} is not an IP address or network") from None
+    name = _text(body.name, "name")
     ctx = ctx_of(request)
-    applied = await ctx.seq.submit(lambda ts: CreateAccount(ts_ns=ts, name=body.name))
+    applied = await ctx.seq.submit(lambda ts: CreateAccount(ts_ns=ts, name=name))
     created = next(e for e in applied.events if isinstance(e, AccountCreated))
-    key = ctx.keys.create(created.account_id, body.name, tuple(body.permissions), tuple(body.ips))
+    key = ctx.keys.create(created.account_id, name, tuple(body.permissions), tuple(body.ips))
     return {"accountId": int(created.account_id), "apiKey": key.api_key, "apiSecret": key.secret}
 
 
 def _amount_atoms(request: Request, amount: str) -> int:
-    atom = ctx_of(request).atom
-    units = _positive_decimal(amount, "amount") / atom
-    if units != units.to_integral_value():
-        raise ApiError(400, -1111, f"amount {amount} has more decimals than the asset allows ({atom})")
-    return int(units)
+    return to_atoms(_positive_decimal(amount, "amount"), ctx_of(request).atom, "amount")
 
 
 async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str, Any]:
@@ -221,6 +233,7 @@ async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str
     if body.accountId == INSURANCE_ACCOUNT and not deposit:
         raise ApiError(400, -9001, "the insurance fund's account cannot withdraw")
     amount = _amount_atoms(request, body.amount)
+    tx_id = TxId(_text(body.txId, "txId"))
     kind = Deposit if deposit else Withdraw
     applied = await ctx.seq.submit(
         lambda ts: kind(
@@ -228,7 +241,7 @@ async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str
             account_id=AccountId(body.accountId),
             asset=AssetId(body.asset),
             amount_atoms=amount,
-            tx_id=TxId(body.txId),
+            tx_id=tx_id,
         )
     )
     answer: dict[str, Any] = {
@@ -260,7 +273,10 @@ async def withdraw(request: Request, body: Transfer) -> dict[str, Any]:
 
 
 @router.get("/accounts/{account_id}")
-async def account(request: Request, account_id: int) -> dict[str, Any]:
+async def account(
+    request: Request,
+    account_id: Annotated[int, Path(ge=0, le=MAX_ID, description="The account (0: the insurance fund).")],
+) -> dict[str, Any]:
     """Balances, margin figures, positions and open-order counts of one account (0: the insurance fund)."""
     ctx = ctx_of(request)
     atom = ctx.atom
@@ -357,9 +373,10 @@ async def spot_price(request: Request, body: SpotQuote) -> dict[str, Any]:
     """Feed one spot source's quote to a market's index; the index and mark follow the market's policy."""
     spec = _spec(request, body.symbol)
     ticks = _price_ticks(spec, body.price, "price")
+    source = _text(body.source, "source")
     ctx = ctx_of(request)
     applied = await ctx.seq.submit(
-        lambda ts: SubmitSpotQuote(ts_ns=ts, market=spec.market, source=body.source, price_ticks=ticks)
+        lambda ts: SubmitSpotQuote(ts_ns=ts, market=spec.market, source=source, price_ticks=ticks)
     )
     _refused(applied)
     return {
@@ -486,8 +503,9 @@ async def set_market_params(request: Request, symbol: str, params: ParamValues) 
     operator = operator_of(request)
     text: dict[str, str] = {}
     for name, value in params.items():
+        _text(name, "params")
         if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-            text[name] = str(value)
+            text[name] = _text(str(value), name)
         else:
             raise bad_param(
                 name[:64],
@@ -548,7 +566,10 @@ UNITS = {
 async def liquidations(
     request: Request,
     accountId: Annotated[  # noqa: N803
-        int | None, Query(description="Only records naming this account (liquidated, or ADL counterparty).")
+        int | None,
+        Query(
+            ge=0, le=MAX_ID, description="Only records naming this account (liquidated, or ADL counterparty)."
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="The newest N records.")] = 100,
 ) -> dict[str, Any]:

@@ -12,9 +12,14 @@ from perpx.engine.codes import RejectCode
 
 
 class ApiError(Exception):
-    """A refusal to send to the client as ``{"code", "msg"}`` with ``status``."""
+    """A refusal to send to the client as ``{"code", "msg"}`` with ``status``.
+
+    ``msg`` is always valid UTF-8: text that is not (a lone surrogate a JSON body carried in,
+    quoted back by a message) is written as its ``\\uXXXX`` escape, so the answer can be sent.
+    """
 
     def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
+        msg = msg.encode("utf-8", "backslashreplace").decode("utf-8")
         super().__init__(msg)
         self.status = status
         self.code = code
@@ -37,6 +42,11 @@ def mandatory(name: str) -> ApiError:
 def bad_param(name: str, why: str) -> ApiError:
     """-1102 with the reason: the parameter was sent but cannot be used."""
     return ApiError(400, -1102, f"Parameter '{name}' was malformed: {why}.")
+
+
+def illegal_characters(name: str, why: str) -> ApiError:
+    """-1100: a text parameter holds characters the venue does not take."""
+    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; {why}.")
 
 
 def bad_symbol() -> ApiError:
@@ -69,6 +79,24 @@ def execution_unknown() -> ApiError:
         503,
         -1007,
         "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+    )
+
+
+def unjournalable(why: str) -> ApiError:
+    """-1130: the command cannot be written to the journal (a number beyond 64 bits, text that is not UTF-8).
+
+    Refused before anything is written; the rest of its batch proceeds.
+    """
+    return ApiError(400, -1130, f"Invalid data sent for a parameter: {why}. The command was not applied.")
+
+
+def not_journaled(why: str) -> ApiError:
+    """503 -1001: the journal could not be written and was restored; the command was certainly not applied."""
+    return ApiError(
+        503,
+        -1001,
+        f"Internal error; unable to process your request. Please try again. (The journal could not be"
+        f" written: {why}. The command was not applied; it is safe to send it again.)",
     )
 
 

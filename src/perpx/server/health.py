@@ -6,8 +6,8 @@ route      status  meaning
 /health    200     the process serves HTTP; nothing else is checked, so a supervisor restarts the
                    process only when this fails (``{"status": "alive"}``)
 /ready     200     the venue takes traffic: it is serving (not starting or stopping), the engine
-                   runs, and every read model has applied the last journal record
-                   (``{"status": "ready", "lastSeq": N}``)
+                   runs, the journal takes writes, and every read model has applied the last
+                   journal record (``{"status": "ready", "lastSeq": N}``)
 /ready     503     one of those is not so: ``{"status": "not ready", "lastSeq": N | null,
                    "reasons": [...]}``, one sentence per failed condition
 =========  ======  ===============================================================================
@@ -17,8 +17,9 @@ route      status  meaning
 How the conditions are read
 ---------------------------
 The conditions in :data:`CONDITIONS` are read on the event loop; each returns ``None`` or the
-reason it fails, so a new state of the venue (a journal that cannot be written, say) is one more
-function in that tuple. Read-model lag is read on the sequencer thread, between two batches (a
+reason it fails, so a new state of the venue is one more function in that tuple. The sequencer's
+state comes from :meth:`~perpx.server.sequencer.Sequencer.status` (one immutable value, safe to
+read from any thread). Read-model lag is read on the sequencer thread, between two batches (a
 sequencer query), where every listener has seen every applied batch: each persistent component's
 ``resume_seq()`` must equal the journal's last record. Read anywhere else it would race the
 sequencer and flap under load. The query also proves the sequencer thread answers; it has
@@ -42,6 +43,7 @@ from perpx.engine.engine import Engine
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 from perpx.server.rest import ctx_of
+from perpx.server.sequencer import SequencerState
 
 QUERY_TIMEOUT_S = 2.0
 """The sequencer must answer the readiness query within this; a venue that cannot is not ready."""
@@ -56,16 +58,28 @@ def serving(ctx: ServerContext) -> str | None:
 
 
 def engine_running(ctx: ServerContext) -> str | None:
-    """The sequencer has not stopped on a failure (a command that raised while being applied)."""
-    sequencer = ctx.sequencer
-    if sequencer is None:
+    """The sequencer has started and has not stopped (on a failure, or for a shutdown)."""
+    if ctx.sequencer is None:
         return "the venue is not open"
-    if sequencer.failure is not None:
-        return f"the engine stopped: {sequencer.failure}; restart the venue to recover"
+    status = ctx.sequencer.status()
+    if status.state is SequencerState.STARTING:
+        return "the sequencer has not started"
+    if status.state is SequencerState.STOPPED:
+        return f"the engine stopped: {status.reason}"
     return None
 
 
-CONDITIONS: tuple[Condition, ...] = (serving, engine_running)
+def journal_writable(ctx: ServerContext) -> str | None:
+    """The last journal write succeeded (after a failed one, commands are refused until one does)."""
+    if ctx.sequencer is None:
+        return "the venue is not open"
+    status = ctx.sequencer.status()
+    if status.state is SequencerState.JOURNAL_NOT_WRITABLE:
+        return f"the journal is not writable: {status.reason}"
+    return None
+
+
+CONDITIONS: tuple[Condition, ...] = (serving, engine_running, journal_writable)
 """Read in order; the read-model lag is read after them, on the sequencer thread."""
 
 

@@ -307,7 +307,7 @@ class VenueServer:
                 await start_venue(self.ctx)
                 problem = await self._serve_listeners(on_ready)
             finally:
-                report = await self._stop_venue(problem)
+                report = await self._stop_venue(problem, self.ctx.seq.failure)
         return report
 
     async def _serve_listeners(self, on_ready: Callable[[], Awaitable[None]] | None) -> str | None:
@@ -332,7 +332,11 @@ class VenueServer:
             return f"a listener failed: {type(failed[0]).__name__}: {failed[0]}"
         return None
 
-    async def _stop_venue(self, problem: str | None) -> StopReport:
+    async def _stop_venue(self, problem: str | None, failure: str | None) -> StopReport:
+        """Stop the venue and report; ``failure`` is why the engine had stopped before (``None``: it had not).
+
+        It is read before stopping: afterwards the sequencer reports "stopped" either way.
+        """
         try:
             await stop_venue(self.ctx)
         except Exception as exc:
@@ -341,7 +345,6 @@ class VenueServer:
                 f"closing the venue failed ({type(exc).__name__}: {exc}); the next start replays the journal"
             )
         sequencer = self.ctx.seq
-        failure = sequencer.failure
         if failure is not None:
             problem = f"the engine had stopped ({failure}); the next start replays the journal"
         clean = problem is None and failure is None

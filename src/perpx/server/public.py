@@ -40,7 +40,7 @@ from perpx.server.marketdata import (
     TradeStore,
 )
 from perpx.server.rest import charge, ctx_of, params_of, public
-from perpx.server.wire import enum_param, int_param, market_param, ms, optional_int, price, qty
+from perpx.server.wire import enum_param, id_param, int_param, market_param, ms, price, qty, time_param
 
 router = APIRouter(tags=["market data"])
 
@@ -295,8 +295,8 @@ def _limit(params: Mapping[str, str], default: int, hi: int) -> int:
 
 
 def _time_range(params: Mapping[str, str]) -> tuple[int | None, int | None]:
-    start = optional_int(params, "startTime")
-    end = optional_int(params, "endTime")
+    start = time_param(params, "startTime")
+    end = time_param(params, "endTime")
     if start is not None and end is not None and start > end:
         raise ApiError(400, -1128, "startTime is after endTime.")
     return start, end
@@ -394,7 +394,7 @@ async def historical_trades(request: Request) -> list[dict[str, Any]]:
     ctx = ctx_of(request)
     spec = market_param(params.values, ctx.specs)
     limit = _limit(params.values, 500, 1000)
-    from_id = optional_int(params.values, "fromId")
+    from_id = id_param(params.values, "fromId")
     rows = await _read(lambda: store_of(ctx).recent_trades(spec.market, limit, from_id))
     return [trade_json(spec, t) for t in rows]
 
@@ -406,7 +406,7 @@ async def agg_trades(request: Request) -> list[dict[str, Any]]:
     ctx = ctx_of(request)
     spec = market_param(params.values, ctx.specs)
     limit = _limit(params.values, 500, 1000)
-    from_id = optional_int(params.values, "fromId")
+    from_id = id_param(params.values, "fromId")
     start, end = _time_range(params.values)
     rows = await _read(lambda: store_of(ctx).agg_trades(spec.market, limit, from_id, start, end))
     return [agg_trade_json(spec, a) for a in rows]

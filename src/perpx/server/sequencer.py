@@ -17,9 +17,20 @@ Invariants
   and ``ts_ns`` never decreases.
 * A query runs after every command queued before it and before every command
   queued after it.
-* If applying a journaled command raises (a bug or a broken invariant) the
-  sequencer stops: the batch's callers get "execution status unknown" and every
-  later request gets 503 until a restart recovers from the journal.
+* A command that no journal record can hold (a number outside 64 bits, text
+  that is not UTF-8) is refused alone, before anything is written: its caller
+  gets 400 -1130, the rest of its batch proceeds.
+* If the journal cannot be written (disk full, read-only, I/O error) and the
+  file is back at its length before the batch, the batch's callers get 503
+  -1001 "not applied", the status turns ``journal_not_writable`` and every
+  later batch tries again; the first that is written turns it ``running``.
+  Reads keep being answered meanwhile.
+* If applying a journaled command raises (a bug or a broken invariant), or a
+  failed journal write could not be undone, the sequencer stops: the batch's
+  callers get "execution status unknown" and every later request gets 503
+  until a restart recovers from the journal.
+
+:meth:`Sequencer.status` tells which of these holds (for ``GET /ready``).
 """
 
 from __future__ import annotations
@@ -31,14 +42,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
+
+import msgspec
 
 from perpx.engine.commands import AdvanceClock, Command
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event
 from perpx.engine.values import NS_PER_MS
+from perpx.journal.journal import JournalWriteError, UnencodableCommand
 from perpx.journal.store import Store
-from perpx.server.errors import ApiError, execution_unknown, service_unavailable
+from perpx.server.errors import (
+    ApiError,
+    execution_unknown,
+    not_journaled,
+    service_unavailable,
+    unjournalable,
+)
 
 log = logging.getLogger("perpx.sequencer")
 
@@ -69,6 +90,38 @@ class Driver(Protocol):
     def due_ns(self) -> int: ...
 
     def run(self, sequencer: Sequencer, wall_ns: int) -> None: ...
+
+
+class SequencerState(StrEnum):
+    """What the sequencer does with the next command."""
+
+    STARTING = "starting"
+    """Not started yet: nothing is applied."""
+    RUNNING = "running"
+    """Commands are journaled and applied."""
+    JOURNAL_NOT_WRITABLE = "journal_not_writable"
+    """The last journal write failed and was undone; commands are refused (not applied) until a write succeeds."""
+    STOPPED = "stopped"
+    """The engine stopped; every request is refused until a restart recovers from the journal."""
+
+
+@dataclass(frozen=True, slots=True)
+class SequencerStatus:
+    """The sequencer's state, why, and since when; an immutable value any thread may read.
+
+    ``reason`` is ``None`` while starting or running; otherwise it names the failure (the
+    errno text of a failed journal write, the exception that stopped the engine) and what
+    brings the venue back.
+    """
+
+    state: SequencerState
+    reason: str | None
+    since_wall_ns: int
+
+    @property
+    def ready(self) -> bool:
+        """``True`` when commands are accepted (``running``)."""
+        return self.state is SequencerState.RUNNING
 
 
 @dataclass(slots=True)
@@ -119,7 +172,7 @@ class Sequencer:
         self.tick_ns = tick_ms * NS_PER_MS
         self.max_batch = max_batch
         self.wall_ns = wall_ns
-        self.failure: str | None = None
+        self._status = SequencerStatus(SequencerState.STARTING, None, wall_ns())
         self.commands_committed = 0
         self.batches_committed = 0
         self._queue: queue.Queue[object] = queue.Queue(max_queue)
@@ -143,21 +196,47 @@ class Sequencer:
     def last_seq(self) -> int:
         return self.store.writer.next_seq - 1
 
+    def status(self) -> SequencerStatus:
+        """The current :class:`SequencerStatus` (safe from any thread: one immutable value)."""
+        return self._status
+
+    @property
+    def failure(self) -> str | None:
+        """Why the sequencer stopped, or ``None`` while it serves."""
+        status = self._status
+        return status.reason if status.state is SequencerState.STOPPED else None
+
+    def _set_status(self, state: SequencerState, reason: str | None = None) -> None:
+        previous = self._status
+        if previous.state is state and previous.reason == reason:
+            return
+        if previous.state is SequencerState.STOPPED:
+            return
+        self._status = SequencerStatus(state, reason, self.wall_ns())
+        if state is SequencerState.JOURNAL_NOT_WRITABLE:
+            log.error("journal not writable, commands are refused until a write succeeds: %s", reason)
+        elif state is SequencerState.STOPPED:
+            log.error("engine stopped: %s", reason)
+        elif previous.state is SequencerState.JOURNAL_NOT_WRITABLE:
+            log.warning("journal writable again after: %s", previous.reason)
+
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start the thread; a new venue's clock starts at the wall-clock time (kept across restarts)."""
         self._loop = loop
+        self._set_status(SequencerState.RUNNING)
         if self.engine.now_ns == 0:
             self.apply_now([AdvanceClock(ts_ns=self.wall_ns())])
         self._thread = threading.Thread(target=self._run, name="perpx-sequencer", daemon=True)
         self._thread.start()
 
     def stop(self, snapshot: bool = True) -> None:
-        """Finish queued work, stop the thread, snapshot and close the journal."""
+        """Finish queued work, stop the thread, snapshot and close the journal; the status turns ``stopped``."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
         if self.failure is None:
+            self._status = SequencerStatus(SequencerState.STOPPED, "the venue was shut down", self.wall_ns())
             self.store.close(snapshot_on_close=snapshot)
         else:
             self.store.writer.close()
@@ -168,7 +247,9 @@ class Sequencer:
         """Queue a command; answer once it is journaled and applied.
 
         Raises :class:`ApiError`: 503 -1007 when the outcome is unknown (timeout or engine stop
-        after journaling), 503 -1001/-1008 when it was certainly not applied.
+        after journaling); when it was certainly not applied, the builder's own refusal, 400 -1130
+        (no journal record can hold the command), 503 -1001 (journal not writable, or the engine
+        stopped) or 503 -1008 (queue full).
         """
         self._refuse_if_failed()
         loop = asyncio.get_running_loop()
@@ -194,7 +275,7 @@ class Sequencer:
 
     def _refuse_if_failed(self) -> None:
         if self.failure is not None:
-            raise service_unavailable(f"the engine stopped: {self.failure}; restart the venue to recover")
+            raise service_unavailable(f"the engine stopped: {self.failure}")
 
     def _put(self, item: object) -> None:
         try:
@@ -218,16 +299,48 @@ class Sequencer:
         return ts
 
     def apply_now(self, commands: list[Command]) -> list[Applied]:
-        """Journal and apply ``commands`` at once; only on the sequencer thread (or before start)."""
+        """Journal and apply ``commands`` at once; only on the sequencer thread (or before start).
+
+        Raises
+        ------
+        UnencodableCommand
+            If one of ``commands`` cannot be journaled: none is written or applied.
+        JournalWriteError
+            If the journal could not be written: none is applied (see :meth:`status`).
+        """
         if self.failure is not None:
             raise RuntimeError(self.failure)
+        return self._journal_and_apply([(command, self.store.encode(command)) for command in commands])
+
+    def _journal_and_apply(self, batch: list[tuple[Command, msgspec.Raw]]) -> list[Applied]:
+        """Journal and apply encoded commands; tells a refused batch from an engine failure (see module doc)."""
         first = self.store.writer.next_seq
         try:
-            results = self.store.submit_batch(commands)
+            results = self.store.submit_encoded(batch)
+        except JournalWriteError as exc:
+            if exc.restored:
+                self._set_status(
+                    SequencerState.JOURNAL_NOT_WRITABLE,
+                    f"{exc.reason}; nothing of the batch was applied, and the next command tries again"
+                    " (free space or make the data directory writable)",
+                )
+            else:
+                self._set_status(
+                    SequencerState.STOPPED,
+                    f"{exc.reason}; the last batch may or may not be in the journal: check the disk,"
+                    " then restart the venue (recovery cuts a torn tail)",
+                )
+            raise
         except Exception as exc:
-            self.failure = f"{type(exc).__name__}: {exc}"
+            self._set_status(
+                SequencerState.STOPPED,
+                f"{type(exc).__name__}: {exc}; restart the venue to recover from the journal",
+            )
             log.exception("engine stopped while applying a journaled batch")
             raise
+        if self._status.state is SequencerState.JOURNAL_NOT_WRITABLE:
+            self._set_status(SequencerState.RUNNING)
+        commands = [command for command, _raw in batch]
         applied = [
             Applied(first + i, cmd, events)
             for i, (cmd, events) in enumerate(zip(commands, results, strict=True))
@@ -256,11 +369,18 @@ class Sequencer:
                 except queue.Empty:
                     break
             stop = any(item is _STOP for item in items)
-            self._process([item for item in items if item is not _STOP])
+            try:
+                self._process([item for item in items if item is not _STOP])
+                if not stop and self.failure is None:
+                    self._run_drivers()
+            except Exception as exc:
+                log.exception("sequencer step failed")
+                self._set_status(
+                    SequencerState.STOPPED,
+                    f"the sequencer failed: {type(exc).__name__}: {exc}; restart the venue to recover",
+                )
             if stop:
                 return
-            if self.failure is None:
-                self._run_drivers()
 
     def _idle_timeout_s(self) -> float:
         wall = self.wall_ns()
@@ -282,7 +402,10 @@ class Sequencer:
                 if self.failure is not None:
                     return
         if not self.manual_clock and wall - self._last_commit_wall_ns >= self.tick_ns:
-            self.apply_now([AdvanceClock(ts_ns=self.stamp())])
+            try:
+                self.apply_now([AdvanceClock(ts_ns=self.stamp())])
+            except JournalWriteError:
+                self._last_commit_wall_ns = wall  # the status says why; try again a tick later
 
     def _process(self, items: list[object]) -> None:
         batch: list[_CommandItem] = []
@@ -320,25 +443,46 @@ class Sequencer:
             self._resolve(item.future, result=result)
 
     def _commit(self, batch: list[_CommandItem]) -> None:
+        """Build and encode each command (a refusal answers its caller alone), then journal and apply the rest."""
         if self.failure is not None:
             for item in batch:
                 if item.future is not None:
                     self._resolve(item.future, error=service_unavailable(self.failure))
             return
-        commands: list[Command] = []
+        encoded: list[tuple[Command, msgspec.Raw]] = []
         owners: list[_CommandItem] = []
         for item in batch:
             try:
-                commands.append(item.build(self.stamp()))
+                command = item.build(self.stamp())
+                raw = self.store.encode(command)
             except ApiError as exc:
-                if item.future is not None:
-                    self._resolve(item.future, error=exc)
+                error = exc
+            except UnencodableCommand as exc:
+                error = unjournalable(str(exc))
+            except Exception as exc:
+                log.exception("building a command failed")
+                error = ApiError(
+                    500,
+                    -1000,
+                    f"An unknown error occurred while building the command ({type(exc).__name__});"
+                    " it was not applied.",
+                )
+            else:
+                encoded.append((command, raw))
+                owners.append(item)
                 continue
-            owners.append(item)
-        if not commands:
+            if item.future is not None:
+                self._resolve(item.future, error=error)
+        if not encoded:
             return
         try:
-            applied = self.apply_now(commands)
+            applied = self._journal_and_apply(encoded)
+        except JournalWriteError as exc:
+            failed = not_journaled(exc.reason) if exc.restored else execution_unknown()
+            for item in owners:
+                if item.future is not None:
+                    self._resolve(item.future, error=failed)
+            return
         except Exception:
             for item in owners:
                 if item.future is not None:

@@ -58,6 +58,7 @@ class ServeOptions:
     tick_ms: int = 1000
     log_level: str = "warning"
     seed: int = 7
+    rebuild_read_models: bool = False
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     forwarded_allow_ips: str = ""
@@ -86,7 +87,13 @@ def config_text_for(options: ServeOptions) -> str | None:
 def open_server(options: ServeOptions) -> ServerContext:
     """Open the venue in ``options.data_dir`` (recovering it) and attach the demo when asked."""
     text = config_text_for(options)
-    ctx = open_venue(options.data_dir, text, build_components, tick_ms=options.tick_ms)
+    ctx = open_venue(
+        options.data_dir,
+        text,
+        build_components,
+        tick_ms=options.tick_ms,
+        rebuild_read_models=options.rebuild_read_models,
+    )
     ctx.demo = options.demo
     if options.demo:
         from perpx.server.demo import attach_demo
@@ -155,13 +162,9 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
 
 async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
     base, ws = public.url(), f"{public.url('ws')}/ws"
-    report = ctx.report
-    recovered = (
-        f", recovered to record {report.last_seq} (snapshot {report.snapshot_seq}, replayed {report.replayed}), state {report.state_hash[:16]}"
-        if report is not None
-        else ""
-    )
-    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}{recovered}", flush=True)
+    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}", flush=True)
+    for line in ctx.start_lines():
+        print(f"perpx: recovery: {line}", flush=True)
     print(f"perpx: REST {base}/fapi/v1  WebSocket {ws}  docs {base}/docs", flush=True)
     if admin is None:
         print("perpx: admin API off (--admin-port 0)", flush=True)

@@ -113,6 +113,8 @@ ORDER_TYPES = ("LIMIT", "MARKET", *(t.value for t in ConditionalType))
 STP_MODES = tuple(m.value for m in StpMode)
 CANCEL_ALL_DONE = {"code": 200, "msg": "The operation of cancel all open order is done."}
 _PRICE_PLACES = Decimal(10) ** -8
+_PERCENT_E8 = Decimal(100) / RATE_SCALE
+"""One ``_e8`` unit of a rate written in percent (``callbackRate``)."""
 
 
 def components(ctx: ServerContext) -> dict[str, Any]:
@@ -263,7 +265,7 @@ def _working_type(values: Mapping[str, str]) -> WorkingType:
 
 
 def _stp(values: Mapping[str, str]) -> StpMode:
-    return StpMode(wire.enum_param(values, "selfTradePreventionMode", STP_MODES, "NONE"))
+    return StpMode(wire.enum_param(values, "selfTradePreventionMode", STP_MODES, StpMode.EXPIRE_MAKER.value))
 
 
 def _callback_rate_e8(values: Mapping[str, str]) -> int | None:
@@ -271,10 +273,12 @@ def _callback_rate_e8(values: Mapping[str, str]) -> int | None:
     rate = wire.decimal_param(values, "callbackRate", optional=True)
     if rate is None:
         return None
-    e8 = rate * RATE_SCALE / 100
-    if e8 != e8.to_integral_value():
-        raise bad_param("callbackRate", f"{rate} has more decimals than the venue keeps")
-    return int(e8)
+    return wire.to_units(
+        rate,
+        _PERCENT_E8,
+        "callbackRate",
+        lambda: bad_param("callbackRate", f"{rate} has more decimals than the venue keeps"),
+    )
 
 
 def _order_type(values: Mapping[str, str]) -> str:
@@ -285,7 +289,7 @@ def _order_type(values: Mapping[str, str]) -> str:
 
 
 def _order_ref(values: Mapping[str, str]) -> tuple[int | None, str | None]:
-    order_id = wire.optional_int(values, "orderId")
+    order_id = wire.id_param(values, "orderId")
     client_id = values.get("origClientOrderId") or None
     if order_id is None and client_id is None:
         raise ApiError(
@@ -498,7 +502,7 @@ async def cancel_batch_orders(request: Request) -> list[dict[str, Any]]:
             continue
         try:
             refs = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise bad_param(name, "it is not a JSON list") from None
         if not isinstance(refs, list) or len(refs) > MAX_BATCH_CANCELS:
             raise bad_param(name, f"it must be a JSON list of at most {MAX_BATCH_CANCELS} items")
@@ -514,7 +518,7 @@ def _batch_items(values: Mapping[str, str], name: str, most: int) -> list[dict[s
     raw = wire.required(values, name)
     try:
         items = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise bad_param(name, "it is not a JSON list") from None
     if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise bad_param(name, "it must be a non-empty JSON list of objects")
@@ -691,9 +695,9 @@ async def all_orders(request: Request) -> list[dict[str, Any]]:
     records = readmodel_of(ctx).all_orders(
         account_id,
         str(spec.market),
-        wire.optional_int(values, "orderId"),
-        wire.optional_int(values, "startTime"),
-        wire.optional_int(values, "endTime"),
+        wire.id_param(values, "orderId"),
+        wire.time_param(values, "startTime"),
+        wire.time_param(values, "endTime"),
         _limit(values, 500),
     )
     return [order_json(r, spec, ctx.atom) for r in records]
@@ -708,11 +712,11 @@ async def user_trades(request: Request) -> list[dict[str, Any]]:
     records = readmodel_of(ctx).trades(
         account_id,
         str(spec.market),
-        wire.optional_int(values, "fromId"),
-        wire.optional_int(values, "startTime"),
-        wire.optional_int(values, "endTime"),
+        wire.id_param(values, "fromId"),
+        wire.time_param(values, "startTime"),
+        wire.time_param(values, "endTime"),
         _limit(values, 500),
-        wire.optional_int(values, "orderId"),
+        wire.id_param(values, "orderId"),
     )
     asset = str(ctx.config.settlement_asset)
     return [trade_json(r, spec, ctx.atom, asset) for r in records]
@@ -1192,10 +1196,8 @@ async def position_margin(request: Request) -> dict[str, Any]:
     amount = wire.decimal_param(values, "amount")
     assert amount is not None
     kind = wire.int_param(values, "type", lo=1, hi=2)
-    units = amount / ctx.atom
-    if units != units.to_integral_value():
-        raise ApiError(400, -1111, "Precision is over the maximum defined for this asset.")
-    delta = int(units) if kind == 1 else -int(units)
+    units = wire.to_atoms(amount, ctx.atom, "amount")
+    delta = units if kind == 1 else -units
     market = spec.market
     applied = await ctx.seq.submit(
         lambda ts: AdjustIsolatedMargin(ts_ns=ts, account_id=account_id, market=market, delta_atoms=delta)
@@ -1219,13 +1221,13 @@ async def position_margin_history(request: Request) -> list[dict[str, Any]]:
     ctx, account_id, params = await _auth(request, "read")
     values = params.values
     spec = _spec(ctx, values)
-    kind = wire.optional_int(values, "type")
+    kind = wire.optional_int(values, "type", lo=1, hi=2)
     rows = readmodel_of(ctx).margin_changes(
         account_id,
         str(spec.market),
         kind,
-        wire.optional_int(values, "startTime"),
-        wire.optional_int(values, "endTime"),
+        wire.time_param(values, "startTime"),
+        wire.time_param(values, "endTime"),
         _limit(values, 500),
     )
     return [
@@ -1305,7 +1307,7 @@ async def new_algo_order(request: Request) -> dict[str, Any]:
 
 
 def _algo_ref(values: Mapping[str, str]) -> tuple[int | None, str | None]:
-    algo_id = wire.optional_int(values, "algoId")
+    algo_id = wire.id_param(values, "algoId")
     client_id = values.get("clientAlgoId") or None
     if algo_id is None and client_id is None:
         raise ApiError(400, -1102, "Param 'algoId' or 'clientAlgoId' must be sent, but both were empty/null!")
@@ -1382,9 +1384,9 @@ async def all_algo_orders(request: Request) -> list[dict[str, Any]]:
     records = readmodel_of(ctx).all_algos(
         account_id,
         str(spec.market),
-        wire.optional_int(values, "algoId"),
-        wire.optional_int(values, "startTime"),
-        wire.optional_int(values, "endTime"),
+        wire.id_param(values, "algoId"),
+        wire.time_param(values, "startTime"),
+        wire.time_param(values, "endTime"),
         _limit(values, 500),
     )
     return [algo_json(r, spec) for r in records]
@@ -1407,8 +1409,8 @@ async def income(request: Request) -> list[dict[str, Any]]:
         account_id,
         _optional_symbol(ctx, values),
         income_type,
-        wire.optional_int(values, "startTime"),
-        wire.optional_int(values, "endTime"),
+        wire.time_param(values, "startTime"),
+        wire.time_param(values, "endTime"),
         _limit(values, 100),
     )
     return [income_json(r, ctx.atom) for r in records]

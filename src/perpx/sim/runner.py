@@ -80,6 +80,7 @@ from perpx.engine.events import (
     OrderStep,
     PositionSettled,
     PositionTransferred,
+    SettlementLossShared,
     TakeoverStep,
     TransferRejected,
     WithdrawalApplied,
@@ -88,7 +89,7 @@ from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
 from perpx.engine.state import state_hash
 from perpx.engine.values import AccountId, MarketId, TxId
 from perpx.journal.store import Store, open_store
-from perpx.sim.agents import Agent, AgentContext, AgentError, Attacker, MarketMaker, build_agents
+from perpx.sim.agents import Adversary, Agent, AgentContext, AgentError, MarketMaker, build_agents
 from perpx.sim.assertions import evaluate
 from perpx.sim.result import SUMMARY_FIELDS, Marker, RunResult
 from perpx.sim.scenario import (
@@ -250,6 +251,7 @@ class Simulation:
             FundingPaid: self._on_funding_paid,
             PositionTransferred: self._on_transfer,
             PositionSettled: self._on_settled,
+            SettlementLossShared: self._on_loss_shared,
             InsuranceFundChanged: self._on_insurance,
             DepositApplied: self._on_deposit,
             WithdrawalApplied: self._on_withdrawal,
@@ -343,6 +345,9 @@ class Simulation:
 
     def _on_settled(self, e: PositionSettled) -> None:
         self._ledger(e.account_id).realized += e.realized_pnl_atoms
+
+    def _on_loss_shared(self, e: SettlementLossShared) -> None:
+        self._ledger(e.account_id).realized += e.amount_atoms
 
     def _on_insurance(self, e: InsuranceFundChanged) -> None:
         if e.account_id != INSURANCE_ACCOUNT:
@@ -479,7 +484,7 @@ class Simulation:
                 self._agent_submit(agent)(command)
             ctx.submit = self._agent_submit(agent)
             self.contexts[agent.name] = ctx
-            label = f"attacker:{agent.name}" if isinstance(agent, Attacker) else agent.name
+            label = f"attacker:{agent.name}" if isinstance(agent, Adversary) else agent.name
             for account in agent.accounts:
                 self.owner[account] = label
             phase_ns = int(rng.random() * agent.interval_s * NS_PER_S) + 1
@@ -542,7 +547,7 @@ class Simulation:
         ctx.now_ns = self.now_ns
         for command in agent.act(ctx, self.now_ns):
             ctx.submit(command)
-        if isinstance(agent, Attacker):
+        if isinstance(agent, Adversary):
             self._audit(agent.accounts, attacker=True)
         self._push(self.now_ns + int(agent.interval_s * NS_PER_S), _AGENT, agent)
 
@@ -674,7 +679,7 @@ class Simulation:
             if account_id != INSURANCE_ACCOUNT:
                 negative_end += max(0, -account.balance(engine.asset))
         bad_debt = self.adl_shortfall_atoms + max(0, -end_equity) + negative_end
-        attackers = [a for a in self.agents if isinstance(a, Attacker)]
+        attackers = [a for a in self.agents if isinstance(a, Adversary)]
         attacker_accounts = [acct for a in attackers for acct in a.accounts]
         attacker_deposits = sum(self._ledger(a).deposits for a in attacker_accounts)
         attacker_withdrawn = sum(self._ledger(a).withdrawn for a in attacker_accounts)

@@ -22,8 +22,11 @@ What it does for a scope at or over 100% (Binance USDS-M model)
    The **clearance fee** (``liquidation_fee x`` the liquidated lots' notional at the mark, capped
    by what is left above bankruptcy) is paid to the fund after the book fills and before the
    takeover, so it is there to absorb the loss. Liquidation orders pay no trading fee.
-4. **Deficit**: an account left with no position and a negative wallet is paid back to zero by
-   the fund (``DEFICIT_COVERED``).
+4. **Deficit**: closing at or better than bankruptcy leaves nothing to cover; if rounding ever
+   left an account with no position and a negative wallet, the fund pays it back to zero as far
+   as its equity goes, and reports any part it could not (``DeficitStep.uncovered_atoms``). The
+   fund never covers anything outside a liquidation: the fill guard (``mechanics.md`` 29) keeps
+   every voluntary fill from leaving a deficit.
 
 One position of a cross account is handled per pass; the consequence loop repeats until no
 scope is at or over 100%. Due scopes are handled least distressed first (the book's liquidity
@@ -89,7 +92,6 @@ if TYPE_CHECKING:
     from perpx.engine.engine import Engine
 
 FUND_SCOPE = "FUND"
-_DEFICIT = "DEFICIT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,6 @@ class Liquidation:
                 seen[market] = marks[market]
                 for account_id in watch.pop_due(market, marks[market]):
                     candidates[account_id] = None
-        asset = engine.asset
         due: list[tuple[Any, ...]] = []
         for account_id in candidates:
             account = engine.accounts.get(account_id)
@@ -215,17 +216,12 @@ class Liquidation:
                     figures = scope_figures(engine, account, scope)
                     if liquidatable(figures) and any(not r.paused for r in figures.positions):
                         due.append((*self._urgency(figures), account_id, scope_name(scope), scope))
-            if account.balances.get(asset, 0) < 0 and self._deficit(account) > 0:
-                due.append((2, 0, account_id, _DEFICIT, None))
         due.sort(key=lambda row: row[:4])
         acted = False
         for row in due:
             due_id: AccountId = row[2]
             due_scope: MarketId | None = row[4]
-            if row[3] == _DEFICIT:
-                acted = self._cover_alone(engine.accounts[due_id]) or acted
-            else:
-                acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
+            acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
         return self._fund_check() or acted
 
     def _halted(self) -> bool:
@@ -334,9 +330,11 @@ class Liquidation:
         # What will be left above bankruptcy is known now: the margin balance, plus what closing the
         # remaining lots at the bankruptcy price instead of the mark changes (plus, isolated, what the
         # fills already released to the cross wallet). The fee goes to the fund before the fund decides
-        # how much it can take over.
+        # how much it can take over. The remaining lots' value is rounded against the account, as an
+        # ADL leg rounds it: when the fund takes nothing over, nobody takes the rounding atom, so the
+        # fee must not count on it (or it would leave the scope one atom below zero).
         released = account.balance(engine.asset) - wallet_start if scope is not None else 0
-        at_bankruptcy = formulas.pro_rata_atoms(bankruptcy[0], remaining, whole, round_up=sign > 0)
+        at_bankruptcy = formulas.pro_rata_atoms(bankruptcy[0], remaining, whole, round_up=sign < 0)
         surplus = (
             released
             + scope_figures(engine, account, scope).margin_balance_atoms
@@ -675,18 +673,30 @@ class Liquidation:
         value: int,
         lot: int,
         steps: list[LiquidationStepT],
-    ) -> None:
-        """Close ``lots`` of ``account``'s position (sign ``sign``) for ``value`` against the ADL queue."""
+    ) -> int:
+        """Close ``lots`` of ``account``'s position (sign ``sign``) for ``value`` against the ADL queue.
+
+        Each counterparty bears its share of the shortfall (``value`` against the mark) only as far
+        as its own margin balance goes: a leg never takes a counterparty below zero, so the queue
+        moves on to the next one. Returns the lots closed against the queue.
+        """
         engine = self.engine
         rows = adl.queue(engine, self.watch, market, -sign, account.account_id)
         legs: list[AdlLeg] = []
         left = lots
         done_lots = done_value = 0
+        shortfall = sign * (value - lots * lot)  # what the counterparties bear against the mark, all lots
         for rank, row in enumerate(rows, 1):
             if left == 0:
                 break
             take = min(left, abs(row.position.qty_lots))
             other = engine.accounts[row.account_id]
+            if shortfall > 0:
+                scope = row.position.market if row.position.is_isolated else None
+                room = scope_figures(engine, other, scope).margin_balance_atoms - 1  # a leg may round 1 up
+                take = min(take, max(0, room) * lots // shortfall)
+                if take == 0:
+                    continue
             canceled = self._cancel(
                 [
                     o
@@ -726,7 +736,8 @@ class Liquidation:
             )
         )
         if left and account.account_id != INSURANCE_ACCOUNT:
-            # only when the fund itself holds the other side: it takes the rest, whatever its equity
+            # when the fund itself holds the other side, or the queue's margin could not bear the
+            # shortfall: the fund takes the rest, whatever its equity, and deleverages itself next
             # (never for the fund's own deleveraging: every opposite position is then someone else's)
             equity = fund_equity(engine)
             rest_value = value - done_value
@@ -741,31 +752,18 @@ class Liquidation:
                     forced=True,
                 )
             )
+        return done_lots
 
     # ------------------------------------------------------------------ deficits and the fund
 
     def _cover(self, account: Account, deficit: int) -> DeficitStep:
-        move_cash(self.engine, account, None, -deficit, "DEFICIT_COVER", False)
-        return DeficitStep(amount_atoms=deficit, fund_cash_atoms=fund_cash(self.engine))
-
-    def _cover_alone(self, account: Account) -> bool:
-        deficit = self._deficit(account)
-        if not deficit:
-            return False
-        before = scope_figures(self.engine, account, None)
-        self._explain(
-            account,
-            None,
-            None,
-            "DEFICIT_COVERED",
-            before,
-            [self._cover(account, deficit)],
-            None,
-            None,
-            None,
-            0,
+        """Pay ``deficit`` back to ``account`` from the fund, at most the fund's equity."""
+        engine = self.engine
+        covered = min(deficit, max(0, fund_equity(engine)))
+        move_cash(engine, account, None, -covered, "DEFICIT_COVER", False)
+        return DeficitStep(
+            amount_atoms=covered, fund_cash_atoms=fund_cash(engine), uncovered_atoms=deficit - covered
         )
-        return True
 
     def _fund_check(self) -> bool:
         """Deleverage the fund's largest live position if the fund's equity is below zero."""
@@ -789,7 +787,9 @@ class Liquidation:
         )
         mark = engine.marks[market]
         steps: list[LiquidationStepT] = []
-        self._deleverage(fund, market, sign, lots, value, mark * engine.specs[market].contract_atoms, steps)
+        contract = engine.specs[market].contract_atoms
+        if not self._deleverage(fund, market, sign, lots, value, mark * contract, steps):
+            return False  # no counterparty can bear any of it now; the fund stays short of equity
         after = _fund_figures(engine, fund_cash(engine) + fund.balance(engine.asset), fund)
         engine._events.append(
             LiquidationExplained(

@@ -6,10 +6,14 @@ Binance USDS-M (default)::
     price2 = index + moving average of (book mid - index) over the basis window
     mark   = median(price1, price2, last trade price)
 
-Fallbacks: a basis sample is only taken when the book has both sides; with no
-samples in the window ``price2 = index``; without a last trade the median is
-of the two remaining prices (their mean, half up). Every input is in ticks,
-rates in ``_e8``; results round half up to a tick.
+Fallbacks: a second whose book is one-sided or empty contributes a basis
+sample of zero (the mid counts as the index), so stale samples from a book
+that emptied never dominate the window; with no samples in the window
+``price2 = index``; without a last trade the median is of the two remaining
+prices (their mean, half up). Every input is in ticks, rates in ``_e8``;
+results round half up to a tick. Then the mark is clamped to
+``index x (1 +/- mark_index_band)``: two of the three inputs come from the
+book, and the bound keeps any book from walking the mark further.
 """
 
 from __future__ import annotations
@@ -58,6 +62,22 @@ def binance_mark_ticks(price1_ticks: int, price2_ticks: int, last_trade_ticks: i
     return median_of(values)
 
 
+def index_band_ticks(index_ticks: int, band_e8: int) -> tuple[int, int]:
+    """``(low, high)``: ``index x (1 - band)`` rounded up and ``index x (1 + band)`` rounded down.
+
+    Rounded inward, so a mark at either edge is never further from the index than the band.
+    """
+    low = -((-index_ticks * (RATE_SCALE - band_e8)) // RATE_SCALE)
+    high = index_ticks * (RATE_SCALE + band_e8) // RATE_SCALE
+    return max(low, 1), max(high, 1)
+
+
+def clamp_to_index_band(mark_ticks: int, index_ticks: int, band_e8: int) -> int:
+    """The mark, held within ``index x (1 +/- band)`` (``mechanics.md`` 20.4)."""
+    low, high = index_band_ticks(index_ticks, band_e8)
+    return low if mark_ticks < low else high if mark_ticks > high else mark_ticks
+
+
 def basis_half_ticks(best_bid_ticks: int, best_ask_ticks: int, index_ticks: int) -> int:
     """``2 x (book mid - index)``, exact: the mid of a one-tick spread is half a tick."""
     return best_bid_ticks + best_ask_ticks - 2 * index_ticks
@@ -80,8 +100,9 @@ def moving_basis_half_price_ticks(index_ticks: int, basis_samples_half_ticks: Se
 #   * one second of weight is EMA_WEIGHT = 10**6 units and the sample is in half ticks, so the
 #     truncation of num x decay (toward zero, so a decayed value reaches exactly 0 and never
 #     sticks at -1) loses less than one millionth of a half tick-second per step;
-#   * a second without a sample (book empty or one-sided, index stale) decays num and den and adds
-#     nothing: a missing sample has no weight (Hyperliquid would give the next sample the gap's time);
+#   * a second whose book is empty or one-sided adds a zero sample (the mid counts as the index), as
+#     the moving average does, so a basis from a book that emptied fades instead of persisting; a
+#     second with the index stale decays num and den and adds nothing;
 #   * after EMA_HORIZON_S seconds (40 time constants, exp(-40) < 5e-18) without interruption a run
 #     of equal seconds restarts from an empty average: older samples would weigh nothing in e12.
 EMA_DECAY_E12 = 993_355_506_255

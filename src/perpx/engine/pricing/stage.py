@@ -70,6 +70,7 @@ from perpx.engine.events import (
     IndexSource,
     IndexStaleChanged,
     IndexUpdated,
+    MarkClamped,
     MarkPriceUpdated,
 )
 from perpx.engine.pricing import funding, mark
@@ -89,6 +90,7 @@ class MarketPricing:
 
     __slots__ = (
         "basis",
+        "clamped",
         "dropped",
         "ema_den",
         "ema_num",
@@ -138,6 +140,8 @@ class MarketPricing:
         self.residue_atoms = 0
         self.payments = 0
         """Totals over every settlement so far (checked by the invariants)."""
+        self.clamped = False
+        """The last mark update was held at the edge of ``index x (1 +/- mark_index_band)``."""
 
     # -------------------------------------------------------------- snapshot rows
 
@@ -160,6 +164,7 @@ class MarketPricing:
             self.funding_basis_ticks,
             self.moving_basis_ticks,
             [self.paid_atoms, self.received_atoms, self.residue_atoms, self.payments],
+            self.clamped,
         ]
 
     def load_row(self, row: list[Any]) -> None:
@@ -181,6 +186,7 @@ class MarketPricing:
             self.funding_basis_ticks,
             self.moving_basis_ticks,
             totals,
+            self.clamped,
         ) = row
         self.quotes = {source: SourceQuote(price, ts) for source, price, ts in quotes}
         self.used = tuple((source, price) for source, price in used)
@@ -479,9 +485,10 @@ class PricingStage:
             book = engine.books[market]
             bid, ask = book.bids.best_price(), book.asks.best_price()
             sample = None
-            if usable and bid is not None and ask is not None:
+            if usable:
                 assert index is not None
-                sample = mark.basis_half_ticks(bid, ask, index)
+                # a one-sided or empty book has no mid: the second counts as no basis at all
+                sample = 0 if bid is None or ask is None else mark.basis_half_ticks(bid, ask, index)
             if risk.mark_policy == "ema":
                 state.ema_num, state.ema_den = mark.ema_seconds(state.ema_num, state.ema_den, sample, seconds)
             elif sample is not None:
@@ -539,11 +546,26 @@ class PricingStage:
         else:
             price2 = mark.moving_basis_half_price_ticks(index, [sample for _, sample in state.basis])
         last = engine.last_trade_ticks.get(market)
-        new_mark = max(1, mark.binance_mark_ticks(price1, price2, last))
+        raw_mark = max(1, mark.binance_mark_ticks(price1, price2, last))
+        new_mark = mark.clamp_to_index_band(raw_mark, index, risk.mark_index_band_e8)
         state.funding_basis_ticks = price1
         state.moving_basis_ticks = price2
         previous = engine.marks.get(market)
         engine.set_mark(market, index, new_mark)
+        clamped = new_mark != raw_mark
+        if clamped and (new_mark != previous or not state.clamped):
+            engine._events.append(
+                MarkClamped(
+                    ts_ns=engine.now_ns,
+                    market=market,
+                    as_of_ns=now_ns,
+                    index_ticks=index,
+                    raw_mark_ticks=raw_mark,
+                    mark_ticks=new_mark,
+                    band_e8=risk.mark_index_band_e8,
+                )
+            )
+        state.clamped = clamped
         if new_mark != previous:
             engine._events.append(
                 MarkPriceUpdated(

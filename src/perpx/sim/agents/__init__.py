@@ -10,6 +10,7 @@
 ``funding_arb``      :class:`.arbitrageur.FundingArbitrageur`
 ``whale``            :class:`.whale.Whale`
 ``attacker``         :class:`.attacker.Attacker`
+``mark_walker``      :class:`.mark_walker.MarkWalker`
 ===================  ===================================================================
 
 A config table is ``{kind, name, count = 1, ...parameters}``; :func:`build_agents` turns a list of
@@ -22,15 +23,25 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from perpx.sim.agents.arbitrageur import FundingArbitrageur
-from perpx.sim.agents.attacker import Attacker
+from perpx.sim.agents.attacker import Adversary, Attacker
 from perpx.sim.agents.base import Agent, AgentContext, AgentError, Submit
+from perpx.sim.agents.mark_walker import MarkWalker
 from perpx.sim.agents.market_maker import MarketMaker
 from perpx.sim.agents.traders import LeveragedTaker, MomentumTrader, NoiseTrader
 from perpx.sim.agents.whale import Whale
 
 AGENT_KINDS: dict[str, type[Agent]] = {
     cls.kind: cls
-    for cls in (MarketMaker, NoiseTrader, MomentumTrader, LeveragedTaker, FundingArbitrageur, Whale, Attacker)
+    for cls in (
+        MarketMaker,
+        NoiseTrader,
+        MomentumTrader,
+        LeveragedTaker,
+        FundingArbitrageur,
+        Whale,
+        Attacker,
+        MarkWalker,
+    )
 }
 
 
@@ -85,12 +96,14 @@ def build_agents(rows: Sequence[Mapping[str, Any]], scale: float = 1.0) -> list[
 
 __all__ = [
     "AGENT_KINDS",
+    "Adversary",
     "Agent",
     "AgentContext",
     "AgentError",
     "Attacker",
     "FundingArbitrageur",
     "LeveragedTaker",
+    "MarkWalker",
     "MarketMaker",
     "MomentumTrader",
     "NoiseTrader",

@@ -27,7 +27,15 @@ from perpx.sim.agents.base import Agent, AgentContext, AgentError
 NS_PER_S = 1_000_000_000
 
 
-class Attacker(Agent):
+class Adversary(Agent):
+    """An agent that attacks the venue: the runner audits its accounts as an attacker's.
+
+    Its refused withdrawals, its largest unrealised profit and its realised P&L are reported as
+    ``attacker_*`` in the summary, so a scenario can assert the attack paid nothing.
+    """
+
+
+class Attacker(Adversary):
     """Scripted oracle-manipulation attack; see the module doc."""
 
     kind: ClassVar[str] = "attacker"
