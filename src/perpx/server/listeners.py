@@ -38,9 +38,11 @@ Two uvicorn servers on one loop
 connection, was not taken: there the separation would be a runtime check in front of one app that
 holds every route, so one mistake in that check serves the admin API publicly. Here the public
 app has no admin route at all (``/admin/v1`` is a plain 404), each listener has its own OpenAPI
-document, and each server its own connection bookkeeping, so connections piling up on the
-public port do not hold the operator's up. Both servers run with the lifespan off: the venue is
+document and its own uvicorn settings and connection bookkeeping. What they share is the loop: a
+flood that keeps the loop busy slows both. Both servers run with the lifespan off: the venue is
 started once, by :meth:`VenueServer.serve`, and signals are caught once, for both, by it too.
+Every WebSocket is pinged every :data:`WS_PING_INTERVAL_S` and closed when a pong is more than
+:data:`WS_PING_TIMEOUT_S` late.
 
 Forwarded headers
 -----------------
@@ -290,6 +292,7 @@ class VenueServer:
         force = self.stopped_by is not None
         if not force:
             self.stopped_by = reason
+        self.ctx.serving = False  # /ready turns 503 while requests in flight finish
         for server, _ in self.servers:
             server.should_exit = True
             server.force_exit = server.force_exit or force
