@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perpx.config_file import load_config
-from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError
+from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 
@@ -253,7 +253,7 @@ def explain(
 
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")]) -> None:
-    """Validate a venue config and list its markets and brackets."""
+    """Validate a venue config (every key known) and list its markets: brackets and pricing."""
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -268,7 +268,38 @@ def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")])
                 f"  tier {b.tier}: notional [{format_units(b.floor_atoms, atom)}, {format_units(b.cap_atoms, atom)})"
                 f" {b.max_leverage}x mmr {format_units(b.mmr_e8, RATE_UNIT)} cum {format_units(b.cum_atoms, atom)}"
             )
+        for line in _pricing_lines(spec):
+            console.print(f"  {line}", markup=False, soft_wrap=True)
     console.print("config OK")
+
+
+def _pricing_lines(spec: MarketSpec) -> list[str]:
+    """How a market is priced, funded and liquidated, as check-config prints it."""
+    risk = spec.risk
+
+    def rate(value: int) -> str:
+        return format_units(value, RATE_UNIT)
+
+    index = spec.index
+    lines: list[str] = []
+    if index is None:
+        lines.append("index: none (manual mark, set with SetMarkPrice / POST /admin/v1/marks); no funding")
+    else:
+        weights = ", ".join(f"{source} {weight}" for source, weight in index.weights.items())
+        lines.append(
+            f"index: {index.policy} policy over {weights}; stale after {index.stale_after_ns // 10**9} s,"
+            f" quorum {index.min_sources}, outlier {rate(index.outlier_e8)}"
+        )
+        lines.append(
+            f"funding: every {risk.funding_interval_hours} h, interest {rate(risk.interest_rate_e8)},"
+            f" cap {rate(risk.funding_cap_e8)}, floor {rate(risk.funding_floor_e8)}"
+        )
+    lines.append(
+        f"mark: {risk.mark_policy} policy, basis window {risk.mark_basis_window_s} s,"
+        f" held within index x (1 +/- {rate(risk.mark_index_band_e8)}); profit as collateral: {risk.upnl_collateral}"
+    )
+    lines.append(f"liquidation fee {rate(risk.liquidation_fee_e8)}, ADL ranking {risk.adl_ranking}")
+    return lines
 
 
 @app.command()

@@ -206,7 +206,7 @@ def test_a_toml_float_is_refused_because_decimals_are_written_as_strings(
     def edit(data: dict[str, Any]) -> None:
         table: Any = data
         for step in path[:-1]:
-            table = table[step]
+            table = table.setdefault(step, {}) if isinstance(step, str) else table[step]
         table[path[-1]] = value
 
     message = refused(edit)
@@ -296,3 +296,94 @@ def test_an_amount_too_large_to_divide_is_a_value_error_not_an_overflow() -> Non
 
     with pytest.raises(ValueError, match="out of range"):
         to_units("1e999999999", Decimal("0.001"), "quantity")
+
+
+# ------------------------------------------------------------------ strict: no unknown key anywhere
+
+
+def _set(path: tuple[str | int, ...], value: Any) -> Edit:
+    def edit(data: dict[str, Any]) -> None:
+        table: Any = data
+        for step in path[:-1]:
+            table = table.setdefault(step, {}) if isinstance(step, str) else table[step]
+        table[path[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("markets", "BTCUSDT", "indx"),
+            {"sources": {"a": 1}},
+            "unknown key markets.BTCUSDT.indx: did you mean 'index'?",
+        ),
+        (
+            ("markets", "BTCUSDT", "liquidaton_fee"),
+            "0.01",
+            "markets.BTCUSDT.liquidaton_fee: did you mean 'liquidation_fee'?",
+        ),
+        (
+            ("markets", "BTCUSDT", "brackets", 0, "mmrr"),
+            "0.004",
+            "markets.BTCUSDT.brackets[0].mmrr: did you mean 'mmr'?",
+        ),
+        (("venue", "durabilty"), "none", "unknown key venue.durabilty: did you mean 'durability'?"),
+        (("fee_tiers", 0, "maker_fee"), "0.0001", "fee_tiers[0].maker_fee: did you mean 'maker'?"),
+        (("assets", "USDT", "decimal"), 8, "assets.USDT.decimal: did you mean 'decimals'?"),
+        (("server", "ban_afer"), 5, "unknown key server.ban_afer: did you mean 'ban_after'?"),
+        (("marktes",), {}, "unknown key marktes: did you mean 'markets'?"),
+        (
+            ("markets", "BTCUSDT", "colour"),
+            "red",
+            "unknown key markets.BTCUSDT.colour: the keys here are base, tick_size",
+        ),
+    ],
+)
+def test_an_unknown_key_anywhere_is_refused_naming_it_and_the_closest_valid_key(
+    path: tuple[str | int, ...], value: Any, message: str
+) -> None:
+    assert message in refused(_set(path, value))
+
+
+def test_an_unknown_key_in_an_index_table_is_refused() -> None:
+    data = default_data()
+    data["markets"]["BTCUSDT"]["index"] = {"sources": {"binance": 1}, "stale_after": 10}
+
+    with pytest.raises(
+        ConfigError, match=r"markets\.BTCUSDT\.index\.stale_after: did you mean 'stale_after_s'\?"
+    ):
+        parse_config(data)
+
+
+def test_the_server_keys_the_config_allows_are_the_ones_the_server_reads() -> None:
+    from perpx.engine.config import SERVER_KEYS
+    from perpx.server.limits import _CONFIG
+
+    assert sorted(SERVER_KEYS) == sorted(_CONFIG.values())
+
+
+def test_check_config_prints_each_markets_pricing_and_refuses_a_misspelt_key(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from perpx.cli import app
+
+    # Arrange
+    root = Path(__file__).resolve().parents[2]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        DEFAULT_CONFIG_TOML.replace('min_notional = "100"', 'min_notional = "100"\nliquidaton_fee = "0.01"')
+    )
+
+    # Act
+    good = CliRunner().invoke(app, ["check-config", str(root / "examples" / "venue.toml")])
+    refused = CliRunner().invoke(app, ["check-config", str(bad)])
+
+    # Assert
+    assert good.exit_code == 0 and good.output.rstrip().endswith("config OK")
+    assert "index: binance policy over binance 3, bybit 2, okx 2; stale after 10 s" in good.output
+    assert "funding: every 8 h, interest 0.0001, cap 0.03, floor -0.03" in good.output
+    assert "held within index x (1 +/- 0.03)" in good.output and "liquidation fee 0.0125" in good.output
+    assert refused.exit_code != 0
+    assert "unknown key markets.BTCUSDT.liquidaton_fee: did you mean 'liquidation_fee'?" in refused.output

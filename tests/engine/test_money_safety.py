@@ -352,3 +352,25 @@ def test_a_settlement_beyond_bankruptcy_is_covered_by_the_fund_up_to_its_equity_
     assert shared == {v.names["s"]: -715 * USDT, v.names["a"]: 715 * USDT}
     assert wallet(v, "a") == 0 and fund_equity(v.engine) == 0
     assert v.engine.accounts[INSURANCE_ACCOUNT].balance(v.engine.asset) == 300 * USDT  # its deposit
+
+
+def test_a_fill_or_kill_that_needs_a_maker_beyond_its_bankruptcy_is_refused_whole() -> None:
+    # Arrange: a's resting ask at 29,500 can no longer be filled (the resting-close case above)
+    v = venue("mm", "b")
+    v.mark(ETH, "2000")
+    v.account("a", "1500")
+    leverage(v, "a", 50)
+    leverage(v, "a", 50, ETH)
+    v.place("mm", BTC, "sell", "1", "30000")
+    v.place("a", BTC, "buy", "1", "30000")
+    v.place("mm", ETH, "buy", "10", "2000")
+    v.place("a", ETH, "sell", "10", "2000")
+    v.place("a", BTC, "sell", "1", "29500")
+    v.mark(ETH, "2100")
+
+    # Act: b wants all of it at once, or nothing
+    events = v.place("b", BTC, "buy", "1", "29500", tif="FOK")
+
+    # Assert: nothing trades, nothing expires: the FOK counted the maker the guard would pass over
+    assert rejection(events).code == RejectCode.FOK_NOT_FILLABLE
+    assert len(v.engine.books[MARKET].asks.levels) == 1 and v.position("a", BTC) == 1

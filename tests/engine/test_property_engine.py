@@ -54,6 +54,8 @@ from perpx.engine.engine import Engine
 from perpx.engine.events import (
     CommandRejected,
     Event,
+    InsuranceFundChanged,
+    LiquidationExplained,
     OrderAccepted,
     OrderFilled,
     OrderRejected,
@@ -437,7 +439,10 @@ class MarginMachine(RuleBasedStateMachine):
         events = self.venue.apply(command)
         if events and all(isinstance(e, OrderRejected | CommandRejected | TransferRejected) for e in events):
             assert state_hash(self.engine) == hash_before, f"a refusal changed the state: {events}"
+        liquidated = {e.account_id for e in events if isinstance(e, LiquidationExplained)}
         for event in events:
+            if isinstance(event, InsuranceFundChanged) and event.reason == "DEFICIT_COVER":
+                assert event.account_id in liquidated, f"the fund paid outside a liquidation: {events}"
             if isinstance(event, OrderAccepted) and event.reduce_only:
                 self.reduce_only_ids.add(event.order_id)
             if isinstance(event, OrderFilled) and event.order_id in self.reduce_only_ids:
@@ -600,13 +605,38 @@ class MarginMachine(RuleBasedStateMachine):
             )
         )
 
+    @rule(
+        who=WHO,
+        partner=WHO,
+        market=st.sampled_from([BTC, ETH]),
+        size=st.integers(0, 100),
+        edge_bps=st.sampled_from([499, 500, 300]),
+        short=st.booleans(),
+        sweep=st.booleans(),
+    )
+    def ring(
+        self, who: int, partner: int, market: MarketId, size: int, edge_bps: int, short: bool, sweep: bool
+    ) -> None:
+        """A colluding pair: ``who`` opens at 125x at the mark, ``partner`` bids (offers) at the band's
+        edge, ``who`` closes into it with a limit, or sweeps with a MARKET order."""
+        if who == partner:
+            return
+        account_id, lots, mark = self.accounts[who], self._lots(market, size), self._mark(market)
+        opening = Side.SELL if short else Side.BUY
+        self._apply(SetLeverage(ts_ns=self.venue.tick(), account_id=account_id, market=market, leverage=125))
+        self._order(3 if who != 3 else partner, market, Side(-opening), lots, mark)
+        self._order(who, market, opening, lots, mark)
+        edge = mark * (10_000 - opening * edge_bps) // 10_000
+        self._order(partner, market, opening, lots, edge)
+        self._order(who, market, Side(-opening), lots, None if sweep else edge)
+
     # ------------------------------------------------------------------ prices, settings, money
 
     @rule(
         who=WHO,
         market=st.sampled_from([BTC, ETH]),
         what=st.sampled_from(
-            ["mark", "mark", "mark", "leverage", "leverage", "mode", "isolated", "transfer"]
+            ["mark", "mark", "mark", "skew", "leverage", "leverage", "mode", "isolated", "transfer"]
         ),
         mark_bps=st.integers(-600, 600),
         leverage=st.sampled_from([1, 2, 5, 10, 20, 50, 125, 200]),
@@ -629,6 +659,14 @@ class MarginMachine(RuleBasedStateMachine):
         if what == "mark":
             ticks = BASE_MARKS[market] * (10_000 + mark_bps) // 10_000
             command = SetMarkPrice(ts_ns=ts, market=market, index_ticks=ticks, mark_ticks=ticks)
+        elif what == "skew":  # a mark off its index: the engine holds it within the band
+            index = self.engine.indexes[market]
+            command = SetMarkPrice(
+                ts_ns=ts,
+                market=market,
+                index_ticks=index,
+                mark_ticks=index * (10_000 + mark_bps // 5) // 10_000,
+            )
         elif what == "leverage":
             command = SetLeverage(ts_ns=ts, account_id=account_id, market=market, leverage=leverage)
         elif what == "mode":

@@ -22,7 +22,7 @@ SHIPPED = [p for p in SCENARIOS if p.name != "venue.toml"]
 CASCADE = ROOT / "scenarios" / "liquidation_cascade.toml"
 
 
-def test_six_scenarios_are_shipped_and_each_loads() -> None:
+def test_the_shipped_scenarios_each_load() -> None:
     names = {load_scenario(path).name for path in SHIPPED}
     assert names == {
         "calm_day",
@@ -31,6 +31,8 @@ def test_six_scenarios_are_shipped_and_each_loads() -> None:
         "mark_manipulation",
         "liquidation_cascade",
         "funding_squeeze",
+        "mark_walk",
+        "mango_cash_out",
     }
 
 

@@ -21,9 +21,10 @@ Rules checked here
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
@@ -111,7 +112,7 @@ class RiskSpec:
     """Order of the auto-deleveraging queue: ``binance`` (PnL% x margin ratio) or
     ``profit_leverage`` (BitMEX-style PnL% x effective leverage, as Bybit, Poloniex, CoinEx)."""
     mark_index_band_e8: int = 3_000_000
-    """The mark is clamped to ``index x (1 +/- band)`` (``mechanics.md`` 20.4): two of the mark's three
+    """The mark is clamped to ``index x (1 +/- band)`` (``mechanics.md`` 20, "The band"): two of the mark's three
     inputs come from the book, so without a bound one account could walk it away from the index."""
     upnl_collateral: str = "conservative"
     """How unrealised profit backs new exposure: ``conservative`` (the less favourable of mark and
@@ -200,6 +201,75 @@ def parse_config(data: Mapping[str, Any]) -> VenueConfig:
         raise ConfigError(str(exc)) from exc
 
 
+VENUE_KEYS = ("name", "settlement_asset", "clock", "durability", "snapshot_every", "admin_token")
+SERVER_KEYS = ("rate_limit_weight_1m", "order_limit_10s", "order_limit_1m", "ban_after")
+"""``[server]`` keys: read by the server (``perpx.server.limits``), listed here so the config is checked whole."""
+TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server")
+ASSET_KEYS = ("decimals",)
+FEE_TIER_KEYS = ("min_30d_volume", "maker", "taker")
+RISK_KEYS = (
+    "liquidation_fee",
+    "funding_interval_hours",
+    "interest_rate",
+    "funding_cap",
+    "funding_floor",
+    "impact_margin_notional",
+    "premium_sample_s",
+    "mark_basis_window_s",
+    "trigger_protect",
+    "mark_policy",
+    "max_open_interest",
+    "max_algo_orders",
+    "adl_ranking",
+    "mark_index_band",
+    "upnl_collateral",
+)
+MARKET_KEYS = (
+    "base",
+    "tick_size",
+    "lot_size",
+    "min_qty",
+    "max_qty",
+    "market_max_qty",
+    "min_price",
+    "max_price",
+    "min_notional",
+    "percent_price_up",
+    "percent_price_down",
+    "market_take_bound",
+    "max_open_orders",
+    "default_leverage",
+    "brackets",
+    "index",
+    *RISK_KEYS,
+)
+INDEX_KEYS = ("policy", "sources", "stale_after_s", "min_sources", "outlier_pct")
+BRACKET_KEYS = ("notional_cap", "max_leverage", "mmr")
+
+
+def check_keys(table: Any, allowed: Sequence[str], where: str) -> None:
+    """Refuse a key of ``table`` that is not in ``allowed``, naming it and the closest valid key.
+
+    A misspelt key is not a default: ``liquidaton_fee`` silently leaving the fee at its default, or
+    ``[markets.X.indx]`` leaving a market without index or funding, is the kind of mistake that
+    costs money. ``where`` is the table's dotted name (empty for the top level).
+
+    Raises
+    ------
+    ConfigError
+        If ``table`` is not a table, or one of its keys is unknown.
+    """
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where or 'the config'} must be a table, not {type(table).__name__}")
+    for key in table:
+        if key in allowed:
+            continue
+        name = f"{where}.{key}" if where else str(key)
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"the keys here are {', '.join(allowed)}"
+        raise ConfigError(f"unknown key {name}: {hint}")
+
+
 def _require(table: Mapping[str, Any], key: str, where: str) -> Any:
     if key not in table:
         raise ConfigError(f"{where}.{key} is missing" if where else f"{key} is missing")
@@ -220,7 +290,10 @@ def _reject_floats(value: Any, where: str) -> None:
 
 def _parse(data: Mapping[str, Any]) -> VenueConfig:
     _reject_floats(data, "")
+    check_keys(data, TOP_TABLES, "")
     venue = _require(data, "venue", "")
+    check_keys(venue, VENUE_KEYS, "venue")
+    check_keys(data.get("server", {}), SERVER_KEYS, "server")
     settlement = AssetId(str(_require(venue, "settlement_asset", "venue")))
     clock = venue.get("clock", "wall")
     if clock not in ("wall", "manual"):
@@ -231,6 +304,7 @@ def _parse(data: Mapping[str, Any]) -> VenueConfig:
 
     assets: dict[AssetId, AssetSpec] = {}
     for name, table in dict(data.get("assets", {})).items():
+        check_keys(table, ASSET_KEYS, f"assets.{name}")
         decimals = table.get("decimals")
         if not isinstance(decimals, int) or not 0 <= decimals <= 18:
             raise ConfigError(f"assets.{name}.decimals was {decimals!r}; use an integer 0..18")
@@ -269,6 +343,7 @@ def _parse_fee_tiers(rows: list[Mapping[str, Any]], atom: Decimal) -> tuple[FeeT
     tiers: list[FeeTier] = []
     for index, row in enumerate(rows):
         where = f"fee_tiers[{index}]"
+        check_keys(row, FEE_TIER_KEYS, where)
         tier = FeeTier(
             min_30d_volume_atoms=to_units(
                 str(_require(row, "min_30d_volume", where)), atom, f"{where}.min_30d_volume"
@@ -290,6 +365,7 @@ def _parse_fee_tiers(rows: list[Mapping[str, Any]], atom: Decimal) -> tuple[FeeT
 
 def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom: Decimal) -> MarketSpec:
     where = f"markets.{name}"
+    check_keys(table, MARKET_KEYS, where)
     if not name.isalnum() or not name.isupper():
         raise ConfigError(f"{where}: market names are upper-case letters and digits, like BTCUSDT")
     tick = to_decimal(str(_require(table, "tick_size", where)), f"{where}.tick_size")
@@ -540,6 +616,7 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
 def _parse_index(table: Mapping[str, Any] | None, where: str) -> IndexSpec | None:
     if table is None:
         return None
+    check_keys(table, INDEX_KEYS, where)
     policy = table.get("policy", "binance")
     if policy not in ("binance", "capped", "weighted_median"):
         raise ConfigError(f"{where}.policy was {policy!r}; use 'binance', 'capped' or 'weighted_median'")
@@ -578,6 +655,7 @@ def _parse_brackets(rows: list[Mapping[str, Any]], where: str, atom: Decimal) ->
     cum_atoms = 0
     for index, row in enumerate(rows):
         here = f"{where}.brackets[{index}]"
+        check_keys(row, BRACKET_KEYS, here)
         cap_atoms = to_units(str(_require(row, "notional_cap", here)), atom, f"{here}.notional_cap")
         leverage = _require(row, "max_leverage", here)
         mmr_e8 = to_rate_e8(str(_require(row, "mmr", here)), f"{here}.mmr")

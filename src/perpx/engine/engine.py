@@ -769,13 +769,21 @@ class Engine:
         return None
 
     def _fillable_lots(self, book: OrderBook, cmd: PlaceOrder, limit_ticks: int, want_lots: int) -> int:
-        """Lots the order could take at once, honouring its limit and self-trade prevention.
+        """Lots the order could take at once, honouring its limit, self-trade prevention and the fill guard.
 
-        A resting reduce-only order shrinks or expires as the fills before it
-        shrink its owner's position, so positions are followed through the sweep.
+        The sweep is followed as matching would run it: a resting reduce-only order shrinks or
+        expires as the fills before it shrink its owner's position, a maker the fill guard would
+        expire is passed over, and the taker stops where the guard would stop it (section 29 of
+        ``mechanics.md``). Positions are followed through the sweep with the same pure
+        :func:`~perpx.engine.accounts.position_change` the fills apply; fee rates are those before
+        the sweep (a tier reached inside it lowers later fees, never raises them).
         """
         total = 0
-        held: dict[AccountId, int] = {}  # positions as the sweep so far would leave them
+        spec = self.specs[cmd.market]
+        contract = spec.contract_atoms
+        taker_account = self.accounts[cmd.account_id]
+        taker_rate = self._fee_rates(taker_account).taker_e8
+        sim: dict[AccountId, _Swept] = {}  # positions as the sweep so far would leave them
         for maker in book.opposite(cmd.side).orders():
             if (maker.price_ticks - limit_ticks) * cmd.side > 0:
                 break
@@ -783,25 +791,51 @@ class Engine:
                 if cmd.stp is StpMode.EXPIRE_MAKER:
                     continue
                 break
-            take = maker.leaves_lots
+            maker_state = self._swept(sim, maker.account_id, cmd.market)
+            take = min(maker.leaves_lots, want_lots - total)
             if maker.reduce_only:
-                closable = -maker.side * self._swept_qty(held, maker.account_id, cmd.market)
-                take = min(take, max(closable, 0))
-            if take:
-                owner_qty = self._swept_qty(held, maker.account_id, cmd.market)
-                held[maker.account_id] = owner_qty + maker.side * take
-                taker_qty = self._swept_qty(held, cmd.account_id, cmd.market)
-                held[cmd.account_id] = taker_qty + cmd.side * take
+                take = min(take, max(-maker.side * maker_state.qty_lots, 0))
+            if not take:
+                continue
+            notional = formulas.notional_atoms(maker.price_ticks, take, contract)
+            maker_account = self.accounts[maker.account_id]
+            maker_fee = max(0, formulas.fee_atoms(notional, self._fee_rates(maker_account).maker_e8))
+            maker_after = maker_state.then(maker.side, take, notional, maker_fee)
+            if maker.account_id != cmd.account_id:
+                if not self._swept_solvent(maker_account, cmd.market, spec, maker_after):
+                    continue  # matching would expire this maker and go on
+                taker_state = self._swept(sim, cmd.account_id, cmd.market)
+            else:
+                taker_state = maker_after  # a self-trade: both legs on the one position
+            taker_fee = max(0, formulas.fee_atoms(notional, taker_rate))
+            taker_after = taker_state.then(cmd.side, take, notional, taker_fee)
+            if not self._swept_solvent(taker_account, cmd.market, spec, taker_after):
+                break  # matching would stop the taker at this level
+            sim[maker.account_id] = maker_after
+            sim[cmd.account_id] = taker_after
             total += take
             if total >= want_lots:
                 break
         return total
 
-    def _swept_qty(self, held: dict[AccountId, int], account_id: AccountId, market: MarketId) -> int:
-        if account_id in held:
-            return held[account_id]
-        position = self.accounts[account_id].positions.get(market)
-        return position.qty_lots if position is not None else 0
+    def _swept(self, sim: dict[AccountId, _Swept], account_id: AccountId, market: MarketId) -> _Swept:
+        state = sim.get(account_id)
+        if state is None:
+            state = _Swept.of(self._position(self.accounts[account_id], market))
+        return state
+
+    def _swept_solvent(self, account: Account, market: MarketId, spec: MarketSpec, state: _Swept) -> bool:
+        position = self._position(account, market)
+        return self._solvent(
+            account,
+            position,
+            spec,
+            state.qty_lots,
+            state.cost_atoms,
+            state.isolated_margin_atoms,
+            state.wallet_atoms,
+            state.released_atoms,
+        )
 
     def _execute(self, taker: Order, book: OrderBook, spec: MarketSpec, taker_position: Position) -> None:
         """Match ``taker`` (4), then rest or expire its remainder (5), then post-trade (6)."""
@@ -1876,3 +1910,70 @@ class Engine:
 
     def _advance_clock(self, cmd: AdvanceClock) -> None:
         self._events.append(ClockAdvanced(ts_ns=self.now_ns))
+
+
+class _Swept:
+    """A position as a sweep being planned would leave it (FOK): figures, cross-wallet change, worst release."""
+
+    __slots__ = (
+        "cost_atoms",
+        "isolated",
+        "isolated_margin_atoms",
+        "leverage",
+        "qty_lots",
+        "released_atoms",
+        "wallet_atoms",
+    )
+
+    def __init__(
+        self,
+        qty_lots: int,
+        cost_atoms: int,
+        isolated_margin_atoms: int,
+        isolated: bool,
+        leverage: int,
+        wallet_atoms: int,
+        released_atoms: int,
+    ) -> None:
+        self.qty_lots = qty_lots
+        self.cost_atoms = cost_atoms
+        self.isolated_margin_atoms = isolated_margin_atoms
+        self.isolated = isolated
+        self.leverage = leverage
+        self.wallet_atoms = wallet_atoms
+        self.released_atoms = released_atoms
+
+    @staticmethod
+    def of(position: Position) -> _Swept:
+        return _Swept(
+            position.qty_lots,
+            position.cost_atoms,
+            position.isolated_margin_atoms,
+            position.margin_mode is MarginMode.ISOLATED,
+            position.leverage,
+            0,
+            0,
+        )
+
+    def then(self, side: Side, lots: int, value_atoms: int, fee_atoms: int) -> _Swept:
+        """The state after one more fill, as :func:`~perpx.engine.accounts.position_change` computes it."""
+        change = position_change(
+            self.qty_lots,
+            self.cost_atoms,
+            self.isolated_margin_atoms,
+            self.isolated,
+            self.leverage,
+            side,
+            lots,
+            value_atoms,
+            fee_atoms,
+        )
+        return _Swept(
+            change.qty_lots,
+            change.cost_atoms,
+            change.isolated_margin_atoms,
+            self.isolated,
+            self.leverage,
+            self.wallet_atoms + change.wallet_atoms,
+            min(self.released_atoms, change.released_atoms),
+        )

@@ -320,7 +320,7 @@ class MarkPriceUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
 class MarkClamped(Event, frozen=True, tag=True, kw_only=True, gc=False):
     """The mark's inputs gave ``raw_mark_ticks``, outside ``index x (1 +/- band)``: the mark is the band's edge.
 
-    Emitted when the clamp starts to bind or its result changes (``mechanics.md`` 20.4). ``band_e8``
+    Emitted when the clamp starts to bind or its result changes (``mechanics.md`` 20, "The band"). ``band_e8``
     is the market's ``mark_index_band``; ``mark_ticks`` is the mark adopted.
     """
 

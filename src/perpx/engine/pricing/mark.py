@@ -73,7 +73,7 @@ def index_band_ticks(index_ticks: int, band_e8: int) -> tuple[int, int]:
 
 
 def clamp_to_index_band(mark_ticks: int, index_ticks: int, band_e8: int) -> int:
-    """The mark, held within ``index x (1 +/- band)`` (``mechanics.md`` 20.4)."""
+    """The mark, held within ``index x (1 +/- band)`` (``mechanics.md`` 20, "The band")."""
     low, high = index_band_ticks(index_ticks, band_e8)
     return low if mark_ticks < low else high if mark_ticks > high else mark_ticks
 
