@@ -9,6 +9,7 @@ reports the journal record, the snapshot and the state hash a replay reproduces.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -203,6 +204,25 @@ def test_port_in_use_is_a_one_line_error_and_creates_nothing(tmp_path: Path, bus
     assert done.stdout == ""
     [line] = done.stderr.strip().splitlines()
     assert f"127.0.0.1:{taken}" in line and "in use" in line and flag in line
+    assert not data_dir.exists()
+
+
+def test_bad_rate_limit_variable_is_a_one_line_error_and_creates_nothing(tmp_path: Path) -> None:
+    # Arrange
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "PERPX_RATE_LIMIT_WEIGHT_1M": "abc"}
+    # Act
+    done = subprocess.run(
+        serve_command(data_dir, free_port(), free_port()),
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    # Assert
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "PERPX_RATE_LIMIT_WEIGHT_1M was 'abc'" in line
     assert not data_dir.exists()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 from perpx.journal.store import CONFIG_FILE
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
+from perpx.server.limits import limits_from
 from perpx.server.listeners import (
     Address,
     ListenError,
@@ -138,12 +140,16 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config_text_for(options)  # a new directory without a config fails here, before any port is taken
     try:
+        limits_from({}, os.environ)  # a bad PERPX_RATE_LIMIT_* fails here, before anything is created
         proxies = trusted_proxies(options.forwarded_allow_ips)
         listeners = bind_listeners(options.host, options.port, options.admin_host, admin_port_of(options))
     except (ValueError, ListenError) as exc:
         raise ServeError(str(exc)) from None
     try:
         ctx = open_server(options)
+    except ValueError as exc:  # a component refusing its settings (e.g. [server] limits): one line
+        listeners.close()
+        raise ServeError(str(exc)) from None
     except BaseException:
         listeners.close()
         raise
