@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from tests.server.harness import ADMIN_TOKEN, MANUAL_CONFIG, free_port  # noqa: E402
 
 
-def _start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_server(data: Path, port: int, admin_port: int) -> subprocess.Popen[bytes]:
     config = data.parent / "bench-venue.toml"
     config.write_text(MANUAL_CONFIG)
     env = {
@@ -66,6 +66,8 @@ def _start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
             str(config),
             "--port",
             str(port),
+            "--admin-port",
+            str(admin_port),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -74,7 +76,7 @@ def _start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            if httpx.get(f"{base}/fapi/v1/ping", timeout=1).status_code == 200:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -82,19 +84,21 @@ def _start_server(data: Path, port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start")
 
 
-def _setup(base: str) -> tuple[str, str]:
+def _setup(admin_base: str) -> tuple[str, str]:
     headers = {"X-PERPX-ADMIN": ADMIN_TOKEN}
     marked = httpx.post(
-        f"{base}/admin/v1/marks",
+        f"{admin_base}/admin/v1/marks",
         json={"symbol": "BTCUSDT", "markPrice": "60000", "indexPrice": "60000"},
         headers=headers,
     )
     marked.raise_for_status()
     created = httpx.post(
-        f"{base}/admin/v1/accounts", json={"name": "bench", "permissions": ["read", "trade"]}, headers=headers
+        f"{admin_base}/admin/v1/accounts",
+        json={"name": "bench", "permissions": ["read", "trade"]},
+        headers=headers,
     ).json()
     httpx.post(
-        f"{base}/admin/v1/deposits",
+        f"{admin_base}/admin/v1/deposits",
         json={
             "accountId": created["accountId"],
             "asset": "USDT",
@@ -182,11 +186,11 @@ def main() -> None:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="perpx-bench-api-") as tmp:
-        port = free_port()
-        process = _start_server(Path(tmp) / "data", port)
+        port, admin_port = free_port(), free_port()
+        process = _start_server(Path(tmp) / "data", port, admin_port)
         base = f"http://127.0.0.1:{port}"
         try:
-            key, secret = _setup(base)
+            key, secret = _setup(f"http://127.0.0.1:{admin_port}")
             rows = []
             for rate in rates:
                 ping = asyncio.run(_run_rate(base, key, secret, rate, args.seconds, "ping"))

@@ -30,6 +30,7 @@ RATE_UNIT = Decimal(1) / RATE_SCALE
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
+    # a message is text ("[venue]" must survive) and one line (a log keeps it whole)
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     return typer.Exit(code)
 
@@ -306,7 +307,9 @@ def serve(
     config: Annotated[
         Path | None, typer.Option(help="Venue TOML (a new --data directory needs one unless --demo).")
     ] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address of the public listener (REST, WebSocket).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port for REST and WebSocket.", min=0, max=65535)] = 8080,
     data: Annotated[Path, typer.Option(help="Data directory: journal, snapshots, read models, keys.")] = Path(
         "perpx-data"
@@ -318,6 +321,22 @@ def serve(
         int, typer.Option(help="Wall clock: advance an idle venue this often (ms).", min=10)
     ] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the demo agents.")] = 7,
+    admin_host: Annotated[str, typer.Option(help="Address of the admin listener.")] = "127.0.0.1",
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            help="TCP port of the admin API (/admin/v1) [default: --port + 1]; 0 turns it off.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For/-Proto are believed: comma-separated IPs or networks, or '*'."
+            " Default: none (the client address is the socket's peer)."
+        ),
+    ] = "",
     rebuild_read_models: Annotated[
         bool,
         typer.Option(
@@ -327,21 +346,39 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run the venue: Binance USDS-M compatible REST + WebSocket, admin API, OpenAPI docs at /docs.
+    """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
+    on its own port; /health and /ready on both.
 
     Restarting on the same --data directory resumes exactly where it stopped. Every start prints
     what recovery did; a damaged journal or a read model ahead of it refuses the start and changes
-    no file (docs/operations.md).
+    no file (docs/operations.md). Ctrl-C or SIGTERM stops it cleanly: it prints the last journal
+    record, the snapshot and the state hash.
     """
     from perpx.server.serve import ServeError, ServeOptions, run
 
     options = ServeOptions(
-        config, host, port, data, demo, tick_ms=tick_ms, seed=seed, rebuild_read_models=rebuild_read_models
+        config,
+        host,
+        port,
+        data,
+        demo,
+        tick_ms=tick_ms,
+        seed=seed,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        forwarded_allow_ips=forwarded_allow_ips,
+        rebuild_read_models=rebuild_read_models,
     )
     try:
-        run(options)
+        report = run(options)
     except (ServeError, RecoveryError, ConfigError) as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            "interrupted while starting; nothing was served (the journal is intact)", code=130
+        ) from None
+    if report.problem is not None:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,8 +1,11 @@
 """A real perpx server in a child process, and clients for it: signed REST, admin, ccxt.
 
 Tests start the server exactly as a user does (``python -m perpx serve``) on a
-free port, so they exercise uvicorn, the sequencer thread and the journal, and
-can kill it with SIGKILL to test recovery.
+free public port and a free admin port, so they exercise both listeners, the
+sequencer thread and the journal, and can kill it with SIGKILL to test recovery.
+
+The admin client can send from another loopback address (``source="127.0.0.2"``):
+wrong-token tests then lock out only that address, never the harness's own calls.
 """
 
 from __future__ import annotations
@@ -27,11 +30,17 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML
 
 ADMIN_TOKEN = "test-admin-token"
 
-PRICED_CONFIG = (Path(__file__).resolve().parents[2] / "src/perpx/data/demo_venue.toml").read_text()
+REPO = Path(__file__).resolve().parents[2]
+PRICED_CONFIG = (REPO / "src/perpx/data/demo_venue.toml").read_text()
 """The demo venue (index-priced markets, wall clock)."""
 
 MANUAL_CONFIG = DEFAULT_CONFIG_TOML
 """The default venue: manual clock, marks set by SetMarkPrice (none of its markets has index sources)."""
+
+
+def from_address(source: str) -> httpx.Client:
+    """An HTTP client whose connections leave from ``source`` (any 127.x.y.z is this host on Linux)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
 
 
 def free_port() -> int:
@@ -52,14 +61,20 @@ class Trader:
 
 @dataclass
 class ServerProcess:
-    """``perpx serve`` in a child process; ``start`` waits until it answers ``/fapi/v1/ping``."""
+    """``perpx serve`` in a child process; ``start`` waits until both listeners answer ``/ready``.
+
+    ``admin_port=0`` starts it without the admin listener.
+    """
 
     data_dir: Path
     config_text: str | None = MANUAL_CONFIG
     demo: bool = False
     port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    module: str = "perpx"
+    """What ``python -m`` runs; a test server module takes ``perpx serve``'s arguments."""
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -71,17 +86,23 @@ class ServerProcess:
     def ws_base(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
 
+    @property
+    def admin_base(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
     def start(self, timeout_s: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,
             "-m",
-            "perpx",
+            self.module,
             "serve",
             "--data",
             str(self.data_dir),
             "--port",
             str(self.port),
+            "--admin-port",
+            str(self.admin_port),
         ]
         if self.config_text is not None:
             config_path = self.data_dir.parent / f"{self.data_dir.name}-venue.toml"
@@ -91,6 +112,8 @@ class ServerProcess:
             args.append("--demo")
         args += list(self.extra_args)
         env = {**os.environ, "PERPX_ADMIN_TOKEN": ADMIN_TOKEN, **self.env}
+        if self.module != "perpx":
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -99,7 +122,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.base}/fapi/v1/ping", timeout=1).status_code == 200:
+                bases = (self.base, self.admin_base) if self.admin_port else (self.base,)
+                if all(httpx.get(f"{base}/ready", timeout=1).status_code == 200 for base in bases):
                     return self
             except httpx.HTTPError:
                 pass
@@ -131,11 +155,18 @@ class ServerProcess:
     # ------------------------------------------------------------------ clients
 
     def admin(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, token: str = ADMIN_TOKEN
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        token: str = ADMIN_TOKEN,
+        source: str = "127.0.0.1",
     ) -> httpx.Response:
-        return httpx.request(
-            method, f"{self.base}/admin/v1{path}", json=body, headers={"X-PERPX-ADMIN": token}, timeout=10
-        )
+        """An admin call on the admin port, sent from the loopback address ``source``."""
+        with from_address(source) as client:
+            return client.request(
+                method, f"{self.admin_base}/admin/v1{path}", json=body, headers={"X-PERPX-ADMIN": token}
+            )
 
     def trader(
         self,
@@ -178,8 +209,13 @@ class ServerProcess:
         timestamp_ms: int | None = None,
         recv_window: int | None = None,
         secret: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        source: str = "127.0.0.1",
     ) -> httpx.Response:
-        """A signed request as ccxt sends it: query string for GET/DELETE, form body for POST/PUT."""
+        """A signed request as ccxt sends it (query string for GET/DELETE, form body for POST/PUT).
+
+        ``headers`` are sent as well; the request leaves from the loopback address ``source``.
+        """
         items = [("timestamp", str(timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)))]
         items += [(k, str(v).lower() if isinstance(v, bool) else str(v)) for k, v in (params or {}).items()]
         if recv_window is not None:
@@ -187,12 +223,13 @@ class ServerProcess:
         payload = urlencode(items)
         signature = hmac.new((secret or trader.secret).encode(), payload.encode(), hashlib.sha256).hexdigest()
         signed_payload = f"{payload}&signature={signature}"
-        headers = {"X-MBX-APIKEY": trader.api_key}
+        sent = {**(headers or {}), "X-MBX-APIKEY": trader.api_key}
         url = f"{self.base}{path}"
-        if method in ("GET", "DELETE"):
-            return httpx.request(method, f"{url}?{signed_payload}", headers=headers, timeout=10)
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-        return httpx.request(method, url, content=signed_payload.encode(), headers=headers, timeout=10)
+        with from_address(source) as client:
+            if method in ("GET", "DELETE"):
+                return client.request(method, f"{url}?{signed_payload}", headers=sent)
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+            return client.request(method, url, content=signed_payload.encode(), headers=sent)
 
     def ccxt(self, trader: Trader, **options: Any) -> Any:
         """An unmodified ccxt ``binanceusdm`` pointed at this server (the setup of binance-api-contract.md)."""

@@ -1,8 +1,11 @@
-"""An in-process perpx server for fast tests: the real app and sequencer, driven by Starlette's TestClient.
+"""An in-process perpx server for fast tests: the real apps and sequencer, driven by Starlette's TestClient.
 
-The app runs in the test process (no child, no port): ``open_venue`` + ``create_app``, with the
-lifespan started by :class:`fastapi.testclient.TestClient`. Requests are signed exactly as ccxt
-signs them. Use :class:`tests.server.harness.ServerProcess` when a test needs a real socket, an
+The apps run in the test process (no child, no port): ``open_venue`` + ``create_app`` +
+``create_admin_app``, with the public app's lifespan started by
+:class:`fastapi.testclient.TestClient`. One client reaches both listeners, told apart by host
+name as ``perpx serve`` tells them apart by socket: a request to ``http://admin.test/...``
+goes to the admin app, any other to the public app. Requests are signed exactly as ccxt signs
+them. Use :class:`tests.server.harness.ServerProcess` when a test needs real sockets, an
 unmodified ccxt client, or a process to kill.
 """
 
@@ -24,7 +27,10 @@ with warnings.catch_warnings():  # starlette warns about httpx at import; the cl
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from perpx.server.app import build_components, create_app
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from perpx.server.app import build_components, create_admin_app, create_app
 from perpx.server.context import ServerContext, open_venue
 
 from .harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
@@ -33,13 +39,19 @@ from .harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
 class InProcessVenue:
     """A started app on ``data_dir``; see the module docstring."""
 
-    def __init__(self, ctx: ServerContext, client: TestClient) -> None:
+    def __init__(
+        self, ctx: ServerContext, client: TestClient, public_app: FastAPI, admin_app: FastAPI
+    ) -> None:
         self.ctx = ctx
         self.client = client
+        self.public_app = public_app
+        self.admin_app = admin_app
 
     def admin(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> httpx.Response:
         headers = {"X-PERPX-ADMIN": ADMIN_TOKEN}
-        response: httpx.Response = self.client.request(method, f"/admin/v1{path}", json=body, headers=headers)
+        response: httpx.Response = self.client.request(
+            method, f"{ADMIN_BASE}/admin/v1{path}", json=body, headers=headers
+        )
         return response
 
     def trader(self, name: str = "trader", deposit: str | None = "100000") -> Trader:
@@ -99,16 +111,39 @@ class InProcessVenue:
         return answer.status_code, body["code"], body["msg"]
 
 
+ADMIN_HOST = "admin.test"
+ADMIN_BASE = f"http://{ADMIN_HOST}"
+
+
+def both_listeners(public: ASGIApp, admin: ASGIApp) -> ASGIApp:
+    """One ASGI app in front of both: requests to :data:`ADMIN_HOST` go to ``admin``; the lifespan to ``public``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") or ("", 0)
+        target = admin if scope["type"] != "lifespan" and server[0] == ADMIN_HOST else public
+        await target(scope, receive, send)
+
+    return app
+
+
+@contextmanager
+def serving(ctx: ServerContext, *, raise_server_exceptions: bool = True) -> Iterator[InProcessVenue]:
+    """Start both apps of an opened venue behind one TestClient, and stop them cleanly on exit."""
+    public, admin = create_app(ctx), create_admin_app(ctx)
+    with TestClient(both_listeners(public, admin), raise_server_exceptions=raise_server_exceptions) as client:
+        yield InProcessVenue(ctx, client, public, admin)
+
+
 @contextmanager
 def in_process_venue(
     data_dir: Path, config_text: str | None = MANUAL_CONFIG, *, raise_server_exceptions: bool = True
 ) -> Iterator[InProcessVenue]:
-    """Open ``data_dir`` (recovering it), start the app, and stop it cleanly on exit.
+    """Open ``data_dir`` (recovering it), start the apps, and stop them cleanly on exit.
 
     With ``raise_server_exceptions=False`` an unhandled error is answered 500 (as a real server
     does) instead of raised in the test, so a fuzz run can count it.
     """
     ctx = open_venue(data_dir, config_text, build_components)
     ctx.admin_token = ADMIN_TOKEN
-    with TestClient(create_app(ctx), raise_server_exceptions=raise_server_exceptions) as client:
-        yield InProcessVenue(ctx, client)
+    with serving(ctx, raise_server_exceptions=raise_server_exceptions) as venue:
+        yield venue

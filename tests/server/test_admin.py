@@ -18,7 +18,7 @@ from perpx.engine.commands import CreateAccount, Deposit, OrderType, PlaceOrder,
 from perpx.engine.values import AccountId, AssetId, MarketId, Side, TxId
 from perpx.journal.store import open_store
 
-from .harness import ADMIN_TOKEN, MANUAL_CONFIG, PRICED_CONFIG, ServerProcess
+from .harness import ADMIN_TOKEN, MANUAL_CONFIG, PRICED_CONFIG, ServerProcess, from_address
 
 BTC = MarketId("BTCUSDT")
 
@@ -120,19 +120,26 @@ def refused(answer: httpx.Response, status: int, code: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------- the token comes first
 
 
-@pytest.mark.parametrize("token", ["", "wrong-token", ADMIN_TOKEN + "x"])
-def test_wrong_token_is_refused_before_a_malformed_body_is_read(server: ServerProcess, token: str) -> None:
+@pytest.mark.parametrize(
+    ("token", "source"), [("", "127.0.0.2"), ("wrong-token", "127.0.0.3"), (ADMIN_TOKEN + "x", "127.0.0.4")]
+)
+def test_wrong_token_is_refused_before_a_malformed_body_is_read(
+    server: ServerProcess, token: str, source: str
+) -> None:
     # Arrange
     headers = {"X-PERPX-ADMIN": token, "Content-Type": "application/json"} if token else {}
     # Act
-    answer = httpx.post(f"{server.base}/admin/v1/deposits", content=b"{not json", headers=headers)
+    with from_address(source) as client:
+        answer = client.post(f"{server.admin_base}/admin/v1/deposits", content=b"{not json", headers=headers)
     # Assert
     refused(answer, 401, -9202)
 
 
 def test_wrong_token_on_a_get_and_on_an_unknown_account_is_401(server: ServerProcess) -> None:
     # Act
-    answers = [server.admin("GET", path, token="nope") for path in ("/state", "/accounts/999")]
+    answers = [
+        server.admin("GET", path, token="nope", source="127.0.0.5") for path in ("/state", "/accounts/999")
+    ]
     # Assert
     for answer in answers:
         refused(answer, 401, -9202)
@@ -155,7 +162,7 @@ def test_bad_deposit_amount_is_refused_and_changes_nothing(server: ServerProcess
 def test_right_token_with_malformed_body_is_a_parameter_error(server: ServerProcess) -> None:
     # Act
     answer = httpx.post(
-        f"{server.base}/admin/v1/deposits",
+        f"{server.admin_base}/admin/v1/deposits",
         content=b'{"accountId": "x"}',
         headers={"X-PERPX-ADMIN": ADMIN_TOKEN, "Content-Type": "application/json"},
     )
@@ -297,7 +304,7 @@ def test_param_change_is_applied_audited_with_operator_and_listed(server: Server
     before = state_hash(server)
     # Act
     answer = httpx.post(
-        f"{server.base}/admin/v1/markets/ETHUSDT/params",
+        f"{server.admin_base}/admin/v1/markets/ETHUSDT/params",
         json={"min_notional": "5", "max_open_orders": 50},
         headers={"X-PERPX-ADMIN": ADMIN_TOKEN, "X-PERPX-OPERATOR": "alice"},
     )
@@ -399,9 +406,10 @@ def test_state_reports_last_seq_hash_and_venue_time(server: ServerProcess) -> No
     assert body["venueTimeMs"] > 1_767_225_600_000
 
 
-def test_admin_routes_are_documented_in_openapi(server: ServerProcess) -> None:
+def test_admin_routes_are_documented_in_the_admin_listeners_openapi_only(server: ServerProcess) -> None:
     # Act
-    spec = httpx.get(f"{server.base}/openapi.json").json()
+    spec = httpx.get(f"{server.admin_base}/openapi.json").json()
+    public_spec = httpx.get(f"{server.base}/openapi.json").json()
     # Assert
     for path in (
         "/admin/v1/prices",
@@ -411,6 +419,8 @@ def test_admin_routes_are_documented_in_openapi(server: ServerProcess) -> None:
     ):
         assert path in spec["paths"]
     assert "X-PERPX-ADMIN" in str(spec["components"]["securitySchemes"])
+    assert not [path for path in public_spec["paths"] if path.startswith("/admin")]
+    assert "/fapi/v1/order" in public_spec["paths"]
 
 
 def test_audit_and_liquidations_survive_a_crash_and_restart(tmp_path: Path) -> None:

@@ -411,6 +411,8 @@ def test_split_signature_cuts_only_the_signature_parameter() -> None:
     ("ip", "scope", "code"),
     [
         ("10.1.2.3", "read", None),
+        ("::ffff:10.1.2.3", "read", None),  # an IPv4 client of a dual-stack listener
+        ("::ffff:11.0.0.1", "read", -2015),
         ("::1", "read", None),
         ("11.0.0.1", "read", -2015),
         (None, "read", -2015),

@@ -241,7 +241,7 @@ def _positions(server: ServerProcess, trader: Trader) -> int:
 def _liquidation_seqs(server: ServerProcess, up_to: int) -> list[int]:
     """The journal records of the liquidations the admin read model holds, up to record ``up_to``."""
     answer = httpx.get(
-        f"{server.base}/admin/v1/liquidations",
+        f"{server.admin_base}/admin/v1/liquidations",
         params={"limit": 1000},
         headers={"X-PERPX-ADMIN": ADMIN_TOKEN},
         timeout=10,

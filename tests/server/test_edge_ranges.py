@@ -23,7 +23,7 @@ from perpx.server.sequencer import SequencerState
 from perpx.server.wire import MAX_ID, MAX_TIME_MS, MAX_UNITS
 
 from .harness import ADMIN_TOKEN, Trader
-from .inprocess import InProcessVenue, in_process_venue
+from .inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
 
 BTC = "BTCUSDT"
 ORDER = {
@@ -296,7 +296,7 @@ def admin_raw(venue: InProcessVenue, method: str, path: str, body: dict[str, Any
     headers = {"X-PERPX-ADMIN": ADMIN_TOKEN, "Content-Type": "application/json"}
     content = None if body is None else json.dumps(body).encode()
     response: httpx.Response = venue.client.request(
-        method, f"/admin/v1{path}", content=content, headers=headers
+        method, f"{ADMIN_BASE}/admin/v1{path}", content=content, headers=headers
     )
     return response
 

@@ -24,15 +24,14 @@ import pytest
 
 with warnings.catch_warnings():  # starlette warns about httpx at import; the client works
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
 
 from perpx.journal.store import JOURNAL_FILE, SNAPSHOT_DIR, RecoveryError
-from perpx.server.app import build_components, create_app
+from perpx.server.app import build_components
 from perpx.server.context import READ_MODELS, open_venue, stored_seqs
 
 from ..journal.files import fingerprint, record_offsets
 from .harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
-from .inprocess import InProcessVenue, in_process_venue
+from .inprocess import InProcessVenue, in_process_venue, serving
 
 BTC = "BTCUSDT"
 NO_FSYNC_CONFIG = MANUAL_CONFIG.replace('durability = "batch"', 'durability = "none"')
@@ -43,8 +42,8 @@ NO_FSYNC_CONFIG = MANUAL_CONFIG.replace('durability = "batch"', 'durability = "n
 def _venue(data: Path, rebuild: bool = False) -> Iterator[InProcessVenue]:
     ctx = open_venue(data, None, build_components, rebuild_read_models=rebuild)
     ctx.admin_token = ADMIN_TOKEN
-    with TestClient(create_app(ctx)) as client:
-        yield InProcessVenue(ctx, client)
+    with serving(ctx) as venue:
+        yield venue
 
 
 def _place(venue: InProcessVenue, trader: Trader, n: int, tag: str) -> dict[str, int]:

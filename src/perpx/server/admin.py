@@ -3,8 +3,10 @@
 Separate from trading keys: every call carries ``X-PERPX-ADMIN: <token>``
 (``PERPX_ADMIN_TOKEN`` or ``[venue] admin_token``); without a configured token the admin API
 is off. The token is checked before anything else of the request is read, so a caller without
-it learns nothing (not even whether its body was well formed). JSON in and out; refusals are
-``{"code", "msg"}``.
+it learns nothing (not even whether its body was well formed); an address that keeps sending
+wrong tokens is locked out (:class:`~perpx.server.auth.AdminGuard`). The admin API is served only on
+its own listener (``perpx serve --admin-host/--admin-port``), never on the public port. JSON in and
+out; refusals are ``{"code", "msg"}``.
 
 Units in answers
 ----------------
@@ -17,7 +19,6 @@ times ``10**8``, ``ts_ns`` venue nanoseconds; ``GET /admin/v1/liquidations`` lis
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import re
 import time
@@ -74,19 +75,19 @@ MAX_ADVANCE_MS = 366 * 86_400_000
 
 
 def require_admin(request: Request) -> str:
-    """Check ``X-PERPX-ADMIN`` (constant time); return who acted (``X-PERPX-OPERATOR``, else ``admin``).
+    """Check ``X-PERPX-ADMIN`` (see :class:`~perpx.server.auth.AdminGuard`); return who acted.
+
+    Who acted is ``X-PERPX-OPERATOR``, else ``admin``.
 
     Raises
     ------
     ApiError
-        403 ``-9201`` when the admin API is disabled, 401 ``-9202`` on a missing or wrong token.
+        403 ``-9201`` when the admin API is disabled, 401 ``-9202`` on a missing or wrong token,
+        429 ``-9204`` while the client's address is locked out for sending wrong tokens.
     """
-    token = ctx_of(request).admin_token
-    if token is None:
-        raise ApiError(403, -9201, "The admin API is disabled: set PERPX_ADMIN_TOKEN or [venue] admin_token.")
-    given = request.headers.get("x-perpx-admin", "")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise ApiError(401, -9202, "Missing or wrong X-PERPX-ADMIN token.")
+    ctx = ctx_of(request)
+    client = request.client.host if request.client is not None else ""
+    ctx.admin_guard.check(ctx.admin_token, request.headers.get("x-perpx-admin"), client)
     return operator_of(request)
 
 

@@ -1,14 +1,23 @@
-"""The ASGI application: routes from every adapter module, Binance-shaped errors, start and stop.
+"""The ASGI applications: the public one and the admin one, Binance-shaped errors, start and stop.
 
 Each adapter module exposes ``router`` (its routes) and may expose
-``components(ctx) -> dict[str, Component]`` (its read models and streams).
-:func:`build_components` gathers the components; :func:`create_app` mounts the
-routers, turns every :class:`ApiError` (and any validation failure) into
-``{"code", "msg"}`` with its HTTP status, and starts the sequencer on startup.
+``components(ctx) -> dict[str, Component]`` (its read models and streams) and
+``on_start(ctx)`` / ``on_stop(ctx)``. :func:`build_components` gathers the
+components. :func:`create_app` is the public listener (Binance REST and
+WebSocket, ``/health``, ``/ready``); :func:`create_admin_app` is the admin
+listener (``/admin/v1``, ``/health``, ``/ready``). They share one venue (one
+sequencer), and neither serves the other's routes: ``/admin/v1`` on the public
+port is a plain 404. Both turn every :class:`ApiError` (and any validation
+failure) into ``{"code", "msg"}`` with its HTTP status.
+
+:func:`start_venue` and :func:`stop_venue` start and stop the sequencer and the
+modules once, whatever serves the apps: ``perpx serve`` calls them around its two
+listeners; the public app's lifespan calls them when it is run on its own (tests).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,13 +29,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from perpx.server import admin, limits, public, streams, trading, userstream
+from perpx.server import admin, health, limits, public, streams, trading, userstream
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 
 log = logging.getLogger("perpx.server")
 
-MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams, admin)
+PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
+"""Modules whose routes the public listener serves."""
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health)
+"""Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
 def build_components(ctx: ServerContext) -> dict[str, Any]:
@@ -39,35 +51,80 @@ def build_components(ctx: ServerContext) -> dict[str, Any]:
     return out
 
 
+async def start_venue(ctx: ServerContext) -> None:
+    """Start the sequencer thread on the running loop, then every module's ``on_start``."""
+    ctx.seq.start(asyncio.get_running_loop())
+    for module in MODULES:
+        start = getattr(module, "on_start", None)
+        if start is not None:
+            await start(ctx)
+    ctx.serving = True
+
+
+async def stop_venue(ctx: ServerContext) -> None:
+    """Every module's ``on_stop`` (in reverse), then drain the sequencer, snapshot and close.
+
+    Raises whatever closing raised (a snapshot that cannot be written, say), after closing the rest.
+    """
+    ctx.serving = False
+    try:
+        for module in reversed(MODULES):
+            stop = getattr(module, "on_stop", None)
+            if stop is not None:
+                await stop(ctx)
+    finally:
+        ctx.close()
+
+
 def create_app(ctx: ServerContext) -> FastAPI:
-    """The FastAPI app for an opened venue (see :func:`perpx.server.context.open_venue`)."""
+    """The public listener's app for an opened venue (see :func:`perpx.server.context.open_venue`).
+
+    Its lifespan starts and stops the venue, for running it on its own (``TestClient``);
+    ``perpx serve`` runs it with the lifespan off and starts the venue itself.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import asyncio
-
-        ctx.seq.start(asyncio.get_running_loop())
-        for module in MODULES:
-            start = getattr(module, "on_start", None)
-            if start is not None:
-                await start(ctx)
+        await start_venue(ctx)
         try:
             yield
         finally:
-            for module in reversed(MODULES):
-                stop = getattr(module, "on_stop", None)
-                if stop is not None:
-                    await stop(ctx)
-            ctx.close()
+            await stop_venue(ctx)
 
     app = FastAPI(
         title="perpx",
-        summary="A perpetual-futures venue: Binance USDS-M compatible REST and WebSocket, plus the perpx admin API.",
+        summary="A perpetual-futures venue: Binance USDS-M compatible REST and WebSocket.",
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.ctx = ctx
     app.add_middleware(limits.UsedWeightMiddleware)
+    _answer_errors(app)
+    for module in PUBLIC_MODULES:
+        app.include_router(module.router)
+    app.include_router(health.router)
+    return app
+
+
+def create_admin_app(ctx: ServerContext) -> FastAPI:
+    """The admin listener's app: ``/admin/v1`` and the health routes, on the same venue as the public app.
+
+    It has no lifespan: it never starts or stops the venue.
+    """
+    app = FastAPI(
+        title="perpx admin",
+        summary="The perpx admin API: accounts, transfers, prices, clock, market modes and parameters.",
+        version="0.1.0",
+    )
+    app.state.ctx = ctx
+    _answer_errors(app)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Turn every refusal, unknown route and unexpected exception into ``{"code", "msg"}``."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -105,7 +162,3 @@ def create_app(ctx: ServerContext) -> FastAPI:
             },
             status_code=500,
         )
-
-    for module in MODULES:
-        app.include_router(module.router)
-    return app

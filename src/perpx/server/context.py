@@ -30,6 +30,7 @@ from perpx.journal.store import (
     plan_recovery,
     resolve_config,
 )
+from perpx.server.auth import AdminGuard
 from perpx.server.keys import KeyStore
 from perpx.server.sequencer import Applied, Sequencer
 
@@ -51,7 +52,12 @@ class Component(Protocol):
 
 @dataclass
 class ServerContext:
-    """Everything a handler needs; one per running server (``request.app.state.ctx``)."""
+    """Everything a handler needs; one per running server (``request.app.state.ctx``).
+
+    ``serving`` is true from the moment the sequencer and the components have started until the
+    venue begins to stop (``GET /ready`` answers 503 outside it). ``admin_guard`` holds the wrong
+    admin token counts of both listeners.
+    """
 
     config: VenueConfig
     data_dir: Path
@@ -61,6 +67,8 @@ class ServerContext:
     report: RecoveryReport | None = None
     components: dict[str, Any] = field(default_factory=dict)
     demo: bool = False
+    serving: bool = False
+    admin_guard: AdminGuard = field(default_factory=AdminGuard)
     rebuilt_read_models: bool = False
 
     def start_lines(self) -> list[str]:

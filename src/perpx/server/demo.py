@@ -50,7 +50,7 @@ from perpx.engine.commands import (
 from perpx.engine.engine import Engine
 from perpx.engine.events import AccountCreated, Event, FundingSettled, LiquidationExplained, OrderFilled
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
-from perpx.engine.values import AccountId, MarketId, TxId
+from perpx.engine.values import AccountId, MarketId, TxId, format_units
 from perpx.server.context import ServerContext
 from perpx.server.keys import ApiKey
 from perpx.server.sequencer import Applied, Sequencer
@@ -396,8 +396,16 @@ class DemoDriver:
 
     # ------------------------------------------------------------------ announcement
 
-    def snippet(self, rest_base: str, ws_base: str) -> str:
-        """The Python that connects an unmodified ccxt to this demo venue."""
+    def trader_balance(self, engine: Engine) -> str:
+        """The demo trader's wallet balance, e.g. ``"99871.2 USDT"`` (a query: on the sequencer thread)."""
+        key = self.trader_key
+        if key is None:
+            raise RuntimeError("the demo is not set up yet")
+        account = engine.accounts[key.account_id]
+        return f"{format_units(account.balance(engine.asset), engine.config.settlement.atom)} {engine.asset}"
+
+    def snippet(self, rest_base: str, ws_base: str, balance: str) -> str:
+        """The Python that connects an unmodified ccxt to this demo venue (``balance``: the trader's, now)."""
         key = self.trader_key
         if key is None:
             raise RuntimeError("the demo is not set up yet")
@@ -417,7 +425,7 @@ BTCUSDT and ETHUSDT; index prices come from four simulated spot sources. Connect
     print(ex.fetch_ticker("BTC/USDT:USDT")["last"], ex.fetch_balance()["USDT"])
     # ccxt.pro: ex.urls["api"]["ws"] = {{"linear": "{ws_base}"}}
 
-(account {key.account_id}, {TRADER_DEPOSIT} USDT; keys are kept in the data directory)
+(account {key.account_id}, balance {balance}; a run resumes from its data directory, keys included)
 '''
 
 
@@ -436,8 +444,11 @@ class DemoComponent:
     def close(self) -> None:
         return None
 
-    def snippet(self, rest_base: str, ws_base: str) -> str:
-        return self.driver.snippet(rest_base, ws_base)
+    def trader_balance(self, engine: Engine) -> str:
+        return self.driver.trader_balance(engine)
+
+    def snippet(self, rest_base: str, ws_base: str, balance: str) -> str:
+        return self.driver.snippet(rest_base, ws_base, balance)
 
 
 def attach_demo(ctx: ServerContext, seed: int, cast: DemoCast | None = None) -> DemoDriver:

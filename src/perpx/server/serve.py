@@ -1,23 +1,41 @@
-"""``perpx serve``: open the data directory, build the app, run it on uvicorn.
+"""``perpx serve``: bind both listeners, open the data directory, serve, stop with a report.
 
-Start-up is the journal's one recovery path (snapshot + tail), then the read
-models catch up, then the gateways open. A clean stop (Ctrl-C, SIGTERM)
-drains the sequencer and writes a snapshot; a crash loses nothing that was
+Start-up, in this order (each step only when the one before succeeded):
+
+1. Read which config to use and check the options (no file is created).
+2. Bind the public and the admin sockets (:func:`perpx.server.listeners.bind_listeners`). A port
+   in use is a one-line error: no data directory is created, nothing is recovered.
+3. Open the venue: the journal's one recovery path (snapshot + tail), then the read models catch
+   up (:func:`perpx.server.context.open_venue`); attach the demo if asked.
+4. Start the sequencer and both listeners on one asyncio loop; once both accept connections,
+   print the banner (and the demo's ccxt snippet, with the demo trader's current balance).
+
+A clean stop (Ctrl-C, SIGTERM) closes the listeners, drains the sequencer, writes a snapshot and
+prints the last journal record, the snapshot and the state hash. A crash loses nothing that was
 acknowledged, because nothing is acknowledged before it is journaled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import uvicorn
-
 from perpx.journal.store import CONFIG_FILE
-from perpx.server.app import build_components, create_app
+from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
+from perpx.server.limits import limits_from
+from perpx.server.listeners import (
+    Address,
+    ListenError,
+    StopReport,
+    VenueServer,
+    bind_listeners,
+    trusted_proxies,
+)
 
 
 def demo_config_text() -> str:
@@ -27,6 +45,13 @@ def demo_config_text() -> str:
 
 @dataclass(frozen=True)
 class ServeOptions:
+    """What ``perpx serve`` was asked for.
+
+    ``admin_port``: ``None`` is ``port + 1`` (an ephemeral port too when ``port`` is 0), 0 turns
+    the admin listener off. ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` is
+    believed (comma-separated addresses or networks, or ``*``); empty believes nobody.
+    """
+
     config_path: Path | None
     host: str
     port: int
@@ -36,6 +61,9 @@ class ServeOptions:
     log_level: str = "warning"
     seed: int = 7
     rebuild_read_models: bool = False
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    forwarded_allow_ips: str = ""
 
 
 class ServeError(RuntimeError):
@@ -76,30 +104,92 @@ def open_server(options: ServeOptions) -> ServerContext:
     return ctx
 
 
-def run(options: ServeOptions, announce: bool = True) -> None:
-    """Serve until stopped."""
+def admin_port_of(options: ServeOptions) -> int | None:
+    """The admin listener's port (``None``: off); see :class:`ServeOptions`.
+
+    Raises
+    ------
+    ServeError
+        If the default ``--port + 1`` is not a port, or the admin port is the public one.
+    """
+    if options.admin_port == 0:
+        return None
+    if options.admin_port is None:
+        if options.port == 0:
+            return 0
+        if options.port + 1 > 65_535:
+            raise ServeError(
+                f"--admin-port defaults to --port + 1 = {options.port + 1}, which is not a port; give --admin-port"
+            )
+        return options.port + 1
+    if options.admin_port == options.port:
+        raise ServeError(
+            f"--admin-port {options.admin_port} is the public port; the admin API needs a port of its own"
+        )
+    return options.admin_port
+
+
+def run(options: ServeOptions, announce: bool = True) -> StopReport:
+    """Serve until stopped (SIGINT, SIGTERM); print and return what the stop left behind.
+
+    Raises
+    ------
+    ServeError
+        Before anything is created or opened, when the options or a port do not allow a start.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx = open_server(options)
-    app = create_app(ctx)
-    if announce:
-        _announce(ctx, options)
-    config = uvicorn.Config(
-        app, host=options.host, port=options.port, log_level=options.log_level, ws="websockets-sansio"
-    )
-    uvicorn.Server(config).run()
+    config_text_for(options)  # a new directory without a config fails here, before any port is taken
+    try:
+        limits_from({}, os.environ)  # a bad PERPX_RATE_LIMIT_* fails here, before anything is created
+        proxies = trusted_proxies(options.forwarded_allow_ips)
+        listeners = bind_listeners(options.host, options.port, options.admin_host, admin_port_of(options))
+    except (ValueError, ListenError) as exc:
+        raise ServeError(str(exc)) from None
+    try:
+        ctx = open_server(options)
+    except ValueError as exc:  # a component refusing its settings (e.g. [server] limits): one line
+        listeners.close()
+        raise ServeError(str(exc)) from None
+    except BaseException:
+        listeners.close()
+        raise
+    server = VenueServer(ctx, listeners, proxies=proxies, log_level=options.log_level)
+    public, admin = listeners.public_address, listeners.admin_address
+
+    async def ready() -> None:
+        if announce:
+            await _announce(ctx, public, admin)
+
+    report = asyncio.run(server.serve(on_ready=ready))
+    for line in report.lines():
+        print(line, flush=True)
+    return report
 
 
-def _announce(ctx: ServerContext, options: ServeOptions) -> None:
-    base = f"http://{options.host}:{options.port}"
+async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
+    base, ws = public.url(), f"{public.url('ws')}/ws"
     print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}", flush=True)
     for line in ctx.start_lines():
         print(f"perpx: recovery: {line}", flush=True)
-    print(
-        f"perpx: REST {base}/fapi/v1  WebSocket ws://{options.host}:{options.port}/ws  docs {base}/docs",
-        flush=True,
-    )
-    if ctx.admin_token is None:
-        print("perpx: admin API disabled (set PERPX_ADMIN_TOKEN or [venue] admin_token)", flush=True)
+    print(f"perpx: REST {base}/fapi/v1  WebSocket {ws}  docs {base}/docs", flush=True)
+    if admin is None:
+        print("perpx: admin API off (--admin-port 0)", flush=True)
+    elif ctx.admin_token is None:
+        print(
+            f"perpx: admin listener {admin.url()} refuses every call: set PERPX_ADMIN_TOKEN or [venue] admin_token",
+            flush=True,
+        )
+    else:
+        print(
+            f"perpx: admin API {admin.url()}/admin/v1 (header X-PERPX-ADMIN)  docs {admin.url()}/docs",
+            flush=True,
+        )
+    print(f"perpx: health {base}/health  readiness {base}/ready (on the admin port too)", flush=True)
     demo = ctx.components.get("demo")
     if demo is not None:
-        print(demo.snippet(base, f"ws://{options.host}:{options.port}/ws"), flush=True)
+        try:
+            balance = await ctx.seq.query(demo.trader_balance)
+        except Exception as exc:
+            balance = f"unknown ({exc})"
+        print(demo.snippet(base, ws, balance), flush=True)
+    print("perpx: ready; Ctrl-C stops the venue (a snapshot is written)", flush=True)

@@ -24,9 +24,33 @@ Streams
 
 Fan-out never blocks the sequencer: its listener (:meth:`StreamHub.on_applied`)
 encodes each event once, only for streams someone watches, and hands the batch
-to the event loop with ``call_soon_threadsafe``. Each connection has a bounded
-queue; a client too slow to drain it is disconnected (close code 1008) rather
-than holding anyone else back. Time-driven streams run as asyncio tasks.
+to the event loop with ``call_soon_threadsafe``. Time-driven streams run as asyncio tasks.
+
+Slow consumers
+--------------
+Each connection has its own queue and its own sender task, so a client that does not read holds
+back nobody but itself. It is disconnected (close code 1008, ``too slow``) on the first of:
+
+==========================================  ==================================================
+rule                                        bound
+==========================================  ==================================================
+frames waiting in its queue                 more than :data:`QUEUE_FRAMES` (10,000)
+one frame the socket does not take          for more than :data:`SEND_STALL_S` (5 s), checked
+                                            every :data:`STALL_CHECK_MS`
+==========================================  ==================================================
+
+Once a client stops reading, the socket still takes frames until three buffers are full: the
+client's own receive buffer, 16 KiB unsent in the server's kernel (``TCP_NOTSENT_LOWAT``, see
+``listeners.py``) and 64 KiB in asyncio's transport. So a client that stops reading a fast stream
+is dropped ``SEND_STALL_S`` after the stream has filled those, or when its queue overflows,
+whichever is first. The close frame then gets :data:`CLOSE_TIMEOUT_S` to reach the socket; a client
+that still reads nothing has its connection aborted by the kernel (``TCP_USER_TIMEOUT``, Linux).
+
+A client's receive buffer can be large: Linux grows it while tiny (deflated) frames arrive, to
+megabytes, so the server sees nothing stall for a long time. That client does not answer the
+server's WebSocket pings either, and the listener closes it (1011) when a pong is 20 s late, pings
+going out every 20 s (``listeners.py``). What the server holds for a slow client stays bounded
+either way: its queue, 64 KiB in the transport and 16 KiB in the kernel.
 """
 
 from __future__ import annotations
@@ -71,6 +95,11 @@ MAX_STREAMS = 1024
 """Streams one connection may hold (Binance's limit)."""
 QUEUE_FRAMES = 10_000
 """Frames a connection may have waiting; one more and it is disconnected as too slow."""
+SEND_STALL_S = 5.0
+"""A frame its socket has not taken for this long shows the client is not reading: it is disconnected."""
+STALL_CHECK_MS = 500
+CLOSE_TIMEOUT_S = 5.0
+"""How long a disconnect waits to hand its close frame to the socket before giving up on it."""
 PARTIAL_SPEEDS_MS = (100, 250, 500)
 KLINE_PUSH_MS = 250
 TICKER_PUSH_MS = 1000
@@ -266,6 +295,8 @@ class Connection:
         self.names: dict[str, Feed] = {}
         self.dropped = False
         self.done = asyncio.Event()
+        self.sending_since: float | None = None
+        """Loop time at which the frame being sent was handed to the socket (``None``: not sending)."""
 
     def send(self, frame: str) -> bool:
         """Queue ``frame``; ``False`` when the queue is full."""
@@ -284,9 +315,14 @@ class Connection:
 class StreamHub:
     """The ``streams`` component: subscriptions, the sequencer-side encoder and the timed pushes."""
 
-    def __init__(self, ctx: ServerContext, max_frames: int = QUEUE_FRAMES) -> None:
+    def __init__(
+        self, ctx: ServerContext, max_frames: int = QUEUE_FRAMES, stall_s: float = SEND_STALL_S
+    ) -> None:
         self.ctx = ctx
         self.max_frames = max_frames
+        self.stall_s = stall_s
+        self.slow_drops = 0
+        """Clients disconnected as too slow since the start."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: dict[Feed, dict[Connection, str]] = {}
         self.connections: set[Connection] = set()
@@ -358,16 +394,30 @@ class StreamHub:
             return
         for conn, name in list(subscribers.items()):
             if not conn.publish(name, text):
-                self._drop(conn)
+                self._drop(conn, f"more than {self.max_frames} frames waiting")
 
-    def _drop(self, conn: Connection) -> None:
-        """Disconnect a client whose queue is full (it cannot keep up)."""
+    def _drop(self, conn: Connection, why: str) -> None:
+        """Disconnect a client that cannot keep up (see the module docstring)."""
         if conn.dropped:
             return
         conn.dropped = True
-        log.warning("dropping a slow WebSocket client (%d frames waiting)", conn.queue.qsize())
+        self.slow_drops += 1
+        peer = getattr(conn.websocket, "client", None)  # hub tests connect no socket
+        log.warning(
+            "dropping a slow WebSocket client %s: %s (%d frames waiting)",
+            f"{peer.host}:{peer.port}" if peer is not None else "?",
+            why,
+            conn.queue.qsize(),
+        )
         self._forget(conn)
         conn.done.set()
+
+    async def _drop_stalled(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for conn in list(self.connections):
+            since = conn.sending_since
+            if since is not None and now - since > self.stall_s:
+                self._drop(conn, f"its socket took no frame for {now - since:.1f} s")
 
     # ------------------------------------------------------------------ subscriptions (loop)
 
@@ -477,16 +527,21 @@ class StreamHub:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._forget(conn)
+            # a client that reads nothing cannot take the close frame either: give up after a while
             with contextlib.suppress(Exception):
-                if conn.dropped:
-                    await websocket.close(code=1008, reason="too slow: the send queue is full")
-                else:
-                    await websocket.close()
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    if conn.dropped:
+                        await websocket.close(code=1008, reason="too slow: not reading its stream")
+                    else:
+                        await websocket.close()
 
     async def _send_loop(self, conn: Connection) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             frame = await conn.queue.get()
+            conn.sending_since = loop.time()
             await conn.websocket.send_text(frame)
+            conn.sending_since = None
 
     async def _receive_loop(self, conn: Connection) -> None:
         while True:
@@ -498,7 +553,7 @@ class StreamHub:
                 raw = message.get("bytes") or b""
                 text = raw.decode("utf-8", errors="replace")
             if not conn.send(self.request(conn, text)):
-                self._drop(conn)
+                self._drop(conn, f"more than {self.max_frames} frames waiting")
                 return
 
     # ------------------------------------------------------------------ timed streams (loop)
@@ -509,6 +564,7 @@ class StreamHub:
             (KLINE_PUSH_MS, self._push_klines),
             (TICKER_PUSH_MS, self._push_tickers),
             (MARK_PUSH_MS, self._push_marks),
+            (STALL_CHECK_MS, self._drop_stalled),
         ]
         jobs += [(speed, self._partial_pusher(speed)) for speed in PARTIAL_SPEEDS_MS]
         self._tasks = [loop.create_task(self._every(period, job)) for period, job in jobs]
