@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,11 +44,28 @@ def from_address(source: str) -> httpx.Client:
     return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=10)
 
 
+_PORTS = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
 def free_port() -> int:
+    """A port that is free now, below Linux's ephemeral range (32768 up).
+
+    A port from the ephemeral range (what binding port 0 gives) can be taken by any client's
+    outgoing connection between a kill -9 and the restart that binds it again; the servers
+    of these tests restart on their ports, so they use ports no outgoing connection gets.
+    """
+    for _ in range(200):
+        port = _PORTS.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 @dataclass
