@@ -532,15 +532,8 @@ class Engine:
                 self._reject_order(cmd, *refusal)
                 return
         if not is_market:
-            rates = self._fee_rates(account)
             refusal = self._bankruptcy_refusal(
-                account,
-                position,
-                spec,
-                cmd.side,
-                price_ticks,
-                qty_lots,
-                rates.maker_e8 if cmd.tif is TimeInForce.GTX else rates.taker_e8,
+                account, position, spec, cmd.side, price_ticks, qty_lots, cmd.tif
             )
             if refusal is not None:
                 self._reject_order(cmd, *refusal)
@@ -1125,10 +1118,15 @@ class Engine:
         side: Side,
         price_ticks: int,
         lots: int,
-        fee_rate_e8: int,
+        tif: TimeInForce,
     ) -> tuple[RejectCode, str] | None:
-        """Refuse a limit price beyond the owner's bankruptcy price for ``lots`` (placement and amendment)."""
+        """Refuse a limit price beyond the owner's bankruptcy price for ``lots`` (placement and amendment).
+
+        The fee counted is the taker's (a post-only order's: the maker's), the one a fill at once pays.
+        """
         contract = spec.contract_atoms
+        rates = self._fee_rates(account)
+        fee_rate_e8 = rates.maker_e8 if tif is TimeInForce.GTX else rates.taker_e8
         notional = formulas.notional_atoms(price_ticks, lots, contract)
         fee = formulas.fee_atoms(notional, fee_rate_e8)
         if self._solvent_after(account, position, spec, side, lots, notional, fee if fee > 0 else 0):
@@ -1499,15 +1497,8 @@ class Engine:
                 order.price_ticks,
             )
         if refusal is None:
-            rates = self._fee_rates(account)
             refusal = self._bankruptcy_refusal(
-                account,
-                position,
-                spec,
-                order.side,
-                new_price,
-                new_leaves,
-                rates.maker_e8 if order.tif is TimeInForce.GTX else rates.taker_e8,
+                account, position, spec, order.side, new_price, new_leaves, order.tif
             )
         if refusal is not None:
             self._reject_order(cmd, refusal[0], refusal[1], order.order_id)
