@@ -39,7 +39,7 @@ from perpx.engine.commands import (
 )
 from perpx.engine.config import MarketSpec, VenueConfig, default_config
 from perpx.engine.engine import Engine
-from perpx.engine.events import AccountCreated, Event, OrderAccepted
+from perpx.engine.events import AccountCreated, Event, OrderAccepted, Outcome
 from perpx.engine.state import state_hash
 from perpx.engine.values import (
     AccountId,
@@ -80,7 +80,7 @@ class Venue:
         self.now_ns += STEP_NS
         return self.now_ns
 
-    def apply(self, command: Command) -> list[Event]:
+    def apply(self, command: Command) -> Outcome:
         """Apply ``command``, record it, and check invariants if asked."""
         events = self.engine.apply(command)
         self.journal.append(command)
@@ -115,7 +115,7 @@ class Venue:
             self.deposit(name, deposit)
         return created.account_id
 
-    def deposit(self, name: str, amount: str, tx_id: str | None = None) -> list[Event]:
+    def deposit(self, name: str, amount: str, tx_id: str | None = None) -> Outcome:
         self._tx += 1
         return self.apply(
             Deposit(
@@ -127,7 +127,7 @@ class Venue:
             )
         )
 
-    def withdraw(self, name: str, amount: str, tx_id: str | None = None) -> list[Event]:
+    def withdraw(self, name: str, amount: str, tx_id: str | None = None) -> Outcome:
         self._tx += 1
         return self.apply(
             Withdraw(
@@ -139,7 +139,7 @@ class Venue:
             )
         )
 
-    def mark(self, market: str, price: str, index: str | None = None) -> list[Event]:
+    def mark(self, market: str, price: str, index: str | None = None) -> Outcome:
         return self.apply(
             SetMarkPrice(
                 ts_ns=self.tick(),
@@ -149,7 +149,7 @@ class Venue:
             )
         )
 
-    def quote(self, market: str, source: str, price: str) -> list[Event]:
+    def quote(self, market: str, source: str, price: str) -> Outcome:
         """A spot quote of ``source`` for the index of ``market`` (a market with ``[index]`` sources)."""
         return self.apply(
             SubmitSpotQuote(
@@ -160,7 +160,7 @@ class Venue:
             )
         )
 
-    def advance(self, seconds: int = 0, *, to_ns: int | None = None) -> list[Event]:
+    def advance(self, seconds: int = 0, *, to_ns: int | None = None) -> Outcome:
         """Move venue time forward by ``seconds``, or to ``to_ns``, with one ``AdvanceClock``."""
         self.now_ns = to_ns if to_ns is not None else self.now_ns + seconds * 1_000_000_000
         return self.apply(AdvanceClock(ts_ns=self.now_ns))
@@ -177,7 +177,7 @@ class Venue:
         reduce_only: bool = False,
         client_id: str | None = None,
         stp: str = "EXPIRE_MAKER",
-    ) -> list[Event]:
+    ) -> Outcome:
         """Place an order; ``price=None`` makes it a MARKET order."""
         return self.apply(
             PlaceOrder(
@@ -197,7 +197,7 @@ class Venue:
 
     def cancel(
         self, name: str, market: str, order_id: int | None = None, client_id: str | None = None
-    ) -> list[Event]:
+    ) -> Outcome:
         return self.apply(
             CancelOrder(
                 ts_ns=self.tick(),
@@ -208,12 +208,12 @@ class Venue:
             )
         )
 
-    def cancel_all(self, name: str, market: str) -> list[Event]:
+    def cancel_all(self, name: str, market: str) -> Outcome:
         return self.apply(
             CancelAllOrders(ts_ns=self.tick(), account_id=self.names[name], market=MarketId(market))
         )
 
-    def amend(self, name: str, market: str, order_id: int, price: str, qty: str) -> list[Event]:
+    def amend(self, name: str, market: str, order_id: int, price: str, qty: str) -> Outcome:
         return self.apply(
             AmendOrder(
                 ts_ns=self.tick(),

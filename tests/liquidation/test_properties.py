@@ -143,7 +143,7 @@ def quote(v: Venue, market: str, lots: int, permille: int) -> list[list[Event]]:
     spec = v.spec(market)
     mark = v.engine.marks[MarketId(market)]
     qty = str(lots * spec.lot_size)
-    out = []
+    out: list[list[Event]] = []
     for side, sign in (("buy", -1), ("sell", 1)):
         price = str(max(1, mark * (1000 + sign * permille) // 1000) * spec.tick_size)
         out.append(v.place("f", market, side, qty, price))

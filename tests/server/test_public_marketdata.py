@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from perpx.engine.commands import AdvanceClock, TimeInForce
-from perpx.engine.events import FundingSettled
+from perpx.engine.events import FundingSettled, Outcome
 from perpx.engine.values import NS_PER_MS, AccountId, MarketId, Side
 from perpx.server.marketdata import (
     DAY_MS,
@@ -248,7 +248,7 @@ def test_funding_settlements_become_the_rate_history(tmp_path: Path) -> None:
             residue_atoms=0,
             next_funding_ns=(at_ms + 8 * hour) * NS_PER_MS,
         )
-        return Applied(seq, AdvanceClock(ts_ns=at_ms * NS_PER_MS), [event])
+        return Applied(seq, AdvanceClock(ts_ns=at_ms * NS_PER_MS), Outcome.of([event]))
 
     # Act
     store.on_applied([settled(1, T0_MS, 10_000), settled(2, T0_MS + 8 * hour, -5_000)])

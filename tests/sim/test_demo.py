@@ -6,7 +6,7 @@ from pathlib import Path
 
 from perpx.engine.commands import Command
 from perpx.engine.config import DEFAULT_CONFIG_TOML
-from perpx.engine.events import Event, IndexUpdated, OrderRejected
+from perpx.engine.events import Event, IndexUpdated, OrderRejected, Outcome
 from perpx.engine.values import MarketId
 from perpx.journal.store import open_store, recover
 from perpx.sim.demo import DemoSession
@@ -29,7 +29,7 @@ def test_on_a_priced_venue_the_demo_feeds_quotes_and_trades_without_rejections(t
     seen: list[Event] = []
     submit = store.submit
 
-    def recording(command: Command) -> list[Event]:
+    def recording(command: Command) -> Outcome:
         events = submit(command)
         seen.extend(events)
         return events

@@ -88,6 +88,7 @@ from perpx.engine.events import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    Outcome,
     ParamChange,
     PositionSettled,
     SettlementLossShared,
@@ -200,9 +201,9 @@ class Engine:
 
     # ------------------------------------------------------------------ entry point
 
-    def apply(self, command: Command) -> list[Event]:
-        """Apply one command and return the events it caused, in order."""
-        events: list[Event] = []
+    def apply(self, command: Command) -> Outcome:
+        """Apply one command and return the events it caused, in order, its own answer marked out."""
+        events = Outcome()
         self._events = events
         if type(command) is AdvanceClock and command.ts_ns < self.now_ns:
             self._reject_command(
@@ -212,6 +213,7 @@ class Engine:
                 f"venue time is already {self.now_ns} ns; the clock only moves forward",
             )
             self.commands_applied += 1
+            events.own_end = len(events)
             return events
         self.now_ns = max(self.now_ns, command.ts_ns)
         # 0. time: index staleness, mark and premium samples, funding due by now, before the command
@@ -223,7 +225,9 @@ class Engine:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"unknown command type {type(command).__name__}")
+        events.own_start = len(events)
         handler(command)
+        events.own_end = len(events)
         # 7. consequences: conditional orders and liquidations, until nothing more is due
         if self.consequences and (self._price_moved or self.risk_dirty):
             self._run_consequences()

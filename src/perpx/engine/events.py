@@ -657,6 +657,48 @@ class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False)
     fund_cash_atoms: int
 
 
+class Outcome(list[Event]):
+    """Every event one command caused, in order, and which of them are the command's own answer.
+
+    A list of events, as ``Engine.apply`` always returned, in three consecutive parts:
+
+    * ``before``: work that was due by the command's time and ran first (index staleness, mark and
+      premium samples, funding, and the triggers and liquidations those caused);
+    * ``own``: the command's answer, from its handler (``OrderAccepted`` and its fills, or the
+      refusal, for a ``PlaceOrder``): what an adapter replies with;
+    * ``consequences``: what followed from it (conditional orders triggered, liquidations).
+
+    Adapters read their answer from ``own`` and never guess it from the whole list.
+    """
+
+    __slots__ = ("own_end", "own_start")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.own_start = 0
+        self.own_end = 0
+
+    @staticmethod
+    def of(own: list[Event]) -> Outcome:
+        """An outcome whose events are all the command's own (tests, fixtures)."""
+        outcome = Outcome()
+        outcome.extend(own)
+        outcome.own_end = len(outcome)
+        return outcome
+
+    @property
+    def before(self) -> list[Event]:
+        return self[: self.own_start]
+
+    @property
+    def own(self) -> list[Event]:
+        return self[self.own_start : self.own_end]
+
+    @property
+    def consequences(self) -> list[Event]:
+        return self[self.own_end :]
+
+
 AnyEvent = (
     AccountCreated
     | DepositApplied

@@ -45,7 +45,7 @@ import msgspec
 from perpx.engine.commands import Command
 from perpx.engine.config import ConfigError, VenueConfig, parse_config
 from perpx.engine.engine import Engine
-from perpx.engine.events import Event
+from perpx.engine.events import Outcome
 from perpx.engine.state import restore, snapshot, state_hash
 from perpx.journal.journal import (
     JournalDamage,
@@ -63,7 +63,7 @@ SNAPSHOT_MAGIC = b"PERPXS2\n"
 _SNAP_HEADER = struct.Struct("<II")
 _SNAPSHOT_NAME = re.compile(r"snap-(\d{12})\.bin")
 
-Observer = Callable[[int, Command, list[Event]], None]
+Observer = Callable[[int, Command, Outcome], None]
 """``observe(seq, command, events)``: sees every replayed record (read models catching up, explain)."""
 
 log = logging.getLogger("perpx.journal")
@@ -499,11 +499,11 @@ class Store:
         """``command`` as a journal record holds it; raises :class:`UnencodableCommand` (nothing written)."""
         return encode_command(command)
 
-    def submit(self, command: Command) -> list[Event]:
+    def submit(self, command: Command) -> Outcome:
         """Journal ``command``, make it durable, then apply it and return its events."""
         return self.submit_batch([command])[0]
 
-    def submit_batch(self, commands: list[Command]) -> list[list[Event]]:
+    def submit_batch(self, commands: list[Command]) -> list[Outcome]:
         """Journal a batch with one commit (one fsync), then apply each in order.
 
         Every command is encoded before anything is written, so one that cannot be encoded
@@ -511,7 +511,7 @@ class Store:
         """
         return self.submit_encoded([(command, encode_command(command)) for command in commands])
 
-    def submit_encoded(self, batch: list[tuple[Command, msgspec.Raw]]) -> list[list[Event]]:
+    def submit_encoded(self, batch: list[tuple[Command, msgspec.Raw]]) -> list[Outcome]:
         """:meth:`submit_batch` for commands already encoded by :meth:`encode` (each encoded once)."""
         self.writer.append_encoded([raw for _command, raw in batch])
         self.writer.commit()

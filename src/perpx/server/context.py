@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from perpx.engine.commands import Command
 from perpx.engine.config import MarketSpec, VenueConfig
-from perpx.engine.events import Event
+from perpx.engine.events import Outcome
 from perpx.journal.store import (
     RecoveryError,
     RecoveryReport,
@@ -287,7 +287,7 @@ def open_venue(
                     " (perpx.server.context.READ_MODELS)"
                 )
 
-        def observe(seq: int, command: Command, events: list[Event]) -> None:
+        def observe(seq: int, command: Command, events: Outcome) -> None:
             batch = [Applied(seq, command, events)]
             for component in ctx.components.values():
                 after = component.resume_seq()

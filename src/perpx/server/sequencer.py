@@ -49,7 +49,7 @@ import msgspec
 
 from perpx.engine.commands import AdvanceClock, Command
 from perpx.engine.engine import Engine
-from perpx.engine.events import Event
+from perpx.engine.events import Outcome
 from perpx.engine.values import NS_PER_MS
 from perpx.journal.journal import JournalWriteError, UnencodableCommand
 from perpx.journal.store import Store
@@ -74,7 +74,8 @@ class Applied:
 
     seq: int
     command: Command
-    events: list[Event]
+    events: Outcome
+    """Every event the command caused; ``events.own`` is its answer (``engine.events.Outcome``)."""
 
 
 Listener = Callable[[list[Applied]], None]
