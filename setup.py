@@ -38,6 +38,10 @@ MYPYC_MODULES = [
     "src/perpx/engine/book.py",
     "src/perpx/engine/accounts.py",
     "src/perpx/engine/margin.py",
+    "src/perpx/engine/core.py",
+    "src/perpx/engine/placing.py",
+    "src/perpx/engine/matching.py",
+    "src/perpx/engine/amending.py",
     "src/perpx/engine/engine.py",
 ]
 GROUP_NAME = "perpx_engine"  # mypyc's shared library is the top-level module ``perpx_engine__mypyc``

@@ -97,7 +97,7 @@ def build(accounts: int, near_share: float, seed: int = 1) -> Population:
         return account
 
     def hold(account: Account, market: MarketId, qty: int, mark: int, contract: int, isolated: bool) -> None:
-        position = engine._position(account, market)
+        position = engine.position_record(account, market)
         position.qty_lots = qty
         position.cost_atoms = qty * mark * contract
         if isolated:

@@ -34,6 +34,7 @@ class Order:
     __slots__ = (
         "account_id",
         "client_order_id",
+        "fee_free",
         "filled_lots",
         "market",
         "order_id",
@@ -61,8 +62,11 @@ class Order:
         client_order_id: ClientOrderId | None,
         stp: StpMode,
         ts_ns: int,
+        fee_free: bool = False,
     ) -> None:
         self.order_id = order_id
+        self.fee_free = fee_free
+        """A liquidation order: the clearance fee replaces its trading fee."""
         self.account_id = account_id
         self.market = market
         self.side = side

@@ -3,7 +3,7 @@
 A conditional order (``PlaceConditionalOrder``) waits off the book until a
 price of its ``working_type`` (the mark, or the last trade) reaches its
 trigger; then it places a plain order through the engine's normal path
-(``Engine._place``: filters, margin, matching), exactly as if its owner had
+(``Core.place``: filters, margin, matching), exactly as if its owner had
 sent it at that moment. Binance USDS-M is the model (reference section 9).
 
 Trigger rules
@@ -99,7 +99,7 @@ from perpx.engine.values import (
 )
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 RISE: Final = 1
 """Direction of a level that fires when the price rises to it (``price >= level``)."""
@@ -427,7 +427,7 @@ class Triggers:
     a market's mark or last price, :meth:`run` fires what is due there.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Core) -> None:
         self.engine = engine
         self.orders: dict[AlgoId, ConditionalOrder] = {}
         self.by_account: dict[AccountId, dict[AlgoId, ConditionalOrder]] = {}
@@ -482,7 +482,7 @@ class Triggers:
         if spec is None:
             self._refuse(cmd, RejectCode.BAD_SYMBOL, f"market {cmd.market} is not listed on this venue")
             return
-        refusal = engine._mode_refusal(cmd.market, cmd.reduce_only or cmd.close_position)
+        refusal = engine.mode_refusal(cmd.market, cmd.reduce_only or cmd.close_position)
         if refusal is None:
             refusal = self._shape_refusal(cmd, spec)
         if refusal is None:
@@ -529,7 +529,7 @@ class Triggers:
             order.activated = True  # active from placement, its extreme starts at the current price
             order.extreme_ticks = reference
         self._remember(order)
-        engine._events.append(
+        engine.emit(
             ConditionalOrderAccepted(
                 ts_ns=engine.now_ns,
                 algo_id=order.algo_id,
@@ -638,7 +638,7 @@ class Triggers:
                 if notional < spec.min_notional_atoms:
                     return (
                         RejectCode.MIN_NOTIONAL,
-                        f"Order's notional must be no smaller than {self.engine._money(spec.min_notional_atoms)}"
+                        f"Order's notional must be no smaller than {self.engine.money(spec.min_notional_atoms)}"
                         " (unless you choose reduce only)",
                     )
         return None
@@ -703,7 +703,7 @@ class Triggers:
 
     def _refuse(self, cmd: PlaceConditionalOrder, code: RejectCode, message: str) -> None:
         engine = self.engine
-        engine._events.append(
+        engine.emit(
             ConditionalOrderRejected(
                 ts_ns=engine.now_ns,
                 account_id=cmd.account_id,
@@ -748,7 +748,7 @@ class Triggers:
         self.index.remove(order)
         self._forget(order)
         engine = self.engine
-        engine._events.append(
+        engine.emit(
             ConditionalOrderCanceled(
                 ts_ns=engine.now_ns,
                 algo_id=order.algo_id,
@@ -767,7 +767,7 @@ class Triggers:
                 continue
             self.index.remove(order)
             self._forget(order)
-            engine._events.append(
+            engine.emit(
                 ConditionalOrderExpired(
                     ts_ns=engine.now_ns,
                     algo_id=order.algo_id,
@@ -792,7 +792,7 @@ class Triggers:
         self, cmd: CancelConditionalOrder | CancelAllConditionalOrders, code: RejectCode, message: str
     ) -> None:
         engine = self.engine
-        engine._events.append(
+        engine.emit(
             CommandRejected(
                 ts_ns=engine.now_ns,
                 account_id=cmd.account_id,
@@ -834,7 +834,7 @@ class Triggers:
         """Place the order's child through the engine's normal path, or expire it if there is nothing to do."""
         self._forget(order)
         engine = self.engine
-        events = engine._events
+        events = engine.events
         spec = engine.specs[order.market]
         level = order.trailing_level() if order.is_trailing else order.trigger_price_ticks
         assert level is not None
@@ -876,7 +876,7 @@ class Triggers:
         )
         at = len(events)
         child_id = engine.next_order_id
-        engine._place(child)
+        engine.place(child)
         placed = engine.next_order_id != child_id
         events.insert(
             at,

@@ -37,7 +37,7 @@ from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId, MarketId
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
     from perpx.engine.liquidation.watch import RiskWatch
 
 QUANTILE_BUCKETS = 5
@@ -53,7 +53,7 @@ class Ranked:
     position: Position
 
 
-def _cross_figures(engine: Engine, account: Account) -> tuple[int, int, int]:
+def _cross_figures(engine: Core, account: Account) -> tuple[int, int, int]:
     """``(wallet, maintenance, margin balance)`` of the account's cross scope."""
     wallet = account.balance(engine.asset)
     balance = wallet
@@ -72,7 +72,7 @@ def _cross_figures(engine: Engine, account: Account) -> tuple[int, int, int]:
     return wallet, maintenance, balance
 
 
-def score(engine: Engine, account: Account, position: Position, ranking: str) -> Fraction:
+def score(engine: Core, account: Account, position: Position, ranking: str) -> Fraction:
     """The ADL score of ``position`` (higher = deleveraged earlier)."""
     spec = engine.specs[position.market]
     mark = engine.marks[position.market]
@@ -97,7 +97,7 @@ def score(engine: Engine, account: Account, position: Position, ranking: str) ->
 
 
 def queue(
-    engine: Engine, watch: RiskWatch, market: MarketId, side_sign: int, exclude: AccountId
+    engine: Core, watch: RiskWatch, market: MarketId, side_sign: int, exclude: AccountId
 ) -> list[Ranked]:
     """Positions of sign ``side_sign`` in ``market`` in ADL order (the fund and ``exclude`` left out)."""
     for changed in (engine.risk_dirty, watch.pending):  # holders not banded yet
@@ -124,7 +124,7 @@ def quantile_of(index: int, size: int) -> int:
     return QUANTILE_BUCKETS - (QUANTILE_BUCKETS * index) // size
 
 
-def quantile(engine: Engine, watch: RiskWatch, account_id: AccountId, market: MarketId) -> int:
+def quantile(engine: Core, watch: RiskWatch, account_id: AccountId, market: MarketId) -> int:
     """ADL quantile of the account's position in ``market``: 1..5 (5 = first to be deleveraged), 0 if flat."""
     account = engine.accounts.get(account_id)
     position = account.positions.get(market) if account is not None else None

@@ -22,7 +22,7 @@ from perpx.engine.events import PositionFigures, ScopeFigures
 from perpx.engine.values import RATE_SCALE, MarketId
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 CROSS = "CROSS"
 """The scope name of an account's cross margin (an isolated scope is named by its market)."""
@@ -32,7 +32,7 @@ def scope_name(market: MarketId | None) -> str:
     return CROSS if market is None else str(market)
 
 
-def is_paused(engine: Engine, market: MarketId) -> bool:
+def is_paused(engine: Core, market: MarketId) -> bool:
     """Liquidations in ``market`` wait: its index is stale (no quorum) or the market is halted."""
     return market in engine.index_stale or engine.modes[market] is MarketMode.HALTED
 
@@ -49,7 +49,7 @@ def scope_positions(account: Account, market: MarketId | None) -> list[Position]
     ]
 
 
-def position_figures(engine: Engine, position: Position) -> PositionFigures:
+def position_figures(engine: Core, position: Position) -> PositionFigures:
     """One position's figures on its market's mark."""
     spec = engine.specs[position.market]
     mark = engine.marks[position.market]
@@ -78,7 +78,7 @@ def position_figures(engine: Engine, position: Position) -> PositionFigures:
     )
 
 
-def scope_figures(engine: Engine, account: Account, market: MarketId | None) -> ScopeFigures:
+def scope_figures(engine: Core, account: Account, market: MarketId | None) -> ScopeFigures:
     """Wallet, margin balance, maintenance margin and ratio of a scope, with each position's figures."""
     rows = tuple(position_figures(engine, p) for p in scope_positions(account, market))
     if market is None:
@@ -101,7 +101,7 @@ def _figures(wallet_atoms: int, rows: tuple[PositionFigures, ...]) -> ScopeFigur
     )
 
 
-def fund_figures(engine: Engine, cash_atoms: int, account: Account) -> ScopeFigures:
+def fund_figures(engine: Core, cash_atoms: int, account: Account) -> ScopeFigures:
     """The insurance fund as a scope: its cash and every position it holds (cross)."""
     rows = tuple(
         position_figures(engine, account.positions[m])

@@ -29,13 +29,13 @@ from perpx.engine.events import InsuranceFundChanged
 from perpx.engine.values import AccountId, MarketId
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 INSURANCE_ACCOUNT = AccountId(0)
 INSURANCE_NAME = "insurance-fund"
 
 
-def ensure_fund_account(engine: Engine) -> Account:
+def ensure_fund_account(engine: Core) -> Account:
     """Account 0, created with the engine (a snapshot leaves it out while it holds nothing)."""
     account = engine.accounts.get(INSURANCE_ACCOUNT)
     if account is None:
@@ -43,12 +43,12 @@ def ensure_fund_account(engine: Engine) -> Account:
     return account
 
 
-def fund_cash(engine: Engine) -> int:
+def fund_cash(engine: Core) -> int:
     """The fund's cash: the insurance ledger line (account 0's wallet is part of its equity, not cash)."""
     return engine.insurance_atoms.get(engine.asset, 0)
 
 
-def fund_equity(engine: Engine) -> int:
+def fund_equity(engine: Core) -> int:
     """Cash + account 0's wallet + unrealised PnL of every fund position on the marks."""
     account = engine.accounts[INSURANCE_ACCOUNT]
     equity = fund_cash(engine) + account.balance(engine.asset)
@@ -64,7 +64,7 @@ def fund_equity(engine: Engine) -> int:
 
 
 def move_cash(
-    engine: Engine,
+    engine: Core,
     account: Account,
     market: MarketId | None,
     amount_atoms: int,
@@ -86,7 +86,7 @@ def move_cash(
         account.credit(asset, -amount_atoms)
     engine.insurance_atoms[asset] = engine.insurance_atoms.get(asset, 0) + amount_atoms
     engine.risk_dirty[account.account_id] = None
-    engine._events.append(
+    engine.emit(
         InsuranceFundChanged(
             ts_ns=engine.now_ns,
             account_id=account.account_id,

@@ -89,7 +89,7 @@ from perpx.engine.liquidation.watch import RiskWatch
 from perpx.engine.values import RATE_SCALE, AccountId, ClientOrderId, MarketId, OrderId, Side
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 FUND_SCOPE = "FUND"
 
@@ -107,7 +107,7 @@ class FundSummary:
 class Liquidation:
     """The consequence stage for liquidation, the insurance fund and ADL; also their queries."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Core) -> None:
         self.engine = engine
         self.watch = RiskWatch(engine)
         ensure_fund_account(engine)
@@ -373,9 +373,9 @@ class Liquidation:
     def _cancel(self, orders: list[Order]) -> tuple[OrderId, ...]:
         engine = self.engine
         for order in orders:
-            engine._cancel_one(order)
+            engine.cancel_order(order)
         if orders:
-            engine._post_trade()
+            engine.post_trade()
         return tuple(order.order_id for order in orders)
 
     def _partial_plan(self, account: Account, scope: MarketId | None, position: Position) -> int:
@@ -482,8 +482,7 @@ class Liquidation:
         limit = formulas.bankruptcy_limit_ticks(value, abs(position.qty_lots), spec.contract_atoms, sign)
         side = Side.SELL if sign > 0 else Side.BUY
         order_limit = max(limit, 1) if side is Side.SELL else limit
-        order_id = OrderId(engine.next_order_id)
-        engine.next_order_id += 1
+        order_id = engine.new_order_id()
         order = Order(
             order_id,
             account.account_id,
@@ -497,9 +496,9 @@ class Liquidation:
             ClientOrderId(f"autoclose-{order_id}"),
             StpMode.EXPIRE_MAKER,
             engine.now_ns,
+            fee_free=True,
         )
-        events = engine._events
-        events.append(
+        engine.emit(
             OrderAccepted(
                 ts_ns=engine.now_ns,
                 order_id=order_id,
@@ -515,20 +514,13 @@ class Liquidation:
                 stp=order.stp,
             )
         )
-        start = len(events)
-        engine.fee_free_order_id = order_id
-        try:
-            engine._execute(order, engine.books[market], spec, position)
-        finally:
-            engine.fee_free_order_id = None
         makers: dict[int, AccountId] = {}
         taken: list[OrderFilled] = []
-        for event in events[start:]:
-            if isinstance(event, OrderFilled):
-                if event.order_id == order_id:
-                    taken.append(event)
-                else:
-                    makers[event.trade_id] = event.account_id
+        for event in engine.match(order, position):
+            if event.order_id == order_id:
+                taken.append(event)
+            else:
+                makers[event.trade_id] = event.account_id
         fills = tuple(
             LiquidationFill(
                 trade_id=f.trade_id,
@@ -562,7 +554,7 @@ class Liquidation:
         engine = self.engine
         account.credit(engine.asset, -released)
         position.isolated_margin_atoms += released
-        engine._events.append(
+        engine.emit(
             IsolatedMarginAdjusted(
                 ts_ns=engine.now_ns,
                 account_id=account.account_id,
@@ -791,7 +783,7 @@ class Liquidation:
         if not self._deleverage(fund, market, sign, lots, value, mark * contract, steps):
             return False  # no counterparty can bear any of it now; the fund stays short of equity
         after = _fund_figures(engine, fund_cash(engine) + fund.balance(engine.asset), fund)
-        engine._events.append(
+        engine.emit(
             LiquidationExplained(
                 ts_ns=engine.now_ns,
                 account_id=INSURANCE_ACCOUNT,
@@ -827,7 +819,7 @@ class Liquidation:
         plan: int,
     ) -> None:
         engine = self.engine
-        engine._events.append(
+        engine.emit(
             LiquidationExplained(
                 ts_ns=engine.now_ns,
                 account_id=account.account_id,

@@ -1,6 +1,6 @@
 """Moving lots between two accounts at an exact value, without the book: takeover and ADL legs.
 
-A leg is settled on each side exactly as a fill is (``Engine._settle``), except that the price
+A leg is settled on each side exactly as a fill is (``matching.settle``), except that the price
 is a value in atoms rather than a whole tick (the bankruptcy price rarely is one) and there is no
 fee. The buyer's cost grows by the value and the seller's position realises it, so conservation
 (``wallets + isolated - cost + fees + insurance``) is untouched, and open interest is kept as a
@@ -16,11 +16,11 @@ from perpx.engine.events import PositionTransferred, TransferReason
 from perpx.engine.values import AccountId, MarketId, Side
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 
 def settle_leg(
-    engine: Engine, account: Account, position: Position, side: Side, qty_lots: int, value_atoms: int
+    engine: Core, account: Account, position: Position, side: Side, qty_lots: int, value_atoms: int
 ) -> int:
     """Apply ``qty_lots`` bought (``side`` BUY) or sold at the total ``value_atoms`` to ``position``.
 
@@ -30,14 +30,14 @@ def settle_leg(
     realized, oi_delta = apply_position_change(account, position, engine.asset, side, qty_lots, value_atoms)
     if oi_delta:
         engine.open_interest_lots[position.market] += oi_delta
-    engine._touched[position] = None
-    engine._trim_reduce_only(position)
+    engine.touch(position)
+    engine.trim_reduce_only(position)
     engine.risk_dirty[account.account_id] = None
     return realized
 
 
 def transfer(
-    engine: Engine,
+    engine: Core,
     seller: Account,
     buyer: Account,
     market: MarketId,
@@ -54,7 +54,7 @@ def transfer(
         position = engine.position(account.account_id, market)
         realized = settle_leg(engine, account, position, side, qty_lots, value_atoms)
         results.append(realized)
-        engine._events.append(
+        engine.emit(
             PositionTransferred(
                 ts_ns=engine.now_ns,
                 account_id=account.account_id,
@@ -68,5 +68,5 @@ def transfer(
                 position_lots=position.qty_lots,
             )
         )
-    engine._post_trade()
+    engine.post_trade()
     return results[0], results[1]

@@ -44,7 +44,7 @@ from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId, MarketId
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 ALWAYS = -(2**62)
 """The key of an entry that is due at any mark (a scope with no slack left)."""
@@ -55,7 +55,7 @@ Entry = tuple[int, AccountId, int]
 class RiskWatch:
     """Safety bands of every account with a position, and who holds a position in each market."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Core) -> None:
         self.engine = engine
         self._reset()
 

@@ -78,7 +78,7 @@ from perpx.engine.pricing.index import IndexPolicy, SourceQuote, compute_index
 from perpx.engine.values import MarketId
 
 if TYPE_CHECKING:
-    from perpx.engine.engine import Engine
+    from perpx.engine.core import Core
 
 NS_PER_S = 1_000_000_000
 NEVER_NS = 2**63 - 1
@@ -235,7 +235,7 @@ def _orders_as_levels(side: BookSide) -> Iterator[tuple[int, int]]:
 class PricingStage:
     """Index, mark and funding of every market that has index sources."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Core) -> None:
         self.engine = engine
         self.markets: dict[MarketId, MarketPricing] = {
             market: MarketPricing(spec) for market, spec in sorted(engine.specs.items()) if spec.index
@@ -362,7 +362,7 @@ class PricingStage:
         engine = self.engine
         refusal = self._quote_refusal(cmd)
         if refusal is not None:
-            engine._events.append(
+            engine.emit(
                 CommandRejected(
                     ts_ns=engine.now_ns,
                     account_id=None,
@@ -423,7 +423,7 @@ class PricingStage:
         if result.price_ticks is None:
             if not was_stale:
                 engine.index_stale[market] = None
-                engine._events.append(
+                engine.emit(
                     IndexStaleChanged(
                         ts_ns=engine.now_ns,
                         market=market,
@@ -439,7 +439,7 @@ class PricingStage:
         if was_stale:
             del engine.index_stale[market]
             engine.price_moved(market)  # quorum is back: paused liquidations there are due again
-            engine._events.append(
+            engine.emit(
                 IndexStaleChanged(
                     ts_ns=engine.now_ns,
                     market=market,
@@ -459,7 +459,7 @@ class PricingStage:
             state.index_ticks = result.price_ticks
             state.used = result.used
             state.dropped = dropped
-            engine._events.append(
+            engine.emit(
                 IndexUpdated(
                     ts_ns=engine.now_ns,
                     market=market,
@@ -554,7 +554,7 @@ class PricingStage:
         engine.set_mark(market, index, new_mark)
         clamped = new_mark != raw_mark
         if clamped and (new_mark != previous or not state.clamped):
-            engine._events.append(
+            engine.emit(
                 MarkClamped(
                     ts_ns=engine.now_ns,
                     market=market,
@@ -567,7 +567,7 @@ class PricingStage:
             )
         state.clamped = clamped
         if new_mark != previous:
-            engine._events.append(
+            engine.emit(
                 MarkPriceUpdated(
                     ts_ns=engine.now_ns,
                     market=market,
@@ -606,7 +606,7 @@ class PricingStage:
         mark_ticks = engine.marks.get(market)
         asset = engine.asset
         contract = state.spec.contract_atoms
-        events = engine._events
+        events = engine.events
         paid = received = positions = 0
         if mark_ticks is not None:
             records = engine.market_positions[market]
