@@ -1,67 +1,9 @@
-"""Conditional (algo) orders: the book of untriggered orders and the stage that fires them.
-
-A conditional order (``PlaceConditionalOrder``) waits off the book until a
-price of its ``working_type`` (the mark, or the last trade) reaches its
-trigger; then it places a plain order through the engine's normal path
-(``Core.place``: filters, margin, matching), exactly as if its owner had
-sent it at that moment. Binance USDS-M is the model (reference section 9).
-
-Trigger rules
--------------
-==========================  ===========================  ===========================
-type                        BUY fires when               SELL fires when
-==========================  ===========================  ===========================
-STOP, STOP_MARKET           price >= trigger             price <= trigger
-TAKE_PROFIT(_MARKET)        price <= trigger             price >= trigger
-TRAILING_STOP_MARKET        active and price >=          active and price <=
-                            ceil(min x (1 + rate))       floor(max x (1 - rate))
-==========================  ===========================  ===========================
-
-A trailing stop is *active* from placement (its extreme starts at the current
-price) or, with an activation price, from the first observed price at or past
-it (BUY: ``<= activation``, SELL: ``>= activation``); from then on its extreme
-(the minimum for a BUY, the maximum for a SELL) follows every observed price.
-The trailing trigger is rounded *away* from the extreme, so the order fires
-only once the price has come back by at least the whole callback rate.
-
-* An order that would fire (or a trailing stop that would activate) at the
-  price it is placed against is refused with ``-2021`` "Order would immediately
-  trigger", as Binance does; equality counts as firing.
-* ``price_protect``: while ``|mark - last| / mark > trigger_protect`` (both
-  prices known) such an order ignores prices altogether: it neither fires,
-  activates, nor moves its trailing extreme.
-* Prices are observed after each command's handler and after every pass of the
-  consequence loop, i.e. after each order's fills, not between two fills of one
-  order (one order's fills move the last price monotonically, so its final
-  price is its extreme).
-* Several orders due in one pass fire in ``algo_id`` (placement) order, each
-  against the position its predecessors left; their children's trades are seen
-  by the next pass, which may fire more (a cascade), until a pass fires nothing.
-
-Efficiency
-----------
-:class:`TriggerIndex` keeps, per ``(market, working_type, price_protect,
-direction)``, a sorted list of ``(key, algo_id)`` with ``key = -direction x
-level``, so the orders due at a price are always a *suffix* (found by one
-bisect and cut off by one slice). A pass over a market therefore costs
-``O(log n + k)`` for ``k`` orders that fire, whatever ``n`` rest; a pending
-(not yet active) trailing stop sits in the same lists keyed by its activation
-price. Active trailing stops are different: every new extreme moves their
-trigger, so they live in small groups per ``(market, working_type,
-price_protect, side)``. Each group keeps the range of prices that changes
-nothing for any member (no new extreme, nothing fires): a price inside it costs
-``O(1)``; a price outside it (a new high for some SELL stop, a new low for some
-BUY stop, or a trigger) scans the group, ``O(t)`` for its ``t`` stops. In a
-market that keeps making new extremes that is every observation. Markets
-holding no conditional order cost ``O(1)``; looking again at unchanged prices
-(the confirming pass after one that fired) finds nothing and costs the bisects.
-"""
+"""The conditional-order book and its stage: placing, cancelling, firing, snapshot and restore."""
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any
 
 from perpx.engine import formulas
 from perpx.engine.codes import RejectCode
@@ -69,7 +11,6 @@ from perpx.engine.commands import (
     CancelAllConditionalOrders,
     CancelConditionalOrder,
     ConditionalType,
-    OrderType,
     PlaceConditionalOrder,
     PlaceOrder,
     StpMode,
@@ -88,7 +29,6 @@ from perpx.engine.events import (
     OrderRejected,
 )
 from perpx.engine.values import (
-    RATE_SCALE,
     AccountId,
     AlgoId,
     ClientAlgoId,
@@ -100,324 +40,20 @@ from perpx.engine.values import (
 
 if TYPE_CHECKING:
     from perpx.engine.core import Core
-
-RISE: Final = 1
-"""Direction of a level that fires when the price rises to it (``price >= level``)."""
-FALL: Final = -1
-"""Direction of a level that fires when the price falls to it (``price <= level``)."""
-
-MIN_CALLBACK_RATE_E8: Final = 100_000
-"""0.1%: the smallest trailing callback rate."""
-MAX_CALLBACK_RATE_E8: Final = 10_000_000
-"""10%: the largest trailing callback rate."""
-
-_LIMIT_TYPES: Final = (ConditionalType.STOP, ConditionalType.TAKE_PROFIT)
-_STOP_TYPES: Final = (ConditionalType.STOP, ConditionalType.STOP_MARKET)
-_CLOSE_POSITION_TYPES: Final = (ConditionalType.STOP_MARKET, ConditionalType.TAKE_PROFIT_MARKET)
-_TRAILING: Final = ConditionalType.TRAILING_STOP_MARKET
-
-
-class ConditionalOrder:
-    """An untriggered conditional order, owned and mutated by the engine only.
-
-    Fixed at placement except ``activated`` and ``extreme_ticks`` (trailing
-    stops: whether the stop is active, and the lowest (BUY) or highest (SELL)
-    price it has observed since it became active).
-    """
-
-    __slots__ = (
-        "account_id",
-        "activated",
-        "activation_price_ticks",
-        "algo_id",
-        "callback_rate_e8",
-        "client_algo_id",
-        "close_position",
-        "extreme_ticks",
-        "market",
-        "order_type",
-        "price_protect",
-        "price_ticks",
-        "qty_lots",
-        "reduce_only",
-        "side",
-        "stp",
-        "tif",
-        "trigger_price_ticks",
-        "ts_ns",
-        "working_type",
-    )
-
-    def __init__(
-        self,
-        algo_id: AlgoId,
-        account_id: AccountId,
-        market: MarketId,
-        side: Side,
-        order_type: ConditionalType,
-        qty_lots: int | None,
-        trigger_price_ticks: int | None,
-        price_ticks: int | None,
-        tif: TimeInForce,
-        working_type: WorkingType,
-        reduce_only: bool,
-        close_position: bool,
-        price_protect: bool,
-        activation_price_ticks: int | None,
-        callback_rate_e8: int | None,
-        client_algo_id: ClientAlgoId | None,
-        stp: StpMode,
-        ts_ns: int,
-    ) -> None:
-        self.algo_id = algo_id
-        self.account_id = account_id
-        self.market = market
-        self.side = side
-        self.order_type = order_type
-        self.qty_lots = qty_lots
-        self.trigger_price_ticks = trigger_price_ticks
-        self.price_ticks = price_ticks
-        self.tif = tif
-        self.working_type = working_type
-        self.reduce_only = reduce_only
-        self.close_position = close_position
-        self.price_protect = price_protect
-        self.activation_price_ticks = activation_price_ticks
-        self.callback_rate_e8 = callback_rate_e8
-        self.client_algo_id = client_algo_id
-        self.stp = stp
-        self.ts_ns = ts_ns
-        self.activated = False
-        self.extreme_ticks = 0
-
-    @property
-    def is_trailing(self) -> bool:
-        return self.order_type is _TRAILING
-
-    @property
-    def child_type(self) -> OrderType:
-        """The type of the order placed on triggering."""
-        return OrderType.LIMIT if self.order_type in _LIMIT_TYPES else OrderType.MARKET
-
-    def pending_level(self) -> tuple[int, int]:
-        """``(level, direction)`` that fires a stop / take-profit or activates a pending trailing stop."""
-        if self.is_trailing:
-            assert self.activation_price_ticks is not None and not self.activated
-            return self.activation_price_ticks, FALL if self.side is Side.BUY else RISE
-        assert self.trigger_price_ticks is not None
-        return self.trigger_price_ticks, level_direction(self.order_type, self.side)
-
-    def trailing_level(self) -> int:
-        """The trigger level of an active trailing stop (its extreme moved by the callback rate)."""
-        assert self.callback_rate_e8 is not None and self.activated
-        return trailing_trigger_ticks(self.side, self.extreme_ticks, self.callback_rate_e8)
-
-    def __repr__(self) -> str:
-        return (
-            f"ConditionalOrder({self.algo_id} {self.order_type.value} {self.side.name}"
-            f" {self.working_type.value} trigger={self.trigger_price_ticks} acct={self.account_id})"
-        )
-
-
-# ---------------------------------------------------------------------- trigger arithmetic
-
-
-def level_direction(order_type: ConditionalType, side: Side) -> int:
-    """``RISE`` for STOP BUY and TAKE_PROFIT SELL, ``FALL`` for STOP SELL and TAKE_PROFIT BUY."""
-    return RISE if (order_type in _STOP_TYPES) == (side is Side.BUY) else FALL
-
-
-def reached(level: int, direction: int, price: int) -> bool:
-    """Whether ``price`` is at or past ``level`` in ``direction``."""
-    return price >= level if direction == RISE else price <= level
-
-
-def trailing_trigger_ticks(side: Side, extreme_ticks: int, callback_rate_e8: int) -> int:
-    """Trigger price of an active trailing stop, rounded away from its extreme.
-
-    BUY: ``ceil(min x (1 + rate))``; SELL: ``floor(max x (1 - rate))``. A price
-    (a whole tick) reaches the rounded level exactly when it reaches the exact
-    one, so the order fires only after the price has come back by the whole
-    callback rate, never a fraction of a tick earlier.
-    """
-    if side is Side.BUY:
-        return formulas.ceil_div(extreme_ticks * (RATE_SCALE + callback_rate_e8), RATE_SCALE)
-    return (extreme_ticks * (RATE_SCALE - callback_rate_e8)) // RATE_SCALE
-
-
-def protection_blocks(mark_ticks: int | None, last_ticks: int | None, trigger_protect_e8: int) -> bool:
-    """True while mark and last diverge by more than ``trigger_protect`` (``|mark - last| / mark``).
-
-    Exact in integers: ``|mark - last| x 10**8 > trigger_protect_e8 x mark``. With
-    either price unknown nothing can be measured and nothing is blocked.
-    """
-    if mark_ticks is None or last_ticks is None:
-        return False
-    return abs(mark_ticks - last_ticks) * RATE_SCALE > trigger_protect_e8 * mark_ticks
-
-
-# ---------------------------------------------------------------------- the index
-
-
-class ConditionalIndex(Protocol):
-    """Where untriggered orders wait; :meth:`observe` says which fire at a price."""
-
-    def add(self, order: ConditionalOrder) -> None: ...
-
-    def remove(self, order: ConditionalOrder) -> None: ...
-
-    def holds(self, market: MarketId) -> bool: ...
-
-    def observe(
-        self, market: MarketId, working_type: WorkingType, price: int, protected_too: bool
-    ) -> list[ConditionalOrder]:
-        """Show ``price`` to the orders watching it; return those that fire, out of the index.
-
-        Pending trailing stops that reach their activation price become active,
-        and active ones move their extreme. ``protected_too=False`` hides the
-        price from price-protected orders. The result is in ``algo_id`` order.
-        """
-        ...
-
-
-LevelKey = tuple[MarketId, WorkingType, bool, int]
-"""``(market, working_type, price_protect, direction)`` of one sorted level list."""
-TrailingKey = tuple[MarketId, WorkingType, bool, int]
-"""``(market, working_type, price_protect, side)`` of one group of active trailing stops."""
-
-_UNBOUNDED: Final = (-(1 << 62), 1 << 62)
-
-
-def quiet_range(order: ConditionalOrder) -> tuple[int, int]:
-    """Prices (inclusive) at which an active trailing stop neither moves its extreme nor fires.
-
-    SELL (max ``M``, level ``L``): ``L < price <= M``; BUY (min ``M``, level ``L``): ``M <= price < L``.
-    """
-    level = order.trailing_level()
-    if order.side is Side.SELL:
-        return level + 1, order.extreme_ticks
-    return order.extreme_ticks, level - 1
-
-
-class TriggerIndex:
-    """Untriggered orders in sorted lists by level, and active trailing stops in small groups.
-
-    ``levels[key]`` is sorted ``(-direction x level, algo_id)``: the entries due
-    at ``price`` are those with ``entry >= (-direction x price,)``, a suffix.
-
-    ``trailing[key]`` holds the active trailing stops of one market, working
-    type, protection flag and side; ``quiet[key]`` is a price range inside every
-    member's :func:`quiet_range`, so a price in it costs nothing. It is exact
-    after each scan of the group, narrowed when a stop joins, and left as it
-    is when one leaves (still safe, only narrower).
-    """
-
-    __slots__ = ("_orders_by_id", "counts", "levels", "quiet", "trailing")
-
-    def __init__(self) -> None:
-        self.levels: dict[LevelKey, list[tuple[int, AlgoId]]] = {}
-        self.trailing: dict[TrailingKey, dict[AlgoId, ConditionalOrder]] = {}
-        self.quiet: dict[TrailingKey, tuple[int, int]] = {}
-        self.counts: dict[MarketId, int] = {}
-        self._orders_by_id: dict[AlgoId, ConditionalOrder] = {}
-
-    def add(self, order: ConditionalOrder) -> None:
-        market = order.market
-        self.counts[market] = self.counts.get(market, 0) + 1
-        self._orders_by_id[order.algo_id] = order
-        if order.is_trailing and order.activated:
-            self._activate(order)
-            return
-        level, direction = order.pending_level()
-        lkey = (market, order.working_type, order.price_protect, direction)
-        insort(self.levels.setdefault(lkey, []), (-direction * level, order.algo_id))
-
-    def _activate(self, order: ConditionalOrder) -> None:
-        key = (order.market, order.working_type, order.price_protect, int(order.side))
-        self.trailing.setdefault(key, {})[order.algo_id] = order
-        lo, hi = self.quiet.get(key, _UNBOUNDED)
-        own_lo, own_hi = quiet_range(order)
-        self.quiet[key] = max(lo, own_lo), min(hi, own_hi)
-
-    def remove(self, order: ConditionalOrder) -> None:
-        market = order.market
-        self.counts[market] -= 1
-        del self._orders_by_id[order.algo_id]
-        if order.is_trailing and order.activated:
-            key = (market, order.working_type, order.price_protect, int(order.side))
-            del self.trailing[key][order.algo_id]
-            return
-        level, direction = order.pending_level()
-        entries = self.levels[(market, order.working_type, order.price_protect, direction)]
-        entry = (-direction * level, order.algo_id)
-        at = bisect_left(entries, entry)
-        assert entries[at] == entry
-        del entries[at]
-
-    def holds(self, market: MarketId) -> bool:
-        return self.counts.get(market, 0) > 0
-
-    def observe(
-        self, market: MarketId, working_type: WorkingType, price: int, protected_too: bool
-    ) -> list[ConditionalOrder]:
-        fired: list[ConditionalOrder] = []
-        for protected in (False, True) if protected_too else (False,):
-            for direction in (RISE, FALL):
-                entries = self.levels.get((market, working_type, protected, direction))
-                if not entries:
-                    continue
-                at = bisect_left(entries, (-direction * price,))
-                if at == len(entries):
-                    continue
-                due = entries[at:]
-                del entries[at:]
-                for _key, algo_id in due:
-                    order = self._orders_by_id[algo_id]
-                    if order.is_trailing:  # reached its activation price: becomes active here
-                        order.activated = True
-                        order.extreme_ticks = price
-                        self._activate(order)
-                    else:
-                        fired.append(order)
-            for side in (Side.BUY, Side.SELL):
-                key = (market, working_type, protected, int(side))
-                group = self.trailing.get(key)
-                if group:
-                    lo, hi = self.quiet[key]
-                    if not lo <= price <= hi:
-                        fired.extend(self._scan(key, group, side, price))
-        for order in fired:
-            self.counts[market] -= 1
-            del self._orders_by_id[order.algo_id]
-        fired.sort(key=_by_algo_id)
-        return fired
-
-    def _scan(
-        self, key: TrailingKey, group: dict[AlgoId, ConditionalOrder], side: Side, price: int
-    ) -> list[ConditionalOrder]:
-        """Move the group's extremes to ``price``, take out the stops it fires, recompute the quiet range."""
-        done: list[ConditionalOrder] = []
-        lo, hi = _UNBOUNDED
-        sell = side is Side.SELL
-        for order in group.values():
-            if (price > order.extreme_ticks) if sell else (price < order.extreme_ticks):
-                order.extreme_ticks = price
-            elif reached(order.trailing_level(), FALL if sell else RISE, price):
-                done.append(order)
-                continue
-            own_lo, own_hi = quiet_range(order)
-            lo, hi = max(lo, own_lo), min(hi, own_hi)
-        for order in done:
-            del group[order.algo_id]
-        self.quiet[key] = lo, hi
-        return done
-
-
-def _by_algo_id(order: ConditionalOrder) -> int:
-    return order.algo_id
-
-
-# ---------------------------------------------------------------------- the book and its stage
+from perpx.engine.triggers.index import ConditionalIndex, TriggerIndex, by_algo_id
+from perpx.engine.triggers.order import (
+    CLOSE_POSITION_TYPES,
+    FALL,
+    LIMIT_TYPES,
+    MAX_CALLBACK_RATE_E8,
+    MIN_CALLBACK_RATE_E8,
+    RISE,
+    TRAILING,
+    ConditionalOrder,
+    level_direction,
+    protection_blocks,
+    reached,
+)
 
 
 class Triggers:
@@ -556,8 +192,8 @@ class Triggers:
     def _shape_refusal(self, cmd: PlaceConditionalOrder, spec: MarketSpec) -> tuple[RejectCode, str] | None:
         """Refuse parameters that do not fit the order type, or prices and sizes outside the filters."""
         kind = cmd.order_type.value
-        is_limit = cmd.order_type in _LIMIT_TYPES
-        if cmd.order_type is _TRAILING:
+        is_limit = cmd.order_type in LIMIT_TYPES
+        if cmd.order_type is TRAILING:
             if cmd.trigger_price_ticks is not None:
                 return (
                     RejectCode.BAD_PARAMETER,
@@ -598,7 +234,7 @@ class Triggers:
                 if refusal is not None:
                     return refusal
         if cmd.close_position:
-            if cmd.order_type not in _CLOSE_POSITION_TYPES:
+            if cmd.order_type not in CLOSE_POSITION_TYPES:
                 return (
                     RejectCode.CLOSE_POSITION_TYPE,
                     f"close_position goes only with STOP_MARKET or TAKE_PROFIT_MARKET, not {kind}",
@@ -682,7 +318,7 @@ class Triggers:
         self, cmd: PlaceConditionalOrder, spec: MarketSpec, reference: int
     ) -> tuple[RejectCode, str] | None:
         """Refuse a trigger (or trailing activation) that the current price already reaches."""
-        if cmd.order_type is _TRAILING:
+        if cmd.order_type is TRAILING:
             if cmd.activation_price_ticks is None:
                 return None
             level, direction = cmd.activation_price_ticks, FALL if cmd.side is Side.BUY else RISE
@@ -822,7 +458,7 @@ class Triggers:
                 due.extend(index.observe(market, WorkingType.CONTRACT_PRICE, last, protected_too))
             if not due:
                 continue
-            due.sort(key=_by_algo_id)
+            due.sort(key=by_algo_id)
             for order in due:
                 price = mark if order.working_type is WorkingType.MARK_PRICE else last
                 assert price is not None
