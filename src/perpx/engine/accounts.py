@@ -136,6 +136,49 @@ class Position:
         short_side = short_lots * lot_at_mark + max(sell_open, sell_open_lots * lot_at_mark)
         return long_side if long_side > short_side else short_side
 
+    def margin_after(
+        self, side: Side, add_lots: int, add_notional: int, mark_ticks: int, contract_atoms: int
+    ) -> tuple[int, int]:
+        """``(order margin, worst-case notional)`` if ``add_lots`` worth ``add_notional`` joined ``side``.
+
+        One pass over the figures of :meth:`required_order_margin` and :meth:`worst_case_notional`
+        as they would be, without changing the position (negative lots and notional take away, as
+        an amend's old size does). The placement check's hot path.
+        """
+        buy_lots, buy_notional = self.buy_qty_lots, self.buy_notional_atoms
+        sell_lots, sell_notional = self.sell_qty_lots, self.sell_notional_atoms
+        if side is _BUY:
+            buy_lots += add_lots
+            buy_notional += add_notional
+        else:
+            sell_lots += add_lots
+            sell_notional += add_notional
+        qty = self.qty_lots
+        long_lots = qty if qty > 0 else 0
+        short_lots = -qty if qty < 0 else 0
+        if buy_lots <= 0:
+            buy_open = 0
+        elif short_lots == 0:
+            buy_open = buy_notional
+        else:
+            buy_open = _opening_notional(buy_lots, buy_notional, short_lots)
+        if sell_lots <= 0:
+            sell_open = 0
+        elif long_lots == 0:
+            sell_open = sell_notional
+        else:
+            sell_open = _opening_notional(sell_lots, sell_notional, long_lots)
+        larger = buy_open if buy_open > sell_open else sell_open
+        margin = formulas.initial_margin_atoms(larger, self.leverage) if larger else 0
+        lot_at_mark = mark_ticks * contract_atoms
+        buy_open_lots = buy_lots - short_lots
+        sell_open_lots = sell_lots - long_lots
+        buy_at_mark = buy_open_lots * lot_at_mark if buy_open_lots > 0 else 0
+        sell_at_mark = sell_open_lots * lot_at_mark if sell_open_lots > 0 else 0
+        long_side = long_lots * lot_at_mark + (buy_open if buy_open > buy_at_mark else buy_at_mark)
+        short_side = short_lots * lot_at_mark + (sell_open if sell_open > sell_at_mark else sell_at_mark)
+        return margin, long_side if long_side > short_side else short_side
+
     def is_idle(self) -> bool:
         """No position, no orders, no isolated margin: nothing to keep but settings."""
         return self.qty_lots == 0 and not self.open_orders and self.isolated_margin_atoms == 0

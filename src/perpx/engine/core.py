@@ -12,6 +12,8 @@ in one module per concern (``placing``, ``matching``, ``amending``, ``transfers`
 
 from __future__ import annotations
 
+from typing import Final
+
 from perpx.engine import matching, placing
 from perpx.engine.accounts import (
     Account,
@@ -62,6 +64,10 @@ from perpx.engine.values import (
     format_units,
 )
 
+# Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+
 
 class Core:
     """All venue state and the primitives that change it consistently.
@@ -78,6 +84,8 @@ class Core:
         self.param_overrides: dict[MarketId, dict[str, str]] = {}
         """Market parameters an operator changed from the config's values (config-file text), by market."""
         self.fee_tiers: tuple[FeeTier, ...] = config.fee_tiers
+        self.max_fee_rate_e8 = max(max(t.maker_e8, t.taker_e8, 0) for t in config.fee_tiers)
+        """The dearest rate any fill can pay: a bound the placement check can use without a tier."""
         self.books: dict[MarketId, OrderBook] = {m: OrderBook(m) for m in config.markets}
         self.marks: dict[MarketId, int] = {}
         self.indexes: dict[MarketId, int] = {}
@@ -337,7 +345,7 @@ class Core:
         if not position.reduce_only_orders:
             return
         size = abs(position.qty_lots)
-        closing_side = Side.SELL if position.qty_lots > 0 else Side.BUY
+        closing_side = _SELL if position.qty_lots > 0 else _BUY
         book = self.books[position.market]
         for _, order in sorted(position.reduce_only_orders.items()):
             if size == 0 or order.side is not closing_side:

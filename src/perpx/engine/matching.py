@@ -6,7 +6,7 @@ no voluntary fill takes an owner below zero margin balance (``mechanics.md`` 29)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import (
@@ -43,6 +43,17 @@ from perpx.engine.values import (
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
+# Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
+_ISOLATED: Final = MarginMode.ISOLATED
+_MARKET: Final = OrderType.MARKET
+_LIMIT: Final = OrderType.LIMIT
+_GTC: Final = TimeInForce.GTC
+_GTX: Final = TimeInForce.GTX
+_STP_NONE: Final = StpMode.NONE
+_EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
+_EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
+_EXPIRE_BOTH: Final = StpMode.EXPIRE_BOTH
+
 
 def execute(core: Core, taker: Order, book: OrderBook, spec: MarketSpec, taker_position: Position) -> None:
     """Match ``taker`` (4), then rest or expire its remainder (5), then post-trade (6)."""
@@ -59,11 +70,11 @@ def execute(core: Core, taker: Order, book: OrderBook, spec: MarketSpec, taker_p
         if (maker.price_ticks - limit) * side_sign > 0:
             crossed_any = True
             break
-        if maker.account_id == taker.account_id and taker.stp is not StpMode.NONE:
+        if maker.account_id == taker.account_id and taker.stp is not _STP_NONE:
             stp = taker.stp
-            if stp is StpMode.EXPIRE_MAKER or stp is StpMode.EXPIRE_BOTH:
+            if stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH:
                 core.expire_order(maker, book, ExpireReason.STP_MAKER)
-            if stp is StpMode.EXPIRE_TAKER or stp is StpMode.EXPIRE_BOTH:
+            if stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH:
                 expired = ExpireReason.STP_TAKER
                 break
             continue
@@ -74,17 +85,13 @@ def execute(core: Core, taker: Order, book: OrderBook, spec: MarketSpec, taker_p
     # 5. rest or expire
     leaves = taker.leaves_lots
     if leaves > 0:
-        if (
-            expired is None
-            and taker.order_type is OrderType.LIMIT
-            and (taker.tif is TimeInForce.GTC or taker.tif is TimeInForce.GTX)
-        ):
+        if expired is None and taker.order_type is _LIMIT and (taker.tif is _GTC or taker.tif is _GTX):
             core.book_order(taker, book)
             if taker.reduce_only:
                 core.trim_reduce_only(taker_position)
         else:
             if expired is None:
-                if taker.order_type is OrderType.MARKET:
+                if taker.order_type is _MARKET:
                     expired = ExpireReason.MARKET_TAKE_BOUND if crossed_any else ExpireReason.NO_LIQUIDITY
                 else:
                     expired = ExpireReason.IOC_REMAINDER
@@ -162,7 +169,7 @@ def solvent_after(
     value) - fee`` (the realised part and the uPnL part of a close add up to that, whatever the
     split), so it needs no preview; an isolated fill moves margin between scopes and is previewed.
     """
-    if position.margin_mode is not MarginMode.ISOLATED:
+    if position.margin_mode is not _ISOLATED:
         mark = core.marks[position.market]
         delta = side * (lots * mark * spec.contract_atoms - value_atoms) - fee_atoms
         return (
@@ -207,7 +214,7 @@ def solvent(
     upnl_delta = (qty_after - position.qty_lots) * mark * spec.contract_atoms - (
         cost_after - position.cost_atoms
     )
-    if position.margin_mode is MarginMode.ISOLATED:
+    if position.margin_mode is _ISOLATED:
         if released_atoms < 0:
             return False
         own = isolated_after - position.isolated_margin_atoms + upnl_delta
@@ -266,7 +273,7 @@ def self_trade_lots(
     Both legs change the same position, one after the other: the taker's, then the maker's.
     """
     contract = spec.contract_atoms
-    isolated = position.margin_mode is MarginMode.ISOLATED
+    isolated = position.margin_mode is _ISOLATED
 
     def fits(lots: int) -> bool:
         notional = formulas.notional_atoms(price_ticks, lots, contract)

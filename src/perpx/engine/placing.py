@@ -6,7 +6,7 @@ refusal wins and produces one ``OrderRejected``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import (
@@ -45,6 +45,17 @@ from perpx.engine.values import (
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
+# Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_ISOLATED: Final = MarginMode.ISOLATED
+_CROSS: Final = MarginMode.CROSS
+_MARKET: Final = OrderType.MARKET
+_GTX: Final = TimeInForce.GTX
+_FOK: Final = TimeInForce.FOK
+_STP_NONE: Final = StpMode.NONE
+_EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
+
 
 def price_filter(
     core: Core, spec: MarketSpec, side: Side, price_ticks: int, mark: int
@@ -61,7 +72,7 @@ def price_filter(
             RejectCode.PRICE_ABOVE_MAX,
             f"price is above the maximum of {core.price_text(spec, spec.max_price_ticks)}",
         )
-    if side is Side.BUY:
+    if side is _BUY:
         ceiling = formulas.price_band_ticks(mark, spec.percent_price_up_e8, round_up=False)
         if price_ticks > ceiling:
             return (
@@ -97,20 +108,21 @@ def place(core: Core, cmd: PlaceOrder) -> None:
         core.reject_order(cmd, *refusal)
         return
     position = core.position_record(account, cmd.market)
-    is_market = cmd.order_type is OrderType.MARKET
+    is_market = cmd.order_type is _MARKET
     if is_market:
         bound = formulas.price_band_ticks(
-            mark, RATE_SCALE + cmd.side * spec.market_take_bound_e8, round_up=cmd.side is Side.SELL
+            mark, RATE_SCALE + cmd.side * spec.market_take_bound_e8, round_up=cmd.side is _SELL
         )
         price_ticks = max(bound, 1)
     else:
         assert cmd.price_ticks is not None
         price_ticks = cmd.price_ticks
     qty_lots = cmd.qty_lots
+    is_covered = False
 
     # 2. risk
     if cmd.reduce_only:
-        if position.qty_lots == 0 or (position.qty_lots > 0) == (cmd.side is Side.BUY):
+        if position.qty_lots == 0 or (position.qty_lots > 0) == (cmd.side is _BUY):
             core.reject_order(
                 cmd,
                 RejectCode.REDUCE_ONLY_REJECTED,
@@ -123,7 +135,7 @@ def place(core: Core, cmd: PlaceOrder) -> None:
         if is_market:
             best = core.books[cmd.market].opposite(cmd.side).best_price()
             loss_price = mark if best is None or (best - price_ticks) * cmd.side > 0 else best
-        refusal = margin_refusal(
+        refusal, room = margin_refusal(
             core, account, position, spec, cmd.side, price_ticks, qty_lots, 0, 0, loss_price
         )
         if refusal is None:
@@ -131,7 +143,17 @@ def place(core: Core, cmd: PlaceOrder) -> None:
         if refusal is not None:
             core.reject_order(cmd, *refusal)
             return
-    if not is_market:
+        if room is not None and not is_market and position.margin_mode is _CROSS:
+            # the cross margin balance is at least the available balance the margin check computed
+            # (room + what the order needs); when that covers the order's worst loss against the
+            # mark with the dearest fee rate, the bankruptcy check below has nothing to find
+            notional = price_ticks * qty_lots * spec.contract_atoms
+            worst = cmd.side * (qty_lots * mark * spec.contract_atoms - notional) - formulas.ceil_div(
+                notional * core.max_fee_rate_e8, RATE_SCALE
+            )
+            if room >= 0 and room + worst >= 0:
+                is_covered = True
+    if not is_market and not is_covered:
         refusal = bankruptcy_refusal(core, account, position, spec, cmd.side, price_ticks, qty_lots, cmd.tif)
         if refusal is not None:
             core.reject_order(cmd, *refusal)
@@ -147,7 +169,7 @@ def place(core: Core, cmd: PlaceOrder) -> None:
                 f" {core.price_text(spec, price_ticks)} (mark +/- market_take_bound); nothing can fill",
             )
             return
-    if cmd.tif is TimeInForce.GTX and not is_market:
+    if cmd.tif is _GTX and not is_market:
         best = book.opposite(cmd.side).best_price()
         if best is not None and (best - price_ticks) * cmd.side <= 0:
             core.reject_order(
@@ -156,7 +178,7 @@ def place(core: Core, cmd: PlaceOrder) -> None:
                 "the post-only order would trade at once, so it was rejected",
             )
             return
-    if cmd.tif is TimeInForce.FOK and fillable_lots(core, book, cmd, price_ticks, qty_lots) < qty_lots:
+    if cmd.tif is _FOK and fillable_lots(core, book, cmd, price_ticks, qty_lots) < qty_lots:
         core.reject_order(
             cmd, RejectCode.FOK_NOT_FILLABLE, "the fill-or-kill order could not be filled in full at once"
         )
@@ -211,7 +233,7 @@ def open_interest_refusal(
     held = position.qty_lots
     closing = min(
         qty_lots,
-        -held if side is Side.BUY and held < 0 else held if side is Side.SELL and held > 0 else 0,
+        -held if side is _BUY and held < 0 else held if side is _SELL and held > 0 else 0,
     )
     opening = qty_lots - closing
     current = core.open_interest_lots[spec.market]
@@ -228,7 +250,7 @@ def order_filters(
     core: Core, cmd: PlaceOrder, account: Account, spec: MarketSpec, mark: int
 ) -> tuple[RejectCode, str] | None:
     qty = cmd.qty_lots
-    is_market = cmd.order_type is OrderType.MARKET
+    is_market = cmd.order_type is _MARKET
     if qty <= 0:
         return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
     if qty < spec.min_qty_lots:
@@ -243,7 +265,7 @@ def order_filters(
     if is_market:
         if cmd.price_ticks is not None:
             return RejectCode.BAD_PARAMETER, "a MARKET order takes no price"
-        if cmd.tif is TimeInForce.GTX:
+        if cmd.tif is _GTX:
             return RejectCode.BAD_PARAMETER, "a MARKET order cannot be post-only"
         reference = mark
     else:
@@ -289,8 +311,12 @@ def margin_refusal(
     removed_lots: int,
     removed_price_ticks: int = 0,
     loss_price_ticks: int | None = None,
-) -> tuple[RejectCode, str] | None:
+) -> tuple[tuple[RejectCode, str] | None, int | None]:
     """Check the cost of ``position`` if ``add_lots`` at ``price_ticks`` were added.
+
+    Returns the refusal, if any, and what the cross available balance has left after the order
+    when it had to be computed (``None`` otherwise): the bankruptcy check needs no more when that
+    covers the order's worst loss against the mark.
 
     ``removed_lots`` at ``removed_price_ticks`` leave the same side first (an amend). The cost
     is the increase of the position's order margin plus the order's *open loss* (Binance):
@@ -299,34 +325,23 @@ def margin_refusal(
     (``formulas.open_loss_atoms``, ``mechanics.md`` 12.3).
     """
     contract = spec.contract_atoms
-    sign = 1 if side is Side.BUY else -1
+    sign = 1 if side is _BUY else -1
     before = position.order_margin_atoms
-    add_notional = price_ticks * add_lots * contract
-    removed_notional = removed_price_ticks * removed_lots * contract
-    if sign > 0:
-        position.buy_qty_lots += add_lots - removed_lots
-        position.buy_notional_atoms += add_notional - removed_notional
-    else:
-        position.sell_qty_lots += add_lots - removed_lots
-        position.sell_notional_atoms += add_notional - removed_notional
-    try:
-        after = position.required_order_margin()
-        worst_notional = position.worst_case_notional(core.marks[spec.market], contract)
-    finally:
-        if sign > 0:
-            position.buy_qty_lots -= add_lots - removed_lots
-            position.buy_notional_atoms -= add_notional - removed_notional
-        else:
-            position.sell_qty_lots -= add_lots - removed_lots
-            position.sell_notional_atoms -= add_notional - removed_notional
+    mark = core.marks[spec.market]
+    after, worst_notional = position.margin_after(
+        side,
+        add_lots - removed_lots,
+        (price_ticks * add_lots - removed_price_ticks * removed_lots) * contract,
+        mark,
+        contract,
+    )
     cap = spec.max_notional_at_leverage(position.leverage)
     if worst_notional > cap:
         return (
             RejectCode.MAX_POSITION_AT_LEVERAGE,
             f"position and open orders would reach {core.money(worst_notional)} of notional;"
             f" the maximum at {position.leverage}x is {core.money(cap)}",
-        )
-    mark = core.marks[spec.market]
+        ), None
     held = position.qty_lots
     closing = min(add_lots, -held if sign > 0 and held < 0 else held if sign < 0 and held > 0 else 0)
     open_loss = formulas.open_loss_atoms(
@@ -345,8 +360,9 @@ def margin_refusal(
                 RejectCode.MARGIN_INSUFFICIENT,
                 f"Margin is insufficient: the order needs {core.money(needed)}{loss},"
                 f" {core.money(max(available, 0))} is available",
-            )
-    return None
+            ), None
+        return None, available - needed
+    return None, None
 
 
 def fillable_lots(core: Core, book: OrderBook, cmd: PlaceOrder, limit_ticks: int, want_lots: int) -> int:
@@ -368,8 +384,8 @@ def fillable_lots(core: Core, book: OrderBook, cmd: PlaceOrder, limit_ticks: int
     for maker in book.opposite(cmd.side).orders():
         if (maker.price_ticks - limit_ticks) * cmd.side > 0:
             break
-        if maker.account_id == cmd.account_id and cmd.stp is not StpMode.NONE:
-            if cmd.stp is StpMode.EXPIRE_MAKER:
+        if maker.account_id == cmd.account_id and cmd.stp is not _STP_NONE:
+            if cmd.stp is _EXPIRE_MAKER:
                 continue
             break
         maker_state = swept(core, sim, maker.account_id, cmd.market)
@@ -438,7 +454,7 @@ def bankruptcy_refusal(
     """
     contract = spec.contract_atoms
     rates = core.fee_rates(account)
-    fee_rate_e8 = rates.maker_e8 if tif is TimeInForce.GTX else rates.taker_e8
+    fee_rate_e8 = rates.maker_e8 if tif is _GTX else rates.taker_e8
     notional = formulas.notional_atoms(price_ticks, lots, contract)
     fee = formulas.fee_atoms(notional, fee_rate_e8)
     if solvent_after(core, account, position, spec, side, lots, notional, fee if fee > 0 else 0):
@@ -450,7 +466,7 @@ def bankruptcy_refusal(
         return solvent_after(core, account, position, spec, side, lots, notional, fee)
 
     # the worst price that still keeps the owner solvent: buying, the highest; selling, the lowest
-    if side is Side.BUY:
+    if side is _BUY:
         low, high = spec.min_price_ticks - 1, price_ticks - 1
         while low < high:
             middle = (low + high + 1) // 2
@@ -471,7 +487,7 @@ def bankruptcy_refusal(
         high = low
     scope = "isolated position" if position.is_isolated else "account"
     where = (
-        f"the bankruptcy price for {format_units(lots, spec.lot_size)} is {core.price_text(spec, low if side is Side.BUY else high)}"
+        f"the bankruptcy price for {format_units(lots, spec.lot_size)} is {core.price_text(spec, low if side is _BUY else high)}"
         if found
         else f"no price keeps the {scope} solvent for {format_units(lots, spec.lot_size)}"
     )
@@ -519,7 +535,7 @@ class _Swept:
             position.qty_lots,
             position.cost_atoms,
             position.isolated_margin_atoms,
-            position.margin_mode is MarginMode.ISOLATED,
+            position.margin_mode is _ISOLATED,
             position.leverage,
             0,
             0,
