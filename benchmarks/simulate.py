@@ -135,8 +135,8 @@ def main() -> None:
             "events": sim.events,
             "sim_seconds": sim.scenario.duration_s,
             "agents": len(sim.agents),
-            "liquidations": sim.liquidations,
-            "adl_events": sim.adl_legs,
+            "liquidations": sim.metrics.liquidations,
+            "adl_events": sim.metrics.adl_legs,
             "engine_commands_per_s": round(statistics.median(engine_runs)),
             "simulation_commands_per_s": round(statistics.median(sim_runs)),
         }

@@ -7,6 +7,7 @@ runs the printed ccxt snippet, and restarts the server on the same data director
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -24,9 +25,10 @@ from perpx.engine.events import OrderAccepted
 from perpx.engine.state import state_hash
 from perpx.engine.values import MarketId, Side
 from perpx.journal.store import CONFIG_FILE, read_config, recover
+from perpx.server import demo
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
-from perpx.server.demo import AGENT_PREFIX, TRADER_NAME, DemoCast, DemoDriver, attach_demo, refill_deposit
+from perpx.server.demo import AGENT_PREFIX, TRADER_NAME, DemoCast, DemoDriver, attach_demo
 from perpx.server.serve import demo_config_text
 from perpx.sim.agents import AGENT_KINDS
 from tests.server.harness import ServerProcess, Trader
@@ -99,6 +101,45 @@ def test_embedded_cast_gives_each_market_every_kind_of_trader() -> None:
     assert makers[0]["name"] == "demo-mm-BTCUSDT" and 2 <= makers[0]["count"] <= 3
 
 
+def test_demo_cast_gives_each_index_source_a_row_and_resumes_prices_from_the_venue(tmp_path: Path) -> None:
+    # Arrange
+    wall = FakeWall()
+    with demo_venue(tmp_path / "venue", wall) as (ctx, driver):
+        engine = ctx.seq.engine
+        fresh = driver.cast.cast(engine)
+        drive(ctx, driver, wall, 5)
+
+        # Act
+        resumed = driver.cast.cast(engine)
+
+    # Assert
+    for name in MARKETS:
+        market = MarketId(name)
+        index = engine.specs[market].index
+        assert index is not None
+        assert [s["name"] for s in fresh.sources if s["market"] == market] == list(index.weights)
+        assert fresh.prices[market]["start"] == DemoCast.embedded().prices[market]["start"]
+        assert resumed.prices[market]["start"] == str(engine.indexes[market] * engine.specs[market].tick_size)
+    assert fresh.agents == DemoCast.embedded().agent_rows([MarketId(m) for m in MARKETS])
+
+
+def test_the_demo_reaches_the_simulator_only_through_its_public_package() -> None:
+    # Arrange
+    tree = ast.parse(Path(demo.__file__).read_text())
+
+    # Act
+    sim_imports = [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("perpx.sim")
+    ]
+    plain = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+
+    # Assert
+    assert sim_imports == ["perpx.sim"]
+    assert not [name for name in plain if name.startswith("perpx.sim")]
+
+
 # ---------------------------------------------------------------------------------------------- in process
 
 
@@ -117,7 +158,7 @@ def test_demo_after_half_a_minute_has_two_sided_books_trades_and_prices(tmp_path
             assert engine.books[market].asks.best_price() is not None, name
             assert engine.indexes.get(market) and engine.marks.get(market), name
         assert driver.stats.trades > 10
-        assert all(len(agent.accounts) == 1 for agent in driver.agents)
+        assert all(len(accounts) == 1 for accounts in driver.agent_accounts.values())
 
 
 def test_demo_with_the_same_seed_and_clock_reaches_the_same_state(tmp_path: Path) -> None:
@@ -181,30 +222,13 @@ def test_restart_cancels_previous_agent_orders_reuses_accounts_and_keeps_trader(
         # Assert
         assert again.cancelled_orders == len(stale)
         assert not left & stale
-        assert again.reused_accounts == len(again.agents)
+        assert again.reused_accounts == len(again.agent_accounts)
         assert len(engine.accounts) == accounts_before
         assert again.trader_key == key
         trader_position = engine.accounts[key.account_id].positions[MarketId("BTCUSDT")]
         assert len(trader_position.open_orders) == 1
         drive(ctx, again, wall, 5)
         assert agent_orders(engine)
-
-
-def test_refill_tops_up_only_a_flat_account_that_is_half_down(tmp_path: Path) -> None:
-    # Arrange
-    wall = FakeWall()
-    with demo_venue(tmp_path / "venue", wall) as (ctx, driver):
-        engine = ctx.seq.engine
-        key = driver.trader_key
-        assert key is not None
-        account = key.account_id
-        balance = engine.accounts[account].balance(engine.asset)
-
-        # Act, Assert
-        assert refill_deposit(engine, account, balance, wall.now_ns) is None
-        assert refill_deposit(engine, account, 2 * balance - 1, wall.now_ns) is None
-        refill = refill_deposit(engine, account, 3 * balance, wall.now_ns)
-        assert refill is not None and refill.amount_atoms == 2 * balance
 
 
 # ---------------------------------------------------------------------------------------------- end to end

@@ -1,8 +1,10 @@
 """``perpx serve --demo``: the risk lab's spot sources and agents, trading live inside the server.
 
-The demo is one sequencer :class:`~perpx.server.sequencer.Driver`. On the
-sequencer thread, when its next piece of work is due in wall time, it submits
-ordinary journaled commands, exactly what an outside client could send:
+The demo is one sequencer :class:`~perpx.server.sequencer.Driver`. The sources and agents are the
+simulator's, driven through its public surface (:class:`perpx.sim.SimDriver`) on wall time: the
+sequencer's stamp is the driver's clock and ``apply_now`` its submit. On the sequencer thread,
+when its next piece of work is due, the demo applies ordinary journaled commands, exactly what an
+outside client could send:
 
 ==========  =====================================================================================
 work        what happens
@@ -15,9 +17,10 @@ status      once a minute, a log line: trades, liquidations, index prices
 ==========  =====================================================================================
 
 The cast (price processes, sources, agents) is :data:`CAST_FILE`; every agent row is built once per
-market. Randomness: one generator per price process, source and agent, derived from ``seed`` as
-the simulator derives them (:func:`perpx.sim.runner.derive_rng`). Wall-clock timing makes a demo
-run itself unrepeatable; its journal still replays to the same state hash, like any other.
+market (:meth:`DemoCast.cast`). Randomness: one generator per price process, source and agent,
+derived from ``seed`` as the simulator derives them (:mod:`perpx.sim.seeds`). Wall-clock timing
+makes a demo run itself unrepeatable; its journal still replays to the same state hash, like any
+other.
 
 Restarts
 --------
@@ -30,7 +33,6 @@ account and its API key are found again by name as well; the printed ccxt snippe
 
 from __future__ import annotations
 
-import heapq
 import logging
 import tomllib
 from collections.abc import Mapping
@@ -39,14 +41,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-from perpx.engine.commands import (
-    AdvanceClock,
-    CancelAllOrders,
-    Command,
-    CreateAccount,
-    Deposit,
-    SubmitSpotQuote,
-)
+from perpx.engine.commands import AdvanceClock, CancelAllOrders, Command, CreateAccount, Deposit
 from perpx.engine.engine import Engine
 from perpx.engine.events import AccountCreated, Event, FundingSettled, LiquidationExplained, OrderFilled
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
@@ -54,9 +49,7 @@ from perpx.engine.values import AccountId, MarketId, TxId, format_units
 from perpx.server.context import ServerContext
 from perpx.server.keys import ApiKey
 from perpx.server.sequencer import Applied, Sequencer
-from perpx.sim.agents import Agent, AgentContext, build_agents
-from perpx.sim.runner import derive_rng
-from perpx.sim.sources import NS_PER_S, PriceProcess, Source, build_process, price_to_ticks
+from perpx.sim import Cast, SimDriver, SpotQuote
 
 log = logging.getLogger("perpx.demo")
 
@@ -66,9 +59,7 @@ TRADER_NAME = "demo-trader"
 TRADER_DEPOSIT = "100000"
 REFILL_BELOW = Decimal("0.5")
 """A flat agent whose wallet fell below this share of its deposit is topped back up to it."""
-STATUS_EVERY_S = 60.0
-
-_QUOTE, _AGENT, _STATUS = 0, 1, 2
+STATUS_EVERY_NS = 60 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -107,50 +98,35 @@ class DemoCast:
                 rows.append({**row, "name": f"{AGENT_PREFIX}{name}-{market}", "markets": [str(market)]})
         return rows
 
+    def cast(self, engine: Engine) -> Cast:
+        """The simulator's cast for this venue, in the scenario file's keys.
 
-class DemoAgentContext(AgentContext):
-    """An :class:`AgentContext` whose ``open_account`` reuses an account of the same name."""
-
-    def __init__(
-        self, engine: Engine, sequencer: Sequencer, agent: Agent, seed: int, by_name: dict[str, AccountId]
-    ) -> None:
-        super().__init__(engine, self._submit, derive_rng(seed, f"agent/{agent.name}"), sequencer.stamp())
-        self.sequencer = sequencer
-        self.by_name = by_name
-        self.reused: list[AccountId] = []
-
-    def _submit(self, command: Command) -> list[Event]:
-        return self.sequencer.apply_now([command])[0].events
-
-    def open_account(self, name: str, deposit: object) -> AccountId:
-        """The account named ``name`` from a previous run (topped up if flat and half down), else a new one."""
-        found = self.by_name.get(name)
-        if found is None:
-            created = super().open_account(name, deposit)
-            self.by_name[name] = created
-            return created
-        self.reused.append(found)
-        refill = refill_deposit(self.engine, found, self.atoms(deposit), self.now_ns)
-        if refill is not None:
-            self.submit(refill)
-        return found
-
-
-def refill_deposit(engine: Engine, account_id: AccountId, deposit_atoms: int, ts_ns: int) -> Deposit | None:
-    """The ``Deposit`` that tops a flat account below :data:`REFILL_BELOW` of ``deposit_atoms`` back up."""
-    account = engine.accounts.get(account_id)
-    if account is None:
-        return None
-    balance = account.balance(engine.asset)
-    if balance >= deposit_atoms * REFILL_BELOW or any(p.qty_lots for p in account.positions.values()):
-        return None
-    return Deposit(
-        ts_ns=ts_ns,
-        account_id=account_id,
-        asset=engine.asset,
-        amount_atoms=deposit_atoms - balance,
-        tx_id=TxId(f"demo-refill-{account_id}-{ts_ns}"),
-    )
+        Every market with index sources and a price table (its own, or ``default``) gets a price
+        process that resumes from the venue's index (else mark) price, and one source row per index
+        source, with that name's ``[sources.<name>]`` table (or ``default``). A market with no
+        start price, index or mark gets no process, and its sources stay silent.
+        """
+        prices: dict[str, Mapping[str, Any]] = {}
+        sources: list[Mapping[str, Any]] = []
+        for market, spec in engine.specs.items():
+            if spec.index is None:
+                continue  # a market without index sources is priced by its admin, not by the demo
+            table = self.prices.get(market) or self.prices.get("default")
+            if table is None:
+                continue
+            resume = engine.indexes.get(market) or engine.marks.get(market)
+            if resume is not None:
+                start: str | None = str(resume * spec.tick_size)
+            else:
+                start = str(table["start"]) if "start" in table else None
+            if start is None:
+                log.warning("demo: %s has no start price, index or mark; its sources stay silent", market)
+                continue
+            prices[market] = {**table, "start": start}
+            for name in spec.index.weights:
+                row = self.sources.get(name) or self.sources.get("default", {})
+                sources.append({**row, "name": name, "market": market})
+        return Cast(prices=prices, sources=sources, agents=self.agent_rows(list(engine.specs)))
 
 
 @dataclass
@@ -198,21 +174,18 @@ class DemoDriver:
         self.seed = seed
         self.cast = cast if cast is not None else DemoCast.embedded()
         self.stats = DemoStats()
-        self.processes: dict[MarketId, PriceProcess] = {}
-        self.sources: list[Source] = []
-        self.agents: list[Agent] = []
-        self.contexts: dict[str, DemoAgentContext] = {}
+        self.sim: SimDriver | None = None
+        self.agent_accounts: dict[str, tuple[AccountId, ...]] = {}
         self.trader_key: ApiKey | None = None
         self.cancelled_orders = 0
         self.reused_accounts = 0
         self.started_ns = 0
-        self._heap: list[tuple[int, int, int, Any]] = []
-        self._pushed = 0
+        self._status_due_ns = 0
 
     # ------------------------------------------------------------------ set-up
 
     def setup(self, sequencer: Sequencer) -> None:
-        """Cancel the previous run's agent orders, fund the insurance fund, build sources and agents."""
+        """Cancel the previous run's agent orders, fund the insurance fund, open the agents' accounts."""
         engine = sequencer.engine
         self.started_ns = sequencer.stamp()
         by_name: dict[str, AccountId] = {}
@@ -229,28 +202,35 @@ class DemoDriver:
                 tx_id=TxId("demo-insurance-seed"),  # a transfer id seen before changes nothing
             )
             sequencer.apply_now([seed_fund])
-        self._build_sources(engine)
-        self.agents = build_agents(self.cast.agent_rows(list(engine.specs)))
-        for agent in self.agents:
-            ctx = DemoAgentContext(engine, sequencer, agent, self.seed, by_name)
-            commands = agent.setup(ctx)
-            if commands:
-                sequencer.apply_now(commands)
-            self.contexts[agent.name] = ctx
-            self.reused_accounts += len(ctx.reused)
-            for account_id in agent.accounts:
-                self.stats.names[account_id] = agent.name
-            phase_ns = int(ctx.rng.random() * agent.interval_s * NS_PER_S) + 1
-            self._push(self.started_ns + phase_ns, _AGENT, agent)
-        for source in self.sources:
-            self._push(self.started_ns, _QUOTE, source)
-        self._push(self.started_ns + int(STATUS_EVERY_S * NS_PER_S), _STATUS, None)
+
+        def submit(command: Command) -> list[Event]:
+            return sequencer.apply_now([command])[0].events
+
+        cast = self.cast.cast(engine)
+        sim = SimDriver(
+            cast,
+            engine,
+            seed=self.seed,
+            submit=submit,
+            clock=sequencer.stamp,
+            start_ns=self.started_ns,
+            accounts_by_name=by_name,
+            top_up_below=REFILL_BELOW,
+        )
+        sim.open()
+        self.sim = sim
+        self.agent_accounts = sim.agent_accounts()
+        self.reused_accounts = sim.reused_accounts
+        for name, accounts in self.agent_accounts.items():
+            for account_id in accounts:
+                self.stats.names[account_id] = name
+        self._status_due_ns = self.started_ns + STATUS_EVERY_NS
         self.trader_key = self._trader(sequencer, by_name)
         log.info(
             "demo: %d agents (%d accounts reused), %d sources; cancelled %d resting orders of a previous run",
-            len(self.agents),
+            len(self.agent_accounts),
             self.reused_accounts,
-            len(self.sources),
+            len(cast.sources),
             self.cancelled_orders,
         )
 
@@ -267,36 +247,6 @@ class DemoDriver:
                     cancels.append(CancelAllOrders(ts_ns=ts_ns, account_id=account_id, market=market))
         if cancels:
             sequencer.apply_now(cancels)
-
-    def _build_sources(self, engine: Engine) -> None:
-        for market, spec in engine.specs.items():
-            if spec.index is None:
-                continue  # a market without index sources is priced by its admin, not by the demo
-            table = self.cast.prices.get(market) or self.cast.prices.get("default")
-            if table is None:
-                continue
-            resume = engine.indexes.get(market) or engine.marks.get(market)
-            if resume is not None:
-                start: str | None = str(resume * spec.tick_size)
-            else:
-                start = str(table["start"]) if "start" in table else None
-            if start is None:
-                log.warning("demo: %s has no start price, index or mark; its sources stay silent", market)
-                continue
-            process = build_process({**table, "start": start}, derive_rng(self.seed, f"price/{market}"))
-            self.processes[market] = process
-            for name in spec.index.weights:
-                row = self.cast.sources.get(name) or self.cast.sources.get("default", {})
-                self.sources.append(
-                    Source(
-                        name=name,
-                        market=market,
-                        process=process,
-                        rng=derive_rng(self.seed, f"source/{name}/{market}"),
-                        every_s=float(row.get("every_s", 1.0)),
-                        noise_bps=float(row.get("noise_bps", 0.0)),
-                    )
-                )
 
     def _trader(self, sequencer: Sequencer, by_name: dict[str, AccountId]) -> ApiKey:
         trader = by_name.get(TRADER_NAME)
@@ -319,55 +269,37 @@ class DemoDriver:
     # ------------------------------------------------------------------ driver protocol
 
     def due_ns(self) -> int:
-        return self._heap[0][0] if self._heap else 2**63 - 1
+        return min(self._sim().due_ns(), self._status_due_ns)
 
     def run(self, sequencer: Sequencer, wall_ns: int) -> None:
-        """Do every piece of work due by ``wall_ns``, in ``(due, kind)`` order."""
+        """Apply every quote and turn due by ``wall_ns``, then log the status when it is due.
+
+        Quotes due together go in as one batch; a turn applies the quotes before it first, so the
+        agent acts on the index they made.
+        """
         quotes: list[Command] = []
-        heap = self._heap
-        while heap and heap[0][0] <= wall_ns:
-            due_ns, kind, _, payload = heapq.heappop(heap)
-            if kind == _QUOTE:
-                quote = self._quote(sequencer, payload, wall_ns)
-                if quote is not None:
-                    quotes.append(quote)
-                self._push(self._next(due_ns, payload.every_s, wall_ns), _QUOTE, payload)
+        for work in self._sim().due(wall_ns):
+            if isinstance(work, SpotQuote):
+                quotes.append(work.command)
                 continue
             if quotes:
-                sequencer.apply_now(quotes)
-                quotes = []
-            # the next turn is queued first, so an agent that raises keeps its schedule
-            if kind == _AGENT:
-                self._push(self._next(due_ns, payload.interval_s, wall_ns), _AGENT, payload)
-                self._turn(sequencer, payload)
-            else:
-                self._push(self._next(due_ns, STATUS_EVERY_S, wall_ns), _STATUS, None)
-                self._status(sequencer.engine)
+                batch, quotes = quotes, []
+                sequencer.apply_now(batch)
+            commands = work.commands()
+            if commands:
+                sequencer.apply_now(commands)
         if quotes:
             sequencer.apply_now(quotes)
+        if self._status_due_ns <= wall_ns:
+            following = self._status_due_ns + STATUS_EVERY_NS
+            # keep the minute's phase; after a stall, restart it from now instead of catching up
+            self._status_due_ns = following if following > wall_ns else wall_ns + STATUS_EVERY_NS
+            self._status(sequencer.engine)
 
-    def _quote(self, sequencer: Sequencer, source: Source, wall_ns: int) -> SubmitSpotQuote | None:
-        price = source.quote((wall_ns - self.started_ns) / NS_PER_S)
-        if price is None:
-            return None
-        market = MarketId(source.market)
-        ticks = price_to_ticks(price, sequencer.engine.specs[market].tick_size)
-        return SubmitSpotQuote(ts_ns=sequencer.stamp(), market=market, source=source.name, price_ticks=ticks)
-
-    def _turn(self, sequencer: Sequencer, agent: Agent) -> None:
-        ctx = self.contexts[agent.name]
-        ctx.now_ns = sequencer.stamp()
-        deposit = ctx.atoms(agent.params["deposit"])
-        refills = [
-            refill
-            for account in agent.accounts
-            if (refill := refill_deposit(ctx.engine, account, deposit, ctx.now_ns)) is not None
-        ]
-        if refills:
-            sequencer.apply_now(list(refills))
-        commands = agent.act(ctx, ctx.now_ns)
-        if commands:
-            sequencer.apply_now(commands)
+    def _sim(self) -> SimDriver:
+        if self.sim is None:
+            raise RuntimeError("the demo is not set up yet")
+        return self.sim
 
     def _status(self, engine: Engine) -> None:
         prices = ", ".join(
@@ -382,17 +314,6 @@ class DemoDriver:
             self.stats.funding_settlements,
             prices or "not set",
         )
-
-    def _push(self, at_ns: int, kind: int, payload: Any) -> None:
-        self._pushed += 1
-        heapq.heappush(self._heap, (at_ns, kind, self._pushed, payload))
-
-    @staticmethod
-    def _next(due_ns: int, every_s: float, wall_ns: int) -> int:
-        # keep the schedule's phase; after a stall, restart it from now instead of catching up
-        step = int(every_s * NS_PER_S)
-        following = due_ns + step
-        return following if following > wall_ns else wall_ns + step
 
     # ------------------------------------------------------------------ announcement
 

@@ -1,7 +1,7 @@
 """What one simulation run produced: the summary, the time series and the event markers.
 
-This is the contract between the simulator (``runner.py``), the report
-(``report.py``) and parameter sweeps (``sweep.py``): the runner fills a
+This is the contract between the simulator (``runner/``), the report
+(``report.py``) and parameter sweeps (``sweep/``): the runner fills a
 :class:`RunResult`, the report draws one, a sweep reduces many to table rows.
 
 Series are sampled on the simulator's sampling interval (``t_s`` is simulated
@@ -50,7 +50,7 @@ SUMMARY_FIELDS = (
     "invariant_violations",
     "assertions",
 )
-"""The fields the issue names; the summary holds these and more (see ``runner.Simulation.summary``)."""
+"""The fields the issue names; the summary holds these and more (see ``runner/summary.py``)."""
 
 VENUE_SERIES = ("t_s", "insurance_fund")
 """Columns of the venue series: simulated seconds; insurance fund equity in settlement units."""

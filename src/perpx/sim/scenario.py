@@ -47,6 +47,7 @@ from perpx.engine.commands import MarketMode
 from perpx.engine.config import ConfigError, VenueConfig, parse_config
 from perpx.sim.agents import AgentError, build_agents
 from perpx.sim.assertions import Assertion, AssertionSpecError, parse_assertions
+from perpx.sim.cast import Cast
 from perpx.sim.sources import SourceError, parse_faults
 
 RUN_DEFAULTS: dict[str, Any] = {
@@ -98,6 +99,11 @@ class Scenario:
     assertions: list[Assertion]
     path: Path | None = None
     description: str = field(default="")
+
+    @property
+    def cast(self) -> Cast:
+        """The price processes, sources and agents, for a :class:`~perpx.sim.driver.SimDriver`."""
+        return Cast(self.prices, self.sources, self.agents, self.scale, self.base_dir)
 
 
 # ---------------------------------------------------------------------------------------------- loading

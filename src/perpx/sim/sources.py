@@ -31,8 +31,8 @@ Faults of a source
 * ``latency_s``: constant delivery delay (a fixed delay keeps each source's quotes in time order,
   which the venue requires).
 
-Every random draw comes from a ``random.Random`` the caller owns (the runner derives one per
-process and per source from the seed), so a seed fixes every price.
+Every random draw comes from a ``random.Random`` the caller owns (the driver derives one per
+process and per source from the seed, :mod:`perpx.sim.seeds`), so a seed fixes every price.
 
 Prices to ticks
 ---------------

@@ -7,16 +7,18 @@ query objects: ``engine.books`` (best prices and levels), ``engine.marks``, ``en
 ``engine.pricing.view(market)``. It draws every random number from ``ctx.rng`` and stamps every
 command with the time it is given. The module does no I/O.
 
-Driving an agent from another caller
-------------------------------------
-The simulator's runner is one driver; the server's demo mode is another. A driver:
+How agents are driven
+---------------------
+Callers drive agents through :class:`perpx.sim.driver.SimDriver` (the simulator's runner, the
+server's demo), which:
 
 1. builds agents from config tables with :func:`perpx.sim.agents.build_agents`;
 2. gives each one an :class:`AgentContext` with its own ``rng`` and a ``submit(command) ->
-   events`` that goes through the driver's sequencer (the journaled store, the server's queue);
+   events`` that goes through the caller's sequencer (the journaled store, the server's queue);
 3. calls ``setup(ctx)`` once (it opens and funds the agent's accounts through ``ctx.submit`` and
    returns further set-up commands), submits what it returns, then every ``agent.interval_s``
-   seconds sets ``ctx.now_ns`` and calls ``act(ctx, now_ns)`` and submits what it returns, in order.
+   seconds sets ``ctx.now_ns`` and calls ``act(ctx, now_ns)``, whose commands the caller applies
+   in order.
 
 Units: an agent's parameters are decimal amounts a person writes (``"20000"`` USDT, ``"0.5"`` BTC);
 :class:`AgentContext` turns them into ticks, lots and atoms (prices to the nearest tick, quantities

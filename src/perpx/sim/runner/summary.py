@@ -1,0 +1,120 @@
+"""A run's summary: the figures ``summary.json`` holds, and the scenario's assertions evaluated on them.
+
+Money comes twice: fields named ``*_atoms`` are exact integers of the settlement asset; the issue's
+named fields (``bad_debt``, ``insurance_fund_min``, ...) are the same amounts in settlement units as
+floats, for reading and plotting. :data:`~perpx.sim.result.SUMMARY_FIELDS` lists the fields every
+summary has; this module writes them and more.
+
+Bad debt is the loss no one covered in time: the shortfall ADL had to push onto profitable
+traders, plus the insurance fund's negative equity and every negative balance left at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from perpx.engine.engine import Engine
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
+from perpx.engine.state import state_hash
+from perpx.sim.agents import Adversary, Agent, MarketMaker
+from perpx.sim.assertions import evaluate
+from perpx.sim.runner.metrics import RunMetrics
+from perpx.sim.scenario import Scenario
+
+
+def summarise(
+    scenario: Scenario,
+    seed: int,
+    engine: Engine,
+    metrics: RunMetrics,
+    agents: Sequence[Agent],
+    *,
+    commands: int,
+    events: int,
+    sim_seconds: float,
+    faulty_quotes_sent: int,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """The run's summary, ending with ``assertions``: each of the scenario's, evaluated on it."""
+    m = metrics
+    units = m.units
+    end_equity = fund_equity(engine)
+    negative_end = 0
+    for account_id, account in engine.accounts.items():
+        if account_id != INSURANCE_ACCOUNT:
+            negative_end += max(0, -account.balance(engine.asset))
+    bad_debt = m.adl_shortfall_atoms + max(0, -end_equity) + negative_end
+    attacker_accounts = [account for a in agents if isinstance(a, Adversary) for account in a.accounts]
+    attacker_deposits = sum(m.ledger(a).deposits for a in attacker_accounts)
+    attacker_withdrawn = sum(m.ledger(a).withdrawn for a in attacker_accounts)
+    attacker_realized = sum(m.ledger(a).realized for a in attacker_accounts)
+    makers = [a for a in agents if isinstance(a, MarketMaker)]
+    summary: dict[str, Any] = {
+        "scenario": scenario.name,
+        "seed": seed,
+        "state_hash": state_hash(engine),
+        "commands": commands,
+        "events": events,
+        "sim_seconds": sim_seconds,
+        "wall_seconds": round(wall_seconds, 3),
+        "commands_per_second": round(commands / wall_seconds, 1) if wall_seconds > 0 else 0.0,
+        "settlement_asset": str(engine.asset),
+        "accounts": len(engine.accounts) - (1 if INSURANCE_ACCOUNT in engine.accounts else 0),
+        "agents": len(agents),
+        "trades": m.trades,
+        "volume": units(m.volume_atoms),
+        "volume_atoms": m.volume_atoms,
+        "rejections": dict(sorted(m.rejections.items())),
+        "liquidations": m.liquidations,
+        "liquidation_records": m.liquidation_records,
+        "liquidated_accounts": len(m.liquidated_accounts),
+        "liquidated_notional": units(m.liquidated_notional_atoms),
+        "liquidated_notional_atoms": m.liquidated_notional_atoms,
+        "insurance_fund_start": units(m.fund_start),
+        "insurance_fund_min": units(m.fund_min),
+        "insurance_fund_end": units(end_equity),
+        "insurance_fund_start_atoms": m.fund_start,
+        "insurance_fund_min_atoms": m.fund_min,
+        "insurance_fund_end_atoms": end_equity,
+        "insurance_takeovers": m.takeovers,
+        "insurance_takeover_loss": units(m.takeover_loss_atoms),
+        "deficit_covered": units(m.deficit_covered_atoms),
+        "adl_events": m.adl_legs,
+        "adl_notional": units(m.adl_notional_atoms),
+        "adl_notional_atoms": m.adl_notional_atoms,
+        "adl_shortfall": units(m.adl_shortfall_atoms),
+        "adl_shortfall_atoms": m.adl_shortfall_atoms,
+        "adl_borne_atoms": m.adl_borne_atoms,
+        "bad_debt": units(bad_debt),
+        "bad_debt_atoms": bad_debt,
+        "max_mark_index_gap_bps": round(m.max_gap_bps, 4),
+        "max_index_fair_gap_bps": round(m.max_fair_gap_bps, 4),
+        "funding_paid": units(m.funding_paid_atoms),
+        "funding_paid_atoms": m.funding_paid_atoms,
+        "funding_settlements": m.funding_settlements,
+        "max_funding_rate": m.max_funding_rate_e8 / 1e8,
+        "faulty_quotes_sent": faulty_quotes_sent,
+        "faulty_quotes_used": m.faulty_quotes_used,
+        "liquidations_from_faulty_sources": m.liquidations_from_faulty,
+        "accounts_below_zero": m.accounts_below_zero,
+        "min_wallet": units(m.min_wallet_atoms),
+        "withdrawable_audits": m.withdrawable_audits,
+        "withdrawable_excess_max_atoms": m.withdrawable_excess_max_atoms,
+        "withdrawn_excess_max_atoms": m.withdrawn_excess_max_atoms,
+        "attacker_deposits": units(attacker_deposits),
+        "attacker_withdrawn": units(attacker_withdrawn),
+        "attacker_realized_pnl": units(attacker_realized),
+        "attacker_unrealized_pnl_max": units(m.attacker_upnl_max),
+        "attacker_withdrawals_refused": m.attacker_refused,
+        "maker_withdrawals": sum(maker.withdrawals for maker in makers),
+        "invariant_checks": m.invariant_checks,
+        "invariant_violations": m.invariant_violations,
+        "invariant_messages": list(m.invariant_messages),
+        "markets": m.per_market,
+    }
+    summary["assertions"] = evaluate(scenario.assertions, summary)
+    return summary
+
+
+__all__ = ["summarise"]

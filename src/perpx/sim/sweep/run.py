@@ -1,0 +1,85 @@
+"""``run_sweep``: a sweep from its checked spec to its outputs, the stages in one visible function.
+
+1. check: the executor and worker count, then every cell's overrides against the scenario
+   (:func:`~perpx.sim.sweep.spec.check_sweep`), so nothing runs when any cell would fail to build;
+2. execute: every cell x seed, reduced to a row (:mod:`.execute`);
+3. analyse: one aggregate row per cell, the answers to the questions (:mod:`.analyse`);
+4. write: tables, answers, heatmaps and ``sweep.json`` (:mod:`.outputs`), when given a directory.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from perpx.sim.sweep.analyse import SweepOutcome, aggregate, answer
+from perpx.sim.sweep.execute import (
+    EXECUTORS,
+    CellRunner,
+    ProgressCallback,
+    default_workers,
+    execute,
+    import_ray,
+    run_real_cell,
+)
+from perpx.sim.sweep.outputs import write_outputs
+from perpx.sim.sweep.spec import CellValidator, SweepError, SweepSpec, check_sweep
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: Path | None,
+    *,
+    executor: str = "local",
+    workers: int | None = None,
+    run_cell: CellRunner = run_real_cell,
+    validate_cell: CellValidator | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> SweepOutcome:
+    """Check the sweep, run every cell x seed, reduce, answer, and write the outputs into ``out_dir``.
+
+    The tables do not depend on the executor, the worker count or the completion order: rows are
+    placed by task index. A run that raises is recorded with its error text and empty metrics, and
+    the sweep goes on (:attr:`SweepOutcome.errors` counts them). ``out_dir`` None writes nothing.
+
+    Raises
+    ------
+    SweepError
+        Before any run, if a cell's overrides are invalid, the executor is unknown, ``workers`` is
+        below 1, or Ray is asked for but not installed.
+    """
+    if executor not in EXECUTORS:
+        raise SweepError(f"unknown executor '{executor}'; use one of {list(EXECUTORS)}")
+    if workers is not None and workers < 1:
+        raise SweepError(f"workers must be at least 1, was {workers}")
+    if executor == "ray":
+        import_ray()
+    tasks = spec.tasks()
+    count = workers or default_workers(len(tasks))
+    check_sweep(spec, validate_cell)
+    started = time.perf_counter()
+    rows = execute(
+        tasks,
+        scenario=spec.scenario,
+        metrics=spec.metrics,
+        run_cell=run_cell,
+        executor=executor,
+        workers=count,
+        on_progress=on_progress,
+    )
+    wall = time.perf_counter() - started
+    outcome = SweepOutcome(
+        spec=spec,
+        rows=rows,
+        cells=aggregate(spec, rows),
+        answers=[(q, answer(spec, q, rows)) for q in spec.questions],
+        executor=executor,
+        workers=count,
+        wall_seconds=wall,
+    )
+    if out_dir is not None:
+        outcome.files = write_outputs(outcome, out_dir)
+    return outcome
+
+
+__all__ = ["run_sweep"]
