@@ -76,16 +76,6 @@ MAX_LOTS = 100
 BAND_TICKS = 100  # passive prices stay within mark +/- this (+ the depth offset)
 JOURNAL_BATCH = 1_000  # commands per journal commit
 
-COMPILED_MODULES = (
-    "perpx.engine.values",
-    "perpx.engine.formulas",
-    "perpx.engine.config",
-    "perpx.engine.book",
-    "perpx.engine.accounts",
-    "perpx.engine.margin",
-    "perpx.engine.engine",
-)
-
 
 @dataclass(frozen=True)
 class Workload:
@@ -435,10 +425,9 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> int:
 def compiled_modules() -> list[str]:
     """Engine modules imported from a compiled extension rather than a ``.py`` file."""
     out = []
-    for name in COMPILED_MODULES:
-        module = sys.modules.get(name)
+    for name, module in sorted(sys.modules.items()):
         path = getattr(module, "__file__", None) or ""
-        if module is not None and not path.endswith(".py"):
+        if name.startswith("perpx.engine") and path and not path.endswith(".py"):
             out.append(name)
     return out
 
@@ -453,7 +442,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 
     compiled = compiled_modules()
     print(f"python {platform.python_version()} ({platform.python_implementation()}) on {platform.machine()}")
-    print(f"compiled (mypyc) engine modules: {', '.join(compiled) if compiled else 'none (pure Python)'}")
+    print(
+        f"compiled (mypyc) engine modules: {len(compiled)} ({', '.join(m.removeprefix('perpx.engine.') for m in compiled)})"
+        if compiled
+        else "compiled (mypyc) engine modules: none (pure Python)"
+    )
 
     started = time.perf_counter()
     workload = build_workload(args.commands, args.seed)
@@ -519,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "ratio_vs_baseline": round(ratio, 4),
         "journal_commands_per_s": round(journal_rate),
         "compiled": bool(compiled),
+        "compiled_modules": len(compiled),
         "python": platform.python_version(),
         "commands": n,
         "seed": args.seed,

@@ -67,6 +67,9 @@ from perpx.engine.values import (
 # Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
+_REDUCE_ONLY: Final = MarketMode.REDUCE_ONLY
+_SETTLED: Final = MarketMode.SETTLED
+_HALTED: Final = MarketMode.HALTED
 
 
 class Core:
@@ -111,6 +114,7 @@ class Core:
         """Accounts whose margin changed other than by a mark (fills, transfers, funding, isolated
         margin): the liquidation stage re-bands and rechecks them."""
         self.events = Outcome()
+        self.events.own_start = self.events.own_end = 0
         """The events of the command being applied (``Engine.apply`` starts a new one per command)."""
         self.moved: dict[MarketId, None] = {}
         """Markets whose mark or last price moved during this command: the consequence stages look there."""
@@ -169,7 +173,7 @@ class Core:
 
     def reduce_only_mode(self, market: MarketId) -> bool:
         """True when the market accepts only reduce-only orders (by mode, or while its index is stale)."""
-        return self.modes[market] is MarketMode.REDUCE_ONLY or market in self.index_stale
+        return self.modes[market] is _REDUCE_ONLY or market in self.index_stale
 
     def risk(self, account_id: AccountId) -> AccountRisk:
         """Margin figures of an account on the current mark prices."""
@@ -265,9 +269,9 @@ class Core:
 
     def mode_refusal(self, market: MarketId, reduce_only: bool) -> tuple[RejectCode, str] | None:
         mode = self.modes[market]
-        if mode is MarketMode.SETTLED:
+        if mode is _SETTLED:
             return RejectCode.MARKET_SETTLED, f"market {market} is settled (delisted); it accepts no orders"
-        if mode is MarketMode.HALTED:
+        if mode is _HALTED:
             return RejectCode.MARKET_CLOSED, f"market {market} is halted: only cancels are accepted"
         if not reduce_only and self.reduce_only_mode(market):
             why = "its index is stale" if market in self.index_stale else "it is in reduce-only mode"

@@ -95,6 +95,7 @@ class Engine(Core):
     def apply(self, command: Command) -> Outcome:
         """Apply one command and return the events it caused, in order, its own answer marked out."""
         events = Outcome()
+        events.own_start = 0
         self.events = events
         if type(command) is AdvanceClock and command.ts_ns < self.now_ns:
             self.reject_command(

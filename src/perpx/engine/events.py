@@ -672,17 +672,16 @@ class Outcome(list[Event]):
     """
 
     __slots__ = ("own_end", "own_start")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.own_start = 0
-        self.own_end = 0
+    own_start: int
+    own_end: int
+    """Set by whoever fills the outcome (``Engine.apply``, :meth:`of`): no ``__init__`` of its own,
+    so an outcome costs what a list costs to create, once per command."""
 
     @staticmethod
     def of(own: list[Event]) -> Outcome:
         """An outcome whose events are all the command's own (tests, fixtures)."""
-        outcome = Outcome()
-        outcome.extend(own)
+        outcome = Outcome(own)
+        outcome.own_start = 0
         outcome.own_end = len(outcome)
         return outcome
 

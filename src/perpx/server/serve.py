@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from perpx.build import engine_build
 from perpx.journal.store import CONFIG_FILE
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
@@ -168,7 +169,7 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
 
 async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
     base, ws = public.url(), f"{public.url('ws')}/ws"
-    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}", flush=True)
+    print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}; engine {engine_build()}", flush=True)
     for line in ctx.start_lines():
         print(f"perpx: recovery: {line}", flush=True)
     print(f"perpx: REST {base}/fapi/v1  WebSocket {ws}  docs {base}/docs", flush=True)
