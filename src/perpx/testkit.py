@@ -53,6 +53,7 @@ from perpx.engine.values import (
     to_units,
     units_to_decimal,
 )
+from perpx.sequencing import Sequencer
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 STEP_NS = 1_000_000  # each command 1 ms after the previous one
@@ -65,6 +66,7 @@ class Venue:
     config: VenueConfig = field(default_factory=default_config)
     check: bool = True
     engine: Engine = field(init=False)
+    sequencer: Sequencer = field(init=False)
     journal: list[Command] = field(init=False, default_factory=list)
     names: dict[str, AccountId] = field(init=False, default_factory=dict)
     now_ns: int = START_NS
@@ -72,6 +74,7 @@ class Venue:
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.config)
+        self.sequencer = Sequencer(self.engine)
 
     # -------------------------------------------------------------- plumbing
 
@@ -81,8 +84,8 @@ class Venue:
         return self.now_ns
 
     def apply(self, command: Command) -> Outcome:
-        """Apply ``command``, record it, and check invariants if asked."""
-        events = self.engine.apply(command)
+        """Apply ``command`` through the sequencer, record it, and check invariants if asked."""
+        events = self.sequencer.apply_one(command)
         self.journal.append(command)
         if self.check:
             invariants.check(self.engine)

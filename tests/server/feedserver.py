@@ -30,10 +30,10 @@ from perpx.engine.commands import (
 )
 from perpx.engine.events import AccountCreated
 from perpx.engine.values import NS_PER_MS, AccountId, AssetId, MarketId, Side, TxId
+from perpx.sequencing import Sequencer
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
 from perpx.server.listeners import VenueServer, bind_listeners
-from perpx.server.sequencer import Sequencer
 from perpx.server.streams import StreamHub
 
 BTC = MarketId("BTCUSDT")
@@ -56,10 +56,10 @@ class TradeFeed:
 
     def setup(self, sequencer: Sequencer) -> None:
         if sequencer.engine.now_ns == 0:  # a new manual-clock venue starts at the wall-clock time
-            sequencer.apply_now([AdvanceClock(ts_ns=sequencer.wall_ns())])
+            sequencer.apply([AdvanceClock(ts_ns=time.time_ns())])
         ids = []
         for name in ("feed-maker", "feed-taker"):
-            [created] = sequencer.apply_now([CreateAccount(ts_ns=sequencer.stamp(), name=name)])
+            [created] = sequencer.apply([CreateAccount(ts_ns=sequencer.stamp(), name=name)])
             account = next(e for e in created.events if isinstance(e, AccountCreated)).account_id
             deposit = Deposit(
                 ts_ns=sequencer.stamp(),
@@ -68,7 +68,7 @@ class TradeFeed:
                 amount_atoms=10_000_000 * 10**8,
                 tx_id=TxId(name),
             )
-            sequencer.apply_now([deposit])
+            sequencer.apply([deposit])
             ids.append(account)
         self.accounts = (ids[0], ids[1])
 
@@ -91,7 +91,7 @@ class TradeFeed:
             commands.append(self._order(ts, maker, side, price, TimeInForce.GTC))
             commands.append(self._order(ts, taker, side.opposite, price, TimeInForce.IOC))
             self.made += 1
-        sequencer.apply_now(commands)
+        sequencer.apply(commands)
         self.next_ns = self.started_ns + int(self.made / self.rate * 1e9)
         if self.made >= self.total:
             seconds = (time.time_ns() - self.started_ns) / 1e9
@@ -135,7 +135,7 @@ def main() -> None:
     ctx = open_venue(args.data, args.config.read_text(), components)
     ctx.admin_token = os.environ["PERPX_ADMIN_TOKEN"]
     feed = TradeFeed(args.trades, args.rate)
-    feed.setup(ctx.seq)
+    feed.setup(ctx.seq.core)
     ctx.seq.add_driver(feed)
     for line in asyncio.run(VenueServer(ctx, listeners).serve()).lines():
         print(line, flush=True)

@@ -67,7 +67,7 @@ def drive(
     while wall.now_ns < end_ns:
         wall.now_ns += int(step_s * 1e9)
         if driver.due_ns() <= wall.now_ns:
-            driver.run(ctx.seq, wall.now_ns)
+            driver.run(ctx.seq.core, wall.now_ns)
 
 
 def agent_orders(engine: Engine) -> set[tuple[int, str, int]]:

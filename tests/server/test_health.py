@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from perpx.sequencing import Sequencer
 from perpx.server import health
 from perpx.server.health import Readiness, ReadinessProbe
-from perpx.server.sequencer import Sequencer
 
 from .inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
 from .test_sequencer_faults import failing

@@ -32,7 +32,7 @@ from perpx.engine.values import AccountId, AssetId, TxId
 from perpx.journal.journal import scan
 from perpx.journal.store import JOURNAL_FILE, open_store
 from perpx.server.errors import ApiError
-from perpx.server.sequencer import Applied, Sequencer, SequencerState
+from perpx.server.sequencer import Applied, RequestSequencer, SequencerState
 
 from .inprocess import in_process_venue
 
@@ -64,23 +64,23 @@ def create(name: str) -> Callable[[int], Command]:
 
 
 def run(
-    tmp_path: Path, scenario: Callable[[Sequencer], Coroutine[Any, Any, None]], **options: Any
-) -> Sequencer:
+    tmp_path: Path, scenario: Callable[[RequestSequencer], Coroutine[Any, Any, None]], **options: Any
+) -> RequestSequencer:
     """Open a store in ``tmp_path``, run ``scenario`` against its sequencer, stop it."""
 
-    async def main() -> Sequencer:
+    async def main() -> RequestSequencer:
         store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML)
-        sequencer = Sequencer(store, manual_clock=options.pop("manual_clock", True), **options)
+        sequencer = RequestSequencer(store, manual_clock=options.pop("manual_clock", True), **options)
         try:
             await scenario(sequencer)
         finally:
-            sequencer.stop(snapshot=False)
+            await sequencer.shutdown(snapshot=False)
         return sequencer
 
     return asyncio.run(main())
 
 
-async def one_batch(sequencer: Sequencer, builders: list[Callable[[int], Command]]) -> list[Any]:
+async def one_batch(sequencer: RequestSequencer, builders: list[Callable[[int], Command]]) -> list[Any]:
     """Queue every builder before the sequencer thread starts, so they form one batch; their outcomes."""
     tasks = [asyncio.create_task(sequencer.submit(build)) for build in builders]
     await asyncio.sleep(0)
@@ -96,7 +96,7 @@ def refusal(outcome: Any) -> tuple[int, int, str]:
 def test_unencodable_command_is_refused_alone_and_rest_of_its_batch_proceeds(tmp_path: Path) -> None:
     outcomes: list[Any] = []
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         outcomes.extend(
             await one_batch(
                 sequencer,
@@ -125,7 +125,7 @@ def test_builder_that_raises_is_refused_alone_and_sequencer_keeps_serving(tmp_pa
     def broken(ts: int) -> Command:
         raise KeyError("a bug in a handler's builder")
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         outcomes.extend(await one_batch(sequencer, [create("a"), broken, create("b")]))
         outcomes.append(await sequencer.submit(create("c")))
         outcomes.append(sequencer.status())
@@ -143,7 +143,7 @@ def test_full_journal_refuses_as_not_applied_answers_reads_and_resumes_when_spac
 ) -> None:
     seen: dict[str, Any] = {}
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         sequencer.start(asyncio.get_running_loop())
         await sequencer.submit(create("a"))
         writer = sequencer.store.writer
@@ -178,7 +178,7 @@ def test_full_journal_refuses_as_not_applied_answers_reads_and_resumes_when_spac
 def test_journal_that_cannot_be_undone_stops_the_engine_with_how_to_recover(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         sequencer.start(asyncio.get_running_loop())
         writer = sequencer.store.writer
         writer._fsync = failing(1, errno.EIO, writer._fsync)  # type: ignore[method-assign]
@@ -207,7 +207,7 @@ def test_engine_failure_stops_the_sequencer_and_the_status_says_why(tmp_path: Pa
     def explode(command: Command) -> Any:
         raise AssertionError("broken invariant")
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         sequencer.start(asyncio.get_running_loop())
         # the handler table, not the method: a compiled engine's methods cannot be replaced
         sequencer.store.engine._handlers[CreateAccount] = explode
@@ -225,7 +225,7 @@ def test_engine_failure_stops_the_sequencer_and_the_status_says_why(tmp_path: Pa
 def test_status_is_starting_then_running_then_stopped_after_a_shutdown(tmp_path: Path) -> None:
     seen: list[SequencerState] = []
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         seen.append(sequencer.status().state)
         sequencer.start(asyncio.get_running_loop())
         seen.append(sequencer.status().state)
@@ -242,7 +242,7 @@ def test_failed_idle_tick_waits_a_tick_before_trying_again(tmp_path: Path) -> No
     attempts: list[int] = []
     seen: dict[str, Any] = {}
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         sequencer.start(asyncio.get_running_loop())
         writer = sequencer.store.writer
         full = failing(-1, errno.ENOSPC, writer._write_some)
@@ -332,7 +332,7 @@ def test_admin_state_answers_while_the_journal_is_full(tmp_path: Path) -> None:
 def test_read_only_or_failing_disk_is_reported_with_its_errno_text(tmp_path: Path, code: int) -> None:
     seen: dict[str, Any] = {}
 
-    async def scenario(sequencer: Sequencer) -> None:
+    async def scenario(sequencer: RequestSequencer) -> None:
         sequencer.start(asyncio.get_running_loop())
         writer = sequencer.store.writer
         writer._write_some = failing(1, code, writer._write_some)  # type: ignore[method-assign]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perpx.engine.commands import Command
 from perpx.engine.config import DEFAULT_CONFIG_TOML
-from perpx.engine.events import Event, IndexUpdated, OrderRejected, Outcome
+from perpx.engine.events import Event, IndexUpdated, OrderRejected
 from perpx.engine.values import MarketId
 from perpx.journal.store import open_store, recover
 from perpx.sim.demo import DemoSession
@@ -27,16 +26,10 @@ def test_on_a_priced_venue_the_demo_feeds_quotes_and_trades_without_rejections(t
     # Arrange
     store, _ = open_store(tmp_path, EXAMPLE.read_text())
     seen: list[Event] = []
-    submit = store.submit
-
-    def recording(command: Command) -> Outcome:
-        events = submit(command)
-        seen.extend(events)
-        return events
-
-    store.submit = recording  # type: ignore[method-assign]
+    session = DemoSession(store, seed=3)
+    session.sequencer.add_listener(lambda batch: seen.extend(e for applied in batch for e in applied.events))
     # Act
-    summary = DemoSession(store, seed=3).run(20, check_every=5)
+    summary = session.run(20, check_every=5)
     store.close()
     # Assert: the index is built from the sources, orders are never refused, the journal replays
     assert any(isinstance(e, IndexUpdated) for e in seen)

@@ -73,7 +73,11 @@ async def stop_venue(ctx: ServerContext) -> None:
             if stop is not None:
                 await stop(ctx)
     finally:
-        ctx.close()
+        try:
+            if ctx.sequencer is not None:
+                await ctx.sequencer.shutdown()
+        finally:
+            ctx.close()
 
 
 def create_app(ctx: ServerContext) -> FastAPI:

@@ -32,7 +32,7 @@ from perpx.journal.store import (
 )
 from perpx.server.auth import AdminGuard
 from perpx.server.keys import KeyStore
-from perpx.server.sequencer import Applied, Sequencer
+from perpx.server.sequencer import Applied, RequestSequencer
 
 
 class Component(Protocol):
@@ -63,7 +63,7 @@ class ServerContext:
     data_dir: Path
     keys: KeyStore
     admin_token: str | None
-    sequencer: Sequencer | None = None
+    sequencer: RequestSequencer | None = None
     report: RecoveryReport | None = None
     components: dict[str, Any] = field(default_factory=dict)
     demo: bool = False
@@ -88,7 +88,7 @@ class ServerContext:
         return self.config.settlement.atom
 
     @property
-    def seq(self) -> Sequencer:
+    def seq(self) -> RequestSequencer:
         if self.sequencer is None:
             raise RuntimeError("the venue is not open yet")
         return self.sequencer
@@ -98,7 +98,7 @@ class ServerContext:
 
     def close(self) -> None:
         if self.sequencer is not None:
-            self.sequencer.stop()
+            self.sequencer.close()
         for component in reversed(list(self.components.values())):
             component.close()
         self.keys.close()
@@ -305,7 +305,7 @@ def open_venue(
         ) from exc
     ctx.config = store.config
     ctx.report = report
-    sequencer = Sequencer(store, manual_clock=store.config.clock == "manual", tick_ms=tick_ms)
+    sequencer = RequestSequencer(store, manual_clock=store.config.clock == "manual", tick_ms=tick_ms)
     for component in ctx.components.values():
         sequencer.add_listener(component.on_applied)
     ctx.sequencer = sequencer

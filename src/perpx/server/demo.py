@@ -2,7 +2,7 @@
 
 The demo is one sequencer :class:`~perpx.server.sequencer.Driver`. The sources and agents are the
 simulator's, driven through its public surface (:class:`perpx.sim.SimDriver`) on wall time: the
-sequencer's stamp is the driver's clock and ``apply_now`` its submit. On the sequencer thread,
+venue sequencer's stamp is the driver's clock and ``apply`` its submit. In the sequencer's pipeline,
 when its next piece of work is due, the demo applies ordinary journaled commands, exactly what an
 outside client could send:
 
@@ -46,9 +46,9 @@ from perpx.engine.engine import Engine
 from perpx.engine.events import AccountCreated, Event, FundingSettled, LiquidationExplained, OrderFilled
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId, MarketId, TxId, format_units
+from perpx.sequencing import Applied, Sequencer
 from perpx.server.context import ServerContext
 from perpx.server.keys import ApiKey
-from perpx.server.sequencer import Applied, Sequencer
 from perpx.sim import Cast, SimDriver, SpotQuote
 
 log = logging.getLogger("perpx.demo")
@@ -201,10 +201,10 @@ class DemoDriver:
                 amount_atoms=fund,
                 tx_id=TxId("demo-insurance-seed"),  # a transfer id seen before changes nothing
             )
-            sequencer.apply_now([seed_fund])
+            sequencer.apply([seed_fund])
 
         def submit(command: Command) -> list[Event]:
-            return sequencer.apply_now([command])[0].events
+            return sequencer.apply_one(command)
 
         cast = self.cast.cast(engine)
         sim = SimDriver(
@@ -246,13 +246,13 @@ class DemoDriver:
                     self.cancelled_orders += len(position.open_orders)
                     cancels.append(CancelAllOrders(ts_ns=ts_ns, account_id=account_id, market=market))
         if cancels:
-            sequencer.apply_now(cancels)
+            sequencer.apply(cancels)
 
     def _trader(self, sequencer: Sequencer, by_name: dict[str, AccountId]) -> ApiKey:
         trader = by_name.get(TRADER_NAME)
         if trader is None:
             engine = sequencer.engine
-            created = sequencer.apply_now([CreateAccount(ts_ns=sequencer.stamp(), name=TRADER_NAME)])
+            created = sequencer.apply([CreateAccount(ts_ns=sequencer.stamp(), name=TRADER_NAME)])
             account = next(e for e in created[0].events if isinstance(e, AccountCreated))
             trader = account.account_id
             deposit = Deposit(
@@ -262,7 +262,7 @@ class DemoDriver:
                 amount_atoms=int(Decimal(TRADER_DEPOSIT) / engine.config.settlement.atom),
                 tx_id=TxId(f"demo-seed-{TRADER_NAME}"),
             )
-            sequencer.apply_now([deposit])
+            sequencer.apply([deposit])
         keys = [key for key in self.ctx.keys.for_account(trader) if key.name == TRADER_NAME]
         return keys[0] if keys else self.ctx.keys.create(trader, TRADER_NAME, ("read", "trade"))
 
@@ -284,12 +284,12 @@ class DemoDriver:
                 continue
             if quotes:
                 batch, quotes = quotes, []
-                sequencer.apply_now(batch)
+                sequencer.apply(batch)
             commands = work.commands()
             if commands:
-                sequencer.apply_now(commands)
+                sequencer.apply(commands)
         if quotes:
-            sequencer.apply_now(quotes)
+            sequencer.apply(quotes)
         if self._status_due_ns <= wall_ns:
             following = self._status_due_ns + STATUS_EVERY_NS
             # keep the minute's phase; after a stall, restart it from now instead of catching up
@@ -374,13 +374,14 @@ class DemoComponent:
 
 def attach_demo(ctx: ServerContext, seed: int, cast: DemoCast | None = None) -> DemoDriver:
     """Set the demo up on the (not yet started) sequencer and register it as a driver and component."""
-    sequencer = ctx.seq
+    front = ctx.seq
+    sequencer = front.core
     if sequencer.engine.now_ns == 0:
-        sequencer.apply_now([AdvanceClock(ts_ns=sequencer.wall_ns())])
+        sequencer.apply([AdvanceClock(ts_ns=front.wall_ns())])
     driver = DemoDriver(ctx, seed, cast)
     component = DemoComponent(driver)
     sequencer.add_listener(component.on_applied)
     driver.setup(sequencer)
-    sequencer.add_driver(driver)
+    front.add_driver(driver)
     ctx.components["demo"] = component
     return driver

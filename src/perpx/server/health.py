@@ -18,7 +18,7 @@ How the conditions are read
 ---------------------------
 The conditions in :data:`CONDITIONS` are read on the event loop; each returns ``None`` or the
 reason it fails, so a new state of the venue is one more function in that tuple. The sequencer's
-state comes from :meth:`~perpx.server.sequencer.Sequencer.status` (one immutable value, safe to
+state comes from :meth:`~perpx.server.sequencer.RequestSequencer.status` (one immutable value, safe to
 read from any thread). Read-model lag is read on the sequencer thread, between two batches (a
 sequencer query), where every listener has seen every applied batch: each persistent component's
 ``resume_seq()`` must equal the journal's last record. Read anywhere else it would race the

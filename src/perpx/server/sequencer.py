@@ -1,91 +1,81 @@
-"""The sequencer: one thread that owns the engine, stamps time, journals, applies and publishes.
+"""The server's front of the sequencer: request futures on the event loop, one journal thread.
 
-Why one thread
---------------
-The engine is a single-threaded state machine. Request handlers (many, on the
-asyncio loop) never touch it: they hand the sequencer a *builder*
-(``ts_ns -> Command``) or a *query* (``Engine -> T``) and await the answer.
-The sequencer drains its queue in arrival order, stamps each command with the
-venue clock, journals a batch with one commit (one fsync), applies it, lets
-the listeners (read models, streams) see every command's events, and only
-then resolves the handlers' futures: an acknowledged order is always durable
-and always visible to the next query.
+Request handlers (many, on the asyncio loop) never touch the engine: they hand this front a
+*builder* (``ts_ns -> Command``) or a *query* (``Engine -> T``) and await the answer. One pipeline
+task on the loop takes the queue in arrival order, builds and stamps a batch of commands, and hands
+it to the venue's :class:`perpx.sequencing.Sequencer` on the one journal thread, which writes the
+batch with one commit (one fsync), applies it and lets the listeners (read models, streams) see
+it; back on the loop, the handlers' futures are resolved. While a batch is being written, new
+requests queue up and form the next batch (group commit: one fsync per batch, however many
+requests arrived during the last one). An acknowledged order is always durable and always visible
+to the next query.
+
+Who touches the engine
+----------------------
+Only the pipeline, one step at a time: a batch (on the journal thread, while the loop awaits it),
+a query (on the loop, between batches), or a driver's turn (clock ticks, demo agents; on the
+journal thread). Nothing else runs against the engine while a step runs, so the engine needs no
+lock.
 
 Invariants
 ----------
-* Commands reach the journal and the engine in the order they were stamped,
-  and ``ts_ns`` never decreases.
-* A query runs after every command queued before it and before every command
-  queued after it.
-* A command that no journal record can hold (a number outside 64 bits, text
-  that is not UTF-8) is refused alone, before anything is written: its caller
-  gets 400 -1130, the rest of its batch proceeds.
-* If the journal cannot be written (disk full, read-only, I/O error) and the
-  file is back at its length before the batch, the batch's callers get 503
-  -1001 "not applied", the status turns ``journal_not_writable`` and every
-  later batch tries again; the first that is written turns it ``running``.
-  Reads keep being answered meanwhile.
-* If applying a journaled command raises (a bug or a broken invariant), or a
-  failed journal write could not be undone, the sequencer stops: the batch's
-  callers get "execution status unknown" and every later request gets 503
-  until a restart recovers from the journal.
+* Commands reach the journal and the engine in the order they were stamped, and ``ts_ns`` never
+  decreases.
+* A query runs after every command queued before it and before every command queued after it.
+* A command that no journal record can hold is refused alone, before anything is written: its
+  caller gets 400 -1130, the rest of its batch proceeds.
+* The sequencing errors map to Binance codes (see :func:`api_error_of`): a journal that could not
+  be written and was undone gives 503 -1001 "not applied" (and the next batch tries again); a
+  stopped engine 503 -1001; a full queue 503 -1008; an unknown outcome 503 -1007.
 
-:meth:`Sequencer.status` tells which of these holds (for ``GET /ready``).
+:meth:`RequestSequencer.status` tells which state holds (for ``GET /ready``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
-
-import msgspec
 
 from perpx.engine.commands import AdvanceClock, Command
 from perpx.engine.engine import Engine
-from perpx.engine.events import Outcome
 from perpx.engine.values import NS_PER_MS
-from perpx.journal.journal import JournalWriteError, UnencodableCommand
 from perpx.journal.store import Store
-from perpx.server.errors import (
-    ApiError,
-    execution_unknown,
-    not_journaled,
-    service_unavailable,
-    unjournalable,
+from perpx.sequencing import (
+    Applied,
+    Checked,
+    JournalUnavailable,
+    Listener,
+    NotJournalable,
+    Overloaded,
+    Sequencer,
+    SequencerError,
+    SequencerState,
+    SequencerStatus,
+    VenueStopped,
 )
+from perpx.server.errors import ApiError, execution_unknown, not_journaled, service_unavailable, unjournalable
+
+__all__ = ["Applied", "Driver", "RequestSequencer", "SequencerState", "SequencerStatus", "api_error_of"]
 
 log = logging.getLogger("perpx.sequencer")
 
 T = TypeVar("T")
 Builder = Callable[[int], Command]
-"""Makes the command once its ``ts_ns`` is known (stamped on the sequencer thread)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One journaled command and the events the engine answered it with."""
-
-    seq: int
-    command: Command
-    events: Outcome
-    """Every event the command caused; ``events.own`` is its answer (``engine.events.Outcome``)."""
-
-
-Listener = Callable[[list[Applied]], None]
-"""Sees every applied batch, in order, on the sequencer thread, before any caller is answered."""
+"""Makes the command once its ``ts_ns`` is known (stamped by the pipeline, in queue order)."""
 
 
 class Driver(Protocol):
-    """Work the sequencer runs on its own thread when due: clock ticks, demo agents.
+    """Work the pipeline runs when due (demo agents), on the journal thread, between batches.
 
-    ``due_ns`` is a wall-clock time; ``run`` may call ``sequencer.apply_now``.
+    ``due_ns`` is a wall-clock time; ``run`` applies through ``sequencer`` (the venue's one
+    :class:`~perpx.sequencing.Sequencer`) and may read its engine.
     """
 
     def due_ns(self) -> int: ...
@@ -93,42 +83,27 @@ class Driver(Protocol):
     def run(self, sequencer: Sequencer, wall_ns: int) -> None: ...
 
 
-class SequencerState(StrEnum):
-    """What the sequencer does with the next command."""
-
-    STARTING = "starting"
-    """Not started yet: nothing is applied."""
-    RUNNING = "running"
-    """Commands are journaled and applied."""
-    JOURNAL_NOT_WRITABLE = "journal_not_writable"
-    """The last journal write failed and was undone; commands are refused (not applied) until a write succeeds."""
-    STOPPED = "stopped"
-    """The engine stopped; every request is refused until a restart recovers from the journal."""
-
-
-@dataclass(frozen=True, slots=True)
-class SequencerStatus:
-    """The sequencer's state, why, and since when; an immutable value any thread may read.
-
-    ``reason`` is ``None`` while starting or running; otherwise it names the failure (the
-    errno text of a failed journal write, the exception that stopped the engine) and what
-    brings the venue back.
-    """
-
-    state: SequencerState
-    reason: str | None
-    since_wall_ns: int
-
-    @property
-    def ready(self) -> bool:
-        """``True`` when commands are accepted (``running``)."""
-        return self.state is SequencerState.RUNNING
+def api_error_of(error: SequencerError) -> ApiError:
+    """The Binance answer for a sequencing error (see :mod:`perpx.sequencing.errors`)."""
+    if isinstance(error, NotJournalable):
+        return unjournalable(error.reason)
+    if isinstance(error, JournalUnavailable):
+        return not_journaled(error.reason)
+    if isinstance(error, Overloaded):
+        return ApiError(
+            503,
+            -1008,
+            "Server is currently overloaded with other requests. Please try again in a few minutes.",
+        )
+    if isinstance(error, VenueStopped):
+        return service_unavailable(f"the engine stopped: {error.reason}")
+    return execution_unknown()
 
 
 @dataclass(slots=True)
 class _CommandItem:
     build: Builder
-    future: asyncio.Future[Applied] | None
+    future: asyncio.Future[Applied]
 
 
 @dataclass(slots=True)
@@ -137,11 +112,8 @@ class _QueryItem:
     future: asyncio.Future[Any]
 
 
-_STOP = object()
-
-
-class Sequencer:
-    """Owns a :class:`Store` on a dedicated thread; see the module docstring.
+class RequestSequencer:
+    """The venue's :class:`~perpx.sequencing.Sequencer` behind an asyncio request queue.
 
     Parameters
     ----------
@@ -153,6 +125,10 @@ class Sequencer:
     tick_ms
         With a wall clock, an idle venue still gets an ``AdvanceClock`` this often, so funding,
         index staleness and time-driven triggers happen without traffic.
+    max_batch
+        At most this many queued requests form one batch.
+    max_queue
+        Requests beyond this many waiting are refused (503 -1008) instead of queued.
     wall_ns
         The wall clock (injectable for tests).
     """
@@ -167,80 +143,99 @@ class Sequencer:
         max_queue: int = 20_000,
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        self.wall_ns = wall_ns
+        self.core = Sequencer(
+            store=store,
+            clock=None if manual_clock else self._wall_now,
+            status_clock=self._wall_now,
+        )
         self.store = store
         self.engine = store.engine
         self.manual_clock = manual_clock
         self.tick_ns = tick_ms * NS_PER_MS
         self.max_batch = max_batch
-        self.wall_ns = wall_ns
-        self._status = SequencerStatus(SequencerState.STARTING, None, wall_ns())
-        self.commands_committed = 0
-        self.batches_committed = 0
-        self._queue: queue.Queue[object] = queue.Queue(max_queue)
-        self._listeners: list[Listener] = []
+        self.max_queue = max_queue
+        self._queue: collections.deque[_CommandItem | _QueryItem] = collections.deque()
         self._drivers: list[Driver] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_stamp_ns = self.engine.now_ns
+        self._journal_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perpx-journal")
+        self._wake: asyncio.Event | None = None
+        self._pipeline: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = False
         self._last_commit_wall_ns = 0
 
-    # ------------------------------------------------------------------ wiring
+    def _wall_now(self) -> int:
+        return self.wall_ns()  # looked up at each call: a test may replace ``wall_ns``
+
+    # ------------------------------------------------------------------ wiring and status
 
     def add_listener(self, listener: Listener) -> None:
-        """Register before :meth:`start`; listeners run in registration order."""
-        self._listeners.append(listener)
+        """Register before :meth:`start`; listeners run in registration order, on the journal thread."""
+        self.core.add_listener(listener)
 
     def add_driver(self, driver: Driver) -> None:
         self._drivers.append(driver)
 
     @property
     def last_seq(self) -> int:
-        return self.store.writer.next_seq - 1
+        return self.core.last_seq
+
+    @property
+    def commands_committed(self) -> int:
+        return self.core.commands_committed
+
+    @property
+    def batches_committed(self) -> int:
+        return self.core.batches_committed
 
     def status(self) -> SequencerStatus:
         """The current :class:`SequencerStatus` (safe from any thread: one immutable value)."""
-        return self._status
+        return self.core.status()
 
     @property
     def failure(self) -> str | None:
         """Why the sequencer stopped, or ``None`` while it serves."""
-        status = self._status
-        return status.reason if status.state is SequencerState.STOPPED else None
+        return self.core.failure
 
-    def _set_status(self, state: SequencerState, reason: str | None = None) -> None:
-        previous = self._status
-        if previous.state is state and previous.reason == reason:
-            return
-        if previous.state is SequencerState.STOPPED:
-            return
-        self._status = SequencerStatus(state, reason, self.wall_ns())
-        if state is SequencerState.JOURNAL_NOT_WRITABLE:
-            log.error("journal not writable, commands are refused until a write succeeds: %s", reason)
-        elif state is SequencerState.STOPPED:
-            log.error("engine stopped: %s", reason)
-        elif previous.state is SequencerState.JOURNAL_NOT_WRITABLE:
-            log.warning("journal writable again after: %s", previous.reason)
+    def stamp(self) -> int:
+        """The ``ts_ns`` of the next command (see :meth:`perpx.sequencing.Sequencer.stamp`)."""
+        return self.core.stamp()
+
+    def apply_now(self, commands: list[Command]) -> list[Applied]:
+        """Journal and apply ``commands`` at once, before :meth:`start` (set-up) or from a driver's turn.
+
+        Raises the sequencing errors (:mod:`perpx.sequencing.errors`).
+        """
+        return self.core.apply(commands)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the thread; a new venue's clock starts at the wall-clock time (kept across restarts)."""
-        self._loop = loop
-        self._set_status(SequencerState.RUNNING)
+        """Start the pipeline on ``loop`` (the running loop); a new venue's clock starts at wall time."""
+        self.core.start()
         if self.engine.now_ns == 0:
-            self.apply_now([AdvanceClock(ts_ns=self.wall_ns())])
-        self._thread = threading.Thread(target=self._run, name="perpx-sequencer", daemon=True)
-        self._thread.start()
+            self.core.apply([AdvanceClock(ts_ns=self.wall_ns())])
+        self._last_commit_wall_ns = self.wall_ns()
+        self._wake = asyncio.Event()
+        self._pipeline = loop.create_task(self._run(), name="perpx-sequencer")
 
-    def stop(self, snapshot: bool = True) -> None:
-        """Finish queued work, stop the thread, snapshot and close the journal; the status turns ``stopped``."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
-        if self.failure is None:
-            self._status = SequencerStatus(SequencerState.STOPPED, "the venue was shut down", self.wall_ns())
-            self.store.close(snapshot_on_close=snapshot)
-        else:
-            self.store.writer.close()
+    async def shutdown(self, snapshot: bool = True) -> None:
+        """Finish queued work, stop the pipeline, snapshot and close the journal (status ``stopped``)."""
+        self._stopping = True
+        if self._pipeline is not None:
+            assert self._wake is not None
+            self._wake.set()
+            await self._pipeline
+            self._pipeline = None
+        self.close(snapshot)
+
+    def close(self, snapshot: bool = True) -> None:
+        """Close without draining: only when the pipeline is not running (never started, or shut down)."""
+        if self._pipeline is not None:
+            raise RuntimeError("the sequencer's pipeline still runs: await shutdown() instead")
+        if self._closed:
+            return
+        self._closed = True
+        self._journal_thread.shutdown(wait=True)
+        self.core.close(snapshot)
 
     # ------------------------------------------------------------------ asyncio side
 
@@ -252,9 +247,7 @@ class Sequencer:
         (no journal record can hold the command), 503 -1001 (journal not writable, or the engine
         stopped) or 503 -1008 (queue full).
         """
-        self._refuse_if_failed()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Applied] = loop.create_future()
+        future: asyncio.Future[Applied] = asyncio.get_running_loop().create_future()
         self._put(_CommandItem(build, future))
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
@@ -262,10 +255,8 @@ class Sequencer:
             raise execution_unknown() from None
 
     async def query(self, fn: Callable[[Engine], T], timeout_s: float = 10.0) -> T:
-        """Run ``fn(engine)`` on the sequencer thread, between commands; return its result."""
-        self._refuse_if_failed()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        """Run ``fn(engine)`` between commands (after every command queued before it); return its result."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._put(_QueryItem(fn, future))
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
@@ -274,114 +265,45 @@ class Sequencer:
                 503, -1001, "Internal error; the venue did not answer the query in time."
             ) from None
 
-    def _refuse_if_failed(self) -> None:
+    def _put(self, item: _CommandItem | _QueryItem) -> None:
         if self.failure is not None:
-            raise service_unavailable(f"the engine stopped: {self.failure}")
+            raise api_error_of(VenueStopped(self.failure))
+        if self._stopping:
+            raise service_unavailable("the venue is shutting down")
+        if len(self._queue) >= self.max_queue:
+            raise api_error_of(Overloaded("queue full"))
+        self._queue.append(item)
+        if self._wake is not None:
+            self._wake.set()
 
-    def _put(self, item: object) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            raise ApiError(
-                503,
-                -1008,
-                "Server is currently overloaded with other requests. Please try again in a few minutes.",
-            ) from None
+    # ------------------------------------------------------------------ the pipeline
 
-    # ------------------------------------------------------------------ sequencer thread
-
-    def stamp(self) -> int:
-        """The ``ts_ns`` of the next command: engine time (manual clock) or wall time, never decreasing."""
-        if self.manual_clock:
-            ts = max(self.engine.now_ns, self._last_stamp_ns)
-        else:
-            ts = max(self.wall_ns(), self._last_stamp_ns, self.engine.now_ns)
-        self._last_stamp_ns = ts
-        return ts
-
-    def apply_now(self, commands: list[Command]) -> list[Applied]:
-        """Journal and apply ``commands`` at once; only on the sequencer thread (or before start).
-
-        Raises
-        ------
-        UnencodableCommand
-            If one of ``commands`` cannot be journaled: none is written or applied.
-        JournalWriteError
-            If the journal could not be written: none is applied (see :meth:`status`).
-        """
-        if self.failure is not None:
-            raise RuntimeError(self.failure)
-        return self._journal_and_apply([(command, self.store.encode(command)) for command in commands])
-
-    def _journal_and_apply(self, batch: list[tuple[Command, msgspec.Raw]]) -> list[Applied]:
-        """Journal and apply encoded commands; tells a refused batch from an engine failure (see module doc)."""
-        first = self.store.writer.next_seq
-        try:
-            results = self.store.submit_encoded(batch)
-        except JournalWriteError as exc:
-            if exc.restored:
-                self._set_status(
-                    SequencerState.JOURNAL_NOT_WRITABLE,
-                    f"{exc.reason}; nothing of the batch was applied, and the next command tries again"
-                    " (free space or make the data directory writable)",
-                )
-            else:
-                self._set_status(
-                    SequencerState.STOPPED,
-                    f"{exc.reason}; the last batch may or may not be in the journal: check the disk,"
-                    " then restart the venue (recovery cuts a torn tail)",
-                )
-            raise
-        except Exception as exc:
-            self._set_status(
-                SequencerState.STOPPED,
-                f"{type(exc).__name__}: {exc}; restart the venue to recover from the journal",
-            )
-            log.exception("engine stopped while applying a journaled batch")
-            raise
-        if self._status.state is SequencerState.JOURNAL_NOT_WRITABLE:
-            self._set_status(SequencerState.RUNNING)
-        commands = [command for command, _raw in batch]
-        applied = [
-            Applied(first + i, cmd, events)
-            for i, (cmd, events) in enumerate(zip(commands, results, strict=True))
-        ]
-        self.commands_committed += len(commands)
-        self.batches_committed += 1
-        self._last_commit_wall_ns = self.wall_ns()
-        for listener in self._listeners:
-            try:
-                listener(applied)
-            except Exception:
-                log.exception("listener %r failed on seq %d..%d", listener, first, first + len(commands) - 1)
-        return applied
-
-    def _run(self) -> None:
+    async def _run(self) -> None:
+        assert self._wake is not None
         while True:
-            timeout = self._idle_timeout_s()
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle_timeout_s())
+            items = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
             try:
-                first = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                first = None
-            items: list[object] = [] if first is None else [first]
-            while len(items) < self.max_batch:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in items)
-            try:
-                self._process([item for item in items if item is not _STOP])
-                if not stop and self.failure is None:
-                    self._run_drivers()
+                await self._process(items)
+                if not self._stopping and self.failure is None:
+                    await self._run_drivers()
             except Exception as exc:
                 log.exception("sequencer step failed")
-                self._set_status(
-                    SequencerState.STOPPED,
-                    f"the sequencer failed: {type(exc).__name__}: {exc}; restart the venue to recover",
+                self.core.stop(
+                    f"the sequencer failed: {type(exc).__name__}: {exc}; restart the venue to recover"
                 )
-            if stop:
+                self._refuse_queued()
                 return
+
+    def _refuse_queued(self) -> None:
+        error = api_error_of(VenueStopped(self.failure or "the sequencer stopped"))
+        while self._queue:
+            _settle(self._queue.popleft().future, error=error)
 
     def _idle_timeout_s(self) -> float:
         wall = self.wall_ns()
@@ -392,47 +314,51 @@ class Sequencer:
             return 0.5
         return min(0.5, max(0.0, (min(due) - wall) / 1e9))
 
-    def _run_drivers(self) -> None:
+    async def _run_drivers(self) -> None:
         wall = self.wall_ns()
+        loop = asyncio.get_running_loop()
         for driver in self._drivers:
             if driver.due_ns() <= wall:
-                try:
-                    driver.run(self, wall)
-                except Exception:
-                    log.exception("driver %r failed", driver)
+                await loop.run_in_executor(self._journal_thread, self._run_driver, driver, wall)
                 if self.failure is not None:
                     return
         if not self.manual_clock and wall - self._last_commit_wall_ns >= self.tick_ns:
-            try:
-                self.apply_now([AdvanceClock(ts_ns=self.stamp())])
-            except JournalWriteError:
-                self._last_commit_wall_ns = wall  # the status says why; try again a tick later
+            self._last_commit_wall_ns = wall
+            with contextlib.suppress(SequencerError):  # the status says why; the next tick tries again
+                await loop.run_in_executor(
+                    self._journal_thread, self.core.apply, [AdvanceClock(ts_ns=self.core.stamp())]
+                )
 
-    def _process(self, items: list[object]) -> None:
+    def _run_driver(self, driver: Driver, wall_ns: int) -> None:
+        try:
+            driver.run(self.core, wall_ns)
+        except Exception:
+            log.exception("driver %r failed", driver)
+
+    async def _process(self, items: list[_CommandItem | _QueryItem]) -> None:
         batch: list[_CommandItem] = []
         for item in items:
             if isinstance(item, _CommandItem):
                 batch.append(item)
                 continue
             if batch:
-                self._commit(batch)
+                await self._commit(batch)
                 batch = []
-            if isinstance(item, _QueryItem):
-                self._answer_query(item)
+            self._answer_query(item)
         if batch:
-            self._commit(batch)
+            await self._commit(batch)
 
     def _answer_query(self, item: _QueryItem) -> None:
         if self.failure is not None:
-            self._resolve(item.future, error=service_unavailable(self.failure))
+            _settle(item.future, error=api_error_of(VenueStopped(self.failure)))
             return
         try:
             result = item.fn(self.engine)
         except ApiError as exc:
-            self._resolve(item.future, error=exc)
+            _settle(item.future, error=exc)
         except Exception as exc:
             log.exception("query failed")
-            self._resolve(
+            _settle(
                 item.future,
                 error=ApiError(
                     500,
@@ -441,71 +367,57 @@ class Sequencer:
                 ),
             )
         else:
-            self._resolve(item.future, result=result)
+            _settle(item.future, result=result)
 
-    def _commit(self, batch: list[_CommandItem]) -> None:
-        """Build and encode each command (a refusal answers its caller alone), then journal and apply the rest."""
+    async def _commit(self, batch: list[_CommandItem]) -> None:
+        """Build and check each command (a refusal answers its caller alone), then journal and apply the rest."""
         if self.failure is not None:
+            error = api_error_of(VenueStopped(self.failure))
             for item in batch:
-                if item.future is not None:
-                    self._resolve(item.future, error=service_unavailable(self.failure))
+                _settle(item.future, error=error)
             return
-        encoded: list[tuple[Command, msgspec.Raw]] = []
+        checked: list[Checked] = []
         owners: list[_CommandItem] = []
         for item in batch:
             try:
-                command = item.build(self.stamp())
-                raw = self.store.encode(command)
+                checked.append(self.core.check(item.build(self.core.stamp())))
             except ApiError as exc:
-                error = exc
-            except UnencodableCommand as exc:
-                error = unjournalable(str(exc))
+                _settle(item.future, error=exc)
+            except SequencerError as exc:
+                _settle(item.future, error=api_error_of(exc))
             except Exception as exc:
                 log.exception("building a command failed")
-                error = ApiError(
-                    500,
-                    -1000,
-                    f"An unknown error occurred while building the command ({type(exc).__name__});"
-                    " it was not applied.",
+                _settle(
+                    item.future,
+                    error=ApiError(
+                        500,
+                        -1000,
+                        f"An unknown error occurred while building the command ({type(exc).__name__});"
+                        " it was not applied.",
+                    ),
                 )
             else:
-                encoded.append((command, raw))
                 owners.append(item)
-                continue
-            if item.future is not None:
-                self._resolve(item.future, error=error)
-        if not encoded:
+        if not checked:
             return
+        loop = asyncio.get_running_loop()
         try:
-            applied = self._journal_and_apply(encoded)
-        except JournalWriteError as exc:
-            failed = not_journaled(exc.reason) if exc.restored else execution_unknown()
+            applied = await loop.run_in_executor(self._journal_thread, self.core.apply_checked, checked)
+        except SequencerError as exc:
+            error = api_error_of(exc)
             for item in owners:
-                if item.future is not None:
-                    self._resolve(item.future, error=failed)
+                _settle(item.future, error=error)
             return
-        except Exception:
-            for item in owners:
-                if item.future is not None:
-                    self._resolve(item.future, error=execution_unknown())
-            return
+        self._last_commit_wall_ns = self.wall_ns()
         for item, result in zip(owners, applied, strict=True):
-            if item.future is not None:
-                self._resolve(item.future, result=result)
+            _settle(item.future, result=result)
 
-    def _resolve(
-        self, future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
-    ) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
 
-        def settle() -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        loop.call_soon_threadsafe(settle)
+def _settle(future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve ``future`` on the loop (the caller may have given up on it already)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -30,6 +30,7 @@ from perpx.engine.events import AccountCreated, Event, OrderFilled, OrderRejecte
 from perpx.engine.state import state_hash
 from perpx.engine.values import NS_PER_MS, AccountId, AssetId, MarketId, Side, TxId, to_units
 from perpx.journal.store import Store
+from perpx.sequencing import Sequencer
 
 START_PRICES = {"BTCUSDT": "60000", "ETHUSDT": "3000"}
 
@@ -55,6 +56,7 @@ class DemoSession:
 
     def __init__(self, store: Store, seed: int, makers: int = 3, takers: int = 6) -> None:
         self.store = store
+        self.sequencer = Sequencer(store=store)
         self.engine = store.engine
         self.rng = random.Random(seed)
         self.seed = seed
@@ -72,7 +74,7 @@ class DemoSession:
         self.mark_ticks: dict[MarketId, int] = {}
 
     def _submit(self, command: Command) -> list[Event]:
-        events = self.store.submit(command)
+        events = self.sequencer.apply_one(command)
         self.commands += 1
         self.events += len(events)
         for event in events:

@@ -15,8 +15,9 @@ order  work
        engine's invariant checks and an audit of every account
 =====  ===========================================================================================
 
-Every command goes through :meth:`Simulation.submit`: journaled (when there is a journal), applied,
-and its events counted by :class:`~perpx.sim.runner.metrics.RunMetrics`.
+Every command goes through :meth:`Simulation.submit`, to the venue's
+:class:`~perpx.sequencing.Sequencer` (journaled when there is a journal, then applied), and its
+events are counted by :class:`~perpx.sim.runner.metrics.RunMetrics`.
 
 Determinism: the engine reads no clock and draws nothing; every random number comes from a
 generator derived from ``(seed, purpose)`` (:mod:`perpx.sim.seeds`); commands are stamped from the
@@ -37,6 +38,7 @@ from perpx.engine.events import Event
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
 from perpx.engine.values import MarketId, TxId
 from perpx.journal.store import Store
+from perpx.sequencing import Sequencer
 from perpx.sim.agents import Adversary, MarketMaker
 from perpx.sim.driver import NEVER_NS, AgentTurn, SimDriver, SpotQuote
 from perpx.sim.runner.metrics import RunMetrics
@@ -66,7 +68,8 @@ class Simulation:
         self.scenario = scenario
         self.seed = seed
         self.store = store
-        self.engine = store.engine if store is not None else Engine(scenario.config)
+        self.sequencer = Sequencer(store=store) if store is not None else Sequencer(Engine(scenario.config))
+        self.engine = self.sequencer.engine
         self.now_ns = START_NS
         self.duration_ns = int(scenario.duration_s * NS_PER_S)
         self.commands = 0
@@ -93,9 +96,7 @@ class Simulation:
 
     def submit(self, command: Command) -> list[Event]:
         """Journal (when there is a journal) and apply one command; count its events."""
-        if self.store is not None:
-            self.store.writer.append(command)
-        events = self.engine.apply(command)
+        events = self.sequencer.apply_one(command)
         self.commands += 1
         self.events += len(events)
         self.metrics.observe(events)
@@ -145,8 +146,6 @@ class Simulation:
                 self._sample(heapq.heappop(work)[3])
         self.now_ns = end_ns
         self._sample(-1)
-        if self.store is not None:
-            self.store.writer.commit()
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:
         """The run's figures (:mod:`~perpx.sim.runner.summary`), assertions evaluated."""
