@@ -20,7 +20,7 @@ from perpx.engine.commands import CreateAccount, Deposit
 from perpx.engine.config import DEFAULT_CONFIG_TOML
 from perpx.engine.state import state_hash
 from perpx.engine.values import AccountId, AssetId, TxId
-from perpx.journal.journal import MAGIC, JournalWriter, encode_record, scan
+from perpx.journal.journal import MAGIC, PREALLOCATE_BYTES, JournalWriter, encode_record, scan
 from perpx.journal.store import (
     JOURNAL_FILE,
     SNAPSHOT_DIR,
@@ -31,6 +31,7 @@ from perpx.journal.store import (
     open_store,
     recover,
 )
+from perpx.sequencing import Sequencer
 from perpx.sim.demo import DemoSession
 
 from .files import fingerprint, flip, record_offsets
@@ -235,7 +236,7 @@ def test_final_record_whose_payload_no_longer_decodes_is_cut_as_a_torn_write(tmp
     store.close(snapshot_on_close=False)
 
 
-@pytest.mark.parametrize("tail", ["zeros", "garbage", "torn-header", "torn-payload"])
+@pytest.mark.parametrize("tail", ["zeros-then-garbage", "garbage", "torn-header", "torn-payload"])
 def test_torn_tail_after_a_crash_is_cut_and_reported(tmp_path: Path, tail: str) -> None:
     # Arrange: what a kill -9 or a power cut leaves after the last good record
     store, expected = _venue(tmp_path, steps=4, snapshot_midway=False)
@@ -244,7 +245,7 @@ def test_torn_tail_after_a_crash_is_cut_and_reported(tmp_path: Path, tail: str) 
     last = scan(journal).last_seq
     record = encode_record(last + 1, CreateAccount(ts_ns=store.engine.now_ns + 1, name="unacked"))
     appended = {
-        "zeros": bytes(4096),
+        "zeros-then-garbage": bytes(4096) + b"\x01",
         "garbage": random.Random(7).randbytes(300),
         "torn-header": record[:5],
         "torn-payload": record[:-3],
@@ -264,6 +265,28 @@ def test_torn_tail_after_a_crash_is_cut_and_reported(tmp_path: Path, tail: str) 
     assert report.state_hash == expected
     assert any("torn tail cut" in line for line in report.lines())
     reopened.close(snapshot_on_close=False)
+
+
+def test_zero_bytes_after_the_last_record_are_reserved_space_and_the_next_record_goes_over_them(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a crash while the writer had reserved the file ahead of its records
+    _store, expected = _venue(tmp_path, steps=4, snapshot_midway=False)
+    journal = tmp_path / JOURNAL_FILE
+    size = journal.stat().st_size
+    last = scan(journal).last_seq
+    with open(journal, "ab") as handle:
+        handle.write(bytes(PREALLOCATE_BYTES))
+    # Act
+    reopened, report = open_store(tmp_path)
+    Sequencer(store=reopened).apply([CreateAccount(ts_ns=reopened.engine.now_ns + 1, name="after")])
+    reopened.close(snapshot_on_close=False)
+    # Assert: nothing was torn or cut; the new record follows the old ones and the reserve is gone
+    assert report.torn_tail is None and not report.tail_cut
+    assert report.last_seq == last and report.state_hash == expected
+    found = scan(journal)
+    assert found.damage is None and found.last_seq == last + 1
+    assert journal.stat().st_size == found.good_bytes > size
 
 
 def test_a_valid_record_after_unreadable_bytes_makes_them_corruption_not_a_tail(tmp_path: Path) -> None:

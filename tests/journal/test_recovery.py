@@ -17,7 +17,7 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML
 from perpx.engine.events import DepositApplied, TransferRejected
 from perpx.engine.state import state_hash
 from perpx.engine.values import AccountId, AssetId, TxId
-from perpx.journal.journal import MAGIC, JournalWriter, encode_record, scan
+from perpx.journal.journal import MAGIC, PREALLOCATE_BYTES, JournalWriter, encode_record, scan
 from perpx.journal.store import JOURNAL_FILE, SNAPSHOT_DIR, RecoveryError, Store, open_store, recover
 from perpx.sim.demo import DemoSession
 
@@ -239,3 +239,19 @@ def test_a_batch_with_one_unjournalable_command_journals_and_applies_none(tmp_pa
     store.close()
     assert state_hash(store.engine) == before
     assert scan(tmp_path / JOURNAL_FILE).records == ()
+
+
+def test_durable_writer_reserves_the_file_ahead_and_a_clean_close_cuts_the_reserve(tmp_path: Path) -> None:
+    # Arrange
+    path = tmp_path / "j.log"
+    writer = JournalWriter(path, next_seq=1, fsync=True)
+    # Act
+    writer.append(CreateAccount(ts_ns=1, name="a"))
+    writer.commit()
+    open_size = path.stat().st_size
+    found_open = scan(path)
+    writer.close()
+    # Assert: while open the records are followed by zero bytes that read as the journal's end
+    assert open_size >= found_open.good_bytes + PREALLOCATE_BYTES
+    assert found_open.damage is None and found_open.last_seq == 1
+    assert path.stat().st_size == scan(path).good_bytes == writer.good_bytes

@@ -95,11 +95,11 @@ def test_journal_write_that_fails_and_is_undone_refuses_the_batch_and_the_next_o
     real = store.writer._write_some
     calls = {"n": 0}
 
-    def full_once(data: memoryview) -> int:
+    def full_once(data: memoryview, offset: int) -> int:
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(data)
+        return real(data, offset)
 
     monkeypatch.setattr(store.writer, "_write_some", full_once)
     # Act

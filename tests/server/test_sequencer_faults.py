@@ -247,9 +247,9 @@ def test_failed_idle_tick_waits_a_tick_before_trying_again(tmp_path: Path) -> No
         writer = sequencer.store.writer
         full = failing(-1, errno.ENOSPC, writer._write_some)
 
-        def counted(data: memoryview) -> int:
+        def counted(data: memoryview, offset: int) -> int:
             attempts.append(len(data))
-            written: int = full(data)
+            written: int = full(data, offset)
             return written
 
         writer._write_some = counted  # type: ignore[method-assign]

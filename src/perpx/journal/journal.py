@@ -37,6 +37,16 @@ corruption     anything else: a record that checks follows the bad one (a
 A single damaged final record whose payload no longer decodes looks exactly
 like a torn write and is treated as one; every other damage is refused.
 
+Preallocated space
+------------------
+With durability ``"batch"`` the writer reserves the file ahead of its records in
+:data:`PREALLOCATE_BYTES` steps (``posix_fallocate``), so the file's size does not
+change on every commit and ``fdatasync`` has no size to write back. The reserved
+space reads as zero bytes. Where the good prefix is followed only by zero bytes
+the journal simply ends (a record is never zero-length, so its header is never
+eight zero bytes); a zero-length header followed by anything that is not zero is
+damage like any other. A clean close cuts the reserve off again.
+
 Durability
 ----------
 ``"batch"`` (default): :meth:`JournalWriter.commit` writes the buffered
@@ -49,6 +59,7 @@ at the tail.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -64,6 +75,8 @@ MAGIC = b"PERPXJ1\n"
 _HEADER = struct.Struct("<II")
 HEADER_BYTES = _HEADER.size
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+PREALLOCATE_BYTES = 4 * 1024 * 1024
+"""How far ahead of its records a durable (``fsync``) writer reserves the file."""
 _PAYLOAD_FIRST_BYTE = 0x92
 """msgpack fixarray of two: the first byte of every payload (``[seq, command]``)."""
 
@@ -323,6 +336,11 @@ def _read(path: Path) -> bytes | None:
     return path.read_bytes() if path.exists() else None
 
 
+def _zero_tail(data: bytes, offset: int) -> bool:
+    """Only zero bytes (reserved, never written) from ``offset`` to the end: the journal ends there."""
+    return data.count(0, offset) == len(data) - offset
+
+
 def scan(path: str | Path, after_seq: int = 0) -> JournalScan:
     """Read the good prefix of the journal at ``path``; keep the records with ``seq > after_seq``.
 
@@ -341,6 +359,8 @@ def scan(path: str | Path, after_seq: int = 0) -> JournalScan:
     while offset < len(data):
         found = _record_at(data, offset)
         if found is None or found[0] != seq + 1:
+            if found is None and _zero_tail(data, offset):
+                break
             damage = _damage(data, offset, seq + 1)
             break
         seq = found[0]
@@ -374,6 +394,8 @@ def survey(path: str | Path) -> JournalSurvey:
     last = 0
     while offset < len(data):
         found = _record_at(data, offset)
+        if found is None and _zero_tail(data, offset):
+            break
         if found is not None and (expected is None or found[0] == expected):
             if run_start is None:
                 run_start = (found[0], offset)
@@ -493,7 +515,11 @@ class JournalWriter:
     next_seq
         Sequence number of the next record (last good seq + 1).
     fsync
-        ``True`` for durability ``"batch"``: every commit ends with ``fsync``.
+        ``True`` for durability ``"batch"``: every commit ends with ``fdatasync``, and the file is
+        reserved ahead of the records (see the module doc), so the sync has no size to write.
+    good_bytes
+        Where the good prefix ends (``scan(path).good_bytes``); records are written from there.
+        ``None`` reads it from the file.
 
     A failed commit
     ---------------
@@ -510,7 +536,9 @@ class JournalWriter:
     disk and restart (recovery cuts a torn tail; complete records of that commit would replay).
     """
 
-    def __init__(self, path: str | Path, next_seq: int, fsync: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, next_seq: int, fsync: bool = True, good_bytes: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.next_seq = next_seq
         self.fsync = fsync
@@ -518,14 +546,32 @@ class JournalWriter:
         self._broken: str | None = None
         new = not self.path.exists() or self.path.stat().st_size == 0
         self._fd = self._open()
-        self.good_bytes = os.fstat(self._fd).st_size
+        self._reserve = fsync
+        self.good_bytes = 0
         if new:
             self._write_all(MAGIC)
             self._sync()
             self.good_bytes = len(MAGIC)
+        else:
+            self.good_bytes = scan(self.path).good_bytes if good_bytes is None else good_bytes
+        self.reserved_bytes = os.fstat(self._fd).st_size
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+    def _reserve_for(self, length: int) -> None:
+        """Reserve the file past ``good_bytes + length`` (best effort: a plain write extends it anyway)."""
+        end = self.good_bytes + length
+        if not self._reserve or end <= self.reserved_bytes:
+            return
+        target = end + PREALLOCATE_BYTES
+        try:
+            os.posix_fallocate(self._fd, self.reserved_bytes, target - self.reserved_bytes)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                self._reserve = False  # this file system cannot reserve; write as we go
+            return  # no space to reserve: the write itself says whether the records fit
+        self.reserved_bytes = target
 
     def append(self, command: Command) -> int:
         """Buffer ``command`` as the next record and return its sequence number."""
@@ -561,6 +607,7 @@ class JournalWriter:
             raise JournalWriteError(self._broken, restored=False, errno=None)
         stage = "write"
         try:
+            self._reserve_for(len(data))
             self._write_all(data)
             stage = "fsync"
             self._sync()
@@ -585,23 +632,27 @@ class JournalWriter:
             length = os.fstat(self._fd).st_size
         except OSError as exc:
             return _os_error_text(exc)
+        self.reserved_bytes = length
         if length != self.good_bytes:
             return f"the file is {length} bytes after the cut"
         return None
 
     def _write_all(self, data: bytes) -> None:
+        """Write ``data`` at ``good_bytes`` (``good_bytes`` moves only once the commit is synced)."""
         view = memoryview(data)
+        offset = self.good_bytes
         while view:
-            written = self._write_some(view)
+            written = self._write_some(view, offset)
             view = view[written:]
+            offset += written
 
-    def _write_some(self, data: memoryview) -> int:
-        """One ``write(2)``; a seam for fault-injection tests."""
-        return os.write(self._fd, data)
+    def _write_some(self, data: memoryview, offset: int) -> int:
+        """One ``pwrite(2)``; a seam for fault-injection tests."""
+        return os.pwrite(self._fd, data, offset)
 
     def _fsync(self) -> None:
-        """One ``fsync(2)``; a seam for fault-injection tests."""
-        os.fsync(self._fd)
+        """One ``fdatasync(2)`` (the reserve keeps the size still); a seam for fault-injection tests."""
+        os.fdatasync(self._fd)
 
     def _truncate(self, length: int) -> None:
         """One ``ftruncate(2)``; a seam for fault-injection tests."""
@@ -620,9 +671,13 @@ class JournalWriter:
             self._fsync()
 
     def close(self) -> None:
-        """Commit what is buffered and close the file (closed even if the commit fails)."""
+        """Commit what is buffered, cut the unused reserve off, and close (closed even if the commit fails)."""
         try:
             self.commit()
+            if self._fd >= 0 and self._broken is None and self.reserved_bytes > self.good_bytes:
+                self._truncate(self.good_bytes)
+                self._sync()
+                self.reserved_bytes = self.good_bytes
         finally:
             if self._fd >= 0:
                 os.close(self._fd)

@@ -585,7 +585,9 @@ def open_store(
             except ValueError as exc:
                 raise RecoveryError(str(exc)) from exc
             report = replace(report, tail_cut=True)
-        writer = JournalWriter(journal, report.last_seq + 1, fsync=config.durability == "batch")
+        writer = JournalWriter(
+            journal, report.last_seq + 1, fsync=config.durability == "batch", good_bytes=plan.found.good_bytes
+        )
     except OSError as exc:
         raise cannot_write(directory, exc) from exc
     return Store(directory, config, engine, writer), report
