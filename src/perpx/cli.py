@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -227,6 +228,18 @@ def journal_repair(
             markup=False,
             soft_wrap=True,
         )
+
+
+fix_app = typer.Typer(help="The FIX 4.4 gateway's dialect.", no_args_is_help=True)
+app.add_typer(fix_app, name="fix")
+
+
+@fix_app.command("dictionary")
+def fix_dictionary() -> None:
+    """Write perpx's FIX 4.4 data dictionary for QuickFIX (UseDataDictionary=Y) to stdout."""
+    from perpx.fix.dictionary import dictionary_xml
+
+    sys.stdout.write(dictionary_xml())
 
 
 @app.command()
