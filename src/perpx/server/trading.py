@@ -26,7 +26,7 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 
@@ -57,7 +57,6 @@ from perpx.engine.events import (
     ConditionalOrderAccepted,
     ConditionalOrderCanceled,
     ConditionalOrderRejected,
-    ConditionalOrderTriggered,
     Event,
     IsolatedMarginAdjusted,
     LeverageChanged,
@@ -101,8 +100,9 @@ from perpx.server.orders_wire import (
     plain,
     trade_json,
 )
-from perpx.server.readmodel import MAX_ROWS, ReadModel, algo_record, fold_order
+from perpx.server.readmodel import MAX_ROWS, ReadModel, algo_record, apply_to_order, placed_order
 from perpx.server.rest import Params, count_orders, ctx_of, signed
+from perpx.server.sequencer import Applied
 
 router = APIRouter(tags=["trading (signed)"])
 
@@ -133,33 +133,6 @@ def readmodel_of(ctx: ServerContext) -> ReadModel:
             f"the read model stopped ({model.failure}); restart the venue to recover it"
         )
     return model
-
-
-def _placed_record(
-    ctx: ServerContext, spec: MarketSpec, order_id: OrderId, events: list[Event]
-) -> OrderRecord:
-    """The order after its command: from the read model, or (if it stopped) from the command's events.
-
-    A journaled order is never answered with an error: the client must learn it exists.
-    """
-    model: ReadModel = ctx.component("readmodel")
-    record = (
-        model.order(model_account(events, order_id), str(spec.market), order_id=order_id)
-        if model.failure is None
-        else None
-    )
-    if record is None:
-        record = fold_order(events, order_id, spec.contract_atoms)
-    if record is None:
-        raise _no_answer("order")
-    return record
-
-
-def model_account(events: list[Event], order_id: OrderId) -> int:
-    for event in events:
-        if isinstance(event, OrderAccepted | OrderAmended | OrderCanceled) and event.order_id == order_id:
-            return int(event.account_id)
-    return -1
 
 
 async def _auth(request: Request, scope: str, weight: int = 1) -> tuple[ServerContext, AccountId, Params]:
@@ -302,59 +275,43 @@ def _ms(ts_ns: int) -> int:
     return wire.ms(ts_ns)
 
 
-# ---------------------------------------------------------------------- finding a command's own result
+# ---------------------------------------------------------------------- the command's own answer
+
+REFUSALS = (OrderRejected, ConditionalOrderRejected, CommandRejected)
+"""The events a handler answers a command with when it refuses it."""
+
+E = TypeVar("E", bound=Event)
 
 
-def _own_order_result(
-    events: list[Event], account_id: AccountId, client_order_id: str | None
-) -> OrderAccepted | OrderRejected | None:
-    """The acceptance or refusal of the order this command placed.
+def refused(applied: Applied) -> None:
+    """Raise the command's refusal, if its handler refused it.
 
-    Events before the handler's (time catch-up at the start of a command) may hold orders
-    placed by triggers (their ``ConditionalOrderTriggered`` comes first) or liquidations
-    (``autoclose-`` client ids); those are skipped.
+    A handler's first own event is its answer: an acceptance (or nothing, for a cancel-all that
+    found nothing) or one of :data:`REFUSALS`. Events before it (work that was due) and after it
+    (triggers, liquidations) belong to other commands' orders and are never read as the answer.
     """
-    children: set[OrderId] = set()
-    skip_next_reject = False
-    for event in events:
-        if isinstance(event, ConditionalOrderTriggered):
-            if event.order_id is None:
-                skip_next_reject = True
-            else:
-                children.add(event.order_id)
-        elif isinstance(event, OrderAccepted):
-            if (
-                event.account_id == account_id
-                and event.order_id not in children
-                and event.client_order_id == client_order_id
-            ):
-                return event
-        elif isinstance(event, OrderRejected) and event.order_id is None:
-            if skip_next_reject:
-                skip_next_reject = False
-            elif event.account_id == account_id and event.client_order_id == client_order_id:
-                return event
-    return None
+    own = applied.events.own
+    if own and isinstance(own[0], REFUSALS):
+        raise _refusal(own[0].code, own[0].message)
 
 
-def _own_algo_result(
-    events: list[Event], account_id: AccountId, client_algo_id: str | None
-) -> ConditionalOrderAccepted | ConditionalOrderRejected | None:
-    for event in events:
-        if isinstance(event, ConditionalOrderAccepted | ConditionalOrderRejected) and (
-            event.account_id == account_id
-            and event.client_algo_id == client_algo_id
-            and (isinstance(event, ConditionalOrderAccepted) or event.algo_id is None)
-        ):
-            return event
-    return None
+def answer(applied: Applied, accepted: type[E], what: str) -> E:
+    """The command's acceptance event (its first own event); a refusal is raised as its ``ApiError``."""
+    refused(applied)
+    own = applied.events.own
+    if own and isinstance(own[0], accepted):
+        return own[0]
+    raise _no_answer(what)
 
 
-def _command_rejection(events: list[Event], account_id: AccountId, command: str) -> CommandRejected | None:
-    for event in events:
-        if isinstance(event, CommandRejected) and event.account_id == account_id and event.command == command:
-            return event
-    return None
+def order_after(applied: Applied, record: OrderRecord, contract_atoms: int) -> OrderRecord:
+    """``record`` as the command left it: its own events and its consequences folded in.
+
+    The read model folds the same events the same way (:func:`perpx.server.readmodel.apply_to_order`),
+    so the answer equals what a query sent after it returns, without reading SQLite back.
+    """
+    events = applied.events
+    return apply_to_order(record, events[events.own_start :], contract_atoms)
 
 
 # ---------------------------------------------------------------------- new orders
@@ -405,14 +362,9 @@ async def _place(ctx: ServerContext, account_id: AccountId, values: Mapping[str,
             stp=stp,
         )
     )
-    result = _own_order_result(applied.events, account_id, client_id)
-    if result is None:
-        raise _no_answer("order")
-    if isinstance(result, OrderRejected):
-        raise _refusal(result.code, result.message)
-    record = _placed_record(ctx, spec, result.order_id, applied.events)
-    if respond == "ACK":
-        record = record.evolve(status="NEW", executed_lots=0, cum_quote_atoms=0, update_ms=record.time_ms)
+    record = placed_order(answer(applied, OrderAccepted, "order"))
+    if respond == "RESULT":
+        record = order_after(applied, record, spec.contract_atoms)
     return order_json(record, spec, ctx.atom)
 
 
@@ -454,14 +406,7 @@ async def _submit_conditional(ctx: ServerContext, command: PlaceConditionalOrder
     import msgspec
 
     applied = await ctx.seq.submit(lambda ts: msgspec.structs.replace(command, ts_ns=ts))
-    result = _own_algo_result(applied.events, command.account_id, command.client_algo_id)
-    if result is None:
-        raise _no_answer("conditional order")
-    if isinstance(result, ConditionalOrderRejected):
-        raise _refusal(result.code, result.message)
-    model: ReadModel = ctx.component("readmodel")
-    record = model.algo(command.account_id, algo_id=result.algo_id) if model.failure is None else None
-    return record if record is not None else algo_record(result)
+    return algo_record(answer(applied, ConditionalOrderAccepted, "conditional order"))
 
 
 @router.post("/fapi/v1/order")
@@ -585,20 +530,11 @@ async def _modify(ctx: ServerContext, account_id: AccountId, values: Mapping[str
             ts_ns=ts, account_id=account_id, market=market, price_ticks=price, qty_lots=qty, order_id=order_id
         )
     )
-    for event in applied.events:
-        if isinstance(event, OrderAmended) and event.order_id == order_id and event.reason == "CLIENT":
-            break
-        if isinstance(event, OrderRejected) and event.order_id == order_id:
-            if event.code is RejectCode.ORDER_NOT_FOUND:
-                raise unknown_order()
-            raise _refusal(event.code, event.message)
-    else:
-        raise _no_answer("amend")
-    model: ReadModel = ctx.component("readmodel")
-    updated = model.order(account_id, str(market), order_id=order_id) if model.failure is None else None
-    if updated is None:
-        updated = record.evolve(price_ticks=price, orig_qty_lots=qty)
-    return order_json(updated, spec, ctx.atom)
+    own = applied.events.own
+    if own and isinstance(own[0], OrderRejected) and own[0].code is RejectCode.ORDER_NOT_FOUND:
+        raise unknown_order()
+    answer(applied, OrderAmended, "amend")
+    return order_json(_order_now(ctx, applied, record, spec), spec, ctx.atom)
 
 
 @router.put("/fapi/v1/order")
@@ -620,17 +556,23 @@ async def _cancel(ctx: ServerContext, account_id: AccountId, values: Mapping[str
     applied = await ctx.seq.submit(
         lambda ts: CancelOrder(ts_ns=ts, account_id=account_id, market=market, order_id=order_id)
     )
-    canceled = any(isinstance(e, OrderCanceled) and e.order_id == order_id for e in applied.events)
-    if not canceled:
-        rejected = _command_rejection(applied.events, account_id, "CancelOrder")
-        if rejected is not None:
-            raise _refusal(rejected.code, rejected.message)
-        raise _no_answer("cancel")
+    answer(applied, OrderCanceled, "cancel")
+    return order_json(_order_now(ctx, applied, record, spec), spec, ctx.atom)
+
+
+def _order_now(ctx: ServerContext, applied: Applied, record: OrderRecord, spec: MarketSpec) -> OrderRecord:
+    """An open order after the command that changed it: as the read model holds it now.
+
+    ``record`` was read before the command was queued, and other commands may have filled the
+    order since, so the read model's row is the answer; if the read model stopped, ``record`` with
+    this command's events folded in.
+    """
     model: ReadModel = ctx.component("readmodel")
-    final = model.order(account_id, str(market), order_id=order_id) if model.failure is None else None
-    if final is None:
-        final = record.evolve(status="CANCELED")
-    return order_json(final, spec, ctx.atom)
+    if model.failure is None:
+        now = model.order(record.account_id, record.symbol, order_id=record.order_id)
+        if now is not None:
+            return now
+    return order_after(applied, record, spec.contract_atoms)
 
 
 @router.delete("/fapi/v1/order")
@@ -669,9 +611,7 @@ async def cancel_all_orders(request: Request) -> dict[str, Any]:
     ctx, account_id, params = await _auth(request, "trade")
     market = _spec(ctx, params.values).market
     applied = await ctx.seq.submit(lambda ts: CancelAllOrders(ts_ns=ts, account_id=account_id, market=market))
-    rejected = _command_rejection(applied.events, account_id, "CancelAllOrders")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
+    refused(applied)
     return dict(CANCEL_ALL_DONE)
 
 
@@ -1154,17 +1094,12 @@ async def change_leverage(request: Request) -> dict[str, Any]:
     applied = await ctx.seq.submit(
         lambda ts: SetLeverage(ts_ns=ts, account_id=account_id, market=market, leverage=leverage)
     )
-    for event in applied.events:
-        if isinstance(event, LeverageChanged) and event.account_id == account_id and event.market == market:
-            return {
-                "leverage": event.leverage,
-                "maxNotionalValue": wire.money(event.max_notional_atoms, ctx.atom),
-                "symbol": str(market),
-            }
-    rejected = _command_rejection(applied.events, account_id, "SetLeverage")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
-    raise _no_answer("leverage change")
+    changed = answer(applied, LeverageChanged, "leverage change")
+    return {
+        "leverage": changed.leverage,
+        "maxNotionalValue": wire.money(changed.max_notional_atoms, ctx.atom),
+        "symbol": str(market),
+    }
 
 
 @router.post("/fapi/v1/marginType")
@@ -1178,12 +1113,8 @@ async def change_margin_type(request: Request) -> dict[str, Any]:
     applied = await ctx.seq.submit(
         lambda ts: SetMarginMode(ts_ns=ts, account_id=account_id, market=market, mode=mode)
     )
-    if any(isinstance(e, MarginModeChanged) and e.account_id == account_id for e in applied.events):
-        return {"code": 200, "msg": "success"}
-    rejected = _command_rejection(applied.events, account_id, "SetMarginMode")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
-    raise _no_answer("margin type change")
+    answer(applied, MarginModeChanged, "margin type change")
+    return {"code": 200, "msg": "success"}
 
 
 @router.post("/fapi/v1/positionMargin")
@@ -1202,17 +1133,13 @@ async def position_margin(request: Request) -> dict[str, Any]:
     applied = await ctx.seq.submit(
         lambda ts: AdjustIsolatedMargin(ts_ns=ts, account_id=account_id, market=market, delta_atoms=delta)
     )
-    if any(isinstance(e, IsolatedMarginAdjusted) and e.account_id == account_id for e in applied.events):
-        return {
-            "amount": float(amount),
-            "code": 200,
-            "msg": "Successfully modify position margin.",
-            "type": kind,
-        }
-    rejected = _command_rejection(applied.events, account_id, "AdjustIsolatedMargin")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
-    raise _no_answer("position margin change")
+    answer(applied, IsolatedMarginAdjusted, "position margin change")
+    return {
+        "amount": float(amount),
+        "code": 200,
+        "msg": "Successfully modify position margin.",
+        "type": kind,
+    }
 
 
 @router.get("/fapi/v1/positionMargin/history")
@@ -1338,17 +1265,13 @@ async def cancel_algo_order(request: Request) -> dict[str, Any]:
     applied = await ctx.seq.submit(
         lambda ts: CancelConditionalOrder(ts_ns=ts, account_id=account_id, market=market, algo_id=target)
     )
-    if any(isinstance(e, ConditionalOrderCanceled) and e.algo_id == target for e in applied.events):
-        return {
-            "algoId": record.algo_id,
-            "clientAlgoId": record.client_algo_id,
-            "code": "200",
-            "msg": "success",
-        }
-    rejected = _command_rejection(applied.events, account_id, "CancelConditionalOrder")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
-    raise _no_answer("conditional order cancel")
+    answer(applied, ConditionalOrderCanceled, "conditional order cancel")
+    return {
+        "algoId": record.algo_id,
+        "clientAlgoId": record.client_algo_id,
+        "code": "200",
+        "msg": "success",
+    }
 
 
 @router.delete("/fapi/v1/algoOpenOrders")
@@ -1359,9 +1282,7 @@ async def cancel_all_algo_orders(request: Request) -> dict[str, Any]:
     applied = await ctx.seq.submit(
         lambda ts: CancelAllConditionalOrders(ts_ns=ts, account_id=account_id, market=market)
     )
-    rejected = _command_rejection(applied.events, account_id, "CancelAllConditionalOrders")
-    if rejected is not None:
-        raise _refusal(rejected.code, rejected.message)
+    refused(applied)
     return dict(CANCEL_ALL_DONE)
 
 
