@@ -667,9 +667,9 @@ def test_trailing_stop_callback_rate_is_a_percent(venue: InProcessVenue) -> None
 
 def test_engine_refusal_helper_keeps_filter_text() -> None:
     from perpx.engine.codes import RejectCode
-    from perpx.server.trading import _refusal
+    from perpx.server.trading.params import refusal
 
-    error = _refusal(RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty 10 lots)")
+    error = refusal(RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty 10 lots)")
 
     assert isinstance(error, ApiError)
     assert error.msg.startswith("Filter failure: LOT_SIZE")

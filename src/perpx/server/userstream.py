@@ -72,7 +72,7 @@ from perpx.server.keys import new_token
 from perpx.server.readmodel import ReadModel
 from perpx.server.rest import ctx_of, keyed
 from perpx.server.sequencer import Applied
-from perpx.server.trading import break_even_price, entry_price, fee_tier
+from perpx.server.trading.account import break_even_price, entry_price, fee_tier
 
 log = logging.getLogger("perpx.userstream")
 
