@@ -23,7 +23,8 @@ from perpx.engine.config import VenueConfig, default_config
 from perpx.engine.engine import Engine
 from perpx.engine.events import AccountCreated, OrderAccepted
 from perpx.engine.values import NS_PER_MS, AccountId, AssetId, MarketId, OrderId, Side, TxId
-from perpx.server.marketdata import DepthTracker, TradeStore
+from perpx.server.marketdata.depth import DepthTracker
+from perpx.server.marketdata.trades import TradeStore
 from perpx.server.sequencer import Applied
 
 BTC = MarketId("BTCUSDT")

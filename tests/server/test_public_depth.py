@@ -16,7 +16,7 @@ import pytest
 from perpx.engine.commands import AdvanceClock, AmendOrder, CancelOrder, Command, TimeInForce
 from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderExpired, OrderFilled
 from perpx.engine.values import NS_PER_MS, AccountId, MarketId, OrderId, Side
-from perpx.server.marketdata import DepthDiff, DepthSnapshot, DepthTracker
+from perpx.server.marketdata.depth import DepthDiff, DepthSnapshot, DepthTracker
 from tests.server.marketfeed import BTC, MarketFeed
 
 

@@ -30,15 +30,9 @@ from perpx.engine.pricing.stage import PricingView
 from perpx.engine.values import RATE_SCALE, MarketId, format_units
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
-from perpx.server.marketdata import (
-    INTERVALS,
-    AggTrade,
-    Candle,
-    DepthTracker,
-    Ticker,
-    Trade,
-    TradeStore,
-)
+from perpx.server.marketdata.candles import INTERVALS, Candle, Ticker
+from perpx.server.marketdata.depth import DepthTracker
+from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore
 from perpx.server.rest import charge, ctx_of, params_of, public
 from perpx.server.wire import enum_param, id_param, int_param, market_param, ms, price, qty, time_param
 

@@ -70,19 +70,9 @@ from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import NS_PER_MS, MarketId
 from perpx.server.context import ServerContext
-from perpx.server.marketdata import (
-    INTERVALS,
-    AggTrade,
-    BookTop,
-    Candle,
-    DepthDiff,
-    DepthSnapshot,
-    DepthTracker,
-    Trade,
-    TradeStore,
-    interval_open,
-    public_trades,
-)
+from perpx.server.marketdata.candles import INTERVALS, Candle, interval_open
+from perpx.server.marketdata.depth import BookTop, DepthDiff, DepthSnapshot, DepthTracker
+from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore, public_trades
 from perpx.server.public import levels, premium_json, quote, ticker_figures
 from perpx.server.sequencer import Applied
 from perpx.server.wire import price, qty
