@@ -125,14 +125,8 @@ router = APIRouter(
 )
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The admin read model (liquidations, insurance movements, parameter audit) in DATA/admin.sqlite."""
-    return {"adminlog": AdminLog(ctx.data_dir)}
-
-
 def _log(request: Request) -> AdminLog:
-    log: AdminLog = ctx_of(request).component("adminlog")
-    return log
+    return ctx_of(request).components.adminlog
 
 
 def _spec(request: Request, symbol: str) -> MarketSpec:

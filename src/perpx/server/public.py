@@ -66,22 +66,12 @@ STATUS = {
 }
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The trade store (persistent) and the book's update sequence (in memory)."""
-    return {
-        "marketdata": TradeStore(ctx.data_dir / "market.sqlite"),
-        "depth": DepthTracker(ctx.config, lambda: ctx.seq.engine, lambda: ctx.seq.last_seq),
-    }
-
-
 def store_of(ctx: ServerContext) -> TradeStore:
-    store: TradeStore = ctx.component("marketdata")
-    return store
+    return ctx.components.marketdata
 
 
 def depth_of(ctx: ServerContext) -> DepthTracker:
-    depth: DepthTracker = ctx.component("depth")
-    return depth
+    return ctx.components.depth
 
 
 async def _read(fn: Callable[[], T]) -> T:

@@ -164,8 +164,8 @@ class ReadModel:
     """Orders, algo orders, trades, income and margin history of every account; see the module doc.
 
     ``publish`` (set by the user data stream once it runs) makes ``on_applied`` also build the
-    ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE`` messages of the accounts in ``watched``; they are in
-    ``messages`` until the next batch.
+    ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE`` messages of the accounts in ``watched`` and return them,
+    for its feeder to hand to the user data stream (the stream never reads them off the model).
     """
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -185,7 +185,7 @@ class ReadModel:
         self.failure: str | None = None
         self.publish = False
         self.watched: frozenset[int] = frozenset()
-        self.messages: list[Message] = []
+        self._messages: list[Message] = []
         self._seq = self._last_seq
         self._open: dict[int, OrderRecord] = {
             r.order_id: r
@@ -209,14 +209,14 @@ class ReadModel:
 
     # ------------------------------------------------------------------ component
 
-    def resume_seq(self) -> int | None:
+    def resume_seq(self) -> int:
         return self._last_seq
 
-    def on_applied(self, batch: list[Applied]) -> None:
-        """Apply a journaled batch in one transaction (sequencer thread)."""
-        self.messages = []
+    def on_applied(self, batch: list[Applied]) -> list[Message]:
+        """Apply a journaled batch in one transaction (sequencer thread); return its user-stream messages."""
+        self._messages = []
         if self.failure is not None or not batch:
-            return
+            return []
         try:
             for applied in batch:
                 self._seq = applied.seq
@@ -225,11 +225,12 @@ class ReadModel:
             self._flush(batch[-1].seq)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
-            self.messages = []
+            self._messages = []
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             log.exception("read model stopped at seq %d; a restart catches it up", batch[0].seq)
             raise
+        return self._messages
 
     def close(self) -> None:
         self._db.close()
@@ -247,7 +248,7 @@ class ReadModel:
         self._touched_out[(account_id, symbol)] = ms
 
     def _emit(self, account_id: int, payload: dict[str, Any]) -> None:
-        self.messages.append((self._seq, account_id, payload))
+        self._messages.append((self._seq, account_id, payload))
 
     def _wants(self, account_id: int) -> bool:
         return self.publish and account_id in self.watched

@@ -57,6 +57,22 @@ class DepthSnapshot:
     asks: list[tuple[int, int]]
 
 
+@dataclass(frozen=True, slots=True)
+class BookChanges:
+    """What one batch did to the books: the diff of each market it changed, and the tops that moved.
+
+    :meth:`DepthTracker.on_applied` returns it to whoever feeds the tracker, which hands it to the
+    depth streams (:meth:`perpx.server.streams.StreamHub.on_applied`): the streams never read the
+    tracker's state to learn what the last batch did.
+    """
+
+    diffs: list[DepthDiff]
+    tops: list[BookTop]
+
+
+NO_CHANGES = BookChanges([], [])
+
+
 def _level_lots(side: BookSide, price: int) -> int:
     level = side.levels.get(price)
     return 0 if level is None else sum(order.leaves_lots for order in level.values())
@@ -83,9 +99,6 @@ class DepthTracker:
         self._orders: dict[OrderId, tuple[MarketId, Side, int]] = {}
         self._shadow: dict[MarketId, tuple[dict[int, int], dict[int, int]]] = {}
         self._tops: dict[MarketId, tuple[tuple[int, int] | None, tuple[int, int] | None]] = {}
-        self.last_diffs: list[DepthDiff] = []
-        self.last_tops: list[BookTop] = []
-        self.last_batch_seq = 0
 
     def resume_seq(self) -> int | None:
         return None
@@ -119,14 +132,14 @@ class DepthTracker:
         bid, ask = self._tops[market]
         return BookTop(market, self.book_update_id[market], engine.now_ns, bid, ask)
 
-    def on_applied(self, batch: list[Applied]) -> None:
-        self.last_diffs = []
-        self.last_tops = []
-        self.last_batch_seq = batch[-1].seq
+    def on_applied(self, batch: list[Applied]) -> BookChanges:
+        """Move the update ids past ``batch`` and return the levels and tops it changed."""
         engine = self._engine_of()
         if not self._ready:
             self._ensure(engine, batch[-1].seq)
-            return
+            return NO_CHANGES
+        diffs: list[DepthDiff] = []
+        tops: list[BookTop] = []
         touched: dict[MarketId, dict[tuple[Side, int], None]] = {}
         seqs: dict[MarketId, list[int]] = {}
         orders = self._orders
@@ -189,11 +202,12 @@ class DepthTracker:
             previous = self.book_update_id[market]
             self.book_update_id[market] = last
             self.last_bounds[market] = (first, last, previous)
-            self.last_diffs.append(DepthDiff(market, first, last, previous, ts_ns, bids, asks))
+            diffs.append(DepthDiff(market, first, last, previous, ts_ns, bids, asks))
             top = (_best(book.bids), _best(book.asks))
             if top != self._tops[market]:
                 self._tops[market] = top
-                self.last_tops.append(BookTop(market, last, ts_ns, top[0], top[1]))
+                tops.append(BookTop(market, last, ts_ns, top[0], top[1]))
+        return BookChanges(diffs, tops) if diffs else NO_CHANGES
 
 
 def _best(side: BookSide) -> tuple[int, int] | None:

@@ -22,19 +22,10 @@ prefixes and ``autoclose-`` (liquidation orders) are reserved (``-4015``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from perpx.server.context import ServerContext
-from perpx.server.readmodel import ReadModel
 from perpx.server.trading import account, algo_orders, orders, settings
 
 router = APIRouter()
 for _module in (orders, algo_orders, account, settings):
     router.include_router(_module.router)
-
-
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The trading read model (orders, trades, income in ``DATA/readmodel.sqlite``)."""
-    return {"readmodel": ReadModel(ctx)}

@@ -49,7 +49,7 @@ from perpx.server.orders_wire import (
     order_json,
     trade_json,
 )
-from perpx.server.readmodel import ReadModel, placed_order
+from perpx.server.readmodel import placed_order
 from perpx.server.rest import count_orders
 from perpx.server.sequencer import Applied
 from perpx.server.trading.algo_orders import conditional_command, submit_conditional
@@ -293,7 +293,7 @@ def _order_now(ctx: ServerContext, applied: Applied, record: OrderRecord, spec: 
     order since, so the read model's row is the answer; if the read model stopped, ``record`` with
     this command's events folded in.
     """
-    model: ReadModel = ctx.component("readmodel")
+    model = ctx.components.readmodel
     if model.failure is None:
         now = model.order(record.account_id, record.symbol, order_id=record.order_id)
         if now is not None:

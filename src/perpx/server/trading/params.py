@@ -62,7 +62,7 @@ PERCENT_E8 = Decimal(100) / RATE_SCALE
 
 def readmodel_of(ctx: ServerContext) -> ReadModel:
     """The read model, if it is serving; ``503`` once it stopped (a restart catches it up)."""
-    model: ReadModel = ctx.component("readmodel")
+    model = ctx.components.readmodel
     if model.failure is not None:
         raise service_unavailable(
             f"the read model stopped ({model.failure}); restart the venue to recover it"
