@@ -32,6 +32,7 @@ from perpx.server import admin, health, limits, public, streams, trading, userst
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
+from perpx.server.trading import order_route
 
 log = logging.getLogger("perpx.server")
 
@@ -98,6 +99,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     for module in PUBLIC_MODULES:
         app.include_router(module.router)
     app.include_router(health.router)
+    order_route.install(app)
     return app
 
 
