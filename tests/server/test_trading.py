@@ -681,6 +681,8 @@ def test_data_file_is_under_the_data_directory(venue: InProcessVenue) -> None:
 
 def test_order_entry_and_cancel_run_on_the_lean_route_with_fastapis_bytes(venue: InProcessVenue) -> None:
     # Arrange
+    from starlette.routing import Route
+
     from perpx.server.trading.order_route import ORDER_PATH, order_endpoint
 
     trader = venue.trader("lean")
@@ -695,7 +697,7 @@ def test_order_entry_and_cancel_run_on_the_lean_route_with_fastapis_bytes(venue:
 
     # Assert: the route is matched first; its bytes are what FastAPI's JSONResponse would send
     first = venue.public_app.router.routes[0]
-    assert (first.path, first.endpoint) == (ORDER_PATH, order_endpoint)
+    assert isinstance(first, Route) and (first.path, first.endpoint) == (ORDER_PATH, order_endpoint)
     for answer in (placed, canceled):
         assert answer.status_code == 200
         assert answer.headers["content-type"] == "application/json"
