@@ -11,13 +11,7 @@ from dataclasses import dataclass
 from perpx.engine.book import BookSide
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
-from perpx.engine.events import (
-    OrderAccepted,
-    OrderAmended,
-    OrderCanceled,
-    OrderExpired,
-    OrderFilled,
-)
+from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderExpired, OrderFilled
 from perpx.engine.values import MarketId, OrderId, Side
 from perpx.server.sequencer import Applied
 

@@ -10,10 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from perpx.engine.events import (
-    FundingSettled,
-    OrderFilled,
-)
+from perpx.engine.events import FundingSettled, OrderFilled
 from perpx.engine.values import NS_PER_MS, MarketId, OrderId, Side
 from perpx.server.marketdata.candles import UPSERT_CANDLE, Candle, Ticker, candle_rows, klines, ticker
 from perpx.server.sequencer import Applied

@@ -16,28 +16,13 @@ from perpx.engine.accounts import VOLUME_WINDOW_DAYS, Account
 from perpx.engine.config import FeeTier, MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.margin import position_risk
-from perpx.engine.values import (
-    NS_PER_DAY,
-    RATE_SCALE,
-    AccountId,
-)
+from perpx.engine.values import NS_PER_DAY, RATE_SCALE, AccountId
 from perpx.server import wire
 from perpx.server.context import ServerContext
-from perpx.server.errors import (
-    bad_key,
-)
-from perpx.server.orders_wire import (
-    income_json,
-    plain,
-)
+from perpx.server.errors import bad_key
+from perpx.server.orders_wire import income_json, plain
 from perpx.server.rest import Params
-from perpx.server.trading.params import (
-    auth,
-    optional_symbol,
-    readmodel_of,
-    row_limit,
-    spec_of,
-)
+from perpx.server.trading.params import auth, optional_symbol, readmodel_of, row_limit, spec_of
 
 router = APIRouter(tags=["trading (signed)"])
 

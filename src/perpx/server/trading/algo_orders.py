@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request
 
 from perpx.engine.commands import (
@@ -14,28 +15,12 @@ from perpx.engine.commands import (
     PlaceConditionalOrder,
 )
 from perpx.engine.config import MarketSpec
-from perpx.engine.events import (
-    ConditionalOrderAccepted,
-    ConditionalOrderCanceled,
-)
-from perpx.engine.values import (
-    AccountId,
-    AlgoId,
-    ClientAlgoId,
-    MarketId,
-    Side,
-)
+from perpx.engine.events import ConditionalOrderAccepted, ConditionalOrderCanceled
+from perpx.engine.values import AccountId, AlgoId, ClientAlgoId, MarketId, Side
 from perpx.server import wire
 from perpx.server.context import ServerContext
-from perpx.server.errors import (
-    ApiError,
-    bad_param,
-    unknown_order,
-)
-from perpx.server.orders_wire import (
-    AlgoRecord,
-    algo_json,
-)
+from perpx.server.errors import ApiError, bad_param, unknown_order
+from perpx.server.orders_wire import AlgoRecord, algo_json
 from perpx.server.readmodel import algo_record
 from perpx.server.rest import count_orders
 from perpx.server.trading.params import (
@@ -98,13 +83,13 @@ def conditional_command(
 
 
 async def submit_conditional(ctx: ServerContext, command: PlaceConditionalOrder) -> AlgoRecord:
-    import msgspec
-
+    """Place ``command`` (stamped with the sequencer's time) and answer the conditional order it
+    created, from its acceptance event."""
     applied = await ctx.seq.submit(lambda ts: msgspec.structs.replace(command, ts_ns=ts))
     return algo_record(answer(applied, ConditionalOrderAccepted, "conditional order"))
 
 
-# ---------------------------------------------------------------------- conditional (algo) orders
+# ---------------------------------------------------------------------- routes
 
 
 @router.post("/fapi/v1/algoOrder")

@@ -24,31 +24,12 @@ from perpx.engine.commands import (
     TimeInForce,
 )
 from perpx.engine.config import MarketSpec
-from perpx.engine.events import (
-    OrderAccepted,
-    OrderAmended,
-    OrderCanceled,
-    OrderRejected,
-)
-from perpx.engine.values import (
-    AccountId,
-    ClientOrderId,
-    OrderId,
-)
+from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderRejected
+from perpx.engine.values import AccountId, ClientOrderId, OrderId
 from perpx.server import wire
 from perpx.server.context import ServerContext
-from perpx.server.errors import (
-    ApiError,
-    bad_param,
-    mandatory,
-    unknown_order,
-)
-from perpx.server.orders_wire import (
-    OrderRecord,
-    algo_as_order_json,
-    order_json,
-    trade_json,
-)
+from perpx.server.errors import ApiError, bad_param, mandatory, unknown_order
+from perpx.server.orders_wire import OrderRecord, algo_as_order_json, order_json, trade_json
 from perpx.server.readmodel import placed_order
 from perpx.server.rest import count_orders
 from perpx.server.sequencer import Applied

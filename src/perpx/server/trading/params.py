@@ -13,37 +13,15 @@ from typing import TypeVar
 from fastapi import Request
 
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import (
-    ConditionalType,
-    StpMode,
-    TimeInForce,
-    WorkingType,
-)
+from perpx.engine.commands import ConditionalType, StpMode, TimeInForce, WorkingType
 from perpx.engine.config import MarketSpec
-from perpx.engine.events import (
-    CommandRejected,
-    ConditionalOrderRejected,
-    Event,
-    OrderRejected,
-)
+from perpx.engine.events import CommandRejected, ConditionalOrderRejected, Event, OrderRejected
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
-from perpx.engine.values import (
-    RATE_SCALE,
-    AccountId,
-    Side,
-)
+from perpx.engine.values import RATE_SCALE, AccountId, Side
 from perpx.server import wire
 from perpx.server.context import ServerContext
-from perpx.server.errors import (
-    ApiError,
-    bad_key,
-    bad_param,
-    engine_refusal,
-    service_unavailable,
-)
-from perpx.server.orders_wire import (
-    OrderRecord,
-)
+from perpx.server.errors import ApiError, bad_key, bad_param, engine_refusal, service_unavailable
+from perpx.server.orders_wire import OrderRecord
 from perpx.server.readmodel import MAX_ROWS, ReadModel, apply_to_order
 from perpx.server.rest import Params, ctx_of, signed
 from perpx.server.sequencer import Applied
@@ -57,7 +35,7 @@ CANCEL_ALL_DONE = {"code": 200, "msg": "The operation of cancel all open order i
 PERCENT_E8 = Decimal(100) / RATE_SCALE
 
 
-# ---------------------------------------------------------------------- plumbing
+# ---------------------------------------------------------------------- authentication and parameters
 
 
 def readmodel_of(ctx: ServerContext) -> ReadModel:

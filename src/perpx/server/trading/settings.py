@@ -6,34 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from perpx.engine.commands import (
-    AdjustIsolatedMargin,
-    MarginMode,
-    SetLeverage,
-    SetMarginMode,
-)
-from perpx.engine.events import (
-    IsolatedMarginAdjusted,
-    LeverageChanged,
-    MarginModeChanged,
-)
+from perpx.engine.commands import AdjustIsolatedMargin, MarginMode, SetLeverage, SetMarginMode
+from perpx.engine.events import IsolatedMarginAdjusted, LeverageChanged, MarginModeChanged
 from perpx.server import wire
-from perpx.server.errors import (
-    ApiError,
-)
-from perpx.server.trading.params import (
-    answer,
-    auth,
-    one_way,
-    readmodel_of,
-    row_limit,
-    spec_of,
-)
+from perpx.server.errors import ApiError
+from perpx.server.trading.params import answer, auth, one_way, readmodel_of, row_limit, spec_of
 
 router = APIRouter(tags=["trading (signed)"])
-
-
-# ---------------------------------------------------------------------- settings
 
 
 @router.post("/fapi/v1/leverage")
