@@ -15,6 +15,10 @@ growing the book). The baseline, measured at the same rates in the same run, is
 ``GET /fapi/v1/ping`` (HTTP stack only, no signature, no sequencer): the ratio
 says what order entry costs on top of serving HTTP at all.
 
+Beside latency, each row reports the server process's CPU time per request (user + system, every
+thread, from ``/proc``; Linux only): on a machine shared with other work, latency mostly measures
+the neighbours, while CPU per request stays the cost of the request itself.
+
 Prints a table and, last, one JSON line with every figure.
 """
 
@@ -129,10 +133,20 @@ def _order_body(secret: str, i: int) -> bytes:
     return f"{payload}&signature={signature}".encode()
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) process ``pid`` has used; ``None`` without ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _run_rate(
-    base: str, key: str, secret: str, rate: int, seconds: float, kind: str
-) -> dict[str, float]:
+    base: str, key: str, secret: str, rate: int, seconds: float, kind: str, server_pid: int
+) -> dict[str, float | None]:
     total = int(rate * seconds)
+    cpu_before = _cpu_s(server_pid)
     latencies_us: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=256)
@@ -165,7 +179,9 @@ async def _run_rate(
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(one(i, start + i / rate) for i in range(total)))
         elapsed = time.perf_counter() - start
+    cpu_after = _cpu_s(server_pid)
     ordered = sorted(latencies_us)
+    cpu_us = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / total * 1e6
     return {
         "offered_per_s": rate,
         "achieved_per_s": round(total / elapsed, 1),
@@ -174,7 +190,18 @@ async def _run_rate(
         "p50_us": round(statistics.median(ordered), 1),
         "p99_us": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1),
         "max_us": round(ordered[-1], 1),
+        "server_cpu_us_per_request": None if cpu_us is None else round(cpu_us, 1),
     }
+
+
+def _num(value: float | None) -> float:
+    assert value is not None
+    return value
+
+
+def _cpu_text(row: dict[str, float | None]) -> str:
+    cpu = row["server_cpu_us_per_request"]
+    return "n/a" if cpu is None else f"{cpu:.0f} us"
 
 
 def main() -> None:
@@ -193,20 +220,21 @@ def main() -> None:
             key, secret = _setup(f"http://127.0.0.1:{admin_port}")
             rows = []
             for rate in rates:
-                ping = asyncio.run(_run_rate(base, key, secret, rate, args.seconds, "ping"))
-                order = asyncio.run(_run_rate(base, key, secret, rate, args.seconds, "order"))
+                ping = asyncio.run(_run_rate(base, key, secret, rate, args.seconds, "ping", process.pid))
+                order = asyncio.run(_run_rate(base, key, secret, rate, args.seconds, "order", process.pid))
                 rows.append(
                     {
                         "rate": rate,
                         "order": order,
                         "ping": ping,
-                        "p50_ratio_vs_ping": round(order["p50_us"] / ping["p50_us"], 2),
+                        "p50_ratio_vs_ping": round(_num(order["p50_us"]) / _num(ping["p50_us"]), 2),
                     }
                 )
                 print(
                     f"{rate:>6}/s  order p50 {order['p50_us']:>9.0f} us  p99 {order['p99_us']:>9.0f} us  max {order['max_us']:>9.0f} us"
                     f"  achieved {order['achieved_per_s']:>7.1f}/s errors {order['errors']}"
-                    f"  | ping p50 {ping['p50_us']:>7.0f} us p99 {ping['p99_us']:>7.0f} us  | order/ping p50 {rows[-1]['p50_ratio_vs_ping']}x",
+                    f"  | ping p50 {ping['p50_us']:>7.0f} us p99 {ping['p99_us']:>7.0f} us  | order/ping p50 {rows[-1]['p50_ratio_vs_ping']}x"
+                    f"  | server cpu/req order {_cpu_text(order)} ping {_cpu_text(ping)}",
                     flush=True,
                 )
         finally:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from perpx.engine.commands import (
     AdvanceClock,
@@ -32,6 +32,7 @@ from perpx.engine.events import AccountCreated
 from perpx.engine.values import NS_PER_MS, AccountId, AssetId, MarketId, Side, TxId
 from perpx.sequencing import Sequencer
 from perpx.server.app import build_components
+from perpx.server.components import Components
 from perpx.server.context import ServerContext, open_venue
 from perpx.server.listeners import VenueServer, bind_listeners
 from perpx.server.streams import StreamHub
@@ -127,9 +128,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def components(ctx: ServerContext) -> dict[str, Any]:
-        hub = StreamHub(ctx, max_frames=args.queue_frames, stall_s=args.stall_s)
-        return {**build_components(ctx), "streams": hub}
+    def components(ctx: ServerContext) -> Components:
+        built = build_components(ctx)
+        hub = StreamHub(
+            ctx, built.marketdata, built.depth, max_frames=args.queue_frames, stall_s=args.stall_s
+        )
+        return dataclasses.replace(built, streams=hub)
 
     listeners = bind_listeners("127.0.0.1", args.port, "127.0.0.1", args.admin_port)
     ctx = open_venue(args.data, args.config.read_text(), components)

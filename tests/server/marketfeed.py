@@ -23,7 +23,8 @@ from perpx.engine.config import VenueConfig, default_config
 from perpx.engine.engine import Engine
 from perpx.engine.events import AccountCreated, OrderAccepted
 from perpx.engine.values import NS_PER_MS, AccountId, AssetId, MarketId, OrderId, Side, TxId
-from perpx.server.marketdata import DepthTracker, TradeStore
+from perpx.server.marketdata.depth import NO_CHANGES, DepthTracker
+from perpx.server.marketdata.trades import TradeStore
 from perpx.server.sequencer import Applied
 
 BTC = MarketId("BTCUSDT")
@@ -42,6 +43,8 @@ class MarketFeed:
         self.store = TradeStore(data_dir / "market.sqlite")
         self.depth = DepthTracker(self.config, lambda: self.engine, lambda: self.last_seq)
         self.batches: list[list[Applied]] = []
+        self.book_changes = NO_CHANGES
+        """What the depth tracker made of the last batch."""
 
     def apply(self, *commands: Command) -> list[Applied]:
         batch: list[Applied] = []
@@ -49,7 +52,7 @@ class MarketFeed:
             self.last_seq += 1
             batch.append(Applied(self.last_seq, command, self.engine.apply(command)))
         self.store.on_applied(batch)
-        self.depth.on_applied(batch)
+        self.book_changes = self.depth.on_applied(batch)
         self.batches.append(batch)
         return batch
 

@@ -122,8 +122,10 @@ _PARAM_SITES = re.compile(
 def harvest_parameter_names() -> set[str]:
     """Parameter names the Binance-style handlers read, found in their source."""
     names: set[str] = set()
-    for module in ("public.py", "trading.py", "userstream.py", "rest.py", "auth.py"):
-        for match in _PARAM_SITES.finditer((SERVER_DIR / module).read_text()):
+    sources = [SERVER_DIR / m for m in ("public.py", "userstream.py", "rest.py", "auth.py")]
+    sources += sorted((SERVER_DIR / "trading").glob("*.py"))
+    for source in sources:
+        for match in _PARAM_SITES.finditer(source.read_text()):
             names.update(group for group in match.groups() if group)
     return names
 

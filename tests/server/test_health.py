@@ -101,7 +101,7 @@ def test_ready_is_503_while_a_read_model_is_behind(
 ) -> None:
     # Arrange
     last_seq = venue.ctx.seq.last_seq
-    monkeypatch.setattr(venue.ctx.component("readmodel"), "resume_seq", lambda: last_seq - 2)
+    monkeypatch.setattr(venue.ctx.components.readmodel, "resume_seq", lambda: last_seq - 2)
     # Act
     reasons = not_ready(venue)
     # Assert
@@ -114,7 +114,7 @@ def test_ready_is_503_when_a_read_model_stopped(
     venue: InProcessVenue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Arrange
-    monkeypatch.setattr(venue.ctx.component("readmodel"), "failure", "OperationalError: disk I/O error")
+    monkeypatch.setattr(venue.ctx.components.readmodel, "failure", "OperationalError: disk I/O error")
     # Act
     reasons = not_ready(venue)
     # Assert

@@ -16,7 +16,7 @@ import pytest
 from perpx.engine.commands import AdvanceClock, AmendOrder, CancelOrder, Command, TimeInForce
 from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderExpired, OrderFilled
 from perpx.engine.values import NS_PER_MS, AccountId, MarketId, OrderId, Side
-from perpx.server.marketdata import DepthDiff, DepthSnapshot, DepthTracker
+from perpx.server.marketdata.depth import DepthDiff, DepthSnapshot, DepthTracker
 from tests.server.marketfeed import BTC, MarketFeed
 
 
@@ -121,7 +121,7 @@ def test_snapshot_plus_diffs_rebuilds_the_book_after_random_orders(tmp_path: Pat
         before = engine_levels(feed)
         feed.apply(*random_batch(rng, feed, accounts, live))
         live = list(feed.engine.orders)
-        for diff in feed.depth.last_diffs:
+        for diff in feed.book_changes.diffs:
             for client in clients:
                 client.apply(diff)
         changed_batches += engine_levels(feed) != before
@@ -129,7 +129,7 @@ def test_snapshot_plus_diffs_rebuilds_the_book_after_random_orders(tmp_path: Pat
         # Assert: every client's book equals the engine's after every batch
         for client in clients:
             assert client.levels() == engine_levels(feed)
-        assert bool(feed.depth.last_diffs) == (engine_levels(feed) != before)
+        assert bool(feed.book_changes.diffs) == (engine_levels(feed) != before)
     assert changed_batches > 60
 
 
@@ -142,11 +142,11 @@ def test_diff_ids_are_journal_records_and_chain_through_pu(tmp_path: Path) -> No
 
     # Act
     [first] = feed.apply(feed.order(maker, Side.BUY, 599_990, 3))
-    first_diffs = feed.depth.last_diffs
+    first_diffs = feed.book_changes.diffs
     feed.apply(AdvanceClock(ts_ns=feed.ts + NS_PER_MS))
-    quiet_diffs = feed.depth.last_diffs
+    quiet_diffs = feed.book_changes.diffs
     batch = feed.apply(feed.order(maker, Side.SELL, 600_010, 2), feed.order(maker, Side.BUY, 599_990, 4))
-    second_diffs = feed.depth.last_diffs
+    second_diffs = feed.book_changes.diffs
 
     # Assert
     assert [(d.first_seq, d.last_seq, d.previous_seq, d.bids, d.asks) for d in first_diffs] == [
@@ -177,7 +177,7 @@ def test_tracker_started_on_a_running_book_takes_its_orders_and_the_last_record(
     # Assert
     assert start.update_id == placed_seq
     assert start.asks == [(600_020, 5)]
-    assert [(d.previous_seq, d.last_seq, d.asks) for d in feed.depth.last_diffs] == [
+    assert [(d.previous_seq, d.last_seq, d.asks) for d in feed.book_changes.diffs] == [
         (placed_seq, canceled.seq, [(600_020, 0)])
     ]
 
@@ -190,9 +190,9 @@ def test_book_top_changes_are_reported_once(tmp_path: Path) -> None:
 
     # Act
     feed.apply(feed.order(maker, Side.BUY, 599_990, 3))
-    top_after_bid = feed.depth.last_tops
+    top_after_bid = feed.book_changes.tops
     feed.apply(feed.order(maker, Side.BUY, 599_900, 3))
-    top_after_deeper_bid = feed.depth.last_tops
+    top_after_deeper_bid = feed.book_changes.tops
 
     # Assert
     assert [(t.bid, t.ask) for t in top_after_bid] == [((599_990, 3), None)]

@@ -9,15 +9,8 @@ import pytest
 from perpx.engine.commands import AdvanceClock, TimeInForce
 from perpx.engine.events import FundingSettled, Outcome
 from perpx.engine.values import NS_PER_MS, AccountId, MarketId, Side
-from perpx.server.marketdata import (
-    DAY_MS,
-    MINUTE_MS,
-    Candle,
-    TradeStore,
-    interval_next,
-    interval_open,
-    public_trades,
-)
+from perpx.server.marketdata.candles import DAY_MS, MINUTE_MS, Candle, interval_next, interval_open
+from perpx.server.marketdata.trades import TradeStore, public_trades
 from perpx.server.sequencer import Applied
 from tests.server.marketfeed import BTC, T0_MS, MarketFeed
 

@@ -135,7 +135,7 @@ def test_failed_batch_stops_the_read_model_and_a_restart_repairs_it(
     with in_process_venue(data) as venue:
         venue.mark(BTC, "60000")
         trader = venue.trader("trader")
-        model: ReadModel = venue.ctx.component("readmodel")
+        model: ReadModel = venue.ctx.components.readmodel
         stored = model.resume_seq()
 
         def broken(self: ReadModel, event: Any) -> None:

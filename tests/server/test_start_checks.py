@@ -183,7 +183,9 @@ def test_read_model_seqs_are_read_without_writing_and_match_the_components(
     assert fingerprint(data) == before
     ctx = open_venue(data, None, build_components)
     try:
-        persistent = {n: c.resume_seq() for n, c in ctx.components.items() if c.resume_seq() is not None}
+        persistent = {
+            n: c.resume_seq() for n, c in ctx.components.named().items() if c.resume_seq() is not None
+        }
         assert seqs == persistent
         assert {m.name for m in READ_MODELS} == set(persistent)
     finally:
@@ -198,7 +200,7 @@ def test_read_model_seqs_after_a_crash_are_read_from_the_write_ahead_log_without
     with in_process_venue(data, NO_FSYNC_CONFIG) as venue:
         venue.mark(BTC, "60000")
         _place(venue, venue.trader("t"), 5, "wal")
-        expected = venue.ctx.component("readmodel").resume_seq()
+        expected = venue.ctx.components.readmodel.resume_seq()
         shutil.copytree(data, crashed)
     assert (crashed / "readmodel.sqlite-wal").stat().st_size > 0
     before = fingerprint(crashed)

@@ -70,11 +70,8 @@ def make_hub(tmp_path: Path, feed: MarketFeed | None = None, max_frames: int = 1
         data_dir=tmp_path,
         keys=KeyStore(tmp_path / "admin.sqlite"),
         admin_token=None,
-        components={"marketdata": market.store, "depth": market.depth},
     )
-    hub = StreamHub(ctx, max_frames=max_frames)
-    ctx.components["streams"] = hub
-    return hub
+    return StreamHub(ctx, market.store, market.depth, max_frames=max_frames)
 
 
 def connection(hub: StreamHub, combined: bool = False) -> Connection:
@@ -180,7 +177,7 @@ def test_a_batch_fans_out_depth_trades_and_book_ticker_raw_and_combined(tmp_path
         hub.loop = asyncio.get_running_loop()
         feed.now_ms = T0_MS + 5_000
         batch = feed.apply(feed.order(taker, Side.BUY, None, 2))
-        hub.on_applied(batch)
+        hub.on_applied(batch, feed.book_changes)
         await asyncio.sleep(0)
 
     # Act
@@ -228,7 +225,7 @@ def test_a_client_that_cannot_keep_up_is_dropped_and_others_still_get_events(tmp
     async def act() -> None:
         hub.loop = asyncio.get_running_loop()
         for i in range(3):
-            hub.on_applied(feed.apply(feed.order(maker, Side.BUY, 599_000 - i, 2)))
+            hub.on_applied(feed.apply(feed.order(maker, Side.BUY, 599_000 - i, 2)), feed.book_changes)
             await asyncio.sleep(0)
             if i < 2:
                 fast.queue.get_nowait()

@@ -667,9 +667,9 @@ def test_trailing_stop_callback_rate_is_a_percent(venue: InProcessVenue) -> None
 
 def test_engine_refusal_helper_keeps_filter_text() -> None:
     from perpx.engine.codes import RejectCode
-    from perpx.server.trading import _refusal
+    from perpx.server.trading.params import refusal
 
-    error = _refusal(RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty 10 lots)")
+    error = refusal(RejectCode.PRICE_FILTER, "Filter failure: LOT_SIZE (quantity below min_qty 10 lots)")
 
     assert isinstance(error, ApiError)
     assert error.msg.startswith("Filter failure: LOT_SIZE")
@@ -677,3 +677,33 @@ def test_engine_refusal_helper_keeps_filter_text() -> None:
 
 def test_data_file_is_under_the_data_directory(venue: InProcessVenue) -> None:
     assert (Path(venue.ctx.data_dir) / "readmodel.sqlite").exists()
+
+
+def test_order_entry_and_cancel_run_on_the_lean_route_with_fastapis_bytes(venue: InProcessVenue) -> None:
+    # Arrange
+    from starlette.routing import Route
+
+    from perpx.server.trading.order_route import ORDER_PATH, order_endpoint
+
+    trader = venue.trader("lean")
+    clear_book(venue)
+
+    # Act
+    placed = venue.signed("POST", "/fapi/v1/order", trader, limit("BUY", "0.002", "59000"))
+    order_id = placed.json()["orderId"]
+    canceled = venue.signed("DELETE", "/fapi/v1/order", trader, {"symbol": BTC, "orderId": order_id})
+    refused = venue.signed("DELETE", "/fapi/v1/order", trader, {"symbol": BTC, "orderId": order_id})
+    queried = venue.signed("GET", "/fapi/v1/order", trader, {"symbol": BTC, "orderId": order_id})
+
+    # Assert: the route is matched first; its bytes are what FastAPI's JSONResponse would send
+    first = venue.public_app.router.routes[0]
+    assert isinstance(first, Route) and (first.path, first.endpoint) == (ORDER_PATH, order_endpoint)
+    for answer in (placed, canceled):
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
+        fastapi_bytes = json.dumps(answer.json(), ensure_ascii=False, separators=(",", ":")).encode()
+        assert answer.content == fastapi_bytes
+        assert "x-mbx-used-weight-1m" in answer.headers
+    assert canceled.json()["status"] == "CANCELED"
+    assert (refused.status_code, refused.json()) == (400, {"code": -2011, "msg": "Unknown order sent."})
+    assert queried.status_code == 200 and queried.json()["status"] == "CANCELED"

@@ -248,7 +248,7 @@ def test_deleted_key_pushes_listen_key_expired_and_closes(venue: InProcessVenue)
 
 def test_key_past_its_validity_expires_on_sweep(venue: InProcessVenue) -> None:
     trader = venue.trader("sweep")
-    stream: UserStream = venue.ctx.component("userstream")
+    stream: UserStream = venue.ctx.components.userstream
     key = listen_key(venue, trader).json()["listenKey"]
     with venue.client.websocket_connect(f"/private/ws?listenKey={key}") as ws:
         stream.keys[key].expires_ms = 0

@@ -52,6 +52,7 @@ from perpx.engine.events import (
     LiquidationExplained,
     MarketModeChanged,
     MarketParamsChanged,
+    MarkPriceSet,
     ScopeFigures,
     TransferRejected,
     WithdrawalApplied,
@@ -124,14 +125,8 @@ router = APIRouter(
 )
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The admin read model (liquidations, insurance movements, parameter audit) in DATA/admin.sqlite."""
-    return {"adminlog": AdminLog(ctx.data_dir)}
-
-
 def _log(request: Request) -> AdminLog:
-    log: AdminLog = ctx_of(request).component("adminlog")
-    return log
+    return ctx_of(request).components.adminlog
 
 
 def _spec(request: Request, symbol: str) -> MarketSpec:
@@ -170,9 +165,10 @@ def _price_ticks(spec: MarketSpec, text: str, name: str) -> int:
 
 
 def _refused(applied: Applied) -> None:
-    for event in applied.events:
-        if isinstance(event, CommandRejected):
-            raise engine_refusal(event.code, event.message)
+    """Raise the command's refusal: its first own event, never one of the work that ran before it."""
+    own = applied.events.own
+    if own and isinstance(own[0], CommandRejected):
+        raise engine_refusal(own[0].code, own[0].message)
 
 
 # ---------------------------------------------------------------------- accounts and transfers
@@ -217,7 +213,7 @@ async def create_account(request: Request, body: NewAccount) -> dict[str, Any]:
     name = _text(body.name, "name")
     ctx = ctx_of(request)
     applied = await ctx.seq.submit(lambda ts: CreateAccount(ts_ns=ts, name=name))
-    created = next(e for e in applied.events if isinstance(e, AccountCreated))
+    created = next(e for e in applied.events.own if isinstance(e, AccountCreated))
     key = ctx.keys.create(created.account_id, name, tuple(body.permissions), tuple(body.ips))
     return {"accountId": int(created.account_id), "apiKey": key.api_key, "apiSecret": key.secret}
 
@@ -250,7 +246,7 @@ async def _transfer(request: Request, body: Transfer, deposit: bool) -> dict[str
         "amount": body.amount,
         "txId": body.txId,
     }
-    for event in applied.events:
+    for event in applied.events.own:
         if isinstance(event, DepositApplied | WithdrawalApplied):
             return {**answer, "balance": money(event.balance_atoms, ctx.atom), "status": "APPLIED"}
         if isinstance(event, TransferRejected):
@@ -398,7 +394,16 @@ async def mark_price(request: Request, body: MarkPrice) -> dict[str, Any]:
         lambda ts: SetMarkPrice(ts_ns=ts, market=spec.market, index_ticks=index, mark_ticks=mark)
     )
     _refused(applied)
-    return {"symbol": spec.market, **await _prices(request, spec)}
+    own = applied.events.own
+    if not own or not isinstance(own[0], MarkPriceSet):
+        raise ApiError(500, -1000, "An unknown error occurred: the engine answered the mark with no result.")
+    mark_set = own[0]
+    return {
+        "symbol": spec.market,
+        "indexPrice": _ticks_text(mark_set.index_ticks, spec),
+        "markPrice": _ticks_text(mark_set.mark_ticks, spec),
+        "indexStale": False,  # a market without index sources is never index-stale (engine invariant)
+    }
 
 
 async def _prices(request: Request, spec: MarketSpec) -> dict[str, Any]:
@@ -461,7 +466,7 @@ async def market_mode(request: Request, symbol: str, body: ModeChange) -> dict[s
         lambda ts: SetMarketMode(ts_ns=ts, market=spec.market, mode=mode, settle_price_ticks=settle)
     )
     _refused(applied)
-    changed = next(e for e in applied.events if isinstance(e, MarketModeChanged))
+    changed = next(e for e in applied.events.own if isinstance(e, MarketModeChanged))
     return {
         "symbol": spec.market,
         "mode": changed.mode.value.lower(),
@@ -518,7 +523,7 @@ async def set_market_params(request: Request, symbol: str, params: ParamValues) 
         )
     )
     _refused(applied)
-    changed = next(e for e in applied.events if isinstance(e, MarketParamsChanged))
+    changed = next(e for e in applied.events.own if isinstance(e, MarketParamsChanged))
     return {
         "symbol": spec.market,
         "operator": operator,

@@ -1,9 +1,9 @@
 """The ASGI applications: the public one and the admin one, Binance-shaped errors, start and stop.
 
 Each adapter module exposes ``router`` (its routes) and may expose
-``components(ctx) -> dict[str, Component]`` (its read models and streams) and
-``on_start(ctx)`` / ``on_stop(ctx)``. :func:`build_components` gathers the
-components. :func:`create_app` is the public listener (Binance REST and
+``on_start(ctx)`` / ``on_stop(ctx)``; the read models and streams are built
+together, in dependency order, by :func:`build_components`
+(:class:`perpx.server.components.Components`). :func:`create_app` is the public listener (Binance REST and
 WebSocket, ``/health``, ``/ready``); :func:`create_admin_app` is the admin
 listener (``/admin/v1``, ``/health``, ``/ready``). They share one venue (one
 sequencer), and neither serves the other's routes: ``/admin/v1`` on the public
@@ -22,7 +22,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,8 +29,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from perpx.server import admin, health, limits, public, streams, trading, userstream
+from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
+from perpx.server.trading import order_route
 
 log = logging.getLogger("perpx.server")
 
@@ -41,14 +42,9 @@ MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
-def build_components(ctx: ServerContext) -> dict[str, Any]:
-    """Every module's components, in module order (the sequencer feeds them in this order)."""
-    out: dict[str, Any] = {}
-    for module in MODULES:
-        make = getattr(module, "components", None)
-        if make is not None:
-            out.update(make(ctx))
-    return out
+def build_components(ctx: ServerContext) -> Components:
+    """The venue's read models and streams (:meth:`perpx.server.components.Components.build`)."""
+    return Components.build(ctx)
 
 
 async def start_venue(ctx: ServerContext) -> None:
@@ -107,6 +103,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     for module in PUBLIC_MODULES:
         app.include_router(module.router)
     app.include_router(health.router)
+    order_route.install(app)
     return app
 
 

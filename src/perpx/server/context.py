@@ -3,8 +3,8 @@
 :func:`open_venue` opens the data directory (one recovery path: snapshot +
 journal tail), lets every persistent component catch up on the records it has
 not seen yet, and builds the sequencer. Components are the server's read
-models and streams; each is a :class:`Component` registered in
-``ctx.components`` and fed every applied batch by the sequencer.
+models and streams: typed fields of ``ctx.components``
+(:class:`perpx.server.components.Components`), fed every applied batch by the sequencer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from perpx.engine.commands import Command
 from perpx.engine.config import MarketSpec, VenueConfig
@@ -34,20 +34,29 @@ from perpx.server.auth import AdminGuard
 from perpx.server.keys import KeyStore
 from perpx.server.sequencer import Applied, RequestSequencer
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from perpx.server.components import Components
+
 
 class Component(Protocol):
-    """A read model or stream fed by the sequencer.
+    """A read model or stream of the server.
 
     ``resume_seq`` is the last journal record a persistent component has applied (``None`` for an
-    in-memory one, which starts from the current state instead); start-up replays every record
-    after the smallest of these through ``on_applied``.
+    in-memory one, which starts from the current state instead).
     """
 
     def resume_seq(self) -> int | None: ...
 
-    def on_applied(self, batch: list[Applied]) -> None: ...
-
     def close(self) -> None: ...
+
+
+class PersistentComponent(Component, Protocol):
+    """A component with rows on disk: start-up replays every record after its ``resume_seq``
+    through ``on_applied`` (what it returns is for live feeding only and is dropped)."""
+
+    def on_applied(self, batch: list[Applied]) -> object: ...
 
 
 @dataclass
@@ -65,7 +74,8 @@ class ServerContext:
     admin_token: str | None
     sequencer: RequestSequencer | None = None
     report: RecoveryReport | None = None
-    components: dict[str, Any] = field(default_factory=dict)
+    built: Components | None = None
+    """The components, once :func:`open_venue` built them (read them as :attr:`components`)."""
     demo: bool = False
     serving: bool = False
     admin_guard: AdminGuard = field(default_factory=AdminGuard)
@@ -93,14 +103,18 @@ class ServerContext:
             raise RuntimeError("the venue is not open yet")
         return self.sequencer
 
-    def component(self, name: str) -> Any:
-        return self.components[name]
+    @property
+    def components(self) -> Components:
+        if self.built is None:
+            raise RuntimeError("the venue's components are not built yet")
+        return self.built
 
     def close(self) -> None:
         if self.sequencer is not None:
             self.sequencer.close()
-        for component in reversed(list(self.components.values())):
-            component.close()
+        if self.built is not None:
+            for component in reversed(list(self.built.named().values())):
+                component.close()
         self.keys.close()
 
 
@@ -139,7 +153,7 @@ READ_MODELS = (
         keep_tables=("api_keys",),
     ),
 )
-"""The persistent components of :func:`perpx.server.app.build_components`, read before they are opened."""
+"""The persistent components (:meth:`perpx.server.components.Components.persistent`), read before they are opened."""
 
 
 def stored_seqs(data_dir: Path) -> dict[str, int]:
@@ -240,15 +254,16 @@ def check_read_models(seqs: dict[str, int], journal_last_seq: int, data_dir: Pat
 def open_venue(
     data_dir: Path,
     config_text: str | None,
-    build_components: Any,
+    build_components: Callable[[ServerContext], Components],
     *,
     tick_ms: int = 1000,
     rebuild_read_models: bool = False,
 ) -> ServerContext:
     """Open ``data_dir``, create the components, catch them up, and build the sequencer (not started).
 
-    ``build_components(ctx) -> dict[str, Component]`` creates the read models and streams (they may
-    read ``ctx.config`` and open files under ``ctx.data_dir``).
+    ``build_components(ctx)`` creates the read models and streams (usually
+    :meth:`perpx.server.components.Components.build`; they may read ``ctx.config`` and open files
+    under ``ctx.data_dir``).
 
     Every check happens before the first write: the config, the journal (a torn tail is the only
     damage that is repaired), the snapshots, and each read model's last record against the
@@ -277,8 +292,9 @@ def open_venue(
             admin_token=admin_token_of(config),
             rebuilt_read_models=rebuild_read_models,
         )
-        ctx.components = dict(build_components(ctx))
-        for name, component in ctx.components.items():
+        ctx.built = build_components(ctx)
+        persistent = ctx.built.persistent()
+        for name, component in ctx.built.named().items():
             resume = component.resume_seq()
             if resume is not None and resume < plan.snapshot_seq:
                 raise RecoveryError(
@@ -289,7 +305,7 @@ def open_venue(
 
         def observe(seq: int, command: Command, events: Outcome) -> None:
             batch = [Applied(seq, command, events)]
-            for component in ctx.components.values():
+            for component in persistent.values():
                 after = component.resume_seq()
                 if after is not None and seq > after:
                     component.on_applied(batch)
@@ -306,7 +322,7 @@ def open_venue(
     ctx.config = store.config
     ctx.report = report
     sequencer = RequestSequencer(store, manual_clock=store.config.clock == "manual", tick_ms=tick_ms)
-    for component in ctx.components.values():
-        sequencer.add_listener(component.on_applied)
+    for listener in ctx.built.listeners():
+        sequencer.add_listener(listener)
     ctx.sequencer = sequencer
     return ctx

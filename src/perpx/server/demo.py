@@ -383,5 +383,5 @@ def attach_demo(ctx: ServerContext, seed: int, cast: DemoCast | None = None) -> 
     sequencer.add_listener(component.on_applied)
     driver.setup(sequencer)
     front.add_driver(driver)
-    ctx.components["demo"] = component
+    ctx.components.demo = component
     return driver

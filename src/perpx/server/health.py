@@ -103,7 +103,7 @@ class Readiness:
 def lagging(ctx: ServerContext, last_seq: int) -> list[str]:
     """Why each persistent component is not at ``last_seq`` (on the sequencer thread, between batches)."""
     reasons: list[str] = []
-    for name, component in ctx.components.items():
+    for name, component in ctx.components.named().items():
         failure = getattr(component, "failure", None)
         if failure is not None:
             reasons.append(f"read model '{name}' stopped: {failure}; restart the venue to catch it up")
@@ -157,10 +157,6 @@ class ReadinessProbe:
         return await asyncio.shield(inflight)
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    return {"health": ReadinessProbe(ctx)}
-
-
 router = APIRouter(tags=["health (perpx)"])
 
 
@@ -173,6 +169,6 @@ async def health() -> dict[str, str]:
 @router.get("/ready", responses={503: {"description": "Not ready; `reasons` says why."}})
 async def ready(request: Request) -> JSONResponse:
     """Readiness: 200 when the venue takes traffic, else 503 with the reasons."""
-    probe: ReadinessProbe = ctx_of(request).component("health")
+    probe = ctx_of(request).components.health
     answer = await probe.check()
     return JSONResponse(answer.body(), status_code=200 if answer.ready else 503)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -286,11 +285,6 @@ def _too_many_orders(limit: int, interval: str, retry_s: float) -> ApiError:
     )
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The ``limits`` component, configured from the environment and ``[server]``."""
-    return {"limits": RateLimiter(limits_from(ctx.config.raw, os.environ))}
-
-
 class UsedWeightMiddleware:
     """Adds ``X-MBX-USED-WEIGHT-1M`` (and the order counts, when counted) to every HTTP response.
 
@@ -306,7 +300,7 @@ class UsedWeightMiddleware:
             await self.app(scope, receive, send)
             return
         ctx: ServerContext = scope["app"].state.ctx
-        limiter = ctx.components.get("limits")
+        limiter = ctx.components.limits
         client = scope.get("client")
         ip = client[0] if client else ""
 

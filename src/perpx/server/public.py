@@ -30,15 +30,9 @@ from perpx.engine.pricing.stage import PricingView
 from perpx.engine.values import RATE_SCALE, MarketId, format_units
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
-from perpx.server.marketdata import (
-    INTERVALS,
-    AggTrade,
-    Candle,
-    DepthTracker,
-    Ticker,
-    Trade,
-    TradeStore,
-)
+from perpx.server.marketdata.candles import INTERVALS, Candle, Ticker
+from perpx.server.marketdata.depth import DepthTracker
+from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore
 from perpx.server.rest import charge, ctx_of, params_of, public
 from perpx.server.wire import enum_param, id_param, int_param, market_param, ms, price, qty, time_param
 
@@ -72,22 +66,12 @@ STATUS = {
 }
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    """The trade store (persistent) and the book's update sequence (in memory)."""
-    return {
-        "marketdata": TradeStore(ctx.data_dir / "market.sqlite"),
-        "depth": DepthTracker(ctx.config, lambda: ctx.seq.engine, lambda: ctx.seq.last_seq),
-    }
-
-
 def store_of(ctx: ServerContext) -> TradeStore:
-    store: TradeStore = ctx.component("marketdata")
-    return store
+    return ctx.components.marketdata
 
 
 def depth_of(ctx: ServerContext) -> DepthTracker:
-    depth: DepthTracker = ctx.component("depth")
-    return depth
+    return ctx.components.depth
 
 
 async def _read(fn: Callable[[], T]) -> T:

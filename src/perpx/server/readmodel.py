@@ -164,8 +164,8 @@ class ReadModel:
     """Orders, algo orders, trades, income and margin history of every account; see the module doc.
 
     ``publish`` (set by the user data stream once it runs) makes ``on_applied`` also build the
-    ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE`` messages of the accounts in ``watched``; they are in
-    ``messages`` until the next batch.
+    ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE`` messages of the accounts in ``watched`` and return them,
+    for its feeder to hand to the user data stream (the stream never reads them off the model).
     """
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -185,7 +185,7 @@ class ReadModel:
         self.failure: str | None = None
         self.publish = False
         self.watched: frozenset[int] = frozenset()
-        self.messages: list[Message] = []
+        self._messages: list[Message] = []
         self._seq = self._last_seq
         self._open: dict[int, OrderRecord] = {
             r.order_id: r
@@ -209,14 +209,14 @@ class ReadModel:
 
     # ------------------------------------------------------------------ component
 
-    def resume_seq(self) -> int | None:
+    def resume_seq(self) -> int:
         return self._last_seq
 
-    def on_applied(self, batch: list[Applied]) -> None:
-        """Apply a journaled batch in one transaction (sequencer thread)."""
-        self.messages = []
+    def on_applied(self, batch: list[Applied]) -> list[Message]:
+        """Apply a journaled batch in one transaction (sequencer thread); return its user-stream messages."""
+        self._messages = []
         if self.failure is not None or not batch:
-            return
+            return []
         try:
             for applied in batch:
                 self._seq = applied.seq
@@ -225,11 +225,12 @@ class ReadModel:
             self._flush(batch[-1].seq)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
-            self.messages = []
+            self._messages = []
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             log.exception("read model stopped at seq %d; a restart catches it up", batch[0].seq)
             raise
+        return self._messages
 
     def close(self) -> None:
         self._db.close()
@@ -247,7 +248,7 @@ class ReadModel:
         self._touched_out[(account_id, symbol)] = ms
 
     def _emit(self, account_id: int, payload: dict[str, Any]) -> None:
-        self.messages.append((self._seq, account_id, payload))
+        self._messages.append((self._seq, account_id, payload))
 
     def _wants(self, account_id: int) -> bool:
         return self.publish and account_id in self.watched
@@ -359,42 +360,28 @@ class ReadModel:
         if record is None:
             log.error("fill of order %d, which the read model does not hold open", e.order_id)
             return
-        record = record.evolve(
-            executed_lots=record.executed_lots + e.qty_lots,
-            cum_quote_atoms=record.cum_quote_atoms + quote,
-            status="FILLED" if e.leaves_lots == 0 else "PARTIALLY_FILLED",
-            update_ms=ms,
-        )
+        record = order_moved(record, e, spec.contract_atoms)
         self._put_order(record)
         fill = Fill(e.trade_id, e.price_ticks, e.qty_lots, e.fee_atoms, e.realized_pnl_atoms, e.is_maker)
         self._order_update(record, "CALCULATED" if record.liquidation else "TRADE", ms, fill)
 
-    def _close_order(self, order_id: int, status: str, execution: str, ts_ns: int) -> None:
-        record = self._open.get(order_id)
-        if record is None:
-            log.error("order %d closed (%s), but the read model does not hold it open", order_id, status)
-            return
-        ms = _ms(ts_ns)
-        record = record.evolve(status=status, update_ms=ms)
-        self._put_order(record)
-        self._order_update(record, execution, ms)
-
-    def _on_canceled(self, e: OrderCanceled) -> None:
-        self._close_order(e.order_id, "CANCELED", "CANCELED", e.ts_ns)
-
-    def _on_expired(self, e: OrderExpired) -> None:
-        status = "EXPIRED_IN_MATCH" if e.reason in _STP_EXPIRY else "EXPIRED"
-        self._close_order(e.order_id, status, "EXPIRED", e.ts_ns)
-
-    def _on_amended(self, e: OrderAmended) -> None:
+    def _move_order(self, e: OrderCanceled | OrderExpired | OrderAmended, execution: str) -> None:
         record = self._open.get(e.order_id)
         if record is None:
-            log.error("amend of order %d, which the read model does not hold open", e.order_id)
+            log.error("%s of order %d, which the read model does not hold open", type(e).__name__, e.order_id)
             return
-        ms = _ms(e.ts_ns)
-        record = record.evolve(price_ticks=e.price_ticks, orig_qty_lots=e.qty_lots, update_ms=ms)
+        record = order_moved(record, e, self.specs[record.symbol].contract_atoms)
         self._put_order(record)
-        self._order_update(record, "AMENDMENT", ms)
+        self._order_update(record, execution, record.update_ms)
+
+    def _on_canceled(self, e: OrderCanceled) -> None:
+        self._move_order(e, "CANCELED")
+
+    def _on_expired(self, e: OrderExpired) -> None:
+        self._move_order(e, "EXPIRED")
+
+    def _on_amended(self, e: OrderAmended) -> None:
+        self._move_order(e, "AMENDMENT")
 
     def _on_algo_accepted(self, e: ConditionalOrderAccepted) -> None:
         self._put_algo(algo_record(e))
@@ -772,57 +759,66 @@ def algo_record(e: ConditionalOrderAccepted) -> AlgoRecord:
     )
 
 
-def fold_order(events: list[Event], order_id: int, contract_atoms: int) -> OrderRecord | None:
-    """One order's record from a command's events alone (the answer when the read model has stopped).
+def placed_order(e: OrderAccepted) -> OrderRecord:
+    """A plain order's record at its acceptance (no conditional-order parent, no liquidation flag).
 
-    Only a plain order placed by the command is covered (no conditional-order parent, no
-    liquidation flag): what a client needs to learn its order was accepted and how it traded.
+    The read model builds the same record for such an order (:meth:`ReadModel._on_accepted`).
     """
-    record: OrderRecord | None = None
+    ms = _ms(e.ts_ns)
+    return OrderRecord(
+        order_id=e.order_id,
+        account_id=e.account_id,
+        symbol=str(e.market),
+        client_order_id=e.client_order_id or default_client_order_id(e.order_id),
+        side=_side(e.side),
+        type=e.order_type.value,
+        orig_type=e.order_type.value,
+        tif=e.tif.value,
+        price_ticks=e.price_ticks,
+        orig_qty_lots=e.qty_lots,
+        executed_lots=0,
+        cum_quote_atoms=0,
+        status="NEW",
+        reduce_only=e.reduce_only,
+        close_position=False,
+        stop_price_ticks=None,
+        working_type="CONTRACT_PRICE",
+        price_protect=False,
+        stp=e.stp.value,
+        time_ms=ms,
+        update_ms=ms,
+    )
+
+
+def order_moved(record: OrderRecord, e: Event, contract_atoms: int) -> OrderRecord:
+    """``record`` after one event of its order (a fill, close or amend); any other event leaves it.
+
+    The one place an order's figures and status move: the read model and the routes that answer
+    from a command's events both call it, so they cannot disagree.
+    """
+    if isinstance(e, OrderFilled):
+        return record.evolve(
+            executed_lots=record.executed_lots + e.qty_lots,
+            cum_quote_atoms=record.cum_quote_atoms + e.price_ticks * e.qty_lots * contract_atoms,
+            status="FILLED" if e.leaves_lots == 0 else "PARTIALLY_FILLED",
+            update_ms=_ms(e.ts_ns),
+        )
+    if isinstance(e, OrderCanceled):
+        return record.evolve(status="CANCELED", update_ms=_ms(e.ts_ns))
+    if isinstance(e, OrderExpired):
+        status = "EXPIRED_IN_MATCH" if e.reason in _STP_EXPIRY else "EXPIRED"
+        return record.evolve(status=status, update_ms=_ms(e.ts_ns))
+    if isinstance(e, OrderAmended):
+        return record.evolve(price_ticks=e.price_ticks, orig_qty_lots=e.qty_lots, update_ms=_ms(e.ts_ns))
+    return record
+
+
+def apply_to_order(record: OrderRecord, events: Iterable[Event], contract_atoms: int) -> OrderRecord:
+    """``record`` after every event of ``events`` that names its order, in order."""
+    order_id = record.order_id
     for e in events:
-        if isinstance(e, OrderAccepted) and e.order_id == order_id:
-            ms = _ms(e.ts_ns)
-            record = OrderRecord(
-                order_id=e.order_id,
-                account_id=e.account_id,
-                symbol=str(e.market),
-                client_order_id=e.client_order_id or default_client_order_id(e.order_id),
-                side=_side(e.side),
-                type=e.order_type.value,
-                orig_type=e.order_type.value,
-                tif=e.tif.value,
-                price_ticks=e.price_ticks,
-                orig_qty_lots=e.qty_lots,
-                executed_lots=0,
-                cum_quote_atoms=0,
-                status="NEW",
-                reduce_only=e.reduce_only,
-                close_position=False,
-                stop_price_ticks=None,
-                working_type="CONTRACT_PRICE",
-                price_protect=False,
-                stp=e.stp.value,
-                time_ms=ms,
-                update_ms=ms,
-            )
-        elif record is None or getattr(e, "order_id", None) != order_id:
-            continue
-        elif isinstance(e, OrderFilled):
-            record = record.evolve(
-                executed_lots=record.executed_lots + e.qty_lots,
-                cum_quote_atoms=record.cum_quote_atoms + e.price_ticks * e.qty_lots * contract_atoms,
-                status="FILLED" if e.leaves_lots == 0 else "PARTIALLY_FILLED",
-                update_ms=_ms(e.ts_ns),
-            )
-        elif isinstance(e, OrderCanceled):
-            record = record.evolve(status="CANCELED", update_ms=_ms(e.ts_ns))
-        elif isinstance(e, OrderExpired):
-            status = "EXPIRED_IN_MATCH" if e.reason in _STP_EXPIRY else "EXPIRED"
-            record = record.evolve(status=status, update_ms=_ms(e.ts_ns))
-        elif isinstance(e, OrderAmended):
-            record = record.evolve(
-                price_ticks=e.price_ticks, orig_qty_lots=e.qty_lots, update_ms=_ms(e.ts_ns)
-            )
+        if getattr(e, "order_id", None) == order_id:
+            record = order_moved(record, e, contract_atoms)
     return record
 
 

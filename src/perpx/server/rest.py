@@ -101,16 +101,12 @@ def _is_form(request: Request, raw_body: bytes) -> bool:
 
 def charge(request: Request, weight: int) -> None:
     """Count ``weight`` against the caller's per-IP budget (429/418 when over; see limits.py)."""
-    limiter = ctx_of(request).components.get("limits")
-    if limiter is not None:
-        limiter.charge(request, weight)
+    ctx_of(request).components.limits.charge(request, weight)
 
 
 def count_orders(request: Request, account_id: int, orders: int = 1) -> None:
     """Count new orders against the account's order-rate limits (-1015 when over; see limits.py)."""
-    limiter = ctx_of(request).components.get("limits")
-    if limiter is not None:
-        limiter.count_orders(request, account_id, orders)
+    ctx_of(request).components.limits.count_orders(request, account_id, orders)
 
 
 async def public(request: Request, weight: int = 1) -> Params:

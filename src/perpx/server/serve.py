@@ -186,7 +186,7 @@ async def _announce(ctx: ServerContext, public: Address, admin: Address | None) 
             flush=True,
         )
     print(f"perpx: health {base}/health  readiness {base}/ready (on the admin port too)", flush=True)
-    demo = ctx.components.get("demo")
+    demo = ctx.components.demo
     if demo is not None:
         try:
             balance = await ctx.seq.query(demo.trader_balance)

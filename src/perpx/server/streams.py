@@ -70,19 +70,9 @@ from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import NS_PER_MS, MarketId
 from perpx.server.context import ServerContext
-from perpx.server.marketdata import (
-    INTERVALS,
-    AggTrade,
-    BookTop,
-    Candle,
-    DepthDiff,
-    DepthSnapshot,
-    DepthTracker,
-    Trade,
-    TradeStore,
-    interval_open,
-    public_trades,
-)
+from perpx.server.marketdata.candles import INTERVALS, Candle, interval_open
+from perpx.server.marketdata.depth import BookChanges, BookTop, DepthDiff, DepthSnapshot, DepthTracker
+from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore, public_trades
 from perpx.server.public import levels, premium_json, quote, ticker_figures
 from perpx.server.sequencer import Applied
 from perpx.server.wire import price, qty
@@ -316,9 +306,16 @@ class StreamHub:
     """The ``streams`` component: subscriptions, the sequencer-side encoder and the timed pushes."""
 
     def __init__(
-        self, ctx: ServerContext, max_frames: int = QUEUE_FRAMES, stall_s: float = SEND_STALL_S
+        self,
+        ctx: ServerContext,
+        store: TradeStore,
+        depth: DepthTracker,
+        max_frames: int = QUEUE_FRAMES,
+        stall_s: float = SEND_STALL_S,
     ) -> None:
         self.ctx = ctx
+        self.store = store
+        self.depth = depth
         self.max_frames = max_frames
         self.stall_s = stall_s
         self.slow_drops = 0
@@ -346,8 +343,12 @@ class StreamHub:
     def close(self) -> None:
         pass
 
-    def on_applied(self, batch: list[Applied]) -> None:
-        """Encode the batch's events for watched streams and hand them to the loop (sequencer thread)."""
+    def on_applied(self, batch: list[Applied], book: BookChanges) -> None:
+        """Encode the batch's events for watched streams and hand them to the loop (sequencer thread).
+
+        ``book`` is what the depth tracker made of the same batch (it is fed first and hands its
+        product over: :meth:`perpx.server.components.Components.listeners`).
+        """
         loop = self.loop
         active = self.active
         if loop is None or not active:
@@ -355,16 +356,14 @@ class StreamHub:
         now_ns = batch[-1].command.ts_ns
         specs = self.ctx.config.markets
         out: list[tuple[Feed, str]] = []
-        depth: DepthTracker = self.ctx.component("depth")
-        if depth.last_batch_seq == batch[-1].seq:
-            for diff in depth.last_diffs:
-                feed = Feed("depth", diff.market)
-                if feed in active:
-                    out.append((feed, dumps(depth_event(specs[diff.market], diff))))
-            for top in depth.last_tops:
-                feed = Feed("bookTicker", top.market)
-                if feed in active:
-                    out.append((feed, dumps(book_ticker_event(specs[top.market], top))))
+        for diff in book.diffs:
+            feed = Feed("depth", diff.market)
+            if feed in active:
+                out.append((feed, dumps(depth_event(specs[diff.market], diff))))
+        for top in book.tops:
+            feed = Feed("bookTicker", top.market)
+            if feed in active:
+                out.append((feed, dumps(book_ticker_event(specs[top.market], top))))
         dirty: set[str] = set()
         if self.trade_markets:
             for applied in batch:
@@ -596,7 +595,7 @@ class StreamHub:
             feeds = [feed for feed in self._feeds("partial") if feed.speed_ms == speed_ms]
             if not feeds:
                 return
-            depth: DepthTracker = self.ctx.component("depth")
+            depth = self.depth
             wanted: dict[str, int] = {}
             for feed in feeds:
                 wanted[feed.market] = max(wanted.get(feed.market, 0), int(feed.arg))
@@ -628,7 +627,7 @@ class StreamHub:
         feeds = self._feeds("kline")
         if not feeds:
             return
-        store: TradeStore = self.ctx.component("marketdata")
+        store = self.store
         specs = self.ctx.config.markets
         now_ms = max(self.now_ns // NS_PER_MS, store.now_ms)
         dirty, self._kline_dirty = self._kline_dirty, set()
@@ -651,7 +650,7 @@ class StreamHub:
         feeds = self._feeds("ticker") + self._feeds("miniTicker")
         if not feeds:
             return
-        store: TradeStore = self.ctx.component("marketdata")
+        store = self.store
         specs = self.ctx.config.markets
         markets = sorted({feed.market for feed in feeds})
         tickers = await asyncio.to_thread(lambda: {m: store.ticker(m) for m in markets})
@@ -718,24 +717,18 @@ class StreamHub:
 # ---------------------------------------------------------------------------------------------- wiring
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    return {"streams": StreamHub(ctx)}
-
-
 async def on_start(ctx: ServerContext) -> None:
-    hub: StreamHub = ctx.component("streams")
+    hub = ctx.components.streams
     hub.start(asyncio.get_running_loop())
 
 
 async def on_stop(ctx: ServerContext) -> None:
-    hub: StreamHub = ctx.component("streams")
-    await hub.stop()
+    await ctx.components.streams.stop()
 
 
 def _hub(websocket: WebSocket) -> StreamHub:
     ctx: ServerContext = websocket.app.state.ctx
-    hub: StreamHub = ctx.component("streams")
-    return hub
+    return ctx.components.streams
 
 
 def _looks_like_listen_key(part: str) -> bool:

@@ -69,10 +69,10 @@ from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_key
 from perpx.server.keys import new_token
-from perpx.server.readmodel import ReadModel
+from perpx.server.readmodel import Message, ReadModel
 from perpx.server.rest import ctx_of, keyed
 from perpx.server.sequencer import Applied
-from perpx.server.trading import break_even_price, entry_price, fee_tier
+from perpx.server.trading.account import break_even_price, entry_price, fee_tier
 
 log = logging.getLogger("perpx.userstream")
 
@@ -107,10 +107,6 @@ class Connection:
     close_reason: str = ""
 
 
-def components(ctx: ServerContext) -> dict[str, Any]:
-    return {"userstream": UserStream(ctx)}
-
-
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -118,8 +114,11 @@ def _wall_ms() -> int:
 class UserStream:
     """listenKeys, live connections, and the fan-out of user events (an in-memory component)."""
 
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, readmodel: ReadModel) -> None:
         self.ctx = ctx
+        self.readmodel = readmodel
+        """Builds the order and algo messages (``ORDER_TRADE_UPDATE``, ``ALGO_UPDATE``) of the accounts
+        this stream tells it to watch, and its feeder hands them to :meth:`on_applied`."""
         self.validity_ms = LISTEN_KEY_VALIDITY_MS
         self.keys: dict[str, ListenKey] = {}
         self.by_account: dict[int, str] = {}
@@ -137,16 +136,19 @@ class UserStream:
     def close(self) -> None:
         return None
 
-    def on_applied(self, batch: list[Applied]) -> None:
-        """Build this batch's messages for the watched accounts and hand them to the loop."""
+    def on_applied(self, batch: list[Applied], order_messages: list[Message]) -> None:
+        """Build this batch's messages for the watched accounts and hand them to the loop.
+
+        ``order_messages`` are what the read model built from the same batch (it is fed first and
+        hands them over: :meth:`perpx.server.components.Components.listeners`).
+        """
         watched = self._watched
         loop = self.loop
         if not watched or loop is None or self.ctx.sequencer is None:
             return
         engine = self.ctx.seq.engine
-        model: ReadModel = self.ctx.component("readmodel")
         by_seq: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-        for seq, account_id, payload in model.messages:
+        for seq, account_id, payload in order_messages:
             by_seq.setdefault(seq, []).append((account_id, payload))
         out: list[tuple[int, dict[str, Any]]] = []
         marks_moved = False
@@ -345,9 +347,7 @@ class UserStream:
     def _refresh_watched(self) -> None:
         watched = frozenset(self.connections)
         self._watched = watched
-        model: ReadModel | None = self.ctx.components.get("readmodel")
-        if model is not None:
-            model.watched = watched
+        self.readmodel.watched = watched
 
     # ------------------------------------------------------------------ listen keys (event loop)
 
@@ -446,15 +446,14 @@ def _margin_call_row(
 
 
 async def on_start(ctx: ServerContext) -> None:
-    stream: UserStream = ctx.component("userstream")
+    stream = ctx.components.userstream
     stream.loop = asyncio.get_running_loop()
-    model: ReadModel = ctx.component("readmodel")
-    model.publish = True
+    stream.readmodel.publish = True
     stream._sweeper = asyncio.create_task(stream._sweep_forever())
 
 
 async def on_stop(ctx: ServerContext) -> None:
-    stream: UserStream = ctx.component("userstream")
+    stream = ctx.components.userstream
     if stream._sweeper is not None:
         stream._sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -472,7 +471,7 @@ async def _account(request: Request) -> tuple[UserStream, int]:
     key, _params = await keyed(request, "read")
     if key.account_id == INSURANCE_ACCOUNT:
         raise bad_key()
-    stream: UserStream = ctx_of(request).component("userstream")
+    stream = ctx_of(request).components.userstream
     return stream, int(key.account_id)
 
 
@@ -512,7 +511,7 @@ async def serve_private(websocket: WebSocket, listen_key: str, ctx: ServerContex
 
     An unknown or expired key is refused before the handshake completes (HTTP 403).
     """
-    stream: UserStream = ctx.component("userstream")
+    stream = ctx.components.userstream
     try:
         connection = stream.attach(listen_key)
     except ApiError:
