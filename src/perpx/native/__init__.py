@@ -24,6 +24,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
+    from array import array
+    from collections.abc import Iterable
+
     from perpx.engine.commands import Command
     from perpx.engine.config import VenueConfig
     from perpx.engine.values import MarketId
@@ -94,6 +97,14 @@ class NativeEngine(Protocol):
         ...
 
     def cancel(self, ts_ns: int, account_id: int, order_id: int) -> int: ...
+
+    def pack(self, commands: Iterable[Command]) -> array[int]:
+        """Places and cancels by id as eight int64 each, range-checked once, for :meth:`run_batch`."""
+        ...
+
+    def run_batch(self, packed: array[int], answers: array[int]) -> int:
+        """Apply packed commands in one C loop; ``answers[i]`` gets what ``apply`` would return."""
+        ...
 
     def events(self) -> list[tuple[object, ...]]:
         """Fills, expiries and cancels since the last call (see ``venue.pyx``), and clear them."""
