@@ -39,6 +39,10 @@ class NativeUnavailable(RuntimeError):
     """The prototype cannot be built here (no Cython, no C compiler or Python headers); says which."""
 
 
+_failures: list[NativeUnavailable] = []
+"""The build failure of this process, if any (a second attempt would fail the same way, slowly)."""
+
+
 class NativeRangeError(ValueError):
     """A value outside the integer range the native prototype computes in; nothing was changed."""
 
@@ -144,10 +148,16 @@ def load() -> ModuleType:
     loaded = sys.modules.get(name)
     if loaded is not None:
         return loaded
+    if _failures:
+        raise _failures[0]  # a build that failed once in this process fails again: do not retry it
     out = cache_dir()
     built = sorted(out.glob(f"{name}.*.so")) + sorted(out.glob(f"{name}.*.pyd"))
     if not built:
-        _compile(name, out)
+        try:
+            _compile(name, out)
+        except NativeUnavailable as exc:
+            _failures.append(exc)
+            raise
         built = sorted(out.glob(f"{name}.*.so")) + sorted(out.glob(f"{name}.*.pyd"))
         if not built:
             raise NativeUnavailable(f"the build of {SOURCE.name} left no extension module in {out}")
@@ -177,7 +187,7 @@ def _compile(name: str, out: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # setuptools and Cython warn about their own deprecations
-            modules = cythonize([extension], build_dir=str(work), quiet=True, language_level=3)  # type: ignore[no-untyped-call]
+            modules = cythonize([extension], quiet=True, language_level=3)  # type: ignore[no-untyped-call]
             distribution = Distribution({"name": name, "ext_modules": modules})
             command = distribution.get_command_obj("build_ext")
             command.build_lib = str(work / "lib")
