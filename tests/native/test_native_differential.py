@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from array import array
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -395,7 +396,7 @@ def test_native_refuses_out_of_range_integers_before_changing_anything() -> None
             )
         )
     assert native.next_order_id == 1 and native.book.resting() == [] and native.events() == []
-    assert native.account(1)["wallet_atoms"] == 10**6 * USDT
+    assert native.account(1)["wallet_atoms"] == 10**6 * USDT and native.now_ns == 3
     # in range but beyond the market's filters: the engine's own refusals
     assert native.apply(order(2_000_000, 300_000)) == RejectCode.QTY_ABOVE_MAX
     assert native.apply(order(10, 10**12)) == RejectCode.PRICE_ABOVE_MAX
@@ -403,7 +404,7 @@ def test_native_refuses_out_of_range_integers_before_changing_anything() -> None
     assert native.apply(SetMarkPrice(ts_ns=7, market=MARKET, index_ticks=10**10, mark_ticks=10**10)) == 0
     with pytest.raises(NativeRangeError, match="2\\*\\*61"):
         native.apply(order(10**6, 10**10))
-    assert native.next_order_id == 1 and native.events() == []
+    assert native.next_order_id == 1 and native.events() == [] and native.now_ns == 7
 
 
 def test_native_refuses_commands_outside_its_subset() -> None:
@@ -493,3 +494,20 @@ def test_native_fill_guard_expires_a_maker_the_fill_would_bankrupt() -> None:
         ],
     )
     assert_same_state(engine, native)
+
+
+def test_native_batch_applies_the_stream_as_apply_does() -> None:
+    """``run_batch`` over the packed stream (the benchmark's C loop) answers and ends as ``apply`` does."""
+    workload = build_workload(5_000, seed=5)
+    config = default_config()
+    one_by_one, batched = new_native(config), new_native(config)
+    for command in workload.setup:
+        assert one_by_one.apply(command) >= 0 and batched.apply(command) >= 0
+    expected = array("q", [one_by_one.apply(command) for command in workload.stream])
+    answers = array("q", bytes(8 * len(workload.stream)))
+
+    assert batched.run_batch(batched.pack(workload.stream), answers) == len(workload.stream)
+    assert answers == expected
+    assert batched.events() == one_by_one.events()
+    assert batched.book.resting() == one_by_one.book.resting()
+    assert [batched.account(n) for n in range(1, 101)] == [one_by_one.account(n) for n in range(1, 101)]

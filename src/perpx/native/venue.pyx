@@ -746,27 +746,30 @@ cdef class NativeEngine:
 
     cpdef int64_t deposit(self, int64_t ts_ns, int64_t account_id, int64_t amount_atoms) except? -1:
         """Credit the cross wallet (the tx id check is ``apply``'s); 0 or the negative code."""
+        if amount_atoms > ORDER_LIMIT:
+            raise NativeRangeError(f"amount_atoms={amount_atoms} is above the prototype's 2**61 per deposit")
+        if 1 <= account_id <= self.accounts_count and (
+            <wide>self.accounts[account_id].wallet_atoms + amount_atoms > STATE_LIMIT
+            or <wide>self.deposits_atoms + amount_atoms > STATE_LIMIT
+        ):
+            raise NativeRangeError("the deposit would take a wallet or the deposit total beyond 2**62 atoms")
         self._advance(ts_ns)
         if account_id < 1 or account_id > self.accounts_count:
             return UNKNOWN_ACCOUNT
         if amount_atoms <= 0:
             return AMOUNT_NOT_POSITIVE
-        if amount_atoms > ORDER_LIMIT:
-            raise NativeRangeError(f"amount_atoms={amount_atoms} is above the prototype's 2**61 per deposit")
         cdef AccountRec* account = &self.accounts[account_id]
-        if <wide>account.wallet_atoms + amount_atoms > STATE_LIMIT or <wide>self.deposits_atoms + amount_atoms > STATE_LIMIT:
-            raise NativeRangeError("the deposit would take a wallet or the deposit total beyond 2**62 atoms")
         account.wallet_atoms += amount_atoms
         self.deposits_atoms += amount_atoms
         return 0
 
     cpdef int64_t set_mark(self, int64_t ts_ns, int64_t index_ticks, int64_t mark_ticks) except? -1:
         """Adopt an index and an (already clamped) mark; ``NativeRangeError`` beyond ``max_price``."""
+        if mark_ticks > self.max_price_ticks or index_ticks > self.max_price_ticks:
+            raise NativeRangeError("the prototype keeps marks and indexes within the market's max_price")
         self._advance(ts_ns)
         if mark_ticks <= 0 or index_ticks <= 0:
             return PRICE_NOT_POSITIVE
-        if mark_ticks > self.max_price_ticks or index_ticks > self.max_price_ticks:
-            raise NativeRangeError("the prototype keeps marks and indexes within the market's max_price")
         self.mark_ticks = mark_ticks
         self.index_ticks = index_ticks
         self.has_mark = True
@@ -1007,6 +1010,7 @@ cdef class NativeEngine:
             raise NativeRangeError(f"side={side} is neither +1 nor -1")
         if stp < STP_NONE or stp > STP_EXPIRE_BOTH:
             raise NativeRangeError(f"stp={stp} is not a self-trade prevention mode")
+        cdef int64_t clock_before = self.now_ns  # a range refusal leaves even the clock as it was
         self._advance(ts_ns)
         # 1. validate
         if account_id < 1 or account_id > self.accounts_count:
@@ -1057,6 +1061,7 @@ cdef class NativeEngine:
             if price_ticks < 1:
                 price_ticks = 1
         if <wide>price_ticks * qty_lots * self.contract_atoms > ORDER_LIMIT:
+            self.now_ns = clock_before
             raise NativeRangeError(
                 f"an order of {qty_lots} lots at {price_ticks} ticks is beyond the prototype's 2**61 atoms of notional"
             )
