@@ -14,8 +14,10 @@ times, interleaved so that all see the same machine:
 * **native, C loop**: ``run_batch`` over the stream packed as int64 (no Python per command): the
   cost of the book, margin check, matching and settlement alone.
 
-Also, once: ``perpx.journal.journal.encode_record`` over the stream (the journal's msgpack encoding
-per command, without the write), and an empty Python loop over the stream.
+Also, on their own: ``perpx.journal.journal.encode_record`` over the stream (the journal's
+msgpack encoding per command, without the write); the packed stream journaled as batches of
+1,000 commands (a length and CRC32 header and one write per batch, to a temporary file, no
+fsync); and an empty Python loop over the stream.
 
 Every native run must end where the engine ends (the same resting orders in queue order, leaves,
 trades and fees), or the benchmark fails. Ratios are commands/s over the bare book's, in the same run.
@@ -30,13 +32,25 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import statistics
+import struct
+import tempfile
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Sequence
 
-from matching import MARKET, Workload, build_workload, fresh_engine, time_baseline, time_engine
+from matching import (
+    JOURNAL_BATCH,
+    MARKET,
+    Workload,
+    build_workload,
+    fresh_engine,
+    time_baseline,
+    time_engine,
+)
 from perpx.build import engine_build
 from perpx.engine.commands import CancelOrder, Command, OrderType, PlaceOrder, StpMode, TimeInForce
 from perpx.engine.config import default_config
@@ -129,6 +143,30 @@ def time_encoding(workload: Workload) -> float:
     return time.perf_counter() - start
 
 
+def time_packed_journal(workload: Workload, native: NativeEngine, directory: str) -> float:
+    """Seconds to journal the stream as packed batches: per 1,000 commands one header (length and
+    CRC32 of the batch), one write of the header and one of the batch's 64 bytes per command.
+
+    What a journal of the packed records would cost in place of ``encode_record`` per command
+    (written to the OS, no fsync: the figure ``matching.py`` puts first).
+    """
+    packed = native.pack(workload.stream)
+    view = memoryview(packed).cast("B")
+    batch_bytes = 8 * 8 * JOURNAL_BATCH
+    path = os.path.join(directory, f"packed-{time.perf_counter_ns()}.journal")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    gc.collect()
+    start = time.perf_counter()
+    for first in range(0, len(view), batch_bytes):
+        batch = view[first : first + batch_bytes]
+        os.write(fd, struct.pack("<II", len(batch), zlib.crc32(batch)))
+        os.write(fd, batch)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    os.remove(path)
+    return elapsed
+
+
 def time_empty_loop(workload: Workload) -> float:
     noop = int
     gc.collect()
@@ -192,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
                 check_same(engine, native, key)
     encode = statistics.median(time_encoding(workload) for _ in range(args.runs))
     empty = statistics.median(time_empty_loop(workload) for _ in range(args.runs))
+    with tempfile.TemporaryDirectory(prefix="perpx-bench-") as directory:
+        packer = fresh_native(workload)
+        packed_journal = statistics.median(
+            time_packed_journal(workload, packer, directory) for _ in range(args.runs)
+        )
 
     rates = {key: n / statistics.median(values) for key, values in times.items()}
     bare = rates["bare"]
@@ -210,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         )
     boundary_us = 1e6 / rates["apply"] - 1e6 / rates["batch"]
     print(f"journal encoding (encode_record, no write): {1e6 * encode / n:.3f} us/command")
+    print(
+        f"journal of packed batches (header, CRC32, write per {JOURNAL_BATCH}; no fsync):"
+        f" {1e6 * packed_journal / n:.3f} us/command"
+    )
     print(f"empty Python loop over the stream: {1e6 * empty / n:.3f} us/command")
     print(f"Python boundary of apply(command), apply minus C loop: {boundary_us:.3f} us/command")
 
@@ -227,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "native_apply_ratio_vs_bare": round(rates["apply"] / bare, 4),
         "native_batch_ratio_vs_bare": round(rates["batch"] / bare, 4),
         "journal_encode_us_per_command": round(1e6 * encode / n, 3),
+        "packed_journal_us_per_command": round(1e6 * packed_journal / n, 3),
         "boundary_us_per_command": round(boundary_us, 3),
         "python": platform.python_version(),
     }
