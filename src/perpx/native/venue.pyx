@@ -690,7 +690,9 @@ cdef class NativeEngine:
         """Apply packed commands (:meth:`pack`) in one C loop: no Python object per command.
 
         ``answers[i]`` receives what :meth:`apply` would have returned for command ``i``. What this
-        costs per command, against :meth:`apply`, is the price of the Python boundary.
+        costs per command, against :meth:`apply`, is the price of the Python boundary. ``pack``
+        checked every range; a buffer built otherwise that holds a bad side or kind stops at that
+        command with the commands before it applied.
         """
         cdef Py_ssize_t count = packed.shape[0] // 8
         cdef Py_ssize_t i
