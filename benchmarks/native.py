@@ -17,7 +17,7 @@ times, interleaved so that all see the same machine:
 Also, on their own: ``perpx.journal.journal.encode_record`` over the stream (the journal's
 msgpack encoding per command, without the write); the packed stream journaled as batches of
 1,000 commands (a length and CRC32 header and one write per batch, to a temporary file, no
-fsync); and an empty Python loop over the stream.
+fsync, then with fsync after every batch); and an empty Python loop over the stream.
 
 Every native run must end where the engine ends (the same resting orders in queue order, leaves,
 trades and fees), or the benchmark fails. Ratios are commands/s over the bare book's, in the same run.
@@ -143,12 +143,14 @@ def time_encoding(workload: Workload) -> float:
     return time.perf_counter() - start
 
 
-def time_packed_journal(workload: Workload, native: NativeEngine, directory: str) -> float:
+def time_packed_journal(
+    workload: Workload, native: NativeEngine, directory: str, fsync: bool = False
+) -> float:
     """Seconds to journal the stream as packed batches: per 1,000 commands one header (length and
     CRC32 of the batch), one write of the header and one of the batch's 64 bytes per command.
 
-    What a journal of the packed records would cost in place of ``encode_record`` per command
-    (written to the OS, no fsync: the figure ``matching.py`` puts first).
+    What a journal of the packed records would cost in place of ``encode_record`` per command:
+    written to the OS (the figure ``matching.py`` puts first), or with ``fsync`` after every batch.
     """
     packed = native.pack(workload.stream)
     view = memoryview(packed).cast("B")
@@ -161,6 +163,8 @@ def time_packed_journal(workload: Workload, native: NativeEngine, directory: str
         batch = view[first : first + batch_bytes]
         os.write(fd, struct.pack("<II", len(batch), zlib.crc32(batch)))
         os.write(fd, batch)
+        if fsync:
+            os.fsync(fd)
     elapsed = time.perf_counter() - start
     os.close(fd)
     os.remove(path)
@@ -235,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         packed_journal = statistics.median(
             time_packed_journal(workload, packer, directory) for _ in range(args.runs)
         )
+        packed_synced = statistics.median(
+            time_packed_journal(workload, packer, directory, fsync=True) for _ in range(args.runs)
+        )
 
     rates = {key: n / statistics.median(values) for key, values in times.items()}
     bare = rates["bare"]
@@ -255,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     print(f"journal encoding (encode_record, no write): {1e6 * encode / n:.3f} us/command")
     print(
         f"journal of packed batches (header, CRC32, write per {JOURNAL_BATCH}; no fsync):"
-        f" {1e6 * packed_journal / n:.3f} us/command"
+        f" {1e6 * packed_journal / n:.3f} us/command; with fsync per batch {1e6 * packed_synced / n:.3f} us/command"
+        f" ({1e3 * packed_synced / -(-n // JOURNAL_BATCH):.3f} ms per batch, in {tempfile.gettempdir()})"
     )
     print(f"empty Python loop over the stream: {1e6 * empty / n:.3f} us/command")
     print(f"Python boundary of apply(command), apply minus C loop: {boundary_us:.3f} us/command")
@@ -275,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "native_batch_ratio_vs_bare": round(rates["batch"] / bare, 4),
         "journal_encode_us_per_command": round(1e6 * encode / n, 3),
         "packed_journal_us_per_command": round(1e6 * packed_journal / n, 3),
+        "packed_journal_fsync_us_per_command": round(1e6 * packed_synced / n, 3),
         "boundary_us_per_command": round(boundary_us, 3),
         "python": platform.python_version(),
     }
