@@ -20,9 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from perpx.build import engine_build
 from perpx.journal.store import CONFIG_FILE
@@ -161,10 +163,19 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
         if announce:
             await _announce(ctx, public, admin)
 
-    report = asyncio.run(server.serve(on_ready=ready))
+    report = _run_loop(server.serve(on_ready=ready))
     for line in report.lines():
         print(line, flush=True)
     return report
+
+
+def _run_loop(main: Coroutine[Any, Any, StopReport]) -> StopReport:
+    """Run the server on uvloop where it is installed (a faster loop, same semantics), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
