@@ -358,6 +358,15 @@ def serve(
             " the way out when a read model is ahead of the journal.",
         ),
     ] = False,
+    fix_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Accept FIX 4.4 clients on this TCP port (docs: perpx.fix.gateway); off when absent.",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    fix_host: Annotated[str, typer.Option(help="Address of the FIX acceptor.")] = "127.0.0.1",
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -381,6 +390,8 @@ def serve(
         admin_port=admin_port,
         forwarded_allow_ips=forwarded_allow_ips,
         rebuild_read_models=rebuild_read_models,
+        fix_host=fix_host,
+        fix_port=fix_port,
     )
     try:
         report = run(options)

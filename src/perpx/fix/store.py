@@ -27,6 +27,11 @@ CREATE TABLE IF NOT EXISTS session (
     next_out INTEGER NOT NULL,
     next_in INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS orders (
+    order_id INTEGER PRIMARY KEY,
+    comp_id TEXT NOT NULL,
+    cl_ord_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbound (
     comp_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -89,6 +94,13 @@ class SessionStore:
         ).fetchone()
         return None if row is None else SessionSeqs(row[0], row[1], row[2])
 
+    def bindings(self) -> list[tuple[str, str]]:
+        """Every ``(CompID, API key)`` ever bound, in CompID order."""
+        return [
+            (row[0], row[1])
+            for row in self._db.execute("SELECT comp_id, api_key FROM session ORDER BY comp_id")
+        ]
+
     def comp_ids_of(self, api_key: str) -> list[str]:
         """Every CompID bound to ``api_key`` (a drop copy reaches each of them), in name order."""
         rows = self._db.execute("SELECT comp_id FROM session WHERE api_key = ? ORDER BY comp_id", (api_key,))
@@ -134,6 +146,20 @@ class SessionStore:
             )
             self._db.execute("UPDATE session SET next_out = ? WHERE comp_id = ?", (seq + 1, comp_id))
         return seq
+
+    def own_order(self, order_id: int, comp_id: str, cl_ord_id: str) -> None:
+        """Remember that ``comp_id`` placed (or last renamed) ``order_id`` as ``cl_ord_id``: its reports go there."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO orders (order_id, comp_id, cl_ord_id) VALUES (?, ?, ?)",
+            (order_id, comp_id, cl_ord_id),
+        )
+
+    def order_owner(self, order_id: int) -> tuple[str, str] | None:
+        """``(CompID, ClOrdID)`` of a FIX-placed order, or ``None``."""
+        row = self._db.execute(
+            "SELECT comp_id, cl_ord_id FROM orders WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def sent(self, comp_id: str, begin: int, end: int) -> list[StoredMessage]:
         """The stored application messages with ``begin <= seq <= end``, in order."""

@@ -54,6 +54,8 @@ async def start_venue(ctx: ServerContext) -> None:
         start = getattr(module, "on_start", None)
         if start is not None:
             await start(ctx)
+    if ctx.components.fix is not None:
+        await ctx.components.fix.start()
     ctx.serving = True
 
 
@@ -64,6 +66,8 @@ async def stop_venue(ctx: ServerContext) -> None:
     """
     ctx.serving = False
     try:
+        if ctx.built is not None and ctx.built.fix is not None:
+            await ctx.built.fix.stop()
         for module in reversed(MODULES):
             stop = getattr(module, "on_stop", None)
             if stop is not None:

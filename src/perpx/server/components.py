@@ -32,6 +32,7 @@ from perpx.server.streams import StreamHub
 from perpx.server.userstream import UserStream
 
 if TYPE_CHECKING:
+    from perpx.fix.gateway import FixGateway
     from perpx.server.demo import DemoComponent
 
 MARKET_FILE = "market.sqlite"
@@ -50,6 +51,7 @@ class Components:
     adminlog: AdminLog
     health: ReadinessProbe
     demo: DemoComponent | None = None
+    fix: FixGateway | None = None
 
     @staticmethod
     def build(ctx: ServerContext) -> Components:
@@ -82,6 +84,8 @@ class Components:
         }
         if self.demo is not None:
             named["demo"] = self.demo
+        if self.fix is not None:
+            named["fix"] = self.fix
         return named
 
     def persistent(self) -> dict[str, PersistentComponent]:
@@ -112,3 +116,5 @@ class Components:
             self.userstream.on_applied(batch, [])
             raise
         self.userstream.on_applied(batch, messages)
+        if self.fix is not None:
+            self.fix.on_order_messages(messages)

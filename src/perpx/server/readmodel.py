@@ -192,6 +192,7 @@ class ReadModel:
         self.failure: str | None = None
         self.publish = False
         self.watched: frozenset[int] = frozenset()
+        self._watchers: dict[str, frozenset[int]] = {}
         self._messages: list[Message] = []
         self._seq = self._last_seq
         self._open: dict[int, OrderRecord] = {
@@ -218,6 +219,14 @@ class ReadModel:
 
     def resume_seq(self) -> int:
         return self._last_seq
+
+    def watch(self, watcher: str, accounts: frozenset[int]) -> None:
+        """The accounts ``watcher`` (the user data stream, the FIX gateway) wants order messages of.
+
+        ``watched`` is the union over every watcher; each consumer keeps the messages it wants.
+        """
+        self._watchers[watcher] = accounts
+        self.watched = frozenset().union(*self._watchers.values())
 
     def on_applied(self, batch: list[Applied]) -> list[Message]:
         """Apply a journaled batch in one transaction (sequencer thread); return its user-stream messages."""

@@ -67,6 +67,9 @@ class ServeOptions:
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     forwarded_allow_ips: str = ""
+    fix_host: str = "127.0.0.1"
+    fix_port: int | None = None
+    """``None``: no FIX acceptor; 0 picks a free port."""
 
 
 class ServeError(RuntimeError):
@@ -104,6 +107,10 @@ def open_server(options: ServeOptions) -> ServerContext:
         from perpx.server.demo import attach_demo
 
         attach_demo(ctx, seed=options.seed)
+    if options.fix_port is not None:
+        from perpx.fix.gateway import FixGateway
+
+        ctx.components.fix = FixGateway(ctx, options.fix_host, options.fix_port)
     return ctx
 
 

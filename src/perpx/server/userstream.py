@@ -347,7 +347,7 @@ class UserStream:
     def _refresh_watched(self) -> None:
         watched = frozenset(self.connections)
         self._watched = watched
-        self.readmodel.watched = watched
+        self.readmodel.watch("userstream", watched)
 
     # ------------------------------------------------------------------ listen keys (event loop)
 

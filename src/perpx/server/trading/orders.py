@@ -65,8 +65,12 @@ router = APIRouter(tags=["trading (signed)"])
 # ---------------------------------------------------------------------- new orders
 
 
-async def _place(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
-    """Parse and place one order (plain or conditional); answer Binance's order object."""
+async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+    """Parse and place one order (plain or conditional) from REST parameters; answer Binance's order object.
+
+    Every order interface goes through here (REST, batch orders, the FIX gateway), so the same
+    filters refuse the same orders with the same codes and texts (:class:`ApiError`).
+    """
     spec = spec_of(ctx, values)
     side = side_of(values)
     kind = order_type_of(values)
@@ -122,7 +126,7 @@ async def new_order(request: Request) -> dict[str, Any]:
     are placed as conditional orders and answered order-shaped, ``orderId`` = the algo id)."""
     ctx, account_id, params = await auth(request, "trade")
     count_orders(request, account_id, 1)
-    return await _place(ctx, account_id, params.values)
+    return await place_order(ctx, account_id, params.values)
 
 
 @router.post("/fapi/v1/batchOrders")
@@ -131,7 +135,7 @@ async def new_batch_orders(request: Request) -> list[dict[str, Any]]:
     ctx, account_id, params = await auth(request, "trade", 5)
     items = _batch_items(params.values, "batchOrders", MAX_BATCH_ORDERS)
     count_orders(request, account_id, len(items))
-    return await _each(items, lambda item: _place(ctx, account_id, item))
+    return await _each(items, lambda item: place_order(ctx, account_id, item))
 
 
 @router.put("/fapi/v1/batchOrders")
@@ -139,7 +143,7 @@ async def modify_batch_orders(request: Request) -> list[dict[str, Any]]:
     """Modify up to 5 orders; per-item results as for ``POST``."""
     ctx, account_id, params = await auth(request, "trade", 5)
     items = _batch_items(params.values, "batchOrders", MAX_BATCH_ORDERS)
-    return await _each(items, lambda item: _modify(ctx, account_id, item))
+    return await _each(items, lambda item: amend_order(ctx, account_id, item))
 
 
 @router.delete("/fapi/v1/batchOrders")
@@ -163,7 +167,7 @@ async def cancel_batch_orders(request: Request) -> list[dict[str, Any]]:
         raise mandatory("orderIdList")
     if len(items) > MAX_BATCH_CANCELS:
         raise bad_param("orderIdList", f"at most {MAX_BATCH_CANCELS} orders can be cancelled at once")
-    return await _each(items, lambda item: _cancel(ctx, account_id, item))
+    return await _each(items, lambda item: cancel_one(ctx, account_id, item))
 
 
 def _batch_items(values: Mapping[str, str], name: str, most: int) -> list[dict[str, str]]:
@@ -213,7 +217,8 @@ def _resolve_open(
     return record if record is not None and record.is_open else None
 
 
-async def _modify(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+async def amend_order(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+    """Change an open LIMIT order's price and quantity from REST parameters (REST, batches, FIX)."""
     spec = spec_of(ctx, values)
     side = wire.enum_param(values, "side", ("BUY", "SELL"))
     unsupported(values)
@@ -250,10 +255,11 @@ async def modify_order(request: Request) -> dict[str, Any]:
     ``quantity``, ``price``); it keeps its queue place only when the price is unchanged and the
     quantity decreases."""
     ctx, account_id, params = await auth(request, "trade")
-    return await _modify(ctx, account_id, params.values)
+    return await amend_order(ctx, account_id, params.values)
 
 
-async def _cancel(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+async def cancel_one(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+    """Cancel one open order named by REST parameters (REST, batches, FIX); answer it as canceled."""
     spec = spec_of(ctx, values)
     record = _resolve_open(ctx, account_id, spec, values)
     if record is None:
@@ -286,7 +292,7 @@ def _order_now(ctx: ServerContext, applied: Applied, record: OrderRecord, spec: 
 async def cancel_order(request: Request) -> dict[str, Any]:
     """Cancel an open order by ``orderId`` or ``origClientOrderId``; answers it with status CANCELED."""
     ctx, account_id, params = await auth(request, "trade")
-    return await _cancel(ctx, account_id, params.values)
+    return await cancel_one(ctx, account_id, params.values)
 
 
 @router.get("/fapi/v1/order")

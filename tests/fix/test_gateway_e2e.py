@@ -1,0 +1,220 @@
+"""FIX order entry on a real ``perpx serve --fix-port``: orders, fills from REST, cancels, refusals, drop copy.
+
+The client here is a plain socket speaking FIX through perpx's codec (the QuickFIX initiator test
+is the independent one); the venue is the default manual-clock one with BTCUSDT marked at 60,000.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from perpx.fix.codec import Field, FixMessage, FrameReader, encode
+from perpx.fix.logon import logon_signature
+from perpx.fix.session import sending_time
+
+from ..server.harness import MANUAL_CONFIG, ServerProcess, Trader, free_port
+
+SYMBOL = "BTCUSDT"
+
+
+class FixClient:
+    """A FIX 4.4 initiator over a blocking socket: logon with perpx's signature, send, wait for a type."""
+
+    def __init__(self, port: int, trader: Trader, comp_id: str, seq: int = 0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.trader, self.comp_id, self.seq = trader, comp_id, seq
+        self.reader = FrameReader()
+        self.inbox: list[FixMessage] = []
+
+    def send(self, msg_type: str, body: list[Field]) -> None:
+        self.seq += 1
+        stamp = sending_time(time.time_ns())
+        header: list[Field] = [
+            (35, msg_type),
+            (49, self.comp_id),
+            (56, "PERPX"),
+            (34, str(self.seq)),
+            (52, stamp),
+        ]
+        if msg_type == "A":
+            signature = logon_signature(self.trader.secret, "A", self.comp_id, "PERPX", str(self.seq), stamp)
+            body = [*body, (95, str(len(signature))), (96, signature), (553, self.trader.api_key)]
+        self.sock.sendall(encode([*header, *body]))
+
+    def logon(self, *extra: Field, reset: bool = True) -> FixMessage:
+        body: list[Field] = [(98, "0"), (108, "30"), *extra]
+        if reset:
+            body.append((141, "Y"))
+        self.send("A", body)
+        return self.expect("A")
+
+    def expect(self, msg_type: str, **tags: str) -> FixMessage:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for i, message in enumerate(self.inbox):
+                if message.msg_type == msg_type and all(
+                    message.get(int(t[1:])) == v for t, v in tags.items()
+                ):
+                    return self.inbox.pop(i)
+            data = self.sock.recv(65536)
+            assert data, (
+                f"connection closed while waiting for {msg_type} {tags}; inbox {[m.text() for m in self.inbox]}"
+            )
+            self.inbox += [m for m in self.reader.feed(data) if isinstance(m, FixMessage)]
+        raise AssertionError(f"no {msg_type} {tags}; inbox {[m.text() for m in self.inbox]}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    fix_port = free_port()
+    process = ServerProcess(
+        tmp_path_factory.mktemp("fix") / "data",
+        config_text=MANUAL_CONFIG,
+        extra_args=("--fix-port", str(fix_port)),
+    )
+    process.fix_port = fix_port  # type: ignore[attr-defined]
+    process.start()
+    try:
+        answer = process.admin(
+            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
+        )
+        assert answer.status_code == 200, answer.text
+        yield process
+    finally:
+        process.stop()
+
+
+def order(cl_ord_id: str, side: str, qty: str, price: str | None = None, *extra: Field) -> list[Field]:
+    body: list[Field] = [
+        (11, cl_ord_id),
+        (55, SYMBOL),
+        (54, side),
+        (60, sending_time(time.time_ns())),
+        (38, qty),
+    ]
+    body += [(40, "2"), (44, price), (59, "1")] if price is not None else [(40, "1")]
+    return [*body, *extra]
+
+
+def test_limit_order_is_acknowledged_then_filled_by_a_rest_order_with_cum_leaves_and_avg(
+    server: ServerProcess,
+) -> None:
+    # Arrange
+    maker = server.trader("fix-maker")
+    client = FixClient(server.fix_port, maker, "MAKER1")  # type: ignore[attr-defined]
+    client.logon()
+    # Act: rest 0.010 BTC at 59,000 over FIX; a REST client sells 0.004 into it
+    client.send("D", order("m-1", "1", "0.010", "59000"))
+    new = client.expect("8", t150="0")
+    taker = server.trader("rest-taker")
+    sold = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        taker,
+        {"symbol": SYMBOL, "side": "SELL", "type": "MARKET", "quantity": "0.004"},
+    )
+    assert sold.status_code == 200, sold.text
+    fill = client.expect("8", t150="F")
+    client.close()
+    # Assert
+    assert (new.get(11), new.get(39), new.get(151), new.get(14)) == ("m-1", "0", "0.01", "0")
+    assert (fill.get(11), fill.get(39), fill.get(32), fill.get(31)) == ("m-1", "1", "0.004", "59000")
+    assert (fill.get(14), fill.get(151), fill.get(6)) == ("0.004", "0.006", "59000")
+    assert fill.get(37) == new.get(37) and fill.get(17) != new.get(17)
+
+
+def test_order_the_filters_refuse_is_rejected_with_rest_s_reason(server: ServerProcess) -> None:
+    client = FixClient(server.fix_port, server.trader("fix-bad"), "BAD1")  # type: ignore[attr-defined]
+    client.logon()
+    client.send("D", order("b-1", "1", "0.0001", "59000"))
+    rejected = client.expect("8", t150="8")
+    client.close()
+    assert (rejected.get(11), rejected.get(39)) == ("b-1", "8")
+    assert (rejected.get(58) or "").startswith("-4003") or "quantity" in (rejected.get(58) or "").lower()
+
+
+def test_cancel_and_replace_answer_with_reports_and_an_unknown_order_with_a_cancel_reject(
+    server: ServerProcess,
+) -> None:
+    client = FixClient(server.fix_port, server.trader("fix-cxl"), "CXL1")  # type: ignore[attr-defined]
+    client.logon()
+    client.send("D", order("c-1", "1", "0.010", "50000"))
+    client.expect("8", t150="0")
+    client.send(
+        "G", [(41, "c-1"), (11, "c-2"), (55, SYMBOL), (54, "1"), (38, "0.008"), (40, "2"), (44, "50001")]
+    )
+    replaced = client.expect("8", t150="5")
+    client.send("F", [(41, "c-1"), (11, "c-3"), (55, SYMBOL), (54, "1")])
+    canceled = client.expect("8", t150="4")
+    client.send("F", [(41, "nope"), (11, "c-4"), (55, SYMBOL), (54, "1")])
+    reject = client.expect("9")
+    client.close()
+    assert (replaced.get(11), replaced.get(41), replaced.get(38), replaced.get(44)) == (
+        "c-2",
+        "c-1",
+        "0.008",
+        "50001",
+    )
+    assert (canceled.get(11), canceled.get(39), canceled.get(151)) == ("c-3", "4", "0")
+    assert (reject.get(11), reject.get(434), reject.get(102)) == ("c-4", "1", "1")
+
+
+def test_drop_copy_session_receives_rest_fills_and_may_not_send_orders(server: ServerProcess) -> None:
+    trader = server.trader("fix-drop")
+    drop = FixClient(server.fix_port, trader, "DROP1")  # type: ignore[attr-defined]
+    drop.logon((9406, "Y"))
+    placed = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        trader,
+        {
+            "symbol": SYMBOL,
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.003",
+            "price": "40000",
+            "timeInForce": "GTC",
+        },
+    )
+    assert placed.status_code == 200, placed.text
+    copy = drop.expect("8", t150="0")
+    drop.send("D", order("d-1", "1", "0.001", "40000"))
+    refused = drop.expect("j")
+    drop.close()
+    assert copy.get(37) == str(placed.json()["orderId"])
+    assert (refused.get(380), refused.get(372)) == ("6", "D")
+
+
+def test_a_fill_missed_while_disconnected_comes_back_by_resend_as_a_possdup(server: ServerProcess) -> None:
+    # Arrange: an order rests, the client drops without logging out
+    maker = server.trader("fix-away")
+    first = FixClient(server.fix_port, maker, "AWAY1")  # type: ignore[attr-defined]
+    first.logon()
+    first.send("D", order("a-1", "2", "0.003", "61000"))
+    first.expect("8", t150="0")
+    first.close()
+    time.sleep(0.3)
+    # Act: it fills while the client is away; the client comes back without a reset
+    buyer = server.trader("rest-buyer")
+    bought = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        buyer,
+        {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.003"},
+    )
+    assert bought.status_code == 200, bought.text
+    time.sleep(0.3)
+    again = FixClient(server.fix_port, maker, "AWAY1", seq=first.seq)  # type: ignore[attr-defined]
+    again.logon(reset=False)
+    again.send("2", [(7, "1"), (16, "0")])
+    missed = again.expect("8", t150="F")
+    again.close()
+    # Assert
+    assert (missed.get(11), missed.get(39), missed.get(43), missed.get(14)) == ("a-1", "2", "Y", "0.003")
