@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Context, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 from perpx.tca.benchmarks import IntervalVwap, QuoteBook, interval_vwap
-from perpx.tca.inputs import Fill, ParentOrder, Quote, Trade
+from perpx.tca.inputs import EXACT, Fill, ParentOrder, Quote, Trade
 from perpx.tca.markouts import HORIZONS_MS, MarkoutPoint, fill_markout, markout_curve, reversion
 from perpx.tca.shortfall import BPS, Shortfall, decompose
 from perpx.tca.spread import SPREAD_HORIZONS_MS, FillSpread, fill_spread, weighted
-
-EXACT = Context(prec=60)
-"""Wide enough that no sum or product of realistic prices and quantities is rounded."""
 
 REVERSION_HORIZONS_MS = (1_000, 5_000, 60_000, 300_000)
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from perpx.tca.inputs import Fill, Quote, Trade
+from perpx.tca.inputs import Fill, Quote, Trade, exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ class IntervalVwap:
         return self.own_qty / self.market_qty if self.market_qty > 0 else None
 
 
+@exact
 def interval_vwap(trades: Sequence[Trade], fills: Sequence[Fill], start_ms: int, end_ms: int) -> IntervalVwap:
     """The interval VWAP of ``trades`` with and without ``fills`` (see the module docstring).
 

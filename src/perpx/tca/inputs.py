@@ -21,12 +21,29 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from enum import Enum
+from functools import wraps
 from pathlib import Path
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+EXACT = Context(prec=60)
+"""The context every TCA computation runs in: wide enough that no sum or product of realistic
+prices and quantities is rounded, so the Perold identity holds with ``==``."""
+
+
+def exact(function: Callable[P, T]) -> Callable[P, T]:
+    """Run ``function`` in :data:`EXACT`, whatever context its caller has."""
+
+    @wraps(function)
+    def in_context(*args: P.args, **kwargs: P.kwargs) -> T:
+        with localcontext(EXACT):
+            return function(*args, **kwargs)
+
+    return in_context
 
 
 class InputError(ValueError):

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from perpx.tca.benchmarks import QuoteBook
-from perpx.tca.inputs import Fill, ParentOrder
+from perpx.tca.inputs import Fill, ParentOrder, exact
 from perpx.tca.shortfall import BPS
 
 HORIZONS_MS = (100, 1_000, 5_000, 30_000, 60_000, 300_000)
 """Crypto markout horizons: 100 ms, 1 s, 5 s, 30 s, 1 min, 5 min."""
 
 
+@exact
 def fill_markout(sign: int, fill: Fill, book: QuoteBook, horizon_ms: int) -> Decimal | None:
     """``M_h`` of one fill in bps; ``None`` when the quotes end before ``t_j + h``."""
     mid = book.mid_known_at(fill.time_ms + horizon_ms)
@@ -45,6 +46,7 @@ def _weighted(pairs: Sequence[tuple[Decimal, Decimal]]) -> Decimal | None:
     return sum((q * m for q, m in pairs), Decimal(0)) / total if total else None
 
 
+@exact
 def markout_curve(
     order: ParentOrder, fills: Sequence[Fill], book: QuoteBook, horizons: Sequence[int] = HORIZONS_MS
 ) -> list[MarkoutPoint]:
@@ -65,6 +67,7 @@ def markout_curve(
     return points
 
 
+@exact
 def reversion(order: ParentOrder, book: QuoteBook, end_ms: int, horizon_ms: int) -> Decimal | None:
     """``R_h`` in bps of ``P_a``; ``None`` when a mid is missing."""
     at_end = book.mid_at(end_ms)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from perpx.tca.inputs import Fill, ParentOrder
+from perpx.tca.inputs import Fill, ParentOrder, exact
 
 BPS = Decimal(10_000)
 
@@ -54,6 +54,7 @@ class Shortfall:
         return self.delay + self.execution + self.opportunity + self.fees == self.shortfall
 
 
+@exact
 def decompose(
     order: ParentOrder, fills: Sequence[Fill], end_price: Decimal | None, mids: Sequence[Decimal | None]
 ) -> Shortfall:

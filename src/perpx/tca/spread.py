@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from perpx.tca.benchmarks import QuoteBook
-from perpx.tca.inputs import Fill
+from perpx.tca.inputs import Fill, exact
 from perpx.tca.shortfall import BPS
 
 SPREAD_HORIZONS_MS = (1_000, 5_000, 60_000)
@@ -36,6 +36,7 @@ class FillSpread:
     impact_bps: dict[int, Decimal | None]
 
 
+@exact
 def fill_spread(
     sign: int, fill: Fill, book: QuoteBook, horizons: Sequence[int] = SPREAD_HORIZONS_MS
 ) -> FillSpread:
@@ -54,6 +55,7 @@ def fill_spread(
     return FillSpread(capture, 2 * sign * (fill.price - mid) / mid * BPS, realized, impact)
 
 
+@exact
 def weighted(fills: Sequence[Fill], values: Sequence[Decimal | None]) -> Decimal | None:
     """The quantity-weighted mean of ``values`` over the fills where it is defined."""
     pairs = [(f.qty, v) for f, v in zip(fills, values, strict=True) if v is not None]
