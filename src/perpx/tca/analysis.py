@@ -289,7 +289,11 @@ QUANTUM = Decimal("0.0001")
 
 
 def _bps(value: Decimal | None) -> str | None:
-    return None if value is None else str(value.quantize(QUANTUM))
+    """Four decimals; a zero is printed "0.0000" whatever its sign (s x 0 is -0 for a sell)."""
+    if value is None:
+        return None
+    rounded = value.quantize(QUANTUM)
+    return str(rounded.copy_abs() if rounded == 0 else rounded)
 
 
 PRICE_QUANTUM = Decimal("1e-12")
@@ -304,7 +308,7 @@ def _money(value: Decimal | None) -> str | None:
     """Plain decimal notation without trailing zeros: ``Decimal("20.50")`` is ``"20.5"``."""
     if value is None:
         return None
-    text = format(value, "f")
+    text = format(value.copy_abs() if value == 0 else value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
