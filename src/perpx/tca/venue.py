@@ -36,11 +36,20 @@ LOOKAHEAD_MS = 300_000
 
 @contextmanager
 def read_only(path: Path) -> Iterator[sqlite3.Connection]:
-    """``path`` opened read-only; a missing file is an :class:`InputError`, not a new database."""
+    """``path`` opened read-only; a missing file is an :class:`InputError`, not a new database.
+
+    The read models are WAL databases. While a server has them open, ``DATA/x.sqlite-wal`` exists
+    and holds the latest batches: they are read with ``mode=ro`` (through the server's shared
+    memory file). When the server has closed them cleanly there is no ``-wal`` file and everything
+    is in the main file: ``immutable=1`` reads it without creating the ``-wal``/``-shm`` files a
+    read-only WAL reader would otherwise leave behind, so the directory is left byte for byte.
+    """
     if not path.exists():
         raise InputError(f"{path} does not exist: is this a perpx data directory whose server has run?")
+    live = path.with_name(path.name + "-wal").exists()
+    mode = "mode=ro" if live else "mode=ro&immutable=1"
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)) as db:
             yield db
     except sqlite3.Error as exc:
         raise InputError(f"{path}: {exc}") from exc
