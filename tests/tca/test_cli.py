@@ -13,7 +13,7 @@ from perpx.cli import app
 
 FILLS = "time_ms,price,qty,fee,maker\n1000,102,4,0.4,false\n2000,103,6,-0.12,true\n"
 TRADES = "time_ms,price,qty\n500,99,3\n1000,102,4\n1500,100,10\n2000,103,6\n2500,101,5\n"
-QUOTES = "time_ms,bid,ask\n0,100.5,101.5\n1000,101,102\n2000,102,103\n3000,102.5,103.5\n70000,102.5,103.5\n"
+QUOTES = "time_ms,bid,ask\n0,100.5,101.5\n1000,101,102\n2000,103,104\n3000,102.5,103.5\n70000,102.5,103.5\n"
 ORDER = [
     "--side",
     "buy",
@@ -47,7 +47,7 @@ def test_tca_from_csv_writes_the_fixed_metrics(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "tca.json").read_text())
     # value 1026, F 10, Q 12: IS = 1026 - 1000 + 2*(104-100) + 0.28 = 34.28
-    # mids 101.5 and 102.5: spread+impact 4*0.5 + 6*0.5 = 5, timing 4*0.5 + 6*1.5 = 11
+    # mids 101.5 and 103.5: spread+impact 4*0.5 + 6*(-0.5) = -1, timing 4*0.5 + 6*2.5 = 17
     assert summary["shortfall"] == {
         "benchmark": "decision price P_d (paper portfolio Q x P_d)",
         "opportunity_priced_from": "P_d",
@@ -55,15 +55,15 @@ def test_tca_from_csv_writes_the_fixed_metrics(tmp_path: Path) -> None:
         "implementation_shortfall": "34.28",
         "delay": "10",
         "execution": "16",
-        "spread_impact": "5",
-        "timing": "11",
+        "spread_impact": "-1",
+        "timing": "17",
         "opportunity": "8",
         "fees": "0.28",
         "implementation_shortfall_bps": "285.6667",
         "delay_bps": "83.3333",
         "execution_bps": "133.3333",
-        "spread_impact_bps": "41.6667",
-        "timing_bps": "91.6667",
+        "spread_impact_bps": "-8.3333",
+        "timing_bps": "141.6667",
         "opportunity_bps": "66.6667",
         "fees_bps": "2.3333",
         "identity_holds": True,
@@ -78,15 +78,26 @@ def test_tca_from_csv_writes_the_fixed_metrics(tmp_path: Path) -> None:
         "fee_bps": "2.7290",
         "maker_share": "0.6000",
     }
+    # (102.6 - 101)/101 = 158.4158 bps, + 0.28/(10*101) = 2.7723 bps of fees
     assert summary["arrival"]["slippage_bps"] == "158.4158"
+    assert summary["arrival"]["slippage_with_fees_bps"] == "161.1881"
     assert summary["vwap"]["vwap"] == "101.3" and summary["vwap"]["vwap_ex_own"] == "100"
     assert (
         summary["vwap"]["slippage_ex_own_bps"] == "260.0000" and summary["vwap"]["participation"] == "0.5000"
     )
-    # the buy at 102 against (101, 102) crossed the far touch; the maker buy at 103 against (102, 103) too
-    assert summary["spread"]["spread_capture"] == "-1.0000"
-    # 1 s after the fills the mids are 102.5 and 103: (0.5/102*4 + 0/103*6)/10 in bps
-    assert summary["markouts_bps"]["1s"]["all"] == "19.6078"
+    # the taker buy at 102 against (101, 102) crossed (-1), the maker buy at 103 against (103, 104)
+    # sat at its own touch (+1): (4*-1 + 6*1)/10; ES (4*2*0.5/101.5 - 6*2*0.5/103.5)/10
+    assert summary["spread"]["spread_capture"] == "0.2000"
+    assert summary["spread"]["effective_spread_bps"] == "-18.5621"
+    # 1 s after the fills the mids are 103.5 and 103: (4*1.5/102 + 6*0/103)/10 in bps
+    assert summary["markouts_bps"]["1s"] == {
+        "all": "58.8235",
+        "maker": "0.0000",
+        "taker": "147.0588",
+        "qty": "10",
+    }
+    # the mid at the end (2000) is 103.5, a second later 103: (103.5 - 103)/101
+    assert summary["reversion_bps"]["1s"] == "49.5050"
     assert summary["order"]["end_price_source"] == "given (--end-price)"
     frame = pl.read_parquet(out / "fills.parquet")
     assert frame.height == 2 and {"markout_1s_bps", "spread_capture", "mid"} <= set(frame.columns)
