@@ -45,6 +45,9 @@ from perpx.tca.venue import (
     tape,
 )
 
+ESTIMATE_WINDOW_MS = 86_400_000
+"""The estimate reads the last day of the venue's data: candles, tape and taker orders."""
+
 
 class _ReportByDefault(TyperGroup):
     """A group whose first argument, when it names no subcommand, belongs to ``report``."""
@@ -306,17 +309,18 @@ def estimate_command(
         units = market(open_config(data), symbol)
         candles = minute_candles(data, units, symbol)
         last = candles[-1].open_ms + 60_000 if candles else 0
-        prints = tape(data, units, symbol, 0, last)
+        first = last - ESTIMATE_WINDOW_MS
+        window = [c for c in candles if c.open_ms >= first]
+        prints = tape(data, units, symbol, first, last)
+        orders = [o for o in taker_orders(data, units, symbol) if o.first_ms >= first]
         result = estimate(
-            parsed_side,
-            _req(_decimal("--qty", qty)),
-            duration_s,
-            candles,
-            prints.quotes,
-            taker_orders(data, units, symbol),
+            parsed_side, _req(_decimal("--qty", qty)), duration_s, window, prints.quotes, orders
         )
     except (InputError, ValueError) as exc:
         raise _fail(str(exc)) from None
     for line in result.lines():
         typer.echo(line)
-    typer.echo(f"spread from: {TAPE_MID}; volatility and volume from one-minute candles")
+    typer.echo(
+        f"from the venue's last {ESTIMATE_WINDOW_MS // 3_600_000} h of data: spread from quotes {TAPE_MID};"
+        " volatility and volume from one-minute candles"
+    )
