@@ -102,7 +102,11 @@ def test_tca_from_csv_writes_the_fixed_metrics(tmp_path: Path) -> None:
     frame = pl.read_parquet(out / "fills.parquet")
     assert frame.height == 2 and {"markout_1s_bps", "spread_capture", "mid"} <= set(frame.columns)
     html = (out / "report.html").read_text()
-    assert "Markout curve" in html and "Implementation shortfall" in html and 'src="http' not in html
+    # one self-contained file: three figures, plotly's script inline, nothing fetched
+    assert html.count('class="plotly-graph-div"') == 3 and 'src="http' not in html
+    assert (
+        "Fills over the price path" in html and "Markout curve" in html and "Implementation shortfall" in html
+    )
     assert "implementation shortfall 34.28" in result.output
 
 

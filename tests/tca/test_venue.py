@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -163,3 +164,38 @@ def test_estimate_refuses_an_unknown_symbol(venue: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "no market DOGEUSDT" in result.output
+
+
+def test_tca_from_a_live_venue_reads_what_its_write_ahead_log_holds(venue: Path, tmp_path: Path) -> None:
+    # Arrange: a copy whose read model a writer holds open with one more fill still in the WAL
+    live = tmp_path / "live"
+    shutil.copytree(venue, live)
+    account, count, _ = _busiest_taker(venue)
+    with closing(sqlite3.connect(live / "readmodel.sqlite")) as writer:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute(
+            "INSERT INTO trades SELECT trade_id + 1000000, account_id, order_id, symbol, side, price_ticks,"
+            " qty_lots, quote_atoms, realized_pnl_atoms, fee_atoms, time_ms + 1, maker FROM trades"
+            " WHERE account_id = ? AND side = 'BUY' ORDER BY time_ms DESC LIMIT 1",
+            (account,),
+        )
+        writer.commit()
+        assert (live / "readmodel.sqlite-wal").exists()
+        # Act
+        result = CliRunner().invoke(
+            app,
+            [
+                "tca",
+                "--data",
+                str(live),
+                "--account",
+                str(account),
+                "--side",
+                "buy",
+                "--out",
+                str(tmp_path / "o"),
+            ],
+        )
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "tca.json").read_text())["fills"]["count"] == count + 1
