@@ -117,6 +117,8 @@ def test_tca_without_quotes_reports_mid_based_metrics_as_null(tmp_path: Path) ->
     summary = json.loads((tmp_path / "o" / "tca.json").read_text())
     assert summary["shortfall"]["spread_impact"] is None and summary["shortfall"]["execution"] == "16"
     assert summary["vwap"]["vwap"] is None and summary["spread"]["mid_source"].startswith("none")
+    schema = pl.read_parquet(tmp_path / "o" / "fills.parquet").schema
+    assert schema["mid"] == pl.Float64 and schema["maker"] == pl.Boolean and schema["trade_id"] == pl.Int64
 
 
 BAD = [

@@ -195,9 +195,14 @@ def report(
         f"implementation shortfall {sf['implementation_shortfall']} ({sf['implementation_shortfall_bps']} bps):"
         f" delay {sf['delay']}, execution {sf['execution']}, opportunity {sf['opportunity']}, fees {sf['fees']}"
     )
+    vwap = summary["vwap"]
     typer.echo(
         f"arrival slippage {summary['arrival']['slippage_bps']} bps; VWAP slippage"
-        f" {summary['vwap']['slippage_bps']} bps (ex own {summary['vwap']['slippage_ex_own_bps']})"
+        + (
+            f" {vwap['slippage_bps']} bps (ex own {vwap['slippage_ex_own_bps'] or 'n/a'})"
+            if vwap["slippage_bps"] is not None
+            else " n/a (no trades)"
+        )
     )
     typer.echo(f"wrote {out / TCA_JSON}, {out / FILLS_PARQUET}, {out / REPORT_HTML}")
 

@@ -21,6 +21,9 @@ TCA_JSON = "tca.json"
 FILLS_PARQUET = "fills.parquet"
 REPORT_HTML = "report.html"
 
+_COLUMN_TYPES: dict[str, type[pl.DataType]] = {"time_ms": pl.Int64, "maker": pl.Boolean, "trade_id": pl.Int64}
+"""fills.parquet's non-float columns: every column keeps its type when all its values are null."""
+
 
 def write_report(analysis: Analysis, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the three files into ``out`` (created if needed) and return tca.json's content."""
@@ -29,7 +32,9 @@ def write_report(analysis: Analysis, out: Path, extra: dict[str, Any] | None = N
     if extra:
         summary = {**extra, **summary}
     (out / TCA_JSON).write_text(json.dumps(summary, indent=2) + "\n")
-    pl.DataFrame(analysis.fill_rows(), infer_schema_length=None).write_parquet(out / FILLS_PARQUET)
+    rows = analysis.fill_rows()
+    schema = {name: _COLUMN_TYPES.get(name, pl.Float64) for name in rows[0]} if rows else None
+    pl.DataFrame(rows, schema=schema).write_parquet(out / FILLS_PARQUET)
     (out / REPORT_HTML).write_text(_html(analysis, summary))
     return summary
 
