@@ -108,30 +108,8 @@ class Analysis:
                 "benchmark": "decision price P_d (paper portfolio Q x P_d)",
                 "opportunity_priced_from": "P_d",
                 "paper_notional": _money(sf.paper_notional),
-                **{
-                    name: _money(value)
-                    for name, value in (
-                        ("implementation_shortfall", sf.shortfall),
-                        ("delay", sf.delay),
-                        ("execution", sf.execution),
-                        ("spread_impact", sf.spread_impact),
-                        ("timing", sf.timing),
-                        ("opportunity", sf.opportunity),
-                        ("fees", sf.fees),
-                    )
-                },
-                **{
-                    f"{name}_bps": _bps(sf.bps(value))
-                    for name, value in (
-                        ("implementation_shortfall", sf.shortfall),
-                        ("delay", sf.delay),
-                        ("execution", sf.execution),
-                        ("spread_impact", sf.spread_impact),
-                        ("timing", sf.timing),
-                        ("opportunity", sf.opportunity),
-                        ("fees", sf.fees),
-                    )
-                },
+                **{name: _money(value) for name, value in sf.terms().items()},
+                **{f"{name}_bps": _bps(sf.bps(value)) for name, value in sf.terms().items()},
                 "identity_holds": sf.identity_holds,
             },
             "vwap": {

@@ -44,6 +44,18 @@ class Shortfall:
     fees: Decimal
     paper_notional: Decimal
 
+    def terms(self) -> dict[str, Decimal | None]:
+        """The shortfall and its terms by their tca.json names, in waterfall order."""
+        return {
+            "implementation_shortfall": self.shortfall,
+            "delay": self.delay,
+            "execution": self.execution,
+            "spread_impact": self.spread_impact,
+            "timing": self.timing,
+            "opportunity": self.opportunity,
+            "fees": self.fees,
+        }
+
     def bps(self, value: Decimal | None) -> Decimal | None:
         """``value`` in bps of the paper notional ``Q P_d``."""
         return None if value is None else value / self.paper_notional * BPS
