@@ -199,3 +199,28 @@ def test_tca_from_a_live_venue_reads_what_its_write_ahead_log_holds(venue: Path,
     # Assert
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "tca.json").read_text())["fills"]["count"] == count + 1
+
+
+def test_tca_from_the_venue_compares_the_realized_cost_with_the_pre_trade_estimate(
+    venue: Path, tmp_path: Path
+) -> None:
+    # Arrange: a taker's buys from the fourth minute on, when three closed candles precede them
+    with _read(venue / "market.sqlite") as db:
+        (start,) = db.execute("SELECT min(ts_ms) FROM trades").fetchone()
+    after = start - start % 60_000 + 180_000
+    with _read(venue / "readmodel.sqlite") as db:
+        (account,) = db.execute(
+            "SELECT account_id FROM trades WHERE side = 'BUY' AND maker = 0 AND time_ms >= ?"
+            " GROUP BY account_id ORDER BY count(*) DESC, account_id LIMIT 1",
+            (after,),
+        ).fetchone()
+    args = ["tca", "--data", str(venue), "--account", str(account), "--side", "buy", "--from", str(after)]
+    # Act
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    # Assert: the prediction used only what came before, and its realized figure is the arrival slippage
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "tca.json").read_text())
+    pre = summary["pre_trade"]
+    assert pre["available"] is True and pre["impact_fit_n"] > 0 and pre["predicted_std_bps"] > 0
+    assert pre["predicted_cost_bps"] == pytest.approx(pre["half_spread_bps"] + pre["impact_bps"], abs=1e-3)
+    assert pre["realized_cost_bps"] == pytest.approx(float(summary["arrival"]["slippage_bps"]), abs=1e-3)

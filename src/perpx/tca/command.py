@@ -9,7 +9,7 @@ option) and exit code 2, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from perpx.tca.analysis import Sources, analyse
 from perpx.tca.benchmarks import QuoteBook
 from perpx.tca.estimate import estimate
 from perpx.tca.inputs import (
+    EXACT,
     Fill,
     InputError,
     ParentOrder,
@@ -36,6 +37,7 @@ from perpx.tca.venue import (
     LOOKAHEAD_MS,
     LOOKBACK_MS,
     TAPE_MID,
+    Market,
     account_fills,
     account_symbols,
     market,
@@ -284,9 +286,60 @@ def _from_venue(
             "qty": "given (--qty)" if qty_text else "the filled quantity",
             "arrival_price": arrival_source,
             "decision_price": "given (--decision-price)" if decision else "the arrival price",
-        }
+        },
+        "pre_trade": _pre_trade(data, units, symbol, order, own, prints.quotes),
     }
     return order, own, prints.trades, prints.quotes, extra
+
+
+def _pre_trade(
+    data: Path, units: Market, symbol: str, order: ParentOrder, own: Sequence[Fill], quotes: Sequence[Quote]
+) -> dict[str, Any]:
+    """What ``perpx tca estimate`` would have predicted at the first fill, against what happened.
+
+    Only data from before the first fill is used (the last day of it). The realized figure is the
+    arrival slippage without fees, the quantity the estimate predicts; ``surprise_std`` is the
+    difference in the estimate's standard deviations. Comparing the two over many orders is what
+    recalibrates the impact coefficient.
+    """
+    first = own[0].time_ms
+    duration_s = max((own[-1].time_ms - first) / 1000, 1.0)
+    candles = [
+        c
+        for c in minute_candles(data, units, symbol)
+        if first - ESTIMATE_WINDOW_MS <= c.open_ms <= first - 60_000
+    ]
+    orders = [
+        o for o in taker_orders(data, units, symbol) if first - ESTIMATE_WINDOW_MS <= o.first_ms < first
+    ]
+    try:
+        predicted = estimate(
+            order.side, order.qty, duration_s, candles, [q for q in quotes if q.time_ms <= first], orders
+        )
+    except InputError as exc:
+        return {"available": False, "why": str(exc)}
+    with localcontext(EXACT):
+        filled = sum((f.qty for f in own), Decimal(0))
+        p_bar = sum((f.qty * f.price for f in own), Decimal(0)) / filled
+        realized = float(order.side.sign * (p_bar - order.arrival_price) / order.arrival_price * 10_000)
+    return {
+        "available": True,
+        "duration_s": duration_s,
+        "predicted_cost_bps": round(predicted.expected_cost_bps, 4),
+        "predicted_std_bps": round(predicted.std_bps, 4),
+        "half_spread_bps": round(predicted.half_spread_bps, 4),
+        "impact_bps": round(predicted.impact_bps, 4),
+        "expected_participation": None
+        if predicted.participation is None
+        else round(predicted.participation, 4),
+        "impact_y": round(predicted.calibration.y, 6),
+        "impact_fit_n": predicted.calibration.n,
+        "impact_fit_r2": None if predicted.calibration.r2 is None else round(predicted.calibration.r2, 4),
+        "realized_cost_bps": round(realized, 4),
+        "surprise_std": round((realized - predicted.expected_cost_bps) / predicted.std_bps, 4)
+        if predicted.std_bps > 0
+        else None,
+    }
 
 
 def _arrival(book: QuoteBook, trades: Sequence[Trade], first: Fill) -> tuple[Decimal, str]:

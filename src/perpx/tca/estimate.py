@@ -84,7 +84,7 @@ def sigma_daily(candles: Sequence[Candle]) -> float:
     """Daily volatility from one-minute log returns of consecutive closes."""
     closes = np.array([float(c.close) for c in candles], dtype=float)
     if len(closes) < 3:
-        raise InputError(f"volatility needs at least 3 one-minute candles, the venue has {len(closes)}")
+        raise InputError(f"volatility needs at least 3 one-minute candles, the window holds {len(closes)}")
     returns = np.diff(np.log(closes))
     return float(np.std(returns, ddof=1) * math.sqrt(DAY_S / 60))
 
