@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,13 @@ def write_report(analysis: Analysis, out: Path, extra: dict[str, Any] | None = N
     return summary
 
 
+_FILL_COLOURS = {True: "#1f77b4", False: "#d62728", None: "#7f7f7f"}
+
+
+def _utc(time_ms: int) -> datetime:
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+
+
 def _num(text: str | None) -> float | None:
     return None if text is None else float(text)
 
@@ -49,7 +57,7 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
         quotes = analysis.book.quotes
         fig.add_trace(
             go.Scatter(
-                x=[q.time_ms for q in quotes],
+                x=[_utc(q.time_ms) for q in quotes],
                 y=[float(q.mid) for q in quotes],
                 mode="lines",
                 line={"shape": "hv", "color": "#888"},
@@ -59,7 +67,7 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
     if analysis.trades:
         fig.add_trace(
             go.Scatter(
-                x=[t.time_ms for t in analysis.trades],
+                x=[_utc(t.time_ms) for t in analysis.trades],
                 y=[float(t.price) for t in analysis.trades],
                 mode="markers",
                 marker={"size": 3, "color": "#bbb"},
@@ -68,14 +76,14 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
         )
     fig.add_trace(
         go.Scatter(
-            x=[f.time_ms for f in analysis.fills],
+            x=[_utc(f.time_ms) for f in analysis.fills],
             y=[float(f.price) for f in analysis.fills],
             mode="markers",
             marker={
                 "size": [6 + 14 * float(f.qty / max(g.qty for g in analysis.fills)) for f in analysis.fills],
-                "color": ["#1f77b4" if f.maker else "#d62728" for f in analysis.fills],
+                "color": [_FILL_COLOURS[f.maker] for f in analysis.fills],
             },
-            name="own fills (blue maker, red taker)",
+            name="own fills (blue maker, red taker, grey unknown)",
         )
     )
     order = summary["order"]
@@ -90,7 +98,7 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
     for name, value in lines.items():
         if value is not None:
             fig.add_hline(y=float(value), line_dash="dot", annotation_text=name, annotation_position="right")
-    fig.update_layout(title="Fills over the price path", xaxis_title="time (ms)", yaxis_title="price")
+    fig.update_layout(title="Fills over the price path", xaxis_title="time (UTC)", yaxis_title="price")
     return fig
 
 
