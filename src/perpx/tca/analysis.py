@@ -74,7 +74,7 @@ class Analysis:
         def vs(benchmark: Decimal | None) -> str | None:
             if p_bar is None or benchmark is None:
                 return None
-            return _bps(s * (p_bar - benchmark) / benchmark * BPS)
+            return _rounded(s * (p_bar - benchmark) / benchmark * BPS)
 
         return {
             "order": {
@@ -90,26 +90,26 @@ class Analysis:
             "fills": {
                 "count": len(self.fills),
                 "filled_qty": _money(self.filled),
-                "fill_rate": _bps(self.filled / o.qty),
+                "fill_rate": _rounded(self.filled / o.qty),
                 "avg_price": _price(p_bar),
                 "notional": _money(notional),
                 "fees": _money(fees),
-                "fee_bps": _bps(fees / notional * BPS) if notional else None,
-                "maker_share": _bps(maker_qty / self.filled)
+                "fee_bps": _rounded(fees / notional * BPS) if notional else None,
+                "maker_share": _rounded(maker_qty / self.filled)
                 if maker_known and len(maker_known) == len(self.fills)
                 else None,
             },
             "arrival": {
                 "benchmark": "arrival price P_a",
-                "slippage_bps": _bps(arrival),
-                "slippage_with_fees_bps": _bps(with_fees),
+                "slippage_bps": _rounded(arrival),
+                "slippage_with_fees_bps": _rounded(with_fees),
             },
             "shortfall": {
                 "benchmark": "decision price P_d (paper portfolio Q x P_d)",
                 "opportunity_priced_from": "P_d",
                 "paper_notional": _money(sf.paper_notional),
                 **{name: _money(value) for name, value in sf.terms().items()},
-                **{f"{name}_bps": _bps(sf.bps(value)) for name, value in sf.terms().items()},
+                **{f"{name}_bps": _rounded(sf.bps(value)) for name, value in sf.terms().items()},
                 "identity_holds": sf.identity_holds,
             },
             "vwap": {
@@ -120,31 +120,33 @@ class Analysis:
                 "slippage_bps": vs(None if vwap is None else vwap.vwap),
                 "slippage_ex_own_bps": vs(None if vwap is None else vwap.vwap_ex_own),
                 "market_qty": _money(None if vwap is None else vwap.market_qty),
-                "participation": _bps(None if vwap is None else vwap.participation),
+                "participation": _rounded(None if vwap is None else vwap.participation),
             },
             "spread": {
                 "mid_source": self.sources.mid,
-                "spread_capture": _bps(weighted(self.fills, [x.capture for x in self.spreads])),
-                "effective_spread_bps": _bps(weighted(self.fills, [x.effective_bps for x in self.spreads])),
+                "spread_capture": _rounded(weighted(self.fills, [x.capture for x in self.spreads])),
+                "effective_spread_bps": _rounded(
+                    weighted(self.fills, [x.effective_bps for x in self.spreads])
+                ),
                 "realized_spread_bps": {
-                    _horizon(h): _bps(weighted(self.fills, [x.realized_bps[h] for x in self.spreads]))
+                    _horizon(h): _rounded(weighted(self.fills, [x.realized_bps[h] for x in self.spreads]))
                     for h in SPREAD_HORIZONS_MS
                 },
                 "price_impact_bps": {
-                    _horizon(h): _bps(weighted(self.fills, [x.impact_bps[h] for x in self.spreads]))
+                    _horizon(h): _rounded(weighted(self.fills, [x.impact_bps[h] for x in self.spreads]))
                     for h in SPREAD_HORIZONS_MS
                 },
             },
             "markouts_bps": {
                 _horizon(p.horizon_ms): {
-                    "all": _bps(p.all_bps),
-                    "maker": _bps(p.maker_bps),
-                    "taker": _bps(p.taker_bps),
+                    "all": _rounded(p.all_bps),
+                    "maker": _rounded(p.maker_bps),
+                    "taker": _rounded(p.taker_bps),
                     "qty": _money(p.qty),
                 }
                 for p in self.markouts
             },
-            "reversion_bps": {_horizon(h): _bps(v) for h, v in self.reversions.items()},
+            "reversion_bps": {_horizon(h): _rounded(v) for h, v in self.reversions.items()},
             "conventions": (
                 "s=+1 buy, -1 sell; costs positive = the trader lost money (quote currency, bps of"
                 " the benchmark named); markouts, spread capture and reversion positive = favourable"
@@ -266,8 +268,8 @@ def _horizon(ms: int) -> str:
 QUANTUM = Decimal("0.0001")
 
 
-def _bps(value: Decimal | None) -> str | None:
-    """Four decimals; a zero is printed "0.0000" whatever its sign (s x 0 is -0 for a sell)."""
+def _rounded(value: Decimal | None) -> str | None:
+    """bps and ratios to four decimals; a zero prints "0.0000" whatever its sign (s x 0 is -0 for a sell)."""
     if value is None:
         return None
     rounded = value.quantize(QUANTUM)
