@@ -18,6 +18,7 @@ from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
+from perpx.tca.command import tca_app
 
 app = typer.Typer(
     help="perpx: a deterministic perpetual-futures venue.",
@@ -127,6 +128,7 @@ journal_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(journal_app, name="journal")
+app.add_typer(tca_app, name="tca")
 
 
 @journal_app.command("verify")

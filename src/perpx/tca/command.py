@@ -1,0 +1,384 @@
+"""``perpx tca``: post-trade TCA from CSV files or a venue's read models, and the pre-trade estimate.
+
+``perpx tca FILLS.csv ...`` and ``perpx tca --data DIR --account ID`` run :func:`report` (the
+group's default command, so ``report`` need not be typed); ``perpx tca estimate`` runs
+:func:`estimate_command`. Bad input ends in one line naming the file, row and column (or the
+option) and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation, localcontext
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from perpx.tca.analysis import Sources, analyse
+from perpx.tca.benchmarks import QuoteBook
+from perpx.tca.estimate import estimate
+from perpx.tca.inputs import (
+    EXACT,
+    Fill,
+    InputError,
+    ParentOrder,
+    Quote,
+    Side,
+    Trade,
+    check_fills,
+    read_fills,
+    read_quotes,
+    read_trades,
+)
+from perpx.tca.report import FILLS_PARQUET, REPORT_HTML, TCA_JSON, write_report
+from perpx.tca.venue import (
+    LOOKAHEAD_MS,
+    LOOKBACK_MS,
+    TAPE_MID,
+    Market,
+    account_fills,
+    account_symbols,
+    market,
+    minute_candles,
+    open_config,
+    taker_orders,
+    tape,
+)
+
+ESTIMATE_WINDOW_MS = 86_400_000
+"""The estimate reads the last day of the venue's data: candles, tape and taker orders."""
+
+
+class _ReportByDefault(TyperGroup):
+    """A group whose first argument, when it names no subcommand, belongs to ``report``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["report", *args]
+        return super().parse_args(ctx, args)
+
+
+tca_app = typer.Typer(
+    cls=_ReportByDefault,
+    help="Transaction cost analysis: `perpx tca FILLS.csv ...`, `perpx tca --data DIR --account ID`,"
+    " `perpx tca estimate ...` (docs/tca.md).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _decimal(option: str, text: str | None, *, required: bool = True) -> Decimal | None:
+    if text is None:
+        if required:
+            raise InputError(f"{option} is required")
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InputError(f"{option}: not a number: {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise InputError(f"{option} must be a positive number, was {text}")
+    return value
+
+
+def _side(text: str | None) -> Side | None:
+    if text is None:
+        return None
+    try:
+        return Side(text.lower())
+    except ValueError:
+        raise InputError(f"--side must be buy or sell, was {text!r}") from None
+
+
+@tca_app.command("report")
+def report(
+    out: Annotated[Path, typer.Option(help="Output directory: tca.json, fills.parquet, report.html.")],
+    fills: Annotated[
+        Path | None, typer.Argument(help="Fills CSV: time_ms, price, qty[, fee, maker, trade_id].")
+    ] = None,
+    side: Annotated[str | None, typer.Option(help="buy or sell.")] = None,
+    qty: Annotated[str | None, typer.Option(help="Ordered quantity Q.")] = None,
+    decision_price: Annotated[str | None, typer.Option(help="Decision price P_d.")] = None,
+    arrival_price: Annotated[str | None, typer.Option(help="Arrival price P_a (the mid on arrival).")] = None,
+    end_price: Annotated[
+        str | None,
+        typer.Option(help="P_c for the unfilled remainder (default: the mid, else last trade, at end)."),
+    ] = None,
+    start_ms: Annotated[
+        int | None, typer.Option(help="Interval start for VWAP (default: first fill).")
+    ] = None,
+    end_ms: Annotated[int | None, typer.Option(help="Interval end for VWAP (default: last fill).")] = None,
+    trades: Annotated[
+        Path | None, typer.Option(help="Market tape CSV: time_ms, price, qty[, trade_id].")
+    ] = None,
+    quotes: Annotated[Path | None, typer.Option(help="Quotes CSV: time_ms, bid, ask.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A venue data directory (read-only) instead of CSV files.")
+    ] = None,
+    account: Annotated[
+        int | None, typer.Option(help="With --data: the account whose fills to analyse.")
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="With --data: the market (needed if it traded several).")
+    ] = None,
+    from_ms: Annotated[int | None, typer.Option("--from", help="With --data: first fill time, ms.")] = None,
+    to_ms: Annotated[int | None, typer.Option("--to", help="With --data: last fill time, ms.")] = None,
+) -> None:
+    """Post-trade TCA of one parent order: arrival, Perold shortfall, VWAP, spreads, markouts.
+
+    Costs are positive when the trader lost money; markouts and spread capture are positive when
+    favourable. Writes DIR/tca.json, DIR/fills.parquet and DIR/report.html.
+    """
+    try:
+        if data is not None:
+            if fills is not None or trades is not None or quotes is not None:
+                raise InputError("give either FILLS.csv (with --trades/--quotes) or --data, not both")
+            if account is None:
+                raise InputError("--data needs --account")
+            order, own, tape_trades, tape_quotes, extra = _from_venue(
+                data,
+                account,
+                symbol,
+                from_ms,
+                to_ms,
+                side,
+                qty,
+                decision_price,
+                arrival_price,
+                end_price,
+                start_ms,
+                end_ms,
+            )
+            sources = Sources(mid=TAPE_MID, trades=f"venue tape ({data / 'market.sqlite'})")
+        else:
+            if fills is None:
+                raise InputError("give FILLS.csv or --data DIR --account ID")
+            parsed_side = _side(side)
+            if parsed_side is None:
+                raise InputError("--side is required (buy or sell)")
+            order = ParentOrder(
+                side=parsed_side,
+                qty=_req(_decimal("--qty", qty)),
+                decision_price=_req(_decimal("--decision-price", decision_price)),
+                arrival_price=_req(_decimal("--arrival-price", arrival_price)),
+                end_price=_decimal("--end-price", end_price, required=False),
+                start_ms=start_ms,
+                end_ms=end_ms,
+            )
+            own = read_fills(fills)
+            check_fills(order, own, str(fills))
+            tape_trades = read_trades(trades) if trades is not None else []
+            tape_quotes = read_quotes(quotes) if quotes is not None else []
+            extra = {"source": {"fills": str(fills), "trades": _name(trades), "quotes": _name(quotes)}}
+            sources = Sources(
+                mid=f"quotes file ({quotes})" if quotes else "none (no --quotes: mid-based metrics are null)",
+                trades=f"trades file ({trades})" if trades else "none (no --trades: VWAP metrics are null)",
+            )
+        analysis = analyse(order, own, tape_trades, tape_quotes, sources)
+        summary = write_report(analysis, out, extra)
+    except (InputError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    sf = summary["shortfall"]
+    typer.echo(
+        f"{summary['order']['side']} {summary['order']['qty']}: filled {summary['fills']['filled_qty']}"
+        f" at {summary['fills']['avg_price']}"
+    )
+    typer.echo(
+        f"implementation shortfall {sf['implementation_shortfall']} ({sf['implementation_shortfall_bps']} bps):"
+        f" delay {sf['delay']}, execution {sf['execution']}, opportunity {sf['opportunity']}, fees {sf['fees']}"
+    )
+    vwap = summary["vwap"]
+    typer.echo(
+        f"arrival slippage {summary['arrival']['slippage_bps']} bps; VWAP slippage"
+        + (
+            f" {vwap['slippage_bps']} bps (ex own {vwap['slippage_ex_own_bps'] or 'n/a'})"
+            if vwap["slippage_bps"] is not None
+            else " n/a (no trades)"
+        )
+    )
+    typer.echo(f"wrote {out / TCA_JSON}, {out / FILLS_PARQUET}, {out / REPORT_HTML}")
+
+
+def _req(value: Decimal | None) -> Decimal:
+    assert value is not None
+    return value
+
+
+def _name(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _from_venue(
+    data: Path,
+    account: int,
+    symbol: str | None,
+    from_ms: int | None,
+    to_ms: int | None,
+    side_text: str | None,
+    qty_text: str | None,
+    decision_text: str | None,
+    arrival_text: str | None,
+    end_text: str | None,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> tuple[ParentOrder, list[Fill], list[Trade], list[Quote], dict[str, Any]]:
+    """The parent order, fills, tape and quotes of ``account`` from the read models in ``data``.
+
+    The fills in the window (one market, one side) are taken as one parent order: ``Q`` defaults to
+    what was filled, ``P_a`` to the inferred mid in force at the first fill (else the last print
+    before it, else the first fill's price) and ``P_d`` to ``P_a``; each default is named in
+    tca.json under ``source``.
+    """
+    config = open_config(data)
+    symbols = account_symbols(data, account, from_ms, to_ms)
+    if not symbols:
+        raise InputError(f"account {account} has no fills in {data / 'readmodel.sqlite'} in the window")
+    if symbol is None:
+        if len(symbols) > 1:
+            raise InputError(f"account {account} traded {', '.join(symbols)}: give --symbol")
+        symbol = symbols[0]
+    units = market(config, symbol)
+    found = account_fills(data, units, account, symbol, from_ms, to_ms)
+    side = _side(side_text)
+    sides = sorted({f.side.value for f in found})
+    if side is None:
+        if len(sides) != 1:
+            raise InputError(f"account {account} both bought and sold {symbol} in the window: give --side")
+        side = Side(sides[0])
+    own = [f.fill for f in found if f.side is side]
+    if not own:
+        raise InputError(f"account {account} has no {side.value} fills in {symbol} in the window")
+    first, last = own[0].time_ms, own[-1].time_ms
+    prints = tape(data, units, symbol, first - LOOKBACK_MS, last + LOOKAHEAD_MS)
+    book = QuoteBook(prints.quotes)
+    filled = sum((f.qty for f in own), Decimal(0))
+    arrival = _decimal("--arrival-price", arrival_text, required=False)
+    arrival_source = "given (--arrival-price)"
+    if arrival is None:
+        arrival, arrival_source = _arrival(book, prints.trades, own[0])
+    decision = _decimal("--decision-price", decision_text, required=False)
+    order = ParentOrder(
+        side=side,
+        qty=_decimal("--qty", qty_text, required=False) or filled,
+        decision_price=decision or arrival,
+        arrival_price=arrival,
+        end_price=_decimal("--end-price", end_text, required=False),
+        start_ms=start_ms,
+        end_ms=end_ms,
+    )
+    check_fills(order, own, f"account {account}")
+    extra = {
+        "source": {
+            "data": str(data),
+            "account": account,
+            "symbol": symbol,
+            "fills": f"{len(own)} {side.value} fills of account {account} in {symbol}",
+            "qty": "given (--qty)" if qty_text else "the filled quantity",
+            "arrival_price": arrival_source,
+            "decision_price": "given (--decision-price)" if decision else "the arrival price",
+        },
+        "pre_trade": _pre_trade(data, units, symbol, order, own, prints.quotes),
+    }
+    return order, own, prints.trades, prints.quotes, extra
+
+
+def _pre_trade(
+    data: Path, units: Market, symbol: str, order: ParentOrder, own: Sequence[Fill], quotes: Sequence[Quote]
+) -> dict[str, Any]:
+    """What ``perpx tca estimate`` would have predicted at the first fill, against what happened.
+
+    Only data from before the first fill is used (the last day of it). The realized figure is the
+    arrival slippage without fees, the quantity the estimate predicts; ``surprise_std`` is the
+    difference in the estimate's standard deviations. Comparing the two over many orders is what
+    recalibrates the impact coefficient.
+    """
+    first = own[0].time_ms
+    duration_s = max((own[-1].time_ms - first) / 1000, 1.0)
+    candles = [
+        c
+        for c in minute_candles(data, units, symbol)
+        if first - ESTIMATE_WINDOW_MS <= c.open_ms <= first - 60_000
+    ]
+    orders = [
+        o for o in taker_orders(data, units, symbol) if first - ESTIMATE_WINDOW_MS <= o.first_ms < first
+    ]
+    try:
+        predicted = estimate(
+            order.side, order.qty, duration_s, candles, [q for q in quotes if q.time_ms <= first], orders
+        )
+    except InputError as exc:
+        return {"available": False, "why": str(exc)}
+    with localcontext(EXACT):
+        filled = sum((f.qty for f in own), Decimal(0))
+        p_bar = sum((f.qty * f.price for f in own), Decimal(0)) / filled
+        realized = float(order.side.sign * (p_bar - order.arrival_price) / order.arrival_price * 10_000)
+    return {
+        "available": True,
+        "duration_s": duration_s,
+        "predicted_cost_bps": round(predicted.expected_cost_bps, 4),
+        "predicted_std_bps": round(predicted.std_bps, 4),
+        "half_spread_bps": round(predicted.half_spread_bps, 4),
+        "impact_bps": round(predicted.impact_bps, 4),
+        "expected_participation": None
+        if predicted.participation is None
+        else round(predicted.participation, 4),
+        "impact_y": round(predicted.calibration.y, 6),
+        "impact_fit_n": predicted.calibration.n,
+        "impact_fit_r2": None if predicted.calibration.r2 is None else round(predicted.calibration.r2, 4),
+        "realized_cost_bps": round(realized, 4),
+        "surprise_std": round((realized - predicted.expected_cost_bps) / predicted.std_bps, 4)
+        if predicted.std_bps > 0
+        else None,
+    }
+
+
+def _arrival(book: QuoteBook, trades: Sequence[Trade], first: Fill) -> tuple[Decimal, str]:
+    mid = book.mid_at(first.time_ms)
+    if mid is not None:
+        return mid, "the tape-inferred mid in force at the first fill"
+    before = [t for t in trades if t.time_ms <= first.time_ms and t.trade_id != first.trade_id]
+    if before:
+        return before[-1].price, "the last print before the first fill"
+    return first.price, "the first fill's price (no earlier print)"
+
+
+@tca_app.command("estimate")
+def estimate_command(
+    symbol: Annotated[str, typer.Option(help="Market, e.g. BTCUSDT.")],
+    side: Annotated[str, typer.Option(help="buy or sell.")],
+    qty: Annotated[str, typer.Option(help="Quantity to trade.")],
+    duration_s: Annotated[float, typer.Option(help="Seconds to trade it over.")],
+    data: Annotated[Path, typer.Option(help="A venue data directory (read-only).")],
+) -> None:
+    """Pre-trade: expected cost and its std (volatility, spread, square-root impact fitted on the venue's fills)."""
+    try:
+        parsed_side = _side(side)
+        assert parsed_side is not None
+        units = market(open_config(data), symbol)
+        candles = minute_candles(data, units, symbol)
+        last = candles[-1].open_ms + 60_000 if candles else 0
+        first = last - ESTIMATE_WINDOW_MS
+        window = [c for c in candles if c.open_ms >= first]
+        prints = tape(data, units, symbol, first, last)
+        orders = [o for o in taker_orders(data, units, symbol) if o.first_ms >= first]
+        result = estimate(
+            parsed_side, _req(_decimal("--qty", qty)), duration_s, window, prints.quotes, orders
+        )
+    except (InputError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    for line in result.lines():
+        typer.echo(line)
+    typer.echo(
+        f"from the venue's last {ESTIMATE_WINDOW_MS // 3_600_000} h of data: spread from quotes {TAPE_MID};"
+        " volatility and volume from one-minute candles"
+    )
