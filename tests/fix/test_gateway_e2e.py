@@ -218,3 +218,83 @@ def test_a_fill_missed_while_disconnected_comes_back_by_resend_as_a_possdup(serv
     again.close()
     # Assert
     assert (missed.get(11), missed.get(39), missed.get(43), missed.get(14)) == ("a-1", "2", "Y", "0.003")
+
+
+def entries(message: FixMessage) -> list[tuple[str, str, str]]:
+    """``(MDEntryType, MDEntryPx, MDEntrySize)`` of a W, in order."""
+    types, prices, sizes = message.all(269), message.all(270), message.all(271)
+    return list(zip(types, prices, sizes, strict=True))
+
+
+def test_market_data_snapshot_equals_the_rest_book_and_increments_follow_its_changes(
+    server: ServerProcess,
+) -> None:
+    # Arrange: a resting ask from REST, a FIX client subscribing to bids, offers and trades
+    maker = server.trader("md-maker")
+    placed = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": SYMBOL,
+            "side": "SELL",
+            "type": "LIMIT",
+            "quantity": "0.005",
+            "price": "70000",
+            "timeInForce": "GTC",
+        },
+    )
+    assert placed.status_code == 200, placed.text
+    client = FixClient(server.fix_port, server.trader("md-reader"), "MD1")  # type: ignore[attr-defined]
+    client.logon()
+    # Act
+    client.send(
+        "V",
+        [
+            (262, "md-1"),
+            (263, "1"),
+            (264, "0"),
+            (267, "3"),
+            (269, "0"),
+            (269, "1"),
+            (269, "2"),
+            (146, "1"),
+            (55, SYMBOL),
+        ],
+    )
+    snapshot = client.expect("W")
+    rest = server.public("/fapi/v1/depth", symbol=SYMBOL, limit=1000).json()
+    more = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": SYMBOL,
+            "side": "SELL",
+            "type": "LIMIT",
+            "quantity": "0.002",
+            "price": "70000",
+            "timeInForce": "GTC",
+        },
+    )
+    assert more.status_code == 200, more.text
+    increment = client.expect("X")
+    client.send(
+        "V", [(262, "md-2"), (263, "0"), (264, "0"), (267, "1"), (269, "9"), (146, "1"), (55, SYMBOL)]
+    )
+    refused = client.expect("Y")
+    client.close()
+    # Assert: the snapshot is REST's book at REST's update id; the increment moves the 70,000 level
+    assert snapshot.get(25044) == str(rest["lastUpdateId"])
+    rest_levels = [("0", p, q) for p, q in rest["bids"]] + [("1", p, q) for p, q in rest["asks"]]
+    assert [(t, str(float(p)), str(float(q))) for t, p, q in entries(snapshot)] == [
+        (t, str(float(p)), str(float(q))) for t, p, q in rest_levels
+    ]
+    assert int(increment.get(25044) or 0) > int(snapshot.get(25044) or 0)
+    assert (increment.get(279), increment.get(269), increment.get(270), increment.get(271)) == (
+        "1",
+        "1",
+        "70000",
+        "0.007",
+    )
+    assert (refused.get(262), refused.get(281)) == ("md-2", "8")

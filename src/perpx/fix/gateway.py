@@ -21,7 +21,7 @@ in          what the gateway does
 ``G``       amends price and quantity; a refusal is an OrderCancelReject 434=2
 ``H``       an ExecutionReport 150=I with the order's state
 ``q``       cancels every open order of the symbol; answered by an OrderMassCancelReport ``r``
-``V``       refused with a MarketDataRequestReject: FIX market data is not built yet
+``V``       book snapshots ``W`` and incremental refreshes ``X`` (:mod:`perpx.fix.marketdata`)
 other       BusinessMessageReject 380=3
 ==========  ================================================================================
 """
@@ -40,6 +40,7 @@ from perpx.engine.values import AccountId, MarketId
 from perpx.fix.acceptor import Acceptor, Connection
 from perpx.fix.codec import Field, FixMessage
 from perpx.fix.logon import KeyView, LogonLimiter, authenticator
+from perpx.fix.marketdata import MarketDataDesk
 from perpx.fix.store import SessionStore
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -79,6 +80,7 @@ class FixGateway:
         self.store = SessionStore(ctx.data_dir / SESSION_FILE)
         self.acceptor = Acceptor(self.store, authenticator(self._key, LogonLimiter()), self)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.marketdata = MarketDataDesk(ctx)
         self._accounts: dict[str, AccountId] = {}
         """CompID -> account of every logged-on session."""
         self._known: dict[str, AccountId] = {}
@@ -93,7 +95,7 @@ class FixGateway:
 
     async def start(self) -> int:
         """Listen for FIX clients (after the sequencer started); return the port."""
-        self.loop = asyncio.get_running_loop()
+        self.loop = self.marketdata.loop = asyncio.get_running_loop()
         for comp_id, api_key in self.store.bindings():
             key = self.ctx.keys.get(api_key)
             if key is not None:
@@ -132,6 +134,7 @@ class FixGateway:
 
     def on_close(self, connection: Connection) -> None:
         account = self._accounts.pop(connection.comp_id, None)
+        self.marketdata.drop(connection.comp_id)
         if account is not None:
             self._drop_copies.get(account, set()).discard(connection.comp_id)
         self._watch()
@@ -181,13 +184,7 @@ class FixGateway:
         elif kind == "q":
             await self._mass_cancel(connection, account, message)
         elif kind == "V":
-            connection.send_app(
-                "Y",
-                (
-                    (262, message.get(262) or "?"),
-                    (58, "FIX market data is not available yet; use the REST or WebSocket streams"),
-                ),
-            )
+            await self.marketdata.request(connection.comp_id, message, connection.send_app)
         else:
             self._business_reject(connection, message, 3, f"unsupported message type {kind}")
 

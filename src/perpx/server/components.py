@@ -102,7 +102,10 @@ class Components:
 
     def _feed_book(self, batch: list[Applied]) -> None:
         """The depth tracker, then the public streams with the book changes it made of ``batch``."""
-        self.streams.on_applied(batch, self.depth.on_applied(batch))
+        changes = self.depth.on_applied(batch)
+        self.streams.on_applied(batch, changes)
+        if self.fix is not None:
+            self.fix.marketdata.on_book(batch, changes)
 
     def _feed_orders(self, batch: list[Applied]) -> None:
         """The trading read model, then the user data stream with the messages it built.
