@@ -298,3 +298,73 @@ def test_market_data_snapshot_equals_the_rest_book_and_increments_follow_its_cha
         "0.007",
     )
     assert (refused.get(262), refused.get(281)) == ("md-2", "8")
+
+
+def test_a_fill_after_a_server_kill_9_reaches_the_client_by_resend_after_both_restart(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Arrange: a FIX order rests; the client drops; the venue is killed with SIGKILL and restarted
+    fix_port = free_port()
+    venue = ServerProcess(
+        tmp_path_factory.mktemp("fix-kill") / "data",
+        config_text=MANUAL_CONFIG,
+        extra_args=("--fix-port", str(fix_port)),
+    ).start()
+    try:
+        marked = venue.admin(
+            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
+        )
+        assert marked.status_code == 200, marked.text
+        maker, buyer = venue.trader("kill-maker"), venue.trader("kill-buyer")
+        first = FixClient(fix_port, maker, "KILL1")
+        first.logon()
+        first.send("D", order("k-1", "2", "0.002", "62000"))
+        first.expect("8", t150="0")
+        first.close()
+        venue.kill()
+        venue.start()
+        # Act: the order fills after the restart, then the client returns without a reset
+        bought = venue.signed(
+            "POST",
+            "/fapi/v1/order",
+            buyer,
+            {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.002"},
+        )
+        assert bought.status_code == 200, bought.text
+        time.sleep(0.3)
+        again = FixClient(fix_port, maker, "KILL1", seq=first.seq)
+        again.logon(reset=False)
+        again.send("2", [(7, "1"), (16, "0")])
+        missed = again.expect("8", t150="F")
+        again.close()
+    finally:
+        venue.stop()
+    # Assert
+    assert (missed.get(11), missed.get(39), missed.get(43), missed.get(14)) == ("k-1", "2", "Y", "0.002")
+
+
+def test_a_possdup_new_order_already_placed_is_answered_with_its_status_not_placed_twice(
+    server: ServerProcess,
+) -> None:
+    trader = server.trader("fix-dup")
+    client = FixClient(server.fix_port, trader, "DUP1")  # type: ignore[attr-defined]
+    client.logon()
+    client.send("D", order("dup-1", "1", "0.003", "45000"))
+    client.expect("8", t150="0")
+    client.seq += 1
+    stamp = sending_time(time.time_ns())
+    header: list[Field] = [
+        (35, "D"),
+        (49, "DUP1"),
+        (56, "PERPX"),
+        (34, str(client.seq)),
+        (43, "Y"),
+        (122, stamp),
+        (52, stamp),
+    ]
+    client.sock.sendall(encode([*header, *order("dup-1", "1", "0.003", "45000")]))
+    status = client.expect("8", t150="I")
+    client.close()
+    open_orders = server.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL}).json()
+    assert (status.get(11), status.get(39)) == ("dup-1", "0")
+    assert len(open_orders) == 1

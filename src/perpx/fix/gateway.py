@@ -190,6 +190,11 @@ class FixGateway:
 
     async def _new_order(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
         cl_ord_id = message.get(11) or ""
+        if message.get(43) == "Y" and cl_ord_id and self._known_order(account, message) is not None:
+            self._status(
+                connection, account, message
+            )  # a resent order already placed: its state, not a second order
+            return
         values = _order_values(message)
         self._pending[(account, cl_ord_id)] = connection.comp_id
         try:
@@ -243,6 +248,14 @@ class FixGateway:
         record = readmodel_of(self.ctx).order(
             account, str(spec.market), order_id, values.get("origClientOrderId")
         )
+        return None if record is None else record.order_id
+
+    def _known_order(self, account: AccountId, message: FixMessage) -> int | None:
+        try:
+            spec = spec_of(self.ctx, {"symbol": message.get(55) or ""})
+        except ApiError:
+            return None
+        record = readmodel_of(self.ctx).order(account, str(spec.market), None, message.get(11))
         return None if record is None else record.order_id
 
     def _status(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
