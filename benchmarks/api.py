@@ -47,7 +47,9 @@ sys.path.insert(0, str(ROOT))
 from tests.server.harness import ADMIN_TOKEN, MANUAL_CONFIG, free_port  # noqa: E402
 
 
-def _start_server(data: Path, port: int, admin_port: int) -> subprocess.Popen[bytes]:
+def _start_server(
+    data: Path, port: int, admin_port: int, extra_args: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     config = data.parent / "bench-venue.toml"
     config.write_text(MANUAL_CONFIG)
     env = {
@@ -72,6 +74,7 @@ def _start_server(data: Path, port: int, admin_port: int) -> subprocess.Popen[by
             str(port),
             "--admin-port",
             str(admin_port),
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
