@@ -368,3 +368,21 @@ def test_a_possdup_new_order_already_placed_is_answered_with_its_status_not_plac
     open_orders = server.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL}).json()
     assert (status.get(11), status.get(39)) == ("dup-1", "0")
     assert len(open_orders) == 1
+
+
+def test_cancel_on_disconnect_cancels_the_account_s_open_orders_when_the_connection_drops(
+    server: ServerProcess,
+) -> None:
+    trader = server.trader("fix-cod")
+    client = FixClient(server.fix_port, trader, "COD1")  # type: ignore[attr-defined]
+    client.logon((8013, "Y"))
+    client.send("D", order("cod-1", "1", "0.003", "44000"))
+    client.expect("8", t150="0")
+    before = server.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL}).json()
+    client.close()
+    deadline = time.monotonic() + 10
+    after = before
+    while time.monotonic() < deadline and after:
+        time.sleep(0.05)
+        after = server.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL}).json()
+    assert len(before) == 1 and after == []

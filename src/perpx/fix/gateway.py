@@ -29,6 +29,7 @@ other       BusinessMessageReject 380=3
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Mapping
 from decimal import Decimal
@@ -81,6 +82,7 @@ class FixGateway:
         self.acceptor = Acceptor(self.store, authenticator(self._key, LogonLimiter()), self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.marketdata = MarketDataDesk(ctx)
+        self._status_ids = itertools.count(1)
         self._accounts: dict[str, AccountId] = {}
         """CompID -> account of every logged-on session."""
         self._known: dict[str, AccountId] = {}
@@ -276,7 +278,7 @@ class FixGateway:
 
         body = order_json(record, spec, self.ctx.atom)
         fields = _report_fields(
-            exec_id=f"status-{record.order_id}-{self.ctx.seq.last_seq}",
+            exec_id=f"status-{record.order_id}-{self.ctx.seq.last_seq}-{next(self._status_ids)}",
             exec_type="I",
             order=body,
             cl_ord_id=body.get("clientOrderId") or "",
