@@ -1,6 +1,11 @@
 """An unmodified QuickFIX/Python initiator trading on perpx (run by tests/fix/test_quickfix_e2e.py).
 
-    python qf_trade.py WORKDIR FIX_PORT API_KEY SECRET DICTIONARY REST_BASE TAKER_KEY TAKER_SECRET
+    python qf_trade.py WORKDIR FIX_PORT API_KEY SECRET DICTIONARY REST_BASE TAKER_KEY TAKER_SECRET [place|resume]
+
+``place`` and ``resume`` keep the sequence numbers in WORKDIR's file store (``ResetOnLogon=N``):
+``place`` places the order, waits for its New and exits (the test then fills it, and may kill and
+restart the venue); ``resume`` logs on again as a restarted client does, QuickFIX asks for the gap
+itself, and the fill arrives as a resent (PossDup) report.
 
 Logs on with perpx's signature (computed in ``toAdmin``, where QuickFIX has filled 34 and 52),
 validates every message against perpx's dictionary (``UseDataDictionary=Y``), places a LIMIT buy,
@@ -74,6 +79,8 @@ class Client(fix.Application):  # type: ignore[misc]
         if msg.getHeader().getField(35) != "8":
             return
         tags = [150, 39, 32, 31, 14, 151, 6]
+        if msg.getHeader().isSetField(43):
+            print("POSSDUP", flush=True)
         values = [msg.getField(t) if msg.isSetField(t) else "-" for t in tags]
         print("REPORT " + " ".join(values), flush=True)
         if msg.getField(39) == "0":
@@ -104,11 +111,13 @@ def rest_sell(base: str, api_key: str, secret: str) -> None:
 
 def main() -> int:
     workdir, port, api_key, secret, dictionary, base, taker_key, taker_secret = sys.argv[1:9]
+    mode = sys.argv[9] if len(sys.argv) > 9 else "trade"
+    reset = "N" if mode in ("place", "resume") else "Y"
     config = Path(workdir) / "initiator.cfg"
     config.write_text(
         "[DEFAULT]\nConnectionType=initiator\nReconnectInterval=2\n"
         f"FileStorePath={workdir}/store\nFileLogPath={workdir}/log\nStartTime=00:00:00\nEndTime=00:00:00\n"
-        f"UseDataDictionary=Y\nDataDictionary={dictionary}\nResetOnLogon=Y\n"
+        f"UseDataDictionary=Y\nDataDictionary={dictionary}\nResetOnLogon={reset}\n"
         f"SocketConnectHost=127.0.0.1\nSocketConnectPort={port}\nHeartBtInt=30\n"
         "[SESSION]\nBeginString=FIX.4.4\nSenderCompID=QFCLIENT\nTargetCompID=PERPX\n"
     )
@@ -122,6 +131,8 @@ def main() -> int:
         if not app.logged_on.wait(15):
             print("NO LOGON", flush=True)
             return 2
+        if mode == "resume":
+            return 0 if app.filled.wait(20) else 1
         order = fix44.NewOrderSingle()
         order.setField(fix.ClOrdID("qf-1"))
         order.setField(fix.Side(fix.Side_BUY))
@@ -134,6 +145,8 @@ def main() -> int:
         fix.Session.sendToTarget(order, app.session)
         if not app.new.wait(15):
             return 1
+        if mode == "place":
+            return 0
         rest_sell(base, taker_key, taker_secret)
         return 0 if app.filled.wait(15) else 1
     finally:
