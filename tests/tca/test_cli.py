@@ -338,22 +338,23 @@ def test_partial_fill_without_an_end_price_or_market_data_is_refused(tmp_path: P
     assert result.exit_code == 2 and "give --end-price" in result.output
 
 
+ESTIMATE = ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "1"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["tca", "--data", "DIR", "--account", "1", "--algo", "twap-1"], "--algo is not available yet"),
         (
-            ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "1", "--duration-s", "60"]
-            + ["--venue", "https://venue.example"],
+            [*ESTIMATE, "--duration-s", "60", "--venue", "https://venue.example"],
             "--venue is not available yet",
         ),
         (
-            ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "1", "--duration-s", "60"],
+            [*ESTIMATE, "--duration-s", "60"],
             "--data DIR is required",
         ),
         (
-            ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", "1", "--duration-s", "x"]
-            + ["--data", "DIR"],
+            [*ESTIMATE, "--duration-s", "x", "--data", "DIR"],
             "--duration-s: not a number: 'x'",
         ),
     ],
