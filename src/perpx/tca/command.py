@@ -62,8 +62,11 @@ class _ReportByDefault(TyperGroup):
 
 tca_app = typer.Typer(
     cls=_ReportByDefault,
-    help="Transaction cost analysis: `perpx tca FILLS.csv ...`, `perpx tca --data DIR --account ID`,"
-    " `perpx tca estimate ...` (docs/tca.md).",
+    help="Transaction cost analysis (docs/tca.md): `perpx tca FILLS.csv --side buy|sell --qty Q"
+    " --decision-price PD --arrival-price PA [--end-price PC] [--start-ms T0 --end-ms T1]"
+    " [--trades TRADES.csv] [--quotes QUOTES.csv] --out DIR`; `perpx tca --data DIR --account ID"
+    " [--algo ALGO_ID | --from --to] --out DIR`; `perpx tca estimate --symbol S --side buy|sell --qty Q"
+    " --duration-s D [--data DIR | --venue URL]`. `perpx tca report --help` lists every option.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
