@@ -43,15 +43,113 @@ def test_own_fills_inside_vwap_are_taken_out_by_trade_id_when_both_sides_have_id
     assert result.vwap_ex_own.quantize(D("1e-20")) == (D(1408) / D(14)).quantize(D("1e-20"))
 
 
-def test_vwap_slippage_of_a_buy_is_worse_against_ex_own_vwap() -> None:
-    # Arrange: p_bar = (408 + 618) / 10 = 102.6
-    order = ParentOrder(Side.BUY, D(10), D(100), D(101))
+def _flagged(own_at: set[int]) -> list[Trade]:
+    """TAPE with TRADES.csv's ``own`` column: 1 for the prints at the times in ``own_at``."""
+    return [Trade(t.time_ms, t.price, t.qty, own=t.time_ms in own_at) for t in TAPE]
+
+
+def _mirrored(trades: list[Trade]) -> list[Trade]:
+    return [Trade(t.time_ms, 200 - t.price, t.qty, own=t.own) for t in trades]
+
+
+# (name, side, own fills (time, price, qty), tape with its own flags, [T0, T1],
+#  interval_vwap, interval_vwap_ex_own, vwap_slippage_bps, vwap_ex_own_slippage_bps, participation)
+VWAP_RULES = [
+    (
+        # [1000, 2000]: 4@102 + 10@100 + 6@103 = 2026 / 20 = 101.3; ex own 1000 / 10 = 100
+        # p_bar 102.6: 1.3/101.3 = 128.3317 bps; 2.6/100 = 260 bps; participation 10/20
+        "buy_own_fills_inside_vwap",
+        Side.BUY,
+        [(1000, "102", "4"), (2000, "103", "6")],
+        _flagged({1000, 2000}),
+        (1000, 2000),
+        "101.3",
+        "100",
+        "128.3317",
+        "260.0000",
+        "0.5000",
+    ),
+    (
+        # the buy mirrored around 100: VWAP 98.7, ex own 100, p_bar 97.4; a sell's cost is
+        # -(97.4 - 98.7)/98.7 = 131.7123 bps and -(97.4 - 100)/100 = 260 bps
+        "sell_own_fills_inside_vwap",
+        Side.SELL,
+        [(1000, "98", "4"), (2000, "97", "6")],
+        _mirrored(_flagged({1000, 2000})),
+        (1000, 2000),
+        "98.7",
+        "100",
+        "131.7123",
+        "260.0000",
+        "0.5000",
+    ),
+    (
+        # the whole tape [500, 2500]: (297 + 408 + 1000 + 618 + 505) / 28 = 101; ex own
+        # (297 + 1000 + 505) / 18 = 100.111...; p_bar 102.6 over 101 = 158.4158 bps
+        "buy_over_a_longer_life",
+        Side.BUY,
+        [(1000, "102", "4"), (2000, "103", "6")],
+        _flagged({1000, 2000}),
+        (500, 2500),
+        "101",
+        "100.111111111111",
+        "158.4158",
+        "248.6127",
+        "0.3571",
+    ),
+    (
+        # a buy that bought below the market: VWAP slippage is negative (a gain);
+        # (100 - 101.3)/101.3 and, ex own, (100 - 102.6)/102.6 with 102.6 = (408 + 618)/10
+        "buy_that_beat_the_vwap",
+        Side.BUY,
+        [(1500, "100", "10")],
+        _flagged({1500}),
+        (1000, 2000),
+        "101.3",
+        "102.6",
+        "-128.3317",
+        "-253.4113",
+        "0.5000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("side", "own", "tape", "life", "vwap", "ex_own", "slippage", "ex_own_slippage", "participation"),
+    [row[1:] for row in VWAP_RULES],
+    ids=[row[0] for row in VWAP_RULES],
+)
+def test_interval_vwap_rule(
+    side: Side,
+    own: list[tuple[int, str, str]],
+    tape: list[Trade],
+    life: tuple[int, int],
+    vwap: str,
+    ex_own: str,
+    slippage: str,
+    ex_own_slippage: str,
+    participation: str,
+) -> None:
+    # Arrange
+    fills = [Fill(t, D(p), D(q)) for t, p, q in own]
+    order = ParentOrder(side, D(10), D(100), D(100), None, life[0], life[1])
     # Act
-    vwap = analyse(order, OWN, TAPE).summary()["vwap"]
-    # Assert: (102.6 - 101.3)/101.3 = 128.33 bps; (102.6 - 100)/100 = 260 bps
-    assert vwap["vwap"] == "101.3" and vwap["vwap_ex_own"] == "100"
-    assert vwap["slippage_bps"] == "128.3317" and vwap["slippage_ex_own_bps"] == "260.0000"
-    assert vwap["participation"] == "0.5000"
+    summary = analyse(order, fills, tape).summary()
+    # Assert
+    assert summary["interval_vwap"] == vwap and summary["interval_vwap_ex_own"] == ex_own
+    assert summary["vwap_slippage_bps"] == slippage
+    assert summary["vwap_ex_own_slippage_bps"] == ex_own_slippage
+    assert summary["participation"] == participation
+
+
+def test_the_own_flag_decides_what_ex_own_leaves_out() -> None:
+    # Arrange: an outside print at the same time, price and size as an own fill must stay
+    tape = [*_flagged({1000, 2000}), Trade(1000, D(102), D(4), own=False)]
+    # Act
+    result = interval_vwap(tape, OWN, 1000, 2000)
+    # Assert: ex own = (1000 + 408) / 14, with 24 traded in all
+    assert result.vwap_ex_own is not None and result.market_qty == 24
+    assert result.vwap_ex_own.quantize(D("1e-20")) == (D(1408) / D(14)).quantize(D("1e-20"))
 
 
 def test_a_tape_smaller_than_the_own_fills_is_refused() -> None:

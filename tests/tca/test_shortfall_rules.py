@@ -24,7 +24,18 @@ def _sell(end: str | None = None) -> ParentOrder:
     return ParentOrder(Side.SELL, D(10), D(100), D(99), None if end is None else D(end))
 
 
+IS_FIELDS = [
+    "is_total",
+    "is_delay",
+    "is_execution",
+    "is_spread_impact",
+    "is_timing",
+    "is_opportunity",
+    "is_fees",
+]
+
 # (name, order, fills (time, price, qty, fee), mids at the fills,
+#  is_total, is_delay, is_execution, is_spread_impact, is_timing, is_opportunity, is_fees, i.e.
 #  shortfall, delay, execution, spread_impact, timing, opportunity, fees)
 RULES = [
     (
@@ -118,6 +129,34 @@ RULES = [
         "-0.08",
     ),
     (
+        # the partial buy as maker with a rebate: IS = 8 + 30 - 0.08 = 37.92
+        "buy_partly_filled_with_rebate_pays_opportunity_cost",
+        _buy("105"),
+        [(1000, "102", "4", "-0.08")],
+        ["101.5"],
+        "37.92",
+        "4",
+        "4",
+        "2",
+        "2",
+        "30",
+        "-0.08",
+    ),
+    (
+        # the partial sell paying a fee: IS = 8 + 30 + 0.4 = 38.4, the buy's numbers
+        "sell_partly_filled_paying_fees_pays_opportunity_cost",
+        _sell("95"),
+        [(1000, "98", "4", "0.4")],
+        ["98.5"],
+        "38.4",
+        "4",
+        "4",
+        "2",
+        "2",
+        "30",
+        "0.4",
+    ),
+    (
         # the price came back below P_d: the unfilled half of a buy is a gain, -5*(100-98) = -10
         "buy_partly_filled_gains_when_the_price_falls_below_decision",
         _buy("98"),
@@ -162,11 +201,24 @@ def test_perold_rule(
     opportunity: str,
     fees: str,
 ) -> None:
-    # Arrange
+    # Arrange: a locked quote at each fill's mid
     parsed = [Fill(t, D(p), D(q), D(f)) for t, p, q, f in fills]
+    quotes = [Quote(f.time_ms, D(m), D(m)) for f, m in zip(parsed, mids, strict=True)]
     # Act
     result = decompose(order, parsed, order.end_price, [D(m) for m in mids])
-    # Assert: exact equality, no tolerance
+    summary = analyse(order, parsed, (), quotes).summary()
+    # Assert: tca.json's fixed names carry the same exact values
+    assert [summary[name] for name in IS_FIELDS] == [
+        shortfall,
+        delay,
+        execution,
+        spread_impact,
+        timing,
+        opportunity,
+        fees,
+    ]
+    assert all(summary["identity_check"].values())
+    # and the Decimals themselves: exact equality, no tolerance
     assert result.shortfall == D(shortfall)
     assert result.delay == D(delay)
     assert result.execution == D(execution)
@@ -193,7 +245,10 @@ def test_decomposition_identity_holds_exactly_with_awkward_decimals() -> None:
     assert sf.delay + sf.execution + sf.opportunity + sf.fees == sf.shortfall
     assert sf.spread_impact is not None and sf.timing is not None
     assert sf.spread_impact + sf.timing == sf.execution
-    assert analysis.summary()["shortfall"]["identity_holds"] is True
+    summary = analysis.summary()
+    assert all(summary["identity_check"].values())
+    parts = ["is_delay", "is_execution", "is_opportunity", "is_fees"]
+    assert sum(D(summary[name]) for name in parts) == D(summary["is_total"])
 
 
 def test_arrival_slippage_is_signed_cost_in_bps_of_arrival_with_and_without_fees() -> None:
@@ -202,10 +257,10 @@ def test_arrival_slippage_is_signed_cost_in_bps_of_arrival_with_and_without_fees
     # Act
     summary = analyse(_buy(), fills).summary()
     # Assert: 1.6/101 * 1e4 = 158.41584...; + 1/1010 * 1e4 = 9.90099...
-    assert summary["arrival"]["slippage_bps"] == "158.4158"
-    assert summary["arrival"]["slippage_with_fees_bps"] == "168.3168"
-    assert summary["shortfall"]["implementation_shortfall_bps"] == "270.0000"
-    assert summary["fills"]["fee_bps"] == "9.7466"  # 1 / 1026 * 1e4
+    assert summary["arrival_slippage_bps"] == "158.4158"
+    assert summary["arrival_slippage_with_fees_bps"] == "168.3168"
+    assert summary["is_bps"] == "270.0000"
+    assert summary["fee_bps"] == "9.7466"  # 1 / 1026 * 1e4
 
 
 def test_unfilled_order_without_an_end_price_is_refused() -> None:
@@ -216,3 +271,16 @@ def test_unfilled_order_without_an_end_price_is_refused() -> None:
 def test_missing_mid_leaves_spread_and_timing_unknown_but_execution_known() -> None:
     result = decompose(_buy(), [Fill(1, D(101), D(10))], None, [None])
     assert result.execution == 0 and result.spread_impact is None and result.timing is None
+
+
+def test_arrival_slippage_of_a_sell_with_rebates_keeps_cost_positive_and_the_rebate_lowers_it() -> None:
+    # Arrange: the mirrored sell as maker: p_bar = (392 + 582) / 10 = 97.4, P_a = 99, fees -0.2
+    fills = [Fill(1000, D(98), D(4), D("-0.08"), maker=True), Fill(2000, D(97), D(6), D("-0.12"), maker=True)]
+    # Act
+    summary = analyse(_sell(), fills).summary()
+    # Assert: -(97.4 - 99)/99 = 161.6162 bps; the rebate -0.2/990 = -2.0202 bps
+    assert summary["arrival_slippage_bps"] == "161.6162"
+    assert summary["arrival_slippage_with_fees_bps"] == "159.5960"
+    assert summary["fee_bps"] == "-2.0534"  # -0.2 / 974
+    assert summary["maker_share"] == "1.0000" and summary["is_fees"] == "-0.2"
+    assert summary["is_total"] == "25.8"  # the rebate table row

@@ -20,6 +20,17 @@ from perpx.tca.spread import SPREAD_HORIZONS_MS, FillSpread, fill_spread, weight
 
 REVERSION_HORIZONS_MS = (1_000, 5_000, 60_000, 300_000)
 
+IS_NAMES = {
+    "implementation_shortfall": "is_total",
+    "delay": "is_delay",
+    "execution": "is_execution",
+    "spread_impact": "is_spread_impact",
+    "timing": "is_timing",
+    "opportunity": "is_opportunity",
+    "fees": "is_fees",
+}
+"""The Perold terms (:meth:`Shortfall.terms`) by their fixed tca.json names."""
+
 
 @dataclass(frozen=True, slots=True)
 class Sources:
@@ -76,80 +87,88 @@ class Analysis:
                 return None
             return _rounded(s * (p_bar - benchmark) / benchmark * BPS)
 
+        def spread_mean(values: Sequence[Decimal | None]) -> str | None:
+            return _rounded(weighted(self.fills, values))
+
+        split_known = sf.spread_impact is not None and sf.timing is not None
         return {
-            "order": {
-                "side": o.side.value,
-                "qty": _money(o.qty),
-                "decision_price": _money(o.decision_price),
-                "arrival_price": _money(o.arrival_price),
-                "end_price": _price(self.end_price),
-                "end_price_source": self.sources.end_price,
-                "start_ms": self.start_ms,
-                "end_ms": self.end_ms,
+            # the fixed fields of issue 15, in docs/tca.md's order
+            "filled_qty": _money(self.filled),
+            "fill_rate": _rounded(self.filled / o.qty),
+            "avg_price": _price(p_bar),
+            "arrival_slippage_bps": _rounded(arrival),
+            "arrival_slippage_with_fees_bps": _rounded(with_fees),
+            **{IS_NAMES[name]: _money(value) for name, value in sf.terms().items()},
+            "is_bps": _rounded(sf.bps(sf.shortfall)),
+            "interval_vwap": _price(None if vwap is None else vwap.vwap),
+            "interval_vwap_ex_own": _price(None if vwap is None else vwap.vwap_ex_own),
+            "vwap_slippage_bps": vs(None if vwap is None else vwap.vwap),
+            "vwap_ex_own_slippage_bps": vs(None if vwap is None else vwap.vwap_ex_own),
+            "participation": _rounded(None if vwap is None else vwap.participation),
+            "maker_share": _rounded(maker_qty / self.filled)
+            if self.filled and len(maker_known) == len(self.fills)
+            else None,
+            "fee_bps": _rounded(fees / notional * BPS) if notional else None,
+            "markout_bps": {_horizon(p.horizon_ms): _rounded(p.all_bps) for p in self.markouts},
+            "spread_capture": spread_mean([x.capture for x in self.spreads]),
+            "effective_spread_bps": spread_mean([x.effective_bps for x in self.spreads]),
+            # extras: the order, the decomposition in bps, the identity check, benchmarks' sources
+            "side": o.side.value,
+            "qty": _money(o.qty),
+            "decision_price": _money(o.decision_price),
+            "arrival_price": _money(o.arrival_price),
+            "end_price": _price(self.end_price),
+            "end_price_source": self.sources.end_price,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "fill_count": len(self.fills),
+            "notional": _money(notional),
+            "market_qty": _money(None if vwap is None else vwap.market_qty),
+            **{
+                f"{IS_NAMES[name]}_bps": _rounded(sf.bps(value))
+                for name, value in sf.terms().items()
+                if name != "implementation_shortfall"
             },
-            "fills": {
-                "count": len(self.fills),
-                "filled_qty": _money(self.filled),
-                "fill_rate": _rounded(self.filled / o.qty),
-                "avg_price": _price(p_bar),
-                "notional": _money(notional),
-                "fees": _money(fees),
-                "fee_bps": _rounded(fees / notional * BPS) if notional else None,
-                "maker_share": _rounded(maker_qty / self.filled)
-                if maker_known and len(maker_known) == len(self.fills)
-                else None,
-            },
-            "arrival": {
-                "benchmark": "arrival price P_a",
-                "slippage_bps": _rounded(arrival),
-                "slippage_with_fees_bps": _rounded(with_fees),
-            },
-            "shortfall": {
-                "benchmark": "decision price P_d (paper portfolio Q x P_d)",
-                "opportunity_priced_from": "P_d",
-                "paper_notional": _money(sf.paper_notional),
-                **{name: _money(value) for name, value in sf.terms().items()},
-                **{f"{name}_bps": _rounded(sf.bps(value)) for name, value in sf.terms().items()},
-                "identity_holds": sf.identity_holds,
-            },
-            "vwap": {
-                "benchmark": "market VWAP over [start_ms, end_ms]",
-                "trades_source": self.sources.trades,
-                "vwap": _price(None if vwap is None else vwap.vwap),
-                "vwap_ex_own": _price(None if vwap is None else vwap.vwap_ex_own),
-                "slippage_bps": vs(None if vwap is None else vwap.vwap),
-                "slippage_ex_own_bps": vs(None if vwap is None else vwap.vwap_ex_own),
-                "market_qty": _money(None if vwap is None else vwap.market_qty),
-                "participation": _rounded(None if vwap is None else vwap.participation),
-            },
-            "spread": {
-                "mid_source": self.sources.mid,
-                "spread_capture": _rounded(weighted(self.fills, [x.capture for x in self.spreads])),
-                "effective_spread_bps": _rounded(
-                    weighted(self.fills, [x.effective_bps for x in self.spreads])
+            "identity_check": {
+                "is_delay + is_execution + is_opportunity + is_fees == is_total": sf.identity_holds,
+                "is_spread_impact + is_timing == is_execution": (
+                    sf.spread_impact + sf.timing == sf.execution
+                    if sf.spread_impact is not None and sf.timing is not None
+                    else None
                 ),
-                "realized_spread_bps": {
-                    _horizon(h): _rounded(weighted(self.fills, [x.realized_bps[h] for x in self.spreads]))
-                    for h in SPREAD_HORIZONS_MS
-                },
-                "price_impact_bps": {
-                    _horizon(h): _rounded(weighted(self.fills, [x.impact_bps[h] for x in self.spreads]))
-                    for h in SPREAD_HORIZONS_MS
-                },
             },
-            "markouts_bps": {
-                _horizon(p.horizon_ms): {
-                    "all": _rounded(p.all_bps),
-                    "maker": _rounded(p.maker_bps),
-                    "taker": _rounded(p.taker_bps),
-                    "qty": _money(p.qty),
-                }
-                for p in self.markouts
+            "markout_bps_maker": {_horizon(p.horizon_ms): _rounded(p.maker_bps) for p in self.markouts},
+            "markout_bps_taker": {_horizon(p.horizon_ms): _rounded(p.taker_bps) for p in self.markouts},
+            "markout_qty": {_horizon(p.horizon_ms): _money(p.qty) for p in self.markouts},
+            "realized_spread_bps": {
+                _horizon(h): spread_mean([x.realized_bps[h] for x in self.spreads])
+                for h in SPREAD_HORIZONS_MS
+            },
+            "price_impact_bps": {
+                _horizon(h): spread_mean([x.impact_bps[h] for x in self.spreads]) for h in SPREAD_HORIZONS_MS
             },
             "reversion_bps": {_horizon(h): _rounded(v) for h, v in self.reversions.items()},
+            "mid_source": self.sources.mid,
+            "trades_source": self.sources.trades,
+            "benchmarks": {
+                "arrival_slippage_bps": "arrival price P_a (--arrival-price)",
+                "is_total": "decision price P_d: paper portfolio Q x P_d; is_bps in bps of Q x P_d",
+                "is_opportunity": "the unfilled Q - F valued at P_c against P_d (not P_a)",
+                "is_spread_impact": "the mid at each fill"
+                if split_known
+                else "null: no mid at every fill (no quotes)",
+                "interval_vwap": "market trades with start_ms <= ts_ms <= end_ms, own fills included",
+                "interval_vwap_ex_own": "the same trades without the order's own (own = 1)",
+                "participation": "F inside [start_ms, end_ms] / market volume there, own included",
+                "markout_bps": "the fill price, mid at ts_ms + h",
+                "spread_capture": "the quote in force at each fill",
+                "effective_spread_bps": "the mid in force at each fill",
+            },
             "conventions": (
-                "s=+1 buy, -1 sell; costs positive = the trader lost money (quote currency, bps of"
-                " the benchmark named); markouts, spread capture and reversion positive = favourable"
+                "s=+1 buy, -1 sell; costs positive = the trader lost money, also for a sell"
+                " (quote currency, bps of the benchmark named); markout_bps, spread_capture and"
+                " reversion_bps positive = favourable; money exact decimal strings, bps and ratios"
+                " to 4 decimals"
             ),
         }
 
@@ -159,21 +178,24 @@ class Analysis:
             rows = []
             for fill, mid, spread in zip(self.fills, self.mids, self.spreads, strict=True):
                 row: dict[str, Any] = {
-                    "time_ms": fill.time_ms,
+                    "ts_ms": fill.time_ms,
                     "price": float(fill.price),
                     "qty": float(fill.qty),
                     "fee": float(fill.fee),
-                    "maker": fill.maker,
+                    "liquidity": None if fill.maker is None else ("MAKER" if fill.maker else "TAKER"),
                     "trade_id": fill.trade_id,
                     "mid": _float(mid),
                     "arrival_slippage_bps": float(
                         self.sign * (fill.price - self.order.arrival_price) / self.order.arrival_price * BPS
                     ),
-                    "execution_cost": float(self.sign * fill.qty * (fill.price - self.order.arrival_price)),
-                    "spread_impact_cost": _float(
+                    "is_delay": float(
+                        self.sign * fill.qty * (self.order.arrival_price - self.order.decision_price)
+                    ),
+                    "is_execution": float(self.sign * fill.qty * (fill.price - self.order.arrival_price)),
+                    "is_spread_impact": _float(
                         None if mid is None else self.sign * fill.qty * (fill.price - mid)
                     ),
-                    "timing_cost": _float(
+                    "is_timing": _float(
                         None if mid is None else self.sign * fill.qty * (mid - self.order.arrival_price)
                     ),
                     "spread_capture": _float(spread.capture),
@@ -258,11 +280,8 @@ def _end_price(
 
 
 def _horizon(ms: int) -> str:
-    if ms % 60_000 == 0:
-        return f"{ms // 60_000}m"
-    if ms % 1_000 == 0:
-        return f"{ms // 1_000}s"
-    return f"{ms}ms"
+    """A horizon as tca.json keys it: whole seconds ("1s", "60s", "300s")."""
+    return f"{ms // 1_000}s" if ms % 1_000 == 0 else f"{ms}ms"
 
 
 QUANTUM = Decimal("0.0001")

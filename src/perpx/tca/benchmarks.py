@@ -5,8 +5,9 @@
 * **Interval VWAP** is ``sum(q p) / sum(q)`` over the market's trades with
   ``start_ms <= t <= end_ms``, once *including* the order's own fills (the tape as printed) and once
   *excluding* them (including them flatters a large order, which is most of the tape it trades
-  against). Own prints are taken out by trade id when both sides have ids, else by subtracting the
-  own fills inside the interval from the tape's sums.
+  against). Own prints are taken out by the tape's ``own`` flag when every print in the interval
+  has one (TRADES.csv's ``own`` column), else by trade id when both sides have ids (a venue's
+  tape), else by subtracting the own fills inside the interval from the tape's sums.
 * **Mid** ``m_t`` is the mid of the last quote at or before ``t`` (a quote stamped in the fill's
   millisecond counts as before it, so quote files should carry the pre-trade quote).
 """
@@ -54,7 +55,11 @@ def interval_vwap(trades: Sequence[Trade], fills: Sequence[Fill], start_ms: int,
     value = sum((t.qty * t.price for t in inside), Decimal(0))
     own_qty = sum((f.qty for f in own), Decimal(0))
     own_ids = {f.trade_id for f in own if f.trade_id is not None}
-    if own and len(own_ids) == len(own) and all(t.trade_id is not None for t in inside):
+    if inside and all(t.own is not None for t in inside):
+        rest = [t for t in inside if not t.own]
+        ex_qty = sum((t.qty for t in rest), Decimal(0))
+        ex_value = sum((t.qty * t.price for t in rest), Decimal(0))
+    elif own and len(own_ids) == len(own) and all(t.trade_id is not None for t in inside):
         rest = [t for t in inside if t.trade_id not in own_ids]
         ex_qty = sum((t.qty for t in rest), Decimal(0))
         ex_value = sum((t.qty * t.price for t in rest), Decimal(0))

@@ -62,8 +62,11 @@ class _ReportByDefault(TyperGroup):
 
 tca_app = typer.Typer(
     cls=_ReportByDefault,
-    help="Transaction cost analysis: `perpx tca FILLS.csv ...`, `perpx tca --data DIR --account ID`,"
-    " `perpx tca estimate ...` (docs/tca.md).",
+    help="Transaction cost analysis (docs/tca.md): `perpx tca FILLS.csv --side buy|sell --qty Q"
+    " --decision-price PD --arrival-price PA [--end-price PC] [--start-ms T0 --end-ms T1]"
+    " [--trades TRADES.csv] [--quotes QUOTES.csv] --out DIR`; `perpx tca --data DIR --account ID"
+    " [--algo ALGO_ID | --from --to] --out DIR`; `perpx tca estimate --symbol S --side buy|sell --qty Q"
+    " --duration-s D [--data DIR | --venue URL]`. `perpx tca report --help` lists every option.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -98,11 +101,29 @@ def _side(text: str | None) -> Side | None:
         raise InputError(f"--side must be buy or sell, was {text!r}") from None
 
 
+def _millis(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"{option}: not an integer number of milliseconds: {text!r}") from None
+    if value < 0:
+        raise InputError(f"{option} must not be negative, was {text}")
+    return value
+
+
+NOT_YET_ALGO = (
+    "--algo is not available yet: perpx has no execution algos to read; use --from/--to to take"
+    " the account's fills in a window as one order"
+)
+NOT_YET_VENUE = "--venue is not available yet: give --data DIR (a perpx data directory)"
+
+
 @tca_app.command("report")
 def report(
-    out: Annotated[Path, typer.Option(help="Output directory: tca.json, fills.parquet, report.html.")],
     fills: Annotated[
-        Path | None, typer.Argument(help="Fills CSV: time_ms, price, qty[, fee, maker, trade_id].")
+        Path | None, typer.Argument(help="Fills CSV: ts_ms, price, qty, fee, liquidity (MAKER/TAKER).")
     ] = None,
     side: Annotated[str | None, typer.Option(help="buy or sell.")] = None,
     qty: Annotated[str | None, typer.Option(help="Ordered quantity Q.")] = None,
@@ -110,57 +131,80 @@ def report(
     arrival_price: Annotated[str | None, typer.Option(help="Arrival price P_a (the mid on arrival).")] = None,
     end_price: Annotated[
         str | None,
-        typer.Option(help="P_c for the unfilled remainder (default: the mid, else last trade, at end)."),
+        typer.Option(help="P_c for the unfilled remainder (default: the mid at --end-ms; docs/tca.md)."),
     ] = None,
     start_ms: Annotated[
-        int | None, typer.Option(help="Interval start for VWAP (default: first fill).")
+        str | None, typer.Option(help="Start of the order's life T0, ms (default: first fill).")
     ] = None,
-    end_ms: Annotated[int | None, typer.Option(help="Interval end for VWAP (default: last fill).")] = None,
+    end_ms: Annotated[
+        str | None, typer.Option(help="End of the order's life T1, ms (default: last fill).")
+    ] = None,
     trades: Annotated[
-        Path | None, typer.Option(help="Market tape CSV: time_ms, price, qty[, trade_id].")
+        Path | None, typer.Option(help="Market trades CSV, own included: ts_ms, price, qty, own (1/0).")
     ] = None,
-    quotes: Annotated[Path | None, typer.Option(help="Quotes CSV: time_ms, bid, ask.")] = None,
+    quotes: Annotated[Path | None, typer.Option(help="Quotes CSV: ts_ms, bid, ask.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory: tca.json, fills.parquet, report.html.")
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="A venue data directory (read-only) instead of CSV files.")
     ] = None,
     account: Annotated[
-        int | None, typer.Option(help="With --data: the account whose fills to analyse.")
+        str | None, typer.Option(help="With --data: the account whose fills to analyse.")
+    ] = None,
+    algo: Annotated[
+        str | None, typer.Option(help="With --data: one algo's fills (not available yet).")
     ] = None,
     symbol: Annotated[
         str | None, typer.Option(help="With --data: the market (needed if it traded several).")
     ] = None,
-    from_ms: Annotated[int | None, typer.Option("--from", help="With --data: first fill time, ms.")] = None,
-    to_ms: Annotated[int | None, typer.Option("--to", help="With --data: last fill time, ms.")] = None,
+    from_ms: Annotated[str | None, typer.Option("--from", help="With --data: first fill time, ms.")] = None,
+    to_ms: Annotated[str | None, typer.Option("--to", help="With --data: last fill time, ms.")] = None,
 ) -> None:
     """Post-trade TCA of one parent order: arrival, Perold shortfall, VWAP, spreads, markouts.
 
-    Costs are positive when the trader lost money; markouts and spread capture are positive when
-    favourable. Writes DIR/tca.json, DIR/fills.parquet and DIR/report.html.
+    Costs are positive when the trader lost money (for a sell too); markouts and spread capture
+    are positive when favourable. Writes DIR/tca.json, DIR/fills.parquet and DIR/report.html.
     """
     try:
+        if out is None:
+            raise InputError("--out DIR is required")
+        start, end = _millis("--start-ms", start_ms), _millis("--end-ms", end_ms)
         if data is not None:
             if fills is not None or trades is not None or quotes is not None:
                 raise InputError("give either FILLS.csv (with --trades/--quotes) or --data, not both")
             if account is None:
                 raise InputError("--data needs --account")
+            if algo is not None:
+                if from_ms is not None or to_ms is not None:
+                    raise InputError("give either --algo or --from/--to, not both")
+                raise InputError(NOT_YET_ALGO)
             order, own, tape_trades, tape_quotes, extra = _from_venue(
                 data,
-                account,
+                _account(account),
                 symbol,
-                from_ms,
-                to_ms,
+                _millis("--from", from_ms),
+                _millis("--to", to_ms),
                 side,
                 qty,
                 decision_price,
                 arrival_price,
                 end_price,
-                start_ms,
-                end_ms,
+                start,
+                end,
             )
             sources = Sources(mid=TAPE_MID, trades=f"venue tape ({data / 'market.sqlite'})")
         else:
             if fills is None:
                 raise InputError("give FILLS.csv or --data DIR --account ID")
+            for name, given in (
+                ("--account", account),
+                ("--algo", algo),
+                ("--from", from_ms),
+                ("--to", to_ms),
+            ):
+                if given is not None:
+                    raise InputError(f"{name} goes with --data, not with FILLS.csv")
             parsed_side = _side(side)
             if parsed_side is None:
                 raise InputError("--side is required (buy or sell)")
@@ -170,8 +214,8 @@ def report(
                 decision_price=_req(_decimal("--decision-price", decision_price)),
                 arrival_price=_req(_decimal("--arrival-price", arrival_price)),
                 end_price=_decimal("--end-price", end_price, required=False),
-                start_ms=start_ms,
-                end_ms=end_ms,
+                start_ms=start,
+                end_ms=end,
             )
             own = read_fills(fills)
             check_fills(order, own, str(fills))
@@ -188,25 +232,33 @@ def report(
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
-    sf = summary["shortfall"]
     typer.echo(
-        f"{summary['order']['side']} {summary['order']['qty']}: filled {summary['fills']['filled_qty']}"
-        f" at {summary['fills']['avg_price']}"
+        f"{summary['side']} {summary['qty']}: filled {summary['filled_qty']} at {summary['avg_price']}"
     )
     typer.echo(
-        f"implementation shortfall {sf['implementation_shortfall']} ({sf['implementation_shortfall_bps']} bps):"
-        f" delay {sf['delay']}, execution {sf['execution']}, opportunity {sf['opportunity']}, fees {sf['fees']}"
+        f"implementation shortfall {summary['is_total']} ({summary['is_bps']} bps):"
+        f" delay {summary['is_delay']}, execution {summary['is_execution']},"
+        f" opportunity {summary['is_opportunity']}, fees {summary['is_fees']}"
     )
-    vwap = summary["vwap"]
     typer.echo(
-        f"arrival slippage {summary['arrival']['slippage_bps']} bps; VWAP slippage"
+        f"arrival slippage {summary['arrival_slippage_bps']} bps; VWAP slippage"
         + (
-            f" {vwap['slippage_bps']} bps (ex own {vwap['slippage_ex_own_bps'] or 'n/a'})"
-            if vwap["slippage_bps"] is not None
+            f" {summary['vwap_slippage_bps']} bps (ex own {summary['vwap_ex_own_slippage_bps'] or 'n/a'})"
+            if summary["vwap_slippage_bps"] is not None
             else " n/a (no trades)"
         )
     )
     typer.echo(f"wrote {out / TCA_JSON}, {out / FILLS_PARQUET}, {out / REPORT_HTML}")
+
+
+def _account(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"--account: not an account id: {text!r}") from None
+    if value < 0:
+        raise InputError(f"--account must not be negative, was {text}")
+    return value
 
 
 def _req(value: Decimal | None) -> Decimal:
@@ -354,16 +406,28 @@ def _arrival(book: QuoteBook, trades: Sequence[Trade], first: Fill) -> tuple[Dec
 
 @tca_app.command("estimate")
 def estimate_command(
-    symbol: Annotated[str, typer.Option(help="Market, e.g. BTCUSDT.")],
-    side: Annotated[str, typer.Option(help="buy or sell.")],
-    qty: Annotated[str, typer.Option(help="Quantity to trade.")],
-    duration_s: Annotated[float, typer.Option(help="Seconds to trade it over.")],
-    data: Annotated[Path, typer.Option(help="A venue data directory (read-only).")],
+    symbol: Annotated[str | None, typer.Option(help="Market, e.g. BTCUSDT.")] = None,
+    side: Annotated[str | None, typer.Option(help="buy or sell.")] = None,
+    qty: Annotated[str | None, typer.Option(help="Quantity to trade.")] = None,
+    duration_s: Annotated[str | None, typer.Option(help="Seconds to trade it over.")] = None,
+    data: Annotated[Path | None, typer.Option(help="A venue data directory (read-only).")] = None,
+    venue: Annotated[str | None, typer.Option(help="A venue's URL (not available yet).")] = None,
 ) -> None:
     """Pre-trade: expected cost and its std (volatility, spread, square-root impact fitted on the venue's fills)."""
     try:
+        if symbol is None:
+            raise InputError("--symbol is required")
         parsed_side = _side(side)
-        assert parsed_side is not None
+        if parsed_side is None:
+            raise InputError("--side is required (buy or sell)")
+        order_qty = _req(_decimal("--qty", qty))
+        duration = _req(_decimal("--duration-s", duration_s))
+        if data is not None and venue is not None:
+            raise InputError("give either --data or --venue, not both")
+        if venue is not None:
+            raise InputError(NOT_YET_VENUE)
+        if data is None:
+            raise InputError("--data DIR is required (or --venue URL, not available yet)")
         units = market(open_config(data), symbol)
         candles = minute_candles(data, units, symbol)
         last = candles[-1].open_ms + 60_000 if candles else 0
@@ -371,9 +435,7 @@ def estimate_command(
         window = [c for c in candles if c.open_ms >= first]
         prints = tape(data, units, symbol, first, last)
         orders = [o for o in taker_orders(data, units, symbol) if o.first_ms >= first]
-        result = estimate(
-            parsed_side, _req(_decimal("--qty", qty)), duration_s, window, prints.quotes, orders
-        )
+        result = estimate(parsed_side, order_qty, float(duration), window, prints.quotes, orders)
     except (InputError, ValueError) as exc:
         raise _fail(str(exc)) from None
     for line in result.lines():

@@ -5,14 +5,15 @@ float), and every time is integer milliseconds since the epoch. The CSV readers 
 with an :class:`InputError` that names the file, the row and the column, so the command line can
 print one line instead of a traceback.
 
-CSV columns (a header row, any column order, extra columns ignored):
+CSV columns, fixed by the issue (a header row, any column order, extra columns ignored; every
+named column is required and no cell may be empty):
 
 ============  =========================================================================
-fills         ``time_ms, price, qty`` required; ``fee`` (quote currency, a rebate is
-              negative; 0 if absent), ``maker`` (true/false/1/0), ``trade_id`` optional
-trades        ``time_ms, price, qty`` required, ``trade_id`` optional: the market's whole
-              tape over the order's life, **own fills included** (as a venue prints them)
-quotes        ``time_ms, bid, ask``: the top of book, each row in force from its time on
+fills         ``ts_ms, price, qty, fee, liquidity``: ``fee`` in the quote currency, negative
+              for a rebate; ``liquidity`` ``MAKER`` or ``TAKER``
+trades        ``ts_ms, price, qty, own``: the market's whole tape over the order's life,
+              **own fills included**, ``own`` 1 for the order's own prints and 0 for the rest
+quotes        ``ts_ms, bid, ask``: the top of book, each row in force from its time on
 ============  =========================================================================
 """
 
@@ -106,12 +107,14 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class Trade:
-    """One print of the market's tape."""
+    """One print of the market's tape; ``own`` says whether it is one of the order's own fills
+    (``None`` when the source does not say, as on a venue's tape, where trade ids tell)."""
 
     time_ms: int
     price: Decimal
     qty: Decimal
     trade_id: int | None = None
+    own: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,15 @@ class Quote:
     @property
     def half_spread(self) -> Decimal:
         return (self.ask - self.bid) / 2
+
+
+TIME = "ts_ms"
+"""The time column of every CSV file: integer milliseconds since the epoch."""
+FILL_COLUMNS = (TIME, "price", "qty", "fee", "liquidity")
+TRADE_COLUMNS = (TIME, "price", "qty", "own")
+QUOTE_COLUMNS = (TIME, "bid", "ask")
+LIQUIDITY = {"MAKER": True, "TAKER": False}
+OWN = {"1": True, "0": False}
 
 
 class _Row:
@@ -180,20 +192,17 @@ class _Row:
         return value
 
     def time_ms(self) -> int:
-        value = self.integer("time_ms")
+        value = self.integer(TIME)
         assert value is not None
         return value
 
-    def flag(self, column: str) -> bool | None:
-        raw = self.text(column)
-        if raw is None:
-            return None
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes", "maker"):
-            return True
-        if lowered in ("false", "0", "no", "taker"):
-            return False
-        raise self._fail(column, f"not true/false: {raw!r}")
+    def choice(self, column: str, meanings: dict[str, bool]) -> bool:
+        """The required ``column`` as one of ``meanings``' keys (any letter case)."""
+        raw = self.required(column)
+        value = meanings.get(raw.upper())
+        if value is None:
+            raise self._fail(column, f"must be {' or '.join(meanings)}, was {raw!r}")
+        return value
 
     def check(self, ok: bool, column: str, why: str) -> None:
         if not ok:
@@ -235,12 +244,11 @@ def read_fills(path: Path) -> list[Fill]:
             time_ms=row.time_ms(),
             price=row.decimal("price", positive=True),
             qty=row.decimal("qty", positive=True),
-            fee=row.decimal("fee", default=Decimal(0)),
-            maker=row.flag("maker"),
-            trade_id=row.integer("trade_id", optional=True),
+            fee=row.decimal("fee"),
+            maker=row.choice("liquidity", LIQUIDITY),
         )
 
-    fills = _read(path, ("time_ms", "price", "qty"), build)
+    fills = _read(path, FILL_COLUMNS, build)
     if not fills:
         raise InputError(f"{path}: no fills (only a header)")
     return fills
@@ -254,10 +262,10 @@ def read_trades(path: Path) -> list[Trade]:
             time_ms=row.time_ms(),
             price=row.decimal("price", positive=True),
             qty=row.decimal("qty", positive=True),
-            trade_id=row.integer("trade_id", optional=True),
+            own=row.choice("own", OWN),
         )
 
-    return _read(path, ("time_ms", "price", "qty"), build)
+    return _read(path, TRADE_COLUMNS, build)
 
 
 def read_quotes(path: Path) -> list[Quote]:
@@ -269,7 +277,7 @@ def read_quotes(path: Path) -> list[Quote]:
         row.check(bid <= ask, "ask", f"below the bid ({ask} < {bid})")
         return Quote(row.time_ms(), bid, ask)
 
-    return _read(path, ("time_ms", "bid", "ask"), build)
+    return _read(path, QUOTE_COLUMNS, build)
 
 
 def check_fills(order: ParentOrder, fills: Sequence[Fill], source: str) -> None:

@@ -2,7 +2,7 @@
 
 report.html is one self-contained file (plotly's script embedded, no network): the fills over the
 price path with the benchmarks drawn across it, the markout curve, and the cost waterfall
-(delay, spread + impact, timing, opportunity, fees, adding up to the shortfall).
+(is_delay, is_spread_impact, is_timing, is_opportunity, is_fees, adding up to is_total).
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ TCA_JSON = "tca.json"
 FILLS_PARQUET = "fills.parquet"
 REPORT_HTML = "report.html"
 
-_COLUMN_TYPES: dict[str, type[pl.DataType]] = {"time_ms": pl.Int64, "maker": pl.Boolean, "trade_id": pl.Int64}
+_COLUMN_TYPES: dict[str, type[pl.DataType]] = {
+    "ts_ms": pl.Int64,
+    "liquidity": pl.String,
+    "trade_id": pl.Int64,
+}
 """fills.parquet's non-float columns: every column keeps its type when all its values are null."""
 
 
@@ -31,7 +35,7 @@ def write_report(analysis: Analysis, out: Path, extra: dict[str, Any] | None = N
     out.mkdir(parents=True, exist_ok=True)
     summary = analysis.summary()
     if extra:
-        summary = {**extra, **summary}
+        summary = {**summary, **{k: v for k, v in extra.items() if k not in summary}}
     (out / TCA_JSON).write_text(json.dumps(summary, indent=2) + "\n")
     rows = analysis.fill_rows()
     schema = {name: _COLUMN_TYPES.get(name, pl.Float64) for name in rows[0]} if rows else None
@@ -86,14 +90,13 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
             name="own fills (blue maker, red taker, grey unknown)",
         )
     )
-    order = summary["order"]
     lines = {
-        "decision P_d": order["decision_price"],
-        "arrival P_a": order["arrival_price"],
-        "end P_c": order["end_price"],
-        "interval VWAP": summary["vwap"]["vwap"],
-        "VWAP ex own": summary["vwap"]["vwap_ex_own"],
-        "avg fill": summary["fills"]["avg_price"],
+        "decision P_d": summary["decision_price"],
+        "arrival P_a": summary["arrival_price"],
+        "end P_c": summary["end_price"],
+        "interval VWAP": summary["interval_vwap"],
+        "VWAP ex own": summary["interval_vwap_ex_own"],
+        "avg fill": summary["avg_price"],
     }
     for name, value in lines.items():
         if value is not None:
@@ -103,13 +106,17 @@ def _price_figure(analysis: Analysis, summary: dict[str, Any]) -> Any:
 
 
 def _markout_figure(summary: dict[str, Any]) -> Any:
-    curve = summary["markouts_bps"]
     fig = go.Figure()
-    for key, name in (("all", "all fills"), ("maker", "maker"), ("taker", "taker")):
+    for key, name in (
+        ("markout_bps", "all fills"),
+        ("markout_bps_maker", "maker"),
+        ("markout_bps_taker", "taker"),
+    ):
+        curve = summary[key]
         fig.add_trace(
             go.Scatter(
                 x=list(curve),
-                y=[_num(point[key]) for point in curve.values()],
+                y=[_num(value) for value in curve.values()],
                 mode="lines+markers",
                 name=name,
             )
@@ -121,16 +128,20 @@ def _markout_figure(summary: dict[str, Any]) -> Any:
 
 
 def _waterfall_figure(summary: dict[str, Any]) -> Any:
-    sf = summary["shortfall"]
-    if sf["spread_impact"] is not None and sf["timing"] is not None:
-        parts = [("delay", sf["delay"]), ("spread + impact", sf["spread_impact"]), ("timing", sf["timing"])]
+    sf = summary
+    if sf["is_spread_impact"] is not None and sf["is_timing"] is not None:
+        parts = [
+            ("is_delay", sf["is_delay"]),
+            ("is_spread_impact", sf["is_spread_impact"]),
+            ("is_timing", sf["is_timing"]),
+        ]
     else:
-        parts = [("delay", sf["delay"]), ("execution", sf["execution"])]
-    parts += [("opportunity", sf["opportunity"]), ("fees", sf["fees"])]
+        parts = [("is_delay", sf["is_delay"]), ("is_execution", sf["is_execution"])]
+    parts += [("is_opportunity", sf["is_opportunity"]), ("is_fees", sf["is_fees"])]
     fig = go.Figure(
         go.Waterfall(
-            x=[name for name, _ in parts] + ["shortfall"],
-            y=[_num(value) for _, value in parts] + [_num(sf["implementation_shortfall"])],
+            x=[name for name, _ in parts] + ["is_total"],
+            y=[_num(value) for _, value in parts] + [_num(sf["is_total"])],
             measure=["relative"] * len(parts) + ["total"],
         )
     )
@@ -148,12 +159,11 @@ def _html(analysis: Analysis, summary: dict[str, Any]) -> str:
         figure.to_html(full_html=False, include_plotlyjs=index == 0, include_mathjax=False)
         for index, figure in enumerate(figures)
     ]
-    sf = summary["shortfall"]
     head = (
-        f"{summary['order']['side']} {summary['order']['qty']}: filled {summary['fills']['filled_qty']}"
-        f" at {summary['fills']['avg_price']}; shortfall {sf['implementation_shortfall']}"
-        f" ({sf['implementation_shortfall_bps']} bps of Q x P_d); arrival slippage"
-        f" {summary['arrival']['slippage_bps']} bps"
+        f"{summary['side']} {summary['qty']}: filled {summary['filled_qty']}"
+        f" at {summary['avg_price']}; implementation shortfall {summary['is_total']}"
+        f" ({summary['is_bps']} bps of Q x P_d); arrival slippage"
+        f" {summary['arrival_slippage_bps']} bps"
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>perpx TCA</title></head><body>"
