@@ -85,7 +85,7 @@ def move_cash(
     else:
         account.credit(asset, -amount_atoms)
     engine.insurance_atoms[asset] = engine.insurance_atoms.get(asset, 0) + amount_atoms
-    engine.risk_dirty[account.account_id] = None
+    engine.margin_changed(account.account_id)
     engine.emit(
         InsuranceFundChanged(
             ts_ns=engine.now_ns,

@@ -554,6 +554,7 @@ class Liquidation:
         engine = self.engine
         account.credit(engine.asset, -released)
         position.isolated_margin_atoms += released
+        engine.headroom_atoms.pop(account.account_id, None)
         engine.emit(
             IsolatedMarginAdjusted(
                 ts_ns=engine.now_ns,

@@ -626,8 +626,7 @@ class PricingStage:
                     position.isolated_margin_atoms -= payment
                 else:
                     engine.accounts[account_id].credit(asset, -payment)
-                engine.risk_dirty[account_id] = None  # its margin moved: the liquidation stage rechecks it
-                engine.risk_dirty[account_id] = None  # its margin moved: the liquidation stage re-bands it
+                engine.margin_changed(account_id)  # the liquidation stage rechecks and re-bands it
                 events.append(
                     FundingPaid(
                         ts_ns=engine.now_ns,
