@@ -76,7 +76,7 @@ class Position:
 
     def add_exposure(self, order: Order, lots: int, contract_atoms: int) -> None:
         """Count ``lots`` of a resting non-reduce-only order in the side sums (negative removes)."""
-        notional = order.price_ticks * lots * contract_atoms
+        notional = formulas.mul(order.price_ticks * lots, contract_atoms)
         if order.side is _BUY:
             self.buy_qty_lots += lots
             self.buy_notional_atoms += notional
@@ -132,8 +132,12 @@ class Position:
         short_lots = -qty if qty < 0 else 0
         buy_open_lots = max(0, self.buy_qty_lots - short_lots)
         sell_open_lots = max(0, self.sell_qty_lots - long_lots)
-        long_side = long_lots * lot_at_mark + max(buy_open, buy_open_lots * lot_at_mark)
-        short_side = short_lots * lot_at_mark + max(sell_open, sell_open_lots * lot_at_mark)
+        long_side = formulas.mul(long_lots, lot_at_mark) + max(
+            buy_open, formulas.mul(buy_open_lots, lot_at_mark)
+        )
+        short_side = formulas.mul(short_lots, lot_at_mark) + max(
+            sell_open, formulas.mul(sell_open_lots, lot_at_mark)
+        )
         return long_side if long_side > short_side else short_side
 
     def margin_after(
@@ -173,10 +177,11 @@ class Position:
         lot_at_mark = mark_ticks * contract_atoms
         buy_open_lots = buy_lots - short_lots
         sell_open_lots = sell_lots - long_lots
-        buy_at_mark = buy_open_lots * lot_at_mark if buy_open_lots > 0 else 0
-        sell_at_mark = sell_open_lots * lot_at_mark if sell_open_lots > 0 else 0
-        long_side = long_lots * lot_at_mark + (buy_open if buy_open > buy_at_mark else buy_at_mark)
-        short_side = short_lots * lot_at_mark + (sell_open if sell_open > sell_at_mark else sell_at_mark)
+        mul = formulas.mul
+        buy_at_mark = mul(buy_open_lots, lot_at_mark) if buy_open_lots > 0 else 0
+        sell_at_mark = mul(sell_open_lots, lot_at_mark) if sell_open_lots > 0 else 0
+        long_side = mul(long_lots, lot_at_mark) + (buy_open if buy_open > buy_at_mark else buy_at_mark)
+        short_side = mul(short_lots, lot_at_mark) + (sell_open if sell_open > sell_at_mark else sell_at_mark)
         return margin, long_side if long_side > short_side else short_side
 
     def is_idle(self) -> bool:
@@ -340,7 +345,7 @@ def _opening_notional(side_lots: int, side_notional: int, closable_lots: int) ->
         return 0
     if closable_lots == 0:
         return side_notional
-    return formulas.ceil_div(side_notional * (side_lots - closable_lots), side_lots)
+    return formulas.ceil_div(formulas.mul(side_notional, side_lots - closable_lots), side_lots)
 
 
 class Account:

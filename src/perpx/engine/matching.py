@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 # Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
 _ISOLATED: Final = MarginMode.ISOLATED
+_BUY: Final = Side.BUY
 _MARKET: Final = OrderType.MARKET
 _LIMIT: Final = OrderType.LIMIT
 _GTC: Final = TimeInForce.GTC
@@ -172,7 +173,8 @@ def solvent_after(
     """
     if position.margin_mode is not _ISOLATED:
         mark = core.marks[position.market]
-        delta = side * (lots * mark * spec.contract_atoms - value_atoms) - fee_atoms
+        gain = formulas.mul(lots * mark, spec.contract_atoms) - value_atoms
+        delta = (gain if side is _BUY else -gain) - fee_atoms
         return (
             delta >= 0 or cross_margin_balance_atoms(account, core.asset, core.specs, core.marks) + delta >= 0
         )
@@ -212,7 +214,7 @@ def solvent(
     change lowers it: a fill better than the mark by more than its fee needs no sum at all.
     """
     mark = core.marks[position.market]
-    upnl_delta = (qty_after - position.qty_lots) * mark * spec.contract_atoms - (
+    upnl_delta = formulas.mul(formulas.mul(qty_after - position.qty_lots, mark), spec.contract_atoms) - (
         cost_after - position.cost_atoms
     )
     if position.margin_mode is _ISOLATED:
@@ -468,13 +470,14 @@ def headroom_change_atoms(
     the slack moved by at least ``(10**8 - 1) x (balance change - spend)`` with
     ``spend = ceil(bound rise / (10**8 - 1))``, and ``headroom + this`` is still a lower bound.
     """
-    unit = core.marks[position.market] * spec.contract_atoms
+    mul = formulas.mul
+    unit = mul(core.marks[position.market], spec.contract_atoms)
     qty = position.qty_lots
-    balance_change = wallet_delta + (qty - qty_before) * unit - (position.cost_atoms - cost_before)
+    balance_change = wallet_delta + mul(qty - qty_before, unit) - (position.cost_atoms - cost_before)
     grown = (qty if qty > 0 else -qty) - (qty_before if qty_before > 0 else -qty_before)
     if grown <= 0:
         return balance_change
-    rise_e8 = grown * unit * spec.brackets[-1].mmr_e8
+    rise_e8 = mul(mul(grown, unit), spec.brackets[-1].mmr_e8)
     if qty_before == 0:
         rise_e8 += RATE_SCALE
     return balance_change - (rise_e8 + RATE_SCALE - 2) // (RATE_SCALE - 1)

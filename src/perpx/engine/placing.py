@@ -147,9 +147,11 @@ def place(core: Core, cmd: PlaceOrder) -> None:
             # the cross margin balance is at least the available balance the margin check computed
             # (room + what the order needs); when that covers the order's worst loss against the
             # mark with the dearest fee rate, the bankruptcy check below has nothing to find
-            notional = price_ticks * qty_lots * spec.contract_atoms
-            worst = cmd.side * (qty_lots * mark * spec.contract_atoms - notional) - formulas.ceil_div(
-                notional * core.max_fee_rate_e8, RATE_SCALE
+            contract = spec.contract_atoms
+            notional = formulas.mul(price_ticks * qty_lots, contract)
+            gain = formulas.mul(qty_lots * mark, contract) - notional
+            worst = (gain if cmd.side is _BUY else -gain) - formulas.ceil_div(
+                formulas.mul(notional, core.max_fee_rate_e8), RATE_SCALE
             )
             if room >= 0 and room + worst >= 0:
                 is_covered = True
@@ -331,7 +333,7 @@ def margin_refusal(
     after, worst_notional = position.margin_after(
         side,
         add_lots - removed_lots,
-        (price_ticks * add_lots - removed_price_ticks * removed_lots) * contract,
+        formulas.mul(price_ticks * add_lots - removed_price_ticks * removed_lots, contract),
         mark,
         contract,
     )
