@@ -25,7 +25,7 @@ from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode
 from perpx.engine.values import NS_PER_DAY, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side
 
-VOLUME_WINDOW_DAYS = 30
+VOLUME_WINDOW_DAYS: Final = 30
 
 # Constants rather than module lookups when compiled with mypyc.
 _BUY: Final = Side.BUY
@@ -177,11 +177,14 @@ class Position:
         lot_at_mark = mark_ticks * contract_atoms
         buy_open_lots = buy_lots - short_lots
         sell_open_lots = sell_lots - long_lots
-        mul = formulas.mul
-        buy_at_mark = mul(buy_open_lots, lot_at_mark) if buy_open_lots > 0 else 0
-        sell_at_mark = mul(sell_open_lots, lot_at_mark) if sell_open_lots > 0 else 0
-        long_side = mul(long_lots, lot_at_mark) + (buy_open if buy_open > buy_at_mark else buy_at_mark)
-        short_side = mul(short_lots, lot_at_mark) + (sell_open if sell_open > sell_at_mark else sell_at_mark)
+        buy_at_mark = formulas.mul(buy_open_lots, lot_at_mark) if buy_open_lots > 0 else 0
+        sell_at_mark = formulas.mul(sell_open_lots, lot_at_mark) if sell_open_lots > 0 else 0
+        long_side = formulas.mul(long_lots, lot_at_mark) + (
+            buy_open if buy_open > buy_at_mark else buy_at_mark
+        )
+        short_side = formulas.mul(short_lots, lot_at_mark) + (
+            sell_open if sell_open > sell_at_mark else sell_at_mark
+        )
         return margin, long_side if long_side > short_side else short_side
 
     def is_idle(self) -> bool:

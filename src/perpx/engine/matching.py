@@ -470,14 +470,13 @@ def headroom_change_atoms(
     the slack moved by at least ``(10**8 - 1) x (balance change - spend)`` with
     ``spend = ceil(bound rise / (10**8 - 1))``, and ``headroom + this`` is still a lower bound.
     """
-    mul = formulas.mul
-    unit = mul(core.marks[position.market], spec.contract_atoms)
+    unit = formulas.mul(core.marks[position.market], spec.contract_atoms)
     qty = position.qty_lots
-    balance_change = wallet_delta + mul(qty - qty_before, unit) - (position.cost_atoms - cost_before)
+    balance_change = wallet_delta + formulas.mul(qty - qty_before, unit) - (position.cost_atoms - cost_before)
     grown = (qty if qty > 0 else -qty) - (qty_before if qty_before > 0 else -qty_before)
     if grown <= 0:
         return balance_change
-    rise_e8 = mul(mul(grown, unit), spec.brackets[-1].mmr_e8)
+    rise_e8 = formulas.mul(formulas.mul(grown, unit), spec.brackets[-1].mmr_e8)
     if qty_before == 0:
         rise_e8 += RATE_SCALE
     return balance_change - (rise_e8 + RATE_SCALE - 2) // (RATE_SCALE - 1)

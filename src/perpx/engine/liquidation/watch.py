@@ -53,7 +53,7 @@ key of the state alone.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import Account
@@ -63,7 +63,7 @@ from perpx.engine.values import RATE_SCALE, AccountId, MarketId
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
-ALWAYS = -(2**62)
+ALWAYS: Final = -(2**62)
 """The key of an entry that is due at any mark (a scope with no slack left)."""
 
 Entry = tuple[int, AccountId, int]

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from perpx.engine import formulas
 from perpx.engine.book import BookSide
@@ -80,8 +80,8 @@ from perpx.engine.values import MarketId
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
-NS_PER_S = 1_000_000_000
-NEVER_NS = 2**63 - 1
+NS_PER_S: Final = 1_000_000_000
+NEVER_NS: Final = 2**63 - 1
 """A time no command reaches (``int64`` max): "nothing due"."""
 
 
