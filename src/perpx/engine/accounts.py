@@ -271,7 +271,7 @@ def position_change(
     if old_qty == 0 or (old_qty > 0) == (side is _BUY):
         closed, opened = 0, trade_lots
     else:
-        closed = min(trade_lots, abs(old_qty))
+        closed = min(trade_lots, old_qty if old_qty >= 0 else -old_qty)
         opened = trade_lots - closed
     closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, trade_lots)
     if closed:
@@ -283,7 +283,7 @@ def position_change(
             released = (
                 formulas.isolated_margin_released_atoms(isolated_margin_atoms, closed, old_qty) + realized
             )
-            if released < 0 and closed < abs(old_qty):
+            if released < 0 and closed < (old_qty if old_qty >= 0 else -old_qty):
                 released = 0
             isolated_margin_atoms += realized - released
             wallet += released

@@ -361,7 +361,7 @@ class Core:
         """Keep every resting reduce-only order of ``position`` within it: shrink or expire."""
         if not position.reduce_only_orders:
             return
-        size = abs(position.qty_lots)
+        size = position.qty_lots if position.qty_lots >= 0 else -position.qty_lots
         closing_side = _SELL if position.qty_lots > 0 else _BUY
         book = self.books[position.market]
         for _, order in sorted(position.reduce_only_orders.items()):

@@ -92,8 +92,9 @@ def ceil_div(numerator: int, denominator: int) -> int:
 
 def trunc_div(numerator: int, denominator: int) -> int:
     """Integer division rounded toward zero (``denominator > 0``)."""
-    quotient = abs(numerator) // denominator
-    return quotient if numerator >= 0 else -quotient
+    if numerator >= 0:
+        return numerator // denominator
+    return -((-numerator) // denominator)
 
 
 def mul_rate_floor(amount: int, rate_e8: int) -> int:
@@ -164,9 +165,10 @@ def cost_removed_atoms(cost_atoms: int, closed_lots: int, qty_lots: int) -> int:
     The sub-atom remainder stays in the position's cost and is realised with
     the last lot, so realised PnL over a position's life is exact.
     """
-    if closed_lots == abs(qty_lots):
+    size = qty_lots if qty_lots >= 0 else -qty_lots
+    if closed_lots == size:
         return cost_atoms
-    return trunc_div(mul(cost_atoms, closed_lots), abs(qty_lots))
+    return trunc_div(mul(cost_atoms, closed_lots), size)
 
 
 def realized_pnl_atoms(
@@ -183,9 +185,10 @@ def realized_pnl_atoms(
 
 def isolated_margin_released_atoms(isolated_margin_atoms: int, closed_lots: int, qty_lots: int) -> int:
     """Share of an isolated position's margin freed when ``closed_lots`` close; toward zero."""
-    if closed_lots == abs(qty_lots):
+    size = qty_lots if qty_lots >= 0 else -qty_lots
+    if closed_lots == size:
         return isolated_margin_atoms
-    return trunc_div(isolated_margin_atoms * closed_lots, abs(qty_lots))
+    return trunc_div(mul(isolated_margin_atoms, closed_lots), size)
 
 
 def price_band_ticks(mark_ticks: int, multiplier_e8: int, round_up: bool) -> int:

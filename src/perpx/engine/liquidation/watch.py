@@ -122,8 +122,6 @@ class RiskWatch:
         marks = engine.marks
         contracts = self.contracts
         bounds = self.bounds
-        bound_of = formulas.maintenance_bound_e8
-        slack_of = formulas.safety_slack_e8
         balance = account.balances.get(engine.asset, 0)
         cross_bound = 0
         isolated = False
@@ -134,16 +132,18 @@ class RiskWatch:
             contract = contracts[market]
             mark = marks[market]
             pnl = qty * mark * contract - position.cost_atoms
-            bound = bound_of(mark * (qty if qty > 0 else -qty) * contract, bounds[market])
+            bound = formulas.maintenance_bound_e8(
+                mark * (qty if qty > 0 else -qty) * contract, bounds[market]
+            )
             if position.is_isolated:
                 isolated = True
-                if slack_of(position.isolated_margin_atoms + pnl, bound) < 0:
+                if formulas.safety_slack_e8(position.isolated_margin_atoms + pnl, bound) < 0:
                     headroom.pop(account_id, None)
                     return True
             else:
                 balance += pnl
                 cross_bound += bound
-        slack = slack_of(balance, cross_bound)
+        slack = formulas.safety_slack_e8(balance, cross_bound)
         if slack < 0:
             headroom.pop(account_id, None)
             return cross_bound > 0
