@@ -95,6 +95,8 @@ def place(core: Core, cmd: PlaceOrder) -> None:
     side = cmd.side
     tif = cmd.tif
     reduce_only = cmd.reduce_only
+    order_type = cmd.order_type
+    ordered_lots = cmd.qty_lots
     # 1. validate
     found = core.lookup(cmd)
     if found is None:
@@ -113,16 +115,17 @@ def place(core: Core, cmd: PlaceOrder) -> None:
         core.reject_order(cmd, *refusal)
         return
     position = core.position_record(account, market)
-    is_market = cmd.order_type is _MARKET
+    is_market = order_type is _MARKET
     if is_market:
         bound = formulas.price_band_ticks(
             mark, RATE_SCALE + side * spec.market_take_bound_e8, round_up=side is _SELL
         )
         price_ticks = max(bound, 1)
     else:
-        assert cmd.price_ticks is not None
-        price_ticks = cmd.price_ticks
-    qty_lots = cmd.qty_lots
+        limit_ticks = cmd.price_ticks
+        assert limit_ticks is not None
+        price_ticks = limit_ticks
+    qty_lots = ordered_lots
     is_covered = False
 
     # 2. risk
@@ -197,10 +200,10 @@ def place(core: Core, cmd: PlaceOrder) -> None:
         cmd.account_id,
         market,
         side,
-        cmd.order_type,
+        order_type,
         tif,
         price_ticks,
-        cmd.qty_lots,
+        ordered_lots,
         reduce_only,
         cmd.client_order_id,
         cmd.stp,

@@ -81,8 +81,9 @@ if TYPE_CHECKING:
     from perpx.engine.core import Core
 
 NS_PER_S: Final = 1_000_000_000
-NEVER_NS: Final = 2**63 - 1
-"""A time no command reaches (``int64`` max): "nothing due"."""
+NEVER_NS: Final = 2**62 - 1
+"""A time no command reaches (the year 2116): "nothing due". The largest integer compiled code
+compares as a machine word (``Engine.apply`` compares it with every command's time)."""
 
 
 class MarketPricing:
