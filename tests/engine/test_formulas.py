@@ -231,3 +231,7 @@ def test_mul_is_the_exact_product_at_every_edge_of_its_native_ranges(a: int) -> 
 def test_mul_is_the_exact_product_of_any_two_integers(a: int, shift: int, b: int) -> None:
     assert formulas.mul(a, b >> shift) == a * (b >> shift)
     assert formulas.mul(b >> shift, a) == (b >> shift) * a
+
+
+def test_mul_knows_whether_it_runs_compiled() -> None:
+    assert (formulas.__file__ or "").endswith((".so", ".pyd")) == formulas.COMPILED

@@ -63,6 +63,14 @@ _PRODUCT: Final = 9.0e18
 """Products estimated within ``+/- 9.0e18`` fit 64 bits (``2**63`` is about ``9.22e18``)."""
 
 
+def _compiled() -> bool:
+    """Whether this module runs compiled (mypyc): its functions are then built-in, without code objects."""
+    return not hasattr(_compiled, "__code__")
+
+
+COMPILED: Final = _compiled()
+
+
 def mul(a: int, b: int) -> int:
     """``a x b``, exact, in 64-bit machine arithmetic when the product provably fits.
 
@@ -72,8 +80,10 @@ def mul(a: int, b: int) -> int:
     ``2**61`` and the product, estimated in floating point, within ``9.0e18``; the estimate's
     relative error is below ``2**-51``, so the true product is below ``9.0e18 x (1 + 2**-51) <
     2**63``. Anything else is multiplied as Python integers. Uncompiled, ``i64`` is only an
-    annotation and every branch is Python's exact product.
+    annotation, so the guard would only cost time: the product is Python's at once.
     """
+    if not COMPILED:
+        return a * b
     if -_NARROW < a < _NARROW and -_NARROW < b < _NARROW:
         x: i64 = a
         y: i64 = b
