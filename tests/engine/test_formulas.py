@@ -195,3 +195,43 @@ def test_the_price_band_edge_is_rounded_toward_the_mark(
 )
 def test_margin_ratio(maintenance: int, balance: int, ratio: int) -> None:
     assert formulas.margin_ratio_e8(maintenance, balance) == ratio
+
+
+EDGES = [
+    0,
+    1,
+    2,
+    3,
+    2**30,
+    3_000_000_000,
+    2**31 - 1,
+    2**31,
+    2**32,
+    3_037_000_499,
+    3_037_000_500,
+    2**61 - 1,
+    2**61,
+    2**62,
+    2**63,
+]
+EDGES += [-e for e in EDGES] + [e + 1 for e in EDGES] + [e - 1 for e in EDGES]
+
+
+@pytest.mark.parametrize("a", EDGES)
+def test_mul_is_the_exact_product_at_every_edge_of_its_native_ranges(a: int) -> None:
+    for b in EDGES:
+        assert formulas.mul(a, b) == a * b
+
+
+@given(
+    a=st.integers(-(2**70), 2**70) | st.integers(-(2**33), 2**33),
+    shift=st.integers(0, 70),
+    b=st.integers(-(2**70), 2**70),
+)
+def test_mul_is_the_exact_product_of_any_two_integers(a: int, shift: int, b: int) -> None:
+    assert formulas.mul(a, b >> shift) == a * (b >> shift)
+    assert formulas.mul(b >> shift, a) == (b >> shift) * a
+
+
+def test_mul_knows_whether_it_runs_compiled() -> None:
+    assert (formulas.__file__ or "").endswith((".so", ".pyd")) == formulas.COMPILED

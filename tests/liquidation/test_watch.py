@@ -119,9 +119,7 @@ def test_the_index_and_a_full_scan_agree_over_a_population_and_many_moves() -> N
     for _ in range(60):
         market = rng.choice(MARKETS)
         new = engine.marks[market] * (1000 + rng.randint(-45, 45)) // 1000
-        engine.marks[market] = engine.indexes[market] = (
-            new  # behind the stage's back (index too: the mark stays in its band)
-        )
+        engine.set_mark(market, new, new)  # behind the stage's back (index too: the mark stays in its band)
         full = engine.liquidation.due_by_full_scan()
         popped: set[AccountId] = set()
         assert watch_due(engine, (market,), popped) == full

@@ -25,7 +25,7 @@ from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode
 from perpx.engine.values import NS_PER_DAY, AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side
 
-VOLUME_WINDOW_DAYS = 30
+VOLUME_WINDOW_DAYS: Final = 30
 
 # Constants rather than module lookups when compiled with mypyc.
 _BUY: Final = Side.BUY
@@ -76,7 +76,7 @@ class Position:
 
     def add_exposure(self, order: Order, lots: int, contract_atoms: int) -> None:
         """Count ``lots`` of a resting non-reduce-only order in the side sums (negative removes)."""
-        notional = order.price_ticks * lots * contract_atoms
+        notional = formulas.mul(order.price_ticks * lots, contract_atoms)
         if order.side is _BUY:
             self.buy_qty_lots += lots
             self.buy_notional_atoms += notional
@@ -132,8 +132,12 @@ class Position:
         short_lots = -qty if qty < 0 else 0
         buy_open_lots = max(0, self.buy_qty_lots - short_lots)
         sell_open_lots = max(0, self.sell_qty_lots - long_lots)
-        long_side = long_lots * lot_at_mark + max(buy_open, buy_open_lots * lot_at_mark)
-        short_side = short_lots * lot_at_mark + max(sell_open, sell_open_lots * lot_at_mark)
+        long_side = formulas.mul(long_lots, lot_at_mark) + max(
+            buy_open, formulas.mul(buy_open_lots, lot_at_mark)
+        )
+        short_side = formulas.mul(short_lots, lot_at_mark) + max(
+            sell_open, formulas.mul(sell_open_lots, lot_at_mark)
+        )
         return long_side if long_side > short_side else short_side
 
     def margin_after(
@@ -173,10 +177,14 @@ class Position:
         lot_at_mark = mark_ticks * contract_atoms
         buy_open_lots = buy_lots - short_lots
         sell_open_lots = sell_lots - long_lots
-        buy_at_mark = buy_open_lots * lot_at_mark if buy_open_lots > 0 else 0
-        sell_at_mark = sell_open_lots * lot_at_mark if sell_open_lots > 0 else 0
-        long_side = long_lots * lot_at_mark + (buy_open if buy_open > buy_at_mark else buy_at_mark)
-        short_side = short_lots * lot_at_mark + (sell_open if sell_open > sell_at_mark else sell_at_mark)
+        buy_at_mark = formulas.mul(buy_open_lots, lot_at_mark) if buy_open_lots > 0 else 0
+        sell_at_mark = formulas.mul(sell_open_lots, lot_at_mark) if sell_open_lots > 0 else 0
+        long_side = formulas.mul(long_lots, lot_at_mark) + (
+            buy_open if buy_open > buy_at_mark else buy_at_mark
+        )
+        short_side = formulas.mul(short_lots, lot_at_mark) + (
+            sell_open if sell_open > sell_at_mark else sell_at_mark
+        )
         return margin, long_side if long_side > short_side else short_side
 
     def is_idle(self) -> bool:
@@ -263,7 +271,7 @@ def position_change(
     if old_qty == 0 or (old_qty > 0) == (side is _BUY):
         closed, opened = 0, trade_lots
     else:
-        closed = min(trade_lots, abs(old_qty))
+        closed = min(trade_lots, old_qty if old_qty >= 0 else -old_qty)
         opened = trade_lots - closed
     closed_value = value_atoms if opened == 0 else formulas.trunc_div(value_atoms * closed, trade_lots)
     if closed:
@@ -275,7 +283,7 @@ def position_change(
             released = (
                 formulas.isolated_margin_released_atoms(isolated_margin_atoms, closed, old_qty) + realized
             )
-            if released < 0 and closed < abs(old_qty):
+            if released < 0 and closed < (old_qty if old_qty >= 0 else -old_qty):
                 released = 0
             isolated_margin_atoms += realized - released
             wallet += released
@@ -340,7 +348,7 @@ def _opening_notional(side_lots: int, side_notional: int, closable_lots: int) ->
         return 0
     if closable_lots == 0:
         return side_notional
-    return formulas.ceil_div(side_notional * (side_lots - closable_lots), side_lots)
+    return formulas.ceil_div(formulas.mul(side_notional, side_lots - closable_lots), side_lots)
 
 
 class Account:

@@ -29,12 +29,14 @@ def cancel(core: Core, cmd: CancelOrder) -> None:
     if found is None:
         return
     account, _spec = found
-    if cmd.order_id is None and cmd.client_order_id is None:
+    order_id = cmd.order_id
+    client_order_id = cmd.client_order_id
+    if order_id is None and client_order_id is None:
         core.reject_command(
             cmd, cmd.account_id, RejectCode.BAD_PARAMETER, "give an order id or a client order id"
         )
         return
-    order = core.find_order(account, cmd.market, cmd.order_id, cmd.client_order_id)
+    order = core.find_order(account, cmd.market, order_id, client_order_id)
     if order is None:
         core.reject_command(
             cmd,

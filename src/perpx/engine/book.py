@@ -92,26 +92,34 @@ class Order:
 
 
 class BookSide:
-    """One side of a book. ``sign`` is +1 for bids and -1 for asks."""
+    """One side of a book. ``sign`` is +1 for bids and -1 for asks.
 
-    __slots__ = ("keys", "levels", "sign")
+    ``keys`` holds ``price x sign`` of every level, ascending (the best level last); ``best`` is
+    the best level itself (``levels[keys[-1] x sign]``, or None when the side is empty), kept by
+    :meth:`add` and :meth:`remove` so the head of the book costs no lookup.
+    """
+
+    __slots__ = ("best", "keys", "levels", "sign")
 
     def __init__(self, sign: int) -> None:
         self.sign = sign
         self.levels: dict[int, dict[OrderId, Order]] = {}
         self.keys: list[int] = []
+        self.best: dict[OrderId, Order] | None = None
 
     def best_price(self) -> int | None:
         """Best price in ticks, or ``None`` when the side is empty."""
         keys = self.keys
-        return keys[-1] * self.sign if keys else None
+        if not keys:
+            return None
+        return keys[-1] if self.sign > 0 else -keys[-1]
 
     def head(self) -> Order | None:
         """The order with the highest priority on this side."""
-        keys = self.keys
-        if not keys:
+        best = self.best
+        if best is None:
             return None
-        for order in self.levels[keys[-1] * self.sign].values():
+        for order in best.values():
             return order  # the level's first order: dicts keep insertion (time) order
         return None  # unreachable: a level is never empty
 
@@ -121,7 +129,11 @@ class BookSide:
         level = self.levels.get(price)
         if level is None:
             level = self.levels[price] = {}
-            insort(self.keys, price * self.sign)
+            key = price if self.sign > 0 else -price
+            keys = self.keys
+            insort(keys, key)
+            if keys[-1] == key:
+                self.best = level
         level[order.order_id] = order
 
     def remove(self, order: Order) -> None:
@@ -132,9 +144,10 @@ class BookSide:
         if not level:
             del self.levels[price]
             keys = self.keys
-            key = price * self.sign
+            key = price if self.sign > 0 else -price
             if keys[-1] == key:
                 keys.pop()
+                self.best = self.levels[keys[-1] if self.sign > 0 else -keys[-1]] if keys else None
             else:
                 del keys[bisect_left(keys, key)]
 

@@ -112,7 +112,14 @@ class Core:
         """Every position record of each market, by account (flat ones too): funding settles these."""
         self.risk_dirty: dict[AccountId, None] = {}
         """Accounts whose margin changed other than by a mark (fills, transfers, funding, isolated
-        margin): the liquidation stage re-bands and rechecks them."""
+        margin): the liquidation stage re-bands and rechecks them. Only :meth:`margin_changed` and a
+        fill's settlement (``matching.settle``, which keeps ``headroom_atoms`` up to date) add to it."""
+        self.headroom_atoms: dict[AccountId, int] = {}
+        """Per account without an isolated position, a lower bound ``H`` of its cross scope's safety
+        slack on the current marks: ``(10**8 - 1) x H <= (10**8 - 1) x margin balance - sum of
+        maintenance bounds`` (``liquidation/watch.py``). Set by the exact check, moved by each fill by
+        an amount that keeps it a lower bound, dropped by any other change of the account's margin
+        and cleared by any mark change. While ``H >= 0`` the account needs no exact check."""
         self.events = Outcome()
         self.events.own_start = self.events.own_end = 0
         """The events of the command being applied (``Engine.apply`` starts a new one per command)."""
@@ -170,6 +177,12 @@ class Core:
         if self.marks.get(market) != mark_ticks:
             self.marks[market] = mark_ticks
             self.moved[market] = None
+            self.headroom_atoms.clear()  # every slack moved with the mark
+
+    def margin_changed(self, account_id: AccountId) -> None:
+        """Note that ``account_id``'s margin changed other than by a fill: the liquidation stage rechecks it."""
+        self.risk_dirty[account_id] = None
+        self.headroom_atoms.pop(account_id, None)
 
     def reduce_only_mode(self, market: MarketId) -> bool:
         """True when the market accepts only reduce-only orders (by mode, or while its index is stale)."""
@@ -348,7 +361,7 @@ class Core:
         """Keep every resting reduce-only order of ``position`` within it: shrink or expire."""
         if not position.reduce_only_orders:
             return
-        size = abs(position.qty_lots)
+        size = position.qty_lots if position.qty_lots >= 0 else -position.qty_lots
         closing_side = _SELL if position.qty_lots > 0 else _BUY
         book = self.books[position.market]
         for _, order in sorted(position.reduce_only_orders.items()):

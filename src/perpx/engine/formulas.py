@@ -48,7 +48,51 @@ average entry never has to be rounded and unrealised PnL is exact.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Final
+
 from perpx.engine.values import RATE_SCALE
+
+if TYPE_CHECKING:
+    from mypy_extensions import i64
+
+_NARROW: Final = 2**31
+"""Factors within ``+/- 2**31``: their product is within ``+/- 2**62``, far inside 64 bits."""
+_SHORT: Final = 2**61
+"""Factors within ``+/- 2**61`` are machine words (compiled: no integer object to unpack)."""
+_PRODUCT: Final = 9.0e18
+"""Products estimated within ``+/- 9.0e18`` fit 64 bits (``2**63`` is about ``9.22e18``)."""
+
+
+def _compiled() -> bool:
+    """Whether this module runs compiled (mypyc): its functions are then built-in, without code objects."""
+    return not hasattr(_compiled, "__code__")
+
+
+COMPILED: Final = _compiled()
+
+
+def mul(a: int, b: int) -> int:
+    """``a x b``, exact, in 64-bit machine arithmetic when the product provably fits.
+
+    Compiled, a plain ``a * b`` of Python integers takes the big-integer path (two integer objects
+    made and freed) as soon as a factor is negative or above ``2**30``, which most money products
+    are. The guard: both factors within ``2**31`` (product below ``2**62``), or both within
+    ``2**61`` and the product, estimated in floating point, within ``9.0e18``; the estimate's
+    relative error is below ``2**-51``, so the true product is below ``9.0e18 x (1 + 2**-51) <
+    2**63``. Anything else is multiplied as Python integers. Uncompiled, ``i64`` is only an
+    annotation, so the guard would only cost time: the product is Python's at once.
+    """
+    if not COMPILED:
+        return a * b
+    if -_NARROW < a < _NARROW and -_NARROW < b < _NARROW:
+        x: i64 = a
+        y: i64 = b
+        return x * y
+    if -_SHORT < a < _SHORT and -_SHORT < b < _SHORT and -_PRODUCT < float(a) * float(b) < _PRODUCT:
+        wide_x: i64 = a
+        wide_y: i64 = b
+        return wide_x * wide_y
+    return a * b
 
 
 def ceil_div(numerator: int, denominator: int) -> int:
@@ -58,23 +102,24 @@ def ceil_div(numerator: int, denominator: int) -> int:
 
 def trunc_div(numerator: int, denominator: int) -> int:
     """Integer division rounded toward zero (``denominator > 0``)."""
-    quotient = abs(numerator) // denominator
-    return quotient if numerator >= 0 else -quotient
+    if numerator >= 0:
+        return numerator // denominator
+    return -((-numerator) // denominator)
 
 
 def mul_rate_floor(amount: int, rate_e8: int) -> int:
     """``amount x rate``, rounded toward -infinity."""
-    return (amount * rate_e8) // RATE_SCALE
+    return mul(amount, rate_e8) // RATE_SCALE
 
 
 def mul_rate_ceil(amount: int, rate_e8: int) -> int:
     """``amount x rate``, rounded toward +infinity."""
-    return ceil_div(amount * rate_e8, RATE_SCALE)
+    return ceil_div(mul(amount, rate_e8), RATE_SCALE)
 
 
 def notional_atoms(price_ticks: int, qty_lots: int, contract_atoms: int) -> int:
     """Notional of ``qty_lots`` at ``price_ticks``: exact, ``price x qty x contract_atoms``."""
-    return price_ticks * qty_lots * contract_atoms
+    return mul(price_ticks * qty_lots, contract_atoms)
 
 
 def fee_atoms(notional: int, rate_e8: int) -> int:
@@ -84,8 +129,8 @@ def fee_atoms(notional: int, rate_e8: int) -> int:
     than one atom, and the fee account never pays a rebate it did not collect.
     """
     if rate_e8 >= 0:
-        return ceil_div(notional * rate_e8, RATE_SCALE)
-    return -((notional * -rate_e8) // RATE_SCALE)
+        return ceil_div(mul(notional, rate_e8), RATE_SCALE)
+    return -(mul(notional, -rate_e8) // RATE_SCALE)
 
 
 def open_loss_atoms(
@@ -97,7 +142,7 @@ def open_loss_atoms(
     the order's cost: with initial margin alone a 125x buy at 1.05 x mark would be bankrupt on its fill.
     """
     gap = (price_ticks - mark_ticks) * side_sign
-    return opening_lots * gap * contract_atoms if gap > 0 else 0
+    return mul(opening_lots * gap, contract_atoms) if gap > 0 else 0
 
 
 def initial_margin_atoms(notional: int, leverage: int) -> int:
@@ -121,7 +166,7 @@ def bracket_cum_atoms(floor_atoms: int, mmr_e8: int, previous_mmr_e8: int, previ
 
 def unrealized_pnl_atoms(qty_lots: int, cost_atoms: int, mark_ticks: int, contract_atoms: int) -> int:
     """Unrealised PnL at the mark: ``qty x mark x contract - cost``; exact."""
-    return qty_lots * mark_ticks * contract_atoms - cost_atoms
+    return mul(mul(qty_lots, mark_ticks), contract_atoms) - cost_atoms
 
 
 def cost_removed_atoms(cost_atoms: int, closed_lots: int, qty_lots: int) -> int:
@@ -130,9 +175,10 @@ def cost_removed_atoms(cost_atoms: int, closed_lots: int, qty_lots: int) -> int:
     The sub-atom remainder stays in the position's cost and is realised with
     the last lot, so realised PnL over a position's life is exact.
     """
-    if closed_lots == abs(qty_lots):
+    size = qty_lots if qty_lots >= 0 else -qty_lots
+    if closed_lots == size:
         return cost_atoms
-    return trunc_div(cost_atoms * closed_lots, abs(qty_lots))
+    return trunc_div(mul(cost_atoms, closed_lots), size)
 
 
 def realized_pnl_atoms(
@@ -143,14 +189,16 @@ def realized_pnl_atoms(
     A long's exit proceeds are ``closed x price``; a short's are the negative.
     PnL is proceeds minus the (signed) cost removed; exact.
     """
-    return side_sign * closed_lots * fill_ticks * contract_atoms - cost_removed
+    proceeds = mul(closed_lots * fill_ticks, contract_atoms)
+    return (proceeds if side_sign > 0 else -proceeds) - cost_removed
 
 
 def isolated_margin_released_atoms(isolated_margin_atoms: int, closed_lots: int, qty_lots: int) -> int:
     """Share of an isolated position's margin freed when ``closed_lots`` close; toward zero."""
-    if closed_lots == abs(qty_lots):
+    size = qty_lots if qty_lots >= 0 else -qty_lots
+    if closed_lots == size:
         return isolated_margin_atoms
-    return trunc_div(isolated_margin_atoms * closed_lots, abs(qty_lots))
+    return trunc_div(mul(isolated_margin_atoms, closed_lots), size)
 
 
 def price_band_ticks(mark_ticks: int, multiplier_e8: int, round_up: bool) -> int:
@@ -160,8 +208,8 @@ def price_band_ticks(mark_ticks: int, multiplier_e8: int, round_up: bool) -> int
     the band edge never lies outside the published multiplier.
     """
     if round_up:
-        return ceil_div(mark_ticks * multiplier_e8, RATE_SCALE)
-    return (mark_ticks * multiplier_e8) // RATE_SCALE
+        return ceil_div(mul(mark_ticks, multiplier_e8), RATE_SCALE)
+    return mul(mark_ticks, multiplier_e8) // RATE_SCALE
 
 
 def margin_ratio_e8(maintenance_atoms: int, margin_balance_atoms: int) -> int:
@@ -240,7 +288,7 @@ def realized_value_pnl_atoms(side_sign: int, value_atoms: int, cost_removed: int
     As :func:`realized_pnl_atoms`, for a close at an exact value rather than a tick price
     (insurance takeover and ADL at the bankruptcy price, which is rarely a whole tick).
     """
-    return side_sign * value_atoms - cost_removed
+    return (value_atoms if side_sign > 0 else -value_atoms) - cost_removed
 
 
 def clearance_fee_atoms(notional_atoms: int, rate_e8: int, surplus_atoms: int) -> int:

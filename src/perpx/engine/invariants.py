@@ -34,7 +34,10 @@ command; production may (``perpx serve --check-invariants``).
   it holds positions and all of them are paused (a forced takeover beyond its equity
   is deleveraged in the same command); the fee account never goes below zero (no
   rebate beyond the fees collected). The safety bands hold every account with a
-  position (so a mark update can find every scope that needs a look).
+  position (so a mark update can find every scope that needs a look). A known
+  headroom ``H`` (``Engine.headroom_atoms``) belongs to an account without an
+  isolated position and is a lower bound of its slack: ``(10**8 - 1) x H <=``
+  the cross scope's slack on the current marks.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from perpx.engine.triggers import (
     quiet_range,
     reached,
 )
-from perpx.engine.values import AccountId, AlgoId, AssetId, ClientAlgoId, MarketId, OrderId, Side
+from perpx.engine.values import RATE_SCALE, AccountId, AlgoId, AssetId, ClientAlgoId, MarketId, OrderId, Side
 
 
 class InvariantViolation(AssertionError):
@@ -368,6 +371,7 @@ def _liquidation(engine: Engine, problems: list[str]) -> None:
                     f"account {account_id} scope {market or 'CROSS'}: margin ratio {figures.ratio_e8} is at or over"
                     " 100% in a live market, not liquidated"
                 )
+    _headroom(engine, problems)
     fund = engine.accounts[INSURANCE_ACCOUNT]
     fund_held = [m for m, p in fund.positions.items() if p.qty_lots]
     live = [m for m in fund_held if not is_paused(engine, m)]
@@ -379,3 +383,27 @@ def _liquidation(engine: Engine, problems: list[str]) -> None:
     for asset, fees in engine.fees_atoms.items():
         if fees < 0:
             problems.append(f"the fee account of {asset} is {fees}: it paid out more than it collected")
+
+
+def _headroom(engine: Engine, problems: list[str]) -> None:
+    from perpx.engine.formulas import maintenance_bound_e8, safety_slack_e8
+
+    watch = engine.liquidation.watch
+    for account_id, headroom in engine.headroom_atoms.items():
+        account = engine.accounts[account_id]
+        balance = account.balance(engine.asset)
+        bound = 0
+        for market, position in account.positions.items():
+            if not position.qty_lots:
+                continue
+            if position.is_isolated:
+                problems.append(f"account {account_id} has a headroom and an isolated position in {market}")
+            contract = engine.specs[market].contract_atoms
+            mark = engine.marks[market]
+            balance += position.qty_lots * mark * contract - position.cost_atoms
+            bound += maintenance_bound_e8(abs(position.qty_lots) * mark * contract, watch.bounds[market])
+        slack = safety_slack_e8(balance, bound)
+        if (RATE_SCALE - 1) * headroom > slack:
+            problems.append(
+                f"account {account_id}: headroom {headroom} atoms claims more than its slack {slack} (e8)"
+            )

@@ -180,9 +180,9 @@ def isolated_margin_ratio_e8(risk: PositionRisk) -> int:
 def cross_available_atoms(
     account: Account,
     asset: AssetId,
-    specs: Mapping[MarketId, MarketSpec],
-    marks: Mapping[MarketId, int],
-    indexes: Mapping[MarketId, int],
+    specs: dict[MarketId, MarketSpec],
+    marks: dict[MarketId, int],
+    indexes: dict[MarketId, int],
 ) -> int:
     """Available balance of the cross wallet (what a new order's margin is checked against).
 
@@ -202,13 +202,13 @@ def cross_available_atoms(
         upnl = formulas.unrealized_pnl_atoms(qty, position.cost_atoms, mark, contract)
         available += collateral_pnl_atoms(position, spec, mark, indexes.get(market), upnl)
         available -= formulas.initial_margin_atoms(
-            formulas.notional_atoms(mark, abs(qty), contract), position.leverage
+            formulas.notional_atoms(mark, qty if qty > 0 else -qty, contract), position.leverage
         )
     return available
 
 
 def cross_margin_balance_atoms(
-    account: Account, asset: AssetId, specs: Mapping[MarketId, MarketSpec], marks: Mapping[MarketId, int]
+    account: Account, asset: AssetId, specs: dict[MarketId, MarketSpec], marks: dict[MarketId, int]
 ) -> int:
     """Cross margin balance: the cross wallet plus the unrealised PnL of every cross position at its mark."""
     balance = account.balances.get(asset, 0)

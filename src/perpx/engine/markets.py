@@ -185,7 +185,7 @@ def settle_market(core: Engine, market: MarketId, spec: MarketSpec, price_ticks:
             account, position, core.asset, closing_side, abs(qty), value
         )
         core.open_interest_lots[market] += oi_delta
-        core.risk_dirty[account_id] = None
+        core.margin_changed(account_id)
         if realized > 0 and account_id != INSURANCE_ACCOUNT:
             profits[account_id] = realized
         core.emit(
@@ -236,7 +236,7 @@ def share_settlement_deficits(core: Engine, market: MarketId, profits: dict[Acco
     for account_id, share in shares.items():
         if share:
             core.accounts[account_id].credit(core.asset, -share)
-            core.risk_dirty[account_id] = None
+            core.margin_changed(account_id)
             core.emit(
                 SettlementLossShared(
                     ts_ns=core.now_ns, market=market, account_id=account_id, amount_atoms=-share

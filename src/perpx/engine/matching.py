@@ -36,6 +36,7 @@ from perpx.engine.margin import (
     isolated_margin_balance_atoms,
 )
 from perpx.engine.values import (
+    RATE_SCALE,
     Side,
     TradeId,
 )
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 # Enum members as module constants: one global read each (mypyc: C constants), not an enum lookup.
 _ISOLATED: Final = MarginMode.ISOLATED
+_BUY: Final = Side.BUY
 _MARKET: Final = OrderType.MARKET
 _LIMIT: Final = OrderType.LIMIT
 _GTC: Final = TimeInForce.GTC
@@ -171,7 +173,8 @@ def solvent_after(
     """
     if position.margin_mode is not _ISOLATED:
         mark = core.marks[position.market]
-        delta = side * (lots * mark * spec.contract_atoms - value_atoms) - fee_atoms
+        gain = formulas.mul(lots * mark, spec.contract_atoms) - value_atoms
+        delta = (gain if side is _BUY else -gain) - fee_atoms
         return (
             delta >= 0 or cross_margin_balance_atoms(account, core.asset, core.specs, core.marks) + delta >= 0
         )
@@ -211,7 +214,7 @@ def solvent(
     change lowers it: a fill better than the mark by more than its fee needs no sum at all.
     """
     mark = core.marks[position.market]
-    upnl_delta = (qty_after - position.qty_lots) * mark * spec.contract_atoms - (
+    upnl_delta = formulas.mul(formulas.mul(qty_after - position.qty_lots, mark), spec.contract_atoms) - (
         cost_after - position.cost_atoms
     )
     if position.margin_mode is _ISOLATED:
@@ -361,6 +364,7 @@ def trade(
             False,
             taker_rate_e8,
             True,
+            spec,
         )
     )
     core.emit(
@@ -376,6 +380,7 @@ def trade(
             True,
             maker_rate_e8,
             not self_trade,
+            spec,
         )
     )
     core.touch(maker_position)
@@ -397,20 +402,38 @@ def settle(
     is_maker: bool,
     rate_e8: int,
     counts_volume: bool,
+    spec: MarketSpec,
 ) -> OrderFilled:
     """One side of a trade: position, realised PnL, fee (from the isolated margin of an isolated
     position), fee account, 30-day volume (once per trade for a core-trade).
 
     A maker rebate is paid only as far as the fee account holds it: the fee account never
     goes below zero (it collected the taker's fee of the same trade first).
+
+    An account with a known headroom (``Core.headroom_atoms``) has it moved by
+    :func:`headroom_change_atoms`, or dropped by a fill of an isolated position.
     """
     asset = core.asset
     fee = formulas.fee_atoms(notional, rate_e8)
     if fee < 0:
         fee = -min(-fee, max(0, core.fees_atoms.get(asset, 0)))
-    core.risk_dirty[account.account_id] = None
+    account_id = account.account_id
+    core.risk_dirty[account_id] = None
     side = order.side
-    realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional, fee)
+    headroom = core.headroom_atoms.get(account_id)
+    if headroom is None:
+        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional, fee)
+    elif position.margin_mode is _ISOLATED:
+        del core.headroom_atoms[account_id]
+        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional, fee)
+    else:
+        qty_before = position.qty_lots
+        cost_before = position.cost_atoms
+        wallet_before = account.balances.get(asset, 0)
+        realized, oi_delta = apply_position_change(account, position, asset, side, qty, notional, fee)
+        core.headroom_atoms[account_id] = headroom + headroom_change_atoms(
+            core, position, spec, qty_before, cost_before, account.balances.get(asset, 0) - wallet_before
+        )
     if oi_delta:
         core.open_interest_lots[position.market] += oi_delta
     core.fees_atoms[asset] = core.fees_atoms.get(asset, 0) + fee
@@ -431,3 +454,29 @@ def settle(
         realized_pnl_atoms=realized,
         position_lots=position.qty_lots,
     )
+
+
+def headroom_change_atoms(
+    core: Core, position: Position, spec: MarketSpec, qty_before: int, cost_before: int, wallet_delta: int
+) -> int:
+    """How far a cross fill may have moved its account's safety headroom: a lower bound, in atoms.
+
+    The cross scope's slack (``liquidation/watch.py``) is ``(10**8 - 1) x margin balance - sum of
+    maintenance bounds``. The fill changed the margin balance by exactly ``wallet_delta`` plus the
+    change of the position's unrealised PnL at the mark (both are computed, not assumed). The
+    position's maintenance bound (:func:`formulas.maintenance_bound_e8`) never falls with the
+    notional and rises by at most ``max mmr`` per atom of it, plus ``10**8`` when the position
+    opens from flat (a flat position has no bound; a position of any size at least ``10**8``). So
+    the slack moved by at least ``(10**8 - 1) x (balance change - spend)`` with
+    ``spend = ceil(bound rise / (10**8 - 1))``, and ``headroom + this`` is still a lower bound.
+    """
+    unit = formulas.mul(core.marks[position.market], spec.contract_atoms)
+    qty = position.qty_lots
+    balance_change = wallet_delta + formulas.mul(qty - qty_before, unit) - (position.cost_atoms - cost_before)
+    grown = (qty if qty > 0 else -qty) - (qty_before if qty_before > 0 else -qty_before)
+    if grown <= 0:
+        return balance_change
+    rise_e8 = formulas.mul(formulas.mul(grown, unit), spec.brackets[-1].mmr_e8)
+    if qty_before == 0:
+        rise_e8 += RATE_SCALE
+    return balance_change - (rise_e8 + RATE_SCALE - 2) // (RATE_SCALE - 1)

@@ -90,39 +90,47 @@ def price_filter(
 
 
 def place(core: Core, cmd: PlaceOrder) -> None:
+    # the command's fields, read once (compiled: each read of a command field is a generic attribute lookup)
+    market = cmd.market
+    side = cmd.side
+    tif = cmd.tif
+    reduce_only = cmd.reduce_only
+    order_type = cmd.order_type
+    ordered_lots = cmd.qty_lots
     # 1. validate
     found = core.lookup(cmd)
     if found is None:
         return
     account, spec = found
-    refusal = core.mode_refusal(cmd.market, cmd.reduce_only)
+    refusal = core.mode_refusal(market, reduce_only)
     if refusal is not None:
         core.reject_order(cmd, *refusal)
         return
-    mark = core.marks.get(cmd.market)
+    mark = core.marks.get(market)
     if mark is None:
-        core.reject_order(cmd, RejectCode.MARKET_CLOSED, f"market {cmd.market} has no mark price yet")
+        core.reject_order(cmd, RejectCode.MARKET_CLOSED, f"market {market} has no mark price yet")
         return
     refusal = order_filters(core, cmd, account, spec, mark)
     if refusal is not None:
         core.reject_order(cmd, *refusal)
         return
-    position = core.position_record(account, cmd.market)
-    is_market = cmd.order_type is _MARKET
+    position = core.position_record(account, market)
+    is_market = order_type is _MARKET
     if is_market:
         bound = formulas.price_band_ticks(
-            mark, RATE_SCALE + cmd.side * spec.market_take_bound_e8, round_up=cmd.side is _SELL
+            mark, RATE_SCALE + side * spec.market_take_bound_e8, round_up=side is _SELL
         )
         price_ticks = max(bound, 1)
     else:
-        assert cmd.price_ticks is not None
-        price_ticks = cmd.price_ticks
-    qty_lots = cmd.qty_lots
+        limit_ticks = cmd.price_ticks
+        assert limit_ticks is not None
+        price_ticks = limit_ticks
+    qty_lots = ordered_lots
     is_covered = False
 
     # 2. risk
-    if cmd.reduce_only:
-        if position.qty_lots == 0 or (position.qty_lots > 0) == (cmd.side is _BUY):
+    if reduce_only:
+        if position.qty_lots == 0 or (position.qty_lots > 0) == (side is _BUY):
             core.reject_order(
                 cmd,
                 RejectCode.REDUCE_ONLY_REJECTED,
@@ -133,13 +141,13 @@ def place(core: Core, cmd: PlaceOrder) -> None:
     else:
         loss_price = price_ticks
         if is_market:
-            best = core.books[cmd.market].opposite(cmd.side).best_price()
-            loss_price = mark if best is None or (best - price_ticks) * cmd.side > 0 else best
+            best = core.books[market].opposite(side).best_price()
+            loss_price = mark if best is None or (best - price_ticks) * side > 0 else best
         refusal, room = margin_refusal(
-            core, account, position, spec, cmd.side, price_ticks, qty_lots, 0, 0, loss_price
+            core, account, position, spec, side, price_ticks, qty_lots, 0, 0, loss_price
         )
         if refusal is None:
-            refusal = open_interest_refusal(core, spec, position, cmd.side, qty_lots)
+            refusal = open_interest_refusal(core, spec, position, side, qty_lots)
         if refusal is not None:
             core.reject_order(cmd, *refusal)
             return
@@ -147,21 +155,23 @@ def place(core: Core, cmd: PlaceOrder) -> None:
             # the cross margin balance is at least the available balance the margin check computed
             # (room + what the order needs); when that covers the order's worst loss against the
             # mark with the dearest fee rate, the bankruptcy check below has nothing to find
-            notional = price_ticks * qty_lots * spec.contract_atoms
-            worst = cmd.side * (qty_lots * mark * spec.contract_atoms - notional) - formulas.ceil_div(
-                notional * core.max_fee_rate_e8, RATE_SCALE
+            contract = spec.contract_atoms
+            notional = formulas.mul(price_ticks * qty_lots, contract)
+            gain = formulas.mul(qty_lots * mark, contract) - notional
+            worst = (gain if side is _BUY else -gain) - formulas.ceil_div(
+                formulas.mul(notional, core.max_fee_rate_e8), RATE_SCALE
             )
             if room >= 0 and room + worst >= 0:
                 is_covered = True
     if not is_market and not is_covered:
-        refusal = bankruptcy_refusal(core, account, position, spec, cmd.side, price_ticks, qty_lots, cmd.tif)
+        refusal = bankruptcy_refusal(core, account, position, spec, side, price_ticks, qty_lots, tif)
         if refusal is not None:
             core.reject_order(cmd, *refusal)
             return
-    book = core.books[cmd.market]
+    book = core.books[market]
     if is_market:
-        best = book.opposite(cmd.side).best_price()
-        if best is not None and (best - price_ticks) * cmd.side > 0:
+        best = book.opposite(side).best_price()
+        if best is not None and (best - price_ticks) * side > 0:
             core.reject_order(
                 cmd,
                 RejectCode.MARKET_TAKE_BOUND,
@@ -169,16 +179,16 @@ def place(core: Core, cmd: PlaceOrder) -> None:
                 f" {core.price_text(spec, price_ticks)} (mark +/- market_take_bound); nothing can fill",
             )
             return
-    if cmd.tif is _GTX and not is_market:
-        best = book.opposite(cmd.side).best_price()
-        if best is not None and (best - price_ticks) * cmd.side <= 0:
+    if tif is _GTX and not is_market:
+        best = book.opposite(side).best_price()
+        if best is not None and (best - price_ticks) * side <= 0:
             core.reject_order(
                 cmd,
                 RejectCode.POST_ONLY_WOULD_TAKE,
                 "the post-only order would trade at once, so it was rejected",
             )
             return
-    if cmd.tif is _FOK and fillable_lots(core, book, cmd, price_ticks, qty_lots) < qty_lots:
+    if tif is _FOK and fillable_lots(core, book, cmd, price_ticks, qty_lots) < qty_lots:
         core.reject_order(
             cmd, RejectCode.FOK_NOT_FILLABLE, "the fill-or-kill order could not be filled in full at once"
         )
@@ -188,13 +198,13 @@ def place(core: Core, cmd: PlaceOrder) -> None:
     order = Order(
         OrderId(core.next_order_id),
         cmd.account_id,
-        cmd.market,
-        cmd.side,
-        cmd.order_type,
-        cmd.tif,
+        market,
+        side,
+        order_type,
+        tif,
         price_ticks,
-        cmd.qty_lots,
-        cmd.reduce_only,
+        ordered_lots,
+        reduce_only,
         cmd.client_order_id,
         cmd.stp,
         core.now_ns,
@@ -251,6 +261,8 @@ def order_filters(
 ) -> tuple[RejectCode, str] | None:
     qty = cmd.qty_lots
     is_market = cmd.order_type is _MARKET
+    price_ticks = cmd.price_ticks
+    client_order_id = cmd.client_order_id
     if qty <= 0:
         return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
     if qty < spec.min_qty_lots:
@@ -263,18 +275,18 @@ def order_filters(
         kind = "market_max_qty" if is_market else "max_qty"
         return RejectCode.QTY_ABOVE_MAX, f"quantity is greater than {kind} ({limit} lots)"
     if is_market:
-        if cmd.price_ticks is not None:
+        if price_ticks is not None:
             return RejectCode.BAD_PARAMETER, "a MARKET order takes no price"
         if cmd.tif is _GTX:
             return RejectCode.BAD_PARAMETER, "a MARKET order cannot be post-only"
         reference = mark
     else:
-        if cmd.price_ticks is None:
+        if price_ticks is None:
             return RejectCode.BAD_PARAMETER, "a LIMIT order needs a price"
-        refusal = price_filter(core, spec, cmd.side, cmd.price_ticks, mark)
+        refusal = price_filter(core, spec, cmd.side, price_ticks, mark)
         if refusal is not None:
             return refusal
-        reference = cmd.price_ticks
+        reference = price_ticks
     if not cmd.reduce_only:
         notional = formulas.notional_atoms(reference, qty, spec.contract_atoms)
         if notional < spec.min_notional_atoms:
@@ -289,13 +301,13 @@ def order_filters(
             RejectCode.MAX_OPEN_ORDERS,
             f"reached the limit of {spec.max_open_orders} open orders in this market",
         )
-    if cmd.client_order_id is not None:
-        if not cmd.client_order_id or len(cmd.client_order_id) > 36:
+    if client_order_id is not None:
+        if not client_order_id or len(client_order_id) > 36:
             return RejectCode.BAD_PARAMETER, "client order id must be 1 to 36 characters"
-        if cmd.client_order_id in account.client_orders:
+        if client_order_id in account.client_orders:
             return (
                 RejectCode.DUPLICATE_CLIENT_ORDER_ID,
-                f"client order id {cmd.client_order_id} is already used by an open order",
+                f"client order id {client_order_id} is already used by an open order",
             )
     return None
 
@@ -331,7 +343,7 @@ def margin_refusal(
     after, worst_notional = position.margin_after(
         side,
         add_lots - removed_lots,
-        (price_ticks * add_lots - removed_price_ticks * removed_lots) * contract,
+        formulas.mul(price_ticks * add_lots - removed_price_ticks * removed_lots, contract),
         mark,
         contract,
     )

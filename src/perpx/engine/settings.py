@@ -175,7 +175,7 @@ def adjust_isolated_margin(core: Core, cmd: AdjustIsolatedMargin) -> None:
             return
     account.credit(core.asset, -cmd.delta_atoms)
     position.isolated_margin_atoms += cmd.delta_atoms
-    core.risk_dirty[account.account_id] = None
+    core.margin_changed(account.account_id)
     core.emit(
         IsolatedMarginAdjusted(
             ts_ns=core.now_ns,

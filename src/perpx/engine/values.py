@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from enum import IntEnum
-from typing import NewType
+from typing import Final, NewType
 
 AccountId = NewType("AccountId", int)
 OrderId = NewType("OrderId", int)
@@ -34,11 +34,11 @@ AlgoId = NewType("AlgoId", int)
 """Id of a conditional (algo) order; its own counter, separate from order ids."""
 ClientAlgoId = NewType("ClientAlgoId", str)
 
-RATE_SCALE = 10**8
+RATE_SCALE: Final = 10**8
 """Scale of every ``_e8`` rate: 0.0005 (5 bps) is ``50_000``."""
 
-NS_PER_MS = 1_000_000
-NS_PER_DAY = 86_400 * 1_000_000_000
+NS_PER_MS: Final = 1_000_000
+NS_PER_DAY: Final = 86_400 * 1_000_000_000
 
 
 class Side(IntEnum):

@@ -21,7 +21,7 @@ equity).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import Account
@@ -31,7 +31,7 @@ from perpx.engine.values import AccountId, MarketId
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
-INSURANCE_ACCOUNT = AccountId(0)
+INSURANCE_ACCOUNT: Final = AccountId(0)
 INSURANCE_NAME = "insurance-fund"
 
 
@@ -85,7 +85,7 @@ def move_cash(
     else:
         account.credit(asset, -amount_atoms)
     engine.insurance_atoms[asset] = engine.insurance_atoms.get(asset, 0) + amount_atoms
-    engine.risk_dirty[account.account_id] = None
+    engine.margin_changed(account.account_id)
     engine.emit(
         InsuranceFundChanged(
             ts_ns=engine.now_ns,

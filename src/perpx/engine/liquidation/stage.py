@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import Account, Position
@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     from perpx.engine.core import Core
 
 FUND_SCOPE = "FUND"
+_HALTED: Final = MarketMode.HALTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +226,14 @@ class Liquidation:
         return self._fund_check() or acted
 
     def _halted(self) -> bool:
-        return any(mode is MarketMode.HALTED for mode in self.engine.modes.values())
+        return _HALTED in self.engine.modes.values()
 
     def _fund_live(self) -> bool:
         """The fund holds a position (its equity moves with the marks)."""
-        return any(p.qty_lots for p in self.engine.accounts[INSURANCE_ACCOUNT].positions.values())
+        for position in self.engine.accounts[INSURANCE_ACCOUNT].positions.values():
+            if position.qty_lots:
+                return True
+        return False
 
     def _paused_markets(self) -> tuple[MarketId, ...]:
         engine = self.engine
@@ -554,6 +558,7 @@ class Liquidation:
         engine = self.engine
         account.credit(engine.asset, -released)
         position.isolated_margin_atoms += released
+        engine.headroom_atoms.pop(account.account_id, None)
         engine.emit(
             IsolatedMarginAdjusted(
                 ts_ns=engine.now_ns,
@@ -759,6 +764,8 @@ class Liquidation:
 
     def _fund_check(self) -> bool:
         """Deleverage the fund's largest live position if the fund's equity is below zero."""
+        if not self._fund_live():
+            return False
         engine = self.engine
         fund = engine.accounts[INSURANCE_ACCOUNT]
         live = [p for m, p in sorted(fund.positions.items()) if p.qty_lots and not is_paused(engine, m)]

@@ -32,7 +32,7 @@ def settle_leg(
         engine.open_interest_lots[position.market] += oi_delta
     engine.touch(position)
     engine.trim_reduce_only(position)
-    engine.risk_dirty[account.account_id] = None
+    engine.margin_changed(account.account_id)
     return realized
 
 

@@ -18,6 +18,23 @@ while every market's mark stays on the safe side of its band edge the scope is c
 whatever the other marks do inside theirs. A scope with ``slack < 0`` gets edges that are always
 crossed: it is "near" and rechecked on every update of its markets.
 
+Headroom: no exact check while a fill cannot have spent the slack
+-----------------------------------------------------------------
+Every fill dirties both owners, and :meth:`RiskWatch.check` used to sum the slack of each over its
+positions again. ``engine.headroom_atoms`` spares that sum. For an account without an isolated
+position it holds ``H`` with the invariant, on the current marks::
+
+    (10**8 - 1) x H <= slack of the cross scope
+
+The exact check sets ``H = floor(slack / (10**8 - 1))``; a cross fill moves it by the exact change
+of the margin balance minus a bound of the rise of the position's maintenance bound
+(``matching.headroom_change_atoms``), so the invariant still holds after it. Everything else that
+moves the margin (a fill of an isolated position, transfers, funding, isolated margin, settlement,
+the liquidation's own legs) drops ``H`` (``Core.margin_changed``), and a mark change drops all
+of them. While ``H >= 0`` the slack is ``>= 0``, so :meth:`RiskWatch.check` answers False, the
+answer the sum would give: the shortcut changes no event and no state.
+``invariants.check`` verifies the invariant after every command.
+
 Index
 -----
 One heap per ``(market, direction)`` of ``(key, account_id, version)``: a long's key is
@@ -36,17 +53,17 @@ key of the state alone.
 from __future__ import annotations
 
 import heapq
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from perpx.engine import formulas
 from perpx.engine.accounts import Account
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
-from perpx.engine.values import AccountId, MarketId
+from perpx.engine.values import RATE_SCALE, AccountId, MarketId
 
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
-ALWAYS = -(2**62)
+ALWAYS: Final = -(2**62)
 """The key of an entry that is due at any mark (a scope with no slack left)."""
 
 Entry = tuple[int, AccountId, int]
@@ -57,6 +74,8 @@ class RiskWatch:
 
     def __init__(self, engine: Core) -> None:
         self.engine = engine
+        self.shortcut = True
+        """Answer :meth:`check` from a known headroom (False only to test that it changes nothing)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -72,6 +91,7 @@ class RiskWatch:
         }
         self.max_mmr: dict[MarketId, int] = {m: spec.brackets[-1].mmr_e8 for m, spec in engine.specs.items()}
         self._next_version = 1
+        engine.headroom_atoms.clear()
         for market in engine.specs:
             self.heaps[(market, 1)] = []
             self.heaps[(market, -1)] = []
@@ -85,19 +105,26 @@ class RiskWatch:
         stale at once; new ones are computed at the next mark update (:meth:`flush`), so an account
         that trades many times between two mark updates is banded once. A False answer means every
         scope is certainly below 100%.
+
+        An account whose headroom (``engine.headroom_atoms``, see the module docstring) is known and
+        not negative is answered from it, without a sum over its positions. Otherwise the slack is
+        computed, and the headroom of an account without an isolated position is set from it.
         """
         account_id = account.account_id
         self.version[account_id] = 0  # no pushed entry carries version 0: the old ones are stale
         self.pending[account_id] = None
         engine = self.engine
+        headroom = engine.headroom_atoms
+        if self.shortcut:
+            known = headroom.get(account_id)
+            if known is not None and known >= 0:
+                return False
         marks = engine.marks
         contracts = self.contracts
         bounds = self.bounds
-        bound_of = formulas.maintenance_bound_e8
-        slack_of = formulas.safety_slack_e8
         balance = account.balances.get(engine.asset, 0)
         cross_bound = 0
-        cross = False
+        isolated = False
         for market, position in account.positions.items():
             qty = position.qty_lots
             if qty == 0:
@@ -105,15 +132,26 @@ class RiskWatch:
             contract = contracts[market]
             mark = marks[market]
             pnl = qty * mark * contract - position.cost_atoms
-            bound = bound_of(mark * (qty if qty > 0 else -qty) * contract, bounds[market])
+            bound = formulas.maintenance_bound_e8(
+                mark * (qty if qty > 0 else -qty) * contract, bounds[market]
+            )
             if position.is_isolated:
-                if slack_of(position.isolated_margin_atoms + pnl, bound) < 0:
+                isolated = True
+                if formulas.safety_slack_e8(position.isolated_margin_atoms + pnl, bound) < 0:
+                    headroom.pop(account_id, None)
                     return True
             else:
                 balance += pnl
                 cross_bound += bound
-                cross = True
-        return cross and slack_of(balance, cross_bound) < 0
+        slack = formulas.safety_slack_e8(balance, cross_bound)
+        if slack < 0:
+            headroom.pop(account_id, None)
+            return cross_bound > 0
+        if isolated:
+            headroom.pop(account_id, None)
+        else:
+            headroom[account_id] = slack // (RATE_SCALE - 1)
+        return False
 
     def band(self, account: Account) -> None:
         """Compute ``account``'s band edges on the current marks and push them (see the module docstring)."""

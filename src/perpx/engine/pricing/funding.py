@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from typing import Final
 
 from perpx.engine.values import RATE_SCALE
 
-CLAMP_E8 = 50_000
+CLAMP_E8: Final = 50_000
 """0.05%: the band around the interest rate inside which the premium is ignored."""
 
 

@@ -19,6 +19,7 @@ book, and the bound keeps any book from walking the mark further.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from perpx.engine.values import RATE_SCALE
 
@@ -105,10 +106,10 @@ def moving_basis_half_price_ticks(index_ticks: int, basis_samples_half_ticks: Se
 #     second with the index stale decays num and den and adds nothing;
 #   * after EMA_HORIZON_S seconds (40 time constants, exp(-40) < 5e-18) without interruption a run
 #     of equal seconds restarts from an empty average: older samples would weigh nothing in e12.
-EMA_DECAY_E12 = 993_355_506_255
-EMA_SCALE = 10**12
-EMA_WEIGHT = 10**6
-EMA_HORIZON_S = 6_000
+EMA_DECAY_E12: Final = 993_355_506_255
+EMA_SCALE: Final = 10**12
+EMA_WEIGHT: Final = 10**6
+EMA_HORIZON_S: Final = 6_000
 
 
 def _trunc_div(numerator: int, denominator: int) -> int:

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from perpx.engine import formulas
 from perpx.engine.book import BookSide
@@ -80,9 +80,10 @@ from perpx.engine.values import MarketId
 if TYPE_CHECKING:
     from perpx.engine.core import Core
 
-NS_PER_S = 1_000_000_000
-NEVER_NS = 2**63 - 1
-"""A time no command reaches (``int64`` max): "nothing due"."""
+NS_PER_S: Final = 1_000_000_000
+NEVER_NS: Final = 2**62 - 1
+"""A time no command reaches (the year 2116): "nothing due". The largest integer compiled code
+compares as a machine word (``Engine.apply`` compares it with every command's time)."""
 
 
 class MarketPricing:
@@ -626,8 +627,7 @@ class PricingStage:
                     position.isolated_margin_atoms -= payment
                 else:
                     engine.accounts[account_id].credit(asset, -payment)
-                engine.risk_dirty[account_id] = None  # its margin moved: the liquidation stage rechecks it
-                engine.risk_dirty[account_id] = None  # its margin moved: the liquidation stage re-bands it
+                engine.margin_changed(account_id)  # the liquidation stage rechecks and re-bands it
                 events.append(
                     FundingPaid(
                         ts_ns=engine.now_ns,
