@@ -28,7 +28,7 @@ def main() -> int:
         print(
             "engine: the compiled modules are older than their sources: "
             + ", ".join(stale)
-            + "\n  rebuild with `python setup.py build_ext --inplace` (or `pip install -e .`),"
+            + "\n  rebuild with `python setup.py build_ext --inplace --force` (or `pip install -e .`),"
             " or go pure Python with `PERPX_MYPYC=0 pip install -e .`",
             file=sys.stderr,
         )
