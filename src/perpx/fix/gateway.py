@@ -210,7 +210,7 @@ class FixGateway:
             connection.send_app("8", _conditional_new(message, answer))
 
     async def _cancel(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
-        values = _reference(message)
+        values = self._reference(connection, message)
         target = self._target(account, values)
         if target is not None:
             self._requests[target] = (message.get(11) or "", message.get(41) or "")
@@ -224,7 +224,7 @@ class FixGateway:
 
     async def _replace(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
         values = {
-            **_reference(message),
+            **self._reference(connection, message),
             "side": _side(message),
             "quantity": message.get(38) or "",
             "price": message.get(44) or "",
@@ -239,6 +239,21 @@ class FixGateway:
         finally:
             if target is not None:
                 self._requests.pop(target, None)
+
+    def _reference(self, connection: Connection, message: FixMessage) -> dict[str, str]:
+        """The order a F, G or H names; a ClOrdID given by a replace (G) names the order it renamed.
+
+        REST knows an order by the clientOrderId it was placed with; FIX clients name it by the
+        ClOrdID of the last accepted replace, which only this session's store knows.
+        """
+        values = _reference(message)
+        named = values.get("origClientOrderId")
+        if named is not None:
+            order_id = self.store.order_named(connection.comp_id, named)
+            if order_id is not None:
+                del values["origClientOrderId"]
+                values["orderId"] = str(order_id)
+        return values
 
     def _target(self, account: AccountId, values: Mapping[str, str]) -> int | None:
         """The order id a cancel or replace names, if the read model knows it."""
@@ -261,7 +276,7 @@ class FixGateway:
         return None if record is None else record.order_id
 
     def _status(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
-        values = _reference(message)
+        values = self._reference(connection, message)
         try:
             spec = spec_of(self.ctx, values)
         except ApiError as exc:
