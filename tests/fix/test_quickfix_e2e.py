@@ -218,7 +218,7 @@ class QfSession:
         self.end()
         refusals = [e for e in self.seen if e.get("out") in ("3", "j") or e.get("in") == "3"]
         assert refusals == [], refusals
-        logs = "".join(p.read_text(errors="replace") for p in (self.work / "log").glob("*event.log"))
+        logs = "".join(p.read_text(errors="replace") for p in (self.work / "log").glob("*event*.log"))
         assert "Tag appears more than once" not in logs and "Reject" not in logs, logs
 
     def end(self) -> None:
@@ -404,26 +404,35 @@ def test_quickfix_mass_cancel_is_answered_by_a_report_and_cancels_every_open_ord
     assert open_orders(venue, trader) == []
 
 
-def test_quickfix_market_data_snapshot_equals_the_rest_book_and_an_increment_follows_a_rest_order(
+def test_quickfix_market_data_snapshot_equals_the_rest_book_and_increments_follow_rest_orders(
     venue: ServerProcess, qf: Open
 ) -> None:
     # Arrange: two asks and a bid from REST, so the snapshot has a repeating group of three
-    maker = venue.trader("qf-md-maker")
-    rest_limit(venue, maker, "SELL", "0.005", "70000")
-    rest_limit(venue, maker, "SELL", "0.002", "71000")
+    maker, taker = venue.trader("qf-md-maker"), venue.trader("qf-md-taker")
+    rest_limit(venue, maker, "SELL", "0.005", "62000")
+    rest_limit(venue, maker, "SELL", "0.002", "62500")
     rest_limit(venue, maker, "BUY", "0.002", "50000")
     client = qf(venue.trader("qf-md-reader"), "QFMD")
-    # Act
+    # Act: subscribe to bids, offers and trades; a REST order adds to a level, a REST taker trades
     client.send(
         "V",
         [(262, "md-1"), (263, "1"), (264, "0")],
-        [[267, [[[269, "0"]], [[269, "1"]]]], [146, [[[55, SYMBOL]]]]],
+        [[267, [[[269, "0"]], [[269, "1"]], [[269, "2"]]]], [146, [[[55, SYMBOL]]]]],
     )
     snapshot = client.expect("W")
     book = venue.public("/fapi/v1/depth", symbol=SYMBOL, limit=1000).json()
-    rest_limit(venue, maker, "SELL", "0.002", "70000")
+    rest_limit(venue, maker, "SELL", "0.002", "62000")
     changed = client.expect("X")
     book_after = venue.public("/fapi/v1/depth", symbol=SYMBOL, limit=1000).json()
+    bought = venue.signed(
+        "POST",
+        "/fapi/v1/order",
+        taker,
+        {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.003"},
+    )
+    assert bought.status_code == 200, bought.text
+    traded_level = client.expect("X")
+    trade = client.expect("X")
     client.close()
     cleared = venue.signed("DELETE", "/fapi/v1/allOpenOrders", maker, {"symbol": SYMBOL})
     # Assert: QuickFIX parsed the groups; levels and update ids are REST's
@@ -434,8 +443,11 @@ def test_quickfix_market_data_snapshot_equals_the_rest_book_and_an_increment_fol
         (t, Decimal(p), Decimal(q)) for t, p, q in rest_levels
     ]
     assert snapshot.get(25044) == str(book["lastUpdateId"])
-    assert changed.entries == [{"279": "1", "269": "1", "270": "70000", "271": "0.007", "55": SYMBOL}]
+    assert changed.entries == [{"279": "1", "269": "1", "270": "62000", "271": "0.007", "55": SYMBOL}]
     assert changed.get(25044) == str(book_after["lastUpdateId"])
+    assert traded_level.entries == [{"279": "1", "269": "1", "270": "62000", "271": "0.004", "55": SYMBOL}]
+    assert int(traded_level.get(25044) or 0) > int(changed.get(25044) or 0)
+    assert trade.entries == [{"279": "0", "269": "2", "270": "62000", "271": "0.003", "55": SYMBOL}]
 
 
 def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: ServerProcess, qf: Open) -> None:
