@@ -382,6 +382,22 @@ def test_quickfix_gets_an_order_the_filters_refuse_as_a_reject_with_rest_s_reaso
     assert rejected.get(58) == f"{rest.json()['code']}: {rest.json()['msg']}"
 
 
+def test_rejects_have_unique_exec_ids_across_sessions_that_reset_their_numbers(
+    venue: ServerProcess, qf: Open
+) -> None:
+    # Arrange: the same CompID logs on twice with ResetSeqNumFlag=Y; each session's first order is refused
+    trader = venue.trader("qf-bad-twice")
+    exec_ids = []
+    for attempt in ("1", "2"):
+        client = qf(trader, "QFBAD2")
+        # Act
+        client.send("D", new_order(f"bb-{attempt}", "1", "0.0001", "59000"))
+        exec_ids.append(client.expect("8", t150="8").get(17))
+        client.close()
+    # Assert: both were the session's message 2, yet their ExecIDs differ
+    assert None not in exec_ids and exec_ids[0] != exec_ids[1], exec_ids
+
+
 def test_quickfix_mass_cancel_is_answered_by_a_report_and_cancels_every_open_order(
     venue: ServerProcess, qf: Open
 ) -> None:
