@@ -327,7 +327,7 @@ def open_orders(venue: ServerProcess, trader: Trader) -> list[dict[str, Any]]:
     return orders
 
 
-def test_quickfix_replaces_then_cancels_an_order_with_clordid_and_origclordid(
+def test_quickfix_replaces_asks_the_status_of_then_cancels_an_order_by_its_latest_clordid(
     venue: ServerProcess, qf: Open
 ) -> None:
     trader = venue.trader("qf-cxl")
@@ -340,6 +340,8 @@ def test_quickfix_replaces_then_cancels_an_order_with_clordid_and_origclordid(
         [(41, "r-1"), (11, "r-2"), (55, SYMBOL), (54, "1"), (38, "0.008"), (40, "2"), (44, "50001")],
     )
     replaced = client.expect("8", t150="5")
+    client.send("H", [(11, "r-2"), (790, "st-1"), (55, SYMBOL), (54, "1")])
+    status = client.expect("8", t150="I")
     client.send("F", [(41, "r-2"), (11, "r-3"), (55, SYMBOL), (54, "1"), (60, sending_time(time.time_ns()))])
     canceled = client.expect("8", t150="4")
     client.close()
@@ -352,6 +354,14 @@ def test_quickfix_replaces_then_cancels_an_order_with_clordid_and_origclordid(
         "0.008",
         "50001",
         "0.008",
+    ]
+    assert [status.get(t) for t in (37, 11, 39, 38, 44, 790)] == [
+        new.get(37),
+        "r-2",
+        "0",
+        "0.008",
+        "50001",
+        "st-1",
     ]
     assert [canceled.get(t) for t in (37, 11, 41, 39, 151)] == [new.get(37), "r-3", "r-2", "4", "0"]
     assert open_orders(venue, trader) == []

@@ -306,7 +306,7 @@ class FixGateway:
             exec_id=self._exec_id(f"status-{record.order_id}"),
             exec_type="I",
             order=body,
-            cl_ord_id=body.get("clientOrderId") or "",
+            cl_ord_id=self._cl_ord_id(record.order_id, {"c": body.get("clientOrderId")}),
         )
         if message.get(790):
             fields.append((790, message.get(790) or ""))
