@@ -459,6 +459,23 @@ def test_quickfix_market_data_snapshot_equals_the_rest_book_and_increments_follo
     assert bought.status_code == 200, bought.text
     traded_level = client.expect("X")
     trade = client.expect("X")
+    unsubscribed_at = len(client.seen)
+    client.send(
+        "V", [(262, "md-1"), (263, "2"), (264, "0")], [[267, [[[269, "0"]]]], [146, [[[55, SYMBOL]]]]]
+    )
+    rest_limit(venue, maker, "SELL", "0.002", "62500")
+    client.send(
+        "V",
+        [(262, "md-2"), (263, "0"), (264, "1")],
+        [[267, [[[269, "0"]], [[269, "1"]]]], [146, [[[55, SYMBOL]]]]],
+    )
+    top = client.expect("W")
+    book_top = venue.public("/fapi/v1/depth", symbol=SYMBOL, limit=5).json()
+    client.send(
+        "V", [(262, "md-3"), (263, "0"), (264, "0")], [[267, [[[269, "0"]]]], [146, [[[55, "NOPEUSDT"]]]]]
+    )
+    unknown = client.expect("Y")
+    after_unsubscribe = [e.get("in") for e in client.seen[unsubscribed_at:]]
     client.close()
     cleared = venue.signed("DELETE", "/fapi/v1/allOpenOrders", maker, {"symbol": SYMBOL})
     # Assert: QuickFIX parsed the groups; levels and update ids are REST's
@@ -474,6 +491,10 @@ def test_quickfix_market_data_snapshot_equals_the_rest_book_and_increments_follo
     assert traded_level.entries == [{"279": "1", "269": "1", "270": "62000", "271": "0.004", "55": SYMBOL}]
     assert int(traded_level.get(25044) or 0) > int(changed.get(25044) or 0)
     assert trade.entries == [{"279": "0", "269": "2", "270": "62000", "271": "0.003", "55": SYMBOL}]
+    assert "X" not in after_unsubscribe, after_unsubscribe
+    assert top.get(262) == "md-2" and top.get(25044) == str(book_top["lastUpdateId"])
+    assert [(e["269"], e["270"]) for e in top.entries] == [("0", "50000"), ("1", "62000")]
+    assert (unknown.get(262), unknown.get(281)) == ("md-3", "0")
 
 
 def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: ServerProcess, qf: Open) -> None:
