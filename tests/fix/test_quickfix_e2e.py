@@ -522,6 +522,30 @@ def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: Serve
     assert (refused.get(380), refused.get(372)) == ("6", "D")
 
 
+def test_quickfix_drop_copy_session_receives_the_reports_of_another_fix_session_s_order(
+    venue: ServerProcess, qf: Open
+) -> None:
+    # Arrange: one account, a drop-copy session and an order-entry session, each its own QuickFIX process
+    trader, taker = venue.trader("qf-drop-fix"), venue.trader("qf-drop-fix-taker")
+    drop = qf(trader, "QFDROP2", "9406=Y")
+    entry = qf(trader, "QFENTRY")
+    # Act: the order-entry session sells; a REST taker fills it
+    entry.send("D", new_order("e-1", "2", "0.003", "60600"))
+    placed = entry.expect("8", t150="0")
+    copied = drop.expect("8", t150="0")
+    rest_limit(venue, taker, "BUY", "0.003", "60600", tif="IOC")
+    filled = entry.expect("8", t150="F")
+    copied_fill = drop.expect("8", t150="F")
+    entry.close()
+    drop.close()
+    # Assert: the drop copy saw the same reports, ExecIDs included
+    assert [copied.get(t) for t in (37, 11, 17, 39)] == [placed.get(t) for t in (37, 11, 17, 39)]
+    assert [copied_fill.get(t) for t in (37, 11, 17, 39, 14, 151, 31)] == [
+        filled.get(t) for t in (37, 11, 17, 39, 14, 151, 31)
+    ]
+    assert [filled.get(t) for t in (11, 39, 14, 151, 31)] == ["e-1", "2", "0.003", "0", "60600"]
+
+
 def test_quickfix_cancel_on_disconnect_cancels_open_orders_when_its_process_ends(
     venue: ServerProcess, qf: Open
 ) -> None:
