@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import partial
@@ -83,6 +84,8 @@ class FixGateway:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.marketdata = MarketDataDesk(ctx)
         self._status_ids = itertools.count(1)
+        self._boot = f"{time.time_ns():x}"
+        """Makes the ExecIDs of rejects and status reports (not journal events) unique across restarts."""
         self._accounts: dict[str, AccountId] = {}
         """CompID -> account of every logged-on session."""
         self._known: dict[str, AccountId] = {}
@@ -203,14 +206,14 @@ class FixGateway:
             answer = await place_order(self.ctx, account, values)
         except ApiError as exc:
             self._pending.pop((account, cl_ord_id), None)
-            connection.send_app("8", _rejection(message, exc))
+            connection.send_app("8", _rejection(message, exc, self._exec_id("reject")))
             return
         if "algoId" in answer:  # a conditional order: no order exists until it triggers
             self._pending.pop((account, cl_ord_id), None)
             connection.send_app("8", _conditional_new(message, answer))
 
     async def _cancel(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
-        values = _reference(message)
+        values = self._reference(connection, message)
         target = self._target(account, values)
         if target is not None:
             self._requests[target] = (message.get(11) or "", message.get(41) or "")
@@ -224,7 +227,7 @@ class FixGateway:
 
     async def _replace(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
         values = {
-            **_reference(message),
+            **self._reference(connection, message),
             "side": _side(message),
             "quantity": message.get(38) or "",
             "price": message.get(44) or "",
@@ -239,6 +242,25 @@ class FixGateway:
         finally:
             if target is not None:
                 self._requests.pop(target, None)
+
+    def _exec_id(self, kind: str) -> str:
+        """A unique ExecID for a report no journal event makes (a reject, a status): never reused."""
+        return f"{kind}-{self.ctx.seq.last_seq}-{self._boot}-{next(self._status_ids)}"
+
+    def _reference(self, connection: Connection, message: FixMessage) -> dict[str, str]:
+        """The order a F, G or H names; a ClOrdID given by a replace (G) names the order it renamed.
+
+        REST knows an order by the clientOrderId it was placed with; FIX clients name it by the
+        ClOrdID of the last accepted replace, which only this session's store knows.
+        """
+        values = _reference(message)
+        named = values.get("origClientOrderId")
+        if named is not None:
+            order_id = self.store.order_named(connection.comp_id, named)
+            if order_id is not None:
+                del values["origClientOrderId"]
+                values["orderId"] = str(order_id)
+        return values
 
     def _target(self, account: AccountId, values: Mapping[str, str]) -> int | None:
         """The order id a cancel or replace names, if the read model knows it."""
@@ -261,27 +283,30 @@ class FixGateway:
         return None if record is None else record.order_id
 
     def _status(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
-        values = _reference(message)
+        values = self._reference(connection, message)
         try:
             spec = spec_of(self.ctx, values)
         except ApiError as exc:
-            connection.send_app("8", _rejection(message, exc))
+            connection.send_app("8", _rejection(message, exc, self._exec_id("reject")))
             return
         order_id = int(values["orderId"]) if values.get("orderId", "").isdigit() else None
         record = readmodel_of(self.ctx).order(
             account, str(spec.market), order_id, values.get("origClientOrderId")
         )
         if record is None:
-            connection.send_app("8", _rejection(message, ApiError(400, -2013, "Order does not exist.")))
+            connection.send_app(
+                "8",
+                _rejection(message, ApiError(400, -2013, "Order does not exist."), self._exec_id("reject")),
+            )
             return
         from perpx.server.orders_wire import order_json
 
         body = order_json(record, spec, self.ctx.atom)
         fields = _report_fields(
-            exec_id=f"status-{record.order_id}-{self.ctx.seq.last_seq}-{next(self._status_ids)}",
+            exec_id=self._exec_id(f"status-{record.order_id}"),
             exec_type="I",
             order=body,
-            cl_ord_id=body.get("clientOrderId") or "",
+            cl_ord_id=self._cl_ord_id(record.order_id, {"c": body.get("clientOrderId")}),
         )
         if message.get(790):
             fields.append((790, message.get(790) or ""))
@@ -468,14 +493,14 @@ def _text(value: Decimal) -> str:
     return text if text != "-0" else "0"
 
 
-def _rejection(message: FixMessage, error: ApiError) -> tuple[Field, ...]:
+def _rejection(message: FixMessage, error: ApiError, exec_id: str) -> tuple[Field, ...]:
     """ExecutionReport 150=8 for an order the venue refused; Text(58) is REST's reason, code first."""
     reason = "1" if error.code == -1121 else "99"
     fields: list[Field] = [(37, "NONE")]
     if message.get(11):
         fields.append((11, message.get(11) or ""))
     fields += [
-        (17, f"reject-{message.get(34) or '0'}"),
+        (17, exec_id),
         (150, "8"),
         (39, "8"),
         (55, message.get(55) or "?"),

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS orders (
     comp_id TEXT NOT NULL,
     cl_ord_id TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS orders_by_cl_ord_id ON orders (comp_id, cl_ord_id);
 CREATE TABLE IF NOT EXISTS outbound (
     comp_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -160,6 +161,14 @@ class SessionStore:
             "SELECT comp_id, cl_ord_id FROM orders WHERE order_id = ?", (order_id,)
         ).fetchone()
         return None if row is None else (row[0], row[1])
+
+    def order_named(self, comp_id: str, cl_ord_id: str) -> int | None:
+        """The order ``comp_id`` placed or last renamed as ``cl_ord_id`` (the newest if reused), or ``None``."""
+        row = self._db.execute(
+            "SELECT order_id FROM orders WHERE comp_id = ? AND cl_ord_id = ? ORDER BY order_id DESC LIMIT 1",
+            (comp_id, cl_ord_id),
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def sent(self, comp_id: str, begin: int, end: int) -> list[StoredMessage]:
         """The stored application messages with ``begin <= seq <= end``, in order."""
