@@ -386,3 +386,47 @@ def test_cancel_on_disconnect_cancels_the_account_s_open_orders_when_the_connect
         time.sleep(0.05)
         after = server.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL}).json()
     assert len(before) == 1 and after == []
+
+
+def test_a_stop_order_placed_over_fix_reports_the_fill_of_the_order_it_triggers(
+    server: ServerProcess,
+) -> None:
+    # Arrange: a trade at 60,000 sets the last price, asks wait at 60,200; a FIX stop-market buy at 60,100
+    seller, buyer = server.trader("stop-seller"), server.trader("stop-prompt")
+    for qty, price in (("0.002", "60000"), ("0.010", "60200")):
+        rested = server.signed(
+            "POST",
+            "/fapi/v1/order",
+            seller,
+            {
+                "symbol": SYMBOL,
+                "side": "SELL",
+                "type": "LIMIT",
+                "quantity": qty,
+                "price": price,
+                "timeInForce": "GTC",
+            },
+        )
+        assert rested.status_code == 200, rested.text
+    market_buy = {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.002"}
+    first = server.signed("POST", "/fapi/v1/order", buyer, market_buy)
+    assert first.status_code == 200, first.text
+    client = FixClient(server.fix_port, server.trader("fix-stop"), "STOP1")  # type: ignore[attr-defined]
+    client.logon()
+    body: list[Field] = [
+        (11, "s-1"),
+        (55, SYMBOL),
+        (54, "1"),
+        (60, sending_time(time.time_ns())),
+        (38, "0.003"),
+    ]
+    client.send("D", [*body, (40, "3"), (99, "60100")])
+    accepted = client.expect("8", t150="0")
+    # Act: a REST trade at 60,200 moves the last price through the stop
+    second = server.signed("POST", "/fapi/v1/order", buyer, market_buy)
+    assert second.status_code == 200, second.text
+    fill = client.expect("8", t150="F")
+    client.close()
+    # Assert
+    assert (accepted.get(11), accepted.get(99)) == ("s-1", "60100")
+    assert (fill.get(11), fill.get(32), fill.get(31), fill.get(39)) == ("s-1", "0.003", "60200", "2")

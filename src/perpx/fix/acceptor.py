@@ -141,6 +141,10 @@ class Acceptor:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             reason = "the connection broke"
+        except (
+            asyncio.CancelledError
+        ):  # the venue is stopping; end quietly (the task is the connection's own)
+            reason = "the venue is shutting down"
         finally:
             ticker.cancel()
             self._closed(connection, reason)

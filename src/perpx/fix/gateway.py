@@ -66,6 +66,7 @@ ORD_STATUS = {
 }
 ORD_TYPE_IN = {"1": "MARKET", "2": "LIMIT", "3": "STOP_MARKET", "4": "STOP"}
 ORD_TYPE_OUT = {"MARKET": "1", "LIMIT": "2", "STOP_MARKET": "3", "STOP": "4"}
+CONDITIONAL_TYPES = ("STOP_MARKET", "STOP")
 TIF_IN = {"1": "GTC", "3": "IOC", "4": "FOK"}
 TIF_OUT = {"GTC": "1", "IOC": "3", "FOK": "4", "GTX": "1"}
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
@@ -208,8 +209,9 @@ class FixGateway:
             self._pending.pop((account, cl_ord_id), None)
             connection.send_app("8", _rejection(message, exc, self._exec_id("reject")))
             return
-        if "algoId" in answer:  # a conditional order: no order exists until it triggers
+        if values["type"] in CONDITIONAL_TYPES:  # no order exists until it triggers; answered as its algo id
             self._pending.pop((account, cl_ord_id), None)
+            self.store.own_algo(int(answer["orderId"]), connection.comp_id, cl_ord_id)
             connection.send_app("8", _conditional_new(message, answer))
 
     async def _cancel(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
@@ -346,14 +348,21 @@ class FixGateway:
         mine = [
             (seq, account, payload)
             for seq, account, payload in messages
-            if account in wanted and payload.get("e") == "ORDER_TRADE_UPDATE"
+            if account in wanted and payload.get("e") in ("ORDER_TRADE_UPDATE", "ALGO_UPDATE")
         ]
         if mine:
             self.loop.call_soon_threadsafe(self._deliver, mine)
 
     def _deliver(self, messages: list[tuple[int, int, dict[str, Any]]]) -> None:
+        for _seq, _account, payload in messages:  # first: the orders FIX-placed conditional orders made
+            if payload["e"] == "ALGO_UPDATE" and payload["o"].get("ai"):
+                owned = self.store.algo_owner(int(payload["o"]["aid"]))
+                if owned is not None and self.store.order_owner(int(payload["o"]["ai"])) is None:
+                    self.store.own_order(int(payload["o"]["ai"]), *owned)
         counters: dict[tuple[int, int], int] = {}
         for seq, account, payload in messages:
+            if payload["e"] != "ORDER_TRADE_UPDATE":
+                continue
             order = payload["o"]
             order_id = int(order["i"])
             count = counters[(seq, order_id)] = counters.get((seq, order_id), 0) + 1
@@ -516,9 +525,9 @@ def _rejection(message: FixMessage, error: ApiError, exec_id: str) -> tuple[Fiel
 
 def _conditional_new(message: FixMessage, answer: Mapping[str, Any]) -> tuple[Field, ...]:
     fields: list[Field] = [
-        (37, f"algo-{answer['algoId']}"),
+        (37, f"algo-{answer['orderId']}"),
         (11, message.get(11) or ""),
-        (17, f"algo-{answer['algoId']}-new"),
+        (17, f"algo-{answer['orderId']}-new"),
         (150, "0"),
         (39, "0"),
         (55, message.get(55) or ""),

@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS orders (
     cl_ord_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_cl_ord_id ON orders (comp_id, cl_ord_id);
+CREATE TABLE IF NOT EXISTS algos (
+    algo_id INTEGER PRIMARY KEY,
+    comp_id TEXT NOT NULL,
+    cl_ord_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbound (
     comp_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -159,6 +164,20 @@ class SessionStore:
         """``(CompID, ClOrdID)`` of a FIX-placed order, or ``None``."""
         row = self._db.execute(
             "SELECT comp_id, cl_ord_id FROM orders WHERE order_id = ?", (order_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def own_algo(self, algo_id: int, comp_id: str, cl_ord_id: str) -> None:
+        """Remember a FIX-placed conditional order: the order it triggers reports to ``comp_id`` as ``cl_ord_id``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO algos (algo_id, comp_id, cl_ord_id) VALUES (?, ?, ?)",
+            (algo_id, comp_id, cl_ord_id),
+        )
+
+    def algo_owner(self, algo_id: int) -> tuple[str, str] | None:
+        """``(CompID, ClOrdID)`` of a FIX-placed conditional order, or ``None``."""
+        row = self._db.execute(
+            "SELECT comp_id, cl_ord_id FROM algos WHERE algo_id = ?", (algo_id,)
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
