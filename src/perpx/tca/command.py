@@ -179,7 +179,7 @@ def report(
                 if from_ms is not None or to_ms is not None:
                     raise InputError("give either --algo or --from/--to, not both")
                 raise InputError(NOT_YET_ALGO)
-            order, own, tape_trades, tape_quotes, extra = _from_venue(
+            order, own, tape_trades, tape_quotes, extra = account_order(
                 data,
                 _account(account),
                 symbol,
@@ -270,7 +270,7 @@ def _name(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _from_venue(
+def account_order(
     data: Path,
     account: int,
     symbol: str | None,
@@ -285,6 +285,9 @@ def _from_venue(
     end_ms: int | None,
 ) -> tuple[ParentOrder, list[Fill], list[Trade], list[Quote], dict[str, Any]]:
     """The parent order, fills, tape and quotes of ``account`` from the read models in ``data``.
+
+    ``perpx tca --data`` and the server's ``GET /perpx/v1/tca`` both use it (read-only: it may run
+    beside a live venue).
 
     The fills in the window (one market, one side) are taken as one parent order: ``Q`` defaults to
     what was filled, ``P_a`` to the inferred mid in force at the first fill (else the last print

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from perpx.server.trading import account, algo_orders, orders, settings
+from perpx.server.trading import account, algo_orders, orders, settings, tca
 
 router = APIRouter()
-for _module in (orders, algo_orders, account, settings):
+for _module in (orders, algo_orders, account, settings, tca):
     router.include_router(_module.router)
