@@ -186,18 +186,24 @@ def serve_command(data_dir: Path, port: int, admin_port: int) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("busy", "flag"), [("public", "--port"), ("admin", "--admin-port")])
+@pytest.mark.parametrize(
+    ("busy", "flag"), [("public", "--port"), ("admin", "--admin-port"), ("fix", "--fix-port")]
+)
 def test_port_in_use_is_a_one_line_error_and_creates_nothing(tmp_path: Path, busy: str, flag: str) -> None:
     # Arrange
-    port, admin_port = free_port(), free_port()
-    taken = port if busy == "public" else admin_port
+    port, admin_port, fix_port = free_port(), free_port(), free_port()
+    taken = {"public": port, "admin": admin_port, "fix": fix_port}[busy]
     data_dir = tmp_path / "data"
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", taken))
         holder.listen()
         # Act
         done = subprocess.run(
-            serve_command(data_dir, port, admin_port), check=False, capture_output=True, text=True, timeout=60
+            [*serve_command(data_dir, port, admin_port), "--fix-port", str(fix_port)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     # Assert
     assert done.returncode == 2

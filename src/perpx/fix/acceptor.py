@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -92,6 +93,10 @@ class Acceptor:
         """Listen on ``host:port`` (0 picks a free port); return the port."""
         self._server = await asyncio.start_server(self._serve, host, port)
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Accept on a socket already bound and listening (``perpx serve`` binds before it opens the venue)."""
+        self._server = await asyncio.start_server(self._serve, sock=sock)
 
     async def close(self) -> None:
         """Stop listening and close every connection (each session logs out first)."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -76,10 +77,13 @@ UNKNOWN_ORDER_CODES = (-2011, -2013)
 class FixGateway:
     """The acceptor's :class:`~perpx.fix.acceptor.Application` on a running venue; see the module doc."""
 
-    def __init__(self, ctx: ServerContext, host: str, port: int) -> None:
+    def __init__(self, ctx: ServerContext, sock: socket.socket) -> None:
         self.ctx = ctx
-        self.host = host
-        self.port = port
+        self.sock = sock
+        """The bound, listening socket (bound before the data directory was opened, as the others)."""
+        host, port = sock.getsockname()[:2]
+        self.host = str(host)
+        self.port = int(port)
         self.store = SessionStore(ctx.data_dir / SESSION_FILE)
         self.acceptor = Acceptor(self.store, authenticator(self._key, LogonLimiter()), self)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -107,7 +111,7 @@ class FixGateway:
             if key is not None:
                 self._known[comp_id] = key.account_id
         self._watch()
-        self.port = await self.acceptor.start(self.host, self.port)
+        await self.acceptor.start_on(self.sock)
         log.warning("fix: accepting FIX 4.4 on %s:%d (TargetCompID PERPX)", self.host, self.port)
         return self.port
 

@@ -144,6 +144,17 @@ def bind_listeners(host: str, port: int, admin_host: str, admin_port: int | None
     )
 
 
+def bind_fix(host: str, port: int) -> socket.socket:
+    """Bind and listen on the FIX acceptor's socket (``perpx serve --fix-port``), like the other two.
+
+    Raises
+    ------
+    ListenError
+        If it cannot be bound; the message names the port and ``--fix-port``.
+    """
+    return _bind(host, port, "the FIX acceptor", "--fix-port")
+
+
 def _bind(host: str, port: int, what: str, flag: str) -> socket.socket:
     where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

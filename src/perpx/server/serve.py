@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib import resources
@@ -36,6 +37,7 @@ from perpx.server.listeners import (
     ListenError,
     StopReport,
     VenueServer,
+    bind_fix,
     bind_listeners,
     trusted_proxies,
 )
@@ -107,10 +109,6 @@ def open_server(options: ServeOptions) -> ServerContext:
         from perpx.server.demo import attach_demo
 
         attach_demo(ctx, seed=options.seed)
-    if options.fix_port is not None:
-        from perpx.fix.gateway import FixGateway
-
-        ctx.components.fix = FixGateway(ctx, options.fix_host, options.fix_port)
     return ctx
 
 
@@ -155,13 +153,28 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
         listeners = bind_listeners(options.host, options.port, options.admin_host, admin_port_of(options))
     except (ValueError, ListenError) as exc:
         raise ServeError(str(exc)) from None
+    fix_socket: socket.socket | None = None
+    if options.fix_port is not None:
+        try:
+            fix_socket = bind_fix(options.fix_host, options.fix_port)
+        except ListenError as exc:
+            listeners.close()
+            raise ServeError(str(exc)) from None
     try:
         ctx = open_server(options)
+        if fix_socket is not None:
+            from perpx.fix.gateway import FixGateway
+
+            ctx.components.fix = FixGateway(ctx, fix_socket)
     except ValueError as exc:  # a component refusing its settings (e.g. [server] limits): one line
         listeners.close()
+        if fix_socket is not None:
+            fix_socket.close()
         raise ServeError(str(exc)) from None
     except BaseException:
         listeners.close()
+        if fix_socket is not None:
+            fix_socket.close()
         raise
     server = VenueServer(ctx, listeners, proxies=proxies, log_level=options.log_level)
     public, admin = listeners.public_address, listeners.admin_address
