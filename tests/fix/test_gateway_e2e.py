@@ -430,3 +430,31 @@ def test_a_stop_order_placed_over_fix_reports_the_fill_of_the_order_it_triggers(
     # Assert
     assert (accepted.get(11), accepted.get(99)) == ("s-1", "60100")
     assert (fill.get(11), fill.get(32), fill.get(31), fill.get(39)) == ("s-1", "0.003", "60200", "2")
+
+
+def test_fix_orders_count_against_the_account_s_order_limits_as_rest_orders_do(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    fix_port = free_port()
+    venue = ServerProcess(
+        tmp_path_factory.mktemp("fix-limits") / "data",
+        config_text=MANUAL_CONFIG,
+        extra_args=("--fix-port", str(fix_port)),
+        env={"PERPX_ORDER_LIMIT_10S": "2"},
+    ).start()
+    try:
+        marked = venue.admin(
+            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
+        )
+        assert marked.status_code == 200, marked.text
+        client = FixClient(fix_port, venue.trader("fix-limited"), "LIM1")
+        client.logon()
+        for n in range(3):
+            client.send("D", order(f"l-{n}", "1", "0.003", "50000"))
+        accepted = [client.expect("8", t150="0"), client.expect("8", t150="0")]
+        refused = client.expect("8", t150="8")
+        client.close()
+    finally:
+        venue.stop()
+    assert [m.get(11) for m in accepted] == ["l-0", "l-1"]
+    assert refused.get(11) == "l-2" and (refused.get(58) or "").startswith("-1015")

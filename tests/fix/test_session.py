@@ -290,3 +290,16 @@ def test_a_comp_id_stays_bound_to_the_key_it_first_logged_on_with(store: Session
     store.bind(CLIENT, "key-other")
     step = Client(store).logon()
     assert kinds(step) == ["5"] and "bound to another API key" in (read(step)[0].get(58) or "")
+
+
+def test_a_session_flooding_more_than_the_message_limit_in_10_s_is_logged_out(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("perpx.fix.session.MAX_MESSAGES_PER_WINDOW", 5)
+    client = Client(store)
+    client.logon()
+    steps = [client.send("0") for _ in range(5)]
+    assert all(step.close is None for step in steps[:4])
+    [logout] = read(steps[-1])
+    assert logout.msg_type == "5" and "more than 5 messages" in (logout.get(58) or "")
+    assert steps[-1].close is not None

@@ -201,9 +201,12 @@ class FixGateway:
     async def _new_order(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
         cl_ord_id = message.get(11) or ""
         if message.get(43) == "Y" and cl_ord_id and self._known_order(account, message) is not None:
-            self._status(
-                connection, account, message
-            )  # a resent order already placed: its state, not a second order
+            self._status(connection, account, message)  # a resent order already placed: its state
+            return
+        try:
+            self.ctx.components.limits.count_account_orders(account)  # REST's order limits hold on FIX too
+        except ApiError as exc:
+            connection.send_app("8", _rejection(message, exc, self._exec_id("reject")))
             return
         values = _order_values(message)
         self._pending[(account, cl_ord_id)] = connection.comp_id

@@ -53,6 +53,9 @@ log = logging.getLogger("perpx.fix")
 
 NS_PER_S = 1_000_000_000
 LOGON_TIMEOUT_NS = 10 * NS_PER_S
+MAX_MESSAGES_PER_WINDOW = 10_000
+MESSAGE_WINDOW_NS = 10 * NS_PER_S
+"""A session sending more than this many messages in a 10 s window is logged out (Binance's FIX limit)."""
 SENDING_TIME_WINDOW_NS = 5 * NS_PER_S
 ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 
@@ -128,6 +131,7 @@ class Session:
         self._test_requests = 0
         self._resend_asked_to = 0
         self._queued: dict[int, FixMessage] = {}
+        self._window: tuple[int, int] = (now_ns // MESSAGE_WINDOW_NS, 0)
 
     # ------------------------------------------------------------------ inputs
 
@@ -140,6 +144,13 @@ class Session:
             log.warning("fix %s: garbled frame dropped: %s", self.peer_comp_id or "?", item.reason)
             return step
         self.last_received_ns = now_ns
+        window, count = self._window
+        if now_ns // MESSAGE_WINDOW_NS != window:
+            window, count = now_ns // MESSAGE_WINDOW_NS, 0
+        self._window = (window, count + 1)
+        if count + 1 > MAX_MESSAGES_PER_WINDOW and self.state is SessionState.ACTIVE:
+            self._logout(step, now_ns, f"more than {MAX_MESSAGES_PER_WINDOW} messages in 10 s", close=True)
+            return step
         if self.state is SessionState.AWAITING_LOGON:
             self._on_logon(item, now_ns, step)
             return step
