@@ -80,6 +80,21 @@ class Ledger:
         return self.deposits - self.withdrawn + self.realized
 
 
+CAUSES = ("price_move", "funding_payment", "fee")
+"""What put a liquidated account under: its last margin-changing event before the liquidation."""
+
+
+class LiquidatedAccount:
+    """One liquidated account: how often, how much, and what put it under the first time."""
+
+    __slots__ = ("cause", "count", "notional_atoms")
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        self.count = 0
+        self.notional_atoms = 0
+
+
 class RunMetrics:
     """The running totals of one run (see the module docstring).
 
@@ -108,7 +123,18 @@ class RunMetrics:
         self.liquidations = 0
         self.liquidation_records = 0
         self.liquidated_notional_atoms = 0
-        self.liquidated_accounts: dict[AccountId, None] = {}
+        self.liquidated_accounts: dict[AccountId, LiquidatedAccount] = {}
+        self.liquidation_fills = 0
+        self.liquidation_fills_worse = 0
+        self.adl_counterparties: dict[AccountId, list[int]] = {}
+        """ADL counterparty -> [legs, notional atoms]."""
+        self._seq = 0
+        self._command_start = 0
+        self._last_funding: dict[AccountId, int] = {}
+        self._last_fee: dict[AccountId, int] = {}
+        self._last_mark: dict[str, int] = {}
+        self._last_mark_up: dict[str, int] = {}
+        self._last_mark_down: dict[str, int] = {}
         self.adl_legs = 0
         self.adl_notional_atoms = 0
         self.adl_borne_atoms = 0
@@ -184,13 +210,17 @@ class RunMetrics:
     def observe(self, events: Iterable[Event]) -> None:
         """Count one command's events, in order."""
         dispatch = self._dispatch
+        self._command_start = self._seq
         for event in events:
+            self._seq += 1
             handler = dispatch.get(type(event))
             if handler is not None:
                 handler(event)
 
     def _on_fill(self, e: OrderFilled) -> None:
         ledger = self.ledger(e.account_id)
+        if e.fee_atoms > 0:
+            self._last_fee[e.account_id] = self._seq
         ledger.realized += e.realized_pnl_atoms - e.fee_atoms
         if not e.is_maker:
             self.trades += 1
@@ -222,6 +252,8 @@ class RunMetrics:
         )
 
     def _on_funding_paid(self, e: FundingPaid) -> None:
+        if e.amount_atoms < 0:
+            self._last_funding[e.account_id] = self._seq
         self.ledger(e.account_id).realized += e.amount_atoms
 
     def _on_transfer(self, e: PositionTransferred) -> None:
@@ -240,6 +272,11 @@ class RunMetrics:
             self.deficit_covered_atoms += -e.amount_atoms
 
     def _on_mark(self, e: MarkPriceUpdated) -> None:
+        before = self._last_mark.get(e.market)
+        if before is not None and e.mark_ticks != before:
+            moves = self._last_mark_up if e.mark_ticks > before else self._last_mark_down
+            moves[e.market] = self._seq
+        self._last_mark[e.market] = e.mark_ticks
         if e.index_ticks > 0:
             gap = abs(e.mark_ticks - e.index_ticks) * 10_000 / e.index_ticks
             self.max_gap_bps = max(self.max_gap_bps, gap)
@@ -263,6 +300,29 @@ class RunMetrics:
             Marker(self.t_s(), e.market, "funding", mark, e.rate_e8 / 1e8, self.units(e.paid_atoms), 0)
         )
 
+    def cause(self, e: LiquidationExplained) -> str:
+        """What put ``e``'s account under: the last event before it that took from its margin.
+
+        A funding payment it made, a fee it paid, or a mark move against one of its positions,
+        whichever came last (a mark move when nothing else is known).
+        """
+        account = e.account_id
+        price = 0
+        for p in e.before.positions:
+            if p.qty_lots > 0:
+                price = max(price, self._last_mark_down.get(p.market, 0))
+            elif p.qty_lots < 0:
+                price = max(price, self._last_mark_up.get(p.market, 0))
+        funding = self._last_funding.get(account, 0)
+        fee = self._last_fee.get(account, 0)
+        if fee > self._command_start:  # the liquidation's own fills come in its command
+            fee = 0
+        if funding > price and funding >= fee:
+            return "funding_payment"
+        if fee > price and fee > funding:
+            return "fee"
+        return "price_move"
+
     def _on_liquidation(self, e: LiquidationExplained) -> None:
         self.liquidation_records += 1
         market = e.market
@@ -282,6 +342,15 @@ class RunMetrics:
         for step in e.steps:
             if isinstance(step, OrderStep):
                 closed += step.filled_lots
+                for fill in step.fills:
+                    self.liquidation_fills += 1
+                    # the fill against its lots' share of the position's bankruptcy value: a sell
+                    # (closing a long) must get at least it, a buy (closing a short) pay at most it
+                    value = formulas.notional_atoms(fill.price_ticks, fill.qty_lots, spec.contract_atoms)
+                    bankrupt = step.bankruptcy_value_atoms * fill.qty_lots
+                    got = value * abs(figures.qty_lots)
+                    if (got < bankrupt) if step.side < 0 else (got > bankrupt):
+                        self.liquidation_fills_worse += 1
             elif isinstance(step, TakeoverStep):
                 taken_lots += step.qty_lots
                 taken_value += step.value_atoms
@@ -305,6 +374,9 @@ class RunMetrics:
                 self.adl_shortfall_atoms += step.shortfall_atoms
                 for leg in step.legs:
                     self.adl_legs += 1
+                    hit = self.adl_counterparties.setdefault(leg.account_id, [0, 0])
+                    hit[0] += 1
+                    hit[1] += leg.value_atoms
                     self.per_market[market]["adl_events"] += 1
                     self.adl_notional_atoms += leg.value_atoms
                     self.adl_borne_atoms += sign * (leg.value_atoms - leg.qty_lots * lot_atoms)
@@ -325,7 +397,11 @@ class RunMetrics:
         notional = lots * lot_atoms
         self.liquidations += 1
         self.per_market[market]["liquidations"] += 1
-        self.liquidated_accounts[e.account_id] = None
+        record = self.liquidated_accounts.get(e.account_id)
+        if record is None:
+            record = self.liquidated_accounts[e.account_id] = LiquidatedAccount(self.cause(e))
+        record.count += 1
+        record.notional_atoms += notional
         self.liquidated_notional_atoms += notional
         self.markers.append(
             Marker(
@@ -382,4 +458,4 @@ class RunMetrics:
                 self.invariant_messages.append(f"t={self.t_s():.0f}s: {problem}")
 
 
-__all__ = ["Ledger", "RunMetrics"]
+__all__ = ["CAUSES", "Ledger", "LiquidatedAccount", "RunMetrics"]
