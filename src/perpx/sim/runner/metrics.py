@@ -57,6 +57,7 @@ from perpx.engine.events import (
 )
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId
+from perpx.sim.assertions import CAUSES
 from perpx.sim.result import Marker
 
 MAX_INVARIANT_MESSAGES = 20
@@ -78,10 +79,6 @@ class Ledger:
     @property
     def equity(self) -> int:
         return self.deposits - self.withdrawn + self.realized
-
-
-CAUSES = ("price_move", "funding_payment", "fee")
-"""What put a liquidated account under: its last margin-changing event before the liquidation."""
 
 
 class LiquidatedAccount:
@@ -128,13 +125,10 @@ class RunMetrics:
         self.liquidation_fills_worse = 0
         self.adl_counterparties: dict[AccountId, list[int]] = {}
         """ADL counterparty -> [legs, notional atoms]."""
-        self._seq = 0
-        self._command_start = 0
-        self._last_funding: dict[AccountId, int] = {}
-        self._last_fee: dict[AccountId, int] = {}
-        self._last_mark: dict[str, int] = {}
-        self._last_mark_up: dict[str, int] = {}
-        self._last_mark_down: dict[str, int] = {}
+        self._funding_paid: dict[AccountId, int] = {}
+        """Account -> funding it paid, net of funding received, over the run (atoms)."""
+        self._fees_paid: dict[AccountId, int] = {}
+        """Account -> trading fees it paid over the run (atoms; rebates not counted)."""
         self.adl_legs = 0
         self.adl_notional_atoms = 0
         self.adl_borne_atoms = 0
@@ -210,9 +204,7 @@ class RunMetrics:
     def observe(self, events: Iterable[Event]) -> None:
         """Count one command's events, in order."""
         dispatch = self._dispatch
-        self._command_start = self._seq
         for event in events:
-            self._seq += 1
             handler = dispatch.get(type(event))
             if handler is not None:
                 handler(event)
@@ -220,7 +212,7 @@ class RunMetrics:
     def _on_fill(self, e: OrderFilled) -> None:
         ledger = self.ledger(e.account_id)
         if e.fee_atoms > 0:
-            self._last_fee[e.account_id] = self._seq
+            self._fees_paid[e.account_id] = self._fees_paid.get(e.account_id, 0) + e.fee_atoms
         ledger.realized += e.realized_pnl_atoms - e.fee_atoms
         if not e.is_maker:
             self.trades += 1
@@ -252,8 +244,7 @@ class RunMetrics:
         )
 
     def _on_funding_paid(self, e: FundingPaid) -> None:
-        if e.amount_atoms < 0:
-            self._last_funding[e.account_id] = self._seq
+        self._funding_paid[e.account_id] = self._funding_paid.get(e.account_id, 0) - e.amount_atoms
         self.ledger(e.account_id).realized += e.amount_atoms
 
     def _on_transfer(self, e: PositionTransferred) -> None:
@@ -272,11 +263,6 @@ class RunMetrics:
             self.deficit_covered_atoms += -e.amount_atoms
 
     def _on_mark(self, e: MarkPriceUpdated) -> None:
-        before = self._last_mark.get(e.market)
-        if before is not None and e.mark_ticks != before:
-            moves = self._last_mark_up if e.mark_ticks > before else self._last_mark_down
-            moves[e.market] = self._seq
-        self._last_mark[e.market] = e.mark_ticks
         if e.index_ticks > 0:
             gap = abs(e.mark_ticks - e.index_ticks) * 10_000 / e.index_ticks
             self.max_gap_bps = max(self.max_gap_bps, gap)
@@ -301,25 +287,22 @@ class RunMetrics:
         )
 
     def cause(self, e: LiquidationExplained) -> str:
-        """What put ``e``'s account under: the last event before it that took from its margin.
+        """What put ``e``'s account under: the funding it paid, the fees it paid, or the price.
 
-        A funding payment it made, a fee it paid, or a mark move against one of its positions,
-        whichever came last (a mark move when nothing else is known).
+        ``funding_payment`` when the funding the account paid over the run (net of funding received)
+        is what it lacked, with room to spare: given back, its margin balance before the liquidation
+        would be at least twice its maintenance margin (a margin ratio of 50% or less, well clear of
+        liquidation). ``fee`` likewise for the trading fees it paid. Otherwise ``price_move``: the mark
+        moved against it (a payment that merely tipped an account the price was already taking under
+        does not count).
         """
-        account = e.account_id
-        price = 0
-        for p in e.before.positions:
-            if p.qty_lots > 0:
-                price = max(price, self._last_mark_down.get(p.market, 0))
-            elif p.qty_lots < 0:
-                price = max(price, self._last_mark_up.get(p.market, 0))
-        funding = self._last_funding.get(account, 0)
-        fee = self._last_fee.get(account, 0)
-        if fee > self._command_start:  # the liquidation's own fills come in its command
-            fee = 0
-        if funding > price and funding >= fee:
+        margin = e.before.margin_balance_atoms
+        clear = 2 * e.before.maintenance_atoms
+        funding = self._funding_paid.get(e.account_id, 0)
+        fees = self._fees_paid.get(e.account_id, 0)
+        if funding > 0 and funding >= fees and margin + funding >= clear:
             return "funding_payment"
-        if fee > price and fee > funding:
+        if fees > 0 and margin + fees >= clear:
             return "fee"
         return "price_move"
 
