@@ -476,13 +476,74 @@ def sweep(
         raise _fail(f"{outcome.errors} runs raised; see the 'error' column of {out / 'results.csv'}", code=1)
 
 
+def _scenario_overrides(pairs: list[str]) -> dict[str, object]:
+    """``--override key=value`` pairs as dotted paths and values (a TOML value, else the text)."""
+    import tomllib
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise _fail(
+                f"--override {pair!r}: give key=value (a dotted path into the scenario, e.g. insurance.fund=5000)"
+            )
+        try:
+            value: object = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        out[key] = value
+    return out
+
+
+def _list_scenarios(directory: Path) -> None:
+    """One line per scenario file in ``directory``: its name and its description."""
+    import tomllib
+
+    if not directory.is_dir():
+        raise _fail(f"--list: no scenario directory {directory} (give --scenarios DIR)")
+    rows: list[tuple[str, str]] = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            doc = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        if "config_file" not in doc and "config" not in doc:
+            continue  # a venue config, not a scenario
+        rows.append((str(doc.get("name", path.stem)), " ".join(str(doc.get("description", "")).split())))
+    if not rows:
+        raise _fail(f"--list: no scenario in {directory}")
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        typer.echo(f"{name.ljust(width)}  {description}")
+
+
 @app.command()
 def simulate(
-    scenario: Annotated[Path, typer.Argument(help="Scenario TOML (see scenarios/).")],
-    out: Annotated[Path, typer.Option(help="Output directory: summary, series, journal, report.")],
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario TOML (see scenarios/, or --list).", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output directory: summary, series, journal, report.", show_default=False),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of every random draw; the scenario's run.seed if omitted.")
     ] = None,
+    override: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--override",
+            help="key=value: set a dotted path of the scenario document (insurance.fund=5000,"
+            " run.duration_s=600, config.markets.BTCUSDT.funding_cap=0.003); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    list_: Annotated[
+        bool,
+        typer.Option("--list", help="List the scenarios in --scenarios with their descriptions, and exit."),
+    ] = False,
+    scenarios: Annotated[Path, typer.Option(help="Where --list looks for scenarios.")] = Path("scenarios"),
 ) -> None:
     """Run a scenario on the real engine on a simulated clock; exit 1 if an assertion fails.
 
@@ -495,8 +556,16 @@ def simulate(
     from perpx.sim.runner import RunError, run_scenario
     from perpx.sim.scenario import ScenarioError, load_scenario
 
+    if list_:
+        _list_scenarios(scenarios)
+        return
+    if scenario is None:
+        raise _fail("give a scenario file (perpx simulate --list shows the shipped ones)")
+    if out is None:
+        raise _fail("give --out DIR for the run's outputs")
+    overrides = _scenario_overrides(override or [])
     try:
-        loaded = load_scenario(scenario)
+        loaded = load_scenario(scenario, overrides)
         result = run_scenario(
             loaded,
             loaded.default_seed if seed is None else seed,

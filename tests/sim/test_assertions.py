@@ -59,6 +59,31 @@ def test_a_missing_metric_fails_with_a_message_instead_of_raising() -> None:
             {"invariant_checks": 3, "invariant_violations": 0},
             {"invariant_checks": 3, "invariant_violations": 1},
         ),
+        (
+            "every_liquidation_has_a_cause",
+            {
+                "liquidations": 3,
+                "liquidations_by_cause": {"price_move": 1, "funding_payment": 2, "fee": 0},
+                "liquidated_accounts": [
+                    {"account_id": 4, "count": 1, "cause": "price_move"},
+                    {"account_id": 5, "count": 2, "cause": "funding_payment"},
+                ],
+            },
+            {
+                "liquidations": 3,
+                "liquidations_by_cause": {"price_move": 1, "funding_payment": 0, "fee": 0},
+                "liquidated_accounts": [
+                    {"account_id": 4, "count": 1, "cause": "price_move"},
+                    {"account_id": 5, "count": 2, "cause": None},
+                ],
+            },
+        ),
+        (
+            "liquidations_at_or_better_than_bankruptcy",
+            {"liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 0},
+            {"liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 1},
+        ),
+        ("no_adl", {"adl_events": 0, "adl_notional": 0.0}, {"adl_events": 2, "adl_notional": 10.5}),
     ],
 )
 def test_named_checks_pass_and_fail(check: str, good: dict[str, Any], bad: dict[str, Any]) -> None:

@@ -106,6 +106,10 @@ def _cli_scenario(tmp_path: Path, assertion: str) -> Path:
         'config_file = "venue.toml"', f'config_file = "{ROOT / "scenarios" / "venue.toml"}"'
     )
     text = text.replace("duration_s = 7200", "duration_s = 60") + assertion
+    # a minute sees no hourly settlement
+    hourly = '[[assertions]]\nname = "funding settles every hour"\nmetric = "funding_settlements"\nop = ">="\nvalue = 2\n'
+    assert hourly in text
+    text = text.replace(hourly, "")
     path = tmp_path / "scenario.toml"
     path.write_text(text)
     return path
@@ -144,3 +148,41 @@ def test_cli_simulate_with_a_bad_scenario_exits_two_without_a_traceback(
     result = CliRunner().invoke(app, ["simulate", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_simulate_lists_the_shipped_scenarios_with_their_descriptions() -> None:
+    result = CliRunner().invoke(app, ["simulate", "--list", "--scenarios", str(ROOT / "scenarios")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    names = [line.split()[0] for line in lines]
+    assert "funding_squeeze" in names and "flash_crash" in names and "venue" not in names
+    assert all(len(line.split(maxsplit=1)) == 2 for line in lines)  # each with its description
+
+
+def test_cli_simulate_applies_overrides(tmp_path: Path) -> None:
+    path = _cli_scenario(tmp_path, "")
+    result = CliRunner().invoke(
+        app,
+        ["simulate", str(path), "--out", str(tmp_path / "out"), "--override", "run.duration_s=30"],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["sim_seconds"] == 30
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("nope", "give key=value"),
+        ("nowhere.fund=1", "'nowhere' does not exist"),
+        ("run.duration_s=abc", "run.duration_s"),
+    ],
+)
+def test_cli_simulate_refuses_a_bad_override_in_one_line(tmp_path: Path, override: str, message: str) -> None:
+    path = _cli_scenario(tmp_path, "")
+    result = CliRunner().invoke(
+        app, ["simulate", str(path), "--out", str(tmp_path / "out"), "--override", override]
+    )
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

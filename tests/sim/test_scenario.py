@@ -131,3 +131,17 @@ def test_dump_toml_writes_what_tomllib_reads_back() -> None:
     example = tomllib.loads((ROOT / "examples" / "venue.toml").read_text())
     doc = {"a": {"b c": [1, 2], "d": {"e": 'f"g'}}, "rows": [{"x": 1.5, "y": True}], **example}
     assert tomllib.loads(dump_toml(doc)) == doc
+
+
+def test_config_overrides_change_the_scenarios_venue_only_where_they_say(tmp_path: Path) -> None:
+    from perpx.sim.scenario import ScenarioError, read_document
+
+    venue = Path(__file__).resolve().parents[2] / "scenarios" / "venue.toml"
+    path = tmp_path / "s.toml"
+    path.write_text(f'config_file = "{venue}"\n[config_overrides]\n"markets.BTCUSDT.funding_cap" = "0.003"\n')
+    doc = read_document(path)
+    assert doc["config"]["markets"]["BTCUSDT"]["funding_cap"] == "0.003"
+    assert doc["config"]["markets"]["BTCUSDT"]["funding_floor"] == "-0.03"
+    path.write_text(f'config_file = "{venue}"\n[config_overrides]\n"markets.NOPE.funding_cap" = "0.003"\n')
+    with pytest.raises(ScenarioError, match="NOPE"):
+        read_document(path)

@@ -19,6 +19,14 @@ An assertion is a table in the scenario's ``[[assertions]]``, one of two forms:
                                         realised equity (deposits - withdrawals + realised PnL + funding -
                                         fees, from its own events), and no account withdrew more than that
   ``no_invariant_violations``           every periodic invariant check passed
+  ``every_liquidation_has_a_cause``     every liquidated account in ``liquidated_accounts`` carries one of
+                                        the causes (price_move, funding_payment, fee) and the liquidations
+                                        counted by cause add up to ``liquidations``
+  ``liquidations_at_or_better_than_bankruptcy``
+                                        every fill of a liquidation order was at or better than the
+                                        position's bankruptcy price (a sell at or above it, a buy at or
+                                        below it), and there was at least one such fill
+  ``no_adl``                            no position was auto-deleveraged (no ADL leg, no ADL notional)
   ====================================  =====================================================================
 
 * a **comparison** on a summary field, ``{ metric = "bad_debt", op = "==", value = 0 }``; ``metric`` may
@@ -194,12 +202,56 @@ def _no_invariant_violations(a: Assertion, s: Mapping[str, Any]) -> dict[str, An
     return _result(a, count == 0 and checks > 0, count, f"{count} violation(s) in {checks} checks")
 
 
+CAUSES = ("price_move", "funding_payment", "fee")
+"""What put a liquidated account under: its last margin-changing event before the liquidation."""
+
+
+def _every_liquidation_has_a_cause(a: Assertion, s: Mapping[str, Any]) -> dict[str, Any]:
+    rows = s.get("liquidated_accounts", [])
+    rows = rows if isinstance(rows, list) else []
+    by_cause = s.get("liquidations_by_cause", {})
+    by_cause = by_cause if isinstance(by_cause, Mapping) else {}
+    liquidations = int(s.get("liquidations", 0))
+    missing = [row.get("account_id") for row in rows if row.get("cause") not in CAUSES]
+    counted = sum(int(by_cause.get(cause, 0)) for cause in CAUSES)
+    in_rows = sum(int(row.get("count", 0)) for row in rows)
+    passed = not missing and counted == liquidations == in_rows
+    causes = ", ".join(f"{cause} {int(by_cause.get(cause, 0))}" for cause in CAUSES)
+    return _result(
+        a,
+        passed,
+        len(missing),
+        f"{liquidations} liquidation(s) of {len(rows)} account(s); by cause: {causes}"
+        + (f"; no cause for account(s) {missing}" if missing else ""),
+    )
+
+
+def _liquidations_at_or_better_than_bankruptcy(a: Assertion, s: Mapping[str, Any]) -> dict[str, Any]:
+    fills = int(s.get("liquidation_fills", 0))
+    worse = int(s.get("liquidation_fills_worse_than_bankruptcy", 0))
+    return _result(
+        a,
+        worse == 0 and fills > 0,
+        worse,
+        f"{worse} of {fills} liquidation fill(s) worse than the position's bankruptcy price",
+    )
+
+
+def _no_adl(a: Assertion, s: Mapping[str, Any]) -> dict[str, Any]:
+    legs = int(s.get("adl_events", 0))
+    notional = s.get("adl_notional", 0.0)
+    return _result(a, legs == 0 and not notional, legs, f"{legs} ADL leg(s), ADL notional {notional}")
+
+
 CHECKS: dict[str, Callable[[Assertion, Mapping[str, Any]], dict[str, Any]]] = {
     "no_account_below_zero": _no_account_below_zero,
     "adl_equals_shortfall": _adl_equals_shortfall,
     "no_liquidation_from_faulty_source": _no_liquidation_from_faulty_source,
     "withdrawable_excludes_unrealized": _withdrawable_excludes_unrealized,
     "no_invariant_violations": _no_invariant_violations,
+    "every_liquidation_has_a_cause": _every_liquidation_has_a_cause,
+    "liquidations_at_or_better_than_bankruptcy": _liquidations_at_or_better_than_bankruptcy,
+    "no_adl": _no_adl,
 }
 
 

@@ -11,7 +11,9 @@ integer figures live in the journal and in ``summary``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 MARKET_SERIES = (
@@ -51,6 +53,18 @@ SUMMARY_FIELDS = (
     "assertions",
 )
 """The fields the issue names; the summary holds these and more (see ``runner/summary.py``)."""
+
+SUMMARY_SCHEMA = "summary.schema.json"
+"""The JSON Schema (draft 2020-12) of ``summary.json``, shipped beside this module; every field of a
+summary is listed there with its meaning, and no other field is allowed."""
+
+
+def summary_schema() -> dict[str, Any]:
+    """The JSON Schema of ``summary.json`` (:data:`SUMMARY_SCHEMA`)."""
+    text = resources.files("perpx.sim").joinpath(SUMMARY_SCHEMA).read_text(encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
 
 VENUE_SERIES = ("t_s", "insurance_fund")
 """Columns of the venue series: simulated seconds; insurance fund equity in settlement units."""

@@ -9,6 +9,9 @@ key                meaning
 ``name``           short name (default: the file name)
 ``config``         a whole venue config, as in ``examples/venue.toml`` (inline) -- or
 ``config_file``    a venue TOML path relative to the scenario file; loaded into ``config``
+``config_overrides`` a table of dotted paths into ``config`` and their values, applied to it on
+                   load (e.g. ``"markets.BTCUSDT.funding_cap" = "0.003"``): the scenario's venue
+                   differs from the shared file only there, and says so
 ``[run]``          ``duration_s`` (3600), ``sample_s`` (10: series and markers), ``check_every_s``
                    (60: invariant checks), ``scale`` (1.0: multiplies every given agent ``count``), ``seed``
 ``[insurance]``    ``fund``: settlement units deposited into the insurance fund (account 0) at start
@@ -135,6 +138,11 @@ def read_document(path: str | Path) -> dict[str, Any]:
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{path}: config_file {config_path}: not valid TOML: {exc}") from exc
     doc.setdefault("name", path.stem)
+    changes = doc.get("config_overrides")
+    if changes is not None:
+        if not isinstance(changes, dict):
+            raise ScenarioError(f"{path}: config_overrides must be a table of dotted paths and values")
+        doc = apply_overrides(doc, {f"config.{key}": value for key, value in changes.items()})
     return doc
 
 
@@ -259,7 +267,7 @@ def _normalised(doc: Mapping[str, Any]) -> dict[str, Any]:
             raise ScenarioError(f"{key} must be an array of tables ([[{key}]])")
     unknown = sorted(
         set(out)
-        - {"name", "description", "config", "config_file", "run", "insurance", "prices"}
+        - {"name", "description", "config", "config_file", "config_overrides", "run", "insurance", "prices"}
         - {"sources", "agents", "events", "assertions"}
     )
     if unknown:

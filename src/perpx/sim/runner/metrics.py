@@ -57,6 +57,7 @@ from perpx.engine.events import (
 )
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import AccountId
+from perpx.sim.assertions import CAUSES
 from perpx.sim.result import Marker
 
 MAX_INVARIANT_MESSAGES = 20
@@ -78,6 +79,17 @@ class Ledger:
     @property
     def equity(self) -> int:
         return self.deposits - self.withdrawn + self.realized
+
+
+class LiquidatedAccount:
+    """One liquidated account: how often, how much, and what put it under the first time."""
+
+    __slots__ = ("cause", "count", "notional_atoms")
+
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        self.count = 0
+        self.notional_atoms = 0
 
 
 class RunMetrics:
@@ -108,7 +120,15 @@ class RunMetrics:
         self.liquidations = 0
         self.liquidation_records = 0
         self.liquidated_notional_atoms = 0
-        self.liquidated_accounts: dict[AccountId, None] = {}
+        self.liquidated_accounts: dict[AccountId, LiquidatedAccount] = {}
+        self.liquidation_fills = 0
+        self.liquidation_fills_worse = 0
+        self.adl_counterparties: dict[AccountId, list[int]] = {}
+        """ADL counterparty -> [legs, notional atoms]."""
+        self._funding_paid: dict[AccountId, int] = {}
+        """Account -> funding it paid, net of funding received, over the run (atoms)."""
+        self._fees_paid: dict[AccountId, int] = {}
+        """Account -> trading fees it paid over the run (atoms; rebates not counted)."""
         self.adl_legs = 0
         self.adl_notional_atoms = 0
         self.adl_borne_atoms = 0
@@ -191,6 +211,8 @@ class RunMetrics:
 
     def _on_fill(self, e: OrderFilled) -> None:
         ledger = self.ledger(e.account_id)
+        if e.fee_atoms > 0:
+            self._fees_paid[e.account_id] = self._fees_paid.get(e.account_id, 0) + e.fee_atoms
         ledger.realized += e.realized_pnl_atoms - e.fee_atoms
         if not e.is_maker:
             self.trades += 1
@@ -222,6 +244,7 @@ class RunMetrics:
         )
 
     def _on_funding_paid(self, e: FundingPaid) -> None:
+        self._funding_paid[e.account_id] = self._funding_paid.get(e.account_id, 0) - e.amount_atoms
         self.ledger(e.account_id).realized += e.amount_atoms
 
     def _on_transfer(self, e: PositionTransferred) -> None:
@@ -263,6 +286,26 @@ class RunMetrics:
             Marker(self.t_s(), e.market, "funding", mark, e.rate_e8 / 1e8, self.units(e.paid_atoms), 0)
         )
 
+    def cause(self, e: LiquidationExplained) -> str:
+        """What put ``e``'s account under: the funding it paid, the fees it paid, or the price.
+
+        ``funding_payment`` when the funding the account paid over the run (net of funding received)
+        is what it lacked, with room to spare: given back, its margin balance before the liquidation
+        would be at least twice its maintenance margin (a margin ratio of 50% or less, well clear of
+        liquidation). ``fee`` likewise for the trading fees it paid. Otherwise ``price_move``: the mark
+        moved against it (a payment that merely tipped an account the price was already taking under
+        does not count).
+        """
+        margin = e.before.margin_balance_atoms
+        clear = 2 * e.before.maintenance_atoms
+        funding = self._funding_paid.get(e.account_id, 0)
+        fees = self._fees_paid.get(e.account_id, 0)
+        if funding > 0 and funding >= fees and margin + funding >= clear:
+            return "funding_payment"
+        if fees > 0 and margin + fees >= clear:
+            return "fee"
+        return "price_move"
+
     def _on_liquidation(self, e: LiquidationExplained) -> None:
         self.liquidation_records += 1
         market = e.market
@@ -282,6 +325,15 @@ class RunMetrics:
         for step in e.steps:
             if isinstance(step, OrderStep):
                 closed += step.filled_lots
+                for fill in step.fills:
+                    self.liquidation_fills += 1
+                    # the fill against its lots' share of the position's bankruptcy value: a sell
+                    # (closing a long) must get at least it, a buy (closing a short) pay at most it
+                    value = formulas.notional_atoms(fill.price_ticks, fill.qty_lots, spec.contract_atoms)
+                    bankrupt = step.bankruptcy_value_atoms * fill.qty_lots
+                    got = value * abs(figures.qty_lots)
+                    if (got < bankrupt) if step.side < 0 else (got > bankrupt):
+                        self.liquidation_fills_worse += 1
             elif isinstance(step, TakeoverStep):
                 taken_lots += step.qty_lots
                 taken_value += step.value_atoms
@@ -305,6 +357,9 @@ class RunMetrics:
                 self.adl_shortfall_atoms += step.shortfall_atoms
                 for leg in step.legs:
                     self.adl_legs += 1
+                    hit = self.adl_counterparties.setdefault(leg.account_id, [0, 0])
+                    hit[0] += 1
+                    hit[1] += leg.value_atoms
                     self.per_market[market]["adl_events"] += 1
                     self.adl_notional_atoms += leg.value_atoms
                     self.adl_borne_atoms += sign * (leg.value_atoms - leg.qty_lots * lot_atoms)
@@ -325,7 +380,11 @@ class RunMetrics:
         notional = lots * lot_atoms
         self.liquidations += 1
         self.per_market[market]["liquidations"] += 1
-        self.liquidated_accounts[e.account_id] = None
+        record = self.liquidated_accounts.get(e.account_id)
+        if record is None:
+            record = self.liquidated_accounts[e.account_id] = LiquidatedAccount(self.cause(e))
+        record.count += 1
+        record.notional_atoms += notional
         self.liquidated_notional_atoms += notional
         self.markers.append(
             Marker(
@@ -382,4 +441,4 @@ class RunMetrics:
                 self.invariant_messages.append(f"t={self.t_s():.0f}s: {problem}")
 
 
-__all__ = ["Ledger", "RunMetrics"]
+__all__ = ["CAUSES", "Ledger", "LiquidatedAccount", "RunMetrics"]

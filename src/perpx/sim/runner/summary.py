@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from perpx.engine import formulas
 from perpx.engine.engine import Engine
-from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_cash, fund_equity
 from perpx.engine.state import state_hash
 from perpx.sim.agents import Adversary, Agent, MarketMaker
 from perpx.sim.assertions import evaluate
-from perpx.sim.runner.metrics import RunMetrics
+from perpx.sim.runner.metrics import CAUSES, RunMetrics
 from perpx.sim.scenario import Scenario
 
 
@@ -50,6 +51,48 @@ def summarise(
     attacker_withdrawn = sum(m.ledger(a).withdrawn for a in attacker_accounts)
     attacker_realized = sum(m.ledger(a).realized for a in attacker_accounts)
     makers = [a for a in agents if isinstance(a, MarketMaker)]
+    fund_cash_atoms = fund_position_pnl = fund_position_notional = 0
+    fund = engine.accounts.get(INSURANCE_ACCOUNT)
+    if fund is not None:
+        fund_cash_atoms = fund_cash(engine) + fund.balance(engine.asset)
+        for market, position in fund.positions.items():
+            if position.qty_lots:
+                contract = engine.specs[market].contract_atoms
+                mark = engine.marks[market]
+                fund_position_pnl += formulas.unrealized_pnl_atoms(
+                    position.qty_lots, position.cost_atoms, mark, contract
+                )
+                fund_position_notional += formulas.notional_atoms(mark, abs(position.qty_lots), contract)
+    # what the positions the fund took over made or lost by the end: realised on them (closes, ADL of
+    # the fund, funding) and unrealised on the final marks; a loss is positive
+    fund_takeover_pnl = m.ledger(INSURANCE_ACCOUNT).realized + fund_position_pnl if m.takeovers else 0
+    takeover_loss = max(0, -fund_takeover_pnl)
+    liquidated = [
+        {
+            "account_id": int(account_id),
+            "owner": m.owner.get(account_id, ""),
+            "count": record.count,
+            "notional": units(record.notional_atoms),
+            "notional_atoms": record.notional_atoms,
+            "cause": record.cause,
+        }
+        for account_id, record in sorted(m.liquidated_accounts.items(), key=lambda kv: int(kv[0]))
+    ]
+    causes = {cause: 0 for cause in CAUSES}
+    for record in m.liquidated_accounts.values():
+        causes[record.cause] += record.count
+    counterparties = [
+        {
+            "account_id": int(account_id),
+            "owner": m.owner.get(account_id, "insurance_fund" if account_id == INSURANCE_ACCOUNT else ""),
+            "legs": legs,
+            "notional": units(notional),
+            "notional_atoms": notional,
+        }
+        for account_id, (legs, notional) in sorted(
+            m.adl_counterparties.items(), key=lambda kv: (-kv[1][1], int(kv[0]))
+        )
+    ]
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": seed,
@@ -68,7 +111,10 @@ def summarise(
         "rejections": dict(sorted(m.rejections.items())),
         "liquidations": m.liquidations,
         "liquidation_records": m.liquidation_records,
-        "liquidated_accounts": len(m.liquidated_accounts),
+        "liquidated_accounts": liquidated,
+        "liquidations_by_cause": causes,
+        "liquidation_fills": m.liquidation_fills,
+        "liquidation_fills_worse_than_bankruptcy": m.liquidation_fills_worse,
         "liquidated_notional": units(m.liquidated_notional_atoms),
         "liquidated_notional_atoms": m.liquidated_notional_atoms,
         "insurance_fund_start": units(m.fund_start),
@@ -77,12 +123,20 @@ def summarise(
         "insurance_fund_start_atoms": m.fund_start,
         "insurance_fund_min_atoms": m.fund_min,
         "insurance_fund_end_atoms": end_equity,
+        "insurance_fund_cash": units(fund_cash_atoms),
+        "insurance_fund_cash_atoms": fund_cash_atoms,
+        "insurance_fund_position_value": units(fund_position_pnl),
+        "insurance_fund_position_value_atoms": fund_position_pnl,
+        "insurance_fund_position_notional": units(fund_position_notional),
         "insurance_takeovers": m.takeovers,
-        "insurance_takeover_loss": units(m.takeover_loss_atoms),
+        "insurance_takeover_loss": units(takeover_loss),
+        "insurance_takeover_loss_atoms": takeover_loss,
+        "insurance_takeover_loss_on_mark": units(m.takeover_loss_atoms),
         "deficit_covered": units(m.deficit_covered_atoms),
         "adl_events": m.adl_legs,
         "adl_notional": units(m.adl_notional_atoms),
         "adl_notional_atoms": m.adl_notional_atoms,
+        "adl_counterparties": counterparties,
         "adl_shortfall": units(m.adl_shortfall_atoms),
         "adl_shortfall_atoms": m.adl_shortfall_atoms,
         "adl_borne_atoms": m.adl_borne_atoms,
