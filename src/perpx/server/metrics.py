@@ -11,7 +11,8 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
 * **Timings** observed where they happen: ``perpx_journal_commit_seconds`` around each batch's
   journal commit on the sequencer path (write, fsync, apply, listeners: until its callers can be
   answered), ``perpx_order_ack_seconds{interface}`` around order entry (``rest``: ``POST`` and
-  ``DELETE /fapi/v1/order``).
+  ``DELETE /fapi/v1/order``; ``fix``: NewOrderSingle and OrderCancelRequest until the execution
+  report is sent).
 * **Gauges read at scrape time.** Everything that reads engine state is read by one sequencer query
   (:meth:`RequestSequencer.query`), between batches, like every other read of the engine; the
   WebSocket connection count and the rate-limit refusals are read on the loop, where they live. A
@@ -90,6 +91,9 @@ RATE_LIMIT_KINDS = ("weight", "banned", "orders")
 """``perpx_rate_limited_total{kind}``: 429 -1003 (request weight), 418 -1003 (IP banned), 429 -1015 (orders)."""
 
 INTERFACES = ("rest", "fix")
+
+QUERY_TIMEOUT_S = 5.0
+"""A scrape waits this long for the sequencer; a sequencer that does not answer reads as not running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +255,7 @@ class Metrics:
         )
         if running:
             try:
-                figures = await ctx.seq.query(self._read)
+                figures = await ctx.seq.query(self._read, timeout_s=QUERY_TIMEOUT_S)
             except ApiError:
                 running = False
             else:
