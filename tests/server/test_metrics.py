@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from perpx.server.metrics import gap_bps
 
+from .harness import PRICED_CONFIG, ServerProcess
 from .inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
 
 BTC = "BTCUSDT"
@@ -146,3 +148,67 @@ def test_metrics_need_no_token_and_are_not_on_the_public_listener(venue: InProce
     # Assert
     assert admin.status_code == 200
     assert public.status_code == 404
+
+
+def test_index_priced_venue_over_real_sockets_agrees_with_premium_index(tmp_path: Path) -> None:
+    # Arrange: the demo venue's index-priced markets on a manual clock, BTCUSDT quoted by its sources
+    config = PRICED_CONFIG.replace('clock = "wall"', 'clock = "manual"')
+    server = ServerProcess(tmp_path / "data", config_text=config).start()
+    try:
+        for source in ("binance", "okx"):
+            quoted = server.admin("POST", "/prices", {"symbol": BTC, "source": source, "price": "30000"})
+            assert quoted.status_code == 200, quoted.text
+
+        # Act
+        text = httpx.get(f"{server.admin_base}/metrics", timeout=10).text
+        premium = server.public("/fapi/v1/premiumIndex").json()
+        fund = server.admin("GET", "/insurance").json()
+    finally:
+        server.stop()
+
+    # Assert: every market's figures are premiumIndex's
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert value(samples, "perpx_index_price", symbol=BTC) == 30000
+    for row in premium:
+        symbol = row["symbol"]
+        assert value(samples, "perpx_funding_rate", symbol=symbol) == float(row["lastFundingRate"])
+        if row["markPrice"] != "0":
+            assert value(samples, "perpx_mark_price", symbol=symbol) == float(row["markPrice"])
+        if row["indexPrice"] != "0":
+            assert value(samples, "perpx_index_price", symbol=symbol) == float(row["indexPrice"])
+    assert value(samples, "perpx_insurance_fund", asset=fund["asset"]) == float(fund["equity"])
+    assert value(samples, "perpx_engine_running") == 1
+
+
+def test_liquidation_and_adl_counters_agree_with_the_liquidation_records(venue: InProcessVenue) -> None:
+    # Arrange: a thin long (1,000 USDT behind 0.5 BTC at 30,000) against a rich short
+    venue.mark(BTC, "30000")
+    thin, rich = venue.trader("thin", deposit="1000"), venue.trader("rich")
+    venue.ok("POST", "/fapi/v1/leverage", thin, {"symbol": BTC, "leverage": 20})
+    venue.ok("POST", "/fapi/v1/order", rich, limit("SELL", "0.5", "30000"))
+    venue.ok("POST", "/fapi/v1/order", thin, limit("BUY", "0.5", "30000"))
+    _, before = scrape(venue)
+
+    # Act: the mark falls past the long's bankruptcy price
+    venue.mark(BTC, "27000")
+    _, after = scrape(venue)
+
+    # Assert
+    records = venue.admin("GET", "/liquidations").json()["records"]
+    assert records, "the mark move liquidated nobody"
+
+    def moved(name: str) -> float:
+        return sum(v - before.get(k, 0.0) for k, v in after.items() if k[0] == name)
+
+    assert moved("perpx_liquidations_total") == len(records)
+    for record in records:
+        key = (
+            "perpx_liquidations_total",
+            (("kind", record["outcome"].lower()), ("symbol", record["symbol"])),
+        )
+        assert after[key] >= 1
+    assert moved("perpx_adl_total") == sum(r["steps"].count("adl") for r in records)
