@@ -8,6 +8,7 @@ commands sent, with the right result.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -212,3 +213,44 @@ def test_liquidation_and_adl_counters_agree_with_the_liquidation_records(venue: 
         )
         assert after[key] >= 1
     assert moved("perpx_adl_total") == sum(r["steps"].count("adl") for r in records)
+
+
+def test_ws_connections_count_an_open_user_stream(venue: InProcessVenue) -> None:
+    # Arrange
+    trader = venue.trader("listener")
+    answer = venue.client.post("/fapi/v1/listenKey", headers={"X-MBX-APIKEY": trader.api_key})
+    assert answer.status_code == 200, answer.text
+    _, before = scrape(venue)
+
+    # Act
+    with venue.client.websocket_connect(f"/private/ws?listenKey={answer.json()['listenKey']}"):
+        _, during = scrape(venue)
+
+    # Assert
+    assert value(before, "perpx_ws_connections") == 0
+    assert value(during, "perpx_ws_connections") == 1
+
+
+def test_rate_limited_counts_each_refusal_by_kind(venue: InProcessVenue) -> None:
+    # Arrange: at most 2 new orders in 10 s
+    limiter = venue.ctx.components.limits
+    limiter.limits = dataclasses.replace(limiter.limits, orders_10s=2)
+    venue.mark(BTC, "30000")
+    trader = venue.trader("hasty")
+    _, before = scrape(venue)
+
+    # Act
+    for price in ("29000", "29001"):
+        venue.ok("POST", "/fapi/v1/order", trader, limit("BUY", "0.1", price))
+    status, code, _ = venue.refused("POST", "/fapi/v1/order", trader, limit("BUY", "0.1", "29002"))
+    _, after = scrape(venue)
+
+    # Assert
+    assert (status, code) == (429, -1015)
+
+    def moved(kind: str) -> float:
+        return value(after, "perpx_rate_limited_total", kind=kind) - value(
+            before, "perpx_rate_limited_total", kind=kind
+        )
+
+    assert (moved("orders"), moved("weight"), moved("banned")) == (1, 0, 0)
