@@ -10,7 +10,9 @@ import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from perpx.fix.codec import Field, FixMessage, FrameReader, encode
 from perpx.fix.logon import logon_signature
@@ -458,3 +460,30 @@ def test_fix_orders_count_against_the_account_s_order_limits_as_rest_orders_do(
         venue.stop()
     assert [m.get(11) for m in accepted] == ["l-0", "l-1"]
     assert refused.get(11) == "l-2" and (refused.get(58) or "").startswith("-1015")
+
+
+def fix_acks(server: ServerProcess) -> float:
+    """``perpx_order_ack_seconds_count{interface="fix"}`` scraped from the admin listener's ``/metrics``."""
+    text = httpx.get(f"{server.admin_base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "perpx_order_ack_seconds_count" and sample.labels == {"interface": "fix"}:
+                return float(sample.value)
+    raise AssertionError("no perpx_order_ack_seconds_count{interface='fix'} in /metrics")
+
+
+def test_fix_orders_and_cancels_are_timed_in_the_order_ack_metric(server: ServerProcess) -> None:
+    # Arrange
+    client = FixClient(server.fix_port, server.trader("fix-timed"), "TIMED1")  # type: ignore[attr-defined]
+    client.logon()
+    before = fix_acks(server)
+
+    # Act: one order and its cancel
+    client.send("D", order("t-1", "1", "0.010", "50000"))
+    client.expect("8", t150="0")
+    client.send("F", [(41, "t-1"), (11, "t-2"), (55, SYMBOL), (54, "1"), (60, sending_time(time.time_ns()))])
+    client.expect("8", t150="4")
+    client.close()
+
+    # Assert
+    assert fix_acks(server) - before == 2

@@ -184,9 +184,11 @@ class FixGateway:
                 self._business_reject(connection, message, 6, "the API key lacks the trade scope")
                 return
         if kind == "D":
-            await self._new_order(connection, account, message)
+            with self.ctx.components.metrics.order_ack_timer("fix"):
+                await self._new_order(connection, account, message)
         elif kind == "F":
-            await self._cancel(connection, account, message)
+            with self.ctx.components.metrics.order_ack_timer("fix"):
+                await self._cancel(connection, account, message)
         elif kind == "G":
             await self._replace(connection, account, message)
         elif kind == "H":

@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from perpx.server import admin, health, limits, public, streams, trading, userstream
+from perpx.server import admin, health, limits, metrics, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -125,6 +125,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     _answer_errors(app)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app
 
 

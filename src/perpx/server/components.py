@@ -26,6 +26,7 @@ from perpx.server.health import ReadinessProbe
 from perpx.server.limits import RateLimiter, limits_from
 from perpx.server.marketdata.depth import DepthTracker
 from perpx.server.marketdata.trades import TradeStore
+from perpx.server.metrics import Metrics
 from perpx.server.readmodel import ReadModel
 from perpx.server.sequencer import Applied
 from perpx.server.streams import StreamHub
@@ -50,6 +51,7 @@ class Components:
     userstream: UserStream
     adminlog: AdminLog
     health: ReadinessProbe
+    metrics: Metrics
     demo: DemoComponent | None = None
     fix: FixGateway | None = None
 
@@ -68,6 +70,7 @@ class Components:
             userstream=UserStream(ctx, readmodel),
             adminlog=AdminLog(ctx.data_dir),
             health=ReadinessProbe(ctx),
+            metrics=Metrics(ctx),
         )
 
     def named(self) -> dict[str, Component]:
@@ -81,6 +84,7 @@ class Components:
             "userstream": self.userstream,
             "adminlog": self.adminlog,
             "health": self.health,
+            "metrics": self.metrics,
         }
         if self.demo is not None:
             named["demo"] = self.demo
@@ -98,7 +102,13 @@ class Components:
 
     def listeners(self) -> list[Callable[[list[Applied]], None]]:
         """What the sequencer calls with every applied batch, in this order."""
-        return [self.marketdata.on_applied, self._feed_book, self._feed_orders, self.adminlog.on_applied]
+        return [
+            self.marketdata.on_applied,
+            self._feed_book,
+            self._feed_orders,
+            self.adminlog.on_applied,
+            self.metrics.on_applied,
+        ]
 
     def _feed_book(self, batch: list[Applied]) -> None:
         """The depth tracker, then the public streams with the book changes it made of ``batch``."""

@@ -324,5 +324,6 @@ def open_venue(
     sequencer = RequestSequencer(store, manual_clock=store.config.clock == "manual", tick_ms=tick_ms)
     for listener in ctx.built.listeners():
         sequencer.add_listener(listener)
+    sequencer.commit_observers.append(ctx.built.metrics.observe_commit)
     ctx.sequencer = sequencer
     return ctx

@@ -151,6 +151,8 @@ class RateLimiter:
         self.wall = wall
         self._ips: dict[str, _Ip] = {}
         self._orders: dict[int, _Orders] = {}
+        self.refused: dict[str, int] = {"weight": 0, "banned": 0, "orders": 0}
+        """Refusals since start, by kind (``perpx_rate_limited_total``): 429 -1003, 418 -1003, 429 -1015."""
 
     # ------------------------------------------------------------------ component protocol
 
@@ -181,6 +183,7 @@ class RateLimiter:
         now = self.monotonic()
         state = self._ip(ip, now)
         if state.banned_until > now:
+            self.refused["banned"] += 1
             raise self._banned(state, now)
         state.used += weight
         if state.used <= self.limits.weight_1m:
@@ -197,8 +200,10 @@ class RateLimiter:
                 state.banned_until - now,
                 state.refused,
             )
+            self.refused["banned"] += 1
             raise self._banned(state, now)
         retry = max(1, math.ceil((state.window + 1) * 60 - now))
+        self.refused["weight"] += 1
         raise ApiError(
             429,
             -1003,
@@ -268,8 +273,10 @@ class RateLimiter:
             state.minute, state.minute_count = minute, 0
         limits = self.limits
         if state.ten_count + n > limits.orders_10s:
+            self.refused["orders"] += 1
             raise _too_many_orders(limits.orders_10s, "TEN_SECONDS", (ten + 1) * 10 - now)
         if state.minute_count + n > limits.orders_1m:
+            self.refused["orders"] += 1
             raise _too_many_orders(limits.orders_1m, "MINUTE", (minute + 1) * 60 - now)
         state.ten_count += n
         state.minute_count += n

@@ -163,6 +163,8 @@ class RequestSequencer:
         self._stopping = False
         self._closed = False
         self._last_commit_wall_ns = 0
+        self.commit_observers: list[Callable[[float], None]] = []
+        """Called on the loop with the seconds each batch's commit took (``perpx_journal_commit_seconds``)."""
 
     def _wall_now(self) -> int:
         return self.wall_ns()  # looked up at each call: a test may replace ``wall_ns``
@@ -401,6 +403,7 @@ class RequestSequencer:
         if not checked:
             return
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             applied = await loop.run_in_executor(self._journal_thread, self.core.apply_checked, checked)
         except SequencerError as exc:
@@ -408,6 +411,9 @@ class RequestSequencer:
             for item in owners:
                 _settle(item.future, error=error)
             return
+        took = time.perf_counter() - started
+        for observe in self.commit_observers:
+            observe(took)
         self._last_commit_wall_ns = self.wall_ns()
         for item, result in zip(owners, applied, strict=True):
             _settle(item.future, result=result)

@@ -47,7 +47,8 @@ class JsonBytes(Response):
 
 async def order_endpoint(request: Request) -> Response:
     """Place or cancel one order; a refusal raises its ``ApiError`` for the app's handler."""
-    answer = await _HANDLERS[request.method](request)
+    with request.app.state.ctx.components.metrics.order_ack_timer("rest"):
+        answer = await _HANDLERS[request.method](request)
     return JsonBytes(_encode(answer))
 
 

@@ -1,0 +1,332 @@
+"""Prometheus metrics: ``GET /metrics`` on the admin listener (component ``metrics``).
+
+The names are fixed (dashboards and the alert rules in ``deploy/prometheus/rules.yml`` rely on
+them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
+
+* **Counters over applied batches** (:meth:`Metrics.on_applied`, a listener on the journal thread):
+  ``perpx_commands_total{type,result}`` (``result`` from each command's own first event: a
+  ``*Rejected`` event is ``rejected``, anything else ``accepted``), ``perpx_liquidations_total``
+  ``{symbol,kind}`` (one per liquidation record; ``kind`` is its outcome) and ``perpx_adl_total{symbol}``
+  (one per auto-deleveraging step). They count from the start of this process.
+* **Timings** observed where they happen: ``perpx_journal_commit_seconds`` around each batch's
+  journal commit on the sequencer path (write, fsync, apply, listeners: until its callers can be
+  answered), ``perpx_order_ack_seconds{interface}`` around order entry (``rest``: ``POST`` and
+  ``DELETE /fapi/v1/order``; ``fix``: NewOrderSingle and OrderCancelRequest until the execution
+  report is sent).
+* **Gauges read at scrape time.** Everything that reads engine state is read by one sequencer query
+  (:meth:`RequestSequencer.query`), between batches, like every other read of the engine; the
+  WebSocket connection count and the rate-limit refusals are read on the loop, where they live. A
+  stopped sequencer answers no query: the scrape then reports ``perpx_engine_running 0`` and the
+  engine gauges keep their last values.
+
+Units are Binance's REST units: prices in the quote asset, open interest in base units (contracts
+of ``stepSize``), notional and the insurance fund in the settlement asset, rates as decimals.
+
+Authentication
+--------------
+``/metrics`` needs no admin token, as ``/health`` and ``/ready``: Prometheus 2.42 (Debian 12)
+cannot send the ``X-PERPX-ADMIN`` header, and the admin listener binds 127.0.0.1 unless
+``--admin-host`` says otherwise. The figures are venue aggregates (no account, order or key). An
+operator who binds the admin listener to another address exposes them to that network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from perpx.engine.events import (
+    AdlStep,
+    CommandRejected,
+    ConditionalOrderRejected,
+    LiquidationExplained,
+    OrderRejected,
+    TransferRejected,
+)
+from perpx.engine.values import RATE_SCALE, format_units
+from perpx.server.errors import ApiError
+from perpx.server.rest import ctx_of
+from perpx.server.sequencer import Applied, SequencerState
+
+if TYPE_CHECKING:
+    from perpx.engine.engine import Engine
+    from perpx.server.context import ServerContext
+
+REJECTIONS = (OrderRejected, CommandRejected, TransferRejected, ConditionalOrderRejected)
+"""A command whose own first event is one of these was refused."""
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+"""Seconds; sub-millisecond resolution (the default buckets start at 5 ms)."""
+
+RATE_LIMIT_KINDS = ("weight", "banned", "orders")
+"""``perpx_rate_limited_total{kind}``: 429 -1003 (request weight), 418 -1003 (IP banned), 429 -1015 (orders)."""
+
+INTERFACES = ("rest", "fix")
+
+QUERY_TIMEOUT_S = 5.0
+"""A scrape waits this long for the sequencer; a sequencer that does not answer reads as not running."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketFigures:
+    """One market's figures at scrape time, in Binance's REST units."""
+
+    index: Decimal | None
+    mark: Decimal | None
+    funding_rate: Decimal
+    open_interest: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFigures:
+    """What one sequencer query reads for a scrape."""
+
+    last_seq: int
+    lag: dict[str, int]
+    markets: dict[str, MarketFigures]
+    insurance_asset: str
+    insurance_equity: Decimal
+
+
+def gap_bps(mark: Decimal, index: Decimal) -> Decimal:
+    """``(mark - index) / index`` in basis points (signed)."""
+    return (mark - index) / index * 10_000
+
+
+@dataclass
+class Metrics:
+    """The venue's metrics registry and the listener that counts applied batches."""
+
+    ctx: ServerContext
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.engine_running = Gauge(
+            "perpx_engine_running", "1 while the sequencer runs, 0 when starting or stopped.", registry=r
+        )
+        self.journal_last_seq = Gauge("perpx_journal_last_seq", "The last journal record.", registry=r)
+        self.journal_commit = Histogram(
+            "perpx_journal_commit_seconds",
+            "Seconds per batch commit on the sequencer path (journal write, fsync, apply, listeners).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.read_model_lag = Gauge(
+            "perpx_read_model_lag_records",
+            "Journal records a persistent read model has not applied.",
+            ["model"],
+            registry=r,
+        )
+        self.commands = Counter(
+            "perpx_commands_total",
+            "Commands applied, by command type and result (accepted or rejected).",
+            ["type", "result"],
+            registry=r,
+        )
+        self.order_ack = Histogram(
+            "perpx_order_ack_seconds",
+            "Seconds from an order entry request to its answer, by interface.",
+            ["interface"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.index_price = Gauge("perpx_index_price", "Index price (quote asset).", ["symbol"], registry=r)
+        self.mark_price = Gauge("perpx_mark_price", "Mark price (quote asset).", ["symbol"], registry=r)
+        self.gap = Gauge(
+            "perpx_mark_index_gap_bps", "(mark - index) / index in basis points.", ["symbol"], registry=r
+        )
+        self.funding_rate = Gauge(
+            "perpx_funding_rate",
+            "The next funding settlement's rate (decimal; 0 without funding).",
+            ["symbol"],
+            registry=r,
+        )
+        self.open_interest = Gauge(
+            "perpx_open_interest", "Open interest (base units, the long side).", ["symbol"], registry=r
+        )
+        self.open_interest_notional = Gauge(
+            "perpx_open_interest_notional",
+            "Open interest times the mark price (settlement asset).",
+            ["symbol"],
+            registry=r,
+        )
+        self.insurance_fund = Gauge(
+            "perpx_insurance_fund", "Insurance fund equity on the marks.", ["asset"], registry=r
+        )
+        self.liquidations = Counter(
+            "perpx_liquidations_total",
+            "Liquidation records, by market and outcome.",
+            ["symbol", "kind"],
+            registry=r,
+        )
+        self.adl = Counter("perpx_adl_total", "Auto-deleveraging steps, by market.", ["symbol"], registry=r)
+        self.ws_connections = Gauge(
+            "perpx_ws_connections", "Open WebSocket connections (market and user streams).", registry=r
+        )
+        self.rate_limited = Counter(
+            "perpx_rate_limited_total",
+            "Requests refused by a rate limit (weight: 429 -1003, banned: 418 -1003, orders: 429 -1015).",
+            ["kind"],
+            registry=r,
+        )
+        for interface in INTERFACES:
+            self.order_ack.labels(interface)
+        for kind in RATE_LIMIT_KINDS:
+            self.rate_limited.labels(kind)
+        for symbol in self.ctx.specs:
+            self.adl.labels(symbol)
+        self._rate_limited_seen: dict[str, int] = dict.fromkeys(RATE_LIMIT_KINDS, 0)
+
+    # ------------------------------------------------------------------ component protocol
+
+    def resume_seq(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def on_applied(self, batch: list[Applied]) -> None:
+        """Count commands, liquidations and ADL steps (on the journal thread)."""
+        for applied in batch:
+            own = applied.events.own
+            result = "rejected" if own and isinstance(own[0], REJECTIONS) else "accepted"
+            self.commands.labels(type(applied.command).__name__, result).inc()
+            for event in applied.events:
+                if isinstance(event, LiquidationExplained):
+                    symbol = str(event.market) if event.market is not None else ""
+                    self.liquidations.labels(symbol, event.outcome.lower()).inc()
+                    for step in event.steps:
+                        if isinstance(step, AdlStep):
+                            self.adl.labels(symbol).inc()
+
+    # ------------------------------------------------------------------ timings
+
+    def observe_commit(self, seconds: float) -> None:
+        self.journal_commit.observe(seconds)
+
+    @contextmanager
+    def order_ack_timer(self, interface: str) -> Iterator[None]:
+        """Observe the seconds the block takes (answered or refused) into ``perpx_order_ack_seconds``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.order_ack.labels(interface).observe(time.perf_counter() - start)
+
+    # ------------------------------------------------------------------ the scrape
+
+    async def render(self) -> bytes:
+        """Refresh the gauges (one sequencer query), then the exposition text."""
+        ctx = self.ctx
+        seq = ctx.sequencer
+        running = seq is not None and seq.status().state not in (
+            SequencerState.STARTING,
+            SequencerState.STOPPED,
+        )
+        if running:
+            try:
+                figures = await ctx.seq.query(self._read, timeout_s=QUERY_TIMEOUT_S)
+            except ApiError:
+                running = False
+            else:
+                self._publish(figures)
+        self.engine_running.set(1 if running else 0)
+        components = ctx.components
+        self.ws_connections.set(
+            len(components.streams.connections)
+            + sum(len(c) for c in components.userstream.connections.values())
+        )
+        refused = components.limits.refused
+        for kind in RATE_LIMIT_KINDS:
+            new = refused[kind] - self._rate_limited_seen[kind]
+            if new > 0:
+                self.rate_limited.labels(kind).inc(new)
+                self._rate_limited_seen[kind] = refused[kind]
+        return generate_latest(self.registry)
+
+    def _read(self, engine: Engine) -> VenueFigures:
+        """On the sequencer, between batches."""
+        ctx = self.ctx
+        last_seq = ctx.seq.last_seq
+        lag: dict[str, int] = {}
+        for name, component in ctx.components.persistent().items():
+            at = component.resume_seq()
+            lag[name] = 0 if at is None else max(0, last_seq - at)
+        markets: dict[str, MarketFigures] = {}
+        for symbol, spec in ctx.specs.items():
+            view = engine.pricing.view(spec.market)
+            rate = view.predicted_funding_rate_e8
+            markets[symbol] = MarketFigures(
+                index=_price(view.index_ticks, spec.tick_size),
+                mark=_price(view.mark_ticks, spec.tick_size),
+                funding_rate=Decimal(rate or 0) / RATE_SCALE,  # 0 without funding, as premiumIndex
+                open_interest=Decimal(format_units(engine.open_interest_lots[spec.market], spec.lot_size)),
+            )
+        fund = engine.liquidation.insurance_fund()
+        return VenueFigures(
+            last_seq=last_seq,
+            lag=lag,
+            markets=markets,
+            insurance_asset=str(engine.asset),
+            insurance_equity=Decimal(format_units(fund.equity_atoms, ctx.atom)),
+        )
+
+    def _publish(self, figures: VenueFigures) -> None:
+        self.journal_last_seq.set(figures.last_seq)
+        for model, lag in figures.lag.items():
+            self.read_model_lag.labels(model).set(lag)
+        for symbol, m in figures.markets.items():
+            if m.index is not None:
+                self.index_price.labels(symbol).set(float(m.index))
+            if m.mark is not None:
+                self.mark_price.labels(symbol).set(float(m.mark))
+                self.open_interest_notional.labels(symbol).set(float(m.open_interest * m.mark))
+            if m.mark is not None and m.index:
+                self.gap.labels(symbol).set(float(gap_bps(m.mark, m.index)))
+            self.funding_rate.labels(symbol).set(float(m.funding_rate))
+            self.open_interest.labels(symbol).set(float(m.open_interest))
+        self.insurance_fund.labels(figures.insurance_asset).set(float(figures.insurance_equity))
+
+
+def _price(ticks: int | None, tick_size: Decimal) -> Decimal | None:
+    return None if ticks is None else Decimal(format_units(ticks, tick_size))
+
+
+router = APIRouter(tags=["metrics (perpx)"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition of the venue's metrics (no token; see :mod:`perpx.server.metrics`)."""
+    body = await ctx_of(request).components.metrics.render()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
