@@ -431,7 +431,7 @@ async def advance_clock(request: Request, body: ClockAdvance) -> dict[str, Any]:
         raise bad_param("advanceMs", f"{body.advanceMs} is outside 0..{MAX_ADVANCE_MS} ms")
     step_ns = body.advanceMs * 1_000_000
     engine = ctx.seq.engine
-    # the builder runs on the sequencer thread, where reading the engine's clock is safe
+    # the builder runs in the sequencer's pipeline, where reading the engine's clock is safe
     applied = await ctx.seq.submit(lambda ts: AdvanceClock(ts_ns=max(ts, engine.now_ns) + step_ns))
     _refused(applied)
     counts: dict[str, int] = {}

@@ -48,7 +48,7 @@ def build_components(ctx: ServerContext) -> Components:
 
 
 async def start_venue(ctx: ServerContext) -> None:
-    """Start the sequencer thread on the running loop, then every module's ``on_start``."""
+    """Start the sequencer's pipeline on the running loop, then every module's ``on_start``."""
     ctx.seq.start(asyncio.get_running_loop())
     for module in MODULES:
         start = getattr(module, "on_start", None)

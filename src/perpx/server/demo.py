@@ -318,7 +318,7 @@ class DemoDriver:
     # ------------------------------------------------------------------ announcement
 
     def trader_balance(self, engine: Engine) -> str:
-        """The demo trader's wallet balance, e.g. ``"99871.2 USDT"`` (a query: on the sequencer thread)."""
+        """The demo trader's wallet balance, e.g. ``"99871.2 USDT"`` (a query: in the sequencer's pipeline)."""
         key = self.trader_key
         if key is None:
             raise RuntimeError("the demo is not set up yet")

@@ -19,10 +19,10 @@ How the conditions are read
 The conditions in :data:`CONDITIONS` are read on the event loop; each returns ``None`` or the
 reason it fails, so a new state of the venue is one more function in that tuple. The sequencer's
 state comes from :meth:`~perpx.server.sequencer.RequestSequencer.status` (one immutable value, safe to
-read from any thread). Read-model lag is read on the sequencer thread, between two batches (a
+read from any thread). Read-model lag is read in the sequencer's pipeline, between two batches (a
 sequencer query), where every listener has seen every applied batch: each persistent component's
 ``resume_seq()`` must equal the journal's last record. Read anywhere else it would race the
-sequencer and flap under load. The query also proves the sequencer thread answers; it has
+sequencer and flap under load. The query also proves the sequencer's pipeline answers; it has
 :data:`QUERY_TIMEOUT_S` to do so.
 
 A flood of ``/ready`` requests costs the sequencer at most one query at a time: concurrent
@@ -80,7 +80,7 @@ def journal_writable(ctx: ServerContext) -> str | None:
 
 
 CONDITIONS: tuple[Condition, ...] = (serving, engine_running, journal_writable)
-"""Read in order; the read-model lag is read after them, on the sequencer thread."""
+"""Read in order; the read-model lag is read after them, in the sequencer's pipeline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ class Readiness:
 
 
 def lagging(ctx: ServerContext, last_seq: int) -> list[str]:
-    """Why each persistent component is not at ``last_seq`` (on the sequencer thread, between batches)."""
+    """Why each persistent component is not at ``last_seq`` (in the sequencer's pipeline, between batches)."""
     reasons: list[str] = []
     for name, component in ctx.components.named().items():
         failure = getattr(component, "failure", None)

@@ -5,7 +5,7 @@ Built from engine events alone (never from engine state), so a fresh
 to date live. :class:`ReadModel` is a persistent component
 (:class:`perpx.server.context.Component`):
 
-* ``on_applied`` runs on the sequencer thread after every journaled batch,
+* ``on_applied`` runs in the sequencer's pipeline after every journaled batch,
   before any caller is answered: one SQLite transaction per batch holds the
   rows *and* the batch's last journal sequence number, so a request sees its
   own writes, and a crash between the journal commit and this one is repaired
@@ -229,7 +229,7 @@ class ReadModel:
         self.watched = frozenset().union(*self._watchers.values())
 
     def on_applied(self, batch: list[Applied]) -> list[Message]:
-        """Apply a journaled batch in one transaction (sequencer thread); return its user-stream messages."""
+        """Apply a journaled batch in one transaction (sequencer's pipeline); return its user-stream messages."""
         self._messages = []
         if self.failure is not None or not batch:
             return []

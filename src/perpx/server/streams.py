@@ -323,7 +323,7 @@ class StreamHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: dict[Feed, dict[Connection, str]] = {}
         self.connections: set[Connection] = set()
-        # read by the sequencer thread: replaced whole, never mutated
+        # read by the sequencer's pipeline: replaced whole, never mutated
         self.active: frozenset[Feed] = frozenset()
         self.trade_markets: frozenset[str] = frozenset()
         self.now_ns = 0
@@ -344,7 +344,7 @@ class StreamHub:
         pass
 
     def on_applied(self, batch: list[Applied], book: BookChanges) -> None:
-        """Encode the batch's events for watched streams and hand them to the loop (sequencer thread).
+        """Encode the batch's events for watched streams and hand them to the loop (sequencer's pipeline).
 
         ``book`` is what the depth tracker made of the same batch (it is fed first and hands its
         product over: :meth:`perpx.server.components.Components.listeners`).

@@ -12,7 +12,7 @@ listenKey lifecycle (Binance's rules, wall-clock time)
 Connections: ``/private/ws?listenKey=<key>`` (ccxt.pro 4.5.90) and, through
 :func:`serve_private`, the legacy ``/ws/<listenKey>``. The stream is push-only.
 
-Events (built on the sequencer thread after every journaled batch, delivered
+Events (built in the sequencer's pipeline after every journaled batch, delivered
 through ``loop.call_soon_threadsafe`` into a bounded queue per connection; a
 connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
 
@@ -128,7 +128,7 @@ class UserStream:
         self._margin_called: set[tuple[int, str]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------------ component (sequencer thread)
+    # ------------------------------------------------------------------ component (sequencer's pipeline)
 
     def resume_seq(self) -> int | None:
         return None

@@ -75,7 +75,7 @@ def _level_lots(side: BookSide, price: int) -> int:
 class DepthTracker:
     """The ``depth`` component: book update ids and per-batch level diffs (see the module doc).
 
-    It runs on the sequencer thread only (``on_applied`` and inside ``seq.query``), so it may read the
+    It runs in the sequencer's pipeline only (``on_applied`` and inside ``seq.query``), so it may read the
     engine's books directly. ``engine_of`` gives the running engine; ``last_seq_of`` the journal's
     last record (the starting update id of every market).
     """
@@ -113,7 +113,7 @@ class DepthTracker:
             self._orders[order_id] = (order.market, order.side, order.price_ticks)
 
     def snapshot(self, engine: Engine, market: MarketId, limit: int | None) -> DepthSnapshot:
-        """The book of ``market`` now and its ``lastUpdateId`` (call on the sequencer thread)."""
+        """The book of ``market`` now and its ``lastUpdateId`` (call in the sequencer's pipeline)."""
         self._ensure(engine, self._last_seq_of())
         book = engine.books[market]
         return DepthSnapshot(
@@ -121,7 +121,7 @@ class DepthTracker:
         )
 
     def top(self, engine: Engine, market: MarketId) -> BookTop:
-        """Best bid and ask of ``market`` now (call on the sequencer thread)."""
+        """Best bid and ask of ``market`` now (call in the sequencer's pipeline)."""
         self._ensure(engine, self._last_seq_of())
         bid, ask = self._tops[market]
         return BookTop(market, self.book_update_id[market], engine.now_ns, bid, ask)

@@ -126,7 +126,7 @@ CREATE INDEX IF NOT EXISTS funding_by_time ON funding (funding_ms);
 class TradeStore:
     """The ``marketdata`` component: public trades, candles and funding history (see the module doc).
 
-    Written only on the sequencer thread; read from any thread (each reading thread gets its own
+    Written only in the sequencer's pipeline; read from any thread (each reading thread gets its own
     connection; SQLite's WAL lets readers see the last committed batch while the writer goes on).
     """
 

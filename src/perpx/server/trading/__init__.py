@@ -4,7 +4,7 @@ Every handler authenticates with :func:`perpx.server.rest.signed`, parses the
 wire's decimals exactly (:mod:`perpx.server.wire`), and then either submits
 one engine command through the sequencer (and answers from its events and the
 read model, which the sequencer updated before answering: read-your-writes) or
-runs one query on the sequencer thread. Handlers never touch the engine
+runs one query in the sequencer's pipeline. Handlers never touch the engine
 directly.
 
 What perpx does not support, and says so

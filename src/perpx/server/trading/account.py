@@ -1,6 +1,6 @@
 """The account's figures: balances, positions, fee tier, leverage brackets, income.
 
-Figures that depend on engine state are computed in one query on the sequencer thread
+Figures that depend on engine state are computed in one query in the sequencer's pipeline
 (:class:`AccountView`); histories come from the read model.
 """
 
@@ -72,7 +72,7 @@ def _rate(rate_e8: int) -> str:
 
 
 class _AccountView:
-    """An account's figures in wire strings, computed on the sequencer thread (see :func:`_view`)."""
+    """An account's figures in wire strings, computed in the sequencer's pipeline (see :func:`_view`)."""
 
     def __init__(self, ctx: ServerContext, engine: Engine, account_id: AccountId) -> None:
         self.ctx = ctx
