@@ -18,7 +18,8 @@ from perpx.fix.codec import Field, FixMessage, FrameReader, encode
 from perpx.fix.logon import logon_signature
 from perpx.fix.session import sending_time
 
-from ..server.harness import MANUAL_CONFIG, ServerProcess, Trader, free_port
+from ..server.harness import MANUAL_CONFIG, Trader
+from .venue import FixVenue
 
 SYMBOL = "BTCUSDT"
 
@@ -74,20 +75,9 @@ class FixClient:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    fix_port = free_port()
-    process = ServerProcess(
-        tmp_path_factory.mktemp("fix") / "data",
-        config_text=MANUAL_CONFIG,
-        extra_args=("--fix-port", str(fix_port)),
-    )
-    process.fix_port = fix_port  # type: ignore[attr-defined]
-    process.start()
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixVenue]:
+    process = FixVenue(tmp_path_factory.mktemp("fix") / "data", config_text=MANUAL_CONFIG).start()
     try:
-        answer = process.admin(
-            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert answer.status_code == 200, answer.text
         yield process
     finally:
         process.stop()
@@ -106,11 +96,11 @@ def order(cl_ord_id: str, side: str, qty: str, price: str | None = None, *extra:
 
 
 def test_limit_order_is_acknowledged_then_filled_by_a_rest_order_with_cum_leaves_and_avg(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
     # Arrange
     maker = server.trader("fix-maker")
-    client = FixClient(server.fix_port, maker, "MAKER1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, maker, "MAKER1")
     client.logon()
     # Act: rest 0.010 BTC at 59,000 over FIX; a REST client sells 0.004 into it
     client.send("D", order("m-1", "1", "0.010", "59000"))
@@ -132,8 +122,8 @@ def test_limit_order_is_acknowledged_then_filled_by_a_rest_order_with_cum_leaves
     assert fill.get(37) == new.get(37) and fill.get(17) != new.get(17)
 
 
-def test_order_the_filters_refuse_is_rejected_with_rest_s_reason(server: ServerProcess) -> None:
-    client = FixClient(server.fix_port, server.trader("fix-bad"), "BAD1")  # type: ignore[attr-defined]
+def test_order_the_filters_refuse_is_rejected_with_rest_s_reason(server: FixVenue) -> None:
+    client = FixClient(server.fix_port, server.trader("fix-bad"), "BAD1")
     client.logon()
     client.send("D", order("b-1", "1", "0.0001", "59000"))
     rejected = client.expect("8", t150="8")
@@ -143,9 +133,9 @@ def test_order_the_filters_refuse_is_rejected_with_rest_s_reason(server: ServerP
 
 
 def test_cancel_and_replace_answer_with_reports_and_an_unknown_order_with_a_cancel_reject(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
-    client = FixClient(server.fix_port, server.trader("fix-cxl"), "CXL1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, server.trader("fix-cxl"), "CXL1")
     client.logon()
     client.send("D", order("c-1", "1", "0.010", "50000"))
     client.expect("8", t150="0")
@@ -168,9 +158,9 @@ def test_cancel_and_replace_answer_with_reports_and_an_unknown_order_with_a_canc
     assert (reject.get(11), reject.get(434), reject.get(102)) == ("c-4", "1", "1")
 
 
-def test_drop_copy_session_receives_rest_fills_and_may_not_send_orders(server: ServerProcess) -> None:
+def test_drop_copy_session_receives_rest_fills_and_may_not_send_orders(server: FixVenue) -> None:
     trader = server.trader("fix-drop")
-    drop = FixClient(server.fix_port, trader, "DROP1")  # type: ignore[attr-defined]
+    drop = FixClient(server.fix_port, trader, "DROP1")
     drop.logon((9406, "Y"))
     placed = server.signed(
         "POST",
@@ -194,10 +184,10 @@ def test_drop_copy_session_receives_rest_fills_and_may_not_send_orders(server: S
     assert (refused.get(380), refused.get(372)) == ("6", "D")
 
 
-def test_a_fill_missed_while_disconnected_comes_back_by_resend_as_a_possdup(server: ServerProcess) -> None:
+def test_a_fill_missed_while_disconnected_comes_back_by_resend_as_a_possdup(server: FixVenue) -> None:
     # Arrange: an order rests, the client drops without logging out
     maker = server.trader("fix-away")
-    first = FixClient(server.fix_port, maker, "AWAY1")  # type: ignore[attr-defined]
+    first = FixClient(server.fix_port, maker, "AWAY1")
     first.logon()
     first.send("D", order("a-1", "2", "0.003", "61000"))
     first.expect("8", t150="0")
@@ -213,7 +203,7 @@ def test_a_fill_missed_while_disconnected_comes_back_by_resend_as_a_possdup(serv
     )
     assert bought.status_code == 200, bought.text
     time.sleep(0.3)
-    again = FixClient(server.fix_port, maker, "AWAY1", seq=first.seq)  # type: ignore[attr-defined]
+    again = FixClient(server.fix_port, maker, "AWAY1", seq=first.seq)
     again.logon(reset=False)
     again.send("2", [(7, "1"), (16, "0")])
     missed = again.expect("8", t150="F")
@@ -229,7 +219,7 @@ def entries(message: FixMessage) -> list[tuple[str, str, str]]:
 
 
 def test_market_data_snapshot_equals_the_rest_book_and_increments_follow_its_changes(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
     # Arrange: a resting ask from REST, a FIX client subscribing to bids, offers and trades
     maker = server.trader("md-maker")
@@ -247,7 +237,7 @@ def test_market_data_snapshot_equals_the_rest_book_and_increments_follow_its_cha
         },
     )
     assert placed.status_code == 200, placed.text
-    client = FixClient(server.fix_port, server.trader("md-reader"), "MD1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, server.trader("md-reader"), "MD1")
     client.logon()
     # Act
     client.send(
@@ -306,17 +296,9 @@ def test_a_fill_after_a_server_kill_9_reaches_the_client_by_resend_after_both_re
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # Arrange: a FIX order rests; the client drops; the venue is killed with SIGKILL and restarted
-    fix_port = free_port()
-    venue = ServerProcess(
-        tmp_path_factory.mktemp("fix-kill") / "data",
-        config_text=MANUAL_CONFIG,
-        extra_args=("--fix-port", str(fix_port)),
-    ).start()
+    venue = FixVenue(tmp_path_factory.mktemp("fix-kill") / "data", config_text=MANUAL_CONFIG).start()
+    fix_port = venue.fix_port
     try:
-        marked = venue.admin(
-            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert marked.status_code == 200, marked.text
         maker, buyer = venue.trader("kill-maker"), venue.trader("kill-buyer")
         first = FixClient(fix_port, maker, "KILL1")
         first.logon()
@@ -346,10 +328,10 @@ def test_a_fill_after_a_server_kill_9_reaches_the_client_by_resend_after_both_re
 
 
 def test_a_possdup_new_order_already_placed_is_answered_with_its_status_not_placed_twice(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
     trader = server.trader("fix-dup")
-    client = FixClient(server.fix_port, trader, "DUP1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, trader, "DUP1")
     client.logon()
     client.send("D", order("dup-1", "1", "0.003", "45000"))
     client.expect("8", t150="0")
@@ -373,10 +355,10 @@ def test_a_possdup_new_order_already_placed_is_answered_with_its_status_not_plac
 
 
 def test_cancel_on_disconnect_cancels_the_account_s_open_orders_when_the_connection_drops(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
     trader = server.trader("fix-cod")
-    client = FixClient(server.fix_port, trader, "COD1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, trader, "COD1")
     client.logon((8013, "Y"))
     client.send("D", order("cod-1", "1", "0.003", "44000"))
     client.expect("8", t150="0")
@@ -391,7 +373,7 @@ def test_cancel_on_disconnect_cancels_the_account_s_open_orders_when_the_connect
 
 
 def test_a_stop_order_placed_over_fix_reports_the_fill_of_the_order_it_triggers(
-    server: ServerProcess,
+    server: FixVenue,
 ) -> None:
     # Arrange: a trade at 60,000 sets the last price, asks wait at 60,200; a FIX stop-market buy at 60,100
     seller, buyer = server.trader("stop-seller"), server.trader("stop-prompt")
@@ -413,7 +395,7 @@ def test_a_stop_order_placed_over_fix_reports_the_fill_of_the_order_it_triggers(
     market_buy = {"symbol": SYMBOL, "side": "BUY", "type": "MARKET", "quantity": "0.002"}
     first = server.signed("POST", "/fapi/v1/order", buyer, market_buy)
     assert first.status_code == 200, first.text
-    client = FixClient(server.fix_port, server.trader("fix-stop"), "STOP1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, server.trader("fix-stop"), "STOP1")
     client.logon()
     body: list[Field] = [
         (11, "s-1"),
@@ -437,18 +419,13 @@ def test_a_stop_order_placed_over_fix_reports_the_fill_of_the_order_it_triggers(
 def test_fix_orders_count_against_the_account_s_order_limits_as_rest_orders_do(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    fix_port = free_port()
-    venue = ServerProcess(
+    venue = FixVenue(
         tmp_path_factory.mktemp("fix-limits") / "data",
         config_text=MANUAL_CONFIG,
-        extra_args=("--fix-port", str(fix_port)),
         env={"PERPX_ORDER_LIMIT_10S": "2"},
     ).start()
+    fix_port = venue.fix_port
     try:
-        marked = venue.admin(
-            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert marked.status_code == 200, marked.text
         client = FixClient(fix_port, venue.trader("fix-limited"), "LIM1")
         client.logon()
         for n in range(3):
@@ -462,7 +439,7 @@ def test_fix_orders_count_against_the_account_s_order_limits_as_rest_orders_do(
     assert refused.get(11) == "l-2" and (refused.get(58) or "").startswith("-1015")
 
 
-def fix_acks(server: ServerProcess) -> float:
+def fix_acks(server: FixVenue) -> float:
     """``perpx_order_ack_seconds_count{interface="fix"}`` scraped from the admin listener's ``/metrics``."""
     text = httpx.get(f"{server.admin_base}/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
@@ -472,9 +449,9 @@ def fix_acks(server: ServerProcess) -> float:
     raise AssertionError("no perpx_order_ack_seconds_count{interface='fix'} in /metrics")
 
 
-def test_fix_orders_and_cancels_are_timed_in_the_order_ack_metric(server: ServerProcess) -> None:
+def test_fix_orders_and_cancels_are_timed_in_the_order_ack_metric(server: FixVenue) -> None:
     # Arrange
-    client = FixClient(server.fix_port, server.trader("fix-timed"), "TIMED1")  # type: ignore[attr-defined]
+    client = FixClient(server.fix_port, server.trader("fix-timed"), "TIMED1")
     client.logon()
     before = fix_acks(server)
 

@@ -20,23 +20,17 @@ import pytest
 from perpx.fix.dictionary import dictionary_xml
 from perpx.fix.session import sending_time
 
-from ..server.harness import MANUAL_CONFIG, ServerProcess, Trader, free_port
+from ..server.harness import MANUAL_CONFIG, Trader
+from .venue import FixVenue
 
 pytest.importorskip("quickfix", reason="the QuickFIX client (pip install quickfix-ssl==1.15.1.post4)")
 
 
 def test_quickfix_initiator_trades_and_is_filled_by_a_rest_order(tmp_path: Path) -> None:
     # Arrange
-    fix_port = free_port()
-    server = ServerProcess(
-        tmp_path / "data", config_text=MANUAL_CONFIG, extra_args=("--fix-port", str(fix_port))
-    )
-    server.start()
+    server = FixVenue(tmp_path / "data", config_text=MANUAL_CONFIG).start()
+    fix_port = server.fix_port
     try:
-        marked = server.admin(
-            "POST", "/marks", {"symbol": "BTCUSDT", "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert marked.status_code == 200, marked.text
         maker, taker = server.trader("qf-maker"), server.trader("qf-taker")
         dictionary = tmp_path / "FIX44-perpx.xml"
         dictionary.write_text(dictionary_xml())
@@ -73,16 +67,9 @@ def test_quickfix_initiator_trades_and_is_filled_by_a_rest_order(tmp_path: Path)
 @pytest.mark.parametrize("crash", [False, True], ids=["disconnect", "server-kill-9"])
 def test_quickfix_initiator_recovers_a_fill_made_while_it_was_away(tmp_path: Path, crash: bool) -> None:
     # Arrange
-    fix_port = free_port()
-    server = ServerProcess(
-        tmp_path / "data", config_text=MANUAL_CONFIG, extra_args=("--fix-port", str(fix_port))
-    )
-    server.start()
+    server = FixVenue(tmp_path / "data", config_text=MANUAL_CONFIG).start()
+    fix_port = server.fix_port
     try:
-        marked = server.admin(
-            "POST", "/marks", {"symbol": "BTCUSDT", "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert marked.status_code == 200, marked.text
         maker, taker = server.trader("qf-away"), server.trader("qf-seller")
         dictionary = tmp_path / "FIX44-perpx.xml"
         dictionary.write_text(dictionary_xml())
@@ -131,7 +118,7 @@ class QfSession:
 
     def __init__(
         self,
-        venue: ServerProcess,
+        venue: FixVenue,
         trader: Trader,
         comp_id: str,
         work: Path,
@@ -147,7 +134,7 @@ class QfSession:
                 sys.executable,
                 SESSION_SCRIPT,
                 str(work),
-                str(venue.fix_port),  # type: ignore[attr-defined]
+                str(venue.fix_port),
                 trader.api_key,
                 trader.secret,
                 str(dictionary),
@@ -251,20 +238,9 @@ def _matches(event: dict[str, Any], kind: str, tags: dict[str, str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    fix_port = free_port()
-    process = ServerProcess(
-        tmp_path_factory.mktemp("qf-venue") / "data",
-        config_text=MANUAL_CONFIG,
-        extra_args=("--fix-port", str(fix_port)),
-    )
-    process.fix_port = fix_port  # type: ignore[attr-defined]
-    process.start()
+def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixVenue]:
+    process = FixVenue(tmp_path_factory.mktemp("qf-venue") / "data", config_text=MANUAL_CONFIG).start()
     try:
-        marked = process.admin(
-            "POST", "/marks", {"symbol": SYMBOL, "markPrice": "60000", "indexPrice": "60000"}
-        )
-        assert marked.status_code == 200, marked.text
         yield process
     finally:
         process.stop()
@@ -274,7 +250,7 @@ Open = Callable[..., QfSession]
 
 
 @pytest.fixture
-def qf(venue: ServerProcess, tmp_path: Path) -> Iterator[Open]:
+def qf(venue: FixVenue, tmp_path: Path) -> Iterator[Open]:
     """Open QuickFIX sessions on the module's venue: ``qf(trader, comp_id, "9406=Y")``; all end after the test."""
     opened: list[QfSession] = []
 
@@ -300,9 +276,7 @@ def new_order(cl_ord_id: str, side: str, qty: str, price: str) -> list[tuple[int
     ]
 
 
-def rest_limit(
-    venue: ServerProcess, trader: Trader, side: str, qty: str, price: str, tif: str = "GTC"
-) -> int:
+def rest_limit(venue: FixVenue, trader: Trader, side: str, qty: str, price: str, tif: str = "GTC") -> int:
     placed = venue.signed(
         "POST",
         "/fapi/v1/order",
@@ -320,7 +294,7 @@ def rest_limit(
     return int(placed.json()["orderId"])
 
 
-def open_orders(venue: ServerProcess, trader: Trader) -> list[dict[str, Any]]:
+def open_orders(venue: FixVenue, trader: Trader) -> list[dict[str, Any]]:
     answer = venue.signed("GET", "/fapi/v1/openOrders", trader, {"symbol": SYMBOL})
     assert answer.status_code == 200, answer.text
     orders: list[dict[str, Any]] = answer.json()
@@ -328,7 +302,7 @@ def open_orders(venue: ServerProcess, trader: Trader) -> list[dict[str, Any]]:
 
 
 def test_quickfix_replaces_asks_the_status_of_then_cancels_an_order_by_its_latest_clordid(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     trader = venue.trader("qf-cxl")
     client = qf(trader, "QFCXL")
@@ -368,7 +342,7 @@ def test_quickfix_replaces_asks_the_status_of_then_cancels_an_order_by_its_lates
 
 
 def test_quickfix_gets_an_order_the_filters_refuse_as_a_reject_with_rest_s_reason(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     trader = venue.trader("qf-bad")
     client = qf(trader, "QFBAD")
@@ -393,7 +367,7 @@ def test_quickfix_gets_an_order_the_filters_refuse_as_a_reject_with_rest_s_reaso
 
 
 def test_rejects_have_unique_exec_ids_across_sessions_that_reset_their_numbers(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     # Arrange: the same CompID logs on twice with ResetSeqNumFlag=Y; each session's first order is refused
     trader = venue.trader("qf-bad-twice")
@@ -409,7 +383,7 @@ def test_rejects_have_unique_exec_ids_across_sessions_that_reset_their_numbers(
 
 
 def test_quickfix_mass_cancel_is_answered_by_a_report_and_cancels_every_open_order(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     trader = venue.trader("qf-mass")
     client = qf(trader, "QFMASS")
@@ -431,7 +405,7 @@ def test_quickfix_mass_cancel_is_answered_by_a_report_and_cancels_every_open_ord
 
 
 def test_quickfix_market_data_snapshot_equals_the_rest_book_and_increments_follow_rest_orders(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     # Arrange: two asks and a bid from REST, so the snapshot has a repeating group of three
     maker, taker = venue.trader("qf-md-maker"), venue.trader("qf-md-taker")
@@ -497,7 +471,7 @@ def test_quickfix_market_data_snapshot_equals_the_rest_book_and_increments_follo
     assert (unknown.get(262), unknown.get(281)) == ("md-3", "0")
 
 
-def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: ServerProcess, qf: Open) -> None:
+def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: FixVenue, qf: Open) -> None:
     trader, taker = venue.trader("qf-drop"), venue.trader("qf-drop-taker")
     client = qf(trader, "QFDROP", "9406=Y")
     order_id = rest_limit(venue, trader, "SELL", "0.003", "60500")
@@ -523,7 +497,7 @@ def test_quickfix_drop_copy_session_receives_a_rest_originated_fill(venue: Serve
 
 
 def test_quickfix_drop_copy_session_receives_the_reports_of_another_fix_session_s_order(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     # Arrange: one account, a drop-copy session and an order-entry session, each its own QuickFIX process
     trader, taker = venue.trader("qf-drop-fix"), venue.trader("qf-drop-fix-taker")
@@ -547,7 +521,7 @@ def test_quickfix_drop_copy_session_receives_the_reports_of_another_fix_session_
 
 
 def test_quickfix_cancel_on_disconnect_cancels_open_orders_when_its_process_ends(
-    venue: ServerProcess, qf: Open
+    venue: FixVenue, qf: Open
 ) -> None:
     trader = venue.trader("qf-cod")
     client = qf(trader, "QFCOD", "8013=Y")
