@@ -303,3 +303,18 @@ def test_a_session_flooding_more_than_the_message_limit_in_10_s_is_logged_out(
     [logout] = read(steps[-1])
     assert logout.msg_type == "5" and "more than 5 messages" in (logout.get(58) or "")
     assert steps[-1].close is not None
+
+
+def test_a_client_that_keeps_sending_past_an_unfilled_gap_is_logged_out_before_memory_grows(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: message 2 never comes; every later number is queued until the gap is filled
+    monkeypatch.setattr("perpx.fix.session.MAX_QUEUED", 3)
+    client = Client(store)
+    client.logon()
+    client.seq += 1
+    # Act
+    steps = [client.send("D", [(11, f"c-{n}")]) for n in range(4)]
+    # Assert
+    assert all(step.close is None for step in steps[:3])
+    assert "ahead of a sequence gap" in (read(steps[-1])[-1].get(58) or "") and steps[-1].close is not None

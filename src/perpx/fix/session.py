@@ -53,6 +53,8 @@ log = logging.getLogger("perpx.fix")
 
 NS_PER_S = 1_000_000_000
 LOGON_TIMEOUT_NS = 10 * NS_PER_S
+MAX_QUEUED = 1_000
+"""Messages held ahead of a sequence gap; a client that sends more is logged out (memory stays bounded)."""
 MAX_MESSAGES_PER_WINDOW = 10_000
 MESSAGE_WINDOW_NS = 10 * NS_PER_S
 """A session sending more than this many messages in a 10 s window is logged out (Binance's FIX limit)."""
@@ -285,6 +287,11 @@ class Session:
             return
         expected = self._next_in()
         if seq > expected:
+            if len(self._queued) >= MAX_QUEUED:
+                self._logout(
+                    step, now_ns, f"more than {MAX_QUEUED} messages ahead of a sequence gap", close=True
+                )
+                return
             self._queued[seq] = message
             if self._resend_asked_to < seq:
                 self._ask_resend(step, now_ns, expected, seq)
