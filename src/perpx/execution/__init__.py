@@ -1,0 +1,1 @@
+"""Execution: parent orders, algorithms, conditional flows, strategy documents and smart order routing."""
