@@ -12,6 +12,7 @@ never be over-filled; the report names it so a person can reconcile it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -121,7 +122,7 @@ class RouteReport:
 def execute(
     side: Side,
     qty_lots: int,
-    venues: list[RoutingVenue],
+    venues: Sequence[RoutingVenue],
     client_algo_id: str,
     *,
     limit_price_ticks: int | None = None,
@@ -163,7 +164,7 @@ def execute(
 
 
 def _healthy_books(
-    side: Side, venues: list[RoutingVenue], depth: int, report: RouteReport
+    side: Side, venues: Sequence[RoutingVenue], depth: int, report: RouteReport
 ) -> list[tuple[int, _BookedVenue]]:
     """Each venue not yet failed, with its book read now and its caps less what it already took.
 
