@@ -17,6 +17,7 @@ from rich.table import Table
 from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
+from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 from perpx.tca.command import tca_app
 
@@ -129,6 +130,7 @@ journal_app = typer.Typer(
 )
 app.add_typer(journal_app, name="journal")
 app.add_typer(tca_app, name="tca")
+app.add_typer(algo_commands(), name="algo")
 
 
 @journal_app.command("verify")
