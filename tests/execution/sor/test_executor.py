@@ -60,7 +60,7 @@ def test_a_venue_that_fails_mid_order_has_its_share_rerouted() -> None:
     # Assert
     assert report.failed == {"b": "connection refused"}
     assert report.filled_by_venue() == {"a": 6, "b": 0}
-    assert [c.client_order_id for c in report.children] == ["p1-R1-0", "p1-R1-1", "p1-R2-0"]
+    assert [c.client_order_id for c in report.children] == ["p1-c0", "p1-c1", "p1-c2"]
     assert (report.filled_lots, report.in_doubt_lots, report.remaining_lots) == (6, 0, 0)
 
 

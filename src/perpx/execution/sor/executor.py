@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from perpx.engine.values import Side
+from perpx.execution.ids import child_id
 
 from .grid import Level, VenueBook, VenueTerms
 from .router import RoutePlan, route
@@ -131,8 +132,9 @@ def execute(
 ) -> RouteReport:
     """Route ``qty_lots`` over ``venues`` until filled, out of venues, out of liquidity or rounds.
 
-    Child ids are ``{client_algo_id}-R{round}-{venue index}``: deterministic, so a retried parent with
-    the same ``client_algo_id`` sends the same ids and a venue that deduplicates ids drops the repeats.
+    Child ids are :func:`perpx.execution.ids.child_id` of ``client_algo_id`` and the child's number:
+    deterministic, so a retried parent with the same ``client_algo_id`` sends the same ids and a venue
+    that deduplicates client order ids drops the repeats.
     Invariant, at every step: filled + in doubt + remaining = ``qty_lots``, and nothing is ever sent
     beyond ``remaining``.
     """
@@ -151,9 +153,9 @@ def execute(
             break
         progressed = False
         for allocation in plan.allocations:
-            index, venue = next((i, v) for i, v in books if v.terms.name == allocation.venue)
-            child_id = f"{client_algo_id}-R{round_no}-{index}"
-            result = _send(venue, side, allocation.qty_lots, allocation.worst_price_ticks, child_id, round_no)
+            venue = next(v for _, v in books if v.terms.name == allocation.venue)
+            name = child_id(client_algo_id, len(report.children))
+            result = _send(venue, side, allocation.qty_lots, allocation.worst_price_ticks, name, round_no)
             report.children.append(result)
             if result.failure is not None:
                 report.failed[result.venue] = result.failure
