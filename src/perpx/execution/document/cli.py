@@ -36,7 +36,11 @@ def validate_command(
 
 def _report(file: Path, errors: list[tuple[str, str]], as_json: bool) -> None:
     if as_json:
-        body = {"file": str(file), "valid": not errors, "errors": [{"path": p, "message": m} for p, m in errors]}
+        body = {
+            "file": str(file),
+            "valid": not errors,
+            "errors": [{"path": p, "message": m} for p, m in errors],
+        }
         typer.echo(json.dumps(body))
         return
     if not errors:
