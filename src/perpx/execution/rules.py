@@ -19,6 +19,7 @@ algorithm (or bug in one) can break them:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_CEILING
 
 from perpx.execution.model import BPS, ParentSide
 from perpx.execution.strategy import BoundParent, PlaceChild
@@ -40,6 +41,16 @@ class Refused:
     """Why an intent cannot become a child."""
 
     reason: str
+
+
+def min_child_lots(bound: BoundParent) -> int:
+    """The smallest child the market and the parent accept: min lot, min notional at arrival, ``min_clip``."""
+    filters = bound.filters
+    lot_value = filters.notional(1, bound.arrival_ticks)
+    notional_lots = (
+        int((filters.min_notional / lot_value).to_integral_value(ROUND_CEILING)) if lot_value > 0 else 0
+    )
+    return max(1, filters.min_qty_lots, notional_lots, bound.min_clip_lots)
 
 
 def _cap(side: ParentSide, price_ticks: int, bound_ticks: int | None) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from perpx.execution.algos.twap import min_slice_lots
 from perpx.execution.model import ParentSide, PriceSpacing, SizeDistribution
+from perpx.execution.rules import min_child_lots
 from perpx.execution.strategy import BoundParent, Decision, PlaceChild, Snapshot
 from perpx.execution.venue import TimeInForce
 
@@ -64,7 +64,7 @@ class Scaled:
         bound = snapshot.bound
         if snapshot.children_sent:
             return Decision(note=f"ladder resting: {snapshot.working_lots} lots working")
-        smallest = min_slice_lots(bound)
+        smallest = min_child_lots(bound)
         intents = []
         carry = 0
         levels = list(zip(ladder_prices_ticks(bound), ladder_sizes_lots(bound), strict=True))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from perpx.execution.algos.pricing import passive_price_ticks
+from perpx.execution.rules import min_child_lots
 from perpx.execution.strategy import CancelChild, Decision, Intent, PlaceChild, Snapshot
 from perpx.execution.venue import TimeInForce
 
@@ -59,6 +60,16 @@ class ScheduleFollower:
         left = snapshot.bound.qty_lots - snapshot.filled_lots
         return snapshot.filled_lots + min(left, -int(-left * self.curve.share(snapshot, k) // 1))
 
+    def _sized(self, snapshot: Snapshot, qty: int) -> int:
+        # a child too small for the market is raised to the minimum; a remainder that would be
+        # too small afterwards is sent now, so the parent never strands an unsendable tail
+        if qty <= 0:
+            return qty
+        left = snapshot.bound.qty_lots - snapshot.filled_lots
+        smallest = min_child_lots(snapshot.bound)
+        qty = min(left, max(qty, smallest))
+        return left if left - qty < smallest else qty
+
     def planned_lots(self, snapshot: Snapshot, k: int) -> int:
         """The static plan: what perfect fills would have done by ``t_k``, ``Q (1 - prod_{i<k} (1 - u_i))``."""
         undone = 1.0
@@ -83,7 +94,7 @@ class ScheduleFollower:
             CancelChild(c.client_order_id, f"slice {k} ended with {c.working_lots} lots unfilled: re-planned")
             for c in snapshot.working
         ]
-        qty = target - snapshot.filled_lots
+        qty = self._sized(snapshot, target - snapshot.filled_lots)
         if qty <= 0:
             return Decision(
                 tuple(intents), wake_ns=next_boundary, note=f"slice {k + 1}/{n}: ahead of schedule"

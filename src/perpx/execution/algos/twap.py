@@ -20,25 +20,18 @@ from decimal import Decimal
 
 from perpx.execution.algos.schedule import ScheduleFollower
 from perpx.execution.model import BPS
+from perpx.execution.rules import min_child_lots
 from perpx.execution.strategy import BoundParent, Jitter, Snapshot
 
 DEFAULT_SLICE_S = 60
 MAX_TIME_JITTER = Decimal("0.49")
 
 
-def min_slice_lots(bound: BoundParent) -> int:
-    """The smallest slice the market and the parent accept, at the arrival price."""
-    filters = bound.filters
-    lot_value = filters.notional(1, bound.arrival_ticks)
-    notional_lots = -int(-filters.min_notional // lot_value) if lot_value > 0 else 0
-    return max(1, filters.min_qty_lots, notional_lots, bound.min_clip_lots)
-
-
 def slice_count(bound: BoundParent, slice_s: int) -> int:
     """How many slices the window gets: by time, then fewer while a slice would be too small."""
     assert bound.end_ns is not None
     by_time = max(1, (bound.end_ns - bound.start_ns) // (slice_s * 1_000_000_000))
-    return max(1, min(by_time, bound.qty_lots // min_slice_lots(bound)))
+    return max(1, min(by_time, bound.qty_lots // min_child_lots(bound)))
 
 
 @dataclass(frozen=True, slots=True)
