@@ -68,6 +68,8 @@ class Snapshot:
     """Tape volume since ``bound.start_ns``, our own fills included."""
     children_sent: int
     """How many children the parent has sent so far (the next child's index)."""
+    last_sent_ns: int | None = None
+    """When the latest child was sent (``None`` before the first)."""
 
     @property
     def working_lots(self) -> int:

@@ -79,6 +79,13 @@ class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True):
         levels = self.asks if side is ParentSide.BUY else self.bids
         return levels[0].price_ticks if levels else None
 
+    def touch_pair(self) -> tuple[int | None, int | None]:
+        """``(best bid, best ask)``, either ``None`` when its side is empty."""
+        return (
+            self.bids[0].price_ticks if self.bids else None,
+            self.asks[0].price_ticks if self.asks else None,
+        )
+
     def mid_ticks(self) -> Decimal | None:
         """The mid in ticks (may be half a tick), or ``None`` with an empty side."""
         if not self.bids or not self.asks:
