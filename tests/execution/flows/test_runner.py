@@ -293,6 +293,9 @@ class FakeAlgo:
     def cancel(self) -> None:
         self.canceled = True
 
+    def close(self) -> None:
+        self.closed = True
+
 
 class Starter:
     def __init__(self, refuse: bool = False) -> None:
@@ -303,6 +306,9 @@ class Starter:
         if self.refuse:
             raise ParentOrderError([FieldError("qty", "below the market's minimum")])
         self.started.append(FakeAlgo(parent))
+        return self.started[-1]
+
+    def resume(self, parent: ParentOrder) -> FakeAlgo:
         return self.started[-1]
 
 

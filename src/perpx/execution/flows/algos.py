@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from perpx.execution.childlog import ChildLog
-from perpx.execution.model import ParentOrder
+from perpx.execution.model import FieldError, ParentOrder, ParentOrderError
 from perpx.execution.runner import ParentRunner
 from perpx.execution.venue import Venue
 
@@ -43,10 +43,21 @@ class AlgoHandle(Protocol):
         """Cancel every working child and stop; what filled stays filled."""
         ...
 
+    def close(self) -> None:
+        """Release what the handle holds open (its child log); the parent is not touched."""
+        ...
+
 
 class AlgoStarter(Protocol):
     def start(self, parent: ParentOrder) -> AlgoHandle:
         """Bind and start ``parent``. Raises :class:`perpx.execution.model.ParentOrderError` when it cannot run."""
+        ...
+
+    def resume(self, parent: ParentOrder) -> AlgoHandle:
+        """Follow ``parent`` again after a restart, from its durable record; never starts it afresh.
+
+        Raises :class:`perpx.execution.model.ParentOrderError` when there is nothing to resume from.
+        """
         ...
 
 
@@ -82,6 +93,9 @@ class RunnerHandle:
         if not self.runner.done:
             self.runner.cancel_all("canceled by the flow")
 
+    def close(self) -> None:
+        self.runner.log.close()
+
 
 class RunnerStarter:
     """Starts algo nodes on ``venue`` with the scheduler; each parent's child log goes to ``log_dir``.
@@ -100,10 +114,30 @@ class RunnerStarter:
         self.handles: dict[str, RunnerHandle] = {}
 
     def start(self, parent: ParentOrder) -> RunnerHandle:
-        path = None if self.log_dir is None else self.log_dir / f"{parent.client_algo_id}.childlog"
         runner = ParentRunner.start(
-            self.venue, parent, ChildLog(path), seed=self.seed, period_s=self.period_s
+            self.venue, parent, ChildLog(self._path(parent)), seed=self.seed, period_s=self.period_s
         )
-        handle = RunnerHandle(runner)
+        return self._keep(parent, RunnerHandle(runner))
+
+    def resume(self, parent: ParentOrder) -> RunnerHandle:
+        path = self._path(parent)
+        if path is None or not path.exists():
+            raise ParentOrderError(
+                [
+                    FieldError(
+                        "client_algo_id",
+                        f"no child log to resume {parent.client_algo_id} from (give a log_dir)",
+                    )
+                ]
+            )
+        runner = ParentRunner.resume(
+            self.venue, ChildLog(path), seed=self.seed, period_s=self.period_s, expect=parent
+        )
+        return self._keep(parent, RunnerHandle(runner))
+
+    def _path(self, parent: ParentOrder) -> Path | None:
+        return None if self.log_dir is None else self.log_dir / f"{parent.client_algo_id}.childlog"
+
+    def _keep(self, parent: ParentOrder, handle: RunnerHandle) -> RunnerHandle:
         self.handles[parent.client_algo_id] = handle
         return handle

@@ -17,6 +17,11 @@ sending, the runner asks the venue for that id: a restarted runner adopts the or
 instead of sending it twice, and a send that failed in transit is retried with the same id.
 Stops are held by the runner (the ``Venue`` port has no stop orders): a stop fires on the first
 wake-up that sees its price crossed, so it is as prompt as the wake-ups are frequent.
+
+Every change of a node's state goes to the :class:`~.journal.FlowJournal` before the runner goes on.
+A runner built on a journal that already has records resumes: node states come back from it, order
+nodes are followed on the venue by id (one the venue holds is adopted even if the journal missed its
+``working`` line), and algo nodes are resumed from their child logs, never started afresh.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from perpx.execution.venue import (
 
 from .algos import AlgoHandle, AlgoStarter
 from .conditions import arrival_slippage_bps, compare, crossed, filled_pct, stop_triggered
+from .journal import FlowJournal, NodeRecord, StartedRecord
 from .state import FlowEvent, NodeState, NodeStatus
 
 NS_PER_S = 1_000_000_000
@@ -61,6 +67,7 @@ class FlowRunner:
     venue: Venue
     flow_id: str
     algos: AlgoStarter | None = None
+    journal: FlowJournal = field(default_factory=lambda: FlowJournal(None))
     nodes: dict[str, NodeState] = field(init=False)
     log: list[FlowEvent] = field(init=False, default_factory=list)
     started_ns: int | None = field(init=False, default=None)
@@ -78,6 +85,8 @@ class FlowRunner:
         self.nodes = {node.id: NodeState() for node in self.document.flow.nodes}
         self._spec = {node.id: node for node in self.document.flow.nodes}
         self._index = {node.id: i for i, node in enumerate(self.document.flow.nodes)}
+        if self.journal.records:
+            self._restore()
 
     # ------------------------------------------------------------------ the loop
 
@@ -91,6 +100,9 @@ class FlowRunner:
         self._now_ns = self.venue.now_ns()
         if self.started_ns is None:
             self.started_ns = self._now_ns
+            self.journal.append(
+                StartedRecord(flow_id=self.flow_id, document=self.document.name, ts_ns=self._now_ns)
+            )
         self._prices = {}
         for name, state in self.nodes.items():
             if state.status is NodeStatus.WORKING:
@@ -106,6 +118,12 @@ class FlowRunner:
         for name, state in self.nodes.items():
             if not state.terminal:
                 self._cancel(name, reason)
+
+    def close(self) -> None:
+        """Close the journal and the algo nodes' child logs (a later runner may resume from them)."""
+        self.journal.close()
+        for handle in self._handles.values():
+            handle.close()
 
     def working_orders(self) -> list[tuple[str, str]]:
         """``(market, client_order_id)`` of every order node still working."""
@@ -412,7 +430,66 @@ class FlowRunner:
     def _set(self, name: str, status: NodeStatus, reason: str) -> None:
         state = self.nodes[name]
         state.status, state.reason = status, reason
+        self.journal.append(
+            NodeRecord(
+                ts_ns=self._now_ns,
+                node=name,
+                status=status.value,
+                reason=reason,
+                arrival_price=state.arrival_price,
+            )
+        )
         self.log.append(FlowEvent(self._now_ns, name, status, reason))
+
+    # ------------------------------------------------------------------ resuming
+
+    def _restore(self) -> None:
+        """Rebuild node states from the journal and the venue (module docstring)."""
+        first = self.journal.records[0]
+        if not isinstance(first, StartedRecord) or first.flow_id != self.flow_id:
+            raise ValueError(f"the flow journal does not belong to flow {self.flow_id!r}")
+        self.started_ns = first.ts_ns
+        for record in self.journal.records[1:]:
+            if not isinstance(record, NodeRecord) or record.node not in self.nodes:
+                raise ValueError(f"the flow journal names a node this document does not have: {record}")
+            state = self.nodes[record.node]
+            state.started_ns = record.ts_ns if state.started_ns is None else state.started_ns
+            state.status, state.reason = NodeStatus(record.status), record.reason
+            state.arrival_price = record.arrival_price or state.arrival_price
+            self.log.append(FlowEvent(record.ts_ns, record.node, state.status, record.reason))
+        self._now_ns = self.venue.now_ns()
+        for node in self.document.flow.nodes:
+            state = self.nodes[node.id]
+            if node.order is not None:
+                self._readopt(node, state)
+            elif node.type is NodeType.ALGO and state.status not in (NodeStatus.PENDING, NodeStatus.SKIPPED):
+                self._resume_algo(node, state)
+
+    def _readopt(self, node: Node, state: NodeState) -> None:
+        assert node.order is not None
+        cid = child_id(self.flow_id, self._index[node.id])
+        child = self.venue.order(node.order.market, cid)
+        if child is None:
+            return
+        filters = self.venue.filters(node.order.market)
+        state.client_order_id, state.qty_lots = cid, child.qty_lots
+        state.started_ns = state.started_ns or self.started_ns
+        if state.status in (NodeStatus.PENDING, NodeStatus.ARMED):
+            self._set(node.id, NodeStatus.WORKING, f"adopted {cid} from the venue after a restart")
+        self._read_fills(node.order.market, state, filters)
+        if state.status is NodeStatus.WORKING:
+            self._follow(node, state, child)
+
+    def _resume_algo(self, node: Node, state: NodeState) -> None:
+        assert node.parent is not None
+        if self.algos is None:
+            raise ValueError(
+                f"node {node.id} ran an algo before the restart; pass the algo starter to resume it"
+            )
+        handle = self.algos.resume(self.document.parents[node.parent])
+        self._handles[node.id] = handle
+        self._refresh_quietly(node, state)
+        state.qty_lots = handle.progress().qty_lots
 
 
 def _exact(value: Decimal, unit: Decimal) -> int | None:
