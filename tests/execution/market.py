@@ -56,7 +56,12 @@ class Market:
         self, parent: ParentOrder, log: Path | None = None, seed: int = 1, period_s: int = 5
     ) -> ParentRunner:
         """A runner for ``parent`` (resumed when ``log`` already holds it)."""
-        return ParentRunner.start(self.venue, parent, ChildLog(log), seed=seed, period_s=period_s)
+        child_log = ChildLog(log)
+        try:
+            return ParentRunner.start(self.venue, parent, child_log, seed=seed, period_s=period_s)
+        except Exception:
+            child_log.close()
+            raise
 
     def book(self) -> str:
         return self.tv.book_table(MARKET)
