@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from perpx.engine.commands import Command
 from perpx.engine.values import MarketId
 from perpx.execution.childlog import ChildLog
 from perpx.execution.inprocess import EngineVenue
@@ -25,8 +26,11 @@ class Market:
     size: str = "0.5"
     tv: Venue = field(default_factory=lambda: Venue(check=False))
     venue: EngineVenue = field(init=False)
+    commands: list[Command] = field(init=False, default_factory=list)
+    """Every command the engine applied (the maker's, the flow's and the runner's children)."""
 
     def __post_init__(self) -> None:
+        self.tv.sequencer.add_listener(lambda batch: self.commands.extend(a.command for a in batch))
         self.tv.account("mm", "100000000")
         self.tv.account("flow", "100000000")
         algo = self.tv.account("algo", "100000000")
@@ -52,7 +56,12 @@ class Market:
         self, parent: ParentOrder, log: Path | None = None, seed: int = 1, period_s: int = 5
     ) -> ParentRunner:
         """A runner for ``parent`` (resumed when ``log`` already holds it)."""
-        return ParentRunner.start(self.venue, parent, ChildLog(log), seed=seed, period_s=period_s)
+        child_log = ChildLog(log)
+        try:
+            return ParentRunner.start(self.venue, parent, child_log, seed=seed, period_s=period_s)
+        except Exception:
+            child_log.close()
+            raise
 
     def book(self) -> str:
         return self.tv.book_table(MARKET)

@@ -16,7 +16,8 @@ Records
 ``done``      the parent finished, with why
 ============  ==============================================================================
 
-A torn last line (the process died mid-write) is ignored: its child was never sent.
+A torn last line (the process died mid-write) is ignored, and cut off before the next append: its
+child was never sent.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class ChildLog:
         self._file: IO[bytes] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(path)
             self._file = path.open("ab")
 
     def append(self, record: Record) -> None:
@@ -103,6 +105,19 @@ class ChildLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _drop_torn_tail(path: Path) -> None:
+    # a record torn by a crash has no newline after it: cut it off, or the next append would be
+    # glued to it and both lines lost
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 def read_log(path: Path) -> list[Record]:
