@@ -20,7 +20,7 @@ algo_app = typer.Typer(help="Execution algorithms: schedules, backtests and live
 schedule_app = typer.Typer(help="Print an algorithm's schedule from model parameters.", no_args_is_help=True)
 algo_app.add_typer(schedule_app, name="schedule")
 
-COMMAND_MODULES: tuple[str, ...] = ("perpx.execution.document.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("perpx.execution.document.cli", "perpx.execution.flows.cli")
 """Modules that add commands to ``algo_app`` when imported; each package appends its own."""
 
 
