@@ -130,6 +130,13 @@ class Simulation:
     def run(self) -> None:
         """Do the work due, time by time in the module's order, until the scenario's duration."""
         end_ns = START_NS + self.duration_ns
+        self.advance_to(end_ns)
+        self.now_ns = end_ns
+        self._sample(-1)
+
+    def advance_to(self, end_ns: int) -> None:
+        """Do the work due up to and including ``end_ns`` (callers that interleave their own
+        commands, such as an execution backtest, step the simulation with this)."""
         driver, work = self.driver, self._work
         while True:
             at_ns = min(driver.due_ns(), work[0][0] if work else NEVER_NS)
@@ -144,8 +151,6 @@ class Simulation:
                 self._turn(turn)
             while work and work[0][0] <= self.now_ns:
                 self._sample(heapq.heappop(work)[3])
-        self.now_ns = end_ns
-        self._sample(-1)
 
     def summary(self, wall_seconds: float) -> dict[str, Any]:
         """The run's figures (:mod:`~perpx.sim.runner.summary`), assertions evaluated."""
