@@ -52,6 +52,8 @@ class MemVenue:
     refuse: set[str] = field(default_factory=set)
     """Client order ids the venue rejects."""
     down: bool = False
+    lose_next_answer: bool = False
+    """The next ``place`` reaches the venue, then the connection drops: no answer, and the venue is down."""
 
     def now_ns(self) -> int:
         return self.now
@@ -96,6 +98,9 @@ class MemVenue:
             price_ticks=child.price_ticks,
             status=ChildStatus.OPEN,
         )
+        if self.lose_next_answer:
+            self.lose_next_answer, self.down = False, True
+            raise VenueUnavailable("read timed out")
         return ChildAck(client_order_id=child.client_order_id, accepted=True, order_id=str(len(self.sent)))
 
     def cancel(self, market: str, client_order_id: str) -> bool:

@@ -249,6 +249,33 @@ def test_a_send_that_fails_in_transit_is_retried_with_the_same_id() -> None:
     assert [c.client_order_id for c in mem.sent] == ["f1-c0"] and statuses(runner)["a"] == "working"
 
 
+@pytest.mark.parametrize("kind", ["price_cross", "stop_market"])
+def test_an_order_whose_answer_was_lost_is_adopted_after_its_price_moved_back(kind: str) -> None:
+    # Arrange: a buy when BTC's mark reaches 61,000 (a triggered limit, or a stop); the venue takes
+    # the order but its answer is lost
+    crossing = {"on": "price_cross", "market": "BTCUSDT", "source": "mark", "op": ">=", "price": "61000"}
+    node: dict[str, Any] = (
+        {"id": "a", "type": "order", "trigger": crossing, "order": order("buy", "0.01", price="61000")}
+        if kind == "price_cross"
+        else {"id": "a", "type": "order", "order": order("buy", "0.01", "stop_market", stop_price="61000")}
+    )
+    runner = flow(node)
+    mem = venue(runner)
+    runner.step()
+    mem.marks["BTCUSDT"] = 610_000
+    mem.lose_next_answer = True
+
+    # Act: the wake-up that sends it; the venue comes back after the price fell back
+    runner.step()
+    mem.down = False
+    mem.marks["BTCUSDT"] = 600_000
+    runner.step()
+
+    # Assert: the retry with the same id found it on the venue: followed as working, sent once
+    assert [c.client_order_id for c in mem.sent] == ["f1-c0"]
+    assert statuses(runner)["a"] == "working"
+
+
 def test_cancel_all_cancels_working_orders_and_pending_nodes() -> None:
     runner = bracket()
 

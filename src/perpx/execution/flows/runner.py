@@ -172,7 +172,12 @@ class FlowRunner:
             elif node.order is not None and node.order.stop_price is not None:
                 price = self._price(node.order.market, node.order.stop_source)
                 sign = 1 if node.order.side is ParentSide.BUY else -1
-                if price is not None and stop_triggered(sign, price, node.order.stop_price):
+                if (
+                    state.client_order_id is not None
+                ):  # it fired and its send failed: retry, whatever the price
+                    self._place(node, state, market_order=True, why="stop (send retried)")
+                    changed = changed or state.status is not NodeStatus.ARMED
+                elif price is not None and stop_triggered(sign, price, node.order.stop_price):
                     self._place(
                         node, state, market_order=True, why=f"stop: {node.order.stop_source.value} {price}"
                     )
@@ -183,6 +188,10 @@ class FlowRunner:
         changed = False
         for node in self.document.flow.nodes:
             if self.nodes[node.id].status is not NodeStatus.PENDING:
+                continue
+            if self.nodes[node.id].client_order_id is not None:  # it fired and its send failed: retry
+                self._start(node, "send retried")
+                changed = changed or self.nodes[node.id].status is not NodeStatus.PENDING
                 continue
             fires = True if node.trigger is None else self._fires(node.trigger)
             if fires is None:
