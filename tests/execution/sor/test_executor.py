@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from perpx.engine.values import Side
-from perpx.execution.sor import Level, VenueTerms
+from perpx.execution.sor import Grid, Level, VenueTerms
+from perpx.execution.sor.ccxt_venue import CcxtRoutingVenue
 from perpx.execution.sor.executor import Taken, VenueFailed, execute
 
 BUY = Side.BUY
@@ -114,3 +117,34 @@ def test_a_limit_price_leaves_the_rest_unrouted() -> None:
 def test_a_parent_without_a_client_algo_id_is_rejected() -> None:
     with pytest.raises(ValueError, match="client_algo_id is required"):
         execute(BUY, 1, [BookVenue("a", [Level(1, 1)])], "")
+
+
+class FakeExchange:
+    """A ccxt exchange object that returns one canned order book."""
+
+    def __init__(self, book: dict[str, Any]) -> None:
+        self.answer = book
+
+    def fetch_order_book(self, symbol: str, limit: int) -> dict[str, Any]:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    "book",
+    [
+        {"asks": [[0.0, 1.0]], "bids": []},
+        {"asks": [["x", 1.0]], "bids": []},
+        {"bids": []},
+        {"asks": [[60000.0]], "bids": []},
+    ],
+)
+def test_a_malformed_book_drops_the_venue_instead_of_crashing(book: dict[str, Any]) -> None:
+    bad = CcxtRoutingVenue(
+        FakeExchange(book), "BTC/USDT:USDT", Grid(Decimal("0.1"), Decimal("0.001")), VenueTerms("bad", 0)
+    )
+    good = BookVenue("good", [Level(100, 5)])
+
+    report = execute(BUY, 3, [bad, good], "p6")
+
+    assert "malformed order book" in report.failed["bad"]
+    assert report.filled_by_venue() == {"good": 3}

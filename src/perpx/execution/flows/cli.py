@@ -68,7 +68,7 @@ def run_command(
     state: Annotated[
         Path | None, typer.Option(help="Flow journal and child logs (default .perpx-flows/<flow id>).")
     ] = None,
-    period_s: Annotated[float, typer.Option(help="Seconds between wake-ups.")] = 1.0,
+    period_s: Annotated[float, typer.Option(help="Seconds between wake-ups.", min=0.05)] = 1.0,
     flow_id: Annotated[
         str | None, typer.Option(help="Names the orders; default from the document's name.")
     ] = None,

@@ -39,14 +39,17 @@ class CcxtRoutingVenue:
             book = self.exchange.fetch_order_book(self.symbol, depth)
         except ccxt.BaseError as exc:
             raise VenueFailed(f"order book unavailable: {type(exc).__name__}: {exc}") from exc
-        merged: dict[int, int] = {}
-        for entry in book["asks" if side is Side.BUY else "bids"]:
-            lots = self.grid.qty_lots(entry[1])
-            if lots > 0:
-                ticks = self.grid.price_ticks(entry[0], side)
-                merged[ticks] = merged.get(ticks, 0) + lots
-        order = sorted(merged, reverse=side is Side.SELL)
-        return tuple(Level(ticks, merged[ticks]) for ticks in order)
+        try:
+            merged: dict[int, int] = {}
+            for entry in book["asks" if side is Side.BUY else "bids"]:
+                lots = self.grid.qty_lots(entry[1])
+                if lots > 0:
+                    ticks = self.grid.price_ticks(entry[0], side)
+                    merged[ticks] = merged.get(ticks, 0) + lots
+            order = sorted(merged, reverse=side is Side.SELL)
+            return tuple(Level(ticks, merged[ticks]) for ticks in order)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise VenueFailed(f"malformed order book: {exc}") from exc
 
     def take(self, side: Side, qty_lots: int, limit_price_ticks: int, client_order_id: str) -> Taken:
         amount = float(self.grid.qty(qty_lots))

@@ -71,7 +71,10 @@ class PortRoutingVenue:
             if lots > 0:
                 ticks = self.grid.price_ticks(level.price_ticks * self.filters.tick_size, side)
                 merged[ticks] = merged.get(ticks, 0) + lots
-        return tuple(Level(t, merged[t]) for t in sorted(merged, reverse=side is Side.SELL))
+        try:
+            return tuple(Level(t, merged[t]) for t in sorted(merged, reverse=side is Side.SELL))
+        except ValueError as exc:
+            raise VenueFailed(f"malformed order book: {exc}") from exc
 
     def take(self, side: Side, qty_lots: int, limit_price_ticks: int, client_order_id: str) -> Taken:
         parsed = parse_child_id(client_order_id)
