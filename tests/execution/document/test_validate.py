@@ -191,6 +191,24 @@ def test_a_reference_error_is_reported_at_its_path(path: str, value: Any, expect
     assert expected in messages(edited(path, value))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_number_is_rejected_where_it_stands(value: float) -> None:
+    document = edited("flow.nodes[1].trigger", {"on": "partially_filled", "node": "a", "pct": value})
+    assert f"flow.nodes[1].trigger.pct: must be a finite number, was {value}" in messages(document)
+
+
+def test_nan_in_a_toml_file_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "nan.toml"
+    path.write_text(
+        'version = 1\nname = "n"\n[[flow.nodes]]\nid = "a"\ntype = "wait"\nwait_s = 1\n'
+        '[[flow.nodes]]\nid = "b"\ntype = "cancel"\ntargets = ["a"]\n'
+        'trigger = { on = "tca", node = "a", metric = "fill_ratio_pct", op = ">=", value = nan }\n'
+    )
+    assert "flow.nodes[1].trigger.value: must be a finite number, was nan" in [
+        str(e) for e in check(parse_file(path))
+    ]
+
+
 def test_every_structural_error_is_reported_not_just_the_first() -> None:
     document = edited("version", 3)
     document["flow"]["nodes"][1]["trigger"] = {"on": "partially_filled", "node": "a", "pct": 101}

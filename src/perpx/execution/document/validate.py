@@ -11,6 +11,7 @@ sound, since a reference check on a malformed node would only repeat the schema'
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ def parse_file(path: Path) -> Any:
 def check(data: Any) -> list[DocumentError]:
     """Every problem with already-parsed document data, sorted by path; empty when it can run."""
     validator = Draft202012Validator(shipped_schema())
-    errors = sorted({e for error in validator.iter_errors(data) for e in _phrase(error)})
+    phrased = {e for error in validator.iter_errors(data) for e in _phrase(error)}
+    errors = sorted(phrased | set(_non_finite(data, [])))
     if errors:
         return errors
     return sorted(set(_references(data)))
@@ -162,6 +164,18 @@ def _phrase(error: ValidationError) -> list[DocumentError]:
     if kind == "minLength":
         return [DocumentError(path, "must not be empty")]
     return [DocumentError(path, error.message)]
+
+
+def _non_finite(value: Any, path: list[str | int]) -> Iterable[DocumentError]:
+    """NaN and infinities (JSON and TOML both allow them) compare false with every bound: refuse them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield DocumentError(format_path(path), f"must be a finite number, was {value}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _non_finite(item, [*path, str(key)])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, [*path, index])
 
 
 # ---------------------------------------------------------------- references
