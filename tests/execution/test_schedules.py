@@ -64,16 +64,6 @@ def test_vwap_shares_follow_the_profile_and_renormalise_over_the_rest() -> None:
     profile = tuple([1.0] * 168)
     profile = (3.0, 1.0, *profile[2:])
     curve = VwapCurve((MONDAY, MONDAY + HOUR_NS, MONDAY + 2 * HOUR_NS), profile, 168)
-    parent = decode_parent(
-        {
-            "algo": "vwap",
-            "market": "BTCUSDT",
-            "side": "buy",
-            "client_algo_id": "v",
-            "qty": "1",
-            "duration_s": 7200,
-        }
-    )
     snapshot = None  # the curve reads no snapshot
 
     first = curve.share(snapshot, 0)  # type: ignore[arg-type]
