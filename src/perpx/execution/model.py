@@ -150,7 +150,7 @@ class ParentOrder(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     randomize_time_bps: int = 0
     """Each slice's time varies by up to +/- this share of the slice interval."""
     max_slippage_bps: int | None = None
-    """Pause (send nothing new) while the touch is further than this from the arrival price."""
+    """No child is priced further than this from the arrival price against the parent."""
     reduce_only: bool = False
     display_qty: Decimal | None = None
     """Iceberg: the visible size of the working child."""
