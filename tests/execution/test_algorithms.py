@@ -6,7 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from perpx.execution.childlog import PlaceRecord
+from perpx.execution.childlog import CancelRecord, PlaceRecord
 from perpx.execution.model import decode_parent
 from perpx.execution.runner import ParentRunner
 from perpx.execution.venue import ChildStatus
@@ -328,3 +328,73 @@ def test_rejected_child_returns_its_quantity_to_the_remainder(tmp_path: Path) ->
     states = [market.venue.order("BTCUSDT", p.client_order_id) for p in _places(runner)]
     assert all(s is None or s.status in (ChildStatus.REJECTED, ChildStatus.CANCELED) for s in states)
     assert record.remaining_lots == 200
+
+
+def test_twap_takes_everything_when_the_would_price_is_reached() -> None:
+    market = Market()
+    parent = decode_parent(
+        {
+            **BASE,
+            "algo": "twap",
+            "qty": "0.4",
+            "duration_s": 600,
+            "slice_interval_s": 60,
+            "would_price": "60001",
+        }
+    )
+    runner = market.runner(parent)
+
+    runner.step()
+
+    assert market.tv.position("algo", "BTCUSDT") == Decimal("0.4")
+    assert "would price" in _places(runner)[0].reason
+
+
+def test_iceberg_repegs_when_the_touch_moves_away() -> None:
+    market = Market()
+    parent = decode_parent({**BASE, "algo": "iceberg", "qty": "0.3", "display_qty": "0.1", "repeg_ticks": 3})
+    runner = market.runner(parent)
+    runner.step()
+    first = market.venue.open_orders("BTCUSDT")[0]
+
+    market.mid += Decimal(1)  # the bid rises 10 ticks above the iceberg's price
+    market.requote()
+    runner.step()
+    runner.step()
+
+    working = market.venue.open_orders("BTCUSDT")
+    assert len(working) == 1
+    assert working[0].price_ticks is not None and first.price_ticks is not None
+    assert working[0].price_ticks == first.price_ticks + 10
+    assert any(isinstance(r, CancelRecord) and "re-peg" in r.reason for r in runner.log.records)
+
+
+def test_leave_passive_rests_the_remainder_at_the_touch_after_the_window() -> None:
+    market = Market()
+    parent = decode_parent(
+        {
+            **BASE,
+            "algo": "twap",
+            "qty": "0.3",
+            "duration_s": 60,
+            "slice_interval_s": 60,
+            "passiveness_bps": 10000,
+            "end_behavior": "leave_passive",
+        }
+    )
+    runner = market.runner(parent)
+
+    _run(market, runner, seconds=90)
+
+    kept = market.venue.open_orders("BTCUSDT")
+    market.mid += Decimal(2)  # the touch moves up past the resting child
+    market.requote()
+    market.advance(5)
+    runner.step()
+
+    working = market.venue.open_orders("BTCUSDT")
+    assert not runner.done
+    assert [w.qty_lots for w in kept] == [300] and kept[0].price_ticks == 599995  # at the touch: left alone
+    assert [w.qty_lots for w in working] == [300]
+    assert working[0].price_ticks == 600015
+    assert "window ended: rest" in _places(runner)[-1].reason

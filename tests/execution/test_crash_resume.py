@@ -14,6 +14,7 @@ from perpx.execution.childlog import ChildLog, LostRecord, PlaceRecord, read_log
 from perpx.execution.ids import child_id
 from perpx.execution.model import ParentOrderError, decode_parent
 from perpx.execution.runner import ParentRunner
+from perpx.execution.venue import VenueUnavailable
 
 from .market import Market
 
@@ -123,3 +124,38 @@ def test_a_corrupt_line_inside_the_log_is_an_error_not_a_guess(tmp_path: Path) -
 
     with pytest.raises(ValueError, match=r"crash-4.jsonl:2"):
         ChildLog(log)
+
+
+class _DropFirstSend:
+    """The in-process venue, except that the first send is lost in transit (it never reaches the engine)."""
+
+    def __init__(self, venue: Any) -> None:
+        self._venue = venue
+        self.dropped = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
+
+    def place(self, child: Any) -> Any:
+        if not self.dropped:
+            self.dropped += 1
+            raise VenueUnavailable("connection reset")
+        return self._venue.place(child)
+
+
+def test_a_send_lost_in_transit_is_retired_after_a_period_and_the_parent_goes_on() -> None:
+    market = Market()
+    flaky = _DropFirstSend(market.venue)
+    parent = decode_parent(TWAP)
+    runner = ParentRunner.start(flaky, parent, ChildLog(None), period_s=5)
+
+    with pytest.raises(VenueUnavailable):
+        runner.step()
+    _drive(market, runner, 200)
+
+    sent = _sent_ids(market)
+    lost = [r.client_order_id for r in runner.log.records if isinstance(r, LostRecord)]
+    assert lost == [child_id("crash-1", 0)]
+    assert child_id("crash-1", 0) not in sent
+    assert max(sent.values()) == 1
+    assert market.tv.position("algo", "BTCUSDT") == Decimal(1)

@@ -95,3 +95,9 @@ def test_child_ids_are_stable_short_and_parse_back() -> None:
     assert len(cid) <= 36
     assert parse_child_id(cid) == (algo_prefix(long_id), 1234)
     assert algo_prefix("x" * 31 + "y") != algo_prefix(long_id)
+
+
+@pytest.mark.parametrize("value", ["NaN", "sNaN", "Infinity", "-Infinity", "1e40"])
+def test_non_finite_or_absurd_decimals_are_field_errors(value: str) -> None:
+    assert _fields({**TWAP, "qty": value}) == ["qty"]
+    assert _fields({**TWAP, "limit_price": value}) == ["limit_price"]

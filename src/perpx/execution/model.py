@@ -150,7 +150,7 @@ class ParentOrder(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     randomize_time_bps: int = 0
     """Each slice's time varies by up to +/- this share of the slice interval."""
     max_slippage_bps: int | None = None
-    """Pause (send nothing new) while the touch is further than this from the arrival price."""
+    """No child is priced further than this from the arrival price against the parent."""
     reduce_only: bool = False
     display_qty: Decimal | None = None
     """Iceberg: the visible size of the working child."""
@@ -190,6 +190,41 @@ class ParentOrderError(ValueError):
 TIMED_ALGOS = frozenset({Algo.TWAP, Algo.VWAP, Algo.IS})
 
 
+MAX_DECIMAL_EXPONENT = 15
+"""No price or quantity is 10^16 or more: larger values are typos, and they would cost memory as lots."""
+
+DECIMAL_FIELDS = (
+    "qty",
+    "notional",
+    "limit_price",
+    "would_price",
+    "max_clip",
+    "min_clip",
+    "display_qty",
+    "ladder_start_price",
+    "ladder_end_price",
+    "ladder_size_ratio",
+)
+
+
+def _finite(errors: list[FieldError], parent: ParentOrder) -> bool:
+    # NaN and Infinity parse as Decimals, and comparing a NaN raises: refuse them before any rule
+    sound = True
+    for name in DECIMAL_FIELDS:
+        value = getattr(parent, name)
+        if value is None:
+            continue
+        if not value.is_finite():
+            errors.append(FieldError(name, f"must be a finite number, was {value}"))
+            sound = False
+        elif value and value.adjusted() > MAX_DECIMAL_EXPONENT:
+            errors.append(
+                FieldError(name, f"is too large ({value}); the limit is below 1e{MAX_DECIMAL_EXPONENT + 1}")
+            )
+            sound = False
+    return sound
+
+
 def _positive(errors: list[FieldError], name: str, value: Decimal | int | None) -> None:
     if value is not None and not value > 0:
         errors.append(FieldError(name, f"must be positive, was {value}"))
@@ -207,6 +242,8 @@ def validate_parent(parent: ParentOrder) -> list[FieldError]:
     the scheduler binds the parent to a venue (:func:`perpx.execution.scheduler.bind_parent`).
     """
     errors: list[FieldError] = []
+    if not _finite(errors, parent):
+        return errors
     if not parent.client_algo_id or len(parent.client_algo_id) > MAX_CLIENT_ALGO_ID_CHARS:
         errors.append(FieldError("client_algo_id", f"must be 1 to {MAX_CLIENT_ALGO_ID_CHARS} characters"))
     elif not all(c.isalnum() or c in "-_" for c in parent.client_algo_id):

@@ -253,9 +253,21 @@ class ParentRunner:
 
     def _refresh(self) -> None:
         market = self.bound.parent.market
-        for cid, state in self.children.items():
+        now = self.venue.now_ns()
+        for cid, state in list(self.children.items()):
             if state is None or state.status is ChildStatus.OPEN:
                 self.children[cid] = self.venue.order(market, cid)
+            if self.children[cid] is None and now - self._sent_ns(cid) >= self.period_s * NS_PER_S:
+                # the send failed in transit and, a period later, the venue still does not know
+                # the child: it never arrived. Its id is retired, never reused.
+                self.log.append(LostRecord(client_order_id=cid, ts_ns=now))
+                del self.children[cid]
+
+    def _sent_ns(self, cid: str) -> int:
+        for record in reversed(self.log.records):
+            if isinstance(record, PlaceRecord) and record.client_order_id == cid:
+                return record.ts_ns
+        return 0
 
     def snapshot(self) -> Snapshot:
         """Read the venue and the parent's children (refreshing every open child)."""
@@ -410,7 +422,7 @@ class ParentRunner:
                 reason=intent.reason,
             )
         )
-        self.children[cid] = None
+        self.children[cid] = None  # unknown until the venue answers (a transport failure leaves it so)
         ack = self.venue.place(
             ChildOrder(
                 client_order_id=cid,

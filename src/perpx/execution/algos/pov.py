@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perpx.execution.algos.pricing import passive_price_ticks
+from perpx.execution.algos.pricing import passive_price_ticks, would_take
 from perpx.execution.model import BPS, ParentSide
 from perpx.execution.strategy import CancelChild, Decision, Intent, PlaceChild, Snapshot
 from perpx.execution.venue import TimeInForce
@@ -55,18 +55,10 @@ class Pov:
         rate_bps = filled * BPS // volume if volume else 0
         target = self.target_bps * volume // BPS
         note = f"participation {rate_bps} bps of {volume} lots (band {self.min_bps}-{self.max_bps})"
-        far = snapshot.book.far_touch(side)
         left = snapshot.remaining_lots
-        if bound.would_ticks is not None and far is not None and left > 0:
-            better = far <= bound.would_ticks if side is ParentSide.BUY else far >= bound.would_ticks
-            if better:
-                take = PlaceChild(
-                    left,
-                    bound.would_ticks,
-                    TimeInForce.IOC,
-                    f"far touch {far} at or better than would price {bound.would_ticks}: take {left} lots",
-                )
-                return Decision((take,), note=note, schedule_lots=target)
+        take = would_take(snapshot)
+        if take is not None:
+            return Decision((take,), note=note, schedule_lots=target)
         if volume and rate_bps > self.max_bps:
             cancels = tuple(
                 CancelChild(

@@ -10,7 +10,8 @@ price at all.
 from __future__ import annotations
 
 from perpx.execution.model import BPS, ParentSide
-from perpx.execution.venue import BookSnapshot
+from perpx.execution.strategy import PlaceChild, Snapshot
+from perpx.execution.venue import BookSnapshot, TimeInForce
 
 
 def passive_price_ticks(side: ParentSide, book: BookSnapshot, passiveness_bps: int) -> int | None:
@@ -23,3 +24,24 @@ def passive_price_ticks(side: ParentSide, book: BookSnapshot, passiveness_bps: i
     spread = abs(far - near)
     inside = max(1, -(-spread * passiveness_bps // BPS))
     return far - inside if side is ParentSide.BUY else far + inside
+
+
+def would_take(snapshot: Snapshot) -> PlaceChild | None:
+    """The "I would" child: when the far touch is at or better than ``would_price``, take what is left there.
+
+    ``None`` without a would price, with nothing left, with an empty far side, or for a post-only parent.
+    """
+    bound = snapshot.bound
+    far = snapshot.book.far_touch(bound.parent.side)
+    left = snapshot.remaining_lots
+    if bound.would_ticks is None or far is None or left <= 0 or bound.parent.post_only:
+        return None
+    better = far <= bound.would_ticks if bound.parent.side is ParentSide.BUY else far >= bound.would_ticks
+    if not better:
+        return None
+    return PlaceChild(
+        left,
+        bound.would_ticks,
+        TimeInForce.IOC,
+        f"far touch {far} at or better than would price {bound.would_ticks}: take {left} lots",
+    )

@@ -9,7 +9,8 @@ A schedule algorithm splits the window into slices at boundaries ``t_0 = start <
    spread over the slices left (catch-up, as Hummingbot and Pacifica do), and the last slice's
    share is 1;
 3. prices it by passiveness (:mod:`.pricing`); a slice that starts behind schedule by more
-   than one slice's quantity sends its deficit as a taking child instead ("behind by ...").
+   than one slice's quantity sends its deficit as a taking child instead ("behind by ...");
+4. whenever the far touch is at or better than ``would_price``, takes everything left there.
 
 The strategy is stateless: which slice it is in follows from the time, and whether the slice's
 child was sent from the child count and the last slice boundary the log shows.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from perpx.execution.algos.pricing import passive_price_ticks
+from perpx.execution.algos.pricing import passive_price_ticks, would_take
 from perpx.execution.rules import min_child_lots
 from perpx.execution.strategy import CancelChild, Decision, Intent, PlaceChild, Snapshot
 from perpx.execution.venue import TimeInForce
@@ -86,6 +87,9 @@ class ScheduleFollower:
         k = _slice_at(bounds, snapshot.now_ns)
         next_boundary = bounds[k + 1]
         target = self.target_lots(snapshot, k)
+        take = would_take(snapshot)
+        if take is not None:
+            return Decision((take,), note=f"slice {k + 1}/{n}: would price reached", schedule_lots=target)
         # one child per slice: a child sent at or after this slice's start means the slice is served
         served = snapshot.last_sent_ns is not None and snapshot.last_sent_ns >= bounds[k]
         if served:
@@ -107,13 +111,17 @@ class ScheduleFollower:
         if parent.passiveness_bps == 0 or passive is None:
             intents.append(PlaceChild(qty, None, TimeInForce.IOC, f"{label}: take {qty} lots"))
         elif behind > tolerance and not parent.post_only:
-            take = min(behind, qty)
+            catch_up = min(behind, qty)
             intents.append(
-                PlaceChild(take, None, TimeInForce.IOC, f"{label}: behind plan by {behind} lots, take {take}")
+                PlaceChild(
+                    catch_up, None, TimeInForce.IOC, f"{label}: behind plan by {behind} lots, take {catch_up}"
+                )
             )
-            if qty > take:
+            if qty > catch_up:
                 intents.append(
-                    PlaceChild(qty - take, passive, TimeInForce.GTC, f"{label}: rest {qty - take} lots")
+                    PlaceChild(
+                        qty - catch_up, passive, TimeInForce.GTC, f"{label}: rest {qty - catch_up} lots"
+                    )
                 )
         else:
             intents.append(
