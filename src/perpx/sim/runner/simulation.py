@@ -32,10 +32,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from perpx.engine import formulas
 from perpx.engine.commands import AdvanceClock, Command, Deposit, MarketMode, SetMarketMode
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event
-from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_cash, fund_equity
 from perpx.engine.values import MarketId, TxId
 from perpx.journal.store import Store
 from perpx.sequencing import Sequencer
@@ -126,6 +127,7 @@ class Simulation:
             self._schedule(START_NS + int(event.at_s * NS_PER_S), _EVENT, event)
         self._schedule(self.now_ns, _SAMPLE, 0)
         self.metrics.fund_start = self.metrics.fund_min = fund_equity(self.engine)
+        self.metrics.fund_cash_min = self.metrics.fund_start
 
     def run(self) -> None:
         """Do the work due, time by time in the module's order, until the scenario's duration."""
@@ -224,6 +226,7 @@ class Simulation:
         t_s = self.t_s()
         equity = fund_equity(self.engine)
         self.metrics.fund_min = min(self.metrics.fund_min, equity)
+        self._sample_fund()
         self.recorder.record(t_s, self.driver.fair_prices, self.metrics.units(equity))
         every = max(1, round(self.scenario.check_every_s / self.scenario.sample_s))
         if number < 0 or number % every == 0:
@@ -231,6 +234,20 @@ class Simulation:
             self.metrics.audit(None)
         if self.on_progress is not None:
             self.on_progress(t_s, self.events)
+
+    def _sample_fund(self) -> None:
+        """The fund's cash (no mark-to-market) and the notional of the positions it holds, at a sample."""
+        engine, metrics = self.engine, self.metrics
+        fund = engine.accounts[INSURANCE_ACCOUNT]
+        metrics.fund_cash_min = min(metrics.fund_cash_min, fund_cash(engine) + fund.balance(engine.asset))
+        notional = 0
+        for market, position in fund.positions.items():
+            if position.qty_lots:
+                spec = engine.specs[market]
+                notional += formulas.notional_atoms(
+                    engine.marks[market], abs(position.qty_lots), spec.contract_atoms
+                )
+        metrics.fund_position_notional_max = max(metrics.fund_position_notional_max, notional)
 
 
 __all__ = ["START_NS", "Simulation"]

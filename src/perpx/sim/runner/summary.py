@@ -6,7 +6,8 @@ floats, for reading and plotting. :data:`~perpx.sim.result.SUMMARY_FIELDS` lists
 summary has; this module writes them and more.
 
 Bad debt is the loss no one covered in time: the shortfall ADL had to push onto profitable
-traders, plus the insurance fund's negative equity and every negative balance left at the end.
+traders (each ADL step's loss past the mark; a step that handed its counterparties a gain offsets
+nothing), plus the insurance fund's negative equity and every negative balance left at the end.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def summarise(
     for account_id, account in engine.accounts.items():
         if account_id != INSURANCE_ACCOUNT:
             negative_end += max(0, -account.balance(engine.asset))
-    bad_debt = m.adl_shortfall_atoms + max(0, -end_equity) + negative_end
+    bad_debt = m.adl_loss_atoms + max(0, -end_equity) + negative_end
     attacker_accounts = [account for a in agents if isinstance(a, Adversary) for account in a.accounts]
     attacker_deposits = sum(m.ledger(a).deposits for a in attacker_accounts)
     attacker_withdrawn = sum(m.ledger(a).withdrawn for a in attacker_accounts)
@@ -128,6 +129,12 @@ def summarise(
         "insurance_fund_position_value": units(fund_position_pnl),
         "insurance_fund_position_value_atoms": fund_position_pnl,
         "insurance_fund_position_notional": units(fund_position_notional),
+        "insurance_fund_cash_min": units(m.fund_cash_min),
+        "insurance_fund_cash_min_atoms": m.fund_cash_min,
+        "insurance_fund_max_position_notional": units(m.fund_position_notional_max),
+        "insurance_takeover_notional": units(m.takeover_notional_atoms),
+        "insurance_unwind_fills": m.unwind_fills,
+        "insurance_unwound_notional": units(m.unwound_notional_atoms),
         "insurance_takeovers": m.takeovers,
         "insurance_takeover_loss": units(takeover_loss),
         "insurance_takeover_loss_atoms": takeover_loss,
