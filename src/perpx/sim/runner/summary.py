@@ -144,6 +144,7 @@ def summarise(
         "adl_notional": units(m.adl_notional_atoms),
         "adl_notional_atoms": m.adl_notional_atoms,
         "adl_counterparties": counterparties,
+        "adl_accounts": len(counterparties),
         "adl_shortfall": units(m.adl_shortfall_atoms),
         "adl_shortfall_atoms": m.adl_shortfall_atoms,
         "adl_borne_atoms": m.adl_borne_atoms,
