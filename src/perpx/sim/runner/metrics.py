@@ -158,6 +158,8 @@ class RunMetrics:
         self.ledgers: dict[AccountId, Ledger] = {}
         self.fund_start = 0
         self.fund_min = 0
+        self.draws: dict[str, float] = {}
+        """What the seed drew where the scenario states a range (``prices.M.size``, ``events.N.factor``)."""
         self.fund_cash_min = 0
         """The fund's lowest cash (its ledger line and account 0's wallet) at a sample: no mark-to-market."""
         self.fund_position_notional_max = 0

@@ -46,7 +46,8 @@ from perpx.sim.runner.metrics import RunMetrics
 from perpx.sim.runner.series import SeriesRecorder
 from perpx.sim.runner.summary import summarise
 from perpx.sim.scenario import Scenario, ScriptedEvent
-from perpx.sim.sources import NS_PER_S, price_to_ticks
+from perpx.sim.seeds import derive_rng
+from perpx.sim.sources import NS_PER_S, ScriptedPath, price_to_ticks
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, as perpx.testkit
 
@@ -123,7 +124,18 @@ class Simulation:
             label = f"attacker:{agent.name}" if isinstance(agent, Adversary) else agent.name
             for account in agent.accounts:
                 self.metrics.owner[account] = label
-        for event in self.scenario.events:
+        for market, process in sorted(self.driver.processes.items()):
+            if isinstance(process, ScriptedPath):
+                for name, drawn in sorted(process.draws.items()):
+                    self.metrics.draws[f"prices.{market}.{name}"] = drawn
+        for number, scripted in enumerate(self.scenario.events):
+            event = scripted
+            bounds = scripted.params.get("factor_range")
+            if scripted.action == "depth" and bounds is not None:
+                # the seed draws this run's depth factor from the range the scenario states
+                drawn = derive_rng(self.seed, f"event/{number}").uniform(float(bounds[0]), float(bounds[1]))
+                self.metrics.draws[f"events.{number}.factor"] = drawn
+                event = ScriptedEvent(scripted.at_s, scripted.action, {**scripted.params, "factor": drawn})
             self._schedule(START_NS + int(event.at_s * NS_PER_S), _EVENT, event)
         self._schedule(self.now_ns, _SAMPLE, 0)
         self.metrics.fund_start = self.metrics.fund_min = fund_equity(self.engine)

@@ -97,6 +97,7 @@ def summarise(
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": seed,
+        "draws": dict(sorted(m.draws.items())),
         "state_hash": state_hash(engine),
         "commands": commands,
         "events": events,
