@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -419,9 +420,20 @@ def sweep(
     workers: Annotated[
         int | None, typer.Option(help="Runs at a time (default: CPU count, at most 8).", min=1)
     ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Run seeds 1..N per cell instead of the file's seeds.", min=1)
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Keep the runs already in OUT/results.jsonl; run only the missing ones.")
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (ray://head:10001, or auto); implies --executor ray."),
+    ] = None,
 ) -> None:
     """Run a scenario over a grid of parameters x seeds, tabulate, draw heatmaps, answer the questions.
 
+    Every finished run is appended to OUT/results.jsonl as it finishes; --resume picks up from it.
     Exits 1 when a run raised (its row holds the error), 2 on a bad sweep file or option.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -430,6 +442,10 @@ def sweep(
 
     try:
         parsed = load_sweep(spec)
+        if seeds is not None:
+            parsed = dataclasses.replace(parsed, seeds=tuple(range(1, seeds + 1)))
+        if address is not None:
+            executor = "ray"
         runs = len(parsed.tasks())
         console.print(
             f"[bold]{parsed.name}[/]: {len(parsed.cells())} cells x {len(parsed.seeds)} seeds = {runs} runs"
@@ -451,6 +467,8 @@ def sweep(
                 executor=executor,
                 workers=workers,
                 on_progress=lambda done, _total: bar.update(task, completed=done),
+                resume=resume,
+                address=address,
             )
     except SweepError as exc:
         raise _fail(str(exc)) from None
