@@ -562,6 +562,9 @@ def simulate(
         typer.Option("--list", help="List the scenarios in --scenarios with their descriptions, and exit."),
     ] = False,
     scenarios: Annotated[Path, typer.Option(help="Where --list looks for scenarios.")] = Path("scenarios"),
+    report: Annotated[
+        bool, typer.Option(help="Draw report.html and the PNGs (--no-report: summary only).")
+    ] = True,
 ) -> None:
     """Run a scenario on the real engine on a simulated clock; exit 1 if an assertion fails.
 
@@ -589,6 +592,7 @@ def simulate(
             loaded.default_seed if seed is None else seed,
             out,
             progress=sys.stdout.isatty(),
+            report=report,
         )
     except (ScenarioError, RunError, RecoveryError) as exc:
         raise _fail(str(exc)) from exc

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from perpx.sim.sweep import SweepError, load_sweep, run_sweep
+from perpx.sim.sweep import SweepError, Value, load_sweep, run_sweep
 from perpx.sim.sweep.resume import RESULTS_FILE
 
 from .test_sweep import CALLS, fake_run_cell, fake_validate, write_sweep
 
 
-def sweep_once(tmp_path: Path, seeds: int, resume: bool) -> list[tuple[dict[str, object], int]]:
+def sweep_once(tmp_path: Path, seeds: int, resume: bool) -> list[tuple[dict[str, Value], int]]:
     spec = load_sweep(write_sweep(tmp_path))
     spec = dataclasses.replace(spec, seeds=tuple(range(1, seeds + 1)))
     CALLS.clear()

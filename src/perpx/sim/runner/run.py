@@ -50,6 +50,7 @@ def run_scenario(
     overrides: Mapping[str, object] | None = None,
     progress: bool = False,
     write_outputs: bool = True,
+    report: bool = True,
 ) -> RunResult:
     """Run ``scenario`` with ``seed`` and return its :class:`~perpx.sim.result.RunResult`.
 
@@ -68,6 +69,8 @@ def run_scenario(
         Show a rich progress bar (simulated time, events/s) on the terminal.
     write_outputs
         With ``out_dir``, write the files (``False``: only the journal).
+    report
+        With the files, draw ``report.html`` and the PNGs too (``False``: summary and series only).
 
     Raises
     ------
@@ -112,7 +115,7 @@ def run_scenario(
         markers=sim.metrics.markers,
     )
     if out_dir is not None and write_outputs:
-        write_result(result, out_dir)
+        write_result(result, out_dir, draw=report)
     return result
 
 

@@ -91,6 +91,8 @@ class Simulation:
         self.on_progress: Callable[[float, int], None] | None = None
         self._work: list[tuple[int, int, int, Any]] = []
         self._scheduled = 0
+        self._last_quotes: dict[tuple[str, str], float] = {}
+        """``(market, source)`` -> the price of its last delivered quote (for the report's charts)."""
 
     def t_s(self) -> float:
         """Simulated seconds since the start."""
@@ -183,6 +185,8 @@ class Simulation:
     def _deliver(self, quote: SpotQuote) -> None:
         command = quote.command
         self.metrics.faulty_at_venue[(command.market, command.source)] = quote.faulty
+        tick = float(self.engine.specs[command.market].tick_size)
+        self._last_quotes[(str(command.market), command.source)] = command.price_ticks * tick
         self.submit(command)
 
     def _turn(self, turn: AgentTurn) -> None:
@@ -238,8 +242,14 @@ class Simulation:
         t_s = self.t_s()
         equity = fund_equity(self.engine)
         self.metrics.fund_min = min(self.metrics.fund_min, equity)
-        self._sample_fund()
-        self.recorder.record(t_s, self.driver.fair_prices, self.metrics.units(equity))
+        position = self._sample_fund()
+        self.recorder.record(
+            t_s,
+            self.driver.fair_prices,
+            self.metrics.units(equity),
+            self._last_quotes,
+            self.metrics.units(position),
+        )
         every = max(1, round(self.scenario.check_every_s / self.scenario.sample_s))
         if number < 0 or number % every == 0:
             self.metrics.check_invariants()
@@ -247,8 +257,11 @@ class Simulation:
         if self.on_progress is not None:
             self.on_progress(t_s, self.events)
 
-    def _sample_fund(self) -> None:
-        """The fund's cash (no mark-to-market) and the notional of the positions it holds, at a sample."""
+    def _sample_fund(self) -> int:
+        """The fund's cash (no mark-to-market) and the notional of the positions it holds, at a sample.
+
+        Returns that notional (atoms).
+        """
         engine, metrics = self.engine, self.metrics
         fund = engine.accounts[INSURANCE_ACCOUNT]
         metrics.fund_cash_min = min(metrics.fund_cash_min, fund_cash(engine) + fund.balance(engine.asset))
@@ -260,6 +273,7 @@ class Simulation:
                     engine.marks[market], abs(position.qty_lots), spec.contract_atoms
                 )
         metrics.fund_position_notional_max = max(metrics.fund_position_notional_max, notional)
+        return notional
 
 
 __all__ = ["START_NS", "Simulation"]
