@@ -9,10 +9,13 @@ auto-deleveraged against traders who had nothing to do with the original bankrup
 
 Rules (per market, :class:`~perpx.engine.config.RiskSpec`)
 --------------------------------------------------------
-* **Cap** (``insurance_takeover_cap``, a multiple ``c`` of the fund's equity ``E``): a takeover
-  may bring the fund's position in the market to at most ``floor(c x E / (mark x contract))``
-  lots. A takeover that *reduces* the fund's position is never capped (it lowers its risk). What
-  the cap refuses is auto-deleveraged like anything the fund cannot accept.
+* **Cap** (``insurance_takeover_cap`` of the market, a multiple ``c`` of the fund's equity ``E``):
+  a takeover may bring the fund's *whole* book (its positions in every market, on the marks) to at
+  most ``c x E`` of notional: in this market, at most ``floor((c x E - N_other) / (mark x
+  contract))`` lots, ``N_other`` the notional it holds elsewhere (a cap per market alone let a fund
+  hold ``c x E`` in each of several markets at once). A takeover that *reduces* the fund's position
+  is never capped (it lowers its risk). What the cap refuses is auto-deleveraged like anything the
+  fund cannot accept.
 * **Unwind** (``insurance_unwind_clip`` ``k``, ``insurance_unwind_interval_s``,
   ``insurance_unwind_limit`` ``l``): every interval of venue time, for each market where the
   fund holds a position and which is live (index fresh, not halted), one IOC reduce-only order
@@ -51,16 +54,25 @@ def takeover_capacity_lots(engine: Core, market: MarketId, sign: int, equity_ato
 
     ``sign`` is the side of the bankrupt position (the fund takes it over as is). With ``g`` the
     fund's position on that side (negative: it holds the other side) and ``L`` the lots the cap
-    allows, the answer is ``max(L, |g|) - g``: a takeover may always close the fund's opposite
-    position, and may grow its position only up to ``L``.
+    leaves for this market after the fund's other markets, the answer is ``max(L, |g|) - g``: a
+    takeover may always close the fund's opposite position, and may grow its position only up to
+    ``L``.
     """
     spec = engine.specs[market]
     cap = spec.risk.insurance_takeover_cap_e8
     if cap is None:
         return None
+    fund = engine.accounts[INSURANCE_ACCOUNT]
+    elsewhere = 0
+    for other, held_there in fund.positions.items():
+        if other != market and held_there.qty_lots:
+            elsewhere += formulas.notional_atoms(
+                engine.marks[other], abs(held_there.qty_lots), engine.specs[other].contract_atoms
+            )
     lot_atoms = engine.marks[market] * spec.contract_atoms
-    allowed = max(0, equity_atoms) * cap // (RATE_SCALE * lot_atoms) if lot_atoms > 0 else 0
-    position = engine.accounts[INSURANCE_ACCOUNT].positions.get(market)
+    room = max(0, equity_atoms) * cap // RATE_SCALE - elsewhere
+    allowed = max(0, room) // lot_atoms if lot_atoms > 0 else 0
+    position = fund.positions.get(market)
     held = sign * position.qty_lots if position is not None else 0
     return max(allowed, abs(held)) - held
 
