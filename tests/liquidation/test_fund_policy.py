@@ -169,3 +169,17 @@ def test_clip_and_limit_round_in_the_funds_favour_and_never_exceed_the_position(
     assert unwind_limit_ticks(279_500, 1, RATE_SCALE // 100) == 276_705  # ceil(276,705.0)
     assert unwind_limit_ticks(279_501, 1, RATE_SCALE // 100) == 276_706  # ceil(276,705.99)
     assert unwind_limit_ticks(279_501, -1, RATE_SCALE // 100) == 282_296  # floor(282,296.01)
+
+
+def test_the_cap_bounds_the_funds_whole_book_across_markets() -> None:
+    v = venue("1000", insurance_takeover_cap="2")
+    v.mark("ETHUSDT", "2000")
+    eth = MarketId("ETHUSDT")
+    fund = v.engine.accounts[INSURANCE_ACCOUNT]
+    held = fund.positions.setdefault(eth, v.engine.position(INSURANCE_ACCOUNT, eth))
+    held.qty_lots = 500  # 0.5 ETH at 2,000: 1,000 of the 2,000 the cap allows
+    lot = 30  # one BTC lot at 30,000
+    assert takeover_capacity_lots(v.engine, MARKET, 1, 1_000 * USDT) == 1_000 * USDT // (lot * USDT)
+    held.qty_lots = 1_000  # 2,000 in ETH: the cap is used up, nothing more in BTC
+    assert takeover_capacity_lots(v.engine, MARKET, 1, 1_000 * USDT) == 0
+    held.qty_lots = 0
