@@ -11,6 +11,7 @@ import pytest
 from perpx.sim.report import REPORT_HTML, _stagger, build_charts, main, write_report
 from perpx.sim.result import Marker, RunResult
 from perpx.sim.runner import write_result
+from perpx.sim.runner.explanations import largest_accounts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -280,3 +281,18 @@ def test_the_report_shows_the_scenarios_words_and_a_table_by_account(tmp_path: P
 def test_event_labels_sit_at_four_heights_so_neighbours_never_overlap() -> None:
     heights = [_stagger(n) for n in range(8)]
     assert len(set(heights[:4])) == 4 and heights[4:] == heights[:4]
+
+
+def test_the_report_folds_in_perpx_explain_for_the_largest_liquidations(tmp_path: Path) -> None:
+    write_report(incident_result(), tmp_path, {7: "account 7 | scope CROSS\nmargin ratio 102%"})
+    page = (tmp_path / REPORT_HTML).read_text(encoding="utf-8")
+    assert "<summary>perpx explain --account 7</summary>" in page and "margin ratio 102%" in page
+
+
+def test_the_largest_liquidated_accounts_come_first_and_at_most_three() -> None:
+    rows = [
+        {"account_id": n, "notional_atoms": notional}
+        for n, notional in ((5, 10), (6, 300), (7, 300), (8, 20), (9, 1))
+    ]
+    assert largest_accounts({"liquidated_accounts": rows}) == [6, 7, 8]
+    assert largest_accounts({}) == []

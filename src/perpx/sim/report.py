@@ -31,7 +31,7 @@ import html
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -98,19 +98,22 @@ class Chart:
     """Marked moments ``(x, label)``: the scenario's scripted events, labelled at staggered heights."""
 
 
-def write_report(result: RunResult, out_dir: Path) -> list[Path]:
+def write_report(
+    result: RunResult, out_dir: Path, explanations: Mapping[int, str] | None = None
+) -> list[Path]:
     """Write ``report.html`` and one PNG per chart into ``out_dir``; return the paths written.
 
     The HTML comes first in the returned list. ``out_dir`` is created if missing;
     files of the same names are replaced. Nothing is read from disk: the report is
-    a pure function of ``result``, so a run reloaded with
-    :func:`perpx.sim.runner.load_result` draws the same report.
+    a pure function of ``result`` (and ``explanations``, the ``perpx explain`` text of the largest
+    liquidations by account), so a run reloaded with :func:`perpx.sim.runner.load_result` draws the
+    same report.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = build_charts(result)
     pngs = [_render_png(chart, out_dir / f"{chart.key}.png") for chart in charts]
     page = out_dir / REPORT_HTML
-    page.write_text(_render_html(result, charts), encoding="utf-8")
+    page.write_text(_render_html(result, charts, explanations or {}), encoding="utf-8")
     return [page, *pngs]
 
 
@@ -721,7 +724,7 @@ def _plotly_figure(chart: Chart) -> Any:
     return fig
 
 
-def _render_html(result: RunResult, charts: list[Chart]) -> str:
+def _render_html(result: RunResult, charts: list[Chart], explanations: Mapping[int, str]) -> str:
     divs = []
     for number, chart in enumerate(charts):
         # plotly.js goes inline once, in the first chart; the page needs no network
@@ -743,6 +746,7 @@ def _render_html(result: RunResult, charts: list[Chart]) -> str:
             _summary_table(result.summary),
             _assertion_table(result.summary.get("assertions", [])),
             _accounts_table(result.summary),
+            _explanations(explanations),
             *divs,
             "</body></html>",
         ]
@@ -792,6 +796,17 @@ def _accounts_table(summary: dict[str, Any]) -> str:
         f'<table class="accounts">{header}{body}</table>'
         f"<p>Explain any of them: <code>perpx explain --data DIR/journal --account N</code>.</p>"
     )
+
+
+def _explanations(explanations: Mapping[int, str]) -> str:
+    """``perpx explain`` of the largest liquidations, each folded under its account."""
+    if not explanations:
+        return ""
+    parts = [
+        f'<details><summary>perpx explain --account {account}</summary><pre class="notes">{html.escape(text)}</pre></details>'
+        for account, text in explanations.items()
+    ]
+    return "<h2>The largest liquidations, explained</h2>" + "".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -1059,13 +1074,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from perpx.sim.runner import load_result
+    from perpx.sim.runner.explanations import read_explanations
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m perpx.sim.report RUN_DIR", file=sys.stderr)
         return 2
     try:
-        paths = write_report(load_result(Path(args[0])), Path(args[0]))
+        paths = write_report(load_result(Path(args[0])), Path(args[0]), read_explanations(Path(args[0])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot redraw the report of {args[0]}: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +24,9 @@ SUMMARY_FILE = "summary.json"
 SERIES_FILE = "series.json"
 
 
-def write_result(result: RunResult, out_dir: Path, draw: bool = True) -> None:
+def write_result(
+    result: RunResult, out_dir: Path, draw: bool = True, explanations: Mapping[int, str] | None = None
+) -> None:
     """Write ``summary.json`` and ``series.json`` to ``out_dir``, then the report when available.
 
     ``draw`` False leaves out ``report.html`` and the PNGs (megabytes a run; a sweep or a batch of
@@ -50,7 +53,7 @@ def write_result(result: RunResult, out_dir: Path, draw: bool = True) -> None:
         return
     write_report = getattr(report, "write_report", None)
     if write_report is not None:
-        write_report(result, out_dir)
+        write_report(result, out_dir, explanations)
 
 
 def load_result(out_dir: Path) -> RunResult:

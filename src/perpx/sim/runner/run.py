@@ -23,6 +23,7 @@ from pathlib import Path
 from perpx.journal.store import Store, open_store
 from perpx.sim.agents import AgentError
 from perpx.sim.result import RunResult
+from perpx.sim.runner.explanations import explain_largest
 from perpx.sim.runner.files import write_result
 from perpx.sim.runner.simulation import Simulation
 from perpx.sim.scenario import (
@@ -115,7 +116,8 @@ def run_scenario(
         markers=sim.metrics.markers,
     )
     if out_dir is not None and write_outputs:
-        write_result(result, out_dir, draw=report)
+        explained = explain_largest(out_dir / JOURNAL_DIR, result.summary, out_dir) if report else {}
+        write_result(result, out_dir, draw=report, explanations=explained)
     return result
 
 
