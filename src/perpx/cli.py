@@ -430,6 +430,10 @@ def sweep(
         str | None,
         typer.Option(help="Ray cluster address (ray://head:10001, or auto); implies --executor ray."),
     ] = None,
+    bisect: Annotated[
+        int,
+        typer.Option(help="Refine each answer's threshold between grid values by N bisection steps.", min=0),
+    ] = 0,
 ) -> None:
     """Run a scenario over a grid of parameters x seeds, tabulate, draw heatmaps, answer the questions.
 
@@ -439,6 +443,7 @@ def sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from perpx.sim.sweep import SweepError, format_answers, format_cell, load_sweep, run_sweep, table_columns
+    from perpx.sim.sweep.outputs import format_refined
 
     try:
         parsed = load_sweep(spec)
@@ -469,6 +474,7 @@ def sweep(
                 on_progress=lambda done, _total: bar.update(task, completed=done),
                 resume=resume,
                 address=address,
+                bisect_steps=bisect,
             )
     except SweepError as exc:
         raise _fail(str(exc)) from None
@@ -481,7 +487,7 @@ def sweep(
     for cell in outcome.cells:
         table.add_row(*(format_cell(name, cell[name]) for name in columns))
     Console(width=max(console.width, 160)).print(table)  # a dozen columns: never squeeze them to 80
-    for line in format_answers(outcome.answers):
+    for line in [*format_answers(outcome.answers), *format_refined(outcome.refined)]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     minutes = max(outcome.wall_seconds, 1e-9) / 60
     plural = "s" if outcome.workers > 1 else ""

@@ -77,6 +77,8 @@ class SweepOutcome:
     workers: int
     wall_seconds: float
     files: list[Path] = field(default_factory=list)
+    refined: dict[str, list[Any]] = field(default_factory=dict)
+    """Question name -> its thresholds refined by bisection (:class:`~.bisect.Refined`), when asked."""
 
     @property
     def errors(self) -> int:

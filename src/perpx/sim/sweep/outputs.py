@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,22 @@ if TYPE_CHECKING:
     import polars as pl
 
     from perpx.sim.report import HeatmapFigure
+
+
+def format_refined(refined: Mapping[str, Sequence[Any]]) -> list[str]:
+    """Each bisected threshold as a line: the narrowed pair and the points evaluated."""
+    lines: list[str] = []
+    for name, items in refined.items():
+        for item in items:
+            given = ", ".join(f"{k} = {format_value(v)}" for k, v in item.given.items()) or "(every cell)"
+            probes = "; ".join(
+                f"{format_value(p.value)}: {p.met}/{p.seeds} (bound {p.share_low:.1%})" for p in item.probes
+            )
+            lines.append(
+                f"  refined, {name} [{given}]: between {format_value(item.failing)} (not met) and"
+                f" {format_value(item.meeting)} (met) after {len(item.probes)} step(s){': ' + probes if probes else ''}"
+            )
+    return lines
 
 
 def format_answers(answers: Sequence[tuple[Question, Sequence[Answer]]]) -> list[str]:
@@ -131,6 +147,7 @@ def answers_document(outcome: SweepOutcome) -> list[dict[str, Any]]:
             "bound": "one-sided Clopper-Pearson lower bound on the share of seeds (share_low)",
             "grid_values": spec_axis_values(outcome.spec, q.axis),
             "answers": [asdict(a) for a in items],
+            "refined": [asdict(r) for r in outcome.refined.get(q.name, [])],
         }
         for q, items in outcome.answers
     ]
@@ -335,6 +352,7 @@ __all__ = [
     "answers_document",
     "format_answers",
     "format_cell",
+    "format_refined",
     "heatmap_figures",
     "short_names",
     "table_columns",

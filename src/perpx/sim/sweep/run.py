@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from perpx.sim.sweep.analyse import SweepOutcome, aggregate, answer
+from perpx.sim.sweep.bisect import refine
 from perpx.sim.sweep.execute import (
     EXECUTORS,
     CellRunner,
@@ -38,6 +39,7 @@ def run_sweep(
     on_progress: ProgressCallback | None = None,
     resume: bool = False,
     address: str | None = None,
+    bisect_steps: int = 0,
 ) -> SweepOutcome:
     """Check the sweep, run every cell x seed, reduce, answer, and write the outputs into ``out_dir``.
 
@@ -47,7 +49,8 @@ def run_sweep(
 
     With ``out_dir``, every finished run is appended to ``results.jsonl`` as it finishes
     (:mod:`.resume`); ``resume`` keeps the rows already there and runs only the missing
-    ``(cell, seed)`` pairs. ``address`` names a Ray cluster (executor ``ray``).
+    ``(cell, seed)`` pairs. ``address`` names a Ray cluster (executor ``ray``). ``bisect_steps``
+    refines every answer's threshold between its grid values that many times (:mod:`.bisect`).
 
     Raises
     ------
@@ -98,6 +101,10 @@ def run_sweep(
         workers=count,
         wall_seconds=wall,
     )
+    for question, items in outcome.answers if bisect_steps else []:
+        outcome.refined[question.name] = refine(
+            spec, question, items, bisect_steps, run_cell=run_cell, executor=executor, workers=count
+        )
     if out_dir is not None:
         outcome.files = write_outputs(outcome, out_dir)
     return outcome
