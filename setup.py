@@ -67,6 +67,7 @@ MYPYC_MODULES = [
         "liquidation/transfer",
         "liquidation/watch",
         "liquidation/adl",
+        "liquidation/unwind",
         "liquidation/stage",
     )
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 import time
@@ -421,17 +422,37 @@ def sweep(
     workers: Annotated[
         int | None, typer.Option(help="Runs at a time (default: CPU count, at most 8).", min=1)
     ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Run seeds 1..N per cell instead of the file's seeds.", min=1)
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Keep the runs already in OUT/results.jsonl; run only the missing ones.")
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (ray://head:10001, or auto); implies --executor ray."),
+    ] = None,
+    bisect: Annotated[
+        int,
+        typer.Option(help="Refine each answer's threshold between grid values by N bisection steps.", min=0),
+    ] = 0,
 ) -> None:
     """Run a scenario over a grid of parameters x seeds, tabulate, draw heatmaps, answer the questions.
 
+    Every finished run is appended to OUT/results.jsonl as it finishes; --resume picks up from it.
     Exits 1 when a run raised (its row holds the error), 2 on a bad sweep file or option.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from perpx.sim.sweep import SweepError, format_answers, format_cell, load_sweep, run_sweep, table_columns
+    from perpx.sim.sweep.outputs import format_refined
 
     try:
         parsed = load_sweep(spec)
+        if seeds is not None:
+            parsed = dataclasses.replace(parsed, seeds=tuple(range(1, seeds + 1)))
+        if address is not None:
+            executor = "ray"
         runs = len(parsed.tasks())
         console.print(
             f"[bold]{parsed.name}[/]: {len(parsed.cells())} cells x {len(parsed.seeds)} seeds = {runs} runs"
@@ -453,6 +474,9 @@ def sweep(
                 executor=executor,
                 workers=workers,
                 on_progress=lambda done, _total: bar.update(task, completed=done),
+                resume=resume,
+                address=address,
+                bisect_steps=bisect,
             )
     except SweepError as exc:
         raise _fail(str(exc)) from None
@@ -465,7 +489,7 @@ def sweep(
     for cell in outcome.cells:
         table.add_row(*(format_cell(name, cell[name]) for name in columns))
     Console(width=max(console.width, 160)).print(table)  # a dozen columns: never squeeze them to 80
-    for line in format_answers(outcome.answers):
+    for line in [*format_answers(outcome.answers), *format_refined(outcome.refined)]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     minutes = max(outcome.wall_seconds, 1e-9) / 60
     plural = "s" if outcome.workers > 1 else ""
@@ -546,6 +570,9 @@ def simulate(
         typer.Option("--list", help="List the scenarios in --scenarios with their descriptions, and exit."),
     ] = False,
     scenarios: Annotated[Path, typer.Option(help="Where --list looks for scenarios.")] = Path("scenarios"),
+    report: Annotated[
+        bool, typer.Option(help="Draw report.html and the PNGs (--no-report: summary only).")
+    ] = True,
 ) -> None:
     """Run a scenario on the real engine on a simulated clock; exit 1 if an assertion fails.
 
@@ -573,6 +600,7 @@ def simulate(
             loaded.default_seed if seed is None else seed,
             out,
             progress=sys.stdout.isatty(),
+            report=report,
         )
     except (ScenarioError, RunError, RecoveryError) as exc:
         raise _fail(str(exc)) from exc

@@ -36,13 +36,16 @@ from perpx.engine.events import (
     Event,
     InsuranceFundChanged,
     LiquidationExplained,
+    OrderAccepted,
+    OrderFilled,
     OrderStep,
     TakeoverStep,
 )
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
 from perpx.engine.liquidation.figures import liquidatable, scope_figures, scope_name
+from perpx.engine.liquidation.unwind import UNWIND_PREFIX
 from perpx.engine.state import restore, snapshot, state_hash
-from perpx.engine.values import AccountId, AssetId, MarketId, TxId
+from perpx.engine.values import AccountId, AssetId, MarketId, Side, TxId
 from perpx.testkit import Venue
 
 from .helpers import liq_config
@@ -126,6 +129,7 @@ action = st.one_of(
     ),
     st.tuples(st.just("leverage"), st.integers(0, 5), st.sampled_from(MARKETS), st.just(125)),
     st.tuples(st.just("skew"), st.sampled_from(MARKETS), st.integers(-60, 60), st.integers(-20, 20)),
+    st.tuples(st.just("wait"), st.integers(1, 90)),  # venue time passes: the fund's unwind steps fall due
 )
 
 
@@ -256,6 +260,8 @@ def run(v: Venue, actions: list[tuple[Any, ...]]) -> list[list[Event]]:
         elif kind == "cancel":
             name, market = NAMES[act[1]], MarketId(act[2])
             out.append(v.apply(CancelAllOrders(ts_ns=v.tick(), account_id=v.names[name], market=market)))
+        elif kind == "wait":
+            out.append(v.advance(act[1]))
         elif kind == "fund" and act[1]:
             out.append(
                 v.apply(
@@ -277,6 +283,21 @@ def check_fund_pays_only_in_liquidations(events: list[Event]) -> None:
     for event in events:
         if isinstance(event, InsuranceFundChanged) and event.reason == "DEFICIT_COVER":
             assert event.account_id in liquidated, events
+
+
+def check_fund_grows_only_by_takeovers(v: Venue, events: list[Event]) -> None:
+    """The fund's own orders (its unwind) only reduce its positions, and never beyond its limit."""
+    accepted = {
+        e.order_id: e for e in events if isinstance(e, OrderAccepted) and e.account_id == INSURANCE_ACCOUNT
+    }
+    for event in events:
+        if isinstance(event, OrderFilled) and event.order_id in accepted:
+            order = accepted[event.order_id]
+            assert order.reduce_only and str(order.client_order_id).startswith(UNWIND_PREFIX)
+            assert event.fee_atoms == 0
+            assert order.price_ticks is not None
+            sign = 1 if order.side is Side.BUY else -1
+            assert sign * (event.price_ticks - order.price_ticks) <= 0  # at or better than the limit
 
 
 def check_record(v: Venue, record: LiquidationExplained) -> None:
@@ -313,11 +334,21 @@ def check_record(v: Venue, record: LiquidationExplained) -> None:
         assert adl_step.shortfall_atoms == sign * (adl_step.value_atoms - adl_step.qty_lots * mark * contract)
     for takeover in takeovers:
         if not takeover.forced:
+            # never more than the cap (capacity_lots is what the fund could take, equity and cap)
+            assert takeover.qty_lots <= takeover.capacity_lots
             # the fund accepted only what its equity could absorb
             assert takeover.loss_atoms <= max(takeover.fund_equity_atoms, 0) or takeover.loss_atoms <= 0
     for deficit in steps_of(record, DeficitStep):
         assert deficit.amount_atoms > 0
 
+
+FUND_POLICY = {
+    "insurance_takeover_cap": "2",
+    "insurance_unwind_clip": "0.5",
+    "insurance_unwind_interval_s": 1,
+    "insurance_unwind_limit": "0.05",
+}
+"""A capped fund that unwinds: half its position every second, within 5% of the mark."""
 
 SETTINGS = settings(
     max_examples=60,
@@ -329,6 +360,7 @@ CONFIGS = st.sampled_from(
         {},
         {"liquidation_fee": "0.002"},
         {"liquidation_fee": "0.001", "adl_ranking": "profit_leverage", "percent_price_down": "0.5"},
+        FUND_POLICY,
     )
 )
 
@@ -341,6 +373,7 @@ def test_any_sequence_keeps_every_account_covered_and_every_record_exact(
     v = build(config)
     for events in run(v, actions):
         check_fund_pays_only_in_liquidations(events)
+        check_fund_grows_only_by_takeovers(v, events)
         for event in events:
             if isinstance(event, LiquidationExplained):
                 check_record(v, event)

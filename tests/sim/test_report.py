@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from perpx.sim.report import REPORT_HTML, build_charts, main, write_report
+from perpx.sim.report import REPORT_HTML, _stagger, build_charts, main, write_report
 from perpx.sim.result import Marker, RunResult
 from perpx.sim.runner import write_result
+from perpx.sim.runner.explanations import largest_accounts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -154,7 +155,7 @@ def test_charts_call_out_the_worst_moment() -> None:
     assert "down 100% from start" in fund.callouts[0].text
     assert fund.x_label == "simulated time (min)"
     depth = charts["depth_BTCUSDT"].callouts[0]
-    assert depth.text == "thinnest: bid 1.00 / ask 10.00"
+    assert depth.text == "thinnest: bid 42,000 / ask 420,000"  # 1 and 10 BTC at the 42,000 mark, in USDT
     assert charts["price_BTCUSDT"].callouts[0].text == "widest mark-index gap 20 bps"
     assert any(t.name == "liquidation (9)" for t in charts["price_BTCUSDT"].traces)
 
@@ -187,3 +188,111 @@ def test_report_main_redraws_a_run_directory_and_refuses_a_non_run_directory(
     assert "BTCUSDT: liquidations by size" in page and "flash-crash: seed 7" in page
     assert refused == 2
     assert "cannot redraw the report" in capsys.readouterr().err
+
+
+def incident_result() -> RunResult:
+    """The crash with an incident: a 1000x outlier source, a stale one, a depth cut, a 3% funding cap."""
+    result = crash_result(markets=("BTCUSDT",))
+    columns = result.series["BTCUSDT"]
+    columns["quote:binance"] = list(columns["index"])
+    columns["quote:coinbase"] = [
+        p * (1000 if 400 <= t < 700 else 1) for t, p in zip(columns["t_s"], columns["index"], strict=True)
+    ]
+    result.summary["settlement_asset"] = "USDT"
+    result.summary["incident"] = {
+        "description": "A 1000x outlier and a stale source.",
+        "notes": "Models: sKRW.\nExpected of the mechanism: the index ignores the outlier.",
+        "fault_windows": [
+            {
+                "market": "BTCUSDT",
+                "source": "coinbase",
+                "kind": "outlier",
+                "start_s": 400.0,
+                "end_s": 700.0,
+                "factor": 1000.0,
+            },
+            {
+                "market": "BTCUSDT",
+                "source": "okx",
+                "kind": "stale",
+                "start_s": 300.0,
+                "end_s": 900.0,
+                "factor": 1.0,
+            },
+        ],
+        "scripted_events": [
+            {"at_s": 290.0, "action": "depth", "detail": "factor=0.02"},
+            {"at_s": 300.0, "action": "depth", "detail": "factor=1"},
+        ],
+        "funding_caps": {"BTCUSDT": {"cap": 0.003, "floor": -0.003}},
+    }
+    result.summary["liquidated_accounts"] = [
+        {
+            "account_id": 7,
+            "owner": "long-3",
+            "count": 2,
+            "notional": 9000.0,
+            "notional_atoms": 0,
+            "cause": "price_move",
+        }
+    ]
+    result.summary["adl_counterparties"] = [
+        {"account_id": 4, "owner": "mm-1", "legs": 1, "notional": 20000.0, "notional_atoms": 0}
+    ]
+    return result
+
+
+def test_the_sources_chart_shows_every_source_and_shades_each_fault_window() -> None:
+    # Act
+    charts = {chart.key: chart for chart in build_charts(incident_result())}
+    # Assert
+    sources = charts["sources_BTCUSDT"]
+    assert [t.name for t in sources.traces] == ["index", "binance quote", "coinbase quote"]
+    assert sources.log_y  # the 1000x quotes would flatten the index on a linear scale
+    assert sources.spans == [
+        (400 / 60, 700 / 60, "coinbase outlier x1000 (400-700 s)"),
+        (300 / 60, 900 / 60, "okx stale (300-900 s)"),
+    ]
+    assert [label for _, label in charts["price_BTCUSDT"].vlines] == [
+        "depth (factor=0.02)",
+        "depth (factor=1)",
+    ]
+
+
+def test_the_funding_chart_shows_the_cap_and_money_charts_are_in_the_settlement_asset() -> None:
+    charts = {chart.key: chart for chart in build_charts(incident_result())}
+    assert (30.0, "cap +30 bp") in charts["funding_BTCUSDT"].hlines
+    assert (-30.0, "floor -30 bp") in charts["funding_BTCUSDT"].hlines
+    assert charts["open_interest_BTCUSDT"].y_label == "open interest (USDT on the mark, one side)"
+    assert charts["depth_BTCUSDT"].y_label == "resting notional (USDT on the mark)"
+
+
+def test_the_report_shows_the_scenarios_words_and_a_table_by_account(tmp_path: Path) -> None:
+    # Act
+    write_report(incident_result(), tmp_path)
+    page = (tmp_path / REPORT_HTML).read_text(encoding="utf-8")
+    # Assert
+    assert "A 1000x outlier and a stale source." in page and "Expected of the mechanism" in page
+    assert "<td>4</td><td>mm-1</td>" in page and "<td>7</td><td>long-3</td>" in page
+    assert page.index("<td>4</td><td>mm-1</td>") < page.index("<td>7</td><td>long-3</td>")  # largest first
+    assert (tmp_path / "sources_BTCUSDT.png").exists()
+
+
+def test_event_labels_sit_at_four_heights_so_neighbours_never_overlap() -> None:
+    heights = [_stagger(n) for n in range(8)]
+    assert len(set(heights[:4])) == 4 and heights[4:] == heights[:4]
+
+
+def test_the_report_folds_in_perpx_explain_for_the_largest_liquidations(tmp_path: Path) -> None:
+    write_report(incident_result(), tmp_path, {7: "account 7 | scope CROSS\nmargin ratio 102%"})
+    page = (tmp_path / REPORT_HTML).read_text(encoding="utf-8")
+    assert "<summary>perpx explain --account 7</summary>" in page and "margin ratio 102%" in page
+
+
+def test_the_largest_liquidated_accounts_come_first_and_at_most_three() -> None:
+    rows = [
+        {"account_id": n, "notional_atoms": notional}
+        for n, notional in ((5, 10), (6, 300), (7, 300), (8, 20), (9, 1))
+    ]
+    assert largest_accounts({"liquidated_accounts": rows}) == [6, 7, 8]
+    assert largest_accounts({}) == []

@@ -186,3 +186,23 @@ def test_cli_simulate_refuses_a_bad_override_in_one_line(tmp_path: Path, overrid
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_simulate_no_report_writes_the_summary_but_no_html_and_a_report_explains_the_largest(
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    scenario = ROOT / "scenarios" / "drills" / "drill_2020_03_12_liquidity_void.toml"
+    runner = CliRunner()
+    # Act
+    plain = runner.invoke(app, ["simulate", str(scenario), "--out", str(tmp_path / "plain"), "--no-report"])
+    drawn = run_scenario(scenario, 1, tmp_path / "drawn")
+    # Assert
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "plain" / "summary.json").exists() and not (
+        tmp_path / "plain" / "report.html"
+    ).exists()
+    explained = sorted((tmp_path / "drawn").glob("explain_*.txt"))
+    assert len(explained) == 3 and drawn.summary["liquidations"] >= 3
+    page = (tmp_path / "drawn" / "report.html").read_text(encoding="utf-8")
+    assert "The largest liquidations, explained" in page and "liquidation order #" in page

@@ -20,6 +20,7 @@ from perpx.sim.sources import (
     parse_faults,
     price_to_ticks,
     read_path_csv,
+    vary_path,
 )
 
 
@@ -139,3 +140,44 @@ def test_a_controlled_source_is_never_quoted_by_the_feed() -> None:
 def test_bad_faults_are_refused(row: dict[str, object], message: str) -> None:
     with pytest.raises(SourceError, match=message):
         parse_faults([row], "sources[0]")
+
+
+# ------------------------------------------------------------------ seeds vary the crash path
+
+CRASH = [(0.0, 60_000.0), (300.0, 60_000.0), (480.0, 52_800.0), (900.0, 55_000.0)]
+
+
+def test_vary_path_scales_the_move_and_runs_it_faster_from_its_onset() -> None:
+    # size 1.5: the 12% drop becomes 18%; speed 2: the 180 s drop takes 90 s from the onset at 300 s
+    varied = vary_path(CRASH, 1.5, 2.0)
+    expected = [(0.0, 60_000.0), (300.0, 60_000.0), (390.0, 49_200.0), (600.0, 52_500.0)]
+    assert [t for t, _ in varied] == [t for t, _ in expected]
+    assert [p for _, p in varied] == pytest.approx([p for _, p in expected])
+    assert vary_path(CRASH, 1.0, 1.0) == CRASH
+
+
+def test_a_size_that_takes_the_path_below_zero_is_refused() -> None:
+    with pytest.raises(SourceError, match="<= 0"):
+        vary_path(CRASH, 9.0, 1.0)
+
+
+def test_each_seed_draws_its_crash_from_the_stated_ranges_and_reports_it() -> None:
+    spec = {
+        "process": "path",
+        "points": [list(p) for p in CRASH],
+        "size_range": [0.7, 1.3],
+        "speed_range": [0.5, 2],
+    }
+    paths = [build_process(spec, random.Random(seed)) for seed in range(20)]
+    draws = [p.draws for p in paths if isinstance(p, ScriptedPath)]
+    assert len(draws) == 20 and all(0.7 <= d["size"] <= 1.3 and 0.5 <= d["speed"] <= 2 for d in draws)
+    assert len({round(d["size"], 9) for d in draws}) == 20  # the path differs from seed to seed
+    again = build_process(spec, random.Random(3))
+    assert isinstance(again, ScriptedPath) and again.draws == draws[3]
+
+
+@pytest.mark.parametrize("bounds", [[1.3, 0.7], [0, 1], "wide", [1]])
+def test_a_range_that_is_not_low_high_above_zero_is_refused(bounds: object) -> None:
+    spec = {"process": "path", "points": [list(p) for p in CRASH], "size_range": bounds}
+    with pytest.raises(SourceError, match="size_range"):
+        build_process(spec, random.Random(0))

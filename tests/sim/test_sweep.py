@@ -197,8 +197,30 @@ def test_question_picks_the_smallest_value_meeting_the_share_or_says_none(tmp_pa
     assert all(a.holds_beyond for a in strict)
     lines = format_answers(outcome.answers)
     assert lines[0] == f"smallest {FUND} with bad_debt == 0 in >= 99% of seeds"
-    assert lines[1] == "  mmr = 0.01: 300 (4/4 seeds)"
-    assert lines[-1].endswith(": none (best 0/4 seeds at 100)")
+    # 4 of 4 seeds cannot support 99%: the line says so, with the bound, the seeds that would, and the grid
+    assert lines[1] == (
+        "  mmr = 0.01: NOT SUPPORTED at 99%: observed 300 (4/4 seeds; 95% lower bound on the share 47.3%);"
+        " 299 seeds, all meeting it, would support 99%; threshold between 200 (did not qualify) and 300"
+    )
+    assert not any(a.supported for a in strict) and strict[0].previous == 200
+    assert lines[-1].endswith(": none (best 0/4 seeds at 100; 95% lower bound on the share 0.0%)")
+
+
+def test_an_answer_its_seeds_support_is_stated_as_a_claim(tmp_path: Path) -> None:
+    # Arrange: "in at least half the seeds"; 4 of 4 seeds give a 95% lower bound of 47.3%, 3 of 4 less
+    text = SWEEP.split("[[questions]]", maxsplit=1)[0] + (
+        f'[[questions]]\nminimise = "{FUND}"\nwhere = {{ metric = "bad_debt", op = "==", value = 0 }}\n'
+        "share = 0.4\n"
+    )
+    spec = load_sweep(write_sweep(tmp_path, text))
+    # Act
+    outcome = run_sweep(spec, None, workers=1, run_cell=fake_run_cell, validate_cell=fake_validate)
+    # Assert: 0.01 meets 40% at 200 (3/4) but only 300 (4/4) has a bound over 40%: 200 is observed, not supported
+    first = outcome.answers[0][1][0]
+    assert (first.value, first.met, first.seeds, first.supported) == (200, 3, 4, False)
+    assert round(first.share_low, 3) == 0.249 and first.seeds_needed == 4
+    line = format_answers(outcome.answers)[1]
+    assert "NOT SUPPORTED at 40%" in line and "threshold between 100 (did not qualify) and 200" in line
 
 
 def test_maximise_picks_the_largest_value_meeting_the_share(tmp_path: Path) -> None:
@@ -408,7 +430,7 @@ def test_cli_sweep_prints_the_answers_and_exits_2_on_a_bad_file_without_a_traceb
     # Assert
     assert ran.exit_code == 0, ran.output
     assert "smallest insurance.fund with bad_debt == 0 in >= 100% of seeds" in ran.output
-    assert "  duration_s = 60: 5000 (1/1 seeds)" in ran.output
+    assert "  duration_s = 60: NOT SUPPORTED at 100%: observed 5000 (1/1 seeds;" in ran.output
     assert (tmp_path / "out" / "answers.json").exists()
     assert refused.exit_code == 2 and "unknown metric 'liquidation'" in refused.output
     assert wrong_executor.exit_code == 2 and "unknown executor 'dask'" in wrong_executor.output

@@ -118,6 +118,18 @@ class RiskSpec:
     """How unrealised profit backs new exposure: ``conservative`` (the less favourable of mark and
     index) or ``mark`` (Binance)."""
 
+    insurance_takeover_cap_e8: int | None = None
+    """The most notional the insurance fund may hold in this market, as a multiple of its equity
+    (``insurance_takeover_cap``, e.g. 2 = twice its equity; None = no cap: a takeover is bounded only by
+    the fund's equity covering its loss). What a takeover would put beyond the cap is auto-deleveraged."""
+    insurance_unwind_clip_e8: int = 0
+    """The share of a fund position sent to the book per unwind step (``insurance_unwind_clip``, at least
+    one lot; 0 = the fund keeps what it takes over)."""
+    insurance_unwind_interval_s: int = 60
+    """Simulated or venue seconds between two unwind steps of the fund."""
+    insurance_unwind_limit_e8: int = 1_000_000
+    """How far from the mark an unwind order may fill (``insurance_unwind_limit``, 0.01 = 1%)."""
+
     @property
     def upnl_collateral_conservative(self) -> bool:
         return self.upnl_collateral == "conservative"
@@ -223,6 +235,10 @@ RISK_KEYS = (
     "adl_ranking",
     "mark_index_band",
     "upnl_collateral",
+    "insurance_takeover_cap",
+    "insurance_unwind_clip",
+    "insurance_unwind_interval_s",
+    "insurance_unwind_limit",
 )
 MARKET_KEYS = (
     "base",
@@ -590,6 +606,22 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
             f"{where}.upnl_collateral was {upnl_collateral!r}; use 'conservative' (the less favourable"
             " of mark and index) or 'mark'"
         )
+    takeover_cap_text = table.get("insurance_takeover_cap")
+    takeover_cap = (
+        None
+        if takeover_cap_text is None
+        else to_rate_e8(str(takeover_cap_text), f"{where}.insurance_takeover_cap")
+    )
+    if takeover_cap is not None and takeover_cap < 0:
+        raise ConfigError(f"{where}.insurance_takeover_cap must not be negative (leave it out for no cap)")
+    unwind_clip = rate("insurance_unwind_clip", "0")
+    if not 0 <= unwind_clip <= RATE_SCALE:
+        raise ConfigError(
+            f"{where}.insurance_unwind_clip must be between 0 and 1 (a share of the fund's position)"
+        )
+    unwind_limit = rate("insurance_unwind_limit", "0.01")
+    if not 0 < unwind_limit < RATE_SCALE:
+        raise ConfigError(f"{where}.insurance_unwind_limit must be between 0 and 1 (a fraction of the mark)")
     return RiskSpec(
         liquidation_fee_e8=rate("liquidation_fee", "0.0125"),
         funding_interval_hours=interval,
@@ -610,6 +642,10 @@ def _parse_risk(table: Mapping[str, Any], where: str, atom: Decimal, lot: Decima
         adl_ranking=adl_ranking,
         mark_index_band_e8=band,
         upnl_collateral=upnl_collateral,
+        insurance_takeover_cap_e8=takeover_cap,
+        insurance_unwind_clip_e8=unwind_clip,
+        insurance_unwind_interval_s=whole("insurance_unwind_interval_s", 60),
+        insurance_unwind_limit_e8=unwind_limit,
     )
 
 

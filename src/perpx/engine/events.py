@@ -539,8 +539,10 @@ class TakeoverStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False
     """The insurance fund took over ``qty_lots`` at the bankruptcy price (``value_atoms`` in all).
 
     ``loss_atoms`` is what the takeover cost the fund on the mark; the fund accepts what keeps its
-    equity (``fund_equity_atoms`` before) at or above zero: ``capacity_lots``. ``forced`` when the
-    fund had to take lots no ADL counterparty could.
+    equity (``fund_equity_atoms`` before) at or above zero, and, where the market sets
+    ``insurance_takeover_cap``, what keeps its position within the cap: ``capacity_lots`` is the
+    lots the cap allowed (uncapped: the lots taken). ``forced`` when the fund had to take lots no
+    ADL counterparty could.
     """
 
     qty_lots: int

@@ -121,6 +121,8 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "books": books,
         "triggers": engine.triggers.snapshot(),
     }
+    if engine.liquidation.unwind_due_ns:  # only once the fund has unwound: older snapshots hash as before
+        data["fund_unwind_due_ns"] = engine.liquidation.unwind_due_ns
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -187,6 +189,7 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     engine.last_trade_ticks = {MarketId(k): v for k, v in data["last_trades"]}
     engine.modes.update({MarketId(k): MarketMode(v) for k, v in data["modes"]})
     engine.index_stale = {MarketId(k): None for k in data["index_stale"]}
+    engine.liquidation.unwind_due_ns = data.get("fund_unwind_due_ns", 0)
     for account_id, name, balances, positions, volume_days in data["accounts"]:
         account = Account(AccountId(account_id), name)
         account.balances = {AssetId(k): v for k, v in balances}

@@ -178,6 +178,8 @@ class SimDriver:
             market: build_process(spec, derive_rng(seed, f"price/{market}"), cast.base_dir)
             for market, spec in cast.prices.items()
         }
+        self.processes = processes
+        """Each market's fair price process (a scripted path carries what the seed drew for it)."""
         self.sources: list[Source] = [
             Source(
                 name=str(row["name"]),

@@ -31,7 +31,7 @@ import html
 import math
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,21 +92,28 @@ class Chart:
     hlines: list[tuple[float, str]] = field(default_factory=list)
     log_y: bool = False
     note: str = ""
+    spans: list[tuple[float, float, str]] = field(default_factory=list)
+    """Shaded time windows ``(start, end, label)``: a source's fault."""
+    vlines: list[tuple[float, str]] = field(default_factory=list)
+    """Marked moments ``(x, label)``: the scenario's scripted events, labelled at staggered heights."""
 
 
-def write_report(result: RunResult, out_dir: Path) -> list[Path]:
+def write_report(
+    result: RunResult, out_dir: Path, explanations: Mapping[int, str] | None = None
+) -> list[Path]:
     """Write ``report.html`` and one PNG per chart into ``out_dir``; return the paths written.
 
     The HTML comes first in the returned list. ``out_dir`` is created if missing;
     files of the same names are replaced. Nothing is read from disk: the report is
-    a pure function of ``result``, so a run reloaded with
-    :func:`perpx.sim.runner.load_result` draws the same report.
+    a pure function of ``result`` (and ``explanations``, the ``perpx explain`` text of the largest
+    liquidations by account), so a run reloaded with :func:`perpx.sim.runner.load_result` draws the
+    same report.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = build_charts(result)
     pngs = [_render_png(chart, out_dir / f"{chart.key}.png") for chart in charts]
     page = out_dir / REPORT_HTML
-    page.write_text(_render_html(result, charts), encoding="utf-8")
+    page.write_text(_render_html(result, charts, explanations or {}), encoding="utf-8")
     return [page, *pngs]
 
 
@@ -115,16 +122,70 @@ def build_charts(result: RunResult) -> list[Chart]:
     scale, unit = _time_unit(result)
     x_label = f"simulated time ({unit})"
     asset = str(result.summary.get("settlement_asset", result.summary.get("asset", "settlement units")))
+    incident = result.summary.get("incident", {})
+    events = [
+        (e["at_s"] / scale, f"{e['action']} ({e['detail']})") for e in incident.get("scripted_events", [])
+    ]
     charts = [_insurance_chart(result, scale, x_label, asset)]
     for market in sorted(result.series):
         columns = result.series[market]
         markers = [m for m in result.markers if m.market == market]
-        charts.append(_price_chart(market, columns, markers, scale, x_label, asset))
+        windows = [
+            (w["start_s"] / scale, w["end_s"] / scale, _window_label(w))
+            for w in incident.get("fault_windows", [])
+            if w["market"] == market
+        ]
+        cap = incident.get("funding_caps", {}).get(market)
+        charts.append(_price_chart(market, columns, markers, scale, x_label, asset, events))
+        if any(c.startswith("quote:") for c in columns):
+            charts.append(_sources_chart(market, columns, scale, x_label, asset, windows, events))
         charts.append(_liquidation_chart(market, markers, scale, x_label, asset))
-        charts.append(_open_interest_chart(market, columns, scale, x_label))
-        charts.append(_depth_chart(market, columns, scale, x_label))
-        charts.append(_funding_chart(market, columns, markers, scale, x_label))
+        charts.append(_open_interest_chart(market, columns, scale, x_label, asset))
+        charts.append(_depth_chart(market, columns, scale, x_label, asset))
+        charts.append(_funding_chart(market, columns, markers, scale, x_label, cap))
     return charts
+
+
+def _window_label(window: dict[str, Any]) -> str:
+    what = f"outlier x{window['factor']:g}" if window["kind"] == "outlier" else "stale"
+    return f"{window['source']} {what} ({window['start_s']:g}-{window['end_s']:g} s)"
+
+
+def _sources_chart(
+    market: str,
+    columns: dict[str, list[float]],
+    scale: float,
+    x_label: str,
+    asset: str,
+    windows: list[tuple[float, float, str]],
+    events: list[tuple[float, str]],
+) -> Chart:
+    """Each index source's delivered quotes against the index, fault windows shaded."""
+    x = _scaled(columns.get("t_s", []), scale)
+    palette = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+    traces = [Trace("index", x, list(columns.get("index", [])), color="#000000", width=2.4)]
+    values: list[float] = []
+    for number, column in enumerate(sorted(c for c in columns if c.startswith("quote:"))):
+        quotes = list(columns[column])
+        values += [q for q in quotes if not math.isnan(q) and q > 0]
+        color = palette[number % len(palette)]
+        traces.append(
+            Trace(f"{column.removeprefix('quote:')} quote", x, quotes, mode="step", color=color, width=1.0)
+        )
+    wide = (
+        bool(values) and max(values) / min(values) > 3
+    )  # an outlier source: a log scale keeps the index visible
+    return Chart(
+        key=f"sources_{_safe(market)}",
+        title=f"{market}: each source's quotes and the index, fault windows shaded",
+        x_label=x_label,
+        y_label=f"price ({asset}{', log scale' if wide else ''})",
+        traces=traces,
+        log_y=wide,
+        spans=windows,
+        vlines=events,
+        note="" if values else "no quotes delivered",
+    )
 
 
 def _time_unit(result: RunResult) -> tuple[float, str]:
@@ -171,7 +232,12 @@ def _insurance_chart(result: RunResult, scale: float, x_label: str, asset: str) 
     t_s = result.venue_series.get("t_s", [])
     fund = result.venue_series.get("insurance_fund", [])
     x = _scaled(t_s, scale)
-    traces = [Trace("insurance fund", x, list(fund), mode="step", color="#2c7fb8", width=2.0)]
+    traces = [Trace("insurance fund equity", x, list(fund), mode="step", color="#2c7fb8", width=2.0)]
+    position = result.venue_series.get("insurance_fund_position", [])
+    if any(p > 0 for p in position):
+        traces.append(
+            Trace("fund's position (notional on the mark)", x, list(position), mode="step", color="#e6550d")
+        )
     callouts: list[Callout] = []
     hlines: list[tuple[float, str]] = []
     points = _finite(list(zip(x, fund, strict=False)))
@@ -203,7 +269,7 @@ def _insurance_chart(result: RunResult, scale: float, x_label: str, asset: str) 
             )
     return Chart(
         key="insurance_fund",
-        title="Insurance fund equity over the run",
+        title="Insurance fund equity and the position it holds",
         x_label=x_label,
         y_label=f"insurance fund ({asset})",
         traces=traces,
@@ -220,6 +286,7 @@ def _price_chart(
     scale: float,
     x_label: str,
     asset: str,
+    events: list[tuple[float, str]] | None = None,
 ) -> Chart:
     t_s = columns.get("t_s", [])
     x = _scaled(t_s, scale)
@@ -277,6 +344,7 @@ def _price_chart(
         traces=traces,
         callouts=callouts,
         note="" if _finite(list(zip(x, mark, strict=False))) else "no price samples",
+        vlines=list(events or []),
     )
 
 
@@ -343,9 +411,16 @@ def _wide(values: Sequence[float]) -> bool:
     return len(values) > 1 and max(values) > 100 * min(values)
 
 
-def _open_interest_chart(market: str, columns: dict[str, list[float]], scale: float, x_label: str) -> Chart:
+def _notional(quantities: Sequence[float], marks: Sequence[float]) -> list[float]:
+    """Base quantities times the mark at each sample (nan before the first mark)."""
+    return [q * m for q, m in zip(quantities, marks, strict=False)]
+
+
+def _open_interest_chart(
+    market: str, columns: dict[str, list[float]], scale: float, x_label: str, asset: str
+) -> Chart:
     x = _scaled(columns.get("t_s", []), scale)
-    oi = columns.get("open_interest", [])
+    oi = _notional(columns.get("open_interest", []), columns.get("mark", []))
     callouts: list[Callout] = []
     points = _finite(list(zip(x, oi, strict=False)))
     peak = -math.inf
@@ -360,17 +435,20 @@ def _open_interest_chart(market: str, columns: dict[str, list[float]], scale: fl
         key=f"open_interest_{_safe(market)}",
         title=f"{market}: open interest",
         x_label=x_label,
-        y_label="open interest (base units, one side)",
+        y_label=f"open interest ({asset} on the mark, one side)",
         traces=[Trace("open interest", x, list(oi), mode="step", color="#31a354", width=2.0)],
         callouts=callouts,
         note="" if points else "no open interest samples",
     )
 
 
-def _depth_chart(market: str, columns: dict[str, list[float]], scale: float, x_label: str) -> Chart:
+def _depth_chart(
+    market: str, columns: dict[str, list[float]], scale: float, x_label: str, asset: str
+) -> Chart:
     x = _scaled(columns.get("t_s", []), scale)
-    bid = columns.get("bid_depth", [])
-    ask = columns.get("ask_depth", [])
+    marks = columns.get("mark", [])
+    bid = _notional(columns.get("bid_depth", []), marks)
+    ask = _notional(columns.get("ask_depth", []), marks)
     callouts: list[Callout] = []
     totals = [
         (b + a, xi, b, a)
@@ -388,7 +466,7 @@ def _depth_chart(market: str, columns: dict[str, list[float]], scale: float, x_l
         key=f"depth_{_safe(market)}",
         title=f"{market}: order book depth within 2% of mark",
         x_label=x_label,
-        y_label="resting quantity (base units)",
+        y_label=f"resting notional ({asset} on the mark)",
         traces=[
             Trace("bid depth", x, list(bid), mode="step", color="#2ca02c"),
             Trace("ask depth", x, list(ask), mode="step", color="#d62728"),
@@ -399,7 +477,12 @@ def _depth_chart(market: str, columns: dict[str, list[float]], scale: float, x_l
 
 
 def _funding_chart(
-    market: str, columns: dict[str, list[float]], markers: list[Marker], scale: float, x_label: str
+    market: str,
+    columns: dict[str, list[float]],
+    markers: list[Marker],
+    scale: float,
+    x_label: str,
+    cap: dict[str, float] | None = None,
 ) -> Chart:
     x = _scaled(columns.get("t_s", []), scale)
     rate_bp = [r * 1e4 for r in columns.get("funding_rate", [])]
@@ -433,7 +516,15 @@ def _funding_chart(
         y_label="funding rate (bp per funding interval)",
         traces=traces,
         callouts=callouts,
-        hlines=[(0.0, "")],
+        hlines=[(0.0, "")]
+        + (
+            [
+                (cap["cap"] * 1e4, f"cap {cap['cap'] * 1e4:+g} bp"),
+                (cap["floor"] * 1e4, f"floor {cap['floor'] * 1e4:+g} bp"),
+            ]
+            if cap
+            else []
+        ),
         note="" if points else "no funding samples",
     )
 
@@ -490,12 +581,27 @@ def _render_png(chart: Chart, path: Path) -> Path:
             ax.plot(trace.x, trace.y, color=trace.color, linewidth=trace.width, label=trace.name)
     for y, label in chart.hlines:
         ax.axhline(y, color="#999999", linestyle="--", linewidth=0.8, label=label or None)
-    for callout in chart.callouts:
+    for number, (start, end, label) in enumerate(chart.spans):
+        ax.axvspan(start, end, color=_SPAN_COLORS[number % len(_SPAN_COLORS)], alpha=0.18, label=label)
+    for number, (x, label) in enumerate(chart.vlines):
+        ax.axvline(x, color="#555555", linestyle=":", linewidth=1.0)
+        ax.text(
+            x,
+            _stagger(number),
+            f" {label}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            va="top",
+            color="#333333",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+    for number, callout in enumerate(chart.callouts):
         right, upper = _callout_side(chart, callout)
+        away = 35 + 30 * number  # each further callout one box further out: boxes never overlap
         ax.annotate(
             callout.text,
             xy=(callout.x, callout.y),
-            xytext=(-30 if right else 30, -35 if upper else 35),
+            xytext=(-30 if right else 30, -away if upper else away),
             textcoords="offset points",
             ha="right" if right else "left",
             va="top" if upper else "bottom",
@@ -517,6 +623,14 @@ def _render_png(chart: Chart, path: Path) -> Path:
         ax.legend(loc="best", fontsize=8)
     fig.savefig(path, format="png")
     return path
+
+
+_SPAN_COLORS = ("#fdae6b", "#9e9ac8", "#a1d99b", "#fc9272")
+
+
+def _stagger(number: int) -> float:
+    """Height (fraction of the axes) of the ``number``-th event label: four rows, so labels never overlap."""
+    return 0.98 - 0.09 * (number % 4)
 
 
 def _tick_label(value: float, _position: float | None = None) -> str:
@@ -554,15 +668,41 @@ def _plotly_figure(chart: Chart) -> Any:
             )
     for y, label in chart.hlines:
         fig.add_hline(y=y, line_dash="dash", line_color="#999999", annotation_text=label)
-    for callout in chart.callouts:
+    for number, (start, end, label) in enumerate(chart.spans):
+        color = _SPAN_COLORS[number % len(_SPAN_COLORS)]
+        fig.add_vrect(x0=start, x1=end, fillcolor=color, opacity=0.25, line_width=0)
+        # the window's name goes in the legend (a rectangle has no legend entry of its own)
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=label,
+                marker={"color": color, "symbol": "square", "size": 12},
+            )
+        )
+    for number, (x, label) in enumerate(chart.vlines):
+        fig.add_vline(x=x, line_dash="dot", line_color="#555555")
+        fig.add_annotation(
+            x=x,
+            y=_stagger(number),
+            yref="paper",
+            text=html.escape(label),
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10},
+            bgcolor="rgba(255,255,255,0.8)",
+        )
+    for number, callout in enumerate(chart.callouts):
         right, upper = _callout_side(chart, callout)
+        away = 40 + 32 * number
         fig.add_annotation(
             x=callout.x,
             y=math.log10(callout.y) if chart.log_y and callout.y > 0 else callout.y,
             text=html.escape(callout.text),
             showarrow=True,
             ax=-60 if right else 60,
-            ay=40 if upper else -40,
+            ay=away if upper else -away,
             arrowhead=2,
             bgcolor="#fff7bc",
             bordercolor="#999999",
@@ -584,7 +724,7 @@ def _plotly_figure(chart: Chart) -> Any:
     return fig
 
 
-def _render_html(result: RunResult, charts: list[Chart]) -> str:
+def _render_html(result: RunResult, charts: list[Chart], explanations: Mapping[int, str]) -> str:
     divs = []
     for number, chart in enumerate(charts):
         # plotly.js goes inline once, in the first chart; the page needs no network
@@ -602,12 +742,71 @@ def _render_html(result: RunResult, charts: list[Chart]) -> str:
             f"<style>{_CSS}</style>",
             "</head><body>",
             f"<h1>{html.escape(title)} <span class='verdict {verdict.lower()}'>{verdict}</span></h1>",
+            _scenario_text(result.summary.get("incident", {})),
             _summary_table(result.summary),
             _assertion_table(result.summary.get("assertions", [])),
+            _accounts_table(result.summary),
+            _explanations(explanations),
             *divs,
             "</body></html>",
         ]
     )
+
+
+def _scenario_text(incident: dict[str, Any]) -> str:
+    """The scenario's one-line description and its notes: what it models and what the mechanism must do."""
+    parts = []
+    if incident.get("description"):
+        parts.append(f'<p class="headline">{html.escape(incident["description"])}</p>')
+    if incident.get("notes"):
+        parts.append(
+            f"<details open><summary>What the scenario models and expects</summary>"
+            f'<pre class="notes">{html.escape(incident["notes"])}</pre></details>'
+        )
+    return "<h2>Scenario</h2>" + "".join(parts) if parts else ""
+
+
+def _accounts_table(summary: dict[str, Any]) -> str:
+    """Liquidated accounts and ADL counterparties, one row per account, largest notional first."""
+    unit = html.escape(str(summary.get("settlement_asset", "")))
+    rows: dict[int, dict[str, Any]] = {}
+    for item in summary.get("liquidated_accounts", []):
+        rows.setdefault(item["account_id"], {"owner": item.get("owner", "")}).update(
+            liquidations=item["count"], liquidated=item["notional"], cause=item["cause"]
+        )
+    for item in summary.get("adl_counterparties", []):
+        rows.setdefault(item["account_id"], {"owner": item.get("owner", "")}).update(
+            adl_legs=item["legs"], adl=item["notional"]
+        )
+    if not rows:
+        return "<h2>Liquidations and ADL by account</h2><p>No account was liquidated or deleveraged.</p>"
+    order = sorted(rows, key=lambda a: -(rows[a].get("liquidated", 0.0) + rows[a].get("adl", 0.0)))
+    header = (
+        "<tr><th>account</th><th>agent</th><th>liquidations</th><th>liquidated notional</th><th>cause</th>"
+        "<th>ADL legs</th><th>ADL notional (lost to ADL)</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{a}</td><td>{_cell(rows[a]['owner'])}</td><td>{_cell(rows[a].get('liquidations', ''))}</td>"
+        f"<td>{_cell(rows[a].get('liquidated', ''))}</td><td>{_cell(rows[a].get('cause', ''))}</td>"
+        f"<td>{_cell(rows[a].get('adl_legs', ''))}</td><td>{_cell(rows[a].get('adl', ''))}</td></tr>"
+        for a in order
+    )
+    return (
+        f"<h2>Liquidations and ADL by account ({unit})</h2>"
+        f'<table class="accounts">{header}{body}</table>'
+        f"<p>Explain any of them: <code>perpx explain --data DIR/journal --account N</code>.</p>"
+    )
+
+
+def _explanations(explanations: Mapping[int, str]) -> str:
+    """``perpx explain`` of the largest liquidations, each folded under its account."""
+    if not explanations:
+        return ""
+    parts = [
+        f'<details><summary>perpx explain --account {account}</summary><pre class="notes">{html.escape(text)}</pre></details>'
+        for account, text in explanations.items()
+    ]
+    return "<h2>The largest liquidations, explained</h2>" + "".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -698,6 +897,7 @@ tr.fail td { color: #a50f15; }
 section.chart { margin-bottom: 1em; }
 p.headline { font-size: 1.15em; }
 details { margin-bottom: 1.5em; }
+pre.notes { white-space: pre-wrap; background: #f8f8f8; padding: 0.8em; font-size: 0.9em; }
 """
 
 
@@ -874,13 +1074,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from perpx.sim.runner import load_result
+    from perpx.sim.runner.explanations import read_explanations
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m perpx.sim.report RUN_DIR", file=sys.stderr)
         return 2
     try:
-        paths = write_report(load_result(Path(args[0])), Path(args[0]))
+        paths = write_report(load_result(Path(args[0])), Path(args[0]), read_explanations(Path(args[0])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"error: cannot redraw the report of {args[0]}: {exc}", file=sys.stderr)
         return 2

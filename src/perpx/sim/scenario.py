@@ -280,6 +280,20 @@ def _normalised(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _depth_factor_ok(params: Mapping[str, Any]) -> bool:
+    """A depth event has a numeric ``factor`` or a ``factor_range = [low, high]``, not both."""
+    factor, bounds = params.get("factor"), params.get("factor_range")
+    if bounds is None:
+        return isinstance(factor, int | float) and not isinstance(factor, bool)
+    return (
+        factor is None
+        and isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        and 0 < bounds[0] <= bounds[1]
+    )
+
+
 def _events(rows: list[dict[str, Any]], markets: Mapping[str, Any], where: str) -> list[ScriptedEvent]:
     out: list[ScriptedEvent] = []
     for number, row in enumerate(rows):
@@ -291,8 +305,11 @@ def _events(rows: list[dict[str, Any]], markets: Mapping[str, Any], where: str) 
         if isinstance(at_s, bool) or not isinstance(at_s, int | float) or at_s < 0:
             raise ScenarioError(f"{label}: at_s was {at_s!r}; use a number of seconds >= 0")
         params = {k: v for k, v in row.items() if k not in ("at_s", "action")}
-        if action == "depth" and not isinstance(params.get("factor"), int | float):
-            raise ScenarioError(f"{label}: a depth event needs a numeric factor (0.02 keeps 2% of depth)")
+        if action == "depth" and not _depth_factor_ok(params):
+            raise ScenarioError(
+                f"{label}: a depth event needs a numeric factor (0.02 keeps 2% of depth) or a factor_range"
+                " [low, high] with 0 < low <= high (each seed draws the factor uniformly from it)"
+            )
         if action == "agent_param" and ("key" not in params or "value" not in params):
             raise ScenarioError(f"{label}: an agent_param event needs key and value")
         if action == "market_mode":

@@ -19,7 +19,13 @@ Processes
 ``path``        scripted: ``points = [[t_s, price], ...]`` (or ``file`` = a CSV of
                 ``timestamp,price``, timestamp in seconds from the start), **linearly interpolated**
                 between points (``interpolation = "step"`` holds each price until the next point);
-                flat before the first point and after the last; ``noise_bps`` adds GBM-like noise
+                flat before the first point and after the last; ``noise_bps`` adds GBM-like noise.
+                **Seeds vary the path** where the table states ranges: ``size_range = [lo, hi]``
+                scales every move away from the first price by ``size ~ Uniform(lo, hi)`` (1.3: a
+                drop of 12% becomes 15.6%), ``speed_range = [lo, hi]`` runs the path from its
+                onset (the last point before the price first changes) ``speed ~ Uniform(lo, hi)``
+                times as fast (2: a three-minute drop takes ninety seconds). The draws come first
+                from the process's generator and are reported in the run's summary (``draws``)
 ==============  ===================================================================================
 
 Faults of a source
@@ -204,6 +210,8 @@ class ScriptedPath:
         self.rng = rng or random.Random(0)
         self.walk = 0.0
         self.t_s = 0.0
+        self.draws: dict[str, float] = {}
+        """What the seed drew for this path (``size``, ``speed``), for the run's summary."""
 
     def base_at(self, t_s: float) -> float:
         """The scripted price at ``t_s``, without noise."""
@@ -254,6 +262,43 @@ def read_path_csv(path: Path) -> list[tuple[float, float]]:
     return points
 
 
+def _draw(spec: Mapping[str, Any], key: str, rng: random.Random) -> float:
+    """``Uniform(lo, hi)`` from ``spec[key] = [lo, hi]`` (both > 0); 1.0 when the key is absent."""
+    if key not in spec:
+        return 1.0
+    bounds = spec[key]
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        or not 0 < bounds[0] <= bounds[1]
+    ):
+        raise SourceError(f"{key} was {bounds!r}; use [low, high] with 0 < low <= high")
+    return rng.uniform(float(bounds[0]), float(bounds[1]))
+
+
+def vary_path(points: Sequence[tuple[float, float]], size: float, speed: float) -> list[tuple[float, float]]:
+    """``points`` with every move away from the first price scaled by ``size``, run ``speed`` times as fast.
+
+    Time is scaled from the onset: the last point before the price first changes keeps its time,
+    later points come ``speed`` times sooner relative to it. A price that the scaling would take to
+    or below zero is refused (the caller's range is too wide for this path).
+    """
+    ordered = sorted(points)
+    if not ordered:
+        return []
+    base = ordered[0][1]
+    onset = next((i - 1 for i, (_, p) in enumerate(ordered) if p != base), len(ordered) - 1)
+    anchor = ordered[onset][0]
+    out = []
+    for i, (t_s, price) in enumerate(ordered):
+        scaled = base * (1.0 + size * (price / base - 1.0))
+        if scaled <= 0:
+            raise SourceError(f"size {size:.3g} takes the path's price {price} to {scaled:.3g} (<= 0)")
+        out.append((t_s if i <= onset else anchor + (t_s - anchor) / speed, scaled))
+    return out
+
+
 def build_process(spec: Mapping[str, Any], rng: random.Random, base_dir: Path | None = None) -> PriceProcess:
     """Build a price process from its scenario table (see the module doc for the keys).
 
@@ -272,9 +317,16 @@ def build_process(spec: Mapping[str, Any], rng: random.Random, base_dir: Path | 
                 points = read_path_csv(file)
             else:
                 points = [(float(t), float(p)) for t, p in spec["points"]]
-            return ScriptedPath(
-                points, str(spec.get("interpolation", "linear")), float(spec.get("noise_bps", 0)), rng
+            size = _draw(spec, "size_range", rng)
+            speed = _draw(spec, "speed_range", rng)
+            path = ScriptedPath(
+                vary_path(points, size, speed),
+                str(spec.get("interpolation", "linear")),
+                float(spec.get("noise_bps", 0)),
+                rng,
             )
+            path.draws = {k: v for k, v in (("size", size), ("speed", speed)) if f"{k}_range" in spec}
+            return path
         start = float(spec["start"])
         jumps = {
             "jump_rate_per_hour": float(spec.get("jump_rate_per_hour", 0)),

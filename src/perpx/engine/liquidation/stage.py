@@ -27,6 +27,9 @@ What it does for a scope at or over 100% (Binance USDS-M model)
    as its equity goes, and reports any part it could not (``DeficitStep.uncovered_atoms``). The
    fund never covers anything outside a liquidation: the fill guard (``mechanics.md`` 29) keeps
    every voluntary fill from leaving a deficit.
+5. **Unwind**: where a market sets ``insurance_unwind_clip``, the fund sends a slice of each
+   position it holds to the book every ``insurance_unwind_interval_s``, limited to
+   ``insurance_unwind_limit`` from the mark (:mod:`.unwind`), instead of holding it forever.
 
 One position of a cross account is handled per pass; the consequence loop repeats until no
 scope is at or over 100%. Due scopes are handled least distressed first (the book's liquidity
@@ -85,6 +88,7 @@ from perpx.engine.liquidation.insurance import (
     move_cash,
 )
 from perpx.engine.liquidation.transfer import transfer
+from perpx.engine.liquidation.unwind import takeover_capacity_lots, unwind_fund
 from perpx.engine.liquidation.watch import RiskWatch
 from perpx.engine.values import RATE_SCALE, AccountId, ClientOrderId, MarketId, OrderId, Side
 
@@ -114,6 +118,8 @@ class Liquidation:
         ensure_fund_account(engine)
         self._paused: tuple[MarketId, ...] = ()
         self._seen_marks: dict[MarketId, int] = {}
+        self.unwind_due_ns = 0
+        """Venue time from which the fund's next unwind step may run (state: kept in snapshots)."""
 
     # ------------------------------------------------------------------ queries
 
@@ -198,7 +204,9 @@ class Liquidation:
         self._paused = paused
         dirty = engine.risk_dirty
         if not scan and not dirty:
-            return self._fund_check() if self._fund_live() else False
+            if not self._fund_live():
+                return False
+            return self._fund_check() or self._unwind()
         candidates: dict[AccountId, None] = dict(dirty)
         dirty.clear()
         if scan:
@@ -223,7 +231,14 @@ class Liquidation:
             due_id: AccountId = row[2]
             due_scope: MarketId | None = row[4]
             acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
-        return self._fund_check() or acted
+        return self._fund_check() or acted or self._unwind()
+
+    def _unwind(self) -> bool:
+        """One unwind step of the fund's positions when one is due (:mod:`.unwind`)."""
+        if self.engine.now_ns < self.unwind_due_ns or not self._fund_live():
+            return False
+        acted, self.unwind_due_ns = unwind_fund(self.engine)
+        return acted
 
     def _halted(self) -> bool:
         return _HALTED in self.engine.modes.values()
@@ -611,7 +626,9 @@ class Liquidation:
     ) -> None:
         """Insurance takeover of ``remaining`` lots at the bankruptcy price, as far as the fund can; ADL the rest.
 
-        ``value`` is the bankruptcy value of ``whole`` lots. The liquidated account gets its
+        The fund takes lots while its equity covers the loss on them and, where the market sets
+        ``insurance_takeover_cap``, while its position stays within the cap
+        (:func:`.unwind.takeover_capacity_lots`). ``value`` is the bankruptcy value of ``whole`` lots. The liquidated account gets its
         share rounded in its favour; ADL counterparties theirs in theirs; the fund the remainder.
         """
         engine = self.engine
@@ -638,6 +655,9 @@ class Liquidation:
                 taken += 1
             while taken > 0 and fund_loss(taken) > equity:
                 taken -= 1
+        capacity = takeover_capacity_lots(engine, market, sign, equity)
+        if capacity is not None:
+            taken = min(taken, capacity)
         rest = remaining - taken
         if taken:
             fund_value = total - adl_value(rest)
@@ -648,7 +668,7 @@ class Liquidation:
                     value_atoms=fund_value,
                     loss_atoms=fund_loss(taken),
                     fund_equity_atoms=equity,
-                    capacity_lots=taken,
+                    capacity_lots=taken if capacity is None else capacity,
                     forced=False,
                 )
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,8 +24,14 @@ SUMMARY_FILE = "summary.json"
 SERIES_FILE = "series.json"
 
 
-def write_result(result: RunResult, out_dir: Path) -> None:
-    """Write ``summary.json`` and ``series.json`` to ``out_dir``, then the report when available."""
+def write_result(
+    result: RunResult, out_dir: Path, draw: bool = True, explanations: Mapping[int, str] | None = None
+) -> None:
+    """Write ``summary.json`` and ``series.json`` to ``out_dir``, then the report when available.
+
+    ``draw`` False leaves out ``report.html`` and the PNGs (megabytes a run; a sweep or a batch of
+    runs needs only the summary, and the report can be drawn later from the two files).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(result.summary, indent=2, allow_nan=False) + "\n")
     series = {
@@ -38,13 +45,15 @@ def write_result(result: RunResult, out_dir: Path) -> None:
         "markers": [asdict(m) for m in result.markers],
     }
     (out_dir / SERIES_FILE).write_text(json.dumps(series, allow_nan=False) + "\n")
+    if not draw:
+        return
     try:
         from perpx.sim import report
     except ImportError:
         return
     write_report = getattr(report, "write_report", None)
     if write_report is not None:
-        write_report(result, out_dir)
+        write_report(result, out_dir, explanations)
 
 
 def load_result(out_dir: Path) -> RunResult:

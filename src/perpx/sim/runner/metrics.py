@@ -133,6 +133,8 @@ class RunMetrics:
         self.adl_notional_atoms = 0
         self.adl_borne_atoms = 0
         self.adl_shortfall_atoms = 0
+        self.adl_loss_atoms = 0
+        """Shortfalls ADL pushed onto counterparties, step by step, gains left out (the bad debt part)."""
         self.takeovers = 0
         self.takeover_loss_atoms = 0
         self.deficit_covered_atoms = 0
@@ -156,6 +158,17 @@ class RunMetrics:
         self.ledgers: dict[AccountId, Ledger] = {}
         self.fund_start = 0
         self.fund_min = 0
+        self.draws: dict[str, float] = {}
+        """What the seed drew where the scenario states a range (``prices.M.size``, ``events.N.factor``)."""
+        self.fund_cash_min = 0
+        """The fund's lowest cash (its ledger line and account 0's wallet) at a sample: no mark-to-market."""
+        self.fund_position_notional_max = 0
+        """The largest notional the fund held at a sample, on the marks (atoms)."""
+        self.takeover_notional_atoms = 0
+        """Notional the fund took over, on the mark at each takeover."""
+        self.unwind_fills = 0
+        self.unwound_notional_atoms = 0
+        """What the fund's unwind orders sold (or bought back) into the book, at their fill prices."""
         self.per_market: dict[str, dict[str, int]] = {
             str(m): {"liquidations": 0, "adl_events": 0, "trades": 0} for m in engine.specs
         }
@@ -214,6 +227,11 @@ class RunMetrics:
         if e.fee_atoms > 0:
             self._fees_paid[e.account_id] = self._fees_paid.get(e.account_id, 0) + e.fee_atoms
         ledger.realized += e.realized_pnl_atoms - e.fee_atoms
+        if e.account_id == INSURANCE_ACCOUNT and not e.is_maker:  # the fund's own orders: its unwind
+            self.unwind_fills += 1
+            self.unwound_notional_atoms += formulas.notional_atoms(
+                e.price_ticks, e.qty_lots, self.engine.specs[e.market].contract_atoms
+            )
         if not e.is_maker:
             self.trades += 1
             self.per_market[e.market]["trades"] += 1
@@ -337,6 +355,7 @@ class RunMetrics:
             elif isinstance(step, TakeoverStep):
                 taken_lots += step.qty_lots
                 taken_value += step.value_atoms
+                self.takeover_notional_atoms += step.qty_lots * lot_atoms
                 covered += step.loss_atoms
                 self.takeovers += 1
                 self.takeover_loss_atoms += step.loss_atoms
@@ -355,6 +374,9 @@ class RunMetrics:
                 adl_lots += step.qty_lots
                 adl_value += step.value_atoms
                 self.adl_shortfall_atoms += step.shortfall_atoms
+                # only a loss counts as debt: a leg closed before bankruptcy (the fund's cap sent it to
+                # ADL) hands the counterparty a gain against the mark, which pays no one else's loss
+                self.adl_loss_atoms += max(0, step.shortfall_atoms)
                 for leg in step.legs:
                     self.adl_legs += 1
                     hit = self.adl_counterparties.setdefault(leg.account_id, [0, 0])

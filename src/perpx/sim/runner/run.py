@@ -23,6 +23,7 @@ from pathlib import Path
 from perpx.journal.store import Store, open_store
 from perpx.sim.agents import AgentError
 from perpx.sim.result import RunResult
+from perpx.sim.runner.explanations import explain_largest
 from perpx.sim.runner.files import write_result
 from perpx.sim.runner.simulation import Simulation
 from perpx.sim.scenario import (
@@ -50,6 +51,7 @@ def run_scenario(
     overrides: Mapping[str, object] | None = None,
     progress: bool = False,
     write_outputs: bool = True,
+    report: bool = True,
 ) -> RunResult:
     """Run ``scenario`` with ``seed`` and return its :class:`~perpx.sim.result.RunResult`.
 
@@ -68,6 +70,8 @@ def run_scenario(
         Show a rich progress bar (simulated time, events/s) on the terminal.
     write_outputs
         With ``out_dir``, write the files (``False``: only the journal).
+    report
+        With the files, draw ``report.html`` and the PNGs too (``False``: summary and series only).
 
     Raises
     ------
@@ -112,7 +116,8 @@ def run_scenario(
         markers=sim.metrics.markers,
     )
     if out_dir is not None and write_outputs:
-        write_result(result, out_dir)
+        explained = explain_largest(out_dir / JOURNAL_DIR, result.summary, out_dir) if report else {}
+        write_result(result, out_dir, draw=report, explanations=explained)
     return result
 
 

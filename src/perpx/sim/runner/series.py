@@ -2,8 +2,10 @@
 
 :class:`SeriesRecorder` reads the venue at each of the simulation's samples and appends a row to
 every column of :data:`~perpx.sim.result.MARKET_SERIES` (plus ``fair``, the price processes' fair
-price) for each market, and of :data:`~perpx.sim.result.VENUE_SERIES`. Every column of a market
-has the same length as ``t_s``; a price not set yet is ``nan``.
+price, and ``quote:<source>``, the last price each of the market's index sources delivered, faulty
+or not) for each market, and of :data:`~perpx.sim.result.VENUE_SERIES` (plus
+``insurance_fund_position``, the notional of the positions the fund holds on the marks). Every
+column of a market has the same length as ``t_s``; a price not set yet is ``nan``.
 
 Book depth is the resting quantity within :data:`DEPTH_BAND_E8` of the mark on each side, in base
 units (``0`` before the market has a mark). Prices, quantities and rates are floats for plotting;
@@ -42,11 +44,36 @@ class SeriesRecorder:
         self.series: dict[str, dict[str, list[float]]] = {
             str(m): {column: [] for column in SERIES_COLUMNS} for m in engine.specs
         }
-        self.venue_series: dict[str, list[float]] = {"t_s": [], "insurance_fund": []}
+        self.sources: dict[str, list[str]] = {
+            str(m): sorted(spec.index.weights) if spec.index is not None else []
+            for m, spec in engine.specs.items()
+        }
+        for market, names in self.sources.items():
+            for name in names:
+                self.series[market][f"quote:{name}"] = []
+        self.venue_series: dict[str, list[float]] = {
+            "t_s": [],
+            "insurance_fund": [],
+            "insurance_fund_position": [],
+        }
 
-    def record(self, t_s: float, fair_prices: Mapping[str, float], insurance_fund: float) -> None:
-        """Append one row per market at ``t_s`` and one venue row (``insurance_fund`` in settlement units)."""
+    def record(
+        self,
+        t_s: float,
+        fair_prices: Mapping[str, float],
+        insurance_fund: float,
+        quotes: Mapping[tuple[str, str], float] | None = None,
+        fund_position: float = 0.0,
+    ) -> None:
+        """Append one row per market at ``t_s`` and one venue row (money in settlement units).
+
+        ``quotes`` maps ``(market, source)`` to the last price the source delivered.
+        """
         engine = self.engine
+        delivered = quotes or {}
+        for market, names in self.sources.items():
+            for name in names:
+                self.series[market][f"quote:{name}"].append(delivered.get((market, name), math.nan))
         for market, spec in engine.specs.items():
             row = self.series[market]
             tick = float(spec.tick_size)
@@ -67,6 +94,7 @@ class SeriesRecorder:
             row["fair"].append(fair_prices.get(market, math.nan))
         self.venue_series["t_s"].append(t_s)
         self.venue_series["insurance_fund"].append(insurance_fund)
+        self.venue_series["insurance_fund_position"].append(fund_position)
 
     def depth_lots(self, market: MarketId, mark: int | None) -> tuple[int, int]:
         """Resting lots within the depth band of ``mark``: ``(bids, asks)``; ``(0, 0)`` without a mark."""

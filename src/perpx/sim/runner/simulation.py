@@ -32,10 +32,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from perpx.engine import formulas
 from perpx.engine.commands import AdvanceClock, Command, Deposit, MarketMode, SetMarketMode
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event
-from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_cash, fund_equity
 from perpx.engine.values import MarketId, TxId
 from perpx.journal.store import Store
 from perpx.sequencing import Sequencer
@@ -45,7 +46,8 @@ from perpx.sim.runner.metrics import RunMetrics
 from perpx.sim.runner.series import SeriesRecorder
 from perpx.sim.runner.summary import summarise
 from perpx.sim.scenario import Scenario, ScriptedEvent
-from perpx.sim.sources import NS_PER_S, price_to_ticks
+from perpx.sim.seeds import derive_rng
+from perpx.sim.sources import NS_PER_S, ScriptedPath, price_to_ticks
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, as perpx.testkit
 
@@ -89,6 +91,8 @@ class Simulation:
         self.on_progress: Callable[[float, int], None] | None = None
         self._work: list[tuple[int, int, int, Any]] = []
         self._scheduled = 0
+        self._last_quotes: dict[tuple[str, str], float] = {}
+        """``(market, source)`` -> the price of its last delivered quote (for the report's charts)."""
 
     def t_s(self) -> float:
         """Simulated seconds since the start."""
@@ -122,10 +126,22 @@ class Simulation:
             label = f"attacker:{agent.name}" if isinstance(agent, Adversary) else agent.name
             for account in agent.accounts:
                 self.metrics.owner[account] = label
-        for event in self.scenario.events:
+        for market, process in sorted(self.driver.processes.items()):
+            if isinstance(process, ScriptedPath):
+                for name, drawn in sorted(process.draws.items()):
+                    self.metrics.draws[f"prices.{market}.{name}"] = drawn
+        for number, scripted in enumerate(self.scenario.events):
+            event = scripted
+            bounds = scripted.params.get("factor_range")
+            if scripted.action == "depth" and bounds is not None:
+                # the seed draws this run's depth factor from the range the scenario states
+                drawn = derive_rng(self.seed, f"event/{number}").uniform(float(bounds[0]), float(bounds[1]))
+                self.metrics.draws[f"events.{number}.factor"] = drawn
+                event = ScriptedEvent(scripted.at_s, scripted.action, {**scripted.params, "factor": drawn})
             self._schedule(START_NS + int(event.at_s * NS_PER_S), _EVENT, event)
         self._schedule(self.now_ns, _SAMPLE, 0)
         self.metrics.fund_start = self.metrics.fund_min = fund_equity(self.engine)
+        self.metrics.fund_cash_min = self.metrics.fund_start
 
     def run(self) -> None:
         """Do the work due, time by time in the module's order, until the scenario's duration."""
@@ -174,6 +190,8 @@ class Simulation:
     def _deliver(self, quote: SpotQuote) -> None:
         command = quote.command
         self.metrics.faulty_at_venue[(command.market, command.source)] = quote.faulty
+        tick = float(self.engine.specs[command.market].tick_size)
+        self._last_quotes[(str(command.market), command.source)] = command.price_ticks * tick
         self.submit(command)
 
     def _turn(self, turn: AgentTurn) -> None:
@@ -229,13 +247,38 @@ class Simulation:
         t_s = self.t_s()
         equity = fund_equity(self.engine)
         self.metrics.fund_min = min(self.metrics.fund_min, equity)
-        self.recorder.record(t_s, self.driver.fair_prices, self.metrics.units(equity))
+        position = self._sample_fund()
+        self.recorder.record(
+            t_s,
+            self.driver.fair_prices,
+            self.metrics.units(equity),
+            self._last_quotes,
+            self.metrics.units(position),
+        )
         every = max(1, round(self.scenario.check_every_s / self.scenario.sample_s))
         if number < 0 or number % every == 0:
             self.metrics.check_invariants()
             self.metrics.audit(None)
         if self.on_progress is not None:
             self.on_progress(t_s, self.events)
+
+    def _sample_fund(self) -> int:
+        """The fund's cash (no mark-to-market) and the notional of the positions it holds, at a sample.
+
+        Returns that notional (atoms).
+        """
+        engine, metrics = self.engine, self.metrics
+        fund = engine.accounts[INSURANCE_ACCOUNT]
+        metrics.fund_cash_min = min(metrics.fund_cash_min, fund_cash(engine) + fund.balance(engine.asset))
+        notional = 0
+        for market, position in fund.positions.items():
+            if position.qty_lots:
+                spec = engine.specs[market]
+                notional += formulas.notional_atoms(
+                    engine.marks[market], abs(position.qty_lots), spec.contract_atoms
+                )
+        metrics.fund_position_notional_max = max(metrics.fund_position_notional_max, notional)
+        return notional
 
 
 __all__ = ["START_NS", "Simulation"]

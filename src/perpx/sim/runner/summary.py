@@ -6,18 +6,21 @@ floats, for reading and plotting. :data:`~perpx.sim.result.SUMMARY_FIELDS` lists
 summary has; this module writes them and more.
 
 Bad debt is the loss no one covered in time: the shortfall ADL had to push onto profitable
-traders, plus the insurance fund's negative equity and every negative balance left at the end.
+traders (each ADL step's loss past the mark; a step that handed its counterparties a gain offsets
+nothing), plus the insurance fund's negative equity and every negative balance left at the end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from perpx.engine import formulas
 from perpx.engine.engine import Engine
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_cash, fund_equity
 from perpx.engine.state import state_hash
+from perpx.engine.values import RATE_SCALE
 from perpx.sim.agents import Adversary, Agent, MarketMaker
 from perpx.sim.assertions import evaluate
 from perpx.sim.runner.metrics import CAUSES, RunMetrics
@@ -45,7 +48,7 @@ def summarise(
     for account_id, account in engine.accounts.items():
         if account_id != INSURANCE_ACCOUNT:
             negative_end += max(0, -account.balance(engine.asset))
-    bad_debt = m.adl_shortfall_atoms + max(0, -end_equity) + negative_end
+    bad_debt = m.adl_loss_atoms + max(0, -end_equity) + negative_end
     attacker_accounts = [account for a in agents if isinstance(a, Adversary) for account in a.accounts]
     attacker_deposits = sum(m.ledger(a).deposits for a in attacker_accounts)
     attacker_withdrawn = sum(m.ledger(a).withdrawn for a in attacker_accounts)
@@ -96,6 +99,7 @@ def summarise(
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": seed,
+        "draws": dict(sorted(m.draws.items())),
         "state_hash": state_hash(engine),
         "commands": commands,
         "events": events,
@@ -128,6 +132,12 @@ def summarise(
         "insurance_fund_position_value": units(fund_position_pnl),
         "insurance_fund_position_value_atoms": fund_position_pnl,
         "insurance_fund_position_notional": units(fund_position_notional),
+        "insurance_fund_cash_min": units(m.fund_cash_min),
+        "insurance_fund_cash_min_atoms": m.fund_cash_min,
+        "insurance_fund_max_position_notional": units(m.fund_position_notional_max),
+        "insurance_takeover_notional": units(m.takeover_notional_atoms),
+        "insurance_unwind_fills": m.unwind_fills,
+        "insurance_unwound_notional": units(m.unwound_notional_atoms),
         "insurance_takeovers": m.takeovers,
         "insurance_takeover_loss": units(takeover_loss),
         "insurance_takeover_loss_atoms": takeover_loss,
@@ -137,6 +147,7 @@ def summarise(
         "adl_notional": units(m.adl_notional_atoms),
         "adl_notional_atoms": m.adl_notional_atoms,
         "adl_counterparties": counterparties,
+        "adl_accounts": len(counterparties),
         "adl_shortfall": units(m.adl_shortfall_atoms),
         "adl_shortfall_atoms": m.adl_shortfall_atoms,
         "adl_borne_atoms": m.adl_borne_atoms,
@@ -167,8 +178,69 @@ def summarise(
         "invariant_messages": list(m.invariant_messages),
         "markets": m.per_market,
     }
+    summary["incident"] = incident(scenario, engine, m.draws)
     summary["assertions"] = evaluate(scenario.assertions, summary)
     return summary
 
 
-__all__ = ["summarise"]
+def scenario_notes(path: Path | None) -> str:
+    """The comment block at the top of a scenario file (what it models and expects), as plain text."""
+    if path is None:
+        return ""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    notes = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        notes.append(line.removeprefix("#").removeprefix(" "))
+    return "\n".join(notes).strip()
+
+
+def incident(scenario: Scenario, engine: Engine, draws: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """What the report draws the run's incident from: the scenario's words, its faults, its events, caps.
+
+    ``fault_windows`` are the sources' stale and outlier faults; ``scripted_events`` the scenario's
+    ``[[events]]`` (a depth factor drawn from a range is shown as drawn); ``funding_caps`` each market's funding cap
+    and floor per interval (fractions), so a chart can show how close funding came.
+    """
+    windows = [
+        {
+            "market": str(row["market"]),
+            "source": str(row["name"]),
+            "kind": str(fault.get("kind", "")),
+            "start_s": float(fault.get("start_s", 0)),
+            "end_s": float(fault.get("end_s", 0)),
+            "factor": float(fault.get("factor", 1)),
+        }
+        for row in scenario.sources
+        for fault in row.get("faults", [])
+    ]
+    drawn = draws or {}
+    events = []
+    for number, event in enumerate(scenario.events):
+        params = dict(event.params)
+        if f"events.{number}.factor" in drawn:
+            low, high = params.pop("factor_range")
+            params["factor"] = f"{drawn[f'events.{number}.factor']:.4g} (drawn from {low}-{high})"
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        events.append({"at_s": event.at_s, "action": event.action, "detail": detail})
+    caps = {
+        str(market): {
+            "cap": spec.risk.funding_cap_e8 / RATE_SCALE,
+            "floor": spec.risk.funding_floor_e8 / RATE_SCALE,
+        }
+        for market, spec in sorted(engine.specs.items())
+    }
+    return {
+        "description": scenario.description,
+        "notes": scenario_notes(scenario.path),
+        "fault_windows": windows,
+        "scripted_events": events,
+        "funding_caps": caps,
+    }
+
+
+__all__ = ["incident", "summarise"]

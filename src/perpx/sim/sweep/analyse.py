@@ -12,6 +12,14 @@ least ``share x seeds`` of its seeds satisfy every ``where`` condition. A run th
 not satisfying it. No value meeting the share is answered ``none``. ``holds_beyond`` tells whether
 every value past the answer meets the share too; when it is false the outcome is not monotone in
 the axis over these seeds and the answer deserves more seeds.
+
+Every answer states what its seeds support (:mod:`.bounds`): the one-sided 95% Clopper-Pearson
+lower bound on the share at the value found (``share_low``), whether it reaches the asked share
+(``supported``; an unsupported answer is the observed value only, never a claim of the share), and
+how many seeds, all meeting the condition, would support it (``seeds_needed``). It also states the
+grid's resolution there: ``previous`` is the grid value tested just before the answer in the
+search order, which did not meet the share, so the threshold lies between ``previous`` and
+``value``; None when the answer is the first value tested (the threshold may lie beyond the grid).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from perpx.sim.sweep.bounds import CONFIDENCE, seeds_needed, share_lower_bound
 from perpx.sim.sweep.metrics import is_boolean_metric
 from perpx.sim.sweep.spec import Question, Row, SweepSpec, Value, as_number, value_key
 
@@ -45,6 +54,15 @@ class Answer:
     holds_beyond: bool
     best_value: Value | None
     best_met: int
+    share_low: float = 0.0
+    """One-sided Clopper-Pearson lower bound on the share at ``value`` (at ``best_value`` for none)."""
+    confidence: float = CONFIDENCE
+    supported: bool = False
+    """The bound reaches the asked share: the seeds support the claim, not only the observation."""
+    seeds_needed: int | None = None
+    """Seeds, every one meeting the condition, that would support the share (None for a share of 1)."""
+    previous: Value | None = None
+    """The grid value tested before ``value`` (not meeting the share): the threshold lies between them."""
 
 
 @dataclass
@@ -59,6 +77,8 @@ class SweepOutcome:
     workers: int
     wall_seconds: float
     files: list[Path] = field(default_factory=list)
+    refined: dict[str, list[Any]] = field(default_factory=dict)
+    """Question name -> its thresholds refined by bisection (:class:`~.bisect.Refined`), when asked."""
 
     @property
     def errors(self) -> int:
@@ -104,15 +124,22 @@ def answer(spec: SweepSpec, question: Question, rows: Sequence[Row]) -> list[Ans
         meets = [bool(t) and sum(t) >= question.share * len(t) - _SHARE_EPSILON for t in tallies]
         best = max(range(len(ordered)), key=lambda i: (sum(tallies[i]) / max(len(tallies[i]), 1), -i))
         first = next((i for i, ok in enumerate(meets) if ok), None)
+        at = best if first is None else first
+        met, seeds = sum(tallies[at]), len(tallies[at])
+        low = share_lower_bound(met, seeds) if seeds else 0.0
         answers.append(
             Answer(
                 given=given,
                 value=None if first is None else ordered[first],
-                met=0 if first is None else sum(tallies[first]),
-                seeds=len(tallies[best]) if first is None else len(tallies[first]),
+                met=0 if first is None else met,
+                seeds=seeds,
                 holds_beyond=first is not None and all(meets[first:]),
                 best_value=ordered[best],
                 best_met=sum(tallies[best]),
+                share_low=low,
+                supported=first is not None and low >= question.share - _SHARE_EPSILON,
+                seeds_needed=None if question.share >= 1 else seeds_needed(question.share),
+                previous=ordered[first - 1] if first else None,
             )
         )
     return answers

@@ -38,6 +38,9 @@ CellRunner = Callable[[Path, Mapping[str, Value], int], RunResult]
 ProgressCallback = Callable[[int, int], None]
 """Called as ``(runs_done, runs_total)`` as runs finish."""
 
+RowCallback = Callable[[Row], None]
+"""Called with each run's row as it finishes, in completion order (the resumable results file)."""
+
 EXECUTORS = ("local", "ray")
 MAX_DEFAULT_WORKERS = 8
 
@@ -65,8 +68,13 @@ def execute(
     executor: str,
     workers: int,
     on_progress: ProgressCallback | None = None,
+    on_row: RowCallback | None = None,
+    address: str | None = None,
 ) -> list[Row]:
-    """Run every task on ``executor`` with ``workers`` workers; one row per task, in task order.
+    """Run every task on ``executor`` with ``workers`` workers; one row per task, in the order given.
+
+    ``on_row`` sees each row as soon as its run finishes; ``address`` is a Ray cluster's address
+    (``ray://host:10001`` or ``auto``), else ``RAY_ADDRESS``, else a local Ray started for the sweep.
 
     Raises
     ------
@@ -74,9 +82,28 @@ def execute(
         If Ray is asked for and cannot be started or reached.
     """
     job = partial(run_task, run_cell=run_cell, scenario=scenario, metrics=metrics)
+    finished = _Finished(len(tasks), on_progress, on_row)
     if executor == "ray":
-        return _run_ray(job, tasks, workers, on_progress)
-    return _run_local(job, tasks, workers, on_progress)
+        return _run_ray(job, tasks, workers, finished, address)
+    return _run_local(job, tasks, workers, finished)
+
+
+class _Finished:
+    """Rows by position as runs finish; tells the progress and row callbacks."""
+
+    def __init__(self, total: int, on_progress: ProgressCallback | None, on_row: RowCallback | None) -> None:
+        self.rows: list[Row | None] = [None] * total
+        self.done = 0
+        self.on_progress = on_progress
+        self.on_row = on_row
+
+    def add(self, position: int, row: Row) -> None:
+        self.rows[position] = row
+        self.done += 1
+        if self.on_row:
+            self.on_row(row)
+        if self.on_progress:
+            self.on_progress(self.done, len(self.rows))
 
 
 def run_task(task: Task, *, run_cell: CellRunner, scenario: Path, metrics: Sequence[str]) -> Row:
@@ -94,32 +121,25 @@ def run_task(task: Task, *, run_cell: CellRunner, scenario: Path, metrics: Seque
     return row
 
 
-def _run_local(
-    job: Callable[[Task], Row], tasks: list[Task], workers: int, on_progress: ProgressCallback | None
-) -> list[Row]:
-    rows: list[Row | None] = [None] * len(tasks)
+def _run_local(job: Callable[[Task], Row], tasks: list[Task], workers: int, finished: _Finished) -> list[Row]:
     if workers == 1:
-        for done, task in enumerate(tasks, start=1):
-            rows[task.index] = job(task)
-            if on_progress:
-                on_progress(done, len(tasks))
-        return _complete(rows)
+        for position, task in enumerate(tasks):
+            finished.add(position, job(task))
+        return _complete(finished.rows)
     import multiprocessing
 
     # spawn, not fork: a forked child would inherit the parent's threads (polars, rich) mid-state
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = {pool.submit(job, task): task.index for task in tasks}
-        for done, future in enumerate(as_completed(futures), start=1):
-            rows[futures[future]] = future.result()
-            if on_progress:
-                on_progress(done, len(tasks))
+        futures = {pool.submit(job, task): position for position, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            finished.add(futures[future], future.result())
     except BaseException:
         # Ctrl-C or a broken pool: drop the queued runs instead of waiting for all of them
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
-    return _complete(rows)
+    return _complete(finished.rows)
 
 
 def _complete(rows: list[Row | None]) -> list[Row]:
@@ -130,14 +150,14 @@ def _complete(rows: list[Row | None]) -> list[Row]:
 
 
 def _run_ray(
-    job: partial[Row], tasks: list[Task], workers: int, on_progress: ProgressCallback | None
+    job: partial[Row], tasks: list[Task], workers: int, finished: _Finished, address: str | None
 ) -> list[Row]:
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init(logging_level="ERROR")
+            if address or os.environ.get("RAY_ADDRESS"):
+                ray.init(address=address, logging_level="ERROR")
             else:
                 # a worker imports the task's function by module path, so it needs the driver's
                 # sys.path (the entries pytest or a script added), as a spawned process gets it
@@ -152,14 +172,13 @@ def _run_ray(
     try:
         remote = ray.remote(num_cpus=1)(job.func)
         refs = [remote.remote(task, **job.keywords) for task in tasks]
+        position = {ref: i for i, ref in enumerate(refs)}
         pending = list(refs)
-        done = 0
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            done += len(ready)
-            if on_progress:
-                on_progress(done, len(tasks))
-        return [dict(row) for row in ray.get(refs)]
+            for ref in ready:
+                finished.add(position[ref], dict(ray.get(ref)))
+        return _complete(finished.rows)
     finally:
         if started_here:
             ray.shutdown()
@@ -187,6 +206,7 @@ __all__ = [
     "MAX_DEFAULT_WORKERS",
     "CellRunner",
     "ProgressCallback",
+    "RowCallback",
     "default_workers",
     "execute",
     "import_ray",

@@ -1,7 +1,10 @@
 """What a sweep can tabulate: the metric names, how each is read from a run, and the aggregate columns.
 
 A metric is one of the summary fields every run has (:data:`SUMMARY_METRICS`), ``passed`` (every
-assertion held, no invariant violated), ``assertions_failed`` (a count), ``assertion:<name>``
+assertion of the scenario held, no invariant violated: the scenario *showed what it claims*, so a
+larger fund can make it false by not draining), ``mechanism_held`` (every named check held, e.g.
+``no_account_below_zero`` and ``adl_equals_shortfall``, and no invariant was violated: the rules of
+the mechanism, which read the right way whatever the parameters), ``assertions_failed`` (a count), ``assertion:<name>``
 (whether that declared assertion held) or ``summary:<field>`` (any other numeric field of
 ``summary.json``, e.g. ``summary:accounts_below_zero``; a run without it is recorded as an error).
 Only the ``summary:`` form is looked up at run time; every other name is checked when the file is
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from perpx.sim.assertions import CHECKS
 from perpx.sim.result import RunResult
 
 SUMMARY_METRICS = (
@@ -36,11 +40,18 @@ SUMMARY_METRICS = (
     "funding_paid",
     "invariant_checks",
     "invariant_violations",
+    "insurance_fund_cash_min",
+    "insurance_fund_max_position_notional",
+    "insurance_takeover_notional",
+    "insurance_unwound_notional",
+    "insurance_fund_position_notional",
+    "adl_accounts",
+    "adl_shortfall",
 )
 """Numeric fields of ``summary.json`` a sweep can tabulate (``wall_seconds`` is left out on purpose:
 it differs between two runs of the same cell, and the table must not)."""
 
-DERIVED_METRICS = ("passed", "assertions_failed")
+DERIVED_METRICS = ("passed", "mechanism_held", "assertions_failed")
 """Metrics computed from a run's assertions rather than read from one summary field."""
 
 DEFAULT_METRICS = (
@@ -49,7 +60,7 @@ DEFAULT_METRICS = (
     "adl_events",
     "insurance_fund_min",
     "max_mark_index_gap_bps",
-    "passed",
+    "mechanism_held",
 )
 """What a sweep file without ``metrics`` tabulates."""
 
@@ -63,7 +74,7 @@ def is_known_metric(metric: str) -> bool:
 
 def is_boolean_metric(metric: str) -> bool:
     """Whether ``metric`` is pass/fail (tabulated as a boolean, aggregated as a share only)."""
-    return metric == "passed" or metric.startswith("assertion:")
+    return metric in ("passed", "mechanism_held") or metric.startswith("assertion:")
 
 
 def aggregate_columns(metrics: Sequence[str]) -> list[str]:
@@ -87,6 +98,9 @@ def metric_value(result: RunResult, metric: str) -> float | bool:
     if metric == "passed":
         return result.passed
     assertions = result.summary.get("assertions", [])
+    if metric == "mechanism_held":
+        checks = [a for a in assertions if a["expr"] in CHECKS]
+        return all(a["passed"] for a in checks) and not result.summary.get("invariant_violations", 0)
     if metric == "assertions_failed":
         return float(sum(1 for a in assertions if not a["passed"]))
     if metric.startswith("assertion:"):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +37,28 @@ if TYPE_CHECKING:
     from perpx.sim.report import HeatmapFigure
 
 
+def format_refined(refined: Mapping[str, Sequence[Any]]) -> list[str]:
+    """Each bisected threshold as a line: the narrowed pair and the points evaluated."""
+    lines: list[str] = []
+    for name, items in refined.items():
+        for item in items:
+            given = ", ".join(f"{k} = {format_value(v)}" for k, v in item.given.items()) or "(every cell)"
+            probes = "; ".join(
+                f"{format_value(p.value)}: {p.met}/{p.seeds} (bound {p.share_low:.1%})" for p in item.probes
+            )
+            lines.append(
+                f"  refined, {name} [{given}]: between {format_value(item.failing)} (not met) and"
+                f" {format_value(item.meeting)} (met) after {len(item.probes)} step(s){': ' + probes if probes else ''}"
+            )
+    return lines
+
+
 def format_answers(answers: Sequence[tuple[Question, Sequence[Answer]]]) -> list[str]:
-    """The answers as lines of text, one block per question, ``none`` where no value qualifies."""
+    """The answers as lines of text, one block per question, ``none`` where no value qualifies.
+
+    Each line says the seeds behind it and their Clopper-Pearson bound, whether they support the
+    asked share, and between which grid values the threshold lies.
+    """
     lines: list[str] = []
     for question, items in answers:
         lines.append(question.name)
@@ -47,13 +67,40 @@ def format_answers(answers: Sequence[tuple[Question, Sequence[Answer]]]) -> list
             given = (
                 ", ".join(f"{short[k]} = {format_value(v)}" for k, v in item.given.items()) or "(every cell)"
             )
+            bound = f"{item.confidence:.0%} lower bound on the share {item.share_low:.1%}"
             if item.value is None:
-                best = f"best {item.best_met}/{item.seeds} seeds at {format_value(item.best_value)}"
+                best = f"best {item.best_met}/{item.seeds} seeds at {format_value(item.best_value)}; {bound}"
                 lines.append(f"  {given}: none ({best})")
+                continue
+            caveat = "" if item.holds_beyond else "; not every value beyond it qualifies"
+            grid = (
+                f"between {format_value(item.previous)} (did not qualify) and {format_value(item.value)}"
+                if item.previous is not None
+                else f"at or before {format_value(item.value)}, the first grid value tested"
+            )
+            observed = f"{format_value(item.value)} ({item.met}/{item.seeds} seeds{caveat}; {bound})"
+            if item.supported:
+                lines.append(f"  {given}: {observed}; threshold {grid}")
             else:
-                caveat = "" if item.holds_beyond else "; not every value beyond it qualifies"
-                lines.append(f"  {given}: {format_value(item.value)} ({item.met}/{item.seeds} seeds{caveat})")
+                need = (
+                    f"{item.seeds_needed} seeds, all meeting it, would"
+                    if item.seeds_needed is not None
+                    else "no number of seeds can"
+                )
+                lines.append(
+                    f"  {given}: NOT SUPPORTED at {question.share:.0%}: observed {observed}; {need} support"
+                    f" {question.share:.0%}; threshold {grid}"
+                )
     return lines
+
+
+_SHARE_HEADERS = {
+    "passed": "scenario claims held",
+    "mechanism_held": "mechanism rules held",
+}
+"""Headers of the pass/fail shares that say which way they read: ``passed`` is whether the scenario
+showed its story (a bigger fund that is not drained fails "the fund is drained"), ``mechanism_held``
+whether the venue kept its rules."""
 
 
 def table_columns(spec: SweepSpec) -> dict[str, str]:
@@ -64,7 +111,9 @@ def table_columns(spec: SweepSpec) -> dict[str, str]:
     """
     columns = short_names(list(spec.axes))
     for metric in spec.metrics:
-        if is_boolean_metric(metric):
+        if metric in _SHARE_HEADERS:
+            columns[f"p_{metric}"] = _SHARE_HEADERS[metric]
+        elif is_boolean_metric(metric):
             columns[f"p_{metric}"] = f"{metric} share"
         elif metric == "bad_debt":
             columns["p_bad_debt"] = "P(bad debt)"
@@ -95,10 +144,18 @@ def answers_document(outcome: SweepOutcome) -> list[dict[str, Any]]:
             "direction": q.direction,
             "where": [asdict(c) for c in q.where],
             "share": q.share,
+            "bound": "one-sided Clopper-Pearson lower bound on the share of seeds (share_low)",
+            "grid_values": spec_axis_values(outcome.spec, q.axis),
             "answers": [asdict(a) for a in items],
+            "refined": [asdict(r) for r in outcome.refined.get(q.name, [])],
         }
         for q, items in outcome.answers
     ]
+
+
+def spec_axis_values(spec: SweepSpec, axis: str) -> list[Value]:
+    """The values of ``axis`` the grid tested, in order: the resolution of any answer on it."""
+    return list(spec.axes[axis])
 
 
 def write_outputs(outcome: SweepOutcome, out_dir: Path) -> list[Path]:
@@ -220,6 +277,8 @@ def _describe(column: str) -> str:
     """A reader's label for an aggregate column: p_bad_debt -> share of seeds with bad_debt != 0."""
     if column.startswith("p_"):
         metric = column.removeprefix("p_")
+        if metric in _SHARE_HEADERS:
+            return f"share of seeds where the {_SHARE_HEADERS[metric]}"
         if is_boolean_metric(metric):
             return f"share of seeds where {metric}"
         return f"share of seeds with {metric} != 0"
@@ -230,7 +289,14 @@ def _describe(column: str) -> str:
 
 
 def _higher_is_worse(column: str) -> bool:
-    good = ("passed", "insurance_fund_min", "insurance_fund_end", "assertion:")
+    good = (
+        "passed",
+        "mechanism_held",
+        "insurance_fund_min",
+        "insurance_fund_end",
+        "insurance_fund_cash_min",
+        "assertion:",
+    )
     return not any(g in column for g in good)
 
 
@@ -286,6 +352,7 @@ __all__ = [
     "answers_document",
     "format_answers",
     "format_cell",
+    "format_refined",
     "heatmap_figures",
     "short_names",
     "table_columns",

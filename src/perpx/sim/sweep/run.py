@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from perpx.sim.sweep.analyse import SweepOutcome, aggregate, answer
+from perpx.sim.sweep.bisect import refine
 from perpx.sim.sweep.execute import (
     EXECUTORS,
     CellRunner,
@@ -23,6 +24,7 @@ from perpx.sim.sweep.execute import (
     run_real_cell,
 )
 from perpx.sim.sweep.outputs import write_outputs
+from perpx.sim.sweep.resume import ResultsFile
 from perpx.sim.sweep.spec import CellValidator, SweepError, SweepSpec, check_sweep
 
 
@@ -35,12 +37,20 @@ def run_sweep(
     run_cell: CellRunner = run_real_cell,
     validate_cell: CellValidator | None = None,
     on_progress: ProgressCallback | None = None,
+    resume: bool = False,
+    address: str | None = None,
+    bisect_steps: int = 0,
 ) -> SweepOutcome:
     """Check the sweep, run every cell x seed, reduce, answer, and write the outputs into ``out_dir``.
 
     The tables do not depend on the executor, the worker count or the completion order: rows are
     placed by task index. A run that raises is recorded with its error text and empty metrics, and
     the sweep goes on (:attr:`SweepOutcome.errors` counts them). ``out_dir`` None writes nothing.
+
+    With ``out_dir``, every finished run is appended to ``results.jsonl`` as it finishes
+    (:mod:`.resume`); ``resume`` keeps the rows already there and runs only the missing
+    ``(cell, seed)`` pairs. ``address`` names a Ray cluster (executor ``ray``). ``bisect_steps``
+    refines every answer's threshold between its grid values that many times (:mod:`.bisect`).
 
     Raises
     ------
@@ -57,17 +67,31 @@ def run_sweep(
     tasks = spec.tasks()
     count = workers or default_workers(len(tasks))
     check_sweep(spec, validate_cell)
+    results = ResultsFile(out_dir, spec) if out_dir is not None else None
+    done = results.load() if results is not None and resume else {}
+    todo = [task for task in tasks if (task.cell, task.seed) not in done]
+    kept = len(tasks) - len(todo)
     started = time.perf_counter()
-    rows = execute(
-        tasks,
-        scenario=spec.scenario,
-        metrics=spec.metrics,
-        run_cell=run_cell,
-        executor=executor,
-        workers=count,
-        on_progress=on_progress,
-    )
+    if results is not None:
+        results.open(keep=resume)
+    try:
+        ran = execute(
+            todo,
+            scenario=spec.scenario,
+            metrics=spec.metrics,
+            run_cell=run_cell,
+            executor=executor,
+            workers=count,
+            on_progress=(lambda n, total: on_progress(kept + n, kept + total)) if on_progress else None,
+            on_row=results.append if results is not None else None,
+            address=address,
+        )
+    finally:
+        if results is not None:
+            results.close()
     wall = time.perf_counter() - started
+    by_key = {**done, **{(int(row["cell"]), int(row["seed"])): row for row in ran}}
+    rows = [by_key[task.cell, task.seed] for task in tasks]
     outcome = SweepOutcome(
         spec=spec,
         rows=rows,
@@ -77,6 +101,10 @@ def run_sweep(
         workers=count,
         wall_seconds=wall,
     )
+    for question, items in outcome.answers if bisect_steps else []:
+        outcome.refined[question.name] = refine(
+            spec, question, items, bisect_steps, run_cell=run_cell, executor=executor, workers=count
+        )
     if out_dir is not None:
         outcome.files = write_outputs(outcome, out_dir)
     return outcome
