@@ -38,7 +38,7 @@ log = logging.getLogger("perpx.server")
 
 PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
 """Modules whose routes the public listener serves."""
-MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health)
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
