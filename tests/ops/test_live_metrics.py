@@ -117,7 +117,9 @@ def test_invariant_violation_is_counted_and_names_the_rule(venue: InProcessVenue
 
     # Assert
     assert any(problem.startswith("conservation of") for problem in result.problems)
-    moved = value(after, "perpx_invariant_violations_total") - value(before, "perpx_invariant_violations_total")
+    moved = value(after, "perpx_invariant_violations_total") - value(
+        before, "perpx_invariant_violations_total"
+    )
     assert moved >= len(result.problems) >= 1
     engine.deposits_atoms[engine.asset] -= 1
 

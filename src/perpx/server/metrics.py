@@ -126,6 +126,9 @@ class MarketFigures:
     open_interest: Decimal
     sources: IndexSources | None
     near_liquidation: int
+    funding_cap: Decimal | None
+    funding_floor: Decimal | None
+    band_bps: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,24 @@ class Metrics:
         self.funding_rate = Gauge(
             "perpx_funding_rate",
             "The next funding settlement's rate (decimal; 0 without funding).",
+            ["symbol"],
+            registry=r,
+        )
+        self.funding_cap = Gauge(
+            "perpx_funding_cap",
+            "The highest funding rate a settlement can have (decimal; markets with funding only).",
+            ["symbol"],
+            registry=r,
+        )
+        self.funding_floor = Gauge(
+            "perpx_funding_floor",
+            "The lowest funding rate a settlement can have (decimal; markets with funding only).",
+            ["symbol"],
+            registry=r,
+        )
+        self.band = Gauge(
+            "perpx_mark_index_band_bps",
+            "The band around the index the mark is clamped to, in basis points.",
             ["symbol"],
             registry=r,
         )
@@ -391,6 +412,9 @@ class Metrics:
                 open_interest=Decimal(format_units(engine.open_interest_lots[spec.market], spec.lot_size)),
                 sources=index_sources(engine, spec.market),
                 near_liquidation=near.get(spec.market, 0),
+                funding_cap=_rate(view.funding_cap_e8 if rate is not None else None),
+                funding_floor=_rate(view.funding_floor_e8 if rate is not None else None),
+                band_bps=Decimal(spec.risk.mark_index_band_e8) / RATE_SCALE * 10_000,
             )
         fund = engine.liquidation.insurance_fund()
         return VenueFigures(
@@ -417,6 +441,10 @@ class Metrics:
             self.funding_rate.labels(symbol).set(float(m.funding_rate))
             self.open_interest.labels(symbol).set(float(m.open_interest))
             self.near_liquidation.labels(symbol).set(m.near_liquidation)
+            self.band.labels(symbol).set(float(m.band_bps))
+            if m.funding_cap is not None and m.funding_floor is not None:
+                self.funding_cap.labels(symbol).set(float(m.funding_cap))
+                self.funding_floor.labels(symbol).set(float(m.funding_floor))
             if m.sources is not None:
                 self.index_sources_live.labels(symbol).set(m.sources.live)
                 self.index_sources_min.labels(symbol).set(m.sources.min_sources)
@@ -451,6 +479,10 @@ class Metrics:
         if violations > seen_violations:
             self.invariant_violations.inc(violations - seen_violations)
         self._invariants_seen = (checks, violations)
+
+
+def _rate(rate_e8: int | None) -> Decimal | None:
+    return None if rate_e8 is None else Decimal(rate_e8) / RATE_SCALE
 
 
 def _price(ticks: int | None, tick_size: Decimal) -> Decimal | None:
