@@ -369,6 +369,9 @@ def serve(
         ),
     ] = None,
     fix_host: Annotated[str, typer.Option(help="Address of the FIX acceptor.")] = "127.0.0.1",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one object per line, with the journal seq (perpx.ops.logs).")
+    ] = "text",
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -394,6 +397,7 @@ def serve(
         rebuild_read_models=rebuild_read_models,
         fix_host=fix_host,
         fix_port=fix_port,
+        log_format=log_format,
     )
     try:
         report = run(options)
