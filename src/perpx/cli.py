@@ -18,7 +18,7 @@ from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
-from perpx.ops.command import proposals_app
+from perpx.ops.command import incident_app, proposals_app
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -131,6 +131,7 @@ journal_app = typer.Typer(
 app.add_typer(journal_app, name="journal")
 app.add_typer(tca_app, name="tca")
 app.add_typer(proposals_app, name="proposals")
+app.add_typer(incident_app, name="incident")
 
 
 @journal_app.command("verify")
