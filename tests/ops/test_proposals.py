@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from perpx.ops.proposal_routes import apply_due, on_stop
 from perpx.ops.proposals import PROPOSALS_FILE, ProposalBook
 
 from ..server.harness import ADMIN_TOKEN
@@ -91,6 +92,37 @@ def test_a_change_goes_proposal_dry_run_approval_apply_with_its_trail(venue: InP
     assert "proposal 1, approved by bob" in audit
 
 
+def test_a_proposal_scheduled_at_a_venue_time_applies_when_the_clock_reaches_it(
+    venue: InProcessVenue,
+) -> None:
+    # Arrange: approved, scheduled one venue minute ahead
+    pid = propose(venue, max_open_orders="40")["id"]
+    assert dry_run(venue, pid).status_code == 200
+    assert call(venue, "bob", "POST", f"/proposals/{pid}/approve").status_code == 200
+    now_ms = venue.ctx.seq.engine.now_ns // 1_000_000
+    scheduled = call(venue, "bob", "POST", f"/proposals/{pid}/apply", {"atMs": now_ms + 60_000})
+    portal = venue.client.portal
+    assert portal is not None
+    portal.call(on_stop, venue.ctx)  # the test applies what is due itself (no race with the poller)
+
+    # Act
+    early = portal.call(apply_due, venue.ctx)
+    advanced = call(venue, "ops", "POST", "/clock", {"advanceMs": 60_000})
+    due = portal.call(apply_due, venue.ctx)
+
+    # Assert
+    assert scheduled.status_code == 200 and scheduled.json()["state"] == "approved"
+    assert early == []
+    assert advanced.status_code == 200
+    assert due == [pid]
+    assert params(venue)["max_open_orders"] == "40"
+    body = call(venue, "ops", "GET", f"/proposals/{pid}").json()
+    assert [(s["action"], s["operator"]) for s in body["trail"]][-2:] == [
+        ("scheduled", "bob"),
+        ("applied", "scheduler"),
+    ]
+
+
 def test_a_rejected_proposal_changes_nothing(venue: InProcessVenue) -> None:
     # Arrange
     before = params(venue)
@@ -115,7 +147,7 @@ def test_an_expired_proposal_cannot_be_approved_or_applied(venue: InProcessVenue
     pid = propose(venue, max_open_orders="10")["id"]
     assert dry_run(venue, pid).status_code == 200
     assert call(venue, "bob", "POST", f"/proposals/{pid}/approve").status_code == 200
-    book: ProposalBook = venue.admin_app.state.proposals
+    book = venue.ctx.components.proposals
     book.proposals[pid].expires_ms = 0
 
     # Act

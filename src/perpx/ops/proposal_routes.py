@@ -9,18 +9,20 @@ market's values now, read from the engine, against the proposed ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Security
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from perpx.engine.commands import UpdateMarketParams
 from perpx.engine.config import MarketSpec, market_params
 from perpx.engine.engine import Engine
 from perpx.engine.events import CommandRejected
 from perpx.ops.proposals import (
-    PROPOSALS_FILE,
+    Proposal,
     ProposalBook,
     ProposalError,
     check_params,
@@ -31,6 +33,8 @@ from perpx.server.admin import _AdminRoute, _token_doc, operator_of
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 from perpx.server.rest import ctx_of
+
+log = logging.getLogger("perpx.ops.proposals")
 
 router = APIRouter(
     prefix="/admin/v1/proposals",
@@ -58,15 +62,13 @@ class Rejection(BaseModel):
     reason: str = Field(max_length=500, description="Why it is rejected.")
 
 
-def attach(app: FastAPI, ctx: ServerContext) -> None:
-    """Serve the proposal routes on the admin app, with the venue's proposals from its data directory."""
-    app.state.proposals = ProposalBook.open(ctx.data_dir / PROPOSALS_FILE)
+def attach(app: FastAPI) -> None:
+    """Serve the proposal routes on the admin app (the proposals are ``ctx.components.proposals``)."""
     app.include_router(router)
 
 
 def _book(request: Request) -> ProposalBook:
-    book: ProposalBook = request.app.state.proposals
-    return book
+    return ctx_of(request).components.proposals
 
 
 def _now_ms() -> int:
@@ -170,17 +172,34 @@ async def reject(request: Request, proposal_id: int, body: Rejection) -> dict[st
     return proposal.as_json(_now_ms())
 
 
+class ApplyRequest(BaseModel):
+    atMs: StrictInt | None = Field(  # noqa: N815
+        default=None,
+        description="Venue time (ms) to apply at; now when absent or already past.",
+    )
+
+
 @router.post("/{proposal_id}/apply")
-async def apply(request: Request, proposal_id: int) -> dict[str, Any]:
-    """Apply an approved proposal now, through ``UpdateMarketParams`` (journaled, audited)."""
-    book = _book(request)
+async def apply(request: Request, proposal_id: int, body: ApplyRequest | None = None) -> dict[str, Any]:
+    """Apply an approved proposal now, or schedule it at a venue time (``atMs``)."""
     ctx = ctx_of(request)
+    book = ctx.components.proposals
     operator = operator_of(request)
     try:
         proposal = book.get(proposal_id)
         book.check_apply(proposal, _now_ms())
+        venue_ms = await ctx.seq.query(lambda engine: engine.now_ns // 1_000_000)
+        if body is not None and body.atMs is not None and body.atMs > venue_ms:
+            book.schedule(proposal, body.atMs, operator, _now_ms())
+            return proposal.as_json(_now_ms())
     except ProposalError as exc:
         raise _api(exc) from None
+    await apply_now(ctx, book, proposal, operator)
+    return proposal.as_json(_now_ms())
+
+
+async def apply_now(ctx: ServerContext, book: ProposalBook, proposal: Proposal, operator: str) -> None:
+    """Submit the proposal's ``UpdateMarketParams``; a refusal is on its trail and raised as an ApiError."""
     market = ctx.specs[proposal.symbol].market
     applied = await ctx.seq.submit(
         lambda ts: UpdateMarketParams(
@@ -193,7 +212,52 @@ async def apply(request: Request, proposal_id: int) -> dict[str, Any]:
     )
     own = applied.events.own
     if own and isinstance(own[0], CommandRejected):
+        proposal.apply_at_ms = None
         book.apply_failed(proposal, operator, own[0].message, _now_ms())
         raise ApiError(400, own[0].code, f"the venue refused the change: {own[0].message}")
     book.applied(proposal, operator, applied.seq, _now_ms())
-    return proposal.as_json(_now_ms())
+
+
+SCHEDULER_POLL_S = 1.0
+"""How often the scheduler reads the venue clock for proposals due."""
+
+_schedulers: dict[int, asyncio.Task[None]] = {}
+"""The running scheduler of each venue (by ``id(ctx)``)."""
+
+
+async def apply_due(ctx: ServerContext) -> list[int]:
+    """Apply the scheduled proposals venue time has reached (as operator ``scheduler``); their ids."""
+    book = ctx.components.proposals
+    venue_ms = await ctx.seq.query(lambda engine: engine.now_ns // 1_000_000)
+    done = []
+    for proposal in book.due(venue_ms, _now_ms()):
+        try:
+            await apply_now(ctx, book, proposal, "scheduler")
+        except ApiError as exc:
+            log.error("scheduled proposal %d was not applied: %s", proposal.id, exc)
+        else:
+            done.append(proposal.id)
+    return done
+
+
+async def run_scheduler(ctx: ServerContext) -> None:
+    """:func:`apply_due` every :data:`SCHEDULER_POLL_S` until the venue stops answering."""
+    while True:
+        await asyncio.sleep(SCHEDULER_POLL_S)
+        try:
+            await apply_due(ctx)
+        except ApiError as exc:  # stopping: nothing more to apply
+            log.info("proposal scheduler stopped: %s", exc)
+            return
+
+
+async def on_start(ctx: ServerContext) -> None:
+    _schedulers[id(ctx)] = asyncio.get_running_loop().create_task(run_scheduler(ctx), name="proposals")
+
+
+async def on_stop(ctx: ServerContext) -> None:
+    task = _schedulers.pop(id(ctx), None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

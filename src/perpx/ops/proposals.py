@@ -92,6 +92,8 @@ class Proposal:
     approver: str | None = None
     dry_run: dict[str, Any] | None = None
     applied_seq: int | None = None
+    apply_at_ms: int | None = None
+    """Venue time (ms) at which an approved proposal is to be applied; ``None``: when asked."""
     trail: list[Step] = field(default_factory=list)
 
     def status(self, now_ms: int) -> str:
@@ -216,6 +218,21 @@ class ProposalBook:
         self._open(proposal, now_ms, "applied")
         if proposal.state != "approved":
             raise ProposalError(409, -2014, f"proposal {proposal.id} is not approved; it cannot be applied")
+
+    def schedule(self, proposal: Proposal, at_ms: int, operator: str, now_ms: int) -> None:
+        """Apply an approved proposal once venue time reaches ``at_ms`` (unless it expires first)."""
+        self.check_apply(proposal, now_ms)
+        proposal.apply_at_ms = at_ms
+        proposal.trail.append(Step("scheduled", operator, now_ms, f"at venue time {at_ms} ms"))
+        self.save()
+
+    def due(self, venue_ms: int, now_ms: int) -> list[Proposal]:
+        """Approved, unexpired proposals scheduled at or before ``venue_ms``, oldest first."""
+        return [
+            p
+            for p in sorted(self.proposals.values(), key=lambda p: p.id)
+            if p.status(now_ms) == "approved" and p.apply_at_ms is not None and p.apply_at_ms <= venue_ms
+        ]
 
     def applied(self, proposal: Proposal, operator: str, seq: int, now_ms: int) -> None:
         proposal.state, proposal.applied_seq = "applied", seq

@@ -39,7 +39,7 @@ log = logging.getLogger("perpx.server")
 
 PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
 """Modules whose routes the public listener serves."""
-MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics)
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
@@ -127,7 +127,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
-    proposal_routes.attach(app, ctx)
+    proposal_routes.attach(app)
     return app
 
 
