@@ -3,7 +3,9 @@
 Who acts is ``X-PERPX-OPERATOR`` (as every admin route; ``admin`` when absent), so four eyes
 means two operator names: the approver must differ from the proposer. The dry run runs risk lab
 scenarios in a worker thread (seconds per scenario; the event loop keeps serving) with the
-market's values now, read from the engine, against the proposed ones.
+market's values now, read from the engine, against the proposed ones. An apply with ``atMs`` in
+the venue's future is scheduled: :func:`run_scheduler`, started and stopped with the venue (this
+module's ``on_start`` and ``on_stop``), applies it once the venue clock reaches it.
 """
 
 from __future__ import annotations
