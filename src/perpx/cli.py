@@ -20,6 +20,7 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
+from perpx.ops.command import incident_app, proposals_app
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -132,6 +133,8 @@ journal_app = typer.Typer(
 app.add_typer(journal_app, name="journal")
 app.add_typer(tca_app, name="tca")
 app.add_typer(algo_commands(), name="algo")
+app.add_typer(proposals_app, name="proposals")
+app.add_typer(incident_app, name="incident")
 
 
 @journal_app.command("verify")
@@ -372,6 +375,9 @@ def serve(
         ),
     ] = None,
     fix_host: Annotated[str, typer.Option(help="Address of the FIX acceptor.")] = "127.0.0.1",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one object per line, with the journal seq (perpx.ops.logs).")
+    ] = "text",
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -397,6 +403,7 @@ def serve(
         rebuild_read_models=rebuild_read_models,
         fix_host=fix_host,
         fix_port=fix_port,
+        log_format=log_format,
     )
     try:
         report = run(options)

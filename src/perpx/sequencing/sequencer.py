@@ -285,5 +285,11 @@ class Sequencer:
             try:
                 listener(applied)
             except Exception:
-                log.exception("listener %r failed on seq %d..%d", listener, first, self._next_seq - 1)
+                log.exception(
+                    "listener %r failed on seq %d..%d",
+                    listener,
+                    first,
+                    self._next_seq - 1,
+                    extra={"seq": first, "seq_last": self._next_seq - 1},
+                )
         return applied

@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from perpx.ops import proposal_routes
 from perpx.server import admin, health, limits, metrics, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
@@ -38,7 +39,7 @@ log = logging.getLogger("perpx.server")
 
 PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
 """Modules whose routes the public listener serves."""
-MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health)
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
@@ -126,6 +127,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    proposal_routes.attach(app)
     return app
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from perpx.ops.proposals import PROPOSALS_FILE, ProposalBook
 from perpx.server.adminlog import AdminLog
 from perpx.server.context import Component, PersistentComponent, ServerContext
 from perpx.server.health import ReadinessProbe
@@ -52,6 +53,8 @@ class Components:
     adminlog: AdminLog
     health: ReadinessProbe
     metrics: Metrics
+    proposals: ProposalBook
+    """Staged parameter changes (:mod:`perpx.ops.proposals`), kept in ``DATA/proposals.json``."""
     demo: DemoComponent | None = None
     fix: FixGateway | None = None
 
@@ -71,6 +74,7 @@ class Components:
             adminlog=AdminLog(ctx.data_dir),
             health=ReadinessProbe(ctx),
             metrics=Metrics(ctx),
+            proposals=ProposalBook.open(ctx.data_dir / PROPOSALS_FILE),
         )
 
     def named(self) -> dict[str, Component]:

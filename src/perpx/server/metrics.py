@@ -17,7 +17,19 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
   (:meth:`RequestSequencer.query`), between batches, like every other read of the engine; the
   WebSocket connection count and the rate-limit refusals are read on the loop, where they live. A
   stopped sequencer answers no query: the scrape then reports ``perpx_engine_running 0`` and the
-  engine gauges keep their last values.
+  engine gauges keep their last values. Index source ages and quorum and the accounts near
+  liquidation come from :mod:`perpx.ops.venue_risk` in the same query.
+* **The invariant monitor** (:mod:`perpx.ops.invariant_monitor`), started with the venue:
+  ``perpx_invariant_checks_total`` and ``perpx_invariant_violations_total`` (one per broken
+  invariant per check), on a schedule that keeps the checks under 1% of a core.
+* **Anomaly scores** (:mod:`perpx.ops.anomaly`), updated at each scrape from the figures just read:
+  ``perpx_anomaly_score{metric}`` for ``commands`` (commands per second since the last scrape,
+  seasonal by hour of venue time), ``liquidations`` (liquidation records since the last scrape) and
+  ``mark_index_gap_bps:SYMBOL``. One sample per scrape: the scores assume a steady scrape interval.
+* **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``: ``slow`` is exact (the market
+  stream hub's count of clients dropped as too slow); ``closed`` counts connections present at one
+  scrape and gone at the next, less the slow drops: a connection opened and closed between two
+  scrapes is not seen, so it is a lower bound.
 
 Units are Binance's REST units: prices in the quote asset, open interest in base units (contracts
 of ``stepSize``), notional and the insurance fund in the settlement asset, rates as decimals.
@@ -58,6 +70,9 @@ from perpx.engine.events import (
     TransferRejected,
 )
 from perpx.engine.values import RATE_SCALE, format_units
+from perpx.ops.anomaly import Ewma, HourlyEwma
+from perpx.ops.invariant_monitor import InvariantMonitor
+from perpx.ops.venue_risk import IndexSources, accounts_near_liquidation, index_sources
 from perpx.server.errors import ApiError
 from perpx.server.rest import ctx_of
 from perpx.server.sequencer import Applied, SequencerState
@@ -92,6 +107,11 @@ RATE_LIMIT_KINDS = ("weight", "banned", "orders")
 
 INTERFACES = ("rest", "fix")
 
+WS_DISCONNECT_REASONS = ("slow", "closed")
+"""``perpx_ws_disconnects_total{reason}`` (see the module docstring)."""
+
+NS_PER_S = 1_000_000_000
+
 QUERY_TIMEOUT_S = 5.0
 """A scrape waits this long for the sequencer; a sequencer that does not answer reads as not running."""
 
@@ -104,6 +124,11 @@ class MarketFigures:
     mark: Decimal | None
     funding_rate: Decimal
     open_interest: Decimal
+    sources: IndexSources | None
+    near_liquidation: int
+    funding_cap: Decimal | None
+    funding_floor: Decimal | None
+    band_bps: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +140,7 @@ class VenueFigures:
     markets: dict[str, MarketFigures]
     insurance_asset: str
     insurance_equity: Decimal
+    now_ns: int
 
 
 def gap_bps(mark: Decimal, index: Decimal) -> Decimal:
@@ -171,6 +197,24 @@ class Metrics:
             ["symbol"],
             registry=r,
         )
+        self.funding_cap = Gauge(
+            "perpx_funding_cap",
+            "The highest funding rate a settlement can have (decimal; markets with funding only).",
+            ["symbol"],
+            registry=r,
+        )
+        self.funding_floor = Gauge(
+            "perpx_funding_floor",
+            "The lowest funding rate a settlement can have (decimal; markets with funding only).",
+            ["symbol"],
+            registry=r,
+        )
+        self.band = Gauge(
+            "perpx_mark_index_band_bps",
+            "The band around the index the mark is clamped to, in basis points.",
+            ["symbol"],
+            registry=r,
+        )
         self.open_interest = Gauge(
             "perpx_open_interest", "Open interest (base units, the long side).", ["symbol"], registry=r
         )
@@ -199,6 +243,69 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.index_source_age = Gauge(
+            "perpx_index_source_age_seconds",
+            "Venue-clock seconds since the source's latest quote (absent until it first quotes).",
+            ["symbol", "source"],
+            registry=r,
+        )
+        self.index_sources_live = Gauge(
+            "perpx_index_sources_live",
+            "Index sources no older than stale_after (below min_sources the index freezes).",
+            ["symbol"],
+            registry=r,
+        )
+        self.index_sources_min = Gauge(
+            "perpx_index_sources_min",
+            "The index quorum (min_sources) of the market.",
+            ["symbol"],
+            registry=r,
+        )
+        self.near_liquidation = Gauge(
+            "perpx_accounts_near_liquidation",
+            "Accounts with a position in the market whose margin ratio is at or over 80%.",
+            ["symbol"],
+            registry=r,
+        )
+        self.invariant_checks = Counter(
+            "perpx_invariant_checks_total",
+            "Runs of the engine's invariant checks on the live venue.",
+            registry=r,
+        )
+        self.invariant_violations = Counter(
+            "perpx_invariant_violations_total",
+            "Broken invariants found (one per rule per check).",
+            registry=r,
+        )
+        self.ws_disconnects = Counter(
+            "perpx_ws_disconnects_total",
+            "WebSocket connections ended (slow: dropped as too slow; closed: any other end, a lower bound).",
+            ["reason"],
+            registry=r,
+        )
+        self.anomaly_score = Gauge(
+            "perpx_anomaly_score",
+            "EWMA z-score of a key series (0 while warming up).",
+            ["metric"],
+            registry=r,
+        )
+        self.monitor = InvariantMonitor(
+            query=lambda fn: self.ctx.seq.query(fn, timeout_s=QUERY_TIMEOUT_S),
+            last_seq=lambda: self.ctx.seq.last_seq,
+        )
+        self._invariants_seen = (0, 0)
+        self._ws_seen: set[int] = set()
+        self._slow_seen = 0
+        self._commands_seen = 0
+        self._liquidations_seen = 0
+        self._scored: tuple[int, int, int] | None = None
+        self._command_rate = HourlyEwma()
+        self._liquidation_rate = Ewma()
+        self._gaps: dict[str, Ewma] = {}
+        for reason in WS_DISCONNECT_REASONS:
+            self.ws_disconnects.labels(reason)
+        for metric in ("commands", "liquidations"):
+            self.anomaly_score.labels(metric)
         for interface in INTERFACES:
             self.order_ack.labels(interface)
         for kind in RATE_LIMIT_KINDS:
@@ -221,8 +328,10 @@ class Metrics:
             own = applied.events.own
             result = "rejected" if own and isinstance(own[0], REJECTIONS) else "accepted"
             self.commands.labels(type(applied.command).__name__, result).inc()
+            self._commands_seen += 1
             for event in applied.events:
                 if isinstance(event, LiquidationExplained):
+                    self._liquidations_seen += 1
                     symbol = str(event.market) if event.market is not None else ""
                     self.liquidations.labels(symbol, event.outcome.lower()).inc()
                     for step in event.steps:
@@ -260,12 +369,21 @@ class Metrics:
                 running = False
             else:
                 self._publish(figures)
+                self._score(figures)
         self.engine_running.set(1 if running else 0)
+        self._count_invariants()
         components = ctx.components
-        self.ws_connections.set(
-            len(components.streams.connections)
-            + sum(len(c) for c in components.userstream.connections.values())
-        )
+        connections = {id(c) for c in components.streams.connections} | {
+            id(c) for group in components.userstream.connections.values() for c in group
+        }
+        self.ws_connections.set(len(connections))
+        slow = components.streams.slow_drops - self._slow_seen
+        gone = len(self._ws_seen - connections)
+        if slow > 0:
+            self.ws_disconnects.labels("slow").inc(slow)
+        if gone - slow > 0:
+            self.ws_disconnects.labels("closed").inc(gone - slow)
+        self._ws_seen, self._slow_seen = connections, components.streams.slow_drops
         refused = components.limits.refused
         for kind in RATE_LIMIT_KINDS:
             new = refused[kind] - self._rate_limited_seen[kind]
@@ -283,6 +401,7 @@ class Metrics:
             at = component.resume_seq()
             lag[name] = 0 if at is None else max(0, last_seq - at)
         markets: dict[str, MarketFigures] = {}
+        near = accounts_near_liquidation(engine)
         for symbol, spec in ctx.specs.items():
             view = engine.pricing.view(spec.market)
             rate = view.predicted_funding_rate_e8
@@ -291,6 +410,11 @@ class Metrics:
                 mark=_price(view.mark_ticks, spec.tick_size),
                 funding_rate=Decimal(rate or 0) / RATE_SCALE,  # 0 without funding, as premiumIndex
                 open_interest=Decimal(format_units(engine.open_interest_lots[spec.market], spec.lot_size)),
+                sources=index_sources(engine, spec.market),
+                near_liquidation=near.get(spec.market, 0),
+                funding_cap=_rate(view.funding_cap_e8 if rate is not None else None),
+                funding_floor=_rate(view.funding_floor_e8 if rate is not None else None),
+                band_bps=Decimal(spec.risk.mark_index_band_e8) / RATE_SCALE * 10_000,
             )
         fund = engine.liquidation.insurance_fund()
         return VenueFigures(
@@ -299,6 +423,7 @@ class Metrics:
             markets=markets,
             insurance_asset=str(engine.asset),
             insurance_equity=Decimal(format_units(fund.equity_atoms, ctx.atom)),
+            now_ns=engine.now_ns,
         )
 
     def _publish(self, figures: VenueFigures) -> None:
@@ -315,11 +440,62 @@ class Metrics:
                 self.gap.labels(symbol).set(float(gap_bps(m.mark, m.index)))
             self.funding_rate.labels(symbol).set(float(m.funding_rate))
             self.open_interest.labels(symbol).set(float(m.open_interest))
+            self.near_liquidation.labels(symbol).set(m.near_liquidation)
+            self.band.labels(symbol).set(float(m.band_bps))
+            if m.funding_cap is not None and m.funding_floor is not None:
+                self.funding_cap.labels(symbol).set(float(m.funding_cap))
+                self.funding_floor.labels(symbol).set(float(m.funding_floor))
+            if m.sources is not None:
+                self.index_sources_live.labels(symbol).set(m.sources.live)
+                self.index_sources_min.labels(symbol).set(m.sources.min_sources)
+                for source, age_ns in m.sources.ages_ns.items():
+                    if age_ns is not None:
+                        self.index_source_age.labels(symbol, source).set(age_ns / NS_PER_S)
         self.insurance_fund.labels(figures.insurance_asset).set(float(figures.insurance_equity))
+
+    def _score(self, figures: VenueFigures) -> None:
+        """Feed this scrape's figures to the anomaly detectors and export their z-scores."""
+        commands, liquidations = self._commands_seen, self._liquidations_seen
+        for symbol, m in figures.markets.items():
+            if m.mark is not None and m.index:
+                gap = float(gap_bps(m.mark, m.index))
+                detector = self._gaps.setdefault(symbol, Ewma())
+                self.anomaly_score.labels(f"mark_index_gap_bps:{symbol}").set(detector.update(gap))
+        if self._scored is not None:
+            at_ns, seen_commands, seen_liquidations = self._scored
+            elapsed_s = (figures.now_ns - at_ns) / NS_PER_S
+            if elapsed_s > 0:
+                rate = (commands - seen_commands) / elapsed_s
+                self.anomaly_score.labels("commands").set(self._command_rate.update(figures.now_ns, rate))
+            new = float(liquidations - seen_liquidations)
+            self.anomaly_score.labels("liquidations").set(self._liquidation_rate.update(new))
+        self._scored = (figures.now_ns, commands, liquidations)
+
+    def _count_invariants(self) -> None:
+        checks, violations = self.monitor.checks, self.monitor.violations
+        seen_checks, seen_violations = self._invariants_seen
+        if checks > seen_checks:
+            self.invariant_checks.inc(checks - seen_checks)
+        if violations > seen_violations:
+            self.invariant_violations.inc(violations - seen_violations)
+        self._invariants_seen = (checks, violations)
+
+
+def _rate(rate_e8: int | None) -> Decimal | None:
+    return None if rate_e8 is None else Decimal(rate_e8) / RATE_SCALE
 
 
 def _price(ticks: int | None, tick_size: Decimal) -> Decimal | None:
     return None if ticks is None else Decimal(format_units(ticks, tick_size))
+
+
+async def on_start(ctx: ServerContext) -> None:
+    """Start the invariant monitor with the venue."""
+    ctx.components.metrics.monitor.start()
+
+
+async def on_stop(ctx: ServerContext) -> None:
+    await ctx.components.metrics.monitor.stop()
 
 
 router = APIRouter(tags=["metrics (perpx)"])

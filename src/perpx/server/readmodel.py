@@ -244,7 +244,11 @@ class ReadModel:
             self._messages = []
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            log.exception("read model stopped at seq %d; a restart catches it up", batch[0].seq)
+            log.exception(
+                "read model stopped at seq %d; a restart catches it up",
+                batch[0].seq,
+                extra={"seq": batch[0].seq},
+            )
             raise
         return self._messages
 

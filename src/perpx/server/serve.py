@@ -18,7 +18,6 @@ acknowledged, because nothing is acknowledged before it is journaled.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 from collections.abc import Coroutine
@@ -29,6 +28,8 @@ from typing import Any
 
 from perpx.build import engine_build
 from perpx.journal.store import CONFIG_FILE
+from perpx.ops.logs import LOG_FORMATS
+from perpx.ops.logs import configure as configure_logs
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
 from perpx.server.limits import limits_from
@@ -64,6 +65,8 @@ class ServeOptions:
     demo: bool
     tick_ms: int = 1000
     log_level: str = "warning"
+    log_format: str = "text"
+    """``text`` or ``json`` (:mod:`perpx.ops.logs`)."""
     seed: int = 7
     rebuild_read_models: bool = False
     admin_host: str = "127.0.0.1"
@@ -145,7 +148,9 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
     ServeError
         Before anything is created or opened, when the options or a port do not allow a start.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if options.log_format not in LOG_FORMATS:
+        raise ServeError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {options.log_format!r}")
+    configure_logs(options.log_format)
     config_text_for(options)  # a new directory without a config fails here, before any port is taken
     try:
         limits_from({}, os.environ)  # a bad PERPX_RATE_LIMIT_* fails here, before anything is created

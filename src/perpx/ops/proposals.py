@@ -1,0 +1,318 @@
+"""Staged parameter changes: proposal, dry run, approval by a second operator, apply.
+
+A :class:`Proposal` names a market and new values of its live-changeable parameters
+(:data:`perpx.engine.config.MARKET_PARAMS`, the config file's names and units) with a reason.
+Nothing changes until it is applied, and then only through the engine's own
+``UpdateMarketParams`` command (checked by the config's rules, journaled, audited):
+
+``proposed`` --dry-run--> ``proposed`` (with a comparison) --approve--> ``approved`` --apply--> ``applied``
+
+``reject`` ends a proposal that is not applied; one not applied within its lifetime is
+``expired``. Rules (each refused with a code and a message that says what to do):
+
+* an approval needs a stored dry run, and an operator other than the proposer (four eyes);
+* only an approved, unexpired proposal is applied, once;
+* a rejected or expired proposal changes nothing.
+
+Every step is recorded on the proposal with who and when (:attr:`Proposal.trail`); the apply
+itself is also in the venue's audit log (``GET /admin/v1/audit``, the ``UpdateMarketParams``
+record with the applying operator).
+
+The dry run (:func:`dry_run`) runs risk lab scenarios twice, with the market's current values
+and with the proposed ones, and compares liquidations, ADL, bad debt, the insurance fund's
+minimum and the largest mark-index gap. A scenario that has no market of that symbol is
+reported as not applicable.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from perpx.engine.config import MARKET_PARAMS, NO_CAP, ConfigError, MarketSpec, with_market_params
+from perpx.sim.runner.run import run_scenario
+from perpx.sim.scenario import ScenarioError, load_scenario, scenario_from_document
+
+PROPOSALS_FILE: Final = "proposals.json"
+"""Where a venue keeps its proposals, in its data directory."""
+
+LIFETIME_MS: Final = 24 * 3_600_000
+"""A proposal not applied within a day expires."""
+
+COMPARED: Final = (
+    "liquidations",
+    "adl_events",
+    "bad_debt",
+    "insurance_fund_min",
+    "max_mark_index_gap_bps",
+)
+"""The summary figures a dry run compares (risk lab ``summary.json`` names)."""
+
+SCENARIOS_DIR: Final = Path(__file__).resolve().parents[3] / "scenarios"
+"""The shipped scenarios (the repository's ``scenarios/``)."""
+
+
+class ProposalError(ValueError):
+    """A step the proposal's state or the four-eyes rule does not allow; ``code`` for the API."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass
+class Step:
+    """One thing that happened to a proposal: what, who, when (wall ms), and a detail."""
+
+    action: str
+    operator: str
+    wall_ms: int
+    detail: str = ""
+
+
+@dataclass
+class Proposal:
+    """A staged change of one market's parameters."""
+
+    id: int
+    symbol: str
+    params: dict[str, str]
+    reason: str
+    proposer: str
+    created_ms: int
+    expires_ms: int
+    state: str = "proposed"
+    approver: str | None = None
+    dry_run: dict[str, Any] | None = None
+    applied_seq: int | None = None
+    apply_at_ms: int | None = None
+    """Venue time (ms) at which an approved proposal is to be applied; ``None``: when asked."""
+    trail: list[Step] = field(default_factory=list)
+
+    def status(self, now_ms: int) -> str:
+        """The state, with ``expired`` for a proposal past its lifetime that was never applied."""
+        if self.state in ("proposed", "approved") and now_ms >= self.expires_ms:
+            return "expired"
+        return self.state
+
+    def as_json(self, now_ms: int) -> dict[str, Any]:
+        body = asdict(self)
+        body["state"] = self.status(now_ms)
+        return body
+
+
+def check_params(spec: MarketSpec, atom: Decimal, params: Mapping[str, object]) -> dict[str, str]:
+    """The params as config-file text, checked as the venue would check them now.
+
+    Raises :class:`ProposalError` naming the parameter and the rule it breaks.
+    """
+    if not params:
+        raise ProposalError(400, -1102, "params is empty; name at least one parameter to change")
+    text: dict[str, str] = {}
+    for name, value in params.items():
+        if name not in MARKET_PARAMS:
+            raise ProposalError(
+                400,
+                -1102,
+                f"{name!r} cannot be changed on a live venue; changeable: {', '.join(MARKET_PARAMS)}",
+            )
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ProposalError(400, -1102, f'{name}: {value!r} is not a string or an integer; write "0.05"')
+        text[name] = str(value)
+    try:
+        with_market_params(spec, atom, text)
+    except ConfigError as exc:
+        raise ProposalError(400, -1102, f"the proposed values are not valid: {exc}") from exc
+    return text
+
+
+@dataclass
+class ProposalBook:
+    """The proposals of one venue, kept in ``DATA/proposals.json`` (rewritten whole, atomically)."""
+
+    path: Path | None
+    proposals: dict[int, Proposal] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path | None) -> ProposalBook:
+        book = cls(path)
+        if path is not None and path.exists():
+            for row in json.loads(path.read_text()):
+                trail = [Step(**step) for step in row.pop("trail")]
+                proposal = Proposal(**row, trail=trail)
+                book.proposals[proposal.id] = proposal
+        return book
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        rows = [asdict(p) for p in sorted(self.proposals.values(), key=lambda p: p.id)]
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(rows, indent=1))
+        os.replace(temporary, self.path)
+
+    def get(self, proposal_id: int) -> Proposal:
+        proposal = self.proposals.get(proposal_id)
+        if proposal is None:
+            raise ProposalError(404, -9301, f"no proposal {proposal_id}; GET /admin/v1/proposals lists them")
+        return proposal
+
+    def propose(
+        self, symbol: str, params: dict[str, str], reason: str, operator: str, now_ms: int
+    ) -> Proposal:
+        if not reason.strip():
+            raise ProposalError(400, -1102, "reason is empty; say why the parameters should change")
+        proposal = Proposal(
+            id=max(self.proposals, default=0) + 1,
+            symbol=symbol,
+            params=params,
+            reason=reason,
+            proposer=operator,
+            created_ms=now_ms,
+            expires_ms=now_ms + LIFETIME_MS,
+        )
+        proposal.trail.append(Step("proposed", operator, now_ms, reason))
+        self.proposals[proposal.id] = proposal
+        self.save()
+        return proposal
+
+    def _open(self, proposal: Proposal, now_ms: int, action: str) -> None:
+        state = proposal.status(now_ms)
+        if state not in ("proposed", "approved"):
+            raise ProposalError(409, -9302, f"proposal {proposal.id} is {state}; it cannot be {action}")
+
+    def record_dry_run(self, proposal: Proposal, result: dict[str, Any], operator: str, now_ms: int) -> None:
+        self._open(proposal, now_ms, "dry-run")
+        proposal.dry_run = result
+        proposal.trail.append(Step("dry-run", operator, now_ms, ", ".join(result["scenarios"])))
+        self.save()
+
+    def approve(self, proposal: Proposal, operator: str, now_ms: int) -> None:
+        self._open(proposal, now_ms, "approved")
+        if proposal.state == "approved":
+            raise ProposalError(
+                409, -9302, f"proposal {proposal.id} is already approved by {proposal.approver}"
+            )
+        if proposal.dry_run is None:
+            raise ProposalError(
+                409,
+                -9302,
+                f"proposal {proposal.id} has no dry run; POST /admin/v1/proposals/{proposal.id}/dry-run first",
+            )
+        if operator == proposal.proposer:
+            raise ProposalError(
+                403, -9303, f"{operator} proposed it; another operator must approve (X-PERPX-OPERATOR)"
+            )
+        proposal.state, proposal.approver = "approved", operator
+        proposal.trail.append(Step("approved", operator, now_ms))
+        self.save()
+
+    def check_apply(self, proposal: Proposal, now_ms: int) -> None:
+        self._open(proposal, now_ms, "applied")
+        if proposal.state != "approved":
+            raise ProposalError(409, -9302, f"proposal {proposal.id} is not approved; it cannot be applied")
+
+    def schedule(self, proposal: Proposal, at_ms: int, operator: str, now_ms: int) -> None:
+        """Apply an approved proposal once venue time reaches ``at_ms`` (unless it expires first)."""
+        self.check_apply(proposal, now_ms)
+        proposal.apply_at_ms = at_ms
+        proposal.trail.append(Step("scheduled", operator, now_ms, f"at venue time {at_ms} ms"))
+        self.save()
+
+    def due(self, venue_ms: int, now_ms: int) -> list[Proposal]:
+        """Approved, unexpired proposals scheduled at or before ``venue_ms``, oldest first."""
+        return [
+            p
+            for p in sorted(self.proposals.values(), key=lambda p: p.id)
+            if p.status(now_ms) == "approved" and p.apply_at_ms is not None and p.apply_at_ms <= venue_ms
+        ]
+
+    def applied(self, proposal: Proposal, operator: str, seq: int, now_ms: int) -> None:
+        proposal.state, proposal.applied_seq = "applied", seq
+        proposal.trail.append(Step("applied", operator, now_ms, f"journal seq {seq}"))
+        self.save()
+
+    def apply_failed(self, proposal: Proposal, operator: str, why: str, now_ms: int) -> None:
+        proposal.trail.append(Step("apply-refused", operator, now_ms, why))
+        self.save()
+
+    def reject(self, proposal: Proposal, operator: str, why: str, now_ms: int) -> None:
+        self._open(proposal, now_ms, "rejected")
+        proposal.state = "rejected"
+        proposal.trail.append(Step("rejected", operator, now_ms, why))
+        self.save()
+
+
+def _set_params(market: dict[str, Any], values: Mapping[str, str]) -> None:
+    """Write config-file text into a market table as the config file spells it."""
+    for name, text in values.items():
+        if name == "max_open_interest" and text == NO_CAP:
+            market.pop(name, None)
+        elif name == "max_open_orders":
+            market[name] = int(text)
+        else:
+            market[name] = text
+
+
+def shipped_scenarios(directory: Path = SCENARIOS_DIR) -> list[str]:
+    """Names of the scenarios in ``directory`` (files with a ``name``; the shared config is left out)."""
+    return [path.stem for path in sorted(directory.glob("*.toml")) if "\nname = " in path.read_text()]
+
+
+def dry_run(
+    symbol: str,
+    current: Mapping[str, str],
+    proposed: Mapping[str, str],
+    scenarios: Iterable[str],
+    directory: Path = SCENARIOS_DIR,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Run each scenario with the ``current`` and the ``proposed`` values; compare :data:`COMPARED`.
+
+    Raises :class:`ProposalError` for a scenario name that is not in ``directory``.
+    """
+    rows: dict[str, Any] = {}
+    names = list(scenarios)
+    for name in names:
+        path = directory / f"{Path(name).name}.toml"
+        if not path.is_file():
+            raise ProposalError(
+                400,
+                -1102,
+                f"no scenario {name!r} in {directory}; shipped: {', '.join(shipped_scenarios(directory))}",
+            )
+        try:
+            base = load_scenario(path)
+        except ScenarioError as exc:
+            rows[name] = {"error": str(exc)}
+            continue
+        markets = base.doc.get("config", {}).get("markets", {})
+        if symbol not in markets:
+            rows[name] = {"applicable": False, "why": f"the scenario has no market {symbol}"}
+            continue
+        figures = {}
+        for label, values in (("current", current), ("proposed", proposed)):
+            doc = copy.deepcopy(base.doc)
+            _set_params(doc["config"]["markets"][symbol], values)
+            try:
+                scenario = scenario_from_document(doc, base.base_dir, base.path)
+                summary = run_scenario(scenario, seed, None, write_outputs=False).summary
+            except (ScenarioError, ConfigError) as exc:
+                figures[label] = {"error": str(exc)}
+                continue
+            figures[label] = {key: summary[key] for key in COMPARED}
+        rows[name] = {"applicable": True, **figures}
+    return {
+        "symbol": symbol,
+        "current": dict(current),
+        "proposed": dict(proposed),
+        "scenarios": names,
+        "results": rows,
+    }

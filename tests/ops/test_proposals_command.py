@@ -1,0 +1,50 @@
+"""``perpx proposals dry-run``: the dry run offline on a data directory's config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from perpx.cli import app
+from perpx.engine.config import DEFAULT_CONFIG_TOML
+
+runner = CliRunner()
+
+
+def data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "config.toml").write_text(DEFAULT_CONFIG_TOML)
+    return data
+
+
+def test_dry_run_compares_the_config_values_with_the_proposed_ones(tmp_path: Path) -> None:
+    # Arrange
+    data, out = data_dir(tmp_path), tmp_path / "comparison.json"
+
+    # Act
+    done = runner.invoke(app, ["proposals", "dry-run", "--data", str(data), "--symbol", "btcusdt",
+                               "--param", "max_open_orders=50", "--scenario", "mark_walk", "--out", str(out)])  # fmt: skip
+
+    # Assert
+    assert done.exit_code == 0, done.output
+    result = json.loads(out.read_text())
+    assert result["proposed"] == {"max_open_orders": "50"}
+    assert result["current"] == {"max_open_orders": "200"}
+    row = result["results"]["mark_walk"]
+    assert (
+        row["applicable"] is True and "liquidations" in row["current"] and "liquidations" in row["proposed"]
+    )
+    assert "mark_walk" in done.output
+
+
+def test_dry_run_refuses_a_parameter_that_cannot_change_live(tmp_path: Path) -> None:
+    # Act
+    done = runner.invoke(app, ["proposals", "dry-run", "--data", str(data_dir(tmp_path)), "--symbol", "BTCUSDT",
+                               "--param", "tick_size=1", "--scenario", "mark_walk"])  # fmt: skip
+
+    # Assert
+    assert done.exit_code == 2
+    assert "cannot be changed on a live venue" in done.output
