@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from perpx.server.adminlog import AdminLog
 from perpx.server.context import Component, PersistentComponent, ServerContext
+from perpx.server.countdowns import Countdowns
 from perpx.server.health import ReadinessProbe
 from perpx.server.limits import RateLimiter, limits_from
 from perpx.server.marketdata.depth import DepthTracker
@@ -54,6 +55,8 @@ class Components:
     metrics: Metrics
     demo: DemoComponent | None = None
     fix: FixGateway | None = None
+    countdowns: Countdowns = field(default_factory=Countdowns)
+    """``countdownCancelAll``'s deadlines: a sequencer driver, not a listener (no events in)."""
 
     @staticmethod
     def build(ctx: ServerContext) -> Components:
