@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -21,11 +22,23 @@ def listen_key(server: ServerProcess, trader: Trader) -> str:
 
 
 def until(ws: ClientConnection, want: Any, timeout_s: float = 5.0) -> Any:
-    """The first message ``want`` accepts (others are skipped)."""
+    """The first message ``want`` accepts within ``timeout_s`` (others are skipped)."""
+    end = time.monotonic() + timeout_s
     while True:
-        message = json.loads(ws.recv(timeout=timeout_s))
+        message = json.loads(ws.recv(timeout=max(0.0, end - time.monotonic())))
         if want(message):
             return message
+
+
+def by_stream(ws: ClientConnection, names: set[str], timeout_s: float = 5.0) -> dict[str, Any]:
+    """The first message of each combined stream in ``names``, whatever order they arrive in."""
+    end = time.monotonic() + timeout_s
+    first: dict[str, Any] = {}
+    while set(first) != names:
+        message = json.loads(ws.recv(timeout=max(0.0, end - time.monotonic())))
+        if message["stream"] in names:
+            first.setdefault(message["stream"], message["data"])
+    return first
 
 
 def test_unknown_listen_key_is_refused_and_subscribes_nothing(server: ServerProcess) -> None:
@@ -86,9 +99,8 @@ def test_all_market_streams_carry_every_market(server: ServerProcess) -> None:
         f"ws://127.0.0.1:{server.port}/stream?streams=!ticker@arr/!miniTicker@arr/!bookTicker"
     ) as ws:
         cross(server, trader)
-        tickers = until(ws, lambda m: m["stream"] == "!ticker@arr")["data"]
-        minis = until(ws, lambda m: m["stream"] == "!miniTicker@arr")["data"]
-        top = until(ws, lambda m: m["stream"] == "!bookTicker")["data"]
+        first = by_stream(ws, {"!ticker@arr", "!miniTicker@arr", "!bookTicker"})
+    tickers, minis, top = first["!ticker@arr"], first["!miniTicker@arr"], first["!bookTicker"]
 
     assert {t["s"] for t in tickers} >= {BTC, "ETHUSDT"} and {t["e"] for t in tickers} == {"24hrTicker"}
     assert {t["e"] for t in minis} == {"24hrMiniTicker"}
