@@ -251,7 +251,7 @@ def test_key_fenced_to_another_ip_is_refused(matrix: Matrix) -> None:
         ("price", "-Infinity", -1102),
         ("quantity", "-1", -1102),
         ("quantity", "0", -4003),
-        ("quantity", "0.0001", -4023),
+        ("quantity", "0.0001", -1111),
         ("price", "29000.05", -4014),
         ("quantity", "9" * 60, -1102),
         ("symbol", "FOOUSDT", -1121),

@@ -258,7 +258,7 @@ def _live_market(server: ServerProcess) -> None:
 
 def _snippet(log: str) -> str:
     """The last printed ccxt snippet's code, dedented."""
-    block = log[log.rindex("    import ccxt") :]
+    block = log[log.rindex("    from perpx.client import connect") :]
     code = block[: block.index("    # ccxt.pro")]
     return textwrap.dedent(code)
 
@@ -280,12 +280,12 @@ def test_serve_demo_trades_live_prints_a_working_snippet_and_restarts_cleanly(de
         _poll(15, lambda: _live_market(server))
         log = server.log()
         code = _snippet(log)
-        api_key = re.search(r'"apiKey": "([^"]+)"', code)
-        secret = re.search(r'"secret": "([^"]+)"', code)
+        connected = re.search(r'connect\("([^"]+)", "([^"]+)", "([^"]+)"\)', code)
         account = re.search(r"\(account (\d+), ", log)
-        assert api_key and secret and account
-        assert f'base = "{server.base}"' in code
-        assert f'{{"linear": "{server.ws_base}"}}' in log
+        assert connected and account
+        assert len(code.strip().splitlines()) == 3
+        assert connected.group(1) == server.base
+        assert f"WebSocket {server.ws_base}" in log
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             exec(compile(code, "snippet", "exec"), {})  # the newcomer's first command, as printed
@@ -297,7 +297,7 @@ def test_serve_demo_trades_live_prints_a_working_snippet_and_restarts_cleanly(de
     assert stale
 
     # Act: restart on the same directory
-    trader = Trader(int(account.group(1)), api_key.group(1), secret.group(1))
+    trader = Trader(int(account.group(1)), connected.group(2), connected.group(3))
     again = ServerProcess(demo_dir, config_text=None, demo=True).start()
     try:
         # Assert: the old key still works and the old run's quotes are gone

@@ -78,22 +78,9 @@ def test_price_of_36_nines_is_refused_and_engine_keeps_serving(venue: InProcessV
 SIGNED_NUMBERS: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/fapi/v1/order", ORDER, "quantity"),
     ("POST", "/fapi/v1/order", ORDER, "price"),
-    ("POST", "/fapi/v1/order", {**ORDER, "type": "STOP", "stopPrice": "58000"}, "stopPrice"),
     (
         "POST",
-        "/fapi/v1/order",
-        {
-            **ORDER,
-            "type": "TRAILING_STOP_MARKET",
-            "price": "",
-            "callbackRate": "1",
-            "activationPrice": "61000",
-        },
-        "activationPrice",
-    ),
-    (
-        "POST",
-        "/fapi/v1/order",
+        "/fapi/v1/algoOrder",
         {**ORDER, "type": "TRAILING_STOP_MARKET", "price": "", "callbackRate": "1"},
         "callbackRate",
     ),

@@ -189,7 +189,7 @@ def test_reduce_only_without_a_position_is_refused_with_2022(venue: InProcessVen
     ("params", "code"),
     [
         (limit("BUY", "0.002", "59000.05"), -4014),
-        (limit("BUY", "0.0025", "59000"), -4023),
+        (limit("BUY", "0.0025", "59000"), -1111),
         (limit("BUY", "NaN", "59000"), -1102),
         (limit("BUY", "-0.002", "59000"), -1102),
         ({**limit("BUY", "0.002", "59000"), "symbol": "NOPEUSDT"}, -1121),
@@ -607,37 +607,32 @@ def test_algo_order_cancel_and_refusals(venue: InProcessVenue) -> None:
     assert (again, unknown, immediate, not_algo) == (-2011, -2013, -2021, -1116)
 
 
-def test_stop_order_through_the_order_endpoint_is_answered_order_shaped(venue: InProcessVenue) -> None:
-    trader = venue.trader("old-ccxt")
-    clear_book(venue)
-    place(venue, venue.trader("mm-old"), limit("SELL", "0.002", "60000"))
-    place(venue, venue.trader("lift-old"), market("BUY", "0.002"))
+@pytest.mark.parametrize(
+    "kind", ["STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
+)
+def test_conditional_type_on_the_order_endpoint_is_refused_4120_and_places_nothing(
+    venue: InProcessVenue, kind: str
+) -> None:
+    trader = venue.trader(f"old-ccxt-{kind}")
+    params = {
+        "symbol": BTC,
+        "side": "SELL",
+        "type": kind,
+        "stopPrice": "59000",
+        "quantity": "0.002",
+        "newClientOrderId": f"old-{kind}"[:36],
+    }
+    if kind == "TRAILING_STOP_MARKET":
+        params = {**params, "stopPrice": "", "callbackRate": "1"}
+    if kind in ("STOP", "TAKE_PROFIT"):
+        params["price"] = "59000"
 
-    order = place(
-        venue,
-        trader,
-        {
-            "symbol": BTC,
-            "side": "SELL",
-            "type": "STOP_MARKET",
-            "stopPrice": "59000",
-            "quantity": "0.002",
-            "newClientOrderId": "old-stop",
-        },
-    )
+    status, code, msg = venue.refused("POST", "/fapi/v1/order", trader, params)
 
-    assert (order["type"], order["stopPrice"], order["status"], order["clientOrderId"]) == (
-        "STOP_MARKET",
-        "59000",
-        "NEW",
-        "old-stop",
-    )
-    assert (
-        venue.ok("GET", "/fapi/v1/algoOrder", trader, {"algoId": order["orderId"]})["clientAlgoId"]
-        == "old-stop"
-    )
-    cleared = venue.ok("DELETE", "/fapi/v1/algoOpenOrders", trader, {"symbol": BTC})
-    assert cleared["code"] == 200 and venue.ok("GET", "/fapi/v1/openAlgoOrders", trader) == []
+    assert (status, code) == (400, -4120), msg
+    assert "/fapi/v1/algoOrder" in msg
+    assert venue.ok("GET", "/fapi/v1/openAlgoOrders", trader) == []
+    assert venue.ok("GET", "/fapi/v1/openOrders", trader) == []
 
 
 def test_trailing_stop_callback_rate_is_a_percent(venue: InProcessVenue) -> None:

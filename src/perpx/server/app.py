@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from perpx.ops import proposal_routes
-from perpx.server import admin, health, limits, metrics, public, streams, trading, userstream
+from perpx.server import admin, health, limits, metrics, openapi, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -101,6 +101,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
         summary="A perpetual-futures venue: Binance USDS-M compatible REST and WebSocket.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # openapi.install serves /docs and /redoc from the package's files
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.add_middleware(limits.UsedWeightMiddleware)
@@ -109,6 +111,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         app.include_router(module.router)
     app.include_router(health.router)
     order_route.install(app)
+    openapi.install(app)
     return app
 
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from perpx.ops.proposals import PROPOSALS_FILE, ProposalBook
 from perpx.server.adminlog import AdminLog
 from perpx.server.context import Component, PersistentComponent, ServerContext
+from perpx.server.countdowns import Countdowns
 from perpx.server.health import ReadinessProbe
 from perpx.server.limits import RateLimiter, limits_from
 from perpx.server.marketdata.depth import DepthTracker
@@ -57,6 +58,8 @@ class Components:
     """Staged parameter changes (:mod:`perpx.ops.proposals`), kept in ``DATA/proposals.json``."""
     demo: DemoComponent | None = None
     fix: FixGateway | None = None
+    countdowns: Countdowns = field(default_factory=Countdowns)
+    """``countdownCancelAll``'s deadlines: a sequencer driver, not a listener (no events in)."""
 
     @staticmethod
     def build(ctx: ServerContext) -> Components:

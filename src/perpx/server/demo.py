@@ -335,16 +335,10 @@ perpx demo: market makers, noise, momentum and leveraged traders and a funding a
 BTCUSDT and ETHUSDT; index prices come from four simulated spot sources. Connect with ccxt
 (pip install ccxt==4.5.90):
 
-    import ccxt
-    ex = ccxt.binanceusdm({{"apiKey": "{key.api_key}", "secret": "{key.secret}",
-                           "options": {{"fetchCurrencies": False, "fetchOpenOrders": {{"warnWithoutSymbol": False}}}}}})
-    base = "{rest_base}"
-    ex.urls["api"] = {{k: base + p for k, p in [("fapiPublic", "/fapi/v1"), ("fapiPublicV2", "/fapi/v2"),
-        ("fapiPublicV3", "/fapi/v3"), ("fapiPrivate", "/fapi/v1"), ("fapiPrivateV2", "/fapi/v2"),
-        ("fapiPrivateV3", "/fapi/v3"), ("fapiData", "/futures/data")]}}
-    ex.exceptions["exact"] = {{**ex.exceptions["exact"], **ex.exceptions["linear"]["exact"]}}
+    from perpx.client import connect
+    ex = connect("{rest_base}", "{key.api_key}", "{key.secret}")
     print(ex.fetch_ticker("BTC/USDT:USDT")["last"], ex.fetch_balance()["USDT"])
-    # ccxt.pro: ex.urls["api"]["ws"] = {{"linear": "{ws_base}"}}
+    # ccxt.pro (asyncio, WebSocket {ws_base}): perpx.client.connect_pro with the same arguments
 
 (account {key.account_id}, balance {balance}; a run resumes from its data directory, keys included)
 '''

@@ -32,6 +32,7 @@ from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 from perpx.server.marketdata.candles import INTERVALS, Candle, Ticker
 from perpx.server.marketdata.depth import DepthTracker
+from perpx.server.marketdata.price_candles import PriceCandle
 from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore
 from perpx.server.rest import charge, ctx_of, params_of, public
 from perpx.server.wire import enum_param, id_param, int_param, market_param, ms, price, qty, time_param
@@ -433,6 +434,50 @@ async def continuous_klines(request: Request) -> list[list[Any]]:
     start, end = _time_range(params.values)
     rows = await _read(lambda: store_of(ctx).klines(spec.market, interval, limit, start, end))
     return [kline_row(spec, c) for c in rows]
+
+
+def price_kline_row(spec: MarketSpec, kind: str, candle: PriceCandle) -> list[Any]:
+    """One mark, index or premium kline as Binance sends it (volumes are ``"0"``; ``count`` the samples)."""
+    if kind == "premium":
+        values = [
+            rate(v) for v in (candle.open_value, candle.high_value, candle.low_value, candle.close_value)
+        ]
+    else:
+        values = [
+            price(spec, v)
+            for v in (candle.open_value, candle.high_value, candle.low_value, candle.close_value)
+        ]
+    return [candle.open_ms, *values, "0", candle.close_ms, "0", candle.count, "0", "0", "0"]
+
+
+async def _price_klines(request: Request, kind: str) -> list[list[Any]]:
+    params = await params_of(request)
+    limit = _limit(params.values, 500, 1500)
+    charge(request, _klines_weight(limit))
+    ctx = ctx_of(request)
+    spec = market_param(params.values, ctx.specs, "pair" if kind == "index" else "symbol")
+    interval = enum_param(params.values, "interval", tuple(INTERVALS))
+    start, end = _time_range(params.values)
+    rows = await _read(lambda: store_of(ctx).price_klines(spec.market, kind, interval, limit, start, end))
+    return [price_kline_row(spec, kind, c) for c in rows]
+
+
+@router.get("/fapi/v1/markPriceKlines")
+async def mark_price_klines(request: Request) -> list[list[Any]]:
+    """Candles of the mark price by ``symbol``: ``interval`` 1m .. 1M, ``limit`` default 500, at most 1500."""
+    return await _price_klines(request, "mark")
+
+
+@router.get("/fapi/v1/indexPriceKlines")
+async def index_price_klines(request: Request) -> list[list[Any]]:
+    """Candles of the index price by ``pair``: ``interval`` 1m .. 1M, ``limit`` default 500, at most 1500."""
+    return await _price_klines(request, "index")
+
+
+@router.get("/fapi/v1/premiumIndexKlines")
+async def premium_index_klines(request: Request) -> list[list[Any]]:
+    """Candles of the mark's premium over the index, ``(mark - index) / index``, by ``symbol``."""
+    return await _price_klines(request, "premium")
 
 
 @router.get("/fapi/v1/ticker/24hr")

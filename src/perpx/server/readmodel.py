@@ -622,6 +622,20 @@ class ReadModel:
         rows = self._read(OrderRecord, "orders", where, args, "order_id DESC", limit)
         return rows[::-1]
 
+    def liquidation_orders(
+        self, account_id: int, symbol: str | None, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[OrderRecord]:
+        """The account's liquidation orders (``autoclose-``), in ``symbol`` or all: the newest ``limit``,
+        oldest first."""
+        where = "account_id = ? AND liquidation = 1"
+        args: list[Any] = [account_id]
+        if symbol is not None:
+            where += " AND symbol = ?"
+            args.append(symbol)
+        where, args = self._window(where, args, start_ms, end_ms)
+        rows = self._read(OrderRecord, "orders", where, args, "order_id DESC", limit)
+        return rows[::-1]
+
     def trades(
         self,
         account_id: int,

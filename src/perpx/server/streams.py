@@ -10,6 +10,13 @@ sends ``{"method": "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST_SUBSCRIPTIONS" |
 ``{"result": ..., "id": N}`` or ``{"error": {"code", "msg"}, "id": N}``.
 ``/ws/<listenKey>`` is handed to the user-data stream.
 
+A user data stream can also be subscribed by its listenKey on any connection, as Binance allows
+(``{"method": "SUBSCRIBE", "params": ["<listenKey>"]}``: binance-futures-connector's
+``UMFuturesWebsocketClient.user_data`` on ``/ws``, the official SDK on ``/private/stream``). Its
+events then arrive on that connection (combined: ``{"stream": "<listenKey>", "data": event}``);
+when the key expires or is deleted the connection gets ``listenKeyExpired`` and stays open for its
+other streams. A name that is no active listenKey and no stream is refused (code 2).
+
 Streams
 -------
 ==============================  =================================================================
@@ -20,6 +27,8 @@ Streams
 ``<symbol>@kline_<interval>``             the open candle every 250 ms while it trades; ``x`` at close
 ``<symbol>@markPrice[@1s]``, ``!markPrice@arr[@1s]``  mark, index and funding every 3 s (or 1 s)
 ``<symbol>@ticker``, ``@miniTicker``      rolling 24-hour statistics every second
+``!ticker@arr``, ``!miniTicker@arr``      the same, every market, as one array every second
+``!bookTicker``                           best bid/ask of every market on each change
 ==============================  =================================================================
 
 Fan-out never blocks the sequencer: its listener (:meth:`StreamHub.on_applied`)
@@ -61,7 +70,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from fastapi import APIRouter, WebSocket
@@ -70,12 +79,16 @@ from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import NS_PER_MS, MarketId
 from perpx.server.context import ServerContext
-from perpx.server.marketdata.candles import INTERVALS, Candle, interval_open
+from perpx.server.errors import ApiError
+from perpx.server.marketdata.candles import INTERVALS, Candle, Ticker, interval_open
 from perpx.server.marketdata.depth import BookChanges, BookTop, DepthDiff, DepthSnapshot, DepthTracker
 from perpx.server.marketdata.trades import AggTrade, Trade, TradeStore, public_trades
 from perpx.server.public import levels, premium_json, quote, ticker_figures
 from perpx.server.sequencer import Applied
 from perpx.server.wire import price, qty
+
+if TYPE_CHECKING:
+    from perpx.server.userstream import Connection as UserConnection
 
 log = logging.getLogger("perpx.streams")
 
@@ -94,6 +107,7 @@ PARTIAL_SPEEDS_MS = (100, 250, 500)
 KLINE_PUSH_MS = 250
 TICKER_PUSH_MS = 1000
 MARK_PUSH_MS = 1000
+TICKER_KINDS = ("ticker", "miniTicker", "tickerAll", "miniTickerAll")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -112,6 +126,15 @@ class Feed:
     speed_ms: int = 0
 
 
+ALL_BOOK_TICKERS = Feed("bookTickerAll")
+ALL_MARKET_FEEDS = {
+    "!ticker@arr": Feed("tickerAll"),
+    "!miniTicker@arr": Feed("miniTickerAll"),
+    "!bookTicker": ALL_BOOK_TICKERS,
+}
+"""The all-market streams other than ``!markPrice@arr``, by name."""
+
+
 def parse_stream(name: str, markets: Collection[str]) -> Feed:
     """The feed of a Binance stream name (symbol in any case).
 
@@ -122,6 +145,8 @@ def parse_stream(name: str, markets: Collection[str]) -> Feed:
     """
     if name in ("!markPrice@arr", "!markPrice@arr@1s"):
         return Feed("markPriceAll", speed_ms=1000 if name.endswith("@1s") else 3000)
+    if name in ALL_MARKET_FEEDS:
+        return ALL_MARKET_FEEDS[name]
     symbol, sep, rest = name.partition("@")
     if not sep or not symbol:
         raise ValueError(f"'{name}' is not <symbol>@<stream>")
@@ -259,6 +284,36 @@ def kline_event(spec: MarketSpec, interval: str, candle: Candle, now_ms: int) ->
     }
 
 
+def ticker_event(spec: MarketSpec, ticker: Ticker, mini: bool) -> dict[str, Any]:
+    """A ``24hrMiniTicker`` (``mini``) or ``24hrTicker`` event of one market."""
+    base = {
+        "E": ticker.close_ms,
+        "s": ticker.market,
+        "c": price(spec, ticker.last_ticks),
+        "o": price(spec, ticker.open_ticks),
+        "h": price(spec, ticker.high_ticks),
+        "l": price(spec, ticker.low_ticks),
+        "v": qty(spec, ticker.volume_lots),
+        "q": quote(spec, ticker.quote_units),
+    }
+    if mini:
+        return {"e": "24hrMiniTicker", **base}
+    figures = ticker_figures(spec, ticker)
+    return {
+        "e": "24hrTicker",
+        **base,
+        "p": figures["priceChange"],
+        "P": figures["priceChangePercent"],
+        "w": figures["weightedAvgPrice"],
+        "Q": qty(spec, ticker.last_lots),
+        "O": ticker.open_ms,
+        "C": ticker.close_ms,
+        "F": ticker.first_id,
+        "L": ticker.last_id,
+        "n": ticker.count,
+    }
+
+
 def mark_event(spec: MarketSpec, premium: dict[str, Any]) -> dict[str, Any]:
     return {
         "e": "markPriceUpdate",
@@ -283,6 +338,8 @@ class Connection:
         self.combined = combined
         self.queue: asyncio.Queue[str] = asyncio.Queue(max_frames)
         self.names: dict[str, Feed] = {}
+        self.users: dict[str, tuple[UserConnection, asyncio.Task[None]]] = {}
+        """User data streams subscribed by listenKey: the stream's connection and its forwarder."""
         self.dropped = False
         self.done = asyncio.Event()
         self.sending_since: float | None = None
@@ -360,10 +417,15 @@ class StreamHub:
             feed = Feed("depth", diff.market)
             if feed in active:
                 out.append((feed, dumps(depth_event(specs[diff.market], diff))))
+        every_top = ALL_BOOK_TICKERS in active
         for top in book.tops:
             feed = Feed("bookTicker", top.market)
-            if feed in active:
-                out.append((feed, dumps(book_ticker_event(specs[top.market], top))))
+            if feed in active or every_top:
+                text = dumps(book_ticker_event(specs[top.market], top))
+                if feed in active:
+                    out.append((feed, text))
+                if every_top:
+                    out.append((ALL_BOOK_TICKERS, text))
         dirty: set[str] = set()
         if self.trade_markets:
             for applied in batch:
@@ -427,22 +489,63 @@ class StreamHub:
         )
 
     def subscribe(self, conn: Connection, names: list[str]) -> None:
-        """Subscribe ``conn`` to every name, or to none (``ValueError`` names the first bad one)."""
+        """Subscribe ``conn`` to every name, or to none (``ValueError`` names the first bad one).
+
+        A name that is an active listenKey subscribes the user data stream of its account.
+        """
         markets = self.ctx.config.markets
-        feeds = [parse_stream(name, markets) for name in names]
-        if len(set(conn.names) | set(names)) > MAX_STREAMS:
+        built = self.ctx.built
+        keys = built.userstream.keys if built is not None else {}
+        listen_keys = [name for name in names if name in keys]
+        streams = [name for name in names if name not in keys]
+        feeds = [parse_stream(name, markets) for name in streams]
+        if len(set(conn.names) | set(conn.users) | set(names)) > MAX_STREAMS:
             raise ValueError(f"a connection may hold at most {MAX_STREAMS} streams")
-        for name, feed in zip(names, feeds, strict=True):
+        for listen_key in listen_keys:
+            if listen_key not in conn.users:
+                self._subscribe_user(conn, listen_key)
+        for name, feed in zip(streams, feeds, strict=True):
             if name in conn.names:
                 continue
             conn.names[name] = feed
             self.subscribers.setdefault(feed, {})[conn] = name
-            if feed.kind in ("partial", "kline", "ticker", "miniTicker"):
+            if feed.kind in ("partial", "kline", *TICKER_KINDS):
                 self._fresh.add(feed)
         self._republish()
 
+    def _subscribe_user(self, conn: Connection, listen_key: str) -> None:
+        """Attach ``conn`` to the user data stream of ``listen_key`` (an active key) and forward it."""
+        try:
+            user = self.ctx.components.userstream.attach(listen_key)
+        except ApiError as exc:
+            raise ValueError(f"listenKey {listen_key[:8]}...: {exc.msg}") from None
+        task = asyncio.get_running_loop().create_task(self._forward_user(conn, listen_key, user))
+        conn.users[listen_key] = (user, task)
+
+    async def _forward_user(self, conn: Connection, listen_key: str, user: UserConnection) -> None:
+        """Publish the user stream's events on ``conn`` until the key ends or ``conn`` unsubscribes."""
+        while True:
+            payload = await user.queue.get()
+            if payload is None:
+                conn.users.pop(listen_key, None)
+                return
+            if not conn.publish(listen_key, dumps(payload)):
+                self._drop(conn, f"more than {self.max_frames} frames waiting")
+                return
+
+    def _unsubscribe_user(self, conn: Connection, listen_key: str) -> None:
+        entry = conn.users.pop(listen_key, None)
+        if entry is None:
+            return
+        user, task = entry
+        task.cancel()
+        self.ctx.components.userstream._detach(user)
+
     def unsubscribe(self, conn: Connection, names: list[str]) -> None:
         for name in names:
+            if name in conn.users:
+                self._unsubscribe_user(conn, name)
+                continue
             feed = conn.names.pop(name, None)
             if feed is None:
                 continue
@@ -454,7 +557,7 @@ class StreamHub:
         self._republish()
 
     def _forget(self, conn: Connection) -> None:
-        self.unsubscribe(conn, list(conn.names))
+        self.unsubscribe(conn, [*conn.names, *conn.users])
         self.connections.discard(conn)
 
     def request(self, conn: Connection, text: str) -> str:
@@ -490,7 +593,7 @@ class StreamHub:
                 return error(2, f"Invalid request: {exc}")
             return dumps({"result": None, "id": request_id})
         if method == "LIST_SUBSCRIPTIONS":
-            return dumps({"result": list(conn.names), "id": request_id})
+            return dumps({"result": [*conn.names, *conn.users], "id": request_id})
         if method == "SET_PROPERTY":
             if len(params) != 2 or params[0] != "combined" or not isinstance(params[1], bool):
                 return error(0, "Unknown property: only ['combined', true|false] can be set")
@@ -647,45 +750,23 @@ class StreamHub:
                     self._fan_out(feed, dumps(kline_event(spec, feed.arg, candle, now_ms)))
 
     async def _push_tickers(self) -> None:
-        feeds = self._feeds("ticker") + self._feeds("miniTicker")
+        feeds = [feed for feed in self.subscribers if feed.kind in TICKER_KINDS]
         if not feeds:
             return
         store = self.store
         specs = self.ctx.config.markets
-        markets = sorted({feed.market for feed in feeds})
+        everything = any(feed.kind.endswith("All") for feed in feeds)
+        markets = sorted(specs) if everything else sorted({MarketId(feed.market) for feed in feeds})
         tickers = await asyncio.to_thread(lambda: {m: store.ticker(m) for m in markets})
         for feed in feeds:
             self._fresh.discard(feed)
-            spec = specs[MarketId(feed.market)]
-            ticker = tickers[feed.market]
-            base = {
-                "E": ticker.close_ms,
-                "s": ticker.market,
-                "c": price(spec, ticker.last_ticks),
-                "o": price(spec, ticker.open_ticks),
-                "h": price(spec, ticker.high_ticks),
-                "l": price(spec, ticker.low_ticks),
-                "v": qty(spec, ticker.volume_lots),
-                "q": quote(spec, ticker.quote_units),
-            }
-            if feed.kind == "miniTicker":
-                event = {"e": "24hrMiniTicker", **base}
+            mini = feed.kind.startswith("mini")
+            if feed.kind.endswith("All"):
+                events = [ticker_event(specs[m], tickers[m], mini) for m in markets]
+                self._fan_out(feed, dumps(events))
             else:
-                figures = ticker_figures(spec, ticker)
-                event = {
-                    "e": "24hrTicker",
-                    **base,
-                    "p": figures["priceChange"],
-                    "P": figures["priceChangePercent"],
-                    "w": figures["weightedAvgPrice"],
-                    "Q": qty(spec, ticker.last_lots),
-                    "O": ticker.open_ms,
-                    "C": ticker.close_ms,
-                    "F": ticker.first_id,
-                    "L": ticker.last_id,
-                    "n": ticker.count,
-                }
-            self._fan_out(feed, dumps(event))
+                market = MarketId(feed.market)
+                self._fan_out(feed, dumps(ticker_event(specs[market], tickers[market], mini)))
 
     async def _push_marks(self) -> None:
         self._mark_ticks += 1
@@ -759,3 +840,4 @@ for _prefix in ("", "/public", "/market"):
     router.add_api_websocket_route(f"{_prefix}/ws", raw_stream)
     router.add_api_websocket_route(f"{_prefix}/ws/{{tail:path}}", raw_stream)
     router.add_api_websocket_route(f"{_prefix}/stream", combined_stream)
+router.add_api_websocket_route("/private/stream", combined_stream)  # the official SDK's user streams

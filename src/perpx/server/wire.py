@@ -31,7 +31,8 @@ A value inside these bounds may still be refused by the engine (a price above
 the market's ``max_price`` is -4025, a quantity above ``max_qty`` -4005): the
 bounds say what the venue can hold, the market's filters what it accepts.
 Precision keeps Binance's codes: a price that is not a multiple of the tick is
--4014, a quantity not a multiple of the step -4023, an amount finer than the
+-4014, a quantity with more decimals than ``quantityPrecision`` -1111 and one not a multiple
+of the step -4023, an amount finer than the
 asset's atom -1111. ``timestamp`` and ``recvWindow`` are checked by
 :mod:`perpx.server.auth` (at most 15 digits).
 """
@@ -202,7 +203,18 @@ def to_ticks(spec: MarketSpec, value: Decimal, name: str) -> int:
 
 
 def to_lots(spec: MarketSpec, value: Decimal, name: str) -> int:
-    """A quantity in whole lots; not a step multiple is -4023."""
+    """A quantity in whole lots.
+
+    More decimals than ``quantityPrecision`` (the lot size's decimals) is -1111, as Binance answers
+    before it checks the step; within the precision but not a step multiple is -4023.
+    """
+    precision = _decimals(spec.lot_size)
+    if _decimals(value) > precision:
+        raise bad_request(
+            -1111,
+            f"Precision is over the maximum defined for this asset: {name} {value} has more than"
+            f" {precision} decimals (quantityPrecision).",
+        )
     return to_units(
         value,
         spec.lot_size,
@@ -212,6 +224,11 @@ def to_lots(spec: MarketSpec, value: Decimal, name: str) -> int:
             f"Quantity not increased by step size: {name} {value} is not a multiple of {spec.lot_size}.",
         ),
     )
+
+
+def _decimals(value: Decimal) -> int:
+    """Digits after the point, trailing zeros ignored (``0.0010`` -> 3)."""
+    return max(0, -int(value.normalize().as_tuple().exponent))
 
 
 def to_atoms(value: Decimal, atom: Decimal, name: str) -> int:

@@ -1,15 +1,17 @@
 """Public market data read models: trade history and candles in SQLite, the book's update sequence in memory.
 
 Two components, fed by the sequencer after every journaled batch (modules: :mod:`.trades` holds the
-trade store, :mod:`.candles` the kline intervals and arithmetic, :mod:`.depth` the depth tracker):
+trade store, :mod:`.candles` the kline intervals and arithmetic, :mod:`.price_candles` the mark, index
+and premium klines, :mod:`.depth` the depth tracker):
 
 ``marketdata`` (:class:`TradeStore`, persistent, ``DATA/market.sqlite``)
     One row per public trade (the taker's ``OrderFilled`` gives price, size and
     which side was the maker), aggregate trades (consecutive fills of one taker
     order at one price, as Binance aggregates them; the aggregate's id is its
     first trade id), candles at three base resolutions (1m, 1h, 1d: every
-    Binance interval is a union of one of them) and the funding-rate history
-    (``FundingSettled``). A batch's rows and the last journal record applied
+    Binance interval is a union of one of them), mark, index and premium candles
+    at the same resolutions (every mark and index the pricing engine sets) and the
+    funding-rate history (``FundingSettled``). A batch's rows and the last journal record applied
     are written in one transaction, so after a crash the store resumes exactly
     where it stopped (start-up replays the journal after ``resume_seq``).
 

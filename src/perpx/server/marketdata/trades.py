@@ -12,7 +12,9 @@ from pathlib import Path
 
 from perpx.engine.events import FundingSettled, OrderFilled
 from perpx.engine.values import NS_PER_MS, MarketId, OrderId, Side
+from perpx.server.marketdata import price_candles
 from perpx.server.marketdata.candles import UPSERT_CANDLE, Candle, Ticker, candle_rows, klines, ticker
+from perpx.server.marketdata.price_candles import PriceCandle, PriceSample, price_klines, price_samples
 from perpx.server.sequencer import Applied
 
 META_EVERY = 1000
@@ -137,6 +139,7 @@ class TradeStore:
         # the journal is the durable record: this model is rebuilt from it after a crash
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
+        self._db.executescript(price_candles.SCHEMA)
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         self._last_seq: int = meta.get("last_seq", 0)
         self._written_seq = self._last_seq
@@ -160,6 +163,7 @@ class TradeStore:
         trades: list[Trade] = []
         aggs: list[AggTrade] = []
         funding: list[FundingRecord] = []
+        prices: list[PriceSample] = []
         last_seq = self._last_seq
         for applied in batch:
             if applied.seq <= last_seq:
@@ -168,6 +172,7 @@ class TradeStore:
             batch_trades, batch_aggs = public_trades(applied)
             trades += batch_trades
             aggs += batch_aggs
+            prices += price_samples(applied)
             for event in applied.events:
                 if isinstance(event, FundingSettled):
                     funding.append(
@@ -180,20 +185,26 @@ class TradeStore:
         self._last_seq = batch[-1].seq
         if self.first_ms is None:
             self.first_ms = batch[0].command.ts_ns // NS_PER_MS
-        if not trades and not funding and self._last_seq - self._written_seq < META_EVERY:
+        if not trades and not funding and not prices and self._last_seq - self._written_seq < META_EVERY:
             return
-        self._write(trades, aggs, funding)
+        self._write(trades, aggs, funding, prices)
 
     def close(self) -> None:
         if self._written_seq != self._last_seq:
-            self._write([], [], [])
+            self._write([], [], [], [])
         with self._lock:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
         self._db.close()
 
-    def _write(self, trades: list[Trade], aggs: list[AggTrade], funding: list[FundingRecord]) -> None:
+    def _write(
+        self,
+        trades: list[Trade],
+        aggs: list[AggTrade],
+        funding: list[FundingRecord],
+        prices: list[PriceSample],
+    ) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -226,6 +237,8 @@ class TradeStore:
                     "INSERT OR REPLACE INTO funding VALUES (?,?,?,?)",
                     [(f.market, f.funding_ms, f.rate_e8, f.mark_ticks) for f in funding],
                 )
+            if prices:
+                db.executemany(price_candles.UPSERT, price_candles.candle_rows(prices))
             meta = [("last_seq", self._last_seq), ("now_ns", self._now_ns)]
             if self.first_ms is not None:
                 meta.append(("first_ms", self.first_ms))
@@ -333,6 +346,18 @@ class TradeStore:
         """Binance's ``klines`` selection (:func:`perpx.server.marketdata.candles.klines`), up to now."""
         now = self.now_ms if now_ms is None else now_ms
         return klines(self._reader(), market, interval, limit, start_ms, end_ms, now)
+
+    def price_klines(
+        self,
+        market: str,
+        kind: str,
+        interval: str,
+        limit: int,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> list[PriceCandle]:
+        """Mark, index or premium klines (:func:`perpx.server.marketdata.price_candles.price_klines`)."""
+        return price_klines(self._reader(), market, kind, interval, limit, start_ms, end_ms, self.now_ms)
 
     def ticker(self, market: str, now_ms: int | None = None) -> Ticker:
         """Rolling 24-hour statistics (:func:`perpx.server.marketdata.candles.ticker`) and the last trade."""

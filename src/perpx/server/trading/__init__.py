@@ -24,8 +24,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from perpx.server.trading import account, algo_orders, orders, settings, tca
+from perpx.server.context import ServerContext
+from perpx.server.trading import account, algo_orders, countdown, dry_run, orders, settings, status, tca
 
 router = APIRouter()
-for _module in (orders, algo_orders, account, settings, tca):
+for _module in (orders, dry_run, algo_orders, account, settings, status, countdown, tca):
     router.include_router(_module.router)
+
+
+async def on_start(ctx: ServerContext) -> None:
+    await countdown.on_start(ctx)

@@ -15,6 +15,11 @@ What stays the same, because only the routing and the encoding change:
 * FastAPI's declarations of the two methods stay, as the ``/docs`` description of the route.
 
 The answer is built from the command's own events (no read-model query on the placing path).
+
+Conditional types (STOP, STOP_MARKET, TAKE_PROFIT, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET) are
+refused here with ``-4120``, as Binance refuses them since its algo-order migration: they are placed
+on ``/fapi/v1/algoOrder`` and named by their ``algoId`` on the algo routes only. The caller is
+authenticated first, so an unsigned request still gets its authentication error.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from perpx.engine.commands import ConditionalType
+from perpx.server.rest import params_of
+from perpx.server.trading.dry_run import algo_type_refused
 from perpx.server.trading.orders import cancel_order, new_order
+from perpx.server.trading.params import auth
 
 ORDER_PATH = "/fapi/v1/order"
 
@@ -47,6 +56,11 @@ class JsonBytes(Response):
 
 async def order_endpoint(request: Request) -> Response:
     """Place or cancel one order; a refusal raises its ``ApiError`` for the app's handler."""
+    if request.method == "POST":
+        kind = (await params_of(request)).get("type") or ""
+        if kind in ConditionalType.__members__:
+            await auth(request, "trade")
+            raise algo_type_refused(kind)
     with request.app.state.ctx.components.metrics.order_ack_timer("rest"):
         answer = await _HANDLERS[request.method](request)
     return JsonBytes(_encode(answer))
