@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from perpx.server import admin, health, limits, metrics, public, streams, trading, userstream
+from perpx.server import admin, agents, health, limits, metrics, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -107,6 +107,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     for module in PUBLIC_MODULES:
         app.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(agents.router)
     order_route.install(app)
     return app
 
@@ -124,6 +125,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     _answer_errors(app)
     app.include_router(admin.router)
+    app.include_router(agents.admin_router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     return app
