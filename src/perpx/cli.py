@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perpx.agents.command import audit_app
 from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
+from perpx.mcp.command import mcp_command
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -129,6 +131,8 @@ journal_app = typer.Typer(
 )
 app.add_typer(journal_app, name="journal")
 app.add_typer(tca_app, name="tca")
+app.add_typer(audit_app, name="audit")
+app.command("mcp")(mcp_command)
 
 
 @journal_app.command("verify")

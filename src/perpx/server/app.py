@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from perpx.mcp import http as mcp_http
 from perpx.server import admin, agents, health, limits, metrics, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
@@ -38,7 +39,7 @@ log = logging.getLogger("perpx.server")
 
 PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
 """Modules whose routes the public listener serves."""
-MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health)
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, mcp_http)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
@@ -109,6 +110,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(agents.router)
     order_route.install(app)
+    mcp_http.install(app, ctx)
     return app
 
 
