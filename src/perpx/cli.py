@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from perpx.agents.command import audit_app
+from perpx.compete.command import compete_command
 from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
@@ -133,6 +134,7 @@ app.add_typer(journal_app, name="journal")
 app.add_typer(tca_app, name="tca")
 app.add_typer(audit_app, name="audit")
 app.command("mcp")(mcp_command)
+app.command("compete")(compete_command)
 
 
 @journal_app.command("verify")

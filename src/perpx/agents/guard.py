@@ -129,8 +129,11 @@ class AgentGuard:
         self.store.close()
         self.audit.close()
 
-    @staticmethod
-    def now_ms() -> int:
+    def now_ms(self) -> int:
+        """The venue's time: wall time, or the venue clock on a manual-clock venue (a simulation or a
+        competition), so rates, days and token lifetimes follow the market the agent trades."""
+        if self.ctx.config.clock == "manual" and self.ctx.sequencer is not None:
+            return self.ctx.sequencer.stamp() // 1_000_000
         return time.time_ns() // 1_000_000
 
     def record(self, agent: Agent | None, action: str, decision: str, **detail: Any) -> None:

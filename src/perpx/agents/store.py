@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from perpx.agents.policy import AgentPolicy, policy_from_json
@@ -30,6 +30,8 @@ class Agent:
     policy: AgentPolicy
     killed: bool
     competitor: bool
+    capital_atoms: int = 0
+    """The account's equity when the agent was created: a competitor's P&L is measured from it."""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -51,7 +53,7 @@ class AgentStore:
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS agents (agent_id TEXT PRIMARY KEY, api_key TEXT NOT NULL,"
             " account_id INTEGER NOT NULL UNIQUE, name TEXT NOT NULL, policy TEXT NOT NULL,"
-            " killed INTEGER NOT NULL, competitor INTEGER NOT NULL);"
+            " killed INTEGER NOT NULL, competitor INTEGER NOT NULL, capital_atoms INTEGER NOT NULL);"
             "CREATE TABLE IF NOT EXISTS switches (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
             "CREATE TABLE IF NOT EXISTS usage (agent_id TEXT NOT NULL, day INTEGER NOT NULL,"
             " notional_atoms INTEGER NOT NULL, start_equity_atoms INTEGER, PRIMARY KEY (agent_id, day));"
@@ -59,7 +61,8 @@ class AgentStore:
         self._lock = threading.Lock()
         self._agents: dict[str, Agent] = {}
         for row in self._db.execute(
-            "SELECT agent_id, api_key, account_id, name, policy, killed, competitor FROM agents ORDER BY agent_id"
+            "SELECT agent_id, api_key, account_id, name, policy, killed, competitor, capital_atoms FROM agents"
+            " ORDER BY agent_id"
         ):
             agent = Agent(
                 row[0],
@@ -69,6 +72,7 @@ class AgentStore:
                 policy_from_json(json.loads(row[4])),
                 bool(row[5]),
                 bool(row[6]),
+                int(row[7]),
             )
             self._agents[agent.agent_id] = agent
         found = self._db.execute("SELECT value FROM switches WHERE name = 'kill_all'").fetchone()
@@ -77,7 +81,7 @@ class AgentStore:
     def add(self, agent: Agent) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     agent.agent_id,
                     agent.api_key,
@@ -86,6 +90,7 @@ class AgentStore:
                     json.dumps(agent.policy.as_json()),
                     int(agent.killed),
                     int(agent.competitor),
+                    agent.capital_atoms,
                 ),
             )
             self._agents[agent.agent_id] = agent
@@ -105,15 +110,7 @@ class AgentStore:
     def set_killed(self, agent_id: str, killed: bool) -> Agent:
         with self._lock:
             agent = self._agents[agent_id]
-            changed = Agent(
-                agent.agent_id,
-                agent.api_key,
-                agent.account_id,
-                agent.name,
-                agent.policy,
-                killed,
-                agent.competitor,
-            )
+            changed = replace(agent, killed=killed)
             self._db.execute("UPDATE agents SET killed = ? WHERE agent_id = ?", (int(killed), agent_id))
             self._agents[agent_id] = changed
             return changed

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -116,9 +117,12 @@ async def create_agent(request: Request) -> dict[str, Any]:
         )
     if guard.store.for_account(account_id) is not None:
         raise ApiError(400, POLICY_REFUSED, f"Account {account} already has an agent; one agent per account.")
+    capital = await ctx.seq.query(lambda engine: _equity(engine, account_id))
     permissions = ("read",) + (("trade",) if policy.allows("trade") or policy.allows("cancel") else ())
     key = ctx.keys.create(account_id, name, permissions)
-    agent = Agent("ag-" + secrets.token_hex(8), key.api_key, account_id, name, policy, False, competitor)
+    agent = Agent(
+        "ag-" + secrets.token_hex(8), key.api_key, account_id, name, policy, False, competitor, capital
+    )
     guard.store.add(agent)
     guard.record(agent, "create_agent", "allowed", operator=operator_of(request), policy=policy.as_json())
     return {"agentId": agent.agent_id, "apiKey": key.api_key, "apiSecret": key.secret, **agent.as_json()}
@@ -297,6 +301,45 @@ async def preview_order(request: Request) -> dict[str, Any]:
         str(spec.market), side_of(values), OrderType(kind), qty, price, wire.bool_param(values, "reduceOnly")
     )
     return await guard.preview(agent, spec, intent)
+
+
+def _equity(engine: Engine, account_id: AccountId) -> int:
+    """Wallet + unrealised PnL + isolated margin, in atoms (what a competitor is ranked on)."""
+    risk = engine.risk(account_id)
+    return risk.wallet_atoms + risk.cross_unrealized_pnl_atoms + risk.isolated_margin_atoms
+
+
+@router.get("/perpx/v1/leaderboard")
+async def leaderboard(request: Request) -> list[dict[str, Any]]:
+    """Accounts whose agent is tagged ``competitor``, best P&L first (P&L: equity now minus the
+    equity when the agent was created). Public: names and figures only, never keys."""
+    ctx = ctx_of(request)
+    agents = [a for a in agent_guard(ctx).store.all() if a.competitor]
+
+    def read(engine: Engine) -> list[int]:
+        return [_equity(engine, a.account_id) if a.account_id in engine.accounts else 0 for a in agents]
+
+    equities = await ctx.seq.query(read)
+    rows = sorted(zip(agents, equities, strict=True), key=lambda r: (-(r[1] - r[0].capital_atoms), r[0].name))
+    atom = ctx.atom
+    return [
+        {
+            "rank": rank,
+            "name": agent.name,
+            "accountId": int(agent.account_id),
+            "equity": wire.money(equity, atom),
+            "pnl": wire.money(equity - agent.capital_atoms, atom),
+            "returnPct": str(
+                (Decimal(equity - agent.capital_atoms) * 100 / agent.capital_atoms).quantize(
+                    Decimal("0.0001")
+                )
+                if agent.capital_atoms
+                else Decimal(0)
+            ),
+            "killed": agent.killed,
+        }
+        for rank, (agent, equity) in enumerate(rows, start=1)
+    ]
 
 
 @router.get("/perpx/v1/agent")
