@@ -181,3 +181,20 @@ def test_every_decision_is_in_a_verifiable_audit_chain(venue: InProcessVenue) ->
     ]
     assert "maxOrderNotional" in audit["entries"][1]["reason"]
     assert verify_chain(Path(venue.ctx.data_dir) / AUDIT_FILE).ok
+
+
+def test_agent_key_cannot_place_conditional_orders_past_the_guard(venue: InProcessVenue) -> None:
+    _, agent = new_agent(venue, "conditional", limits={"maxOrderNotional": "100"})
+    stop = {
+        "symbol": BTC,
+        "side": "BUY",
+        "type": "STOP_MARKET",
+        "quantity": "1",
+        "triggerPrice": "61000",
+        "algoType": "CONDITIONAL",
+    }
+
+    via_algo = venue.refused("POST", "/fapi/v1/algoOrder", agent, stop)
+    via_order = venue.refused("POST", "/fapi/v1/order", agent, {**stop, "stopPrice": "61000"})
+
+    assert via_algo[1] == -9307 and via_order[1] == -9307

@@ -28,10 +28,11 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from perpx.agents.audit import verify_chain
-from perpx.agents.guard import AgentGuard, OrderIntent, agent_guard
+from perpx.agents.guard import TYPE_REFUSED, AgentGuard, OrderIntent, agent_guard
 from perpx.agents.policy import PolicyError, parse_policy
 from perpx.agents.store import Agent
 from perpx.engine.commands import CancelAllOrders, OrderType, PlaceOrder, TimeInForce
@@ -68,6 +69,45 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, -1102, "The body must be a JSON object.")
     return body
+
+
+UNGUARDED_ORDER_PATHS = frozenset({("POST", "/fapi/v1/algoOrder")})
+"""Routes that create orders without passing :func:`perpx.server.trading.orders.place_order`: an
+agent's key is refused there (conditional orders would trigger later, past the guard)."""
+
+
+class AgentPathGate:
+    """ASGI middleware: refuse an agent key on :data:`UNGUARDED_ORDER_PATHS` before the route runs."""
+
+    def __init__(self, app: ASGIApp, ctx: ServerContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["method"], scope["path"]) in UNGUARDED_ORDER_PATHS:
+            api_key = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-mbx-apikey"), "")
+            key = self.ctx.keys.get(api_key)
+            guard = agent_guard(self.ctx)
+            agent = None if key is None else guard.agent_of(key.account_id)
+            if agent is not None:
+                msg = "Agents place LIMIT and MARKET orders only; conditional (algo) orders are not available to agents."
+                guard.record(agent, "place_algo_order", "refused", code=TYPE_REFUSED, reason=msg)
+                body = json.dumps({"code": TYPE_REFUSED, "msg": msg}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI, ctx: ServerContext) -> None:
+    """Gate the routes that would let an agent key place orders past the guard."""
+    app.add_middleware(AgentPathGate, ctx=ctx)
 
 
 def _agent(guard: AgentGuard, agent_id: str) -> Agent:

@@ -104,6 +104,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_middleware(limits.UsedWeightMiddleware)
+    agents.install(app, ctx)
     _answer_errors(app)
     for module in PUBLIC_MODULES:
         app.include_router(module.router)
