@@ -41,3 +41,22 @@ def test_kill_switch_daily_notional_and_audit_chain_survive_a_restart(tmp_path: 
     }
     report = verify_chain(data / AUDIT_FILE)
     assert report.ok and report.entries == entries_before + 2
+
+
+def test_a_broken_audit_log_stops_agents_but_not_other_accounts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark(BTC, "60000")
+        _, agent = new_agent(venue, "audited")
+        venue.ok("POST", "/fapi/v1/order", agent, limit("BUY", "0.01", "59000"))
+    log = data / AUDIT_FILE
+    log.write_text(log.read_text().replace('"allowed"', '"refused"', 1))
+
+    with in_process_venue(data) as venue:
+        plain = venue.trader("plain")
+        stopped = venue.signed("POST", "/fapi/v1/order", agent, limit("BUY", "0.01", "59000"))
+        placed = venue.ok("POST", "/fapi/v1/order", plain, limit("BUY", "0.01", "59000"))
+
+    assert stopped.status_code == 503 and stopped.json()["code"] == -9308
+    assert "broken at entry 1" in stopped.json()["msg"]
+    assert placed["status"] == "NEW"

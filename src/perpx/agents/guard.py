@@ -49,6 +49,7 @@ SCOPE_REFUSED = -9304
 SYMBOL_REFUSED = -9305
 APPROVAL_PENDING = -9306
 TYPE_REFUSED = -9307
+AUDIT_BROKEN = -9308
 PREVIEW_FIELD = "previewToken"
 
 
@@ -119,7 +120,12 @@ class AgentGuard:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.store = AgentStore(ctx.data_dir / STORE_FILE)
-        self.audit = AuditLog(ctx.data_dir / AUDIT_FILE)
+        self._audit: AuditLog | None = None
+        self.audit_problem: str | None = None
+        try:
+            self._audit = AuditLog(ctx.data_dir / AUDIT_FILE)
+        except ValueError as exc:
+            self.audit_problem = str(exc)
         self.tokens = PreviewTokens()
         self._locks: dict[int, asyncio.Lock] = {}
         self._reserved: dict[int, int] = {}
@@ -127,7 +133,25 @@ class AgentGuard:
 
     def close(self) -> None:
         self.store.close()
-        self.audit.close()
+        if self._audit is not None:
+            self._audit.close()
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log; while it is broken every agent action is refused (other accounts trade on).
+
+        Raises
+        ------
+        ApiError
+            503 ``-9308`` naming the broken link.
+        """
+        if self._audit is None:
+            raise ApiError(
+                503,
+                AUDIT_BROKEN,
+                f"Agent actions are stopped: {self.audit_problem}. Move the log aside only after investigating.",
+            )
+        return self._audit
 
     def now_ms(self) -> int:
         """The venue's time: wall time, or the venue clock on a manual-clock venue (a simulation or a

@@ -299,7 +299,8 @@ async def agent_audit(request: Request, agent_id: str) -> dict[str, Any]:
     guard = agent_guard(ctx_of(request))
     agent = _agent(guard, agent_id)
     limit = wire.int_param(dict(request.query_params), "limit", default=500, lo=1, hi=5_000)
-    report = verify_chain(guard.audit.path)
+    log = guard.audit
+    report = verify_chain(log.path)
     return {
         "agentId": agent.agent_id,
         "chain": {
