@@ -198,3 +198,21 @@ def test_agent_key_cannot_place_conditional_orders_past_the_guard(venue: InProce
     via_order = venue.refused("POST", "/fapi/v1/order", agent, {**stop, "stopPrice": "61000"})
 
     assert via_algo[1] == -9307 and via_order[1] == -9307
+
+
+def test_session_loss_limit_refuses_new_exposure_after_the_loss_but_lets_it_reduce(tmp_path: Path) -> None:
+    with in_process_venue(tmp_path / "data") as venue:
+        venue.mark(BTC, "60000")
+        _, agent = new_agent(venue, "loser", limits={"sessionLossLimit": "50"})
+        maker = venue.trader("loss-maker")
+        venue.ok("POST", "/fapi/v1/order", maker, limit("SELL", "0.01", "60000"))
+        venue.ok("POST", "/fapi/v1/order", agent, limit("BUY", "0.01", "60000"))
+        venue.mark(BTC, "54000")
+
+        refused = venue.refused("POST", "/fapi/v1/order", agent, limit("BUY", "0.002", "54000"))
+        venue.ok("POST", "/fapi/v1/order", maker, limit("BUY", "0.01", "54000"))
+        reduced = venue.ok("POST", "/fapi/v1/order", agent, limit("SELL", "0.01", "54000", reduceOnly="true"))
+
+    assert refused[1] == -9301 and "sessionLossLimit" in refused[2] and "limit 50 USDT" in refused[2]
+    assert "attempted 60" in refused[2]
+    assert reduced["status"] in ("FILLED", "NEW")
