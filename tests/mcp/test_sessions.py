@@ -25,7 +25,7 @@ import pytest
 from mcp.client.streamable_http import streamable_http_client
 from typer.testing import CliRunner
 
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 from perpx.agents.audit import AUDIT_FILE
 from perpx.cli import app as cli
 from perpx.mcp.tools import ALGO_UNAVAILABLE, TOOL_NAMES
@@ -281,3 +281,39 @@ async def test_stdio_paper_session_trades_with_preview_tokens(tmp_path: Path) ->
     assert BTC in [m["symbol"] for m in markets] and float(book["asks"][0][0]) == 60060
     assert placed["status"] in ("NEW", "FILLED") and "already used" in again
     assert [(p["symbol"], p["positionAmt"]) for p in positions] == [(BTC, "0.01")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("human_says", [True, False])
+async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
+    venue: FixVenue, human_says: bool
+) -> None:
+    _, agent = new_agent(venue, f"mcp-approve-{human_says}", approvalNotional="500", clientApproval=True)
+    asked: list[str] = []
+
+    async def human(context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": human_says})
+
+    headers = {"X-MBX-APIKEY": agent.api_key, "X-PERPX-SECRET": agent.secret}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=15) as http,
+        Client(
+            streamable_http_client(f"{venue.base}/mcp", http_client=http), elicitation_callback=human
+        ) as client,
+    ):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        preview = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "57000"}
+            )
+        )
+        placed = await client.call_tool("place_order", {"preview_token": preview["previewToken"]})
+
+    assert "approval" not in tools["place_order"].input_schema["properties"]
+    assert preview["needsApproval"] is True and preview["approvalBy"] == "admin or client"
+    assert len(asked) == 1 and "BUY 0.01 BTCUSDT at 57000" in asked[0]
+    if human_says:
+        assert data(placed)["status"] == "NEW"
+    else:
+        assert "-9306" in error_text(placed)

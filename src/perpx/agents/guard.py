@@ -508,6 +508,9 @@ class AgentGuard:
             "limits": self._usage(agent, estimate, now_ms),
             "wouldBeRefused": verdict,
             "needsApproval": needs_approval,
+            "approvalBy": ("admin or client" if agent.policy.client_approval else "admin")
+            if needs_approval
+            else None,
             "previewToken": None,
             "expiresMs": None,
         }
@@ -526,6 +529,29 @@ class AgentGuard:
             token=answer["previewToken"],
         )
         return answer
+
+    def approve_by_client(self, agent: Agent, token: str) -> None:
+        """The human at the agent's own client approved ``token`` (MCP elicitation).
+
+        Raises
+        ------
+        ApiError
+            ``-9306`` when the policy wants an admin's approval, ``-9303`` for a token that is not
+            this agent's or needs no approval.
+        """
+        if not agent.policy.client_approval:
+            self.record(
+                agent, "approve", "refused", token=token, reason="the policy needs an admin's approval"
+            )
+            raise refused(
+                APPROVAL_PENDING, "This agent's orders above approvalNotional need an admin's approval."
+            )
+        preview = self.tokens.get(token)
+        if preview is None or preview.agent_id != agent.agent_id or self.tokens.approve(token) is None:
+            raise refused(
+                PREVIEW_REFUSED, "Preview token refused: it is unknown, used, or needs no approval."
+            )
+        self.record(agent, "approve", "approved", token=token, by="client")
 
     def _usage(self, agent: Agent, estimate: Estimate, now_ms: int) -> dict[str, dict[str, str]]:
         limits = agent.policy.limits

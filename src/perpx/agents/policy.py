@@ -47,13 +47,15 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class AgentPolicy:
-    """What one agent may do. ``approval_notional``: orders above it wait for a human approval."""
+    """What one agent may do. ``approval_notional``: orders above it wait for a human approval, from an
+    admin, or also from the human at the agent's own MCP client when ``client_approval`` is set."""
 
     scopes: tuple[str, ...]
     symbols: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     require_preview: bool = False
     approval_notional: Decimal | None = None
+    client_approval: bool = False
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -68,6 +70,7 @@ class AgentPolicy:
             "limits": self.limits.as_json(),
             "requirePreview": self.require_preview,
             "approvalNotional": None if self.approval_notional is None else str(self.approval_notional),
+            "clientApproval": self.client_approval,
         }
 
 
@@ -115,12 +118,16 @@ def parse_policy(body: dict[str, Any], known_symbols: tuple[str, ...]) -> AgentP
     if not isinstance(require_preview, bool):
         raise PolicyError("requirePreview must be true or false")
     approval = body.get("approvalNotional")
+    client_approval = body.get("clientApproval", False)
+    if not isinstance(client_approval, bool):
+        raise PolicyError("clientApproval must be true or false")
     return AgentPolicy(
         scopes=tuple(dict.fromkeys(scopes)),
         symbols=tuple(dict.fromkeys(symbols)),
         limits=Limits(**values),
         require_preview=require_preview,
         approval_notional=None if approval is None else positive_decimal(approval, "approvalNotional"),
+        client_approval=client_approval,
     )
 
 
@@ -137,6 +144,7 @@ def policy_from_json(doc: dict[str, Any]) -> AgentPolicy:
         limits=Limits(**values),
         require_preview=bool(doc.get("requirePreview", False)),
         approval_notional=None if approval is None else Decimal(approval),
+        client_approval=bool(doc.get("clientApproval", False)),
     )
 
 

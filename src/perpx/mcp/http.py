@@ -131,7 +131,7 @@ _ENDPOINTS: dict[int, tuple[ServerContext, McpEndpoint]] = {}
 def install(app: FastAPI, ctx: ServerContext) -> McpEndpoint:
     """Serve ``/mcp`` on ``app`` (the public listener); :func:`on_start` starts it with the venue."""
     endpoint = McpEndpoint(ctx, app)
-    app.router.routes.insert(0, Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"]))
+    app.router.routes.append(Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"]))
     _ENDPOINTS[id(ctx)] = (ctx, endpoint)
     return endpoint
 

@@ -7,9 +7,9 @@ The algo tools answer a tool error until the venue has an execution service: the
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
@@ -65,6 +65,13 @@ class Trust(BaseModel):
     )
 
 
+class Approval(BaseModel):
+    """The human's answer to an approval request."""
+
+    approve: bool = Field(description="Approve the order.")
+    asked: bool = True
+
+
 class Untrusted(BaseModel):
     """Every tool's result: the venue's answer under ``data``, marked as untrusted."""
 
@@ -76,6 +83,18 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
     """The MCP server with the 13 perpx tools, each calling the venue through ``resolve``."""
     server = MCPServer(name, instructions=INSTRUCTIONS)
     pending: dict[str, dict[str, str]] = {}
+    client_approvable: set[str] = set()
+
+    def ask(preview_token: str) -> Approval | Elicit[Approval]:
+        """Ask the human at the client (elicitation) when the order waits for an approval it may give."""
+        params = pending.get(preview_token)
+        if params is None or preview_token not in client_approvable:
+            return Approval(approve=False, asked=False)
+        price = params.get("price", "market")
+        return Elicit(
+            f"Approve this agent's order: {params['side']} {params['quantity']} {params['symbol']} at {price}?",
+            Approval,
+        )
 
     async def call(ctx: Context, fn: Callable[[VenueClient], Awaitable[Any]]) -> Untrusted:
         client = await resolve(ctx)
@@ -169,6 +188,8 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
                 if len(pending) >= MAX_PENDING:
                     pending.pop(next(iter(pending)))
                 pending[token] = {k: str(v) for k, v in params.items() if v is not None}
+                if answer.get("approvalBy") == "admin or client":
+                    client_approvable.add(token)
             return answer
 
         return await call(ctx, fn)
@@ -176,19 +197,34 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
     @server.tool(annotations=WRITE)
     async def place_order(
         ctx: Context,
-        preview_token: str = Field(description="The preview_token preview_order returned for this order."),
+        preview_token: Annotated[
+            str, Field(description="The preview_token preview_order returned for this order.")
+        ],
+        approval: Annotated[ElicitationResult[Approval] | Approval, Resolve(ask)],
         client_order_id: str | None = Field(
             default=None, max_length=36, pattern=r"^[\.A-Za-z0-9_:/-]{1,36}$"
         ),
     ) -> Untrusted:
-        """Place exactly the order previewed under ``preview_token``. Accepted is not filled."""
+        """Place exactly the order previewed under ``preview_token``. Accepted is not filled. An order
+        above the agent's approval threshold first asks the human at this client, when the policy lets
+        the client approve; otherwise it waits for an admin's approval."""
         params = pending.get(preview_token)
         if params is None:
             raise ToolError(
                 "venue refused (-9303): the preview token is unknown here; call preview_order first"
             )
+        answer = (
+            approval
+            if isinstance(approval, Approval)
+            else (approval.data if isinstance(approval, AcceptedElicitation) else Approval(approve=False))
+        )
 
         async def fn(client: VenueClient) -> Any:
+            if preview_token in client_approvable:
+                if not answer.approve:
+                    raise VenueError(400, -9306, "The human at the client did not approve the order.")
+                await client.signed("POST", "/perpx/v1/agent/approve", {"previewToken": preview_token})
+                client_approvable.discard(preview_token)
             order = {**params, "previewToken": preview_token, "newClientOrderId": client_order_id}
             if params["type"] == "LIMIT":
                 order["timeInForce"] = "GTC"

@@ -383,6 +383,21 @@ async def leaderboard(request: Request) -> list[dict[str, Any]]:
     ]
 
 
+@router.post("/perpx/v1/agent/approve")
+async def approve_by_client(request: Request) -> dict[str, Any]:
+    """The human at the agent's client approves ``previewToken`` (only with ``clientApproval``)."""
+    ctx, account_id, params = await auth(request, "read")
+    guard = agent_guard(ctx)
+    agent = guard.agent_of(account_id)
+    if agent is None:
+        raise ApiError(400, UNKNOWN_AGENT, "Approval is for agent keys (POST /admin/v1/agents).")
+    token = params.values.get("previewToken")
+    if not token:
+        raise mandatory("previewToken")
+    guard.approve_by_client(agent, token)
+    return {"previewToken": token, "approved": True}
+
+
 @router.get("/perpx/v1/agent")
 async def who_am_i(request: Request) -> dict[str, Any]:
     """The calling agent's policy and kill state (``agent`` is null for a plain key)."""
