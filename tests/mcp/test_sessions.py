@@ -284,10 +284,11 @@ async def test_stdio_paper_session_trades_with_preview_tokens(tmp_path: Path) ->
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("human_says", [True, False])
+@pytest.mark.parametrize("human_says", [True, False, None])
 async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
-    venue: FixVenue, human_says: bool
+    venue: FixVenue, human_says: bool | None
 ) -> None:
+    """``None``: the agent does not ask the human (a client without elicitation); the order waits for an admin."""
     _, agent = new_agent(venue, f"mcp-approve-{human_says}", approvalNotional="500", clientApproval=True)
     asked: list[str] = []
 
@@ -299,7 +300,8 @@ async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
     async with (
         httpx2.AsyncClient(headers=headers, timeout=15) as http,
         Client(
-            streamable_http_client(f"{venue.base}/mcp", http_client=http), elicitation_callback=human
+            streamable_http_client(f"{venue.base}/mcp", http_client=http),
+            elicitation_callback=None if human_says is None else human,
         ) as client,
     ):
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -308,10 +310,15 @@ async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
                 "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "57000"}
             )
         )
-        placed = await client.call_tool("place_order", {"preview_token": preview["previewToken"]})
+        placed = await client.call_tool(
+            "place_order", {"preview_token": preview["previewToken"], "ask_human": human_says is not None}
+        )
 
     assert "approval" not in tools["place_order"].input_schema["properties"]
     assert preview["needsApproval"] is True and preview["approvalBy"] == "admin or client"
+    if human_says is None:
+        assert asked == [] and "-9306" in error_text(placed)
+        return
     assert len(asked) == 1 and "BUY 0.01 BTCUSDT at 57000" in asked[0]
     if human_says:
         assert data(placed)["status"] == "NEW"

@@ -85,10 +85,11 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
     pending: dict[str, dict[str, str]] = {}
     client_approvable: set[str] = set()
 
-    def ask(preview_token: str) -> Approval | Elicit[Approval]:
-        """Ask the human at the client (elicitation) when the order waits for an approval it may give."""
+    def ask(preview_token: str, ask_human: bool = False) -> Approval | Elicit[Approval]:
+        """Ask the human at the client (elicitation) when the agent asks for it and the order waits for
+        an approval the client may give."""
         params = pending.get(preview_token)
-        if params is None or preview_token not in client_approvable:
+        if not ask_human or params is None or preview_token not in client_approvable:
             return Approval(approve=False, asked=False)
         price = params.get("price", "market")
         return Elicit(
@@ -204,6 +205,11 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
         client_order_id: str | None = Field(
             default=None, max_length=36, pattern=r"^[\.A-Za-z0-9_:/-]{1,36}$"
         ),
+        ask_human: bool = Field(
+            default=False,
+            description="For an order over the approval threshold: ask the human at this client to approve "
+            "it (MCP elicitation). Without it, the order waits for an admin's approval.",
+        ),
     ) -> Untrusted:
         """Place exactly the order previewed under ``preview_token``. Accepted is not filled. An order
         above the agent's approval threshold first asks the human at this client, when the policy lets
@@ -220,7 +226,7 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
         )
 
         async def fn(client: VenueClient) -> Any:
-            if preview_token in client_approvable:
+            if ask_human and preview_token in client_approvable:
                 if not answer.approve:
                     raise VenueError(400, -9306, "The human at the client did not approve the order.")
                 await client.signed("POST", "/perpx/v1/agent/approve", {"previewToken": preview_token})
