@@ -74,6 +74,17 @@ def test_compete_command_writes_leaderboard_curves_and_report(tmp_path: Path) ->
     assert "momentum" in (out / "report.html").read_text()
 
 
+def test_orders_over_the_shared_limits_are_counted_as_refusals(tmp_path: Path) -> None:
+    path = short_copy(tmp_path, steps=10)
+    path.write_text(path.read_text().replace('maxOrderNotional = "3000"', 'maxOrderNotional = "100"'))
+
+    result = asyncio.run(run_competition(load_competition(path), tmp_path / "venue"))
+
+    momentum = next(s for s in result.leaderboard if s.name == "momentum")
+    assert momentum.limit_refusals > 0 and momentum.trades == 0
+    assert result.errors["momentum"] == []
+
+
 def test_competition_file_with_an_unknown_limit_is_refused(tmp_path: Path) -> None:
     path = short_copy(tmp_path)
     path.write_text(path.read_text().replace("maxOrderNotional", "maxLeverage"))

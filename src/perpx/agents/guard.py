@@ -111,7 +111,6 @@ class Estimate:
     slippage_bps: Decimal
     margin_atoms: int
     exposure: Exposure
-    usage: dict[str, dict[str, str]]
 
 
 class AgentGuard:
@@ -461,7 +460,7 @@ class AgentGuard:
             else Decimal(0)
         )
         margin = ceil_div(notional, max(1, exposure.leverage))
-        return Estimate(notional, expected, max(slippage, Decimal(0)), margin, exposure, {})
+        return Estimate(notional, expected, max(slippage, Decimal(0)), margin, exposure)
 
     async def preview(self, agent: Agent, spec: MarketSpec, intent: OrderIntent) -> dict[str, Any]:
         """The pre-trade estimate and a token for exactly this order (see :mod:`perpx.agents.tokens`).

@@ -47,10 +47,9 @@ class Entrant:
     name: str
     kind: str
     account_id: AccountId
-    client: VenueClient
+    client: CountingClient
     logic: Any
     equity: list[int] = field(default_factory=list)
-    refusals: int = 0
     errors: list[str] = field(default_factory=list)
     tools: Any = None
 
@@ -63,9 +62,12 @@ class Result:
     curves: dict[str, list[str]]
     marks: list[str]
     times_s: list[int]
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    """What went wrong for each participant that is not a limit refusal (its exceptions, other refusals)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "errors": self.errors,
             "leaderboard": [asdict(s) for s in self.leaderboard],
             "curves": self.curves,
             "marks": self.marks,
@@ -132,7 +134,7 @@ async def _run(comp: Competition, ctx: ServerContext, public: Any, admin_app: An
                     "competitor": True,
                 },
             )
-            client = VenueClient(_BASE, agent["apiKey"], agent["apiSecret"], transport)
+            client = CountingClient(_BASE, agent["apiKey"], agent["apiSecret"], transport)
             logic = load_entry(spec_p.entry, comp.base_dir, dict(spec_p.params))
             entrants.append(Entrant(spec_p.name, spec_p.kind, AccountId(owner["accountId"]), client, logic))
         marks: list[Decimal] = []
@@ -158,7 +160,7 @@ async def _run(comp: Competition, ctx: ServerContext, public: Any, admin_app: An
     board.sort(key=lambda s: (-Decimal(s.pnl), s.name))
     atom = ctx.atom
     curves = {e.name: [_text(Decimal(v) * atom) for v in e.equity] for e in entrants}
-    return Result(board, curves, [str(m) for m in marks], times)
+    return Result(board, curves, [str(m) for m in marks], times, {e.name: e.errors for e in entrants})
 
 
 async def _requote(
@@ -239,9 +241,7 @@ async def _act(
         try:
             await entrant.client.signed("POST", "/fapi/v1/order", params)
         except VenueError as exc:
-            if exc.code in AGENT_CODES:
-                entrant.refusals += 1
-            else:
+            if exc.code not in AGENT_CODES:
                 entrant.errors.append(f"step {step}: {exc.code} {exc.msg}")
 
 
@@ -250,8 +250,7 @@ async def _act_mcp(entrant: Entrant, step: int) -> None:
     from perpx.mcp.tools import build_server
 
     if entrant.tools is None:
-        counted = _Counting(entrant.client, entrant)
-        server = build_server(lambda context: _const(counted))
+        server = build_server(lambda context: _const(entrant.client))
         entrant.tools = Client(server)
         await entrant.tools.__aenter__()
     try:
@@ -264,19 +263,18 @@ async def _const(client: VenueClient) -> VenueClient:
     return client
 
 
-class _Counting(VenueClient):
-    """The agent's client, counting the venue's agent refusals the MCP tools meet."""
+class CountingClient(VenueClient):
+    """A participant's client: counts the agent-limit refusals (``-93xx``) it meets, whoever calls it
+    (the runner for a strategy, the MCP tools for an agent)."""
 
-    def __init__(self, inner: VenueClient, entrant: Entrant) -> None:
-        super().__init__(inner.base_url, inner.api_key, inner._secret, inner._transport)
-        self._entrant = entrant
+    refusals = 0
 
     async def signed(self, method: str, path: str, params: Any = None) -> Any:
         try:
             return await super().signed(method, path, params)
         except VenueError as exc:
             if exc.code in AGENT_CODES:
-                self._entrant.refusals += 1
+                self.refusals += 1
             raise
 
 
@@ -345,7 +343,7 @@ async def _score(comp: Competition, ctx: ServerContext, admin: httpx.AsyncClient
         fees=_text(Decimal(fees) * atom),
         trades=count,
         liquidations=liquidations,
-        limit_refusals=entrant.refusals,
+        limit_refusals=entrant.client.refusals,
         final_equity=_text(Decimal(final) * atom),
     )
 
