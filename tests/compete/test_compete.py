@@ -39,12 +39,11 @@ def test_same_seed_gives_the_same_leaderboard_and_curves(tmp_path: Path) -> None
 
     first = asyncio.run(run_competition(comp, tmp_path / "a"))
     second = asyncio.run(run_competition(comp, tmp_path / "b"))
-    other = asyncio.run(
-        run_competition(load_competition(short_copy(tmp_path, seed=8, name="s8.toml")), tmp_path / "c")
-    )
+    other_seed = load_competition(short_copy(tmp_path, steps=3, seed=8, name="s8.toml"))
+    other = asyncio.run(run_competition(other_seed, tmp_path / "c"))
 
     assert first.as_json() == second.as_json()
-    assert first.marks != other.marks
+    assert other.marks != first.marks[:3]
     assert {s.name for s in first.leaderboard} == {"momentum", "reverter-mcp"}
     assert all(len(curve) == 20 for curve in first.curves.values())
     momentum = next(s for s in first.leaderboard if s.name == "momentum")
