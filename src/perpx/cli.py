@@ -15,12 +15,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from perpx.agents.command import audit_app
+from perpx.compete.command import compete_command
 from perpx.config_file import load_config
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 from perpx.ops.command import incident_app, proposals_app
+from perpx.mcp.command import mcp_command
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -135,6 +138,9 @@ app.add_typer(tca_app, name="tca")
 app.add_typer(algo_commands(), name="algo")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(incident_app, name="incident")
+app.add_typer(audit_app, name="audit")
+app.command("mcp")(mcp_command)
+app.command("compete")(compete_command)
 
 
 @journal_app.command("verify")

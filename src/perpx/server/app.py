@@ -28,8 +28,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from perpx.mcp import http as mcp_http
 from perpx.ops import proposal_routes
-from perpx.server import admin, health, limits, metrics, openapi, public, streams, trading, userstream
+from perpx.server import (
+    admin,
+    agents,
+    health,
+    limits,
+    metrics,
+    openapi,
+    public,
+    streams,
+    trading,
+    userstream,
+)
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -39,7 +51,7 @@ log = logging.getLogger("perpx.server")
 
 PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
 """Modules whose routes the public listener serves."""
-MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes)
+MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes, mcp_http)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
 
 
@@ -106,11 +118,14 @@ def create_app(ctx: ServerContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_middleware(limits.UsedWeightMiddleware)
+    agents.install(app, ctx)
     _answer_errors(app)
     for module in PUBLIC_MODULES:
         app.include_router(module.router)
     app.include_router(health.router)
+    app.include_router(agents.router)
     order_route.install(app)
+    mcp_http.install(app, ctx)
     openapi.install(app)
     return app
 
@@ -128,6 +143,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     _answer_errors(app)
     app.include_router(admin.router)
+    app.include_router(agents.admin_router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     proposal_routes.attach(app)

@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class KeyStore:
             " account_id INTEGER NOT NULL, name TEXT NOT NULL, permissions TEXT NOT NULL, ips TEXT NOT NULL)"
         )
         self._lock = threading.Lock()
+        self.on_close: list[Callable[[], None]] = []
+        """Called (last added first) when the store closes: stores opened beside it (agents) close with it."""
         self._keys: dict[str, ApiKey] = {}
         for row in self._db.execute(
             "SELECT api_key, secret, account_id, name, permissions, ips FROM api_keys"
@@ -92,4 +95,6 @@ class KeyStore:
         return [key for key in self._keys.values() if key.account_id == account_id]
 
     def close(self) -> None:
+        while self.on_close:
+            self.on_close.pop()()
         self._db.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from perpx.agents.guard import TYPE_REFUSED, OrderIntent, agent_guard
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
     AmendOrder,
@@ -21,6 +22,7 @@ from perpx.engine.commands import (
     ConditionalType,
     OrderType,
     PlaceOrder,
+    StpMode,
     TimeInForce,
 )
 from perpx.engine.config import MarketSpec
@@ -77,7 +79,14 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
     one_way(values)
     unsupported(values)
     respond = wire.enum_param(values, "newOrderRespType", ("ACK", "RESULT"), "ACK")
+    guard = agent_guard(ctx)
     if kind in ConditionalType.__members__:
+        if guard.agent_of(account_id) is not None:
+            raise ApiError(
+                400,
+                TYPE_REFUSED,
+                f"Agents place LIMIT and MARKET orders only; {kind} is not available to agents.",
+            )
         command = conditional_command(spec, account_id, side, ConditionalType(kind), values, "stopPrice")
         algo = await submit_conditional(ctx, command)
         return algo_as_order_json(algo, spec)
@@ -99,25 +108,45 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
     reduce_only = wire.bool_param(values, "reduceOnly")
     stp = stp_of(values)
     market = spec.market
-    applied = await ctx.seq.submit(
-        lambda ts: PlaceOrder(
-            ts_ns=ts,
-            account_id=account_id,
-            market=market,
-            side=side,
-            order_type=order_type,
-            qty_lots=qty,
-            price_ticks=price,
-            tif=tif,
-            reduce_only=reduce_only,
-            client_order_id=None if client_id is None else ClientOrderId(client_id),
-            stp=stp,
-        )
-    )
+    intent = OrderIntent(str(market), side, order_type, qty, price, reduce_only)
+    reservation = await guard.admit(account_id, spec, intent, values)
+    try:
+        applied = await _submit_place(ctx, account_id, intent, spec, tif, client_id, stp)
+    except BaseException:
+        guard.release(reservation, sequenced=False)
+        raise
+    guard.release(reservation, sequenced=any(isinstance(e, OrderAccepted) for e in applied.events.own))
     record = placed_order(answer(applied, OrderAccepted, "order"))
     if respond == "RESULT":
         record = order_after(applied, record, spec.contract_atoms)
     return order_json(record, spec, ctx.atom)
+
+
+async def _submit_place(
+    ctx: ServerContext,
+    account_id: AccountId,
+    intent: OrderIntent,
+    spec: MarketSpec,
+    tif: TimeInForce,
+    client_id: str | None,
+    stp: StpMode,
+) -> Applied:
+    market = spec.market
+    return await ctx.seq.submit(
+        lambda ts: PlaceOrder(
+            ts_ns=ts,
+            account_id=account_id,
+            market=market,
+            side=intent.side,
+            order_type=intent.order_type,
+            qty_lots=intent.qty_lots,
+            price_ticks=intent.price_ticks,
+            tif=tif,
+            reduce_only=intent.reduce_only,
+            client_order_id=None if client_id is None else ClientOrderId(client_id),
+            stp=stp,
+        )
+    )
 
 
 @router.post("/fapi/v1/order")
@@ -235,6 +264,7 @@ async def amend_order(ctx: ServerContext, account_id: AccountId, values: Mapping
         raise ApiError(400, -1102, f"Parameter 'side' was {side}; the order is a {record.side} order.")
     if record.type != "LIMIT":
         raise ApiError(400, -1116, "Only LIMIT orders can be modified.")
+    await agent_guard(ctx).admit_amend(account_id, spec, record.side, qty, price)
     order_id = OrderId(record.order_id)
     market = spec.market
     applied = await ctx.seq.submit(

@@ -1,0 +1,326 @@
+"""MCP client sessions through the SDK's own client, against both transports, plus the same agent key
+over REST and FIX.
+
+Streamable HTTP: ``/mcp`` on a real ``perpx serve`` child (with its FIX acceptor). Stdio: ``perpx mcp
+--paper`` as a child process, exactly as a desktop client starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import httpx2
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+from typer.testing import CliRunner
+
+from mcp import Client, StdioServerParameters, types
+from perpx.agents.audit import AUDIT_FILE
+from perpx.cli import app as cli
+from perpx.mcp.tools import ALGO_UNAVAILABLE, TOOL_NAMES
+
+from ..fix.test_gateway_e2e import FixClient, order
+from ..fix.venue import FixVenue
+from ..server.harness import MANUAL_CONFIG, Trader
+
+BTC = "BTCUSDT"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixVenue]:
+    process = FixVenue(tmp_path_factory.mktemp("mcp") / "data", config_text=MANUAL_CONFIG).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def new_agent(venue: FixVenue, name: str, **policy: Any) -> tuple[str, Trader]:
+    owner = venue.trader(name)
+    body = {
+        "accountId": owner.account_id,
+        "name": name,
+        "scopes": ["read", "preview", "trade", "cancel"],
+        **policy,
+    }
+    created = venue.admin("POST", "/agents", body)
+    assert created.status_code == 200, created.text
+    data = created.json()
+    return data["agentId"], Trader(owner.account_id, data["apiKey"], data["apiSecret"])
+
+
+@asynccontextmanager
+async def http_session(venue: FixVenue, agent: Trader) -> AsyncIterator[Client]:
+    headers = {"X-MBX-APIKEY": agent.api_key, "X-PERPX-SECRET": agent.secret}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=15) as http,
+        Client(streamable_http_client(f"{venue.base}/mcp", http_client=http)) as client,
+    ):
+        yield client
+
+
+def data(result: Any) -> Any:
+    assert not result.is_error, result.content
+    content = result.structured_content
+    assert content["security"]["trust"] == "untrusted_venue_data"
+    return content["data"]
+
+
+def error_text(result: Any) -> str:
+    assert result.is_error, result.structured_content
+    return str(result.content[0].text)
+
+
+@pytest.mark.anyio
+async def test_http_session_previews_places_and_refuses_a_reused_token(venue: FixVenue) -> None:
+    _, agent = new_agent(venue, "mcp-http", limits={"maxOrderNotional": "1000"}, requirePreview=True)
+    async with http_session(venue, agent) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        preview = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "59000"}
+            )
+        )
+        placed = data(await client.call_tool("place_order", {"preview_token": preview["previewToken"]}))
+        reused = error_text(await client.call_tool("place_order", {"preview_token": preview["previewToken"]}))
+        over = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.02", "price": "59000"}
+            )
+        )
+        algo = error_text(
+            await client.call_tool("start_algo", {"symbol": BTC, "side": "BUY", "quantity": "1"})
+        )
+        opened = data(await client.call_tool("get_open_orders", {"symbol": BTC}))
+
+    assert sorted(tools) == sorted(TOOL_NAMES)
+    read_only, place = tools["get_positions"].annotations, tools["place_order"].annotations
+    assert read_only is not None and read_only.read_only_hint is True
+    assert place is not None and place.destructive_hint is True
+    assert tools["place_order"].output_schema is not None
+    assert placed["status"] == "NEW" and [o["orderId"] for o in opened] == [placed["orderId"]]
+    assert "-9303" in reused and "already used" in reused
+    assert over["previewToken"] is None and "maxOrderNotional" in over["wouldBeRefused"]
+    assert "1180" in over["wouldBeRefused"] and "limit 1000" in over["wouldBeRefused"]
+    assert ALGO_UNAVAILABLE in algo
+
+
+@pytest.mark.anyio
+async def test_http_session_over_each_limit_is_refused_with_its_reason(venue: FixVenue) -> None:
+    limits = {
+        "maxOrderNotional": "2000",
+        "maxOpenNotional": "1500",
+        "maxPosition": "0.02",
+        "maxSlippageBps": 50,
+    }
+    _, agent = new_agent(venue, "mcp-limits", limits=limits)
+    cases = [
+        ({"quantity": "0.04", "price": "59000"}, "maxOrderNotional"),
+        ({"quantity": "0.03", "price": "59000"}, "maxOpenNotional"),
+        ({"quantity": "0.01", "price": "61000"}, "maxSlippageBps"),
+    ]
+    async with http_session(venue, agent) as client:
+        reasons = []
+        for params, _ in cases:
+            answer = data(await client.call_tool("preview_order", {"symbol": BTC, "side": "BUY", **params}))
+            reasons.append(answer["wouldBeRefused"] or "")
+
+    assert [name in reason for (_, name), reason in zip(cases, reasons, strict=True)] == [True] * len(cases)
+
+
+@pytest.mark.anyio
+async def test_http_session_killed_agent_cannot_place_but_can_cancel(venue: FixVenue) -> None:
+    agent_id, agent = new_agent(venue, "mcp-kill")
+    async with http_session(venue, agent) as client:
+        first = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "58000"}
+            )
+        )
+        resting = data(await client.call_tool("place_order", {"preview_token": first["previewToken"]}))
+        second = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "58000"}
+            )
+        )
+        killed = venue.admin("POST", f"/agents/{agent_id}/kill", {"on": True})
+        refused = error_text(await client.call_tool("place_order", {"preview_token": second["previewToken"]}))
+        canceled = data(
+            await client.call_tool("cancel_order", {"symbol": BTC, "order_id": resting["orderId"]})
+        )
+        cancel_all = data(await client.call_tool("cancel_all", {}))
+
+    assert killed.status_code == 200
+    assert "-9302" in refused and "killed" in refused
+    assert canceled["status"] == "CANCELED" and cancel_all == {"canceledIn": []}
+
+
+def test_mcp_endpoint_refuses_a_request_without_an_agent_key(venue: FixVenue) -> None:
+    plain = venue.trader("mcp-plain")
+
+    missing = httpx.post(f"{venue.base}/mcp", json={})
+    not_agent = httpx.post(
+        f"{venue.base}/mcp", json={}, headers={"X-MBX-APIKEY": plain.api_key, "X-PERPX-SECRET": plain.secret}
+    )
+    wrong = httpx.post(
+        f"{venue.base}/mcp", json={}, headers={"Authorization": f"Bearer {plain.api_key}:nope"}
+    )
+
+    assert [r.status_code for r in (missing, not_agent, wrong)] == [401, 401, 401]
+    assert "agent key" in not_agent.json()["msg"]
+
+
+def test_fix_orders_of_an_agent_key_meet_the_same_limits(venue: FixVenue) -> None:
+    agent_id, agent = new_agent(venue, "fix-agent", limits={"maxOrderNotional": "1000"})
+    client = FixClient(venue.fix_port, agent, "AGENT1")
+    client.logon()
+
+    client.send("D", order("a-1", "1", "0.010", "59000"))
+    accepted = client.expect("8", t150="0")
+    client.send("D", order("a-2", "1", "0.020", "59000"))
+    refused = client.expect("8", t150="8")
+    venue.admin("POST", f"/agents/{agent_id}/kill", {"on": True})
+    client.send("D", order("a-3", "1", "0.001", "59000"))
+    killed = client.expect("8", t150="8")
+    client.close()
+
+    assert accepted.get(11) == "a-1"
+    assert "-9301" in (refused.get(58) or "") and "maxOrderNotional" in (refused.get(58) or "")
+    assert "-9302" in (killed.get(58) or "")
+
+
+def test_concurrent_rest_orders_together_never_exceed_max_open_notional(venue: FixVenue) -> None:
+    _, agent = new_agent(venue, "concurrent", limits={"maxOpenNotional": "1000"})
+
+    async def place(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        items = [
+            ("timestamp", str(time.time_ns() // 1_000_000)),
+            ("symbol", BTC),
+            ("side", "BUY"),
+            ("type", "LIMIT"),
+            ("quantity", "0.005"),
+            ("price", "59000"),
+            ("timeInForce", "GTC"),
+        ]
+        payload = urlencode(items)
+        signature = hmac.new(agent.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        return await client.post(
+            "/fapi/v1/order",
+            content=f"{payload}&signature={signature}",
+            headers={"X-MBX-APIKEY": agent.api_key, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=venue.base, timeout=15) as client:
+            return list(await asyncio.gather(*(place(client, i) for i in range(10))))
+
+    answers = asyncio.run(burst())
+
+    accepted = [a for a in answers if a.status_code == 200]
+    refused = [a.json() for a in answers if a.status_code != 200]
+    assert len(accepted) == 3  # 3 x 295 = 885 fits under 1,000; a fourth would make 1,180
+    assert {r["code"] for r in refused} == {-9301} and all("maxOpenNotional" in r["msg"] for r in refused)
+
+
+def test_audit_chain_verifies_and_a_tampered_entry_is_reported(venue: FixVenue, tmp_path: Path) -> None:
+    agent_id, _ = new_agent(venue, "audit-check")
+    audit = venue.admin("GET", f"/agents/{agent_id}/audit").json()
+    copy = tmp_path / "data"
+    copy.mkdir()
+    lines = (venue.data_dir / AUDIT_FILE).read_text().splitlines()
+    (copy / AUDIT_FILE).write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+
+    intact = runner.invoke(cli, ["audit", "verify", "--data", str(copy)])
+    entry = json.loads(lines[1])
+    entry["decision"] = "allowed" if entry["decision"] != "allowed" else "refused"
+    lines[1] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
+    (copy / AUDIT_FILE).write_text("\n".join(lines) + "\n")
+    tampered = runner.invoke(cli, ["audit", "verify", "--data", str(copy)])
+
+    assert audit["chain"]["ok"] is True and audit["entries"][0]["action"] == "create_agent"
+    assert intact.exit_code == 0 and "intact" in intact.output
+    assert tampered.exit_code == 1 and "broken at entry 2" in tampered.output
+
+
+@pytest.mark.anyio
+async def test_stdio_paper_session_trades_with_preview_tokens(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "perpx", "mcp", "--paper", "--data", str(tmp_path / "paper")]
+    )
+    async with Client(params) as client:
+        names = sorted(t.name for t in (await client.list_tools()).tools)
+        markets = data(await client.call_tool("get_markets", {}))
+        book = data(await client.call_tool("get_order_book", {"symbol": BTC, "limit": 5}))
+        without = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "order_type": "MARKET"}
+            )
+        )
+        placed = data(await client.call_tool("place_order", {"preview_token": without["previewToken"]}))
+        again = error_text(await client.call_tool("place_order", {"preview_token": without["previewToken"]}))
+        positions = data(await client.call_tool("get_positions", {}))
+
+    assert names == sorted(TOOL_NAMES)
+    assert BTC in [m["symbol"] for m in markets] and float(book["asks"][0][0]) == 60060
+    assert placed["status"] in ("NEW", "FILLED") and "already used" in again
+    assert [(p["symbol"], p["positionAmt"]) for p in positions] == [(BTC, "0.01")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("human_says", [True, False, None])
+async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
+    venue: FixVenue, human_says: bool | None
+) -> None:
+    """``None``: the agent does not ask the human (a client without elicitation); the order waits for an admin."""
+    _, agent = new_agent(venue, f"mcp-approve-{human_says}", approvalNotional="500", clientApproval=True)
+    asked: list[str] = []
+
+    async def human(context: Any, params: Any) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": human_says})
+
+    headers = {"X-MBX-APIKEY": agent.api_key, "X-PERPX-SECRET": agent.secret}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=15) as http,
+        Client(
+            streamable_http_client(f"{venue.base}/mcp", http_client=http),
+            elicitation_callback=None if human_says is None else human,
+        ) as client,
+    ):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        preview = data(
+            await client.call_tool(
+                "preview_order", {"symbol": BTC, "side": "BUY", "quantity": "0.01", "price": "57000"}
+            )
+        )
+        placed = await client.call_tool(
+            "place_order", {"preview_token": preview["previewToken"], "ask_human": human_says is not None}
+        )
+
+    assert "approval" not in tools["place_order"].input_schema["properties"]
+    assert preview["needsApproval"] is True and preview["approvalBy"] == "admin or client"
+    if human_says is None:
+        assert asked == [] and "-9306" in error_text(placed)
+        return
+    assert len(asked) == 1 and "BUY 0.01 BTCUSDT at 57000" in asked[0]
+    if human_says:
+        assert data(placed)["status"] == "NEW"
+    else:
+        assert "-9306" in error_text(placed)
