@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from perpx import console
 from perpx.server import admin, health, limits, metrics, public, streams, trading, userstream
 from perpx.server.components import Components
 from perpx.server.context import ServerContext
@@ -108,6 +109,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         app.include_router(module.router)
     app.include_router(health.router)
     order_route.install(app)
+    console.mount_trading(app)
     return app
 
 
@@ -126,6 +128,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    console.mount_operator(app)
     return app
 
 
