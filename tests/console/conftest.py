@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = os.environ.get("PERPX_CHROMIUM") or "/usr/bin/chromium"
+
+ONE_ADDRESS_MANY_PAGES = {"PERPX_RATE_LIMIT_WEIGHT_1M": "100000"}
+"""Every page of a test module and the harness's own calls come from 127.0.0.1 within a minute, as a
+dozen traders behind one address would; Binance's 2,400 weight a minute per address is for one client."""
 
 
 def chromium_or_skip() -> str:

@@ -13,14 +13,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from ..server.harness import MANUAL_CONFIG, ServerProcess, Trader
-from .conftest import WatchedPages
+from .conftest import ONE_ADDRESS_MANY_PAGES, WatchedPages
 
 MARK = "30000"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("console-trading") / "data", MANUAL_CONFIG).start()
+    process = ServerProcess(
+        tmp_path_factory.mktemp("console-trading") / "data", MANUAL_CONFIG, env=ONE_ADDRESS_MANY_PAGES
+    ).start()
     try:
         answer = process.admin("POST", "/marks", {"symbol": "BTCUSDT", "markPrice": MARK, "indexPrice": MARK})
         assert answer.status_code == 200, answer.text
@@ -44,7 +46,14 @@ def place(server: ServerProcess, trader: Trader, side: str, qty: str, price: str
         "POST",
         "/fapi/v1/order",
         trader,
-        {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty, "price": price},
+        {
+            "symbol": "BTCUSDT",
+            "side": side,
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": qty,
+            "price": price,
+        },
     )
     assert answer.status_code == 200, answer.text
     order_id: int = answer.json()["orderId"]
@@ -62,7 +71,9 @@ def open_logged_in(pages: WatchedPages, server: ServerProcess, user: Trader, wid
     return page
 
 
-def test_the_public_listener_serves_the_trading_screen_at_root(server: ServerProcess, pages: WatchedPages) -> None:
+def test_the_public_listener_serves_the_trading_screen_at_root(
+    server: ServerProcess, pages: WatchedPages
+) -> None:
     page = pages.new()
     page.goto(server.base + "/")
     expect(page).to_have_title("perpx - trading")
@@ -128,13 +139,22 @@ def test_a_market_order_through_the_ticket_fills_and_shows_in_positions(
     pages.shot(page, "trading-1280x720")
 
 
-def test_a_refusal_shows_the_venues_message_as_is(server: ServerProcess, pages: WatchedPages, user: Trader) -> None:
+def test_a_refusal_shows_the_venues_message_as_is(
+    server: ServerProcess, pages: WatchedPages, user: Trader
+) -> None:
     pages.expect_console("status of 400")
     refused = server.signed(
         "POST",
         "/fapi/v1/order",
         user,
-        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01", "price": "40000"},
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "quantity": "0.01",
+            "price": "40000",
+        },
     )
     assert refused.status_code == 400
     venue = refused.json()
@@ -161,7 +181,9 @@ def test_a_wrong_secret_is_refused_at_login_and_nothing_is_stored(
     expect(page.locator("#order")).to_be_hidden()
 
 
-def test_the_ticket_works_from_the_keyboard_alone(server: ServerProcess, pages: WatchedPages, user: Trader) -> None:
+def test_the_ticket_works_from_the_keyboard_alone(
+    server: ServerProcess, pages: WatchedPages, user: Trader
+) -> None:
     page = pages.new()
     page.goto(f"{server.base}/?symbol=BTCUSDT")
     page.focus("#api-key")

@@ -8,6 +8,7 @@ journal replay; here they are left out, and the record's own figures are all sho
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,7 +23,7 @@ router = APIRouter(
     prefix="/admin/v1", tags=["operator console (perpx)"], dependencies=[Depends(require_admin)]
 )
 
-TEXT_WIDTH = 110
+TEXT_WIDTH = 140
 """Columns of the rendered text (the console shows it in a monospace block)."""
 
 
@@ -36,9 +37,9 @@ async def explained(
     records = ctx.components.adminlog.liquidations(None, limit)
     answer = []
     for seq, event in reversed(records):
-        console = Console(record=True, width=TEXT_WIDTH, color_system=None, force_terminal=False)
-        with console.capture():
-            render(console, ctx.config, [Record(seq, event)], int(event.account_id))
+        text = io.StringIO()
+        console = Console(file=text, width=TEXT_WIDTH, color_system=None, force_terminal=False)
+        render(console, ctx.config, [Record(seq, event)], int(event.account_id))
         adl = sorted({leg.account_id for step in event.steps for leg in getattr(step, "legs", ())})
         answer.append(
             {
@@ -50,7 +51,7 @@ async def explained(
                 "outcome": event.outcome,
                 "steps": [type(step).__name__.removesuffix("Step").lower() for step in event.steps],
                 "adlCounterparties": [int(a) for a in adl],
-                "explanation": console.export_text(),
+                "explanation": text.getvalue(),
             }
         )
     return {"records": answer}

@@ -85,6 +85,8 @@ interface AdlRow {
 
 const ALGO_TYPES = new Set(["STOP_MARKET", "TAKE_PROFIT_MARKET", "STOP", "TAKE_PROFIT"]);
 const MARK_REFRESH_MS = 3000;
+/** A burst of user events (a fill is an order update and an account update) costs one refresh. */
+const USER_EVENT_DEBOUNCE_MS = 250;
 
 export class Account {
   client: SignedClient | null = null;
@@ -172,7 +174,7 @@ export class Account {
     }
     if (msg.e === "ORDER_TRADE_UPDATE" || msg.e === "ACCOUNT_UPDATE" || msg.e === "ALGO_UPDATE" || msg.e === "ACCOUNT_CONFIG_UPDATE") {
       window.clearTimeout(this.pending);
-      this.pending = window.setTimeout(() => void this.refresh(true), 100);
+      this.pending = window.setTimeout(() => void this.refresh(true), USER_EVENT_DEBOUNCE_MS);
     }
   }
 

@@ -43,7 +43,7 @@ export class Book {
     this.loading = true;
     this.buffered = [];
     try {
-      const snap = await publicGet<DepthSnapshot>("/fapi/v1/depth", { symbol: this.market.symbol, limit: 1000 });
+      const snap = await publicGet<DepthSnapshot>("/fapi/v1/depth", { symbol: this.market.symbol, limit: 500 });
       this.bids = this.side(snap.bids);
       this.asks = this.side(snap.asks);
       this.lastU = snap.lastUpdateId;
