@@ -167,3 +167,26 @@ def test_the_risk_monitor_is_readable_on_a_phone(server: ServerProcess, pages: W
     expect(page.locator("#market-risk tr[data-symbol=BTCUSDT]")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     pages.shot(page, "operator-phone")
+
+
+def test_the_operator_read_routes_need_the_admin_token(server: ServerProcess) -> None:
+    for path in ("/risk", "/liquidations/explained", "/risklab/runs", "/risklab/runs/cascade/report"):
+        answer = server.admin("GET", path, token="")
+        assert (answer.status_code, answer.json()["code"]) == (401, -9202), path
+
+
+def test_a_report_outside_the_runs_directory_cannot_be_read(server: ServerProcess) -> None:
+    escaped = server.admin("GET", "/risklab/runs/..%2F..%2Fetc/report")
+    assert escaped.status_code in (400, 404)
+    hidden = server.admin("GET", "/risklab/runs/.cascade/report")
+    assert (hidden.status_code, hidden.json()["code"]) == (400, -1100)
+    missing = server.admin("GET", "/risklab/runs/notes/report")
+    assert (missing.status_code, missing.json()["code"]) == (404, -5000)
+    assert "no report.html" in missing.json()["msg"]
+
+
+def test_accounts_are_listed_worst_margin_ratio_first(server: ServerProcess, long_account: Trader) -> None:
+    accounts = server.admin("GET", "/risk").json()["accounts"]
+    ratios = [float(a["worstMarginRatio"] or "inf") for a in accounts]
+    assert ratios == sorted(ratios, reverse=True)
+    assert len(accounts) >= 2

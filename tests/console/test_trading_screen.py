@@ -186,6 +186,7 @@ def test_the_ticket_works_from_the_keyboard_alone(
 ) -> None:
     page = pages.new()
     page.goto(f"{server.base}/?symbol=BTCUSDT")
+    expect(page.locator("#login-button")).to_be_enabled()
     page.focus("#api-key")
     page.keyboard.type(user.api_key)
     page.keyboard.press("Tab")
@@ -217,12 +218,14 @@ def test_a_phone_width_window_has_no_sideways_scroll_and_keeps_the_ticket(
     pages.shot(page, "trading-phone", full_page=True)
 
 
-def test_the_page_holds_the_secret_in_session_storage_only(
+def test_the_page_holds_the_key_in_session_storage_only_never_in_the_url(
     server: ServerProcess, pages: WatchedPages, user: Trader
 ) -> None:
     page = open_logged_in(pages, server, user)
     assert page.evaluate("sessionStorage.getItem('perpx.apiSecret')") == user.secret
     assert page.evaluate("localStorage.length") == 0
+    assert user.api_key not in page.url
+    assert user.secret not in page.url
     assert user.secret not in page.evaluate("document.cookie")
 
 

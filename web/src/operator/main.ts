@@ -89,6 +89,7 @@ class Console {
       void this.login(byId<HTMLInputElement>("token").value);
     });
     byId("logout").addEventListener("click", () => this.logout());
+    byId<HTMLButtonElement>("login-button").disabled = false;
     const saved = savedToken();
     if (saved) void this.login(saved);
   }

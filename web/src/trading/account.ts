@@ -102,7 +102,8 @@ export class Account {
 
   constructor(private readonly screen: ScreenLike) {}
 
-  async start(): Promise<void> {
+  /** Attach the forms' handlers; called before anything is loaded, so no submit reaches the browser's default. */
+  bind(): void {
     tabs(document.querySelector<HTMLElement>("[role=tablist]") as HTMLElement, (panel) => {
       this.selectedTab = panel;
       void this.refreshHistory();
@@ -121,6 +122,11 @@ export class Account {
     byId("type").addEventListener("change", () => this.updateTicket());
     byId("leverage").addEventListener("change", () => void this.setLeverage());
     byId("margin-type").addEventListener("change", () => void this.setMarginType());
+    byId<HTMLButtonElement>("login-button").disabled = false;
+  }
+
+  /** Log in again with this tab's saved key, if any. */
+  async start(): Promise<void> {
     const saved = savedCredentials();
     if (saved) await this.login(saved);
     this.updateTicket();

@@ -46,6 +46,7 @@ class Screen {
   private frame = 0;
 
   async start(): Promise<void> {
+    this.account.bind();
     const info = await publicGet<{ symbols: SymbolInfo[] }>("/fapi/v1/exchangeInfo");
     this.markets = info.symbols.map(marketOf);
     const select = byId<HTMLSelectElement>("market");
