@@ -245,3 +245,65 @@ def test_the_liquidation_price_shown_before_sending_is_the_venues_after_the_fill
     assert venue["positionAmt"] == "0.1"
     assert abs(estimate - float(venue["liquidationPrice"])) <= 0.5, (estimate, venue)
     expect(page.locator("#positions tr[data-symbol=BTCUSDT]")).to_contain_text(venue["liquidationPrice"])
+
+
+def test_a_stop_market_order_goes_to_the_algo_route_and_is_cancelled_from_the_list(
+    server: ServerProcess, pages: WatchedPages, user: Trader
+) -> None:
+    page = open_logged_in(pages, server, user)
+    page.check("input[name=side][value=SELL]")
+    page.select_option("#type", "STOP_MARKET")
+    expect(page.locator("#price-field")).to_be_hidden()
+    page.fill("#trigger", "29000")
+    page.fill("#qty", "0.05")
+    page.check("#reduce-only")
+    page.click("#send")
+    expect(page.locator("#order-result")).to_contain_text("stop market order placed: algo")
+    algos = server.signed("GET", "/fapi/v1/openAlgoOrders", user).json()
+    assert [(a["orderType"], a["triggerPrice"], a["reduceOnly"]) for a in algos] == [
+        ("STOP_MARKET", "29000", True)
+    ]
+    page.get_by_role("tab", name="Open orders").click()
+    row = page.locator(f"#open-orders tr[data-algo-id='{algos[0]['algoId']}']")
+    expect(row).to_contain_text("trigger 29000")
+    row.get_by_role("button", name=re.compile("^Cancel")).click()
+    expect(page.locator("#open-orders")).to_contain_text("no open orders")
+    assert server.signed("GET", "/fapi/v1/openAlgoOrders", user).json() == []
+
+
+def test_an_open_order_is_amended_in_place(server: ServerProcess, pages: WatchedPages, user: Trader) -> None:
+    order_id = place(server, user, "BUY", "0.01", "29100")
+    page = open_logged_in(pages, server, user)
+    page.get_by_role("tab", name="Open orders").click()
+    row = page.locator(f"#open-orders tr[data-order-id='{order_id}']")
+    row.get_by_role("button", name=f"Amend order {order_id}").click()
+    price = page.get_by_label(f"New price of order {order_id}")
+    expect(price).to_be_focused()
+    price.fill("29200")
+    price.press("Enter")
+    expect(page.locator("#order-result")).to_contain_text(f"amended order {order_id}")
+    expect(page.locator(f"#open-orders tr[data-order-id='{order_id}']")).to_contain_text("29200")
+    order = server.signed("GET", "/fapi/v1/order", user, {"symbol": "BTCUSDT", "orderId": order_id}).json()
+    assert order["price"] == "29200"
+    assert server.signed("DELETE", "/fapi/v1/allOpenOrders", user, {"symbol": "BTCUSDT"}).status_code == 200
+
+
+def test_the_close_button_flattens_the_position_at_market(
+    server: ServerProcess, pages: WatchedPages, maker: Trader
+) -> None:
+    closer = server.trader("closer", deposit="10000")
+    place(server, maker, "SELL", "0.02", "30060")
+    assert server.signed(
+        "POST",
+        "/fapi/v1/order",
+        closer,
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.02"},
+    ).is_success
+    place(server, maker, "BUY", "0.05", "29950")
+    page = open_logged_in(pages, server, closer)
+    row = page.locator("#positions tr[data-symbol=BTCUSDT]")
+    expect(row.locator("td").nth(1)).to_have_text("0.02")
+    row.get_by_role("button", name="Close BTCUSDT position at market").click()
+    expect(page.locator("#positions")).to_contain_text("no open positions")
+    position = server.signed("GET", "/fapi/v2/positionRisk", closer, {"symbol": "BTCUSDT"}).json()[0]
+    assert position["positionAmt"] == "0"

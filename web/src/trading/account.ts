@@ -394,13 +394,15 @@ export class Account {
     await this.act(() => this.call("POST", "/fapi/v1/marginType", { symbol: this.screen.market.symbol, marginType }), `margin mode ${marginType.toLowerCase()}`);
   }
 
-  /** Run a request; show the venue's refusal as it is, or `done` on success, then refresh. */
+  /** Run a request; show the venue's refusal as it is, or `done` and the venue's id and status, then refresh. */
   private async act(request: () => Promise<unknown>, done: string): Promise<boolean> {
     byId("order-error").textContent = "";
     byId("order-result").textContent = "";
     try {
-      await request();
-      byId("order-result").textContent = done;
+      const answer = (await request()) as { orderId?: number; algoId?: number; status?: string; algoStatus?: string } | null;
+      const id = answer?.orderId ?? answer?.algoId;
+      const status = answer?.status ?? answer?.algoStatus;
+      byId("order-result").textContent = id === undefined ? done : `${done}: ${answer?.algoId !== undefined ? "algo " : ""}${id}${status ? ` ${status}` : ""}`;
       await this.refresh(true);
       return true;
     } catch (err) {
