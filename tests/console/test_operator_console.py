@@ -190,3 +190,9 @@ def test_accounts_are_listed_worst_margin_ratio_first(server: ServerProcess, lon
     ratios = [float(a["worstMarginRatio"] or "inf") for a in accounts]
     assert ratios == sorted(ratios, reverse=True)
     assert len(accounts) >= 2
+
+
+def test_the_markets_only_read_skips_the_accounts_scan(server: ServerProcess, long_account: Trader) -> None:
+    answer = server.admin("GET", "/risk?limit=0").json()
+    assert answer["accounts"] == []
+    assert [m["symbol"] for m in answer["markets"]] == ["BTCUSDT", "ETHUSDT"]

@@ -22,6 +22,8 @@ from perpx.server.wire import money, ms
 if TYPE_CHECKING:
     from perpx.engine.config import MarketSpec
     from perpx.engine.engine import Engine
+    from perpx.engine.margin import AccountRisk
+    from perpx.engine.values import AccountId
 
 router = APIRouter(
     prefix="/admin/v1", tags=["operator console (perpx)"], dependencies=[Depends(require_admin)]
@@ -61,49 +63,71 @@ def _price(ticks: int | None, spec: MarketSpec) -> str | None:
     return None if ticks is None else format_units(ticks, spec.tick_size)
 
 
-def _accounts(engine: Engine, specs: dict[str, MarketSpec], atom: Decimal) -> list[dict[str, Any]]:
-    rows: list[tuple[int, int, dict[str, Any]]] = []
+def _accounts(
+    engine: Engine, specs: dict[str, MarketSpec], atom: Decimal, limit: int
+) -> list[dict[str, Any]]:
+    """The ``limit`` accounts with the worst margin ratio, worst first (ties by account id).
+
+    Every account with a position costs one :meth:`~perpx.engine.core.Core.risk`; only the rows
+    shown get their liquidation prices (the bracket loop), so a poll costs about one full scan.
+    """
+    ranked: list[tuple[int, AccountId, AccountRisk]] = []
+    if limit == 0:
+        return []
     for account_id, account in engine.accounts.items():
         if not any(p.qty_lots for p in account.positions.values()):
             continue
         risk = engine.risk(account_id)
         worst = risk.margin_ratio_e8 if risk.cross_maintenance_margin_atoms else 0
-        positions = []
         for position in risk.positions:
-            if not position.qty_lots:
-                continue
-            spec = specs[str(position.market)]
-            mark = engine.marks.get(position.market)
-            liquidation = engine.liquidation.liquidation_price(account_id, position.market)
-            isolated = account.positions[position.market].is_isolated
-            ratio = isolated_margin_ratio_e8(position) if isolated else risk.margin_ratio_e8
-            worst = max(worst, ratio)
-            positions.append(
-                {
-                    "symbol": str(position.market),
-                    "positionAmt": format_units(position.qty_lots, spec.lot_size),
-                    "marginType": "isolated" if isolated else "cross",
-                    "markPrice": _price(mark, spec),
-                    "liquidationPrice": _price(liquidation, spec),
-                    "distanceToLiquidationPct": distance_pct(mark, liquidation),
-                    "unrealizedProfit": money(position.unrealized_pnl_atoms, atom),
-                    "maintMargin": money(position.maintenance_margin_atoms, atom),
-                    "marginRatio": ratio_text(ratio),
-                }
-            )
-        row = {
-            "accountId": int(account_id),
-            "name": account.name,
-            "walletBalance": money(risk.wallet_atoms, atom),
-            "marginBalance": money(risk.margin_balance_atoms, atom),
-            "maintMargin": money(risk.cross_maintenance_margin_atoms, atom),
-            "marginRatio": ratio_text(risk.margin_ratio_e8) if risk.cross_maintenance_margin_atoms else "0",
-            "worstMarginRatio": ratio_text(worst),
-            "positions": positions,
-        }
-        rows.append((-worst, int(account_id), row))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [row for _, _, row in rows]
+            if position.qty_lots and account.positions[position.market].is_isolated:
+                worst = max(worst, isolated_margin_ratio_e8(position))
+        ranked.append((-worst, account_id, risk))
+    ranked.sort(key=lambda r: (r[0], int(r[1])))
+    return [_account_row(engine, specs, atom, a, risk, -negated) for negated, a, risk in ranked[:limit]]
+
+
+def _account_row(
+    engine: Engine,
+    specs: dict[str, MarketSpec],
+    atom: Decimal,
+    account_id: AccountId,
+    risk: AccountRisk,
+    worst_e8: int,
+) -> dict[str, Any]:
+    account = engine.accounts[account_id]
+    positions = []
+    for position in risk.positions:
+        if not position.qty_lots:
+            continue
+        spec = specs[str(position.market)]
+        mark = engine.marks.get(position.market)
+        liquidation = engine.liquidation.liquidation_price(account_id, position.market)
+        isolated = account.positions[position.market].is_isolated
+        ratio = isolated_margin_ratio_e8(position) if isolated else risk.margin_ratio_e8
+        positions.append(
+            {
+                "symbol": str(position.market),
+                "positionAmt": format_units(position.qty_lots, spec.lot_size),
+                "marginType": "isolated" if isolated else "cross",
+                "markPrice": _price(mark, spec),
+                "liquidationPrice": _price(liquidation, spec),
+                "distanceToLiquidationPct": distance_pct(mark, liquidation),
+                "unrealizedProfit": money(position.unrealized_pnl_atoms, atom),
+                "maintMargin": money(position.maintenance_margin_atoms, atom),
+                "marginRatio": ratio_text(ratio),
+            }
+        )
+    return {
+        "accountId": int(account_id),
+        "name": account.name,
+        "walletBalance": money(risk.wallet_atoms, atom),
+        "marginBalance": money(risk.margin_balance_atoms, atom),
+        "maintMargin": money(risk.cross_maintenance_margin_atoms, atom),
+        "marginRatio": ratio_text(risk.margin_ratio_e8) if risk.cross_maintenance_margin_atoms else "0",
+        "worstMarginRatio": ratio_text(worst_e8),
+        "positions": positions,
+    }
 
 
 def _markets(engine: Engine, specs: dict[str, MarketSpec]) -> list[dict[str, Any]]:
@@ -154,7 +178,7 @@ def _markets(engine: Engine, specs: dict[str, MarketSpec]) -> list[dict[str, Any
 async def risk(
     request: Request,
     limit: Annotated[
-        int, Query(ge=1, le=1000, description="The N accounts with the worst margin ratio.")
+        int, Query(ge=0, le=1000, description="The N accounts with the worst margin ratio (0: markets only).")
     ] = 100,
 ) -> dict[str, Any]:
     """Accounts by margin ratio (worst first) with distance to liquidation; markets' prices, funding and OI."""
@@ -166,7 +190,7 @@ async def risk(
         return {
             "venueTimeMs": ms(engine.now_ns),
             "asset": str(engine.asset),
-            "accounts": _accounts(engine, specs, atom)[:limit],
+            "accounts": _accounts(engine, specs, atom, limit),
             "markets": _markets(engine, specs),
         }
 

@@ -69,6 +69,8 @@ interface Insurance {
 }
 
 const POLL_MS = 2000;
+/** The accounts scan costs the sequencer about one full margin scan (docs/console.md): every 10 s, or on demand. */
+const ACCOUNTS_POLL_MS = 10000;
 
 class Console {
   token: string | null = null;
@@ -78,6 +80,8 @@ class Console {
   private fundCash: ISeriesApi<"Line"> | null = null;
   private seen = new Set<number>();
   private lastVenueMs = 0;
+  private lastRisk: RiskAnswer | null = null;
+  private lastRiskAt = 0;
 
   start(): void {
     tabs(byId("views"), (panel) => {
@@ -145,15 +149,22 @@ class Console {
   }
 
   private async risk(token: string): Promise<void> {
-    const [risk, feed, fund] = await Promise.all([
-      adminGet<RiskAnswer>(token, "/risk", { limit: 50 }),
+    const [feed, fund] = await Promise.all([
       adminGet<{ records: Explained[] }>(token, "/liquidations/explained", { limit: 30 }),
       adminGet<Insurance>(token, "/insurance", { limit: 500 }),
     ]);
+    const fresh = feed.records.some((r) => !this.seen.has(r.seq));
+    const scan = this.lastRisk === null || fresh || Date.now() - this.lastRiskAt >= ACCOUNTS_POLL_MS;
+    const risk = await adminGet<RiskAnswer>(token, "/risk", { limit: scan ? 50 : 0 });
+    if (scan) {
+      this.lastRisk = risk;
+      this.lastRiskAt = Date.now();
+    }
+    const accounts = scan ? risk : (this.lastRisk as RiskAnswer);
     this.lastVenueMs = risk.venueTimeMs;
     byId("venue-time").textContent = `venue time ${stamp(risk.venueTimeMs)} UTC`;
     this.renderMarkets(risk);
-    this.renderAccounts(risk);
+    this.renderAccounts(accounts);
     this.renderFeed(feed.records);
     this.renderFund(fund);
   }
@@ -285,7 +296,7 @@ class Console {
   }
 
   private async markets(token: string): Promise<void> {
-    const risk = await adminGet<RiskAnswer>(token, "/risk", { limit: 1 });
+    const risk = await adminGet<RiskAnswer>(token, "/risk", { limit: 0 });
     const [params, audit] = await Promise.all([
       Promise.all(risk.markets.map((m) => adminGet<{ symbol: string; params: Record<string, string>; changed: Record<string, unknown> }>(token, `/markets/${m.symbol}/params`))),
       adminGet<{ seq: number; operator: string; time: number; symbol: string; param: string; old: string; new: string }[]>(token, "/audit", { limit: 200 }),
