@@ -72,8 +72,14 @@ class WatchedPages:
         return [e for e in self.errors if not any(a in e for a in self.allowed)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module.
+
+    Playwright's sync API runs an event loop on this thread while it is open, and every later
+    ``asyncio.run`` in the session would fail ("cannot be called from a running event loop"), so it is
+    closed at the end of each module, never kept for the session.
+    """
     executable = chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
