@@ -248,8 +248,17 @@ def test_the_liquidation_price_shown_before_sending_is_the_venues_after_the_fill
 
 
 def test_a_stop_market_order_goes_to_the_algo_route_and_is_cancelled_from_the_list(
-    server: ServerProcess, pages: WatchedPages, user: Trader
+    server: ServerProcess, pages: WatchedPages, maker: Trader
 ) -> None:
+    user = server.trader("stopper", deposit="10000")
+    place(server, maker, "SELL", "0.05", "30070")
+    bought = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        user,
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.05"},
+    )
+    assert bought.status_code == 200, bought.text
     page = open_logged_in(pages, server, user)
     page.check("input[name=side][value=SELL]")
     page.select_option("#type", "STOP_MARKET")
