@@ -30,7 +30,7 @@ export class Book {
   private asks = new Map<number, number>();
   private lastU = -1;
   private buffered: DepthDiff[] = [];
-  private loading = false;
+  private loading = true; // diffs wait in the buffer until the first snapshot
   private dirty = true;
   updates = 0;
 
@@ -39,9 +39,16 @@ export class Book {
     private readonly onChange: () => void,
   ) {}
 
-  async load(): Promise<void> {
+  private inflight: Promise<void> | null = null;
+
+  /** Fetch the book; one fetch at a time (a second caller waits for the one in flight, keeping its buffered diffs). */
+  load(): Promise<void> {
+    if (this.inflight === null) this.inflight = this.fetch().finally(() => (this.inflight = null));
+    return this.inflight;
+  }
+
+  private async fetch(): Promise<void> {
     this.loading = true;
-    this.buffered = [];
     try {
       const snap = await publicGet<DepthSnapshot>("/fapi/v1/depth", { symbol: this.market.symbol, limit: 500 });
       this.bids = this.side(snap.bids);
