@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from perpx import console
 from perpx.mcp import http as mcp_http
 from perpx.ops import proposal_routes
 from perpx.server import (
@@ -126,6 +127,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(agents.router)
     order_route.install(app)
     mcp_http.install(app, ctx)
+    console.mount_trading(app)
     openapi.install(app)
     return app
 
@@ -147,6 +149,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     proposal_routes.attach(app)
+    console.mount_operator(app)
     return app
 
 
