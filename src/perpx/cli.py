@@ -22,8 +22,8 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
-from perpx.ops.command import incident_app, proposals_app
 from perpx.mcp.command import mcp_command
+from perpx.ops.command import incident_app, proposals_app
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
