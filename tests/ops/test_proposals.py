@@ -71,14 +71,14 @@ def test_a_change_goes_proposal_dry_run_approval_apply_with_its_trail(venue: InP
     # Assert: nothing changed until the apply
     assert proposal["state"] == "proposed"
     assert staged == before
-    assert (early.status_code, early.json()["code"]) == (409, -9302)
+    assert (early.status_code, early.json()["code"]) == (409, -9402)
     assert "dry-run first" in early.json()["msg"]
     assert ran.status_code == 200, ran.text
     comparison = ran.json()["dry_run"]["results"]["mark_walk"]
     assert comparison["applicable"] is True
     assert set(comparison["current"]) == set(comparison["proposed"]) >= {"liquidations", "bad_debt"}
     assert ran.json()["dry_run"]["current"] == {"max_open_orders": before["max_open_orders"]}
-    assert (own.status_code, own.json()["code"]) == (403, -9303)
+    assert (own.status_code, own.json()["code"]) == (403, -9403)
     assert approved.status_code == 200 and approved.json()["approver"] == "bob"
     assert applied.status_code == 200, applied.text
     assert params(venue)["max_open_orders"] == "50"
@@ -196,7 +196,7 @@ def test_unknown_proposal_and_unknown_scenario_are_refused(venue: InProcessVenue
     scenario = call(venue, "bob", "POST", f"/proposals/{pid}/dry-run", {"scenarios": ["no_such"]})
 
     # Assert
-    assert (missing.status_code, missing.json()["code"]) == (404, -9301)
+    assert (missing.status_code, missing.json()["code"]) == (404, -9401)
     assert scenario.status_code == 400 and "no scenario 'no_such'" in scenario.json()["msg"]
 
 

@@ -161,7 +161,7 @@ class ProposalBook:
     def get(self, proposal_id: int) -> Proposal:
         proposal = self.proposals.get(proposal_id)
         if proposal is None:
-            raise ProposalError(404, -9301, f"no proposal {proposal_id}; GET /admin/v1/proposals lists them")
+            raise ProposalError(404, -9401, f"no proposal {proposal_id}; GET /admin/v1/proposals lists them")
         return proposal
 
     def propose(
@@ -186,7 +186,7 @@ class ProposalBook:
     def _open(self, proposal: Proposal, now_ms: int, action: str) -> None:
         state = proposal.status(now_ms)
         if state not in ("proposed", "approved"):
-            raise ProposalError(409, -9302, f"proposal {proposal.id} is {state}; it cannot be {action}")
+            raise ProposalError(409, -9402, f"proposal {proposal.id} is {state}; it cannot be {action}")
 
     def record_dry_run(self, proposal: Proposal, result: dict[str, Any], operator: str, now_ms: int) -> None:
         self._open(proposal, now_ms, "dry-run")
@@ -198,17 +198,17 @@ class ProposalBook:
         self._open(proposal, now_ms, "approved")
         if proposal.state == "approved":
             raise ProposalError(
-                409, -9302, f"proposal {proposal.id} is already approved by {proposal.approver}"
+                409, -9402, f"proposal {proposal.id} is already approved by {proposal.approver}"
             )
         if proposal.dry_run is None:
             raise ProposalError(
                 409,
-                -9302,
+                -9402,
                 f"proposal {proposal.id} has no dry run; POST /admin/v1/proposals/{proposal.id}/dry-run first",
             )
         if operator == proposal.proposer:
             raise ProposalError(
-                403, -9303, f"{operator} proposed it; another operator must approve (X-PERPX-OPERATOR)"
+                403, -9403, f"{operator} proposed it; another operator must approve (X-PERPX-OPERATOR)"
             )
         proposal.state, proposal.approver = "approved", operator
         proposal.trail.append(Step("approved", operator, now_ms))
@@ -217,7 +217,7 @@ class ProposalBook:
     def check_apply(self, proposal: Proposal, now_ms: int) -> None:
         self._open(proposal, now_ms, "applied")
         if proposal.state != "approved":
-            raise ProposalError(409, -9302, f"proposal {proposal.id} is not approved; it cannot be applied")
+            raise ProposalError(409, -9402, f"proposal {proposal.id} is not approved; it cannot be applied")
 
     def schedule(self, proposal: Proposal, at_ms: int, operator: str, now_ms: int) -> None:
         """Apply an approved proposal once venue time reaches ``at_ms`` (unless it expires first)."""

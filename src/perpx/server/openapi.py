@@ -136,6 +136,15 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "symbol:str side:BUY|SELL quantity:decimal decisionPrice:decimal arrivalPrice:decimal algoId:int"
         f" {_WINDOW}",
     ),
+    # agent keys (perpx.server.agents)
+    ("POST", "/perpx/v1/agent/preview"): (
+        SIGNED,
+        f"{_SYMBOL} side*:BUY|SELL type*:LIMIT|MARKET quantity*:decimal price:decimal"
+        " timeInForce:GTC|IOC|FOK|GTX reduceOnly:bool",
+    ),
+    ("POST", "/perpx/v1/agent/approve"): (SIGNED, "previewToken*:str"),
+    ("GET", "/perpx/v1/agent"): (SIGNED, ""),
+    ("GET", "/perpx/v1/leaderboard"): (PUBLIC, ""),
     # health
     ("GET", "/health"): (PUBLIC, ""),
     ("GET", "/ready"): (PUBLIC, ""),
