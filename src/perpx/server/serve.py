@@ -208,7 +208,7 @@ async def _announce(ctx: ServerContext, public: Address, admin: Address | None) 
     print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}; engine {engine_build()}", flush=True)
     for line in ctx.start_lines():
         print(f"perpx: recovery: {line}", flush=True)
-    print(f"perpx: REST {base}/fapi/v1  WebSocket {ws}  docs {base}/docs", flush=True)
+    print(f"perpx: web console {base}/  REST {base}/fapi/v1  WebSocket {ws}  docs {base}/docs", flush=True)
     if admin is None:
         print("perpx: admin API off (--admin-port 0)", flush=True)
     elif ctx.admin_token is None:
@@ -218,7 +218,8 @@ async def _announce(ctx: ServerContext, public: Address, admin: Address | None) 
         )
     else:
         print(
-            f"perpx: admin API {admin.url()}/admin/v1 (header X-PERPX-ADMIN)  docs {admin.url()}/docs",
+            f"perpx: operator console {admin.url()}/  admin API {admin.url()}/admin/v1 (header X-PERPX-ADMIN)"
+            f"  docs {admin.url()}/docs",
             flush=True,
         )
     print(f"perpx: health {base}/health  readiness {base}/ready (on the admin port too)", flush=True)
