@@ -108,7 +108,7 @@ class ServerProcess:
     def admin_base(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self, timeout_s: float = 30.0) -> ServerProcess:
+    def start(self, timeout_s: float = 120.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,

@@ -312,9 +312,9 @@ def test_ccxt_pro_watch_orders_and_positions(server: ServerProcess) -> None:
             closed = await asyncio.wait_for(closing, 10)
             return got_orders, got_positions, closed
         finally:
-            await exchange.close()
+            await asyncio.wait_for(exchange.close(), 10)
 
-    orders, positions, closed = asyncio.run(scenario())
+    orders, positions, closed = asyncio.run(asyncio.wait_for(scenario(), 90))
 
     assert (
         orders[-1]["symbol"] == symbol and orders[-1]["status"] == "closed" and orders[-1]["filled"] == 0.004
