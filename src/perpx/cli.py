@@ -107,11 +107,15 @@ def replay(
         typer.Option("--snapshots/--no-snapshots", help="Start from the newest snapshot, or from nothing."),
     ] = False,
     data_option: Annotated[Path | None, typer.Option("--data", help="The data directory (as DIR).")] = None,
-    until_seq: Annotated[int | None, typer.Option(help="Stop after this journal record (needs --out).")] = None,
+    until_seq: Annotated[
+        int | None, typer.Option(help="Stop after this journal record (needs --out).")
+    ] = None,
     until_time: Annotated[
         str | None, typer.Option(help="Stop at this venue time, ms or ISO 8601 (needs --out).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the venue at that moment here (new directory).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the venue at that moment here (new directory).")
+    ] = None,
 ) -> None:
     """Re-apply a journal and print what recovery did and the state hash (from nothing by default).
 

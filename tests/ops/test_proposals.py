@@ -99,7 +99,9 @@ def test_every_proposal_step_is_in_the_audit_log_with_who_and_when(venue: InProc
     assert call(venue, "bob", "POST", f"/proposals/{pid}/approve").status_code == 200
     assert call(venue, "carol", "POST", f"/proposals/{pid}/apply").status_code == 200
     other = propose(venue, max_open_orders="5")["id"]
-    assert call(venue, "bob", "POST", f"/proposals/{other}/reject", {"reason": "too tight"}).status_code == 200
+    assert (
+        call(venue, "bob", "POST", f"/proposals/{other}/reject", {"reason": "too tight"}).status_code == 200
+    )
 
     # Act
     audit = call(venue, "ops", "GET", f"/audit?symbol={BTC}").json()
@@ -111,7 +113,7 @@ def test_every_proposal_step_is_in_the_audit_log_with_who_and_when(venue: InProc
         (pid, "applied", "carol"), (other, "proposed", "alice"), (other, "rejected", "bob"),
     ]  # fmt: skip
     assert all(r["time"] > 0 and r["symbol"] == BTC for r in audit)
-    assert [r["params"] for r in audit if r["kind"] == "proposal"][0] == {"max_open_orders": "60"}
+    assert next(r["params"] for r in audit if r["kind"] == "proposal") == {"max_open_orders": "60"}
     changes = [(r["param"], r["new"]) for r in audit if r["kind"] == "param"]
     assert changes == [("max_open_orders", "60")]
     assert call(venue, "ops", "GET", "/audit?symbol=ETHUSDT").json() == []

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from perpx.build import engine_build
+from perpx.console.demo_token import TOKEN_FILE, console_link, demo_admin_token
 from perpx.journal.store import CONFIG_FILE
 from perpx.ops.logs import LOG_FORMATS
 from perpx.ops.logs import configure as configure_logs
@@ -167,6 +168,7 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
             raise ServeError(str(exc)) from None
     try:
         ctx = open_server(options)
+        demo_token = _demo_admin_token(ctx, options)
         if fix_socket is not None:
             from perpx.fix.gateway import FixGateway
 
@@ -186,7 +188,7 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
 
     async def ready() -> None:
         if announce:
-            await _announce(ctx, public, admin)
+            await _announce(ctx, public, admin, demo_token)
 
     report = _run_loop(server.serve(on_ready=ready))
     for line in report.lines():
@@ -203,7 +205,20 @@ def _run_loop(main: Coroutine[Any, Any, StopReport]) -> StopReport:
     return uvloop.run(main)
 
 
-async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
+def _demo_admin_token(ctx: ServerContext, options: ServeOptions) -> str | None:
+    """For ``--demo`` without a configured admin token: the demo's own (:mod:`perpx.console.demo_token`)."""
+    if not options.demo or ctx.admin_token is not None or admin_port_of(options) is None:
+        return None
+    try:
+        ctx.admin_token = demo_admin_token(options.data_dir)
+    except OSError as exc:
+        raise ValueError(f"cannot keep the demo's admin token in {options.data_dir}: {exc.strerror}") from exc
+    return ctx.admin_token
+
+
+async def _announce(
+    ctx: ServerContext, public: Address, admin: Address | None, demo_token: str | None = None
+) -> None:
     base, ws = public.url(), f"{public.url('ws')}/ws"
     print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}; engine {engine_build()}", flush=True)
     for line in ctx.start_lines():
@@ -220,6 +235,13 @@ async def _announce(ctx: ServerContext, public: Address, admin: Address | None) 
         print(
             f"perpx: operator console {admin.url()}/  admin API {admin.url()}/admin/v1 (header X-PERPX-ADMIN)"
             f"  docs {admin.url()}/docs",
+            flush=True,
+        )
+    if admin is not None and demo_token is not None:
+        print(
+            f"perpx: demo operator console, logged in: {console_link(admin.url(), demo_token)}"
+            f"  (a token made for this data directory, in {ctx.data_dir / TOKEN_FILE};"
+            " PERPX_ADMIN_TOKEN sets your own)",
             flush=True,
         )
     print(f"perpx: health {base}/health  readiness {base}/ready (on the admin port too)", flush=True)
