@@ -403,6 +403,9 @@ def serve(
     log_format: Annotated[
         str, typer.Option(help="text, or json: one object per line, with the journal seq (perpx.ops.logs).")
     ] = "text",
+    log_level: Annotated[
+        str, typer.Option(help="warning, info (adds the HTTP access log), debug, error or critical.")
+    ] = "warning",
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -429,6 +432,7 @@ def serve(
         fix_host=fix_host,
         fix_port=fix_port,
         log_format=log_format,
+        log_level=log_level,
     )
     try:
         report = run(options)

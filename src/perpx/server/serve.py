@@ -29,8 +29,9 @@ from typing import Any
 from perpx.build import engine_build
 from perpx.console.demo_token import TOKEN_FILE, console_link, demo_admin_token
 from perpx.journal.store import CONFIG_FILE
-from perpx.ops.logs import LOG_FORMATS
+from perpx.ops.logs import LOG_FORMATS, LOG_LEVELS
 from perpx.ops.logs import configure as configure_logs
+from perpx.ops.logs import route_uvicorn as route_uvicorn_logs
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
 from perpx.server.limits import limits_from
@@ -151,6 +152,8 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
     """
     if options.log_format not in LOG_FORMATS:
         raise ServeError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {options.log_format!r}")
+    if options.log_level not in LOG_LEVELS:
+        raise ServeError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {options.log_level!r}")
     configure_logs(options.log_format)
     config_text_for(options)  # a new directory without a config fails here, before any port is taken
     try:
@@ -184,6 +187,7 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
             fix_socket.close()
         raise
     server = VenueServer(ctx, listeners, proxies=proxies, log_level=options.log_level)
+    route_uvicorn_logs(options.log_format)
     public, admin = listeners.public_address, listeners.admin_address
 
     async def ready() -> None:
