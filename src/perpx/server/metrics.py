@@ -26,10 +26,11 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
   ``perpx_anomaly_score{metric}`` for ``commands`` (commands per second since the last scrape,
   seasonal by hour of venue time), ``liquidations`` (liquidation records since the last scrape) and
   ``mark_index_gap_bps:SYMBOL``. One sample per scrape: the scores assume a steady scrape interval.
-* **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``: ``slow`` is exact (the market
-  stream hub's count of clients dropped as too slow); ``closed`` counts connections present at one
-  scrape and gone at the next, less the slow drops: a connection opened and closed between two
-  scrapes is not seen, so it is a lower bound.
+* **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``, exact: ``slow`` counts the
+  clients the market stream hub and the user data stream dropped as too slow, ``closed`` every other
+  connection that ended (the client left, the server stopped it, its listenKey expired), each
+  counted once by the component that served it (a connection opened and closed between two scrapes
+  included).
 
 Units are Binance's REST units: prices in the quote asset, open interest in base units (contracts
 of ``stepSize``), notional and the insurance fund in the settlement asset, rates as decimals.
@@ -279,7 +280,7 @@ class Metrics:
         )
         self.ws_disconnects = Counter(
             "perpx_ws_disconnects_total",
-            "WebSocket connections ended (slow: dropped as too slow; closed: any other end, a lower bound).",
+            "WebSocket connections ended (slow: dropped as too slow; closed: any other end).",
             ["reason"],
             registry=r,
         )
@@ -294,8 +295,7 @@ class Metrics:
             last_seq=lambda: self.ctx.seq.last_seq,
         )
         self._invariants_seen = (0, 0)
-        self._ws_seen: set[int] = set()
-        self._slow_seen = 0
+        self._ws_ended_seen = dict.fromkeys(WS_DISCONNECT_REASONS, 0)
         self._commands_seen = 0
         self._liquidations_seen = 0
         self._scored: tuple[int, int, int] | None = None
@@ -377,13 +377,14 @@ class Metrics:
             id(c) for group in components.userstream.connections.values() for c in group
         }
         self.ws_connections.set(len(connections))
-        slow = components.streams.slow_drops - self._slow_seen
-        gone = len(self._ws_seen - connections)
-        if slow > 0:
-            self.ws_disconnects.labels("slow").inc(slow)
-        if gone - slow > 0:
-            self.ws_disconnects.labels("closed").inc(gone - slow)
-        self._ws_seen, self._slow_seen = connections, components.streams.slow_drops
+        ended = {
+            "slow": components.streams.slow_drops + components.userstream.slow_drops,
+            "closed": components.streams.closed + components.userstream.closed,
+        }
+        for reason, count in ended.items():
+            if count > self._ws_ended_seen[reason]:
+                self.ws_disconnects.labels(reason).inc(count - self._ws_ended_seen[reason])
+                self._ws_ended_seen[reason] = count
         refused = components.limits.refused
         for kind in RATE_LIMIT_KINDS:
             new = refused[kind] - self._rate_limited_seen[kind]
