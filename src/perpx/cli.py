@@ -406,6 +406,9 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="warning, info (adds the HTTP access log), debug, error or critical.")
     ] = "warning",
+    public_metrics: Annotated[
+        bool, typer.Option(help="Serve /metrics on the public port too (always on the admin port).")
+    ] = False,
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -433,6 +436,7 @@ def serve(
         fix_port=fix_port,
         log_format=log_format,
         log_level=log_level,
+        public_metrics=public_metrics,
     )
     try:
         report = run(options)

@@ -207,3 +207,30 @@ def test_anomaly_scores_are_exported_for_each_key_series(venue: InProcessVenue) 
     # Assert: warming up, every series scores 0
     for metric in ("commands", "liquidations", f"mark_index_gap_bps:{BTC}"):
         assert value(samples, "perpx_anomaly_score", metric=metric) == 0
+
+
+def test_the_public_port_serves_no_metrics_unless_asked(venue: InProcessVenue) -> None:
+    # Act
+    answer = venue.client.get("/metrics")
+
+    # Assert
+    assert answer.status_code == 404
+    assert "perpx_engine_running" not in answer.text
+
+
+def test_public_metrics_serves_the_admin_ports_figures_on_the_public_port(tmp_path: Path) -> None:
+    # Arrange
+    server = ServerProcess(tmp_path / "data", extra_args=("--public-metrics",)).start()
+    try:
+        server.trader("someone")
+        # Act
+        public = httpx.get(f"{server.base}/metrics", timeout=10)
+        admin = httpx.get(f"{server.admin_base}/metrics", timeout=10)
+    finally:
+        server.stop()
+
+    # Assert
+    assert public.status_code == 200 and public.headers["content-type"].startswith("text/plain")
+    figures, reference = scrape_text(public.text), scrape_text(admin.text)
+    assert value(figures, "perpx_engine_running") == 1
+    assert value(figures, "perpx_journal_last_seq") == value(reference, "perpx_journal_last_seq") > 0

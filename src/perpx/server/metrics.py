@@ -1,4 +1,4 @@
-"""Prometheus metrics: ``GET /metrics`` on the admin listener (component ``metrics``).
+"""Prometheus metrics: ``GET /metrics`` on the admin listener, and on the public one when asked (component ``metrics``).
 
 The names are fixed (dashboards and the alert rules in ``deploy/prometheus/rules.yml`` rely on
 them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
@@ -37,6 +37,7 @@ of ``stepSize``), notional and the insurance fund in the settlement asset, rates
 
 Authentication
 --------------
+``/metrics`` is on the public listener too only with ``perpx serve --public-metrics``.
 ``/metrics`` needs no admin token, as ``/health`` and ``/ready``: Prometheus 2.42 (Debian 12)
 cannot send the ``X-PERPX-ADMIN`` header, and the admin listener binds 127.0.0.1 unless
 ``--admin-host`` says otherwise. The figures are venue aggregates (no account, order or key). An
@@ -52,7 +53,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -155,6 +156,9 @@ class Metrics:
 
     ctx: ServerContext
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    public: bool = False
+    """Also serve ``/metrics`` on the public listener (``perpx serve --public-metrics``); read when
+    the public app is built (:func:`attach_public`)."""
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -507,3 +511,14 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition of the venue's metrics (no token; see :mod:`perpx.server.metrics`)."""
     body = await ctx_of(request).components.metrics.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def attach_public(app: FastAPI, ctx: ServerContext) -> None:
+    """Serve ``/metrics`` on the public app too, when the operator asked for it (off by default).
+
+    The admin listener always serves it. The public one does only on request: the figures are
+    venue aggregates, but a venue may not want to publish its order-ack latencies or invariant
+    counts to every trader.
+    """
+    if ctx.built is not None and ctx.components.metrics.public:
+        app.include_router(router)

@@ -77,6 +77,8 @@ class ServeOptions:
     fix_host: str = "127.0.0.1"
     fix_port: int | None = None
     """``None``: no FIX acceptor; 0 picks a free port."""
+    public_metrics: bool = False
+    """Serve ``/metrics`` on the public listener too (it is always on the admin one)."""
 
 
 class ServeError(RuntimeError):
@@ -172,6 +174,7 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
     try:
         ctx = open_server(options)
         demo_token = _demo_admin_token(ctx, options)
+        ctx.components.metrics.public = options.public_metrics
         if fix_socket is not None:
             from perpx.fix.gateway import FixGateway
 
