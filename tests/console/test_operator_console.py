@@ -178,7 +178,7 @@ def test_markets_show_a_proposal_with_its_dry_run_approval_and_audit_trail(
     expect(row.locator("td").nth(4)).to_have_text("alice")
     expect(row.locator("td").nth(5)).to_have_text("bob")
     expect(row.locator("td.dry-run")).to_contain_text(
-        re.compile(r"mark_walk: liq\. \d+ / \d+; ADL \d+ / \d+")
+        re.compile(r"mark_walk: liq\. \d+ / \d+, ADL \d+ / \d+, bad debt [\d.]+ / [\d.]+")
     )
     audit = page.locator("#audit tr").filter(has_text=f"proposal #{pid}")
     expect(audit).to_have_count(3)

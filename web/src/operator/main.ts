@@ -108,7 +108,7 @@ const COMPARED: [string, string][] = [
   ["adl_events", "ADL"],
   ["bad_debt", "bad debt"],
   ["insurance_fund_min", "fund min"],
-  ["max_mark_index_gap_bps", "max gap bps"],
+  ["max_mark_index_gap_bps", "max gap (bps)"],
 ];
 
 function changeText(params: Record<string, string>): string {
@@ -120,7 +120,8 @@ function changeText(params: Record<string, string>): string {
 function figureText(figures: Figures | undefined, key: string): string {
   if (figures === undefined) return "-";
   const value = figures[key];
-  return value === undefined || value === null ? String(figures.error ?? "-") : String(value);
+  if (value === undefined || value === null) return String(figures.error ?? "-");
+  return typeof value === "number" && !Number.isInteger(value) ? value.toFixed(2) : String(value);
 }
 
 /** One line per scenario: each compared figure as current / proposed, or why it did not apply. */
@@ -130,7 +131,7 @@ function dryRunText(p: Proposal): string {
     .map(([name, row]) => {
       if (!row.applicable) return `${name}: ${row.why ?? row.error ?? "not applicable"}`;
       const figures = COMPARED.map(([key, label]) => `${label} ${figureText(row.current, key)} / ${figureText(row.proposed, key)}`);
-      return `${name}: ${figures.join("; ")}`;
+      return `${name}: ${figures.join(", ")}`;
     })
     .join("\n");
 }
@@ -392,8 +393,8 @@ class Console {
             h("td", { class: p.state === "applied" ? "up" : p.state === "rejected" || p.state === "expired" ? "down" : "" }, p.state),
             h("td", {}, p.proposer),
             h("td", {}, p.approver ?? "-"),
+            h("td", { class: "reason" }, p.reason),
             h("td", { class: "dry-run" }, dryRunText(p)),
-            h("td", {}, p.reason),
           ),
         ),
       "no proposals yet",
