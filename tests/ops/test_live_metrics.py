@@ -151,9 +151,12 @@ def test_ws_disconnects_count_a_closed_user_stream(venue: InProcessVenue) -> Non
     assert value(after, "perpx_ws_connections") == 0
 
 
-def test_ws_disconnects_count_every_connection_that_ended_between_two_scrapes(tmp_path: Path) -> None:
-    # Arrange: a real server (sockets closed by the client, as in production)
-    server = ServerProcess(tmp_path / "data").start()
+def test_ws_disconnects_count_every_ended_connection_and_public_metrics_match_the_admin_port(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a real server (sockets closed by the client, as in production), scraped on its public
+    # port (--public-metrics) and on the admin one
+    server = ServerProcess(tmp_path / "data", extra_args=("--public-metrics",)).start()
     try:
         trader = server.trader("listener")
         keys = [
@@ -178,6 +181,7 @@ def test_ws_disconnects_count_every_connection_that_ended_between_two_scrapes(tm
             if value(after, "perpx_ws_connections") == 0 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
+        public = httpx.get(f"{server.base}/metrics", timeout=10)
     finally:
         server.stop()
 
@@ -189,6 +193,10 @@ def test_ws_disconnects_count_every_connection_that_ended_between_two_scrapes(tm
 
     assert (moved("closed"), moved("slow")) == (5, 0)
     assert value(after, "perpx_ws_connections") == 0
+    assert public.status_code == 200 and public.headers["content-type"].startswith("text/plain")
+    figures = scrape_text(public.text)
+    assert value(figures, "perpx_engine_running") == 1
+    assert value(figures, "perpx_journal_last_seq") == value(after, "perpx_journal_last_seq") > 0
 
 
 def scrape_text(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -216,21 +224,3 @@ def test_the_public_port_serves_no_metrics_unless_asked(venue: InProcessVenue) -
     # Assert
     assert answer.status_code == 404
     assert "perpx_engine_running" not in answer.text
-
-
-def test_public_metrics_serves_the_admin_ports_figures_on_the_public_port(tmp_path: Path) -> None:
-    # Arrange
-    server = ServerProcess(tmp_path / "data", extra_args=("--public-metrics",)).start()
-    try:
-        server.trader("someone")
-        # Act
-        public = httpx.get(f"{server.base}/metrics", timeout=10)
-        admin = httpx.get(f"{server.admin_base}/metrics", timeout=10)
-    finally:
-        server.stop()
-
-    # Assert
-    assert public.status_code == 200 and public.headers["content-type"].startswith("text/plain")
-    figures, reference = scrape_text(public.text), scrape_text(admin.text)
-    assert value(figures, "perpx_engine_running") == 1
-    assert value(figures, "perpx_journal_last_seq") == value(reference, "perpx_journal_last_seq") > 0
