@@ -23,7 +23,7 @@ from perpx.engine.values import RATE_SCALE, format_units
 from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 from perpx.mcp.command import mcp_command
-from perpx.ops.command import incident_app, proposals_app
+from perpx.ops.command import incident_app, proposals_app, replay_moment
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -99,17 +99,36 @@ def demo(
 
 @app.command()
 def replay(
-    data: Annotated[Path, typer.Argument(help="Data directory holding config.toml and journal.log.")],
+    directory: Annotated[
+        Path | None, typer.Argument(help="Data directory holding config.toml and journal.log.")
+    ] = None,
     use_snapshots: Annotated[
         bool,
         typer.Option("--snapshots/--no-snapshots", help="Start from the newest snapshot, or from nothing."),
     ] = False,
+    data_option: Annotated[Path | None, typer.Option("--data", help="The data directory (as DIR).")] = None,
+    until_seq: Annotated[
+        int | None, typer.Option(help="Stop after this journal record (needs --out).")
+    ] = None,
+    until_time: Annotated[
+        str | None, typer.Option(help="Stop at this venue time, ms or ISO 8601 (needs --out).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the venue at that moment here (new directory).")
+    ] = None,
 ) -> None:
     """Re-apply a journal and print what recovery did and the state hash (from nothing by default).
 
     Reads only: a torn tail is reported and not applied, never cut. A corrupt journal is refused
-    (exit 2) with the record and byte offset; `perpx journal verify DIR` tells more.
+    (exit 2) with the record and byte offset; `perpx journal verify DIR` tells more. With
+    --until-seq or --until-time and --out: the venue as it was then (`perpx incident replay`).
     """
+    data = directory if data_option is None else data_option
+    if data is None or (directory is not None and data_option is not None):
+        raise _fail("give the data directory once: perpx replay DIR, or perpx replay --data DIR")
+    if until_seq is not None or until_time is not None or out is not None:
+        replay_moment(data, out, until_seq, until_time)
+        return
     try:
         config = read_config(data)
         started = time.perf_counter()
@@ -384,6 +403,12 @@ def serve(
     log_format: Annotated[
         str, typer.Option(help="text, or json: one object per line, with the journal seq (perpx.ops.logs).")
     ] = "text",
+    log_level: Annotated[
+        str, typer.Option(help="warning, info (adds the HTTP access log), debug, error or critical.")
+    ] = "warning",
+    public_metrics: Annotated[
+        bool, typer.Option(help="Serve /metrics on the public port too (always on the admin port).")
+    ] = False,
 ) -> None:
     """Run the venue: Binance USDS-M compatible REST + WebSocket, OpenAPI docs at /docs; the admin API
     on its own port; /health and /ready on both.
@@ -410,6 +435,8 @@ def serve(
         fix_host=fix_host,
         fix_port=fix_port,
         log_format=log_format,
+        log_level=log_level,
+        public_metrics=public_metrics,
     )
     try:
         report = run(options)

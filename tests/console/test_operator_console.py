@@ -8,9 +8,11 @@ the feed with the text ``perpx explain`` prints for it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -103,7 +105,6 @@ def test_a_wrong_token_is_refused_with_the_venues_message(server: ServerProcess,
 
 
 def test_the_public_listener_does_not_serve_the_operator_console(server: ServerProcess) -> None:
-    import httpx
 
     assert "operator" not in httpx.get(server.base + "/").text
     assert (
@@ -128,6 +129,8 @@ def test_a_gapped_mark_shows_the_liquidation_with_its_explanation(
     explanation = record.locator("pre.explain")
     expect(explanation).to_be_visible()
     expect(explanation).to_contain_text(f"account {long_account.account_id} | scope CROSS | BTCUSDT")
+    expect(explanation).to_contain_text("Inputs")
+    expect(explanation).to_contain_text("BTCUSDT MarkPriceSet: ")
     expect(explanation).to_contain_text("Formula values (before)")
     expect(explanation).to_contain_text("Actions")
     served = server.admin("GET", "/liquidations/explained").json()["records"][0]
@@ -147,6 +150,40 @@ def test_markets_show_parameters_and_the_audit_log(server: ServerProcess, pages:
     expect(table.locator("tr").filter(has_text="min_notional")).to_contain_text("150")
     expect(page.locator("#audit tr").filter(has_text="min_notional")).to_contain_text("150")
     pages.shot(page, "operator-markets")
+
+
+def test_markets_show_a_proposal_with_its_dry_run_approval_and_audit_trail(
+    server: ServerProcess, pages: WatchedPages
+) -> None:
+    def step(operator: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+        with httpx.Client(timeout=60) as client:
+            answer = client.post(f"{server.admin_base}/admin/v1/proposals{path}", json=body,
+                                 headers={"X-PERPX-ADMIN": ADMIN_TOKEN, "X-PERPX-OPERATOR": operator})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        body_out: dict[str, object] = answer.json()
+        return body_out
+
+    pid = step(
+        "alice",
+        "",
+        {"symbol": "BTCUSDT", "params": {"max_open_orders": "77"}, "reason": "fewer resting orders"},
+    )["id"]
+    step("alice", f"/{pid}/dry-run", {"scenarios": ["mark_walk"]})
+    step("bob", f"/{pid}/approve")
+    page = operator_page(pages, server)
+    page.get_by_role("tab", name="Markets").click()
+    row = page.locator(f"#proposals tr[data-proposal='{pid}']")
+    expect(row).to_contain_text("max_open_orders = 77")
+    expect(row).to_contain_text("approved")
+    expect(row.locator("td").nth(4)).to_have_text("alice")
+    expect(row.locator("td").nth(5)).to_have_text("bob")
+    expect(row.locator("td.dry-run")).to_contain_text(
+        re.compile(r"mark_walk: liq\. \d+ / \d+, ADL \d+ / \d+, bad debt [\d.]+ / [\d.]+")
+    )
+    audit = page.locator("#audit tr").filter(has_text=f"proposal #{pid}")
+    expect(audit).to_have_count(3)
+    expect(audit.filter(has_text="approved")).to_contain_text("bob")
+    pages.shot(page, "operator-markets-proposals", full_page=True)
 
 
 def test_the_risk_lab_lists_runs_and_opens_a_report(server: ServerProcess, pages: WatchedPages) -> None:

@@ -82,6 +82,24 @@ def test_the_public_listener_serves_the_trading_screen_at_root(
     expect(page.locator("#live")).to_have_text("live")
 
 
+def test_the_chart_draws_mark_and_index_history_from_the_price_klines(
+    server: ServerProcess, pages: WatchedPages
+) -> None:
+    page = pages.new()
+    with (
+        page.expect_request(re.compile(r"/fapi/v1/markPriceKlines\?symbol=BTCUSDT&interval=1m")) as marks,
+        page.expect_request(re.compile(r"/fapi/v1/indexPriceKlines\?pair=BTCUSDT&interval=1m")) as indexes,
+    ):
+        page.goto(f"{server.base}/?symbol=BTCUSDT")
+    expect(page.locator("#chart")).to_have_attribute("data-mark-points", re.compile(r"^[1-9][0-9]*$"))
+    expect(page.locator("#chart")).to_have_attribute("data-index-points", re.compile(r"^[1-9][0-9]*$"))
+    served = server.public("/fapi/v1/markPriceKlines", symbol="BTCUSDT", interval="1m", limit=500)
+    assert marks.value.response() is not None and indexes.value.response() is not None
+    closes = [row[4] for row in served.json() if float(row[4]) > 0]
+    assert page.locator("#chart").get_attribute("data-mark-points") == str(len(closes))
+    assert float(closes[-1]) == float(MARK)
+
+
 def test_the_book_shows_a_resting_order_placed_by_another_client(
     server: ServerProcess, pages: WatchedPages, maker: Trader
 ) -> None:

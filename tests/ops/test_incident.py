@@ -35,14 +35,15 @@ def hash_at(data: Path, seq: int) -> str:
     return hash_of(engine)
 
 
-def test_replay_until_seq_rebuilds_the_venue_as_it_was_then(crash: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["replay"], ["incident", "replay"]])
+def test_replay_until_seq_rebuilds_the_venue_as_it_was_then(
+    crash: Path, tmp_path: Path, command: list[str]
+) -> None:
     # Arrange
     out = tmp_path / "moment"
 
-    # Act
-    done = runner.invoke(
-        app, ["incident", "replay", "--data", str(crash), "--until-seq", "4000", "--out", str(out)]
-    )
+    # Act: perpx replay --data DIR --until-seq N --out SNAPSHOT (the spelling), or incident replay
+    done = runner.invoke(app, [*command, "--data", str(crash), "--until-seq", "4000", "--out", str(out)])
     explained = runner.invoke(app, ["explain", "--data", str(out), "--account", "1"])
 
     # Assert: the copy is the journal's state at record 4000, and the read-only tools work on it
@@ -64,13 +65,25 @@ def test_replay_until_time_stops_where_venue_time_passes_it(crash: Path, tmp_pat
     expected = next(r.seq for r in records if r.command.ts_ns > moment_ns) - 1
 
     # Act
-    done = runner.invoke(app, ["incident", "replay", "--data", str(crash), "--until-time",
+    done = runner.invoke(app, ["replay", "--data", str(crash), "--until-time",
                                "2026-01-01T00:06:00Z", "--out", str(tmp_path / "six")])  # fmt: skip
 
     # Assert
     assert done.exit_code == 0, done.output
     assert f"record        {expected}" in done.output
     assert recover(tmp_path / "six", read_config(crash))[1].last_seq == expected
+
+
+def test_replay_of_a_moment_without_out_or_with_two_directories_is_refused(crash: Path) -> None:
+    # Act
+    no_out = runner.invoke(app, ["replay", "--data", str(crash), "--until-seq", "5"])
+    twice = runner.invoke(app, ["replay", str(crash), "--data", str(crash)])
+    neither = runner.invoke(app, ["replay"])
+
+    # Assert
+    assert no_out.exit_code == twice.exit_code == neither.exit_code == 2
+    assert "give --out" in no_out.output
+    assert "give the data directory once" in twice.output and "give the data directory once" in neither.output
 
 
 @pytest.mark.parametrize(

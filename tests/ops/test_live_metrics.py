@@ -7,13 +7,18 @@ account's own margin figures, the invariant monitor, WebSocket disconnects, anom
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect
 
-from ..server.harness import PRICED_CONFIG
+from ..server.harness import PRICED_CONFIG, ServerProcess
 from ..server.inprocess import InProcessVenue, in_process_venue
 from ..server.test_metrics import BTC, limit, scrape, value
 
@@ -146,6 +151,59 @@ def test_ws_disconnects_count_a_closed_user_stream(venue: InProcessVenue) -> Non
     assert value(after, "perpx_ws_connections") == 0
 
 
+def test_ws_disconnects_count_every_ended_connection_and_public_metrics_match_the_admin_port(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a real server (sockets closed by the client, as in production), scraped on its public
+    # port (--public-metrics) and on the admin one
+    server = ServerProcess(tmp_path / "data", extra_args=("--public-metrics",)).start()
+    try:
+        trader = server.trader("listener")
+        keys = [
+            httpx.post(
+                f"{server.base}/fapi/v1/listenKey", headers={"X-MBX-APIKEY": trader.api_key}, timeout=10
+            ).json()["listenKey"]
+            for _ in range(2)
+        ]
+        before = scrape_text(httpx.get(f"{server.admin_base}/metrics", timeout=10).text)
+
+        # Act: three market streams and two user streams open and close with no scrape in between
+        for path in ("/ws/btcusdt@trade", "/stream?streams=btcusdt@depth", "/ws"):
+            with connect(f"ws://127.0.0.1:{server.port}{path}", open_timeout=30) as ws:
+                ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 1}))
+                assert json.loads(ws.recv(timeout=10))["id"] == 1
+        for key in keys:
+            with connect(f"ws://127.0.0.1:{server.port}/private/ws?listenKey={key}", open_timeout=30):
+                pass
+        deadline = time.monotonic() + 10
+        while True:
+            after = scrape_text(httpx.get(f"{server.admin_base}/metrics", timeout=10).text)
+            if value(after, "perpx_ws_connections") == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        public = httpx.get(f"{server.base}/metrics", timeout=10)
+    finally:
+        server.stop()
+
+    # Assert
+    def moved(reason: str) -> float:
+        return value(after, "perpx_ws_disconnects_total", reason=reason) - value(
+            before, "perpx_ws_disconnects_total", reason=reason
+        )
+
+    assert (moved("closed"), moved("slow")) == (5, 0)
+    assert value(after, "perpx_ws_connections") == 0
+    assert public.status_code == 200 and public.headers["content-type"].startswith("text/plain")
+    figures = scrape_text(public.text)
+    assert value(figures, "perpx_engine_running") == 1
+    assert value(figures, "perpx_journal_last_seq") == value(after, "perpx_journal_last_seq") > 0
+
+
+def scrape_text(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    families = text_string_to_metric_families(text)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in families for s in family.samples}
+
+
 def test_anomaly_scores_are_exported_for_each_key_series(venue: InProcessVenue) -> None:
     # Arrange
     venue.mark(BTC, "30000")
@@ -157,3 +215,12 @@ def test_anomaly_scores_are_exported_for_each_key_series(venue: InProcessVenue) 
     # Assert: warming up, every series scores 0
     for metric in ("commands", "liquidations", f"mark_index_gap_bps:{BTC}"):
         assert value(samples, "perpx_anomaly_score", metric=metric) == 0
+
+
+def test_the_public_port_serves_no_metrics_unless_asked(venue: InProcessVenue) -> None:
+    # Act
+    answer = venue.client.get("/metrics")
+
+    # Assert
+    assert answer.status_code == 404
+    assert "perpx_engine_running" not in answer.text

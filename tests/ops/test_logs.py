@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from perpx.ops.logs import JsonFormatter, configure
+
+from ..server.harness import ServerProcess
 
 
 def record(msg: str, **extra: object) -> logging.LogRecord:
@@ -65,4 +68,41 @@ def test_serve_refuses_an_unknown_log_format_before_creating_anything(tmp_path: 
     # Assert
     assert done.returncode != 0
     assert "--log-format must be one of text, json" in done.stdout + done.stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_uvicorn_lines_and_the_access_log_are_json_too(tmp_path: Path) -> None:
+    # Arrange
+    server = ServerProcess(tmp_path / "data", extra_args=("--log-format", "json", "--log-level", "info"))
+    try:
+        server.start()
+        # Act
+        assert httpx.get(f"{server.base}/fapi/v1/ping", timeout=10).status_code == 200
+        assert httpx.get(f"{server.base}/no/such/route", timeout=10).status_code == 404
+    finally:
+        server.stop()
+    lines = [line for line in server.log().splitlines() if line and not line.startswith("perpx")]
+
+    # Assert: every log line is JSON (no uvicorn text line), and the access lines carry the request
+    objects = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [line for line in lines if not line.startswith("{")] == []
+    assert any(o["logger"] == "uvicorn.error" and "Started server process" in o["msg"] for o in objects)
+    access = [(o["method"], o["path"], o["status"]) for o in objects if o["logger"] == "uvicorn.access"]
+    assert ("GET", "/fapi/v1/ping", 200) in access
+    assert ("GET", "/no/such/route", 404) in access
+
+
+def test_serve_refuses_an_unknown_log_level_with_the_choices(tmp_path: Path) -> None:
+    # Act
+    done = subprocess.run(
+        [sys.executable, "-m", "perpx", "serve", "--data", str(tmp_path / "new"), "--log-level", "loud"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Assert
+    assert done.returncode == 2
+    assert "--log-level must be one of critical, error, warning, info, debug" in done.stdout + done.stderr
     assert not (tmp_path / "new").exists()

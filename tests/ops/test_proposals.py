@@ -92,6 +92,55 @@ def test_a_change_goes_proposal_dry_run_approval_apply_with_its_trail(venue: InP
     assert "proposal 1, approved by bob" in audit
 
 
+def test_every_proposal_step_is_in_the_audit_log_with_who_and_when(venue: InProcessVenue) -> None:
+    # Arrange
+    pid = propose(venue, max_open_orders="60")["id"]
+    assert dry_run(venue, pid).status_code == 200
+    assert call(venue, "bob", "POST", f"/proposals/{pid}/approve").status_code == 200
+    assert call(venue, "carol", "POST", f"/proposals/{pid}/apply").status_code == 200
+    other = propose(venue, max_open_orders="5")["id"]
+    assert (
+        call(venue, "bob", "POST", f"/proposals/{other}/reject", {"reason": "too tight"}).status_code == 200
+    )
+
+    # Act
+    audit = call(venue, "ops", "GET", f"/audit?symbol={BTC}").json()
+
+    # Assert: the steps in order, with who, when and the proposal; the change itself as a param row
+    steps = [(r["proposal"], r["action"], r["operator"]) for r in audit if r["kind"] == "proposal"]
+    assert steps == [
+        (pid, "proposed", "alice"), (pid, "dry-run", "alice"), (pid, "approved", "bob"),
+        (pid, "applied", "carol"), (other, "proposed", "alice"), (other, "rejected", "bob"),
+    ]  # fmt: skip
+    assert all(r["time"] > 0 and r["symbol"] == BTC for r in audit)
+    assert next(r["params"] for r in audit if r["kind"] == "proposal") == {"max_open_orders": "60"}
+    changes = [(r["param"], r["new"]) for r in audit if r["kind"] == "param"]
+    assert changes == [("max_open_orders", "60")]
+    assert call(venue, "ops", "GET", "/audit?symbol=ETHUSDT").json() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "says"),
+    [
+        ("tick_size", -9404, "every resting order and trigger price is held in whole ticks"),
+        ("brackets", -9404, "liquidation bands"),
+        ("index", -9404, "index sources"),
+        ("funding_cap", -9404, "cannot be changed on a live venue"),
+        ("no_such_thing", -9405, "is not a market parameter"),
+    ],
+)
+def test_a_parameter_that_cannot_change_live_is_refused_at_proposal_time(
+    venue: InProcessVenue, name: str, code: int, says: str
+) -> None:
+    # Act
+    answer = call(venue, "alice", "POST", "/proposals", {"symbol": BTC, "params": {name: "1"}, "reason": "r"})
+
+    # Assert: the code, why, and what can be proposed instead; nothing recorded
+    assert (answer.status_code, answer.json()["code"]) == (400, code)
+    assert says in answer.json()["msg"] and "max_open_orders" in answer.json()["msg"]
+    assert call(venue, "ops", "GET", "/proposals").json() == []
+
+
 def test_a_proposal_scheduled_at_a_venue_time_applies_when_the_clock_reaches_it(
     venue: InProcessVenue,
 ) -> None:

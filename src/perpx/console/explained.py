@@ -1,9 +1,10 @@
 """``GET /admin/v1/liquidations/explained``: each liquidation and ADL record as ``perpx explain`` prints it.
 
-The records come from the admin log (the read model that keeps every explanation record), and the
-text is :func:`perpx.explain.render`'s, so the console and the command line can never disagree. The
-"Inputs" lines of ``perpx explain`` (the index and mark computations before the record) need a
-journal replay; here they are left out, and the record's own figures are all shown.
+The records come from the admin log (the read model that keeps every explanation record, with the
+index and mark computations of its markets just before it), and the text is
+:func:`perpx.explain.render`'s, so the console and the command line can never disagree: the same
+Inputs lines, formula values, actions and result. (A record the venue wrote before a restart, ahead
+of its markets' next price computation, has no Inputs lines; ``perpx explain`` has them.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from rich.console import Console
 
+from perpx.engine.events import Event
 from perpx.explain import Record, render
 from perpx.server.admin import require_admin
 from perpx.server.rest import ctx_of
@@ -34,12 +36,13 @@ async def explained(
 ) -> dict[str, Any]:
     """The newest records, newest first: who, what, when, and the text of ``perpx explain`` for each."""
     ctx = ctx_of(request)
-    records = ctx.components.adminlog.liquidations(None, limit)
+    records = ctx.components.adminlog.explained(limit)
     answer = []
-    for seq, event in reversed(records):
+    for seq, event, inputs in reversed(records):
         text = io.StringIO()
         console = Console(file=text, width=TEXT_WIDTH, color_system=None, force_terminal=False)
-        render(console, ctx.config, [Record(seq, event)], int(event.account_id))
+        prices: dict[str, Event] = dict(inputs)
+        render(console, ctx.config, [Record(seq, event, prices)], int(event.account_id))
         adl = sorted({leg.account_id for step in event.steps for leg in getattr(step, "legs", ())})
         answer.append(
             {

@@ -119,6 +119,14 @@ def incident_replay(
     Then: `perpx explain --data OUT --account N`, `perpx replay OUT`, or
     `perpx serve --data OUT --rebuild-read-models` for its APIs and /metrics.
     """
+    replay_moment(data, out, until_seq, until_time)
+
+
+def replay_moment(data: Path, out: Path | None, until_seq: int | None, until_time: str | None) -> None:
+    """``perpx replay --data DIR --until-seq N | --until-time T --out SNAPSHOT`` (the issue's
+    spelling) and ``perpx incident replay``: the venue at a moment, written to ``out``."""
+    if out is None:
+        raise _fail("give --out: the new directory for the venue at that moment")
     if (until_seq is None) == (until_time is None):
         raise _fail("give exactly one of --until-seq and --until-time")
     try:

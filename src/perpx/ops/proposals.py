@@ -35,7 +35,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from perpx.engine.config import MARKET_PARAMS, NO_CAP, ConfigError, MarketSpec, with_market_params
+from perpx.engine.config import (
+    MARKET_KEYS,
+    MARKET_PARAMS,
+    NO_CAP,
+    ConfigError,
+    MarketSpec,
+    with_market_params,
+)
 from perpx.sim.runner.run import run_scenario
 from perpx.sim.scenario import ScenarioError, load_scenario, scenario_from_document
 
@@ -56,6 +63,28 @@ COMPARED: Final = (
 
 SCENARIOS_DIR: Final = Path(__file__).resolve().parents[3] / "scenarios"
 """The shipped scenarios (the repository's ``scenarios/``)."""
+
+NOT_LIVE_CODE: Final = -9404
+"""A market parameter of the config file that cannot change while the venue runs."""
+
+UNKNOWN_PARAM_CODE: Final = -9405
+"""A name that is not a market parameter at all."""
+
+_WHY_FIXED: Final = {
+    "base": "the market's base asset names its positions",
+    "tick_size": "every resting order and trigger price is held in whole ticks",
+    "lot_size": "every resting order and position is held in whole lots",
+    "brackets": "the liquidation bands and every account's maintenance figures are cached from them",
+    "default_leverage": "accounts without a setting are margined at it",
+    "index": "the pricing stage owns the index sources and their quorum",
+}
+"""Why a market parameter outside :data:`MARKET_PARAMS` is fixed for the venue's life (the rest:
+funding, mark and insurance settings, which the pricing and liquidation stages own)."""
+
+
+def not_live_reason(name: str) -> str:
+    """Why ``name`` (a config-file market key not in :data:`MARKET_PARAMS`) cannot change live."""
+    return _WHY_FIXED.get(name, "the pricing, funding and liquidation stages read it once at start")
 
 
 class ProposalError(ValueError):
@@ -117,11 +146,19 @@ def check_params(spec: MarketSpec, atom: Decimal, params: Mapping[str, object]) 
         raise ProposalError(400, -1102, "params is empty; name at least one parameter to change")
     text: dict[str, str] = {}
     for name, value in params.items():
+        if name in MARKET_KEYS and name not in MARKET_PARAMS:
+            raise ProposalError(
+                400,
+                NOT_LIVE_CODE,
+                f"{name!r} cannot be changed on a live venue ({not_live_reason(name)}); it is set in"
+                f" the venue's config.toml when the data directory is created. Changeable by a"
+                f" proposal: {', '.join(MARKET_PARAMS)}",
+            )
         if name not in MARKET_PARAMS:
             raise ProposalError(
                 400,
-                -1102,
-                f"{name!r} cannot be changed on a live venue; changeable: {', '.join(MARKET_PARAMS)}",
+                UNKNOWN_PARAM_CODE,
+                f"{name!r} is not a market parameter; changeable by a proposal: {', '.join(MARKET_PARAMS)}",
             )
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ProposalError(400, -1102, f'{name}: {value!r} is not a string or an integer; write "0.05"')

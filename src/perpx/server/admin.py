@@ -538,10 +538,17 @@ async def audit(
     symbol: Annotated[str | None, Query(description="Only this market's changes.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="The newest N rows.")] = 100,
 ) -> list[dict[str, Any]]:
-    """The parameter audit log, oldest first: who, when (wall and venue time), what, old and new value."""
-    rows = _log(request).audit(None if symbol is None else symbol.upper(), limit)
-    return [
+    """The audit log, oldest first: parameter changes and the steps of staged proposals.
+
+    A parameter change (``kind`` ``param``): who, when (wall and venue time), what, old and new
+    value, its journal record. A proposal step (``kind`` ``proposal``: proposed, dry-run,
+    approved, scheduled, applied, apply-refused, rejected): who, when (wall time), the proposal,
+    its parameters and the step's detail. The newest ``limit`` rows of both, by wall time.
+    """
+    market = None if symbol is None else symbol.upper()
+    rows: list[dict[str, Any]] = [
         {
+            "kind": "param",
             "seq": r.seq,
             "operator": r.operator,
             "time": r.wall_ns // 1_000_000,
@@ -551,8 +558,26 @@ async def audit(
             "old": r.old,
             "new": r.new,
         }
-        for r in rows
+        for r in _log(request).audit(market, limit)
     ]
+    for proposal in ctx_of(request).components.proposals.proposals.values():
+        if market is not None and proposal.symbol != market:
+            continue
+        rows.extend(
+            {
+                "kind": "proposal",
+                "proposal": proposal.id,
+                "action": step.action,
+                "operator": step.operator,
+                "time": step.wall_ms,
+                "symbol": proposal.symbol,
+                "params": proposal.params,
+                "detail": step.detail,
+            }
+            for step in proposal.trail
+        )
+    rows.sort(key=lambda row: (row["time"], row.get("seq", 0)))
+    return rows[-limit:]
 
 
 # ---------------------------------------------------------------------- risk: liquidations, fund, state

@@ -9,6 +9,8 @@ table               rows
 ``liquidations``    every :class:`~perpx.engine.events.LiquidationExplained`, as the
                     event's JSON (``msgspec.json``), with the accounts it names
 ``insurance``       every :class:`~perpx.engine.events.InsuranceFundChanged`
+``inputs``          for each liquidation row, the newest index and mark computations of
+                    the markets of its positions before it (``perpx explain``'s *Inputs*)
 ``audit``           one row per parameter of every
                     :class:`~perpx.engine.events.MarketParamsChanged`: who (the
                     command's ``operator``), when (wall and venue time), old, new, seq
@@ -16,7 +18,9 @@ table               rows
 
 Rows are keyed by journal ``seq`` (and position in the batch), and ``resume_seq`` is written in
 the same transaction as the rows, so a restart replays exactly the records after it and a
-replayed record is never stored twice. Amounts are stored as decimal text of integer atoms
+replayed record is never stored twice. The inputs are the pricing events this process has seen:
+after a restart, a liquidation before its markets' next index or mark computation has none (``perpx
+explain --data DIR`` replays the journal and always has them). Amounts are stored as decimal text of integer atoms
 (ledger totals are unbounded integers; SQLite's are 64-bit).
 """
 
@@ -30,8 +34,24 @@ from pathlib import Path
 import msgspec
 
 from perpx.engine.commands import UpdateMarketParams
-from perpx.engine.events import AdlStep, InsuranceFundChanged, LiquidationExplained, MarketParamsChanged
+from perpx.engine.events import (
+    AdlStep,
+    IndexUpdated,
+    InsuranceFundChanged,
+    LiquidationExplained,
+    MarketParamsChanged,
+    MarkPriceSet,
+    MarkPriceUpdated,
+)
 from perpx.server.sequencer import Applied
+
+PricingEvent = IndexUpdated | MarkPriceUpdated | MarkPriceSet
+"""The events ``perpx explain`` shows as a record's inputs (:data:`perpx.explain.PRICING_EVENTS`)."""
+
+Inputs = list[tuple[str, PricingEvent]]
+"""``("BTCUSDT IndexUpdated", event)``, in ``perpx explain``'s order (market, then event name)."""
+
+_PRICING = (IndexUpdated, MarkPriceUpdated, MarkPriceSet)
 
 FILE = "admin.sqlite"
 CHECKPOINT_EVERY = 5_000
@@ -45,6 +65,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS insurance (seq INTEGER NOT NULL, idx INTEGER NOT NULL,"
     " ts_ns INTEGER NOT NULL, account_id INTEGER NOT NULL, market TEXT, reason TEXT NOT NULL,"
     " amount_atoms TEXT NOT NULL, fund_cash_atoms TEXT NOT NULL, PRIMARY KEY (seq, idx))",
+    "CREATE TABLE IF NOT EXISTS inputs (seq INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " record BLOB NOT NULL, PRIMARY KEY (seq, idx))",
     "CREATE TABLE IF NOT EXISTS audit (seq INTEGER NOT NULL, idx INTEGER NOT NULL, param TEXT NOT NULL,"
     " operator TEXT NOT NULL, wall_ns INTEGER NOT NULL, ts_ns INTEGER NOT NULL, market TEXT NOT NULL,"
     " old TEXT NOT NULL, new TEXT NOT NULL, PRIMARY KEY (seq, idx, param))",
@@ -91,6 +113,7 @@ class AdminLog:
         row = self._db.execute("SELECT value FROM admin_meta WHERE key = 'resume_seq'").fetchone()
         self._stored_seq = int(row[0]) if row else 0
         self._seq = self._stored_seq
+        self._pricing: dict[tuple[str, str], PricingEvent] = {}
 
     # ------------------------------------------------------------------ component protocol
 
@@ -101,9 +124,13 @@ class AdminLog:
         liquidations: list[tuple[object, ...]] = []
         insurance: list[tuple[object, ...]] = []
         audit: list[tuple[object, ...]] = []
+        inputs: list[tuple[object, ...]] = []
         for applied in batch:
             for idx, event in enumerate(applied.events):
-                if isinstance(event, LiquidationExplained):
+                if isinstance(event, _PRICING):
+                    self._pricing[(str(event.market), type(event).__name__)] = event
+                elif isinstance(event, LiquidationExplained):
+                    inputs.append((applied.seq, idx, msgspec.json.encode(self._inputs(event))))
                     liquidations.append(
                         (
                             applied.seq,
@@ -153,8 +180,18 @@ class AdminLog:
             self._db.executemany("INSERT OR IGNORE INTO liquidations VALUES (?, ?, ?, ?, ?, ?)", liquidations)
             self._db.executemany("INSERT OR IGNORE INTO insurance VALUES (?, ?, ?, ?, ?, ?, ?, ?)", insurance)
             self._db.executemany("INSERT OR IGNORE INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", audit)
+            self._db.executemany("INSERT OR IGNORE INTO inputs VALUES (?, ?, ?)", inputs)
             self._write_seq()
             self._db.execute("COMMIT")
+
+    def _inputs(self, event: LiquidationExplained) -> Inputs:
+        """The newest pricing events of the record's markets, as ``perpx explain`` collects them."""
+        markets = {str(row.market) for row in event.before.positions}
+        return [
+            (f"{market} {name}", pricing)
+            for (market, name), pricing in sorted(self._pricing.items())
+            if market in markets
+        ]
 
     def close(self) -> None:
         with self._lock:
@@ -184,6 +221,22 @@ class AdminLog:
             rows = self._db.execute(query, (*args, limit)).fetchall()
         decoder = msgspec.json.Decoder(LiquidationExplained)
         return [(int(seq), decoder.decode(record)) for seq, record in reversed(rows)]
+
+    def explained(self, limit: int) -> list[tuple[int, LiquidationExplained, Inputs]]:
+        """The newest ``limit`` records (oldest first), each with its inputs (empty when not kept)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT l.seq, l.record, i.record FROM liquidations l"
+                " LEFT JOIN inputs i ON i.seq = l.seq AND i.idx = l.idx"
+                " ORDER BY l.seq DESC, l.idx DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        records = msgspec.json.Decoder(LiquidationExplained)
+        kept = msgspec.json.Decoder(Inputs)
+        return [
+            (int(seq), records.decode(record), [] if found is None else kept.decode(found))
+            for seq, record, found in reversed(rows)
+        ]
 
     def fund_history(self, limit: int) -> list[FundRow]:
         """The newest ``limit`` insurance-fund movements, oldest first."""

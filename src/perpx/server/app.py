@@ -127,6 +127,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.include_router(agents.router)
     order_route.install(app)
     mcp_http.install(app, ctx)
+    metrics.attach_public(app, ctx)
     console.mount_trading(app)
     openapi.install(app)
     return app

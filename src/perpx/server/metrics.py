@@ -1,4 +1,4 @@
-"""Prometheus metrics: ``GET /metrics`` on the admin listener (component ``metrics``).
+"""Prometheus metrics: ``GET /metrics`` on the admin listener, and on the public one when asked (component ``metrics``).
 
 The names are fixed (dashboards and the alert rules in ``deploy/prometheus/rules.yml`` rely on
 them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
@@ -26,16 +26,18 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
   ``perpx_anomaly_score{metric}`` for ``commands`` (commands per second since the last scrape,
   seasonal by hour of venue time), ``liquidations`` (liquidation records since the last scrape) and
   ``mark_index_gap_bps:SYMBOL``. One sample per scrape: the scores assume a steady scrape interval.
-* **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``: ``slow`` is exact (the market
-  stream hub's count of clients dropped as too slow); ``closed`` counts connections present at one
-  scrape and gone at the next, less the slow drops: a connection opened and closed between two
-  scrapes is not seen, so it is a lower bound.
+* **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``, exact: ``slow`` counts the
+  clients the market stream hub and the user data stream dropped as too slow, ``closed`` every other
+  connection that ended (the client left, the server stopped it, its listenKey expired), each
+  counted once by the component that served it (a connection opened and closed between two scrapes
+  included).
 
 Units are Binance's REST units: prices in the quote asset, open interest in base units (contracts
 of ``stepSize``), notional and the insurance fund in the settlement asset, rates as decimals.
 
 Authentication
 --------------
+``/metrics`` is on the public listener too only with ``perpx serve --public-metrics``.
 ``/metrics`` needs no admin token, as ``/health`` and ``/ready``: Prometheus 2.42 (Debian 12)
 cannot send the ``X-PERPX-ADMIN`` header, and the admin listener binds 127.0.0.1 unless
 ``--admin-host`` says otherwise. The figures are venue aggregates (no account, order or key). An
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -154,6 +156,9 @@ class Metrics:
 
     ctx: ServerContext
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    public: bool = False
+    """Also serve ``/metrics`` on the public listener (``perpx serve --public-metrics``); read when
+    the public app is built (:func:`attach_public`)."""
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -279,7 +284,7 @@ class Metrics:
         )
         self.ws_disconnects = Counter(
             "perpx_ws_disconnects_total",
-            "WebSocket connections ended (slow: dropped as too slow; closed: any other end, a lower bound).",
+            "WebSocket connections ended (slow: dropped as too slow; closed: any other end).",
             ["reason"],
             registry=r,
         )
@@ -294,8 +299,7 @@ class Metrics:
             last_seq=lambda: self.ctx.seq.last_seq,
         )
         self._invariants_seen = (0, 0)
-        self._ws_seen: set[int] = set()
-        self._slow_seen = 0
+        self._ws_ended_seen = dict.fromkeys(WS_DISCONNECT_REASONS, 0)
         self._commands_seen = 0
         self._liquidations_seen = 0
         self._scored: tuple[int, int, int] | None = None
@@ -377,13 +381,14 @@ class Metrics:
             id(c) for group in components.userstream.connections.values() for c in group
         }
         self.ws_connections.set(len(connections))
-        slow = components.streams.slow_drops - self._slow_seen
-        gone = len(self._ws_seen - connections)
-        if slow > 0:
-            self.ws_disconnects.labels("slow").inc(slow)
-        if gone - slow > 0:
-            self.ws_disconnects.labels("closed").inc(gone - slow)
-        self._ws_seen, self._slow_seen = connections, components.streams.slow_drops
+        ended = {
+            "slow": components.streams.slow_drops + components.userstream.slow_drops,
+            "closed": components.streams.closed + components.userstream.closed,
+        }
+        for reason, count in ended.items():
+            if count > self._ws_ended_seen[reason]:
+                self.ws_disconnects.labels(reason).inc(count - self._ws_ended_seen[reason])
+                self._ws_ended_seen[reason] = count
         refused = components.limits.refused
         for kind in RATE_LIMIT_KINDS:
             new = refused[kind] - self._rate_limited_seen[kind]
@@ -506,3 +511,14 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition of the venue's metrics (no token; see :mod:`perpx.server.metrics`)."""
     body = await ctx_of(request).components.metrics.render()
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def attach_public(app: FastAPI, ctx: ServerContext) -> None:
+    """Serve ``/metrics`` on the public app too, when the operator asked for it (off by default).
+
+    The admin listener always serves it. The public one does only on request: the figures are
+    venue aggregates, but a venue may not want to publish its order-ack latencies or invariant
+    counts to every trader.
+    """
+    if ctx.built is not None and ctx.components.metrics.public:
+        app.include_router(router)

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from perpx.build import engine_build
+from perpx.console.demo_token import TOKEN_FILE, console_link, demo_admin_token
 from perpx.journal.store import CONFIG_FILE
-from perpx.ops.logs import LOG_FORMATS
+from perpx.ops.logs import LOG_FORMATS, LOG_LEVELS
 from perpx.ops.logs import configure as configure_logs
+from perpx.ops.logs import route_uvicorn as route_uvicorn_logs
 from perpx.server.app import build_components
 from perpx.server.context import ServerContext, open_venue
 from perpx.server.limits import limits_from
@@ -75,6 +77,8 @@ class ServeOptions:
     fix_host: str = "127.0.0.1"
     fix_port: int | None = None
     """``None``: no FIX acceptor; 0 picks a free port."""
+    public_metrics: bool = False
+    """Serve ``/metrics`` on the public listener too (it is always on the admin one)."""
 
 
 class ServeError(RuntimeError):
@@ -150,6 +154,8 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
     """
     if options.log_format not in LOG_FORMATS:
         raise ServeError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, not {options.log_format!r}")
+    if options.log_level not in LOG_LEVELS:
+        raise ServeError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {options.log_level!r}")
     configure_logs(options.log_format)
     config_text_for(options)  # a new directory without a config fails here, before any port is taken
     try:
@@ -167,6 +173,8 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
             raise ServeError(str(exc)) from None
     try:
         ctx = open_server(options)
+        demo_token = _demo_admin_token(ctx, options)
+        ctx.components.metrics.public = options.public_metrics
         if fix_socket is not None:
             from perpx.fix.gateway import FixGateway
 
@@ -182,11 +190,12 @@ def run(options: ServeOptions, announce: bool = True) -> StopReport:
             fix_socket.close()
         raise
     server = VenueServer(ctx, listeners, proxies=proxies, log_level=options.log_level)
+    route_uvicorn_logs(options.log_format)
     public, admin = listeners.public_address, listeners.admin_address
 
     async def ready() -> None:
         if announce:
-            await _announce(ctx, public, admin)
+            await _announce(ctx, public, admin, demo_token)
 
     report = _run_loop(server.serve(on_ready=ready))
     for line in report.lines():
@@ -203,7 +212,20 @@ def _run_loop(main: Coroutine[Any, Any, StopReport]) -> StopReport:
     return uvloop.run(main)
 
 
-async def _announce(ctx: ServerContext, public: Address, admin: Address | None) -> None:
+def _demo_admin_token(ctx: ServerContext, options: ServeOptions) -> str | None:
+    """For ``--demo`` without a configured admin token: the demo's own (:mod:`perpx.console.demo_token`)."""
+    if not options.demo or ctx.admin_token is not None or admin_port_of(options) is None:
+        return None
+    try:
+        ctx.admin_token = demo_admin_token(options.data_dir)
+    except OSError as exc:
+        raise ValueError(f"cannot keep the demo's admin token in {options.data_dir}: {exc.strerror}") from exc
+    return ctx.admin_token
+
+
+async def _announce(
+    ctx: ServerContext, public: Address, admin: Address | None, demo_token: str | None = None
+) -> None:
     base, ws = public.url(), f"{public.url('ws')}/ws"
     print(f"perpx: venue '{ctx.config.name}' in {ctx.data_dir}; engine {engine_build()}", flush=True)
     for line in ctx.start_lines():
@@ -220,6 +242,13 @@ async def _announce(ctx: ServerContext, public: Address, admin: Address | None) 
         print(
             f"perpx: operator console {admin.url()}/  admin API {admin.url()}/admin/v1 (header X-PERPX-ADMIN)"
             f"  docs {admin.url()}/docs",
+            flush=True,
+        )
+    if admin is not None and demo_token is not None:
+        print(
+            f"perpx: demo operator console, logged in: {console_link(admin.url(), demo_token)}"
+            f"  (a token made for this data directory, in {ctx.data_dir / TOKEN_FILE};"
+            " PERPX_ADMIN_TOKEN sets your own)",
             flush=True,
         )
     print(f"perpx: health {base}/health  readiness {base}/ready (on the admin port too)", flush=True)

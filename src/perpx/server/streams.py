@@ -377,6 +377,8 @@ class StreamHub:
         self.stall_s = stall_s
         self.slow_drops = 0
         """Clients disconnected as too slow since the start."""
+        self.closed = 0
+        """Client connections ended for any other reason since the start (``perpx_ws_disconnects_total``)."""
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscribers: dict[Feed, dict[Connection, str]] = {}
         self.connections: set[Connection] = set()
@@ -629,6 +631,8 @@ class StreamHub:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._forget(conn)
+            if not conn.dropped:
+                self.closed += 1
             # a client that reads nothing cannot take the close frame either: give up after a while
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):

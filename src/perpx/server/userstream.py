@@ -94,6 +94,10 @@ class ListenKey:
     expires_ms: int
 
 
+SLOW_REASON = "the client did not keep up with its user data stream"
+"""The close reason (code 1008) of a connection whose outbox filled up."""
+
+
 @dataclass(eq=False)
 class Connection:
     """One private WebSocket: its account and its bounded outbox (``None`` closes it)."""
@@ -127,6 +131,10 @@ class UserStream:
         self._watched: frozenset[int] = frozenset()
         self._margin_called: set[tuple[int, str]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.slow_drops = 0
+        """Connections closed because the client did not keep up, since the start."""
+        self.closed = 0
+        """Connections ended for any other reason since the start (``perpx_ws_disconnects_total``)."""
 
     # ------------------------------------------------------------------ component (sequencer's pipeline)
 
@@ -310,7 +318,7 @@ class UserStream:
         for account_id, payload in messages:
             for connection in tuple(self.connections.get(account_id, ())):
                 if connection.queue.qsize() >= QUEUE_LIMIT:
-                    self._drop(connection, 1008, "the client did not keep up with its user data stream")
+                    self._drop(connection, 1008, SLOW_REASON)
                     continue
                 connection.queue.put_nowait(payload)
 
@@ -524,6 +532,10 @@ async def serve_private(websocket: WebSocket, listen_key: str, ctx: ServerContex
         await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stream._detach(connection)
+        if connection.close_reason == SLOW_REASON:
+            stream.slow_drops += 1
+        else:
+            stream.closed += 1
         for task in (writer, reader):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):

@@ -1,4 +1,5 @@
-// The operator console: the risk monitor (polled every 2 s), markets with the audit log, the risk lab.
+// The operator console: the risk monitor (polled every 2 s), markets with proposals and the audit log,
+// the risk lab.
 // Everything is read through the admin API with the token from session storage; nothing is changed
 // from this page.
 
@@ -68,6 +69,81 @@ interface Insurance {
   history: { seq: number; time: number; accountId: number; symbol: string | null; reason: string; amount: string; fundCash: string }[];
 }
 
+interface Step {
+  action: string;
+  operator: string;
+  wall_ms: number;
+  detail: string;
+}
+
+type Figures = Record<string, string | number | null>;
+
+interface DryRunRow {
+  applicable?: boolean;
+  why?: string;
+  error?: string;
+  current?: Figures;
+  proposed?: Figures;
+}
+
+interface Proposal {
+  id: number;
+  symbol: string;
+  params: Record<string, string>;
+  reason: string;
+  proposer: string;
+  approver: string | null;
+  state: string;
+  dry_run: { scenarios: string[]; results: Record<string, DryRunRow> } | null;
+  trail: Step[];
+}
+
+type AuditRow =
+  | { kind: "param"; seq: number; operator: string; time: number; symbol: string; param: string; old: string; new: string }
+  | { kind: "proposal"; proposal: number; action: string; operator: string; time: number; symbol: string; params: Record<string, string>; detail: string };
+
+/** The dry run's figures, as the proposals table shows them (risk lab summary names). */
+const COMPARED: [string, string][] = [
+  ["liquidations", "liq."],
+  ["adl_events", "ADL"],
+  ["bad_debt", "bad debt"],
+  ["insurance_fund_min", "fund min"],
+  ["max_mark_index_gap_bps", "max gap (bps)"],
+];
+
+function changeText(params: Record<string, string>): string {
+  return Object.entries(params)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join(", ");
+}
+
+function figureText(figures: Figures | undefined, key: string): string {
+  if (figures === undefined) return "-";
+  const value = figures[key];
+  if (value === undefined || value === null) return String(figures.error ?? "-");
+  return typeof value === "number" && !Number.isInteger(value) ? value.toFixed(2) : String(value);
+}
+
+/** One line per scenario: each compared figure as current / proposed, or why it did not apply. */
+function dryRunText(p: Proposal): string {
+  if (p.dry_run === null) return "not run yet";
+  return Object.entries(p.dry_run.results)
+    .map(([name, row]) => {
+      if (!row.applicable) return `${name}: ${row.why ?? row.error ?? "not applicable"}`;
+      const figures = COMPARED.map(([key, label]) => `${label} ${figureText(row.current, key)} / ${figureText(row.proposed, key)}`);
+      return `${name}: ${figures.join(", ")}`;
+    })
+    .join("\n");
+}
+
+/** A token handed over in the address's fragment (the demo's banner link): taken once, then removed. */
+function tokenFromLink(): string | null {
+  const token = new URLSearchParams(window.location.hash.slice(1)).get("token");
+  if (token === null) return null;
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  return token;
+}
+
 const POLL_MS = 2000;
 /** The accounts scan costs the sequencer about one full margin scan (docs/console.md): every 10 s, or on demand. */
 const ACCOUNTS_POLL_MS = 10000;
@@ -94,7 +170,7 @@ class Console {
     });
     byId("logout").addEventListener("click", () => this.logout());
     byId<HTMLButtonElement>("login-button").disabled = false;
-    const saved = savedToken();
+    const saved = tokenFromLink() ?? savedToken();
     if (saved) void this.login(saved);
   }
 
@@ -297,10 +373,32 @@ class Console {
 
   private async markets(token: string): Promise<void> {
     const risk = await adminGet<RiskAnswer>(token, "/risk", { limit: 0 });
-    const [params, audit] = await Promise.all([
+    const [params, audit, proposals] = await Promise.all([
       Promise.all(risk.markets.map((m) => adminGet<{ symbol: string; params: Record<string, string>; changed: Record<string, unknown> }>(token, `/markets/${m.symbol}/params`))),
-      adminGet<{ seq: number; operator: string; time: number; symbol: string; param: string; old: string; new: string }[]>(token, "/audit", { limit: 200 }),
+      adminGet<AuditRow[]>(token, "/audit", { limit: 200 }),
+      adminGet<Proposal[]>(token, "/proposals"),
     ]);
+    fillRows(
+      byId("proposals") as HTMLTableSectionElement,
+      proposals
+        .slice()
+        .reverse()
+        .map((p) =>
+          h(
+            "tr",
+            { "data-proposal": p.id, class: p.state === "approved" ? "warn" : "" },
+            h("td", {}, p.id),
+            h("td", {}, p.symbol),
+            h("td", {}, changeText(p.params)),
+            h("td", { class: p.state === "applied" ? "up" : p.state === "rejected" || p.state === "expired" ? "down" : "" }, p.state),
+            h("td", {}, p.proposer),
+            h("td", {}, p.approver ?? "-"),
+            h("td", { class: "reason" }, p.reason),
+            h("td", { class: "dry-run" }, dryRunText(p)),
+          ),
+        ),
+      "no proposals yet",
+    );
     byId("params").replaceChildren(
       ...params.map((p) => {
         const mode = risk.markets.find((m) => m.symbol === p.symbol)?.mode ?? "-";
@@ -317,7 +415,11 @@ class Console {
       audit
         .slice()
         .reverse()
-        .map((a) => h("tr", {}, h("td", {}, stamp(a.time)), h("td", {}, a.seq), h("td", {}, a.operator), h("td", {}, a.symbol), h("td", {}, a.param), h("td", {}, a.old), h("td", {}, a.new))),
+        .map((a) =>
+          a.kind === "proposal"
+            ? h("tr", { class: "muted" }, h("td", {}, stamp(a.time)), h("td", {}, "-"), h("td", {}, a.operator), h("td", {}, a.symbol), h("td", {}, `proposal #${a.proposal} ${a.action}`), h("td", {}, a.detail), h("td", {}, changeText(a.params)))
+            : h("tr", {}, h("td", {}, stamp(a.time)), h("td", {}, a.seq), h("td", {}, a.operator), h("td", {}, a.symbol), h("td", {}, a.param), h("td", {}, a.old), h("td", {}, a.new)),
+        ),
       "no parameter changes yet",
     );
   }

@@ -1,7 +1,6 @@
-// Candles from /fapi/v1/klines and the kline stream, with the mark and index drawn as lines.
-// The venue has no mark/index price klines yet, so the lines start when the page opens: each
-// markPrice update sets the line's point for the candle it falls in (one point per candle, so the
-// time scale stays the candles').
+// Candles from /fapi/v1/klines and the kline stream, with the mark and index drawn as lines: their
+// history from /fapi/v1/markPriceKlines and /fapi/v1/indexPriceKlines (each candle's close), then
+// each markPrice update sets the line's point for the candle it falls in.
 
 import {
   CandlestickSeries,
@@ -30,7 +29,7 @@ export class PriceChart {
   private index: ISeriesApi<"Line">;
   interval = "1m";
 
-  constructor(el: HTMLElement) {
+  constructor(private el: HTMLElement) {
     this.chart = createChart(el, {
       autoSize: true,
       layout: { background: { type: ColorType.Solid, color: "#0f1419" }, textColor: "#c9d1d9", fontSize: 12 },
@@ -54,12 +53,22 @@ export class PriceChart {
     const precision = decimals(tickSize);
     const format = { type: "price" as const, precision, minMove: Number(tickSize) };
     for (const s of [this.candles, this.mark, this.index]) s.applyOptions({ priceFormat: format });
-    const rows = await publicGet<Kline[]>("/fapi/v1/klines", { symbol, interval: this.interval, limit: 500 });
+    const interval = this.interval;
+    const [rows, marks, indexes] = await Promise.all([
+      publicGet<Kline[]>("/fapi/v1/klines", { symbol, interval, limit: 500 }),
+      publicGet<Kline[]>("/fapi/v1/markPriceKlines", { symbol, interval, limit: 500 }),
+      publicGet<Kline[]>("/fapi/v1/indexPriceKlines", { pair: symbol, interval, limit: 500 }),
+    ]);
     this.candles.setData(
       rows.map((k) => ({ time: (k[0] / 1000) as UTCTimestamp, open: +k[1], high: +k[2], low: +k[3], close: +k[4] })),
     );
-    this.mark.setData([]);
-    this.index.setData([]);
+    const line = (klines: Kline[]) => klines.filter((k) => Number(k[4]) > 0).map((k) => ({ time: (k[0] / 1000) as UTCTimestamp, value: +k[4] }));
+    const markLine = line(marks);
+    const indexLine = line(indexes);
+    this.mark.setData(markLine);
+    this.index.setData(indexLine);
+    this.el.dataset.markPoints = String(markLine.length);
+    this.el.dataset.indexPoints = String(indexLine.length);
     this.chart.timeScale().scrollToRealTime();
   }
 
@@ -72,9 +81,12 @@ export class PriceChart {
   onMark(timeMs: number, mark: string, index: string): void {
     const step = INTERVAL_S[this.interval] ?? 60;
     const time = (Math.floor(timeMs / 1000 / step) * step) as UTCTimestamp;
-    const last = this.candles.data().at(-1);
-    if (last === undefined || (last.time as number) < time) return;
-    if (Number(mark) > 0) this.mark.update({ time, value: Number(mark) });
-    if (Number(index) > 0) this.index.update({ time, value: Number(index) });
+    for (const [series, value] of [
+      [this.mark, Number(mark)],
+      [this.index, Number(index)],
+    ] as const) {
+      const last = series.data().at(-1);
+      if (value > 0 && (last === undefined || (last.time as number) <= time)) series.update({ time, value });
+    }
   }
 }
