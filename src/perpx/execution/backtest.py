@@ -43,6 +43,7 @@ from perpx.tca.inputs import Fill as TcaFill
 from perpx.tca.inputs import ParentOrder as TcaOrder
 from perpx.tca.inputs import Quote, Trade
 from perpx.tca.inputs import Side as TcaSide
+from perpx.tca.pretrade import parent_pre_trade
 from perpx.tca.report import write_report
 
 NS_PER_MS = 1_000_000
@@ -149,6 +150,7 @@ def backtest(
     tape = [t for t in venue.public_trades(parent.market, bound.start_ns) if t.ts_ns <= end_ns]
     analysis = _tca(bound, fills, tape, quotes, end_ns)
     figures = schedule_figures(bound, runner.history, end_ns)
+    figures["pre_trade"] = parent_pre_trade(venue, bound, quotes, analysis.fills, end_ns)  # estimate vs realised
     result = BacktestResult(bound, fills, list(log.records), runner.history, tape, quotes, analysis, figures)
     if out_dir is not None:
         _write(out_dir, result)

@@ -9,7 +9,7 @@ option) and exit code 2, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,6 @@ from perpx.tca.analysis import Sources, analyse
 from perpx.tca.benchmarks import QuoteBook
 from perpx.tca.estimate import estimate
 from perpx.tca.inputs import (
-    EXACT,
     Fill,
     InputError,
     ParentOrder,
@@ -32,6 +31,7 @@ from perpx.tca.inputs import (
     read_quotes,
     read_trades,
 )
+from perpx.tca.pretrade import compare, realised_cost_bps, unavailable
 from perpx.tca.report import FILLS_PARQUET, REPORT_HTML, TCA_JSON, write_report
 from perpx.tca.venue import (
     LOOKAHEAD_MS,
@@ -372,29 +372,8 @@ def _pre_trade(
             order.side, order.qty, duration_s, candles, [q for q in quotes if q.time_ms <= first], orders
         )
     except InputError as exc:
-        return {"available": False, "why": str(exc)}
-    with localcontext(EXACT):
-        filled = sum((f.qty for f in own), Decimal(0))
-        p_bar = sum((f.qty * f.price for f in own), Decimal(0)) / filled
-        realized = float(order.side.sign * (p_bar - order.arrival_price) / order.arrival_price * 10_000)
-    return {
-        "available": True,
-        "duration_s": duration_s,
-        "predicted_cost_bps": round(predicted.expected_cost_bps, 4),
-        "predicted_std_bps": round(predicted.std_bps, 4),
-        "half_spread_bps": round(predicted.half_spread_bps, 4),
-        "impact_bps": round(predicted.impact_bps, 4),
-        "expected_participation": None
-        if predicted.participation is None
-        else round(predicted.participation, 4),
-        "impact_y": round(predicted.calibration.y, 6),
-        "impact_fit_n": predicted.calibration.n,
-        "impact_fit_r2": None if predicted.calibration.r2 is None else round(predicted.calibration.r2, 4),
-        "realized_cost_bps": round(realized, 4),
-        "surprise_std": round((realized - predicted.expected_cost_bps) / predicted.std_bps, 4)
-        if predicted.std_bps > 0
-        else None,
-    }
+        return unavailable(str(exc))
+    return compare(predicted, realised_cost_bps(order.side, order.arrival_price, own))
 
 
 def _arrival(book: QuoteBook, trades: Sequence[Trade], first: Fill) -> tuple[Decimal, str]:
