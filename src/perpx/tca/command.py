@@ -18,7 +18,18 @@ from typer.core import TyperGroup
 
 from perpx.tca.analysis import Sources, analyse
 from perpx.tca.benchmarks import QuoteBook
-from perpx.tca.estimate import estimate
+from perpx.tca.calibration import (
+    ALGOS,
+    CALIBRATION_HTML,
+    CALIBRATION_JSON,
+    CALM_DAY,
+    ORDERS_CSV,
+    Plan,
+    calibrate_orders,
+    headline,
+    write_calibration,
+)
+from perpx.tca.estimate import PRIOR_IMPACT_Y, estimate
 from perpx.tca.inputs import (
     Fill,
     InputError,
@@ -426,3 +437,56 @@ def estimate_command(
         f"from the venue's last {ESTIMATE_WINDOW_MS // 3_600_000} h of data: spread from quotes {TAPE_MID};"
         " volatility and volume from one-minute candles"
     )
+
+
+@tca_app.command("calibrate")
+def calibrate_command(
+    orders: Annotated[int, typer.Option(help="How many simulated parent orders to run.")] = 200,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory: calibration.json, orders.csv, calibration.html.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the draw of every order (side, size, duration, seed).")
+    ] = 1,
+    scenario: Annotated[Path, typer.Option(help="The risk-lab scenario to trade in.")] = CALM_DAY,
+    market: Annotated[str, typer.Option(help="The scenario's market.")] = "BTCUSDT",
+    algo: Annotated[str, typer.Option(help=f"The algorithm: {', '.join(ALGOS)}.")] = "twap",
+    qty_min: Annotated[str, typer.Option(help="Smallest quantity (drawn log-uniform).")] = "0.1",
+    qty_max: Annotated[str, typer.Option(help="Largest quantity.")] = "5",
+    duration_min_s: Annotated[int, typer.Option(help="Shortest window, s (drawn uniform).")] = 60,
+    duration_max_s: Annotated[int, typer.Option(help="Longest window, s.")] = 600,
+    warmup_s: Annotated[int, typer.Option(help="Market history before each order, s.")] = 600,
+    passiveness_bps: Annotated[
+        int, typer.Option(help="The algo's passiveness: 0 crosses the spread, 10000 rests at the touch.")
+    ] = 0,
+    impact_y: Annotated[
+        float, typer.Option(help="Y of the square-root impact term to test.")
+    ] = PRIOR_IMPACT_Y,
+) -> None:
+    """Run N simulated algo orders and report whether the pre-trade estimate is biased (docs/tca.md)."""
+    try:
+        if out is None:
+            raise InputError("--out DIR is required")
+        plan = Plan(
+            orders=orders,
+            seed=seed,
+            scenario=scenario,
+            market=market,
+            algo=algo,
+            qty_min=_req(_decimal("--qty-min", qty_min)),
+            qty_max=_req(_decimal("--qty-max", qty_max)),
+            duration_min_s=duration_min_s,
+            duration_max_s=duration_max_s,
+            warmup_s=warmup_s,
+            passiveness_bps=passiveness_bps,
+            impact_y=impact_y,
+        )
+        outcomes = calibrate_orders(plan)
+        summary = write_calibration(outcomes, plan, out)
+    except (InputError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    for line in headline(summary):
+        typer.echo(line)
+    typer.echo(f"wrote {out / CALIBRATION_JSON}, {out / ORDERS_CSV}, {out / CALIBRATION_HTML}")
