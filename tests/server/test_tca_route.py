@@ -72,5 +72,6 @@ def test_tca_refuses_a_bad_side_an_algo_and_an_account_without_fills(server: Ser
     algo = server.signed("GET", "/perpx/v1/tca", idle, {"algoId": "7"})
     nothing = server.signed("GET", "/perpx/v1/tca", idle, {"symbol": SYMBOL})
     assert (bad_side.status_code, bad_side.json()["code"]) == (400, -1102)
-    assert "not available yet" in algo.json()["msg"]
+    assert (algo.status_code, algo.json()["code"]) == (400, -1102)
+    assert "has no child orders of algo '7'" in algo.json()["msg"]
     assert nothing.status_code == 400 and "no fills" in nothing.json()["msg"]
