@@ -61,6 +61,13 @@ def test_statistics_of_orders_that_cost_half_the_predicted_impact() -> None:
     assert summary["within_one_std"] == 0.5  # |d| <= 1 std for the first two
 
 
+def test_statistics_of_identical_misses_and_predictions_have_no_spread_and_no_slope() -> None:
+    outcomes = [_outcome(i, 2.0, 2.5) for i in range(4)]
+    summary = statistics(outcomes, Plan(orders=4))
+    assert summary["bias_mean_ci95_bps"] == [-0.5, -0.5] and summary["bias_median_ci95_bps"] == [-0.5, -0.5]
+    assert summary["slope"] is None and summary["r2"] is None
+
+
 def test_statistics_need_three_orders_that_filled() -> None:
     outcomes = [_outcome(0, 1.0, 2.0), _outcome(1, 2.0, 3.0), _outcome(2, 3.0, None)]
     with pytest.raises(InputError, match="only 2 of 3 orders filled anything"):

@@ -213,6 +213,21 @@ def _interval(low: float, high: float) -> list[float]:
     return [round(low, 4), round(high, 4)]
 
 
+def _slope(predicted: Any, realised: Any) -> dict[str, Any]:
+    """``realised = a + b predicted`` by least squares, ``b``'s 95% interval (t, n - 2) and ``R^2``;
+    all ``None`` when every prediction is the same (no slope to fit)."""
+    if np.ptp(predicted) == 0:
+        return {"slope": None, "slope_ci95": None, "intercept_bps": None, "r2": None}
+    fit = sps.linregress(predicted, realised)
+    t = float(sps.t.ppf(0.5 + CONFIDENCE / 2, len(predicted) - 2))
+    return {
+        "slope": round(float(fit.slope), 4),
+        "slope_ci95": _interval(float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr)),
+        "intercept_bps": round(float(fit.intercept), 4),
+        "r2": round(float(fit.rvalue**2), 4),
+    }
+
+
 def statistics(outcomes: Sequence[Outcome], plan: Plan) -> dict[str, Any]:
     """Bias, slope, uncertainty and the fitted ``Y`` over the orders that filled (module docstring).
 
@@ -231,15 +246,19 @@ def statistics(outcomes: Sequence[Outcome], plan: Plan) -> dict[str, Any]:
     mean = float(diff.mean())
     sem = float(diff.std(ddof=1) / math.sqrt(n))
     t = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
-    boot = sps.bootstrap(
-        (diff,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(plan.seed),
-    )
-    fit = sps.linregress(predicted, realised)
+    median = float(np.median(diff))
+    if np.ptp(diff) > 0:
+        boot = sps.bootstrap(
+            (diff,),
+            np.median,
+            confidence_level=CONFIDENCE,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            rng=np.random.default_rng(plan.seed),
+        ).confidence_interval
+        median_ci = _interval(float(boot.low), float(boot.high))
+    else:  # every order missed by the same amount: nothing to resample
+        median_ci = _interval(median, median)
     surprise = diff / np.array([o.std_bps for o in filled])
     x = np.array([o.impact_x_bps for o in filled])
     y = realised - np.array([o.half_spread_bps for o in filled])
@@ -253,14 +272,9 @@ def statistics(outcomes: Sequence[Outcome], plan: Plan) -> dict[str, Any]:
         "filled_orders": n,
         "bias_mean_bps": round(mean, 4),
         "bias_mean_ci95_bps": _interval(mean - t * sem, mean + t * sem),
-        "bias_median_bps": round(float(np.median(diff)), 4),
-        "bias_median_ci95_bps": _interval(
-            float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-        ),
-        "slope": round(float(fit.slope), 4),
-        "slope_ci95": _interval(float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr)),
-        "intercept_bps": round(float(fit.intercept), 4),
-        "r2": round(float(fit.rvalue**2), 4),
+        "bias_median_bps": round(median, 4),
+        "bias_median_ci95_bps": median_ci,
+        **_slope(predicted, realised),
         "within_one_std": round(float(np.mean(np.abs(surprise) <= 1)), 4),
         "surprise_std_sd": round(float(surprise.std(ddof=1)), 4),
         "mean_predicted_bps": round(float(predicted.mean()), 4),
@@ -285,8 +299,12 @@ def headline(summary: dict[str, Any]) -> list[str]:
         f" realised {s['mean_realised_bps']} bps on average",
         f"bias (realised - predicted): mean {s['bias_mean_bps']} bps, 95% CI {s['bias_mean_ci95_bps']};"
         f" median {s['bias_median_bps']} bps, 95% CI {s['bias_median_ci95_bps']}",
-        f"realised = {s['intercept_bps']} + {s['slope']} x predicted (slope 95% CI {s['slope_ci95']}),"
-        f" R^2 {s['r2']}",
+        (
+            f"realised = {s['intercept_bps']} + {s['slope']} x predicted (slope 95% CI {s['slope_ci95']}),"
+            f" R^2 {s['r2']}"
+            if s["slope"] is not None
+            else "no slope: every order had the same prediction"
+        ),
         f"within one predicted std: {s['within_one_std']:.0%} (68% if the std is right);"
         f" sd of surprise {s['surprise_std_sd']}",
         f"impact Y used {s['impact_y_used']}; fitted on these orders {s['impact_y_fitted']}"
@@ -337,16 +355,17 @@ def _html(outcomes: Sequence[Outcome], summary: dict[str, Any]) -> str:
     figure.add_trace(
         go.Scatter(x=[low, high], y=[low, high], mode="lines", name="realised = predicted"), row=1, col=1
     )
-    figure.add_trace(
-        go.Scatter(
-            x=[low, high],
-            y=[summary["intercept_bps"] + summary["slope"] * v for v in (low, high)],
-            mode="lines",
-            name=f"fit: slope {summary['slope']}",
-        ),
-        row=1,
-        col=1,
-    )
+    if summary["slope"] is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=[low, high],
+                y=[summary["intercept_bps"] + summary["slope"] * v for v in (low, high)],
+                mode="lines",
+                name=f"fit: slope {summary['slope']}",
+            ),
+            row=1,
+            col=1,
+        )
     figure.add_trace(
         go.Histogram(x=[o.difference_bps for o in filled], name="realised - predicted"), row=1, col=2
     )
