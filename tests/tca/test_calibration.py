@@ -1,6 +1,6 @@
 """``perpx tca calibrate``: the statistics on hand-made outcomes, the drawn orders, the command.
 
-The bigger run is opt-in (``pytest -m stress tests/tca/test_calibration.py``): 60 orders.
+The bigger run is opt-in (``pytest -m stress tests/tca/test_calibration.py``): 40 orders.
 """
 
 from __future__ import annotations
@@ -129,11 +129,12 @@ def test_calibrate_refuses_a_plan_that_cannot_run_in_one_line(
 
 
 @pytest.mark.stress
-def test_sixty_orders_give_an_estimate_whose_std_is_about_right(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["tca", "calibrate", "--orders", "60", "--out", str(tmp_path)])
+@pytest.mark.timeout(900)  # about 3 minutes alone on 2 cores; longer under load
+def test_forty_orders_give_an_estimate_whose_std_is_about_right(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["tca", "calibrate", "--orders", "40", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "calibration.json").read_text())["summary"]
-    assert summary["filled_orders"] >= 54
+    assert summary["filled_orders"] >= 36
     low, high = summary["bias_mean_ci95_bps"]
     assert low <= summary["bias_mean_bps"] <= high
     assert 0.5 <= summary["within_one_std"] <= 0.9  # 68% if the timing-risk std is right
