@@ -99,29 +99,59 @@ def parent_pre_trade(
 ) -> dict[str, Any]:
     """The ``pre_trade`` block of a parent worked on ``venue`` (the execution backtest's report).
 
-    The estimate reads only what was known when the parent started: the venue's one-minute candles
-    before ``bound.start_ns`` (volatility, volume) and the ``quotes`` at or before it (spread). The
-    duration is the parent's window (``end_ns - start_ns`` when it had none). ``Y`` is
-    ``calibration`` or, without one, :data:`~perpx.tca.estimate.PRIOR_IMPACT_Y`: a backtest's venue
-    gives no per-order taker history to fit it on (``perpx tca calibrate`` fits it on many orders).
+    The duration is the parent's window (``end_ns - start_ns`` when it had none); the rest is
+    :func:`pre_trade_on_venue`.
     """
     filters = bound.filters
-    side = Side.BUY if bound.parent.side.sign > 0 else Side.SELL
-    start_ms = bound.start_ns // NS_PER_MS
     window_ns = (bound.end_ns if bound.end_ns is not None else end_ns) - bound.start_ns
+    return pre_trade_on_venue(
+        venue,
+        bound.parent.market,
+        Side.BUY if bound.parent.side.sign > 0 else Side.SELL,
+        bound.qty_lots * filters.lot_size,
+        bound.start_ns,
+        window_ns / 1e9,
+        bound.arrival_ticks * filters.tick_size,
+        quotes,
+        fills,
+        calibration,
+    )
+
+
+def pre_trade_on_venue(
+    venue: Venue,
+    market: str,
+    side: Side,
+    qty: Decimal,
+    start_ns: int,
+    duration_s: float,
+    arrival_price: Decimal,
+    quotes: Sequence[Quote],
+    fills: Sequence[Fill],
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The ``pre_trade`` block of any order worked on ``venue`` from ``start_ns`` (a flow's node too).
+
+    The estimate reads only what was known when the order started: the venue's one-minute candles
+    before ``start_ns`` (volatility, volume) and the ``quotes`` at or before it (spread). ``Y`` is
+    ``calibration`` or, without one, :data:`~perpx.tca.estimate.PRIOR_IMPACT_Y`: an in-process
+    venue gives no per-order taker history to fit it on (``perpx tca calibrate`` measures the
+    prior's bias over many orders).
+    """
+    start_ms = start_ns // NS_PER_MS
     given = calibration or Calibration(
         PRIOR_IMPACT_Y, 0, None, "the prior of perpx.tca.estimate (nothing fitted in a backtest)"
     )
     try:
         predicted = estimate(
             side,
-            bound.qty_lots * filters.lot_size,
-            max(window_ns / 1e9, 1.0),
-            venue_candles(venue, bound.parent.market, bound.start_ns),
+            qty,
+            max(duration_s, 1.0),
+            venue_candles(venue, market, start_ns),
             [q for q in quotes if q.time_ms <= start_ms],
             [],
             given,
         )
     except InputError as exc:
         return unavailable(str(exc))
-    return compare(predicted, realised_cost_bps(side, bound.arrival_ticks * filters.tick_size, fills))
+    return compare(predicted, realised_cost_bps(side, arrival_price, fills))
