@@ -5,10 +5,11 @@ content for the signed caller's account. Parameters (all optional): ``symbol`` (
 account traded several), ``side`` (BUY or SELL, needed when it did both), ``startTime`` and
 ``endTime`` (ms, the fills' window), ``quantity`` (the parent order's size; default what filled),
 ``decisionPrice`` and ``arrivalPrice`` (defaults: the inferred mid at the first fill). ``algoId``
-(the server's algoId or the clientAlgoId) analyses one of the caller's execution algos instead: its
-children's fills, with ``Q``, ``P_a`` and the life from its child log (``perpx tca --algo``). Costs are positive when the trader lost money; the
-conventions travel in the answer (``conventions``). The read models are read read-only, off the
-event loop, so the analysis never delays order entry.
+(the server's algoId or the clientAlgoId) analyses one of the caller's execution algos instead:
+its children's fills, with ``Q``, ``P_a`` and the life from its child log (``perpx tca --algo``).
+Costs are positive when the trader lost money; the conventions travel in the answer
+(``conventions``). The read models are read read-only, off the event loop, so the analysis never
+delays order entry.
 """
 
 from __future__ import annotations
