@@ -99,7 +99,9 @@ def test_calibrate_runs_simulated_orders_and_writes_json_csv_and_html(tmp_path: 
     document = json.loads((tmp_path / "calibration.json").read_text())
     summary, orders = document["summary"], document["orders"]
     assert len(orders) == 3 and summary["orders"] == 3
-    assert all(o["predicted_bps"] == pytest.approx(o["half_spread_bps"] + o["impact_bps"]) for o in orders)
+    assert all(
+        o["predicted_bps"] == pytest.approx(o["half_spread_bps"] + o["impact_bps"], abs=2e-4) for o in orders
+    )
     filled = [o for o in orders if o["realised_bps"] is not None]
     mean = sum(o["realised_bps"] - o["predicted_bps"] for o in filled) / len(filled)
     assert summary["bias_mean_bps"] == round(mean, 4)

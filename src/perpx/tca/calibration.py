@@ -187,11 +187,11 @@ def run_order(plan: Plan, spec: OrderSpec) -> Outcome:
         qty=str(spec.qty),
         duration_s=spec.duration_s,
         fill_rate=float(result.tca["fill_rate"]),
-        predicted_bps=block["half_spread_bps"] + plan.impact_y * x,
+        predicted_bps=round(block["half_spread_bps"] + plan.impact_y * x, 4),
         std_bps=block["predicted_std_bps"],
         half_spread_bps=block["half_spread_bps"],
-        impact_bps=plan.impact_y * x,
-        impact_x_bps=x,
+        impact_bps=round(plan.impact_y * x, 4),
+        impact_x_bps=round(x, 6),
         participation=block["expected_participation"],
         realised_bps=block["realized_cost_bps"],
     )
@@ -326,7 +326,10 @@ def write_calibration(outcomes: Sequence[Outcome], plan: Plan, out: Path) -> dic
         writer = csv.DictWriter(file, fieldnames=[*asdict(outcomes[0]), "difference_bps"])
         writer.writeheader()
         for outcome in outcomes:
-            writer.writerow({**asdict(outcome), "difference_bps": outcome.difference_bps})
+            difference = outcome.difference_bps
+            writer.writerow(
+                {**asdict(outcome), "difference_bps": None if difference is None else round(difference, 4)}
+            )
     (out / CALIBRATION_HTML).write_text(_html(outcomes, summary))
     return summary
 
