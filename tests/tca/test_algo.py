@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from perpx.server.app import build_components
 from perpx.server.context import open_venue
 from perpx.sim.runner.simulation import START_NS, Simulation
 from perpx.sim.scenario import dump_toml, load_scenario
+from perpx.tca.algo import algo_children
 from tests.tca.test_cli import FIXED_FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,3 +237,39 @@ def test_tca_of_another_accounts_algo_is_refused(algo_run: tuple[Path, int, Path
     )
     assert result.exit_code == 2
     assert f"account {account + 1} has no child orders of algo '{ALGO_ID}'" in result.output
+
+
+def test_children_of_an_algo_exclude_those_of_an_algo_whose_id_extends_it(tmp_path: Path) -> None:
+    # Arrange: "a"'s children are a-c0 and a-c1; "a-c1" is another algo whose child is a-c1-c0
+    with closing(sqlite3.connect(tmp_path / "readmodel.sqlite")) as db:
+        db.execute(
+            "CREATE TABLE orders (order_id INTEGER, account_id INTEGER, symbol TEXT, client_order_id TEXT,"
+            " side TEXT, time_ms INTEGER)"
+        )
+        rows = [(1, "a-c0"), (2, "a-c1"), (3, "a-c1-c0"), (4, "a-cx"), (5, "ab-c0"), (6, "a_c0")]
+        db.executemany(
+            "INSERT INTO orders VALUES (?, 7, 'BTCUSDT', ?, 'BUY', ?)", [(i, c, 1000 + i) for i, c in rows]
+        )
+        db.execute("INSERT INTO orders VALUES (8, 8, 'BTCUSDT', 'a-c2', 'BUY', 1008)")  # another account
+        db.commit()
+    # Act
+    children = algo_children(tmp_path, 7, "a")
+    nested = algo_children(tmp_path, 7, "a-c1")
+    # Assert
+    assert [(c.order_id, c.index) for c in children] == [(1, 0), (2, 1)]
+    assert [(c.order_id, c.client_order_id) for c in nested] == [(3, "a-c1-c0")]
+
+
+def test_a_file_that_is_not_a_child_log_is_refused(algo_run: tuple[Path, int, Path], tmp_path: Path) -> None:
+    data, account, _ = algo_run
+    garbage = tmp_path / "x.childlog"
+    garbage.write_text('{"type": "place", "index": 0}\nnot json\n')
+    result = CliRunner().invoke(
+        app,
+        [
+            *("tca", "--data", str(data), "--account", str(account), "--algo", ALGO_ID),
+            *("--child-log", str(garbage), "--out", str(tmp_path / "out")),
+        ],
+    )
+    assert result.exit_code == 2 and "is not a child log" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
