@@ -72,5 +72,58 @@ def test_tca_refuses_a_bad_side_an_algo_and_an_account_without_fills(server: Ser
     algo = server.signed("GET", "/perpx/v1/tca", idle, {"algoId": "7"})
     nothing = server.signed("GET", "/perpx/v1/tca", idle, {"symbol": SYMBOL})
     assert (bad_side.status_code, bad_side.json()["code"]) == (400, -1102)
-    assert "not available yet" in algo.json()["msg"]
+    assert (algo.status_code, algo.json()["code"]) == (400, -1102)
+    assert "has no child orders of algo '7'" in algo.json()["msg"]
     assert nothing.status_code == 400 and "no fills" in nothing.json()["msg"]
+
+
+def test_tca_of_an_algo_analyses_its_children_only(server: ServerProcess) -> None:
+    # Arrange: asks at 61,000; the trader buys 0.002 and 0.003 as children of algo "rt-algo" and
+    # 0.004 as an order of its own
+    maker, trader = server.trader("tca-algo-maker"), server.trader("tca-algo-buyer")
+    rested = server.signed(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": SYMBOL,
+            "side": "SELL",
+            "type": "LIMIT",
+            "quantity": "0.01",
+            "price": "61000",
+            "timeInForce": "GTC",
+        },
+    )
+    assert rested.status_code == 200, rested.text
+    for client_id, qty in (("rt-algo-c0", "0.002"), ("rt-algo-c1", "0.003"), ("own-order-1", "0.004")):
+        bought = server.signed(
+            "POST",
+            "/fapi/v1/order",
+            trader,
+            {
+                "symbol": SYMBOL,
+                "side": "BUY",
+                "type": "MARKET",
+                "quantity": qty,
+                "newClientOrderId": client_id,
+            },
+        )
+        assert bought.status_code == 200, bought.text
+    # Act
+    answer = server.signed("GET", "/perpx/v1/tca", trader, {"algoId": "rt-algo"})
+    other = server.signed("GET", "/perpx/v1/tca", maker, {"algoId": "rt-algo"})
+    mixed = server.signed("GET", "/perpx/v1/tca", trader, {"algoId": "rt-algo", "symbol": SYMBOL})
+    # Assert
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert Decimal(body["filled_qty"]) == Decimal("0.005")  # not the 0.004 of its own order
+    assert body["algo"] == {
+        "client_algo_id": "rt-algo",
+        "child_orders": 2,
+        "children_logged": None,
+        "done_reason": None,
+    }
+    assert body["source"]["qty"] == "the filled quantity (no child log)"
+    assert (other.status_code, other.json()["code"]) == (400, -1102)
+    assert "has no child orders of algo 'rt-algo'" in other.json()["msg"]
+    assert (mixed.status_code, mixed.json()["code"]) == (400, -1102)

@@ -344,14 +344,14 @@ ESTIMATE = ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["tca", "--data", "DIR", "--account", "1", "--algo", "twap-1"], "--algo is not available yet"),
+        (["tca", "--data", "DIR", "--account", "1", "--algo", "twap-1"], "it is not a perpx data directory"),
         (
-            [*ESTIMATE, "--duration-s", "60", "--venue", "https://venue.example"],
-            "--venue is not available yet",
+            [*ESTIMATE, "--duration-s", "60", "--venue", "venue.example"],
+            "--venue must be an http(s) URL",
         ),
         (
             [*ESTIMATE, "--duration-s", "60"],
-            "--data DIR is required",
+            "--data DIR or --venue URL is required",
         ),
         (
             [*ESTIMATE, "--duration-s", "x", "--data", "DIR"],
@@ -359,7 +359,9 @@ ESTIMATE = ["tca", "estimate", "--symbol", "BTCUSDT", "--side", "buy", "--qty", 
         ),
     ],
 )
-def test_what_is_not_available_yet_says_so_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+def test_a_data_or_venue_source_that_cannot_be_used_is_refused_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     args = [str(tmp_path) if a == "DIR" else a for a in args]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)] if "estimate" not in args else args)
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output

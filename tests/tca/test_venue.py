@@ -103,7 +103,7 @@ def test_tca_from_the_venue_needs_a_side_when_the_account_traded_both(venue: Pat
         ([], "--data needs --account"),
         (["--account", "1", "--from", "soon"], "--from: not an integer number of milliseconds: 'soon'"),
         (["--account", "x"], "--account: not an account id: 'x'"),
-        (["--account", "1", "--algo", "a1"], "--algo is not available yet"),
+        (["--account", "1", "--algo", "a1"], "account 1 has no child orders of algo 'a1'"),
         (["--account", "1", "--algo", "a1", "--from", "0"], "give either --algo or --from/--to, not both"),
     ],
 )

@@ -10,7 +10,8 @@ and a TCA report from :mod:`perpx.tca`::
     OUT/child_log.jsonl   the runner's write-ahead log (:mod:`.childlog`)
     OUT/fills.csv         ts_ms, price, qty, fee, liquidity (the TCA CSV format)
     OUT/tca/              tca.json, fills.parquet, report.html (:func:`perpx.tca.report.write_report`)
-    OUT/backtest.json     the run: parent, figures (tracking error, participation), TCA summary
+    OUT/backtest.json     the run: parent, figures (tracking error, participation, pre_trade: the
+                          estimate beside the realised cost, :mod:`perpx.tca.pretrade`), TCA summary
 
 Benchmarks: the arrival (and decision) price is the mid when the parent starts; the tape is
 every trade of the market during the parent's life (``own`` by trade id); quotes are the top of
@@ -43,6 +44,7 @@ from perpx.tca.inputs import Fill as TcaFill
 from perpx.tca.inputs import ParentOrder as TcaOrder
 from perpx.tca.inputs import Quote, Trade
 from perpx.tca.inputs import Side as TcaSide
+from perpx.tca.pretrade import parent_pre_trade
 from perpx.tca.report import write_report
 
 NS_PER_MS = 1_000_000
@@ -149,6 +151,7 @@ def backtest(
     tape = [t for t in venue.public_trades(parent.market, bound.start_ns) if t.ts_ns <= end_ns]
     analysis = _tca(bound, fills, tape, quotes, end_ns)
     figures = schedule_figures(bound, runner.history, end_ns)
+    figures["pre_trade"] = parent_pre_trade(venue, bound, quotes, analysis.fills, end_ns)
     result = BacktestResult(bound, fills, list(log.records), runner.history, tape, quotes, analysis, figures)
     if out_dir is not None:
         _write(out_dir, result)

@@ -10,6 +10,9 @@ Modules, one concept each: :mod:`.inputs` (the order, fills, trades, quotes and 
 become them), :mod:`.benchmarks` (arrival, interval VWAP with and without own fills, the mid from
 quotes), :mod:`.shortfall` (the Perold decomposition), :mod:`.markouts`, :mod:`.spread`,
 :mod:`.analysis` (all of them for one order), :mod:`.report` (tca.json, fills.parquet,
-report.html), :mod:`.venue` (an account's fills from a data directory's read models) and
-:mod:`.estimate` (pre-trade cost).
+report.html), :mod:`.venue` (an account's fills from a data directory's read models), :mod:`.algo`
+(an execution algo's children and its parent's record), :mod:`.estimate` (pre-trade cost),
+:mod:`.rest` (its inputs from a running venue's public REST), :mod:`.pretrade` (the estimate beside
+the realised cost of a finished order) and :mod:`.calibration` (whether the estimate is biased,
+over many simulated orders).
 """

@@ -9,18 +9,36 @@ option) and exit code 2, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+from perpx.execution.ids import algo_prefix
+from perpx.tca.algo import (
+    algo_children,
+    find_child_log,
+    log_client_algo_id,
+    log_market,
+    parent_record,
+)
 from perpx.tca.analysis import Sources, analyse
 from perpx.tca.benchmarks import QuoteBook
-from perpx.tca.estimate import estimate
+from perpx.tca.calibration import (
+    ALGOS,
+    CALIBRATION_HTML,
+    CALIBRATION_JSON,
+    CALM_DAY,
+    ORDERS_CSV,
+    Plan,
+    calibrate_orders,
+    headline,
+    write_calibration,
+)
+from perpx.tca.estimate import PRIOR_IMPACT_Y, estimate
 from perpx.tca.inputs import (
-    EXACT,
     Fill,
     InputError,
     ParentOrder,
@@ -32,10 +50,13 @@ from perpx.tca.inputs import (
     read_quotes,
     read_trades,
 )
+from perpx.tca.pretrade import compare, realised_cost_bps, unavailable
 from perpx.tca.report import FILLS_PARQUET, REPORT_HTML, TCA_JSON, write_report
+from perpx.tca.rest import venue_data
 from perpx.tca.venue import (
     LOOKAHEAD_MS,
     LOOKBACK_MS,
+    READMODEL_FILE,
     TAPE_MID,
     Market,
     account_fills,
@@ -113,13 +134,6 @@ def _millis(option: str, text: str | None) -> int | None:
     return value
 
 
-NOT_YET_ALGO = (
-    "--algo is not available yet: perpx has no execution algos to read; use --from/--to to take"
-    " the account's fills in a window as one order"
-)
-NOT_YET_VENUE = "--venue is not available yet: give --data DIR (a perpx data directory)"
-
-
 @tca_app.command("report")
 def report(
     fills: Annotated[
@@ -153,7 +167,14 @@ def report(
         str | None, typer.Option(help="With --data: the account whose fills to analyse.")
     ] = None,
     algo: Annotated[
-        str | None, typer.Option(help="With --data: one algo's fills (not available yet).")
+        str | None,
+        typer.Option(
+            help="With --data: one execution algo (its algoId or clientAlgoId): its children's fills."
+        ),
+    ] = None,
+    child_log: Annotated[
+        Path | None,
+        typer.Option(help="With --algo: the parent's child log (default: found in DATA/algos/)."),
     ] = None,
     symbol: Annotated[
         str | None, typer.Option(help="With --data: the market (needed if it traded several).")
@@ -178,21 +199,39 @@ def report(
             if algo is not None:
                 if from_ms is not None or to_ms is not None:
                     raise InputError("give either --algo or --from/--to, not both")
-                raise InputError(NOT_YET_ALGO)
-            order, own, tape_trades, tape_quotes, extra = account_order(
-                data,
-                _account(account),
-                symbol,
-                _millis("--from", from_ms),
-                _millis("--to", to_ms),
-                side,
-                qty,
-                decision_price,
-                arrival_price,
-                end_price,
-                start,
-                end,
-            )
+                if symbol is not None or side is not None:
+                    raise InputError(
+                        "--algo fixes the market and side (its children's): drop --symbol/--side"
+                    )
+                order, own, tape_trades, tape_quotes, extra = algo_order(
+                    data,
+                    _account(account),
+                    algo,
+                    child_log,
+                    qty,
+                    decision_price,
+                    arrival_price,
+                    end_price,
+                    start,
+                    end,
+                )
+            else:
+                if child_log is not None:
+                    raise InputError("--child-log goes with --algo")
+                order, own, tape_trades, tape_quotes, extra = account_order(
+                    data,
+                    _account(account),
+                    symbol,
+                    _millis("--from", from_ms),
+                    _millis("--to", to_ms),
+                    side,
+                    qty,
+                    decision_price,
+                    arrival_price,
+                    end_price,
+                    start,
+                    end,
+                )
             sources = Sources(mid=TAPE_MID, trades=f"venue tape ({data / 'market.sqlite'})")
         else:
             if fills is None:
@@ -202,6 +241,7 @@ def report(
                 ("--algo", algo),
                 ("--from", from_ms),
                 ("--to", to_ms),
+                ("--child-log", child_log),
             ):
                 if given is not None:
                     raise InputError(f"{name} goes with --data, not with FILLS.csv")
@@ -348,17 +388,26 @@ def account_order(
 
 
 def _pre_trade(
-    data: Path, units: Market, symbol: str, order: ParentOrder, own: Sequence[Fill], quotes: Sequence[Quote]
+    data: Path,
+    units: Market,
+    symbol: str,
+    order: ParentOrder,
+    own: Sequence[Fill],
+    quotes: Sequence[Quote],
+    start_ms: int | None = None,
+    duration_s: float | None = None,
 ) -> dict[str, Any]:
-    """What ``perpx tca estimate`` would have predicted at the first fill, against what happened.
+    """What ``perpx tca estimate`` would have predicted when the order started, against what happened.
 
-    Only data from before the first fill is used (the last day of it). The realized figure is the
-    arrival slippage without fees, the quantity the estimate predicts; ``surprise_std`` is the
-    difference in the estimate's standard deviations. Comparing the two over many orders is what
-    recalibrates the impact coefficient.
+    The order starts at ``start_ms`` (an algo's recorded start) or else its first fill, and lasts
+    ``duration_s`` (an algo's window) or else first .. last fill. Only data from before the start
+    is used (the last day of it). The realized figure is the arrival slippage without fees, the
+    quantity the estimate predicts; ``surprise_std`` is the difference in the estimate's standard
+    deviations. Comparing the two over many orders is what recalibrates the impact coefficient.
     """
-    first = own[0].time_ms
-    duration_s = max((own[-1].time_ms - first) / 1000, 1.0)
+    first = own[0].time_ms if start_ms is None else start_ms
+    if duration_s is None:
+        duration_s = max((own[-1].time_ms - first) / 1000, 1.0)
     candles = [
         c
         for c in minute_candles(data, units, symbol)
@@ -372,29 +421,120 @@ def _pre_trade(
             order.side, order.qty, duration_s, candles, [q for q in quotes if q.time_ms <= first], orders
         )
     except InputError as exc:
-        return {"available": False, "why": str(exc)}
-    with localcontext(EXACT):
-        filled = sum((f.qty for f in own), Decimal(0))
-        p_bar = sum((f.qty * f.price for f in own), Decimal(0)) / filled
-        realized = float(order.side.sign * (p_bar - order.arrival_price) / order.arrival_price * 10_000)
-    return {
-        "available": True,
-        "duration_s": duration_s,
-        "predicted_cost_bps": round(predicted.expected_cost_bps, 4),
-        "predicted_std_bps": round(predicted.std_bps, 4),
-        "half_spread_bps": round(predicted.half_spread_bps, 4),
-        "impact_bps": round(predicted.impact_bps, 4),
-        "expected_participation": None
-        if predicted.participation is None
-        else round(predicted.participation, 4),
-        "impact_y": round(predicted.calibration.y, 6),
-        "impact_fit_n": predicted.calibration.n,
-        "impact_fit_r2": None if predicted.calibration.r2 is None else round(predicted.calibration.r2, 4),
-        "realized_cost_bps": round(realized, 4),
-        "surprise_std": round((realized - predicted.expected_cost_bps) / predicted.std_bps, 4)
-        if predicted.std_bps > 0
-        else None,
+        return unavailable(str(exc))
+    return compare(predicted, realised_cost_bps(order.side, order.arrival_price, own))
+
+
+def algo_order(
+    data: Path,
+    account: int,
+    algo: str,
+    child_log: Path | None,
+    qty_text: str | None,
+    decision_text: str | None,
+    arrival_text: str | None,
+    end_text: str | None,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> tuple[ParentOrder, list[Fill], list[Trade], list[Quote], dict[str, Any]]:
+    """The parent order of one execution algo, its children's fills, the tape and the quotes.
+
+    ``algo`` is the server's ``algoId`` or the ``clientAlgoId``; the children are the account's
+    orders with child ids of it, the parent's ``Q``, ``P_a``, start and end come from its child log
+    (:mod:`perpx.tca.algo`, which also says what is not recorded and what stands in without a log).
+    Options given explicitly override what was recorded; tca.json's ``source`` names each choice.
+    """
+    config = open_config(data)
+    path = find_child_log(data, algo, child_log)
+    client_algo_id = algo if path is None else log_client_algo_id(path)
+    children = algo_children(data, account, client_algo_id)
+    if not children:
+        ids = "" if path is not None else f" (child order ids '{algo_prefix(client_algo_id)}-c<n>')"
+        raise InputError(
+            f"account {account} has no child orders of algo {algo!r}{ids} in {data / READMODEL_FILE}"
+        )
+    symbol = log_market(path) if path is not None else children[0].symbol
+    units = market(config, symbol)
+    record = None if path is None else parent_record(path, units)
+    child_ids = {c.order_id for c in children if c.symbol == symbol}
+    found = [f for f in account_fills(data, units, account, symbol, None, None) if f.order_id in child_ids]
+    side = record.side if record is not None else children[0].side
+    own = [f.fill for f in found if f.side is side]
+    if not own:
+        raise InputError(f"algo {algo!r}: its {len(children)} child orders have no fills: nothing to analyse")
+    first_child_ms = min(c.time_ms for c in children)
+    start = start_ms if start_ms is not None else record.start_ms if record is not None else first_child_ms
+    end = end_ms if end_ms is not None else record.done_ms if record is not None else None
+    prints = tape(data, units, symbol, start - LOOKBACK_MS, (end or own[-1].time_ms) + LOOKAHEAD_MS)
+    book = QuoteBook(prints.quotes)
+    arrival = _decimal("--arrival-price", arrival_text, required=False)
+    if arrival is not None:
+        arrival_source = "given (--arrival-price)"
+    elif record is not None:
+        arrival, arrival_source = record.arrival_price, "the child log: the mid when the parent arrived"
+    else:
+        arrival, arrival_source = _arrival_at(book, prints.trades, start, own[0])
+    decision = _decimal("--decision-price", decision_text, required=False)
+    filled = sum((f.qty for f in own), Decimal(0))
+    qty = _decimal("--qty", qty_text, required=False)
+    order = ParentOrder(
+        side=side,
+        qty=qty or (record.qty if record is not None else filled),
+        decision_price=decision or arrival,
+        arrival_price=arrival,
+        end_price=_decimal("--end-price", end_text, required=False),
+        start_ms=start,
+        end_ms=end,
+    )
+    check_fills(order, own, f"algo {algo!r}")
+    planned = (
+        (record.planned_end_ms - record.start_ms) / 1000
+        if record is not None and record.planned_end_ms is not None
+        else None
+    )
+    extra = {
+        "source": {
+            "data": str(data),
+            "account": account,
+            "symbol": symbol,
+            "fills": f"{len(own)} fills of {len(children)} child orders of algo {client_algo_id!r}",
+            "qty": "given (--qty)"
+            if qty
+            else "the child log"
+            if record is not None
+            else "the filled quantity (no child log)",
+            "arrival_price": arrival_source,
+            "decision_price": "given (--decision-price)"
+            if decision
+            else "the arrival price: the venue records no decision price apart from arrival",
+            "start_ms": "given (--start-ms)"
+            if start_ms is not None
+            else "the child log: the parent's start"
+            if record is not None
+            else "the first child order (no child log)",
+            "end_ms": "given (--end-ms)"
+            if end_ms is not None
+            else "the child log: the parent's end"
+            if record is not None and record.done_ms is not None
+            else "the last fill",
+        },
+        "algo": {
+            "client_algo_id": client_algo_id,
+            "child_log": None if path is None else str(path),
+            "child_orders": len(children),
+            "children_logged": None if record is None else record.children_logged,
+            "done_reason": None if record is None else record.done_reason,
+        },
+        "pre_trade": _pre_trade(data, units, symbol, order, own, prints.quotes, start, planned),
     }
+    return order, own, prints.trades, prints.quotes, extra
+
+
+def _arrival_at(book: QuoteBook, trades: Sequence[Trade], start_ms: int, first: Fill) -> tuple[Decimal, str]:
+    mid = book.mid_at(start_ms)
+    if mid is not None:
+        return mid, "the tape-inferred mid when the first child was sent (no child log)"
+    return _arrival(book, trades, first)
 
 
 def _arrival(book: QuoteBook, trades: Sequence[Trade], first: Fill) -> tuple[Decimal, str]:
@@ -414,7 +554,10 @@ def estimate_command(
     qty: Annotated[str | None, typer.Option(help="Quantity to trade.")] = None,
     duration_s: Annotated[str | None, typer.Option(help="Seconds to trade it over.")] = None,
     data: Annotated[Path | None, typer.Option(help="A venue data directory (read-only).")] = None,
-    venue: Annotated[str | None, typer.Option(help="A venue's URL (not available yet).")] = None,
+    venue: Annotated[
+        str | None,
+        typer.Option(help="A running venue's base URL (Binance USDS-M public REST), e.g. perpx serve's."),
+    ] = None,
 ) -> None:
     """Pre-trade: expected cost and its std (volatility, spread, square-root impact fitted on the venue's fills)."""
     try:
@@ -428,22 +571,83 @@ def estimate_command(
         if data is not None and venue is not None:
             raise InputError("give either --data or --venue, not both")
         if venue is not None:
-            raise InputError(NOT_YET_VENUE)
-        if data is None:
-            raise InputError("--data DIR is required (or --venue URL, not available yet)")
-        units = market(open_config(data), symbol)
-        candles = minute_candles(data, units, symbol)
-        last = candles[-1].open_ms + 60_000 if candles else 0
-        first = last - ESTIMATE_WINDOW_MS
-        window = [c for c in candles if c.open_ms >= first]
-        prints = tape(data, units, symbol, first, last)
-        orders = [o for o in taker_orders(data, units, symbol) if o.first_ms >= first]
-        result = estimate(parsed_side, order_qty, float(duration), window, prints.quotes, orders)
+            read = venue_data(venue, symbol)
+            result = estimate(parsed_side, order_qty, float(duration), read.candles, read.quotes, read.orders)
+            provenance = (
+                f"from {venue}: {len(read.candles)} one-minute candles (volatility, volume), spread from the"
+                f" book now and quotes inferred from the last {read.trades} aggTrades, impact fitted on"
+                " their taker orders"
+            )
+        elif data is None:
+            raise InputError("--data DIR or --venue URL is required")
+        else:
+            units = market(open_config(data), symbol)
+            candles = minute_candles(data, units, symbol)
+            last = candles[-1].open_ms + 60_000 if candles else 0
+            first = last - ESTIMATE_WINDOW_MS
+            window = [c for c in candles if c.open_ms >= first]
+            prints = tape(data, units, symbol, first, last)
+            orders = [o for o in taker_orders(data, units, symbol) if o.first_ms >= first]
+            result = estimate(parsed_side, order_qty, float(duration), window, prints.quotes, orders)
+            provenance = (
+                f"from the venue's last {ESTIMATE_WINDOW_MS // 3_600_000} h of data: spread from quotes"
+                f" {TAPE_MID}; volatility and volume from one-minute candles"
+            )
     except (InputError, ValueError) as exc:
         raise _fail(str(exc)) from None
     for line in result.lines():
         typer.echo(line)
-    typer.echo(
-        f"from the venue's last {ESTIMATE_WINDOW_MS // 3_600_000} h of data: spread from quotes {TAPE_MID};"
-        " volatility and volume from one-minute candles"
-    )
+    typer.echo(provenance)
+
+
+@tca_app.command("calibrate")
+def calibrate_command(
+    orders: Annotated[int, typer.Option(help="How many simulated parent orders to run.")] = 200,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory: calibration.json, orders.csv, calibration.html.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the draw of every order (side, size, duration, seed).")
+    ] = 1,
+    scenario: Annotated[Path, typer.Option(help="The risk-lab scenario to trade in.")] = CALM_DAY,
+    market: Annotated[str, typer.Option(help="The scenario's market.")] = "BTCUSDT",
+    algo: Annotated[str, typer.Option(help=f"The algorithm: {', '.join(ALGOS)}.")] = "twap",
+    qty_min: Annotated[str, typer.Option(help="Smallest quantity (drawn log-uniform).")] = "0.1",
+    qty_max: Annotated[str, typer.Option(help="Largest quantity.")] = "5",
+    duration_min_s: Annotated[int, typer.Option(help="Shortest window, s (drawn uniform).")] = 60,
+    duration_max_s: Annotated[int, typer.Option(help="Longest window, s.")] = 600,
+    warmup_s: Annotated[int, typer.Option(help="Market history before each order, s.")] = 600,
+    passiveness_bps: Annotated[
+        int, typer.Option(help="The algo's passiveness: 0 crosses the spread, 10000 rests at the touch.")
+    ] = 0,
+    impact_y: Annotated[
+        float, typer.Option(help="Y of the square-root impact term to test.")
+    ] = PRIOR_IMPACT_Y,
+) -> None:
+    """Run N simulated algo orders and report whether the pre-trade estimate is biased (docs/tca.md)."""
+    try:
+        if out is None:
+            raise InputError("--out DIR is required")
+        plan = Plan(
+            orders=orders,
+            seed=seed,
+            scenario=scenario,
+            market=market,
+            algo=algo,
+            qty_min=_req(_decimal("--qty-min", qty_min)),
+            qty_max=_req(_decimal("--qty-max", qty_max)),
+            duration_min_s=duration_min_s,
+            duration_max_s=duration_max_s,
+            warmup_s=warmup_s,
+            passiveness_bps=passiveness_bps,
+            impact_y=impact_y,
+        )
+        outcomes = calibrate_orders(plan)
+        summary = write_calibration(outcomes, plan, out)
+    except (InputError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    for line in headline(summary):
+        typer.echo(line)
+    typer.echo(f"wrote {out / CALIBRATION_JSON}, {out / ORDERS_CSV}, {out / CALIBRATION_HTML}")

@@ -7,7 +7,9 @@ The model (docs/tca.md, "pre-trade"), every term in bps of the arrival mid, posi
   (from one-minute closes) and ``V_d`` the daily volume (the tape's volume rate x one day); ``Y``
   is fitted by least squares through the origin on the venue's own taker orders:
   ``cost_i - half_spread = Y x_i`` with ``cost_i = s (p_bar_i - m_i) / m_i`` and
-  ``x_i = sigma_d sqrt(q_i / V_d)``; the fit's ``n`` and ``R^2`` are printed with it;
+  ``x_i = sigma_d sqrt(q_i / V_d)``; the fit's ``n`` and ``R^2`` are printed with it. Where the
+  venue's taker orders are not at hand (an execution backtest), ``Y`` is given instead: the
+  :data:`PRIOR_IMPACT_Y` or one that ``perpx tca calibrate`` fitted on simulated orders;
 * timing risk: a linear schedule over ``D`` carries ``sigma_s sqrt(D / 3)`` of price risk, the
   standard deviation of the cost;
 * expected participation: ``Q / (volume rate x D)``.
@@ -31,6 +33,11 @@ from perpx.tca.venue import Candle, TakerOrder
 
 DAY_S = 86_400
 BPS = 10_000.0
+FITTED = "fitted on the venue's taker orders"
+PRIOR_IMPACT_Y = 1.0
+"""``Y`` when nothing was fitted: the square-root law's coefficient is of order one across markets
+(Toth et al. 2011, "Anomalous price impact and the critical nature of liquidity"); ``perpx tca
+calibrate`` measures how far it is from the simulated venue's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,7 @@ class Calibration:
     y: float
     n: int
     r2: float | None
+    source: str = FITTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +83,12 @@ class Estimate:
             f"  half spread {self.half_spread_bps:.2f} bps + impact {self.impact_bps:.2f} bps"
             f" (Y sigma_d sqrt(Q/V_d), sigma_d {self.sigma_daily:.4%}, V_d {self.volume_per_s * DAY_S:g})",
             f"expected participation {part}",
-            f"impact calibration: Y = {c.y:.4f} on n = {c.n} taker orders, R^2 = {r2}"
-            + ("" if c.n else " (no taker orders: Y = 0, impact unknown)"),
+            (
+                f"impact calibration: Y = {c.y:.4f} on n = {c.n} taker orders, R^2 = {r2}"
+                + ("" if c.n else " (no taker orders: Y = 0, impact unknown)")
+                if c.source == FITTED
+                else f"impact calibration: Y = {c.y:.4f}, {c.source}"
+            ),
         ]
 
 
@@ -132,8 +144,12 @@ def estimate(
     candles: Sequence[Candle],
     quotes: Sequence[Quote],
     orders: Sequence[TakerOrder],
+    calibration: Calibration | None = None,
 ) -> Estimate:
-    """The pre-trade estimate of ``qty`` on ``side`` over ``duration_s`` seconds."""
+    """The pre-trade estimate of ``qty`` on ``side`` over ``duration_s`` seconds.
+
+    ``calibration`` gives ``Y``; without one it is fitted on ``orders`` (module docstring).
+    """
     if qty <= 0:
         raise InputError(f"--qty must be positive, was {qty}")
     if duration_s <= 0:
@@ -142,7 +158,8 @@ def estimate(
     rate = volume_rate(candles)
     book = QuoteBook(quotes)
     half = half_spread_bps(quotes)
-    calibration = calibrate(orders, book, sigma_d, rate * DAY_S, half)
+    if calibration is None:
+        calibration = calibrate(orders, book, sigma_d, rate * DAY_S, half)
     impact = calibration.y * sigma_d * math.sqrt(float(qty) / (rate * DAY_S)) * BPS if rate > 0 else 0.0
     mid = float(quotes[-1].mid) if quotes else float(candles[-1].close)
     sigma_s = sigma_d / math.sqrt(DAY_S)
