@@ -47,7 +47,9 @@ def _venue(price: str = "50000") -> LendingVenue:
     [
         ("39000", None, None),  # exactly 78% of 1 BTC at 50,000 when collateral is computed
         (None, "1", None),  # collateral 1 BTC -> loan 39,000
-        ("39000", "1", RejectCode.LOAN_AMOUNT_CHOICE),
+        ("39000", "1", None),  # both: a custom LTV of exactly 78%
+        ("39000.00000001", "1", RejectCode.LOAN_ABOVE_INITIAL_LTV),
+        ("20000", "1", None),  # both: a custom LTV of 40%
         (None, None, RejectCode.LOAN_AMOUNT_CHOICE),
         ("0", None, RejectCode.AMOUNT_NOT_POSITIVE),
         ("-5", None, RejectCode.AMOUNT_NOT_POSITIVE),

@@ -300,10 +300,11 @@ class SubmitAssetQuote(Command, frozen=True, tag=True, kw_only=True, gc=False):
 
 
 class BorrowLoan(Command, frozen=True, tag=True, kw_only=True, gc=False):
-    """Borrow ``loan_asset`` against ``collateral_asset``: give exactly one of the two amounts.
+    """Borrow ``loan_asset`` against ``collateral_asset``: give one or both of the two amounts.
 
     With ``loan_atoms`` the collateral is what the initial LTV needs; with ``collateral_atoms``
-    the loan is the most the initial LTV allows. A second borrow on the same pair adds to the
+    the loan is the most the initial LTV allows; with both, a custom LTV (at most the initial
+    LTV). A second borrow on the same pair adds to the
     account's one loan of that pair.
     """
 

@@ -445,8 +445,11 @@ class Lending:
         refusal = self._pair_refusal(cmd.account_id, cmd.loan_asset, cmd.collateral_asset)
         if refusal is None and cmd.account_id == AccountId(self.spec.lender_account if self.spec else 0):
             refusal = RejectCode.LENDER_CANNOT_BORROW, "the lender's own account cannot borrow from itself"
-        if refusal is None and (cmd.loan_atoms is None) == (cmd.collateral_atoms is None):
-            refusal = RejectCode.LOAN_AMOUNT_CHOICE, "give exactly one of loanAmount and collateralAmount"
+        if refusal is None and cmd.loan_atoms is None and cmd.collateral_atoms is None:
+            refusal = (
+                RejectCode.LOAN_AMOUNT_CHOICE,
+                "give loanAmount, collateralAmount, or both (a custom LTV)",
+            )
         if refusal is None and (
             (cmd.loan_atoms or 0) < 0
             or (cmd.collateral_atoms or 0) < 0
@@ -464,7 +467,9 @@ class Lending:
         q = self.index_atoms(cmd.loan_asset)
         assert p is not None and q is not None
         ld, cd = self._decimals(cmd.loan_asset), self._decimals(cmd.collateral_asset)
-        if cmd.loan_atoms is not None:
+        if cmd.loan_atoms is not None and cmd.collateral_atoms is not None:
+            loan_atoms, collateral = cmd.loan_atoms, cmd.collateral_atoms  # a custom LTV, checked below
+        elif cmd.loan_atoms is not None:
             loan_atoms = cmd.loan_atoms
             collateral = formulas.collateral_for_loan_atoms(loan_atoms, q, ld, p, cd, terms.initial_ltv_e8)
         else:
