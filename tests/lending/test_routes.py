@@ -7,6 +7,7 @@ USDT) serves the module; each test opens its own borrower.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -34,6 +35,15 @@ def venue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessVenue]:
         assert lender.account_id == 1
         _price(venue, "50000")
         yield venue
+
+
+def _receive(ws: Any, timeout_s: float = 20.0) -> Any:
+    """The next user-stream message, or a failure after ``timeout_s`` (no test waits without a deadline)."""
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(ws.receive_json).result(timeout=timeout_s)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _borrower(venue: InProcessVenue, name: str, btc: str = "10") -> Trader:
@@ -169,3 +179,25 @@ def test_a_price_drop_liquidates_and_the_liquidation_history_shows_it(venue: InP
     assert rows[0]["liquidationStartingPrice"] in ("42800", "46400")
     assert rows[0]["status"] == "Liquidated"
     _price(venue, "50000")
+
+
+def test_margin_call_and_liquidation_reach_the_user_stream(venue: InProcessVenue) -> None:
+    # Arrange: a loan at 78% and a listening borrower
+    gina = _borrower(venue, "gina")
+    venue.ok("POST", f"{FLEX}/borrow", gina, {**PAIR, "loanAmount": "39000"})
+    key = venue.client.post("/fapi/v1/listenKey", headers={"X-MBX-APIKEY": gina.api_key}).json()["listenKey"]
+    with venue.client.websocket_connect(f"/private/ws?listenKey={key}") as ws:
+        # Act: 45,500 -> LTV 85.71% (margin call); then 30,000 (liquidation)
+        _price(venue, "45500")
+        call = _receive(ws)
+        _price(venue, "30000")
+        liquidation = _receive(ws)
+    _price(venue, "50000")
+    # Assert
+    assert (call["e"], call["currentLTV"], call["marginCallLTV"]) == (
+        "LOAN_MARGIN_CALL",
+        "0.85714286",
+        "0.85",
+    )
+    assert liquidation["e"] == "LOAN_LIQUIDATION"
+    assert liquidation["loanCoin"] == "USDT" and liquidation["collateralCoin"] == "BTC"

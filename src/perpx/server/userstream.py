@@ -28,6 +28,8 @@ connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
 ``ACCOUNT_CONFIG_UPDATE`` leverage changes (``ac.s``, ``ac.l``)
 ``MARGIN_CALL``          once when the cross margin ratio (or an isolated position's) reaches
                          :data:`MARGIN_CALL_RATIO_E8` (80%); again only after it fell below
+``LOAN_MARGIN_CALL``     a secured loan reached its margin-call LTV; ``LOAN_LIQUIDATION`` its
+                         collateral was sold (:mod:`perpx.server.lending_stream`)
 ``listenKeyExpired``     the key expired or was deleted
 =======================  ==========================================================================
 """
@@ -53,6 +55,8 @@ from perpx.engine.events import (
     InsuranceFundChanged,
     IsolatedMarginAdjusted,
     LeverageChanged,
+    LoanLiquidated,
+    LoanMarginCalled,
     MarginModeChanged,
     MarkPriceSet,
     MarkPriceUpdated,
@@ -69,6 +73,7 @@ from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_key
 from perpx.server.keys import new_token
+from perpx.server.lending_stream import loan_message
 from perpx.server.readmodel import Message, ReadModel
 from perpx.server.rest import ctx_of, keyed
 from perpx.server.sequencer import Applied
@@ -189,6 +194,9 @@ class UserStream:
                         },
                     )
                 )
+                continue
+            if isinstance(event, LoanMarginCalled | LoanLiquidated):  # the loan book (lending_stream.py)
+                configs.append((account_id, loan_message(event, self.ctx.config)))
                 continue
             reason = _reason(event)
             if reason is None:
