@@ -23,40 +23,12 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML, VenueConfig, parse_config
 from perpx.engine.events import CommandRejected, Event, Outcome
 from perpx.engine.lending.loans import Loan
 from perpx.engine.values import AssetId, TxId, to_units
+from perpx.lending.venue import LENDING_TOML
 from perpx.testkit import Venue
 
 BTC = AssetId("BTC")
 USDT = AssetId("USDT")
 ATOM = Decimal("0.00000001")
-
-LENDING_TOML = """
-[assets.BTC]
-decimals = 8
-collateral_haircut = "0.05"
-max_collateral = "100"
-
-[assets.BTC.index]
-policy = "binance"
-sources = { binance = 1, okx = 1 }
-stale_after_s = 30
-min_sources = 2
-
-[lending]
-lender_account = 1
-
-[lending.loanable.USDT]
-base_rate = "0.05"
-kink = "0.8"
-rate_at_kink = "0.1"
-max_rate = "1"
-
-[lending.collateral.BTC]
-initial_ltv = "0.78"
-margin_call_ltv = "0.85"
-liquidation_ltv = "0.91"
-close_factor = "0.5"
-liquidation_penalty = "0.02"
-"""
 
 
 def lending_data() -> dict[str, Any]:

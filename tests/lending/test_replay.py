@@ -22,7 +22,8 @@ from perpx.engine.lending.formulas import NS_PER_MINUTE
 from perpx.engine.state import state_hash
 from perpx.engine.values import AccountId, AssetId, TxId
 from perpx.journal.store import open_store
-from tests.lending.helpers import BTC, LENDING_TOML, USDT, atoms
+from perpx.lending.venue import LENDING_TOML
+from tests.lending.helpers import BTC, USDT, atoms
 
 START_NS = 1_767_225_600_000_000_000
 

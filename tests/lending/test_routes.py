@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.lending.helpers import LENDING_TOML
+from perpx.lending.venue import LENDING_TOML
 from tests.server.harness import MANUAL_CONFIG, Trader
 from tests.server.inprocess import InProcessVenue, in_process_venue
 

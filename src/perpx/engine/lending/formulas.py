@@ -54,6 +54,23 @@ def ltv_reaches(
     return debt_side >= collateral_side
 
 
+def ltv_exceeds(
+    debt_atoms: int,
+    loan_price_atoms: int,
+    loan_decimals: int,
+    collateral_atoms: int,
+    collateral_price_atoms: int,
+    collateral_decimals: int,
+    ltv_e8: int,
+) -> bool:
+    """Exactly whether ``debt value / collateral value > ltv_e8 / 1e8`` (strictly above; no collateral: any debt)."""
+    if collateral_atoms == 0:
+        return debt_atoms > 0
+    debt_side = debt_atoms * loan_price_atoms * pow10(collateral_decimals) * RATE_SCALE
+    collateral_side = ltv_e8 * collateral_atoms * collateral_price_atoms * pow10(loan_decimals)
+    return debt_side > collateral_side
+
+
 def ltv_e8(
     debt_atoms: int,
     loan_price_atoms: int,

@@ -494,7 +494,7 @@ class Lending:
             for loan in self.loans.values()
             if loan.account_id == cmd.account_id and loan.collateral_asset == cmd.collateral_asset
         )
-        if formulas.ltv_reaches(debt, q, ld, total_collateral, p, cd, terms.initial_ltv_e8 + 1):
+        if formulas.ltv_exceeds(debt, q, ld, total_collateral, p, cd, terms.initial_ltv_e8):
             self._reject(
                 cmd,
                 cmd.account_id,
@@ -684,7 +684,7 @@ class Lending:
             assert p is not None and q is not None
             after = loan.collateral_atoms - cmd.amount_atoms
             ld, cd = self._decimals(loan.loan_asset), self._decimals(loan.collateral_asset)
-            if formulas.ltv_reaches(loan.debt_atoms, q, ld, after, p, cd, terms.initial_ltv_e8 + 1):
+            if formulas.ltv_exceeds(loan.debt_atoms, q, ld, after, p, cd, terms.initial_ltv_e8):
                 refusal = (
                     RejectCode.LOAN_ABOVE_INITIAL_LTV,
                     f"taking that collateral back would lift the LTV above the initial LTV"
