@@ -59,6 +59,20 @@ def test_report_shows_the_book_the_engine_holds(tmp_path: Path) -> None:
     assert "Loan book of demo" in html_path.read_text()
 
 
+def test_explain_lists_each_liquidation_step_and_the_bad_debt(tmp_path: Path) -> None:
+    # Arrange: the stale-index crash leaves bad debt on the riskiest loans (the last borrowers)
+    run_crash(tmp_path / "data", CrashParams(loans=10, okx_silent=(0, 600)))
+    # Act
+    result = CliRunner().invoke(
+        app, ["lending", "explain", "--data", str(tmp_path / "data"), "--account", "11"]
+    )
+    # Assert
+    assert result.exit_code == 0, result.output
+    assert "LIQUIDATION of loan 10 (USDT against BTC)" in result.output
+    assert "step 1: repaid" in result.output
+    assert "written off as the lender's bad debt" in result.output
+
+
 def test_report_cli_on_a_missing_directory_exits_2_with_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["lending", "report", "--data", str(tmp_path / "nope")])
     assert result.exit_code == 2

@@ -201,3 +201,19 @@ def test_margin_call_and_liquidation_reach_the_user_stream(venue: InProcessVenue
     )
     assert liquidation["e"] == "LOAN_LIQUIDATION"
     assert liquidation["loanCoin"] == "USDT" and liquidation["collateralCoin"] == "BTC"
+
+
+def test_asset_index_shows_the_index_and_the_haircut_rate(venue: InProcessVenue) -> None:
+    # BTC at 50,000 with a 5% haircut: bidRate 47,500
+    _price(venue, "50000")
+    one = venue.client.get("/fapi/v1/assetIndex", params={"symbol": "BTCUSD"})
+    unknown = venue.client.get("/fapi/v1/assetIndex", params={"symbol": "DOGEUSD"})
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert (body["symbol"], body["index"], body["bidBuffer"], body["bidRate"]) == (
+        "BTCUSD",
+        "50000",
+        "0.05",
+        "47500",
+    )
+    assert unknown.status_code == 400 and unknown.json()["code"] == -1121

@@ -2,7 +2,8 @@
 
 ``perpx lending report --data DIR [--out OUT]`` replays DIR's journal (read only) and writes
 ``lending.json`` and ``lending.html`` (default: into DIR/reports); ``perpx lending crash --data DIR``
-runs the collateral-crash scenario into a new data directory and prints its summary as JSON.
+runs the collateral-crash scenario into a new data directory and prints its summary as JSON;
+``perpx lending explain --data DIR --account ID`` explains the account's margin calls and liquidations.
 A directory that cannot be read ends in one line and exit code 2, never a traceback.
 """
 
@@ -17,6 +18,7 @@ import typer
 from perpx.journal.store import RecoveryError
 from perpx.lending.book import read_book
 from perpx.lending.crash import CrashParams, run_crash
+from perpx.lending.explain import explain_account
 from perpx.lending.report import write_report
 
 lending_app = typer.Typer(
@@ -67,3 +69,21 @@ def crash_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary.to_json(), sort_keys=True))
+
+
+@lending_app.command("explain")
+def explain_command(
+    data: Annotated[Path, typer.Option("--data", help="The venue's data directory.")],
+    account: Annotated[int, typer.Option("--account", min=0, help="The borrower's account id.")],
+) -> None:
+    """Each margin call and liquidation of the account's loans, with the formulas and every step."""
+    try:
+        lines = explain_account(data, account)
+    except (RecoveryError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if not lines:
+        typer.echo(f"account {account} had no loan margin call or liquidation in {data}")
+        return
+    for line in lines:
+        typer.echo(line)

@@ -38,7 +38,7 @@ from perpx.server.admin import require_admin
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, engine_refusal, mandatory, service_unavailable
 from perpx.server.lending_history import LoanHistory
-from perpx.server.rest import ctx_of
+from perpx.server.rest import charge, ctx_of, params_of
 from perpx.server.trading.params import answer, auth
 
 router = APIRouter(tags=["secured loans (signed)"])
@@ -444,3 +444,52 @@ async def asset_price(request: Request, body: AssetQuote) -> dict[str, Any]:
         "indexPrice": "" if index is None else format_units(index, ctx.config.settlement.atom),
         "stale": index is None,
     }
+
+
+# ---------------------------------------------------------------------- public: asset indexes
+
+
+@router.get("/fapi/v1/assetIndex")
+async def asset_index(request: Request) -> Any:
+    """Binance's Multi-Assets index of each priced asset (``BTCUSD``): index, haircut buffers and rates.
+
+    ``bidBuffer`` is the asset's ``collateral_haircut`` and ``bidRate = index x (1 - haircut)``;
+    perpx sells no collateral at an ask, so ``askBuffer`` is 0 and ``askRate`` the index. A stale
+    index shows its assets with an empty ``index``. With ``symbol`` one object, else a list.
+    """
+    params = await params_of(request)
+    symbol = params.values.get("symbol") or None
+    charge(request, 1 if symbol else 10)
+    ctx = ctx_of(request)
+    priced = [spec for spec in ctx.config.assets.values() if spec.index is not None]
+    if symbol is not None:
+        priced = [spec for spec in priced if f"{spec.asset}USD" == symbol]
+        if not priced:
+            raise ApiError(
+                400,
+                -1121,
+                f"Invalid symbol {symbol!r}: the asset indexes are {', '.join(f'{a.asset}USD' for a in ctx.config.assets.values() if a.index is not None) or 'none'}.",
+            )
+    now_ns, indexes = await ctx.seq.query(
+        lambda engine: (engine.now_ns, [engine.lending.index_atoms(spec.asset) for spec in priced])
+    )
+    atom = ctx.config.settlement.atom
+    rows = []
+    for spec, index in zip(priced, indexes, strict=True):
+        bid = None if index is None else index * (10**8 - spec.collateral_haircut_e8) // 10**8
+        rows.append(
+            {
+                "symbol": f"{spec.asset}USD",
+                "time": now_ns // 1_000_000,
+                "index": "" if index is None else format_units(index, atom),
+                "bidBuffer": _ratio(spec.collateral_haircut_e8),
+                "askBuffer": "0",
+                "bidRate": "" if bid is None else format_units(bid, atom),
+                "askRate": "" if index is None else format_units(index, atom),
+                "autoExchangeBidBuffer": _ratio(spec.collateral_haircut_e8),
+                "autoExchangeAskBuffer": "0",
+                "autoExchangeBidRate": "" if bid is None else format_units(bid, atom),
+                "autoExchangeAskRate": "" if index is None else format_units(index, atom),
+            }
+        )
+    return rows[0] if symbol is not None else rows

@@ -130,7 +130,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/fapi/v1/positionSide/dual"): (SIGNED, "dualSidePosition*:bool"),
     ("GET", "/fapi/v1/multiAssetsMargin"): (SIGNED, ""),
     ("POST", "/fapi/v1/multiAssetsMargin"): (SIGNED, "multiAssetsMargin*:bool"),
-    # secured loans, Binance's flexible crypto-loan routes (perpx.server.lending)
+    # secured loans, Binance's flexible crypto-loan routes, and the asset indexes (perpx.server.lending)
+    ("GET", "/fapi/v1/assetIndex"): (PUBLIC, "symbol:str"),
     ("POST", "/sapi/v2/loan/flexible/borrow"): (
         SIGNED,
         "loanCoin*:str loanAmount:decimal collateralCoin*:str collateralAmount:decimal",
