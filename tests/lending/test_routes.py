@@ -217,3 +217,19 @@ def test_asset_index_shows_the_index_and_the_haircut_rate(venue: InProcessVenue)
         "47500",
     )
     assert unknown.status_code == 400 and unknown.json()["code"] == -1121
+
+
+def test_borrow_and_repay_push_account_updates_with_the_balance_change(venue: InProcessVenue) -> None:
+    # Arrange
+    hana = _borrower(venue, "hana")
+    key = venue.client.post("/fapi/v1/listenKey", headers={"X-MBX-APIKEY": hana.api_key}).json()["listenKey"]
+    with venue.client.websocket_connect(f"/private/ws?listenKey={key}") as ws:
+        # Act
+        venue.ok("POST", f"{FLEX}/borrow", hana, {**PAIR, "loanAmount": "1000"})
+        borrowed = _receive(ws)
+        venue.ok("POST", f"{FLEX}/repay", hana, {**PAIR, "repayAmount": "400"})
+        repaid = _receive(ws)
+    # Assert
+    assert (borrowed["e"], borrowed["a"]["m"]) == ("ACCOUNT_UPDATE", "ASSET_TRANSFER")
+    assert (borrowed["a"]["B"][0]["wb"], borrowed["a"]["B"][0]["bc"]) == ("1000", "1000")
+    assert (repaid["a"]["B"][0]["wb"], repaid["a"]["B"][0]["bc"]) == ("600", "-400")

@@ -22,7 +22,8 @@ connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
 ``ALGO_UPDATE``          conditional orders: NEW, TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED
 ``ACCOUNT_UPDATE``       ``m`` ORDER, DEPOSIT, WITHDRAW, FUNDING_FEE, MARGIN_TYPE_CHANGE,
                          MARGIN_TRANSFER (isolated margin), INSURANCE_CLEAR (clearance fee, deficit
-                         cover, insurance takeover), ADL, ADJUSTMENT (market settlement); ``B`` the
+                         cover, insurance takeover), ADL, ADJUSTMENT (market settlement),
+                         ASSET_TRANSFER (a secured loan paid out or repaid); ``B`` the
                          settlement asset, ``P`` the positions the command changed (``pa "0"`` when
                          closed). Figures are the account's state when the batch was applied.
 ``ACCOUNT_CONFIG_UPDATE`` leverage changes (``ac.s``, ``ac.l``)
@@ -55,8 +56,10 @@ from perpx.engine.events import (
     InsuranceFundChanged,
     IsolatedMarginAdjusted,
     LeverageChanged,
+    LoanBorrowed,
     LoanLiquidated,
     LoanMarginCalled,
+    LoanRepaid,
     MarginModeChanged,
     MarkPriceSet,
     MarkPriceUpdated,
@@ -211,6 +214,10 @@ class UserStream:
                 group["change"] += event.amount_atoms
             elif isinstance(event, WithdrawalApplied):
                 group["change"] -= event.amount_atoms
+            elif isinstance(event, LoanBorrowed) and event.loan_asset == engine.asset:
+                group["change"] += event.loan_atoms
+            elif isinstance(event, LoanRepaid) and event.loan_asset == engine.asset:
+                group["change"] -= event.repaid_atoms
         out = list(configs)
         for (account_id, reason), group in groups.items():
             payload = self._account_update(engine, account_id, reason, group)
@@ -432,6 +439,8 @@ def _reason(event: Event) -> str | None:
         return "ADL" if event.reason is TransferReason.ADL else "INSURANCE_CLEAR"
     if isinstance(event, PositionSettled):
         return "ADJUSTMENT"
+    if isinstance(event, LoanBorrowed | LoanRepaid):
+        return "ASSET_TRANSFER"  # a secured loan paid out or repaid (lending_stream.py)
     return None
 
 
