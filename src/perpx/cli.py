@@ -22,6 +22,7 @@ from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError, MarketSpec
 from perpx.engine.values import RATE_SCALE, format_units
 from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
+from perpx.lending.cli import lending_app
 from perpx.mcp.command import mcp_command
 from perpx.ops.command import incident_app, proposals_app, replay_moment
 from perpx.tca.command import tca_app
@@ -158,6 +159,7 @@ app.add_typer(algo_commands(), name="algo")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(incident_app, name="incident")
 app.add_typer(audit_app, name="audit")
+app.add_typer(lending_app, name="lending")
 app.command("mcp")(mcp_command)
 app.command("compete")(compete_command)
 

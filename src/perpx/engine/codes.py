@@ -71,3 +71,17 @@ class RejectCode(IntEnum):
     UNKNOWN_SOURCE = -9101
     QUOTE_OUT_OF_ORDER = -9102
     MARK_FROM_INDEX = -9103
+    # collateral and secured loans: -9530..-9559
+    NOT_LOANABLE = -9530
+    NOT_COLLATERAL = -9531
+    LOAN_ABOVE_INITIAL_LTV = -9532
+    LENDER_INSUFFICIENT = -9533
+    COLLATERAL_INDEX_STALE = -9534
+    LOAN_NOT_FOUND = -9535
+    REPAY_ABOVE_DEBT = -9536
+    LENDING_NOT_CONFIGURED = -9537
+    COLLATERAL_ABOVE_MAX = -9538
+    LENDER_CANNOT_BORROW = -9539
+    LOAN_AMOUNT_CHOICE = -9540
+    """A borrow gives both or neither of the loan and the collateral amount."""
+    LOAN_TOO_SMALL = -9541

@@ -281,6 +281,65 @@ class AdvanceClock(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Move venue time to ``ts_ns``; time-driven work (funding, triggers) hangs off this."""
 
 
+# ---------------------------------------------------------------- collateral and secured loans (issue 20)
+
+
+class LtvDirection(StrEnum):
+    """Which way a collateral adjustment moves: Binance's ``direction`` of ``adjust/ltv``."""
+
+    ADDITIONAL = "ADDITIONAL"
+    REDUCED = "REDUCED"
+
+
+class SubmitAssetQuote(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """One spot source's price of an asset, in settlement atoms per whole unit, for its index."""
+
+    asset: AssetId
+    source: str
+    price_atoms: int
+
+
+class BorrowLoan(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Borrow ``loan_asset`` against ``collateral_asset``: give one or both of the two amounts.
+
+    With ``loan_atoms`` the collateral is what the initial LTV needs; with ``collateral_atoms``
+    the loan is the most the initial LTV allows; with both, a custom LTV (at most the initial
+    LTV). A second borrow on the same pair adds to the
+    account's one loan of that pair.
+    """
+
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    loan_atoms: int | None = None
+    collateral_atoms: int | None = None
+
+
+class RepayLoan(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Repay ``repay_atoms`` of a loan (or all of it with ``full_repayment``).
+
+    ``collateral_return``: release collateral pro rata to the debt repaid; otherwise keep it and
+    lower the LTV. A full repayment always returns all collateral and closes the loan.
+    """
+
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    repay_atoms: int = 0
+    collateral_return: bool = True
+    full_repayment: bool = False
+
+
+class AdjustLoanCollateral(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Add collateral to a loan, or take some back while its LTV stays within the initial LTV."""
+
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    amount_atoms: int
+    direction: LtvDirection
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -300,4 +359,8 @@ AnyCommand = (
     | PlaceConditionalOrder
     | CancelConditionalOrder
     | CancelAllConditionalOrders
+    | SubmitAssetQuote
+    | BorrowLoan
+    | RepayLoan
+    | AdjustLoanCollateral
 )

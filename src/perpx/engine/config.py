@@ -27,7 +27,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from perpx.engine import formulas
 from perpx.engine.values import (
@@ -39,6 +39,9 @@ from perpx.engine.values import (
     to_rate_e8,
     to_units,
 )
+
+if TYPE_CHECKING:
+    from perpx.engine.lending.config import LendingSpec
 
 ClockMode = Literal["wall", "manual"]
 Durability = Literal["batch", "none"]
@@ -54,6 +57,10 @@ class AssetSpec:
 
     asset: AssetId
     decimals: int
+    index: IndexSpec | None = None
+    """Spot sources of the asset's price in the settlement asset (``lending/config.py``)."""
+    collateral_haircut_e8: int = 0
+    max_collateral_atoms: int | None = None
 
     @property
     def atom(self) -> Decimal:
@@ -196,6 +203,7 @@ class VenueConfig:
     fee_tiers: tuple[FeeTier, ...]
     markets: Mapping[MarketId, MarketSpec]
     snapshot_every: int = 100_000
+    lending: LendingSpec | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -216,8 +224,8 @@ def parse_config(data: Mapping[str, Any]) -> VenueConfig:
 VENUE_KEYS = ("name", "settlement_asset", "clock", "durability", "snapshot_every", "admin_token")
 SERVER_KEYS = ("rate_limit_weight_1m", "order_limit_10s", "order_limit_1m", "ban_after")
 """``[server]`` keys: read by the server (``perpx.server.limits``), listed here so the config is checked whole."""
-TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server")
-ASSET_KEYS = ("decimals",)
+TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server", "lending")
+ASSET_KEYS = ("decimals", "index", "collateral_haircut", "max_collateral")
 FEE_TIER_KEYS = ("min_30d_volume", "maker", "taker")
 RISK_KEYS = (
     "liquidation_fee",
@@ -324,9 +332,15 @@ def _parse(data: Mapping[str, Any]) -> VenueConfig:
         decimals = table.get("decimals")
         if not isinstance(decimals, int) or not 0 <= decimals <= 18:
             raise ConfigError(f"assets.{name}.decimals was {decimals!r}; use an integer 0..18")
-        assets[AssetId(name)] = AssetSpec(AssetId(name), decimals)
+        assets[AssetId(name)] = _parse_asset(name, table, decimals)
     if settlement not in assets:
         raise ConfigError(f"venue.settlement_asset {settlement} has no [assets.{settlement}] table")
+    lending = None
+    if "lending" in data:
+        from perpx.engine.lending.config import parse_lending
+
+        priced = {a: a == settlement or spec.index is not None for a, spec in assets.items()}
+        lending = parse_lending(data["lending"], priced)
     atom = assets[settlement].atom
 
     fee_tiers = _parse_fee_tiers(data.get("fee_tiers", []), atom)
@@ -349,7 +363,23 @@ def _parse(data: Mapping[str, Any]) -> VenueConfig:
         fee_tiers=fee_tiers,
         markets=markets,
         snapshot_every=snapshot_every,
+        lending=lending,
         raw=data,
+    )
+
+
+def _parse_asset(name: str, table: Mapping[str, Any], decimals: int) -> AssetSpec:
+    """An ``[assets.X]`` table: decimals, and the collateral settings of ``lending/config.py``."""
+    from perpx.engine.lending.config import parse_haircut, parse_max_collateral
+
+    where = f"assets.{name}"
+    atom = Decimal(1).scaleb(-decimals)
+    return AssetSpec(
+        AssetId(name),
+        decimals,
+        _parse_index(table.get("index"), f"{where}.index"),
+        parse_haircut(table, where),
+        parse_max_collateral(table, where, atom),
     )
 
 

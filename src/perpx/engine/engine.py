@@ -46,6 +46,7 @@ from perpx.engine.commands import (
 from perpx.engine.config import VenueConfig
 from perpx.engine.core import Core
 from perpx.engine.events import Outcome
+from perpx.engine.lending.stage import Lending
 from perpx.engine.liquidation import Liquidation
 from perpx.engine.pricing.stage import PricingStage
 from perpx.engine.stages import ConsequenceStage
@@ -73,6 +74,9 @@ class Engine(Core):
         self.triggers = Triggers(self)
         self.liquidation = Liquidation(self)
         self.consequences: tuple[ConsequenceStage, ...] = (self.triggers, self.liquidation)
+        self.lending = Lending(
+            self
+        )  # asset indexes and secured loans: interest before, checks after a command
         self._handlers: dict[type, Callable[[Any], None]] = {
             CreateAccount: partial(transfers.create_account, self),
             Deposit: partial(transfers.deposit, self),
@@ -90,6 +94,7 @@ class Engine(Core):
             AdvanceClock: partial(markets.advance_clock, self),
             **self.triggers.handlers(),
             **self.pricing.handlers(),
+            **self.lending.handlers(),
         }
 
     def apply(self, command: Command) -> Outcome:
@@ -114,6 +119,8 @@ class Engine(Core):
             if self.moved or self.risk_dirty:
                 self._run_consequences()
             self.moved.clear()
+        self.lending.catch_up(self.now_ns)
+        self.lending.check()
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"unknown command type {type(command).__name__}")
@@ -121,6 +128,7 @@ class Engine(Core):
         events.own_start = len(events)
         handler(command)
         events.own_end = len(events)
+        self.lending.check()
         # 2. consequences: conditional orders and liquidations, until nothing more is due
         if self.moved or self.risk_dirty:
             self._run_consequences()

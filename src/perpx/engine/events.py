@@ -16,6 +16,7 @@ import msgspec
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
     ConditionalType,
+    LtvDirection,
     MarginMode,
     MarketMode,
     OrderType,
@@ -659,6 +660,115 @@ class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False)
     fund_cash_atoms: int
 
 
+# ---------------------------------------------------------------- collateral and secured loans (issue 20)
+
+
+class AssetIndexUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """An asset's index after a quote: ``index_atoms`` is ``None`` while below quorum (stale)."""
+
+    asset: AssetId
+    index_atoms: int | None
+    sources_used: int
+
+
+class LoanBorrowed(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """Money moved from the lender to the borrower; collateral moved into the loan."""
+
+    loan_id: int
+    account_id: AccountId
+    lender_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    loan_atoms: int
+    collateral_atoms: int
+    debt_atoms: int
+    total_collateral_atoms: int
+    ltv_e8: int
+
+
+class LoanRepaid(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A repayment: interest first, then principal; ``closed`` when no debt is left."""
+
+    loan_id: int
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    repaid_atoms: int
+    interest_repaid_atoms: int
+    principal_repaid_atoms: int
+    collateral_returned_atoms: int
+    debt_atoms: int
+    collateral_atoms: int
+    closed: bool
+
+
+class LoanCollateralAdjusted(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    loan_id: int
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    direction: LtvDirection
+    amount_atoms: int
+    collateral_atoms: int
+    ltv_before_e8: int
+    ltv_after_e8: int
+
+
+class LoanInterestAccrued(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """Interest of every loan of ``loan_asset`` over ``minutes`` whole minutes, added to their debts."""
+
+    loan_asset: AssetId
+    minutes: int
+    interest_atoms: int
+    annual_rate_e8: int
+    """The rate of the last minute accrued."""
+
+
+class LoanMarginCalled(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A loan's LTV reached its margin-call level: add collateral or repay (once per crossing)."""
+
+    loan_id: int
+    account_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    ltv_e8: int
+    margin_call_ltv_e8: int
+    liquidation_ltv_e8: int
+    index_atoms: int
+
+
+class LoanLiquidationStep(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    debt_repaid_atoms: int
+    collateral_seized_atoms: int
+    ltv_after_e8: int
+
+
+class LoanLiquidated(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """Collateral sold to the lender at the index in close-factor steps until the LTV is under the margin call.
+
+    ``bad_debt_atoms`` is debt the collateral could not cover, written off as the lender's loss.
+    """
+
+    loan_id: int
+    account_id: AccountId
+    lender_id: AccountId
+    loan_asset: AssetId
+    collateral_asset: AssetId
+    index_atoms: int
+    ltv_before_e8: int
+    liquidation_ltv_e8: int
+    close_factor_e8: int
+    penalty_e8: int
+    steps: tuple[LoanLiquidationStep, ...]
+    debt_repaid_atoms: int
+    collateral_seized_atoms: int
+    bad_debt_atoms: int
+    collateral_returned_atoms: int
+    debt_atoms: int
+    collateral_atoms: int
+    closed: bool
+
+
 class Outcome(list[Event]):
     """Every event one command caused, in order, and which of them are the command's own answer.
 
@@ -735,4 +845,11 @@ AnyEvent = (
     | LiquidationExplained
     | PositionTransferred
     | InsuranceFundChanged
+    | AssetIndexUpdated
+    | LoanBorrowed
+    | LoanRepaid
+    | LoanCollateralAdjusted
+    | LoanInterestAccrued
+    | LoanMarginCalled
+    | LoanLiquidated
 )

@@ -5,7 +5,8 @@ A violation is a bug, not a business outcome: :func:`check` raises
 command; production may (``perpx serve --check-invariants``).
 
 1. **Conservation** per asset: wallets + isolated margins - open-position cost
-   + fees collected + insurance fund = deposits - withdrawals.
+   + fees collected + insurance fund + collateral held by loans = deposits -
+   withdrawals (a loan moves money between accounts; its debt is not money).
 2. **Open interest**: per market, long lots = short lots.
 3. **Book**: never crossed; every level non-empty; every resting order
    indexed, owned by an existing account, with positive leaves.
@@ -26,6 +27,8 @@ command; production may (``perpx serve --check-invariants``).
    (``Engine.market_positions``, which funding settles); only markets with
    index sources are index-stale; basis samples lie in their window, oldest first;
    every mark lies within ``index x (1 +/- mark_index_band)``.
+* **Loans**: every open loan belongs to an existing account, is indexed once under
+  its (account, loan asset, collateral asset), has a positive debt and nothing negative.
 * **Liquidation and the fund**: no scope (cross account, isolated position) outside
   the insurance fund is at or over 100% margin ratio unless all its positions are in
   paused markets (index stale, or halted); no account holding nothing has a
@@ -78,6 +81,7 @@ def violations(engine: Engine) -> list[str]:
     _liquidation(engine, problems)
     _conditional_orders(engine, problems)
     _pricing(engine, problems)
+    _loans(engine, problems)
     return problems
 
 
@@ -89,6 +93,8 @@ def _conservation(engine: Engine, problems: list[str]) -> None:
         for position in account.positions.values():
             settle = engine.asset
             assets[settle] = assets.get(settle, 0) + position.isolated_margin_atoms - position.cost_atoms
+    for asset, atoms in engine.lending.collateral_held().items():  # collateral held by open loans
+        assets[asset] = assets.get(asset, 0) + atoms
     names = set(assets) | set(engine.deposits_atoms) | set(engine.fees_atoms)
     for asset in sorted(names):
         held = assets.get(asset, 0) + engine.fees_atoms.get(asset, 0) + engine.insurance_atoms.get(asset, 0)
@@ -407,3 +413,21 @@ def _headroom(engine: Engine, problems: list[str]) -> None:
             problems.append(
                 f"account {account_id}: headroom {headroom} atoms claims more than its slack {slack} (e8)"
             )
+
+
+def _loans(engine: Engine, problems: list[str]) -> None:
+    """Every open loan: of an existing account, indexed once by its pair, with debt > 0 and nothing negative."""
+    lending = engine.lending
+    if len(lending.by_key) != len(lending.loans):
+        problems.append(f"loans: {len(lending.loans)} open but {len(lending.by_key)} indexed by pair")
+    for loan_id, loan in lending.loans.items():
+        if loan.account_id not in engine.accounts:
+            problems.append(f"loan {loan_id}: account {loan.account_id} does not exist")
+        if lending.by_key.get((loan.account_id, loan.loan_asset, loan.collateral_asset)) != loan_id:
+            problems.append(f"loan {loan_id}: not indexed under its account and pair")
+        if loan.principal_atoms < 0 or loan.interest_atoms < 0 or loan.collateral_atoms < 0:
+            problems.append(f"loan {loan_id}: a negative principal, interest or collateral")
+        if loan.debt_atoms <= 0:
+            problems.append(f"loan {loan_id}: open with no debt")
+        if loan_id >= lending.next_loan_id:
+            problems.append(f"loan {loan_id}: id not below the next loan id {lending.next_loan_id}")

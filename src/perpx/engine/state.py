@@ -123,6 +123,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     }
     if engine.liquidation.unwind_due_ns:  # only once the fund has unwound: older snapshots hash as before
         data["fund_unwind_due_ns"] = engine.liquidation.unwind_due_ns
+    lending = engine.lending.to_data()
+    if lending is not None:  # only once an asset was quoted or a loan made: older snapshots hash as before
+        data["lending"] = lending
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -249,5 +252,6 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     for market, row in data.get("pricing", []):  # snapshots from before the pricing stage hold none
         engine.pricing.markets[MarketId(market)].load_row(row)
     engine.pricing.reschedule()
+    engine.lending.load(data.get("lending"), engine.now_ns)
     engine.liquidation.rebuild()  # safety bands and ADL holders, recomputed on the restored marks
     return engine

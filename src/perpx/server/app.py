@@ -35,6 +35,7 @@ from perpx.server import (
     admin,
     agents,
     health,
+    lending,
     limits,
     metrics,
     openapi,
@@ -50,7 +51,7 @@ from perpx.server.trading import order_route
 
 log = logging.getLogger("perpx.server")
 
-PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams)
+PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams, lending)
 """Modules whose routes the public listener serves."""
 MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes, mcp_http)
 """Every module: components, start and stop (in this order; stopped in reverse)."""
@@ -146,6 +147,7 @@ def create_admin_app(ctx: ServerContext) -> FastAPI:
     app.state.ctx = ctx
     _answer_errors(app)
     app.include_router(admin.router)
+    app.include_router(lending.admin_router)
     app.include_router(agents.admin_router)
     app.include_router(health.router)
     app.include_router(metrics.router)

@@ -25,6 +25,7 @@ from perpx.server.adminlog import AdminLog
 from perpx.server.context import Component, PersistentComponent, ServerContext
 from perpx.server.countdowns import Countdowns
 from perpx.server.health import ReadinessProbe
+from perpx.server.lending_history import LoanHistory
 from perpx.server.limits import RateLimiter, limits_from
 from perpx.server.marketdata.depth import DepthTracker
 from perpx.server.marketdata.trades import TradeStore
@@ -59,6 +60,8 @@ class Components:
     demo: DemoComponent | None = None
     fix: FixGateway | None = None
     countdowns: Countdowns = field(default_factory=Countdowns)
+    lending: LoanHistory | None = None
+    """The loan history (:mod:`perpx.server.lending_history`); set by :meth:`build`."""
     """``countdownCancelAll``'s deadlines: a sequencer driver, not a listener (no events in)."""
 
     @staticmethod
@@ -78,6 +81,7 @@ class Components:
             health=ReadinessProbe(ctx),
             metrics=Metrics(ctx),
             proposals=ProposalBook.open(ctx.data_dir / PROPOSALS_FILE),
+            lending=LoanHistory(ctx.data_dir),
         )
 
     def named(self) -> dict[str, Component]:
@@ -93,6 +97,8 @@ class Components:
             "health": self.health,
             "metrics": self.metrics,
         }
+        if self.lending is not None:
+            named["lending"] = self.lending
         if self.demo is not None:
             named["demo"] = self.demo
         if self.fix is not None:
@@ -105,7 +111,14 @@ class Components:
         Start-up replays the journal records each has not seen through its ``on_applied``
         (:data:`perpx.server.context.READ_MODELS` names their files).
         """
-        return {"readmodel": self.readmodel, "marketdata": self.marketdata, "adminlog": self.adminlog}
+        stored: dict[str, PersistentComponent] = {
+            "readmodel": self.readmodel,
+            "marketdata": self.marketdata,
+            "adminlog": self.adminlog,
+        }
+        if self.lending is not None:
+            stored["lending"] = self.lending
+        return stored
 
     def listeners(self) -> list[Callable[[list[Applied]], None]]:
         """What the sequencer calls with every applied batch, in this order."""
@@ -115,6 +128,7 @@ class Components:
             self._feed_orders,
             self.adminlog.on_applied,
             self.metrics.on_applied,
+            *([self.lending.on_applied] if self.lending is not None else []),
         ]
 
     def _feed_book(self, batch: list[Applied]) -> None:

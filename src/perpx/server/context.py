@@ -152,6 +152,7 @@ READ_MODELS = (
         "SELECT value FROM admin_meta WHERE key = 'resume_seq'",
         keep_tables=("api_keys",),
     ),
+    StoredReadModel("lending", "lending.sqlite", "SELECT value FROM lending_meta WHERE key = 'resume_seq'"),
 )
 """The persistent components (:meth:`perpx.server.components.Components.persistent`), read before they are opened."""
 

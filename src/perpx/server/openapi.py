@@ -130,6 +130,42 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/fapi/v1/positionSide/dual"): (SIGNED, "dualSidePosition*:bool"),
     ("GET", "/fapi/v1/multiAssetsMargin"): (SIGNED, ""),
     ("POST", "/fapi/v1/multiAssetsMargin"): (SIGNED, "multiAssetsMargin*:bool"),
+    # secured loans, Binance's flexible crypto-loan routes, and the asset indexes (perpx.server.lending)
+    ("GET", "/fapi/v1/assetIndex"): (PUBLIC, "symbol:str"),
+    ("POST", "/sapi/v2/loan/flexible/borrow"): (
+        SIGNED,
+        "loanCoin*:str loanAmount:decimal collateralCoin*:str collateralAmount:decimal",
+    ),
+    ("POST", "/sapi/v2/loan/flexible/repay"): (
+        SIGNED,
+        "loanCoin*:str collateralCoin*:str repayAmount:decimal collateralReturn:bool fullRepayment:bool",
+    ),
+    ("POST", "/sapi/v2/loan/flexible/adjust/ltv"): (
+        SIGNED,
+        "loanCoin*:str collateralCoin*:str adjustmentAmount*:decimal direction*:ADDITIONAL|REDUCED",
+    ),
+    ("GET", "/sapi/v2/loan/flexible/ongoing/orders"): (
+        SIGNED,
+        "loanCoin:str collateralCoin:str current:int limit:int",
+    ),
+    ("GET", "/sapi/v2/loan/flexible/loanable/data"): (SIGNED, "loanCoin:str"),
+    ("GET", "/sapi/v2/loan/flexible/collateral/data"): (SIGNED, "collateralCoin:str"),
+    ("GET", "/sapi/v2/loan/flexible/borrow/history"): (
+        SIGNED,
+        f"loanCoin:str collateralCoin:str {_WINDOW} current:int limit:int",
+    ),
+    ("GET", "/sapi/v2/loan/flexible/repay/history"): (
+        SIGNED,
+        f"loanCoin:str collateralCoin:str {_WINDOW} current:int limit:int",
+    ),
+    ("GET", "/sapi/v2/loan/flexible/ltv/adjustment/history"): (
+        SIGNED,
+        f"loanCoin:str collateralCoin:str {_WINDOW} current:int limit:int",
+    ),
+    ("GET", "/sapi/v2/loan/flexible/liquidation/history"): (
+        SIGNED,
+        f"loanCoin:str collateralCoin:str {_WINDOW} current:int limit:int",
+    ),
     # perpx's own
     ("GET", "/perpx/v1/tca"): (
         SIGNED,

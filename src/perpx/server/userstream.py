@@ -22,12 +22,15 @@ connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
 ``ALGO_UPDATE``          conditional orders: NEW, TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED
 ``ACCOUNT_UPDATE``       ``m`` ORDER, DEPOSIT, WITHDRAW, FUNDING_FEE, MARGIN_TYPE_CHANGE,
                          MARGIN_TRANSFER (isolated margin), INSURANCE_CLEAR (clearance fee, deficit
-                         cover, insurance takeover), ADL, ADJUSTMENT (market settlement); ``B`` the
+                         cover, insurance takeover), ADL, ADJUSTMENT (market settlement),
+                         ASSET_TRANSFER (a secured loan paid out or repaid); ``B`` the
                          settlement asset, ``P`` the positions the command changed (``pa "0"`` when
                          closed). Figures are the account's state when the batch was applied.
 ``ACCOUNT_CONFIG_UPDATE`` leverage changes (``ac.s``, ``ac.l``)
 ``MARGIN_CALL``          once when the cross margin ratio (or an isolated position's) reaches
                          :data:`MARGIN_CALL_RATIO_E8` (80%); again only after it fell below
+``LOAN_MARGIN_CALL``     a secured loan reached its margin-call LTV; ``LOAN_LIQUIDATION`` its
+                         collateral was sold (:mod:`perpx.server.lending_stream`)
 ``listenKeyExpired``     the key expired or was deleted
 =======================  ==========================================================================
 """
@@ -53,6 +56,10 @@ from perpx.engine.events import (
     InsuranceFundChanged,
     IsolatedMarginAdjusted,
     LeverageChanged,
+    LoanBorrowed,
+    LoanLiquidated,
+    LoanMarginCalled,
+    LoanRepaid,
     MarginModeChanged,
     MarkPriceSet,
     MarkPriceUpdated,
@@ -69,6 +76,7 @@ from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_key
 from perpx.server.keys import new_token
+from perpx.server.lending_stream import loan_message
 from perpx.server.readmodel import Message, ReadModel
 from perpx.server.rest import ctx_of, keyed
 from perpx.server.sequencer import Applied
@@ -198,6 +206,9 @@ class UserStream:
                     )
                 )
                 continue
+            if isinstance(event, LoanMarginCalled | LoanLiquidated):  # the loan book (lending_stream.py)
+                configs.append((account_id, loan_message(event, self.ctx.config)))
+                continue
             reason = _reason(event)
             if reason is None:
                 continue
@@ -211,6 +222,10 @@ class UserStream:
                 group["change"] += event.amount_atoms
             elif isinstance(event, WithdrawalApplied):
                 group["change"] -= event.amount_atoms
+            elif isinstance(event, LoanBorrowed) and event.loan_asset == engine.asset:
+                group["change"] += event.loan_atoms
+            elif isinstance(event, LoanRepaid) and event.loan_asset == engine.asset:
+                group["change"] -= event.repaid_atoms
         out = list(configs)
         for (account_id, reason), group in groups.items():
             payload = self._account_update(engine, account_id, reason, group)
@@ -432,6 +447,8 @@ def _reason(event: Event) -> str | None:
         return "ADL" if event.reason is TransferReason.ADL else "INSURANCE_CLEAR"
     if isinstance(event, PositionSettled):
         return "ADJUSTMENT"
+    if isinstance(event, LoanBorrowed | LoanRepaid):
+        return "ASSET_TRANSFER"  # a secured loan paid out or repaid (lending_stream.py)
     return None
 
 
