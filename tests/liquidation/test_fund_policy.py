@@ -22,6 +22,7 @@ from perpx.engine.liquidation.unwind import (
 from perpx.engine.state import restore, snapshot, state_hash
 from perpx.engine.values import RATE_SCALE, MarketId
 from perpx.explain import Record, render
+from perpx.server.trading.fund_policy import fund_json
 from perpx.testkit import Venue
 
 from .helpers import BTC, USDT, liq_config, make_venue, qty, records, seed_fund, steps, trade
@@ -234,3 +235,40 @@ def test_the_cap_bounds_the_funds_whole_book_across_markets() -> None:
     held.qty_lots = 1_000  # 2,000 in ETH: the cap is used up, nothing more in BTC
     assert takeover_capacity_lots(v.engine, MARKET, 1, 1_000 * USDT) == 0
     held.qty_lots = 0
+
+
+# ------------------------------------------------------------------ the policy, published
+
+
+def test_the_fund_route_states_the_policy_and_what_the_fund_holds() -> None:
+    # Arrange: a capped, unwinding market; a long of 1,000 lots goes bankrupt into an empty book
+    v = venue("1000", insurance_takeover_cap="2", **UNWIND)
+    v.mark(BTC, "27950")
+    # Act
+    answer = fund_json(v.engine)
+    # Assert
+    btc = next(row for row in answer["policy"] if row["symbol"] == BTC)
+    assert btc == {
+        "symbol": BTC,
+        "takeoverCap": "2",
+        "unwindClip": "0.5",
+        "unwindIntervalSec": 60,
+        "unwindLimit": "0.01",
+    }
+    # the cap (2 x ~1,000 of equity) let it take 71 lots; the rest went to ADL
+    assert answer["positions"] == [
+        {"symbol": BTC, "positionAmt": "0.071", "markPrice": "27950", "notional": "1984.45"}
+    ]
+    assert answer["nextUnwindTime"] == (v.engine.now_ns + 60 * 10**9) // 10**6
+    assert answer["cash"] != answer["equity"]  # equity counts the position on the mark, cash does not
+
+
+def test_the_fund_route_of_a_venue_without_a_policy_says_uncapped_and_never_unwound() -> None:
+    v = venue("1000")
+    v.mark(BTC, "27950")
+
+    answer = fund_json(v.engine)
+
+    btc = next(row for row in answer["policy"] if row["symbol"] == BTC)
+    assert (btc["takeoverCap"], btc["unwindClip"]) == (None, "0")
+    assert answer["nextUnwindTime"] is None and answer["positions"][0]["positionAmt"] == "1"
