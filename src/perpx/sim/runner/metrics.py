@@ -168,8 +168,6 @@ class RunMetrics:
         """The largest notional the fund held at a sample, on the marks (atoms)."""
         self.takeover_notional_atoms = 0
         """Notional the fund took over, on the mark at each takeover."""
-        self.capped_lots = 0
-        """Lots the fund's takeover cap refused (its equity would have covered them): sent to ADL."""
         self.unwind_fills = 0
         self.unwound_notional_atoms = 0
         """What the fund's unwind orders sold (or bought back) into the book, at their fill prices."""
@@ -361,7 +359,6 @@ class RunMetrics:
                     if (got < bankrupt) if step.side < 0 else (got > bankrupt):
                         self.liquidation_fills_worse += 1
             elif isinstance(step, TakeoverStep):
-                self.capped_lots += step.capped_lots
                 if step.qty_lots == 0:  # the cap refused it all: recorded, nothing taken
                     continue
                 taken_lots += step.qty_lots
