@@ -188,13 +188,7 @@ def _step_lines(units: _Units, market: str | None, step: Any, account_id: int) -
         ]
     if isinstance(step, TakeoverStep):
         assert market is not None
-        how = "had to take (no ADL counterparty left)" if step.forced else "took over"
-        return [
-            f"insurance fund {how} {units.qty(market, step.qty_lots)} at the bankruptcy price"
-            f" {units.exact_price(market, step.value_atoms, step.qty_lots)} ({units.money(step.value_atoms)});"
-            f" cost to the fund on the mark {units.money(step.loss_atoms)}, fund equity before"
-            f" {units.money(step.fund_equity_atoms)}"
-        ]
+        return _takeover_lines(units, market, step)
     if isinstance(step, AdlStep):
         assert market is not None
         lines = [
@@ -227,6 +221,28 @@ def _step_lines(units: _Units, market: str | None, step: Any, account_id: int) -
             f" (fund cash after {units.money(step.fund_cash_atoms)}){uncovered}"
         ]
     return [repr(step)]
+
+
+def _takeover_lines(units: _Units, market: str, step: TakeoverStep) -> list[str]:
+    """The fund's takeover, and when its cap refused lots its equity covered, the cap's arithmetic."""
+    lines = []
+    if step.qty_lots:
+        how = "had to take (no ADL counterparty left)" if step.forced else "took over"
+        lines.append(
+            f"insurance fund {how} {units.qty(market, step.qty_lots)} at the bankruptcy price"
+            f" {units.exact_price(market, step.value_atoms, step.qty_lots)} ({units.money(step.value_atoms)});"
+            f" cost to the fund on the mark {units.money(step.loss_atoms)}, fund equity before"
+            f" {units.money(step.fund_equity_atoms)}"
+        )
+    if step.capped_lots:
+        cap_e8 = units.config.markets[MarketId(market)].risk.insurance_takeover_cap_e8
+        cap = "the market's cap" if cap_e8 is None else f"{Decimal(cap_e8) / RATE_SCALE:f} x"
+        lines.append(
+            f"takeover capped: {cap} fund equity {units.money(step.fund_equity_atoms)} bounds the fund's"
+            f" whole book; it left room for {units.qty(market, step.capacity_lots)} here, so"
+            f" {units.qty(market, step.capped_lots)} the fund's equity would have covered go to ADL"
+        )
+    return lines
 
 
 def render(console: Console, config: VenueConfig, records: list[Record], account_id: int) -> None:

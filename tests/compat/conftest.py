@@ -1,7 +1,13 @@
-"""One real ``perpx serve`` (a child process, real sockets) for the client compatibility suite."""
+"""One real ``perpx serve`` (a child process, real sockets) for the client compatibility suite.
+
+Tests marked ``freqtrade`` (freqtrade end to end, minutes long, freqtrade in its own venv) run only
+when asked: ``pytest -m freqtrade`` or ``PERPX_FREQTRADE=/path/to/freqtrade``; otherwise they are
+reported as skipped with the way to run them.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +15,24 @@ import pytest
 from tests.server.harness import ServerProcess, Trader
 
 BTC = "BTCUSDT"
+
+
+def _freqtrade_requested(config: pytest.Config) -> bool:
+    if os.environ.get("PERPX_FREQTRADE"):
+        return True
+    markexpr = str(config.getoption("markexpr", default="") or "")
+    return "freqtrade" in markexpr and "not freqtrade" not in markexpr
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _freqtrade_requested(config):
+        return
+    skip = pytest.mark.skip(
+        reason="freqtrade end to end: run with -m freqtrade or PERPX_FREQTRADE=<freqtrade>"
+    )
+    for item in items:
+        if "freqtrade" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perpx.engine.values import AccountId, MarketId
+from perpx.server.countdowns import COUNTDOWNS_FILE, CountdownFileError
 from perpx.server.errors import ApiError
 from perpx.server.wire import to_lots
 from tests.server.harness import Trader
@@ -92,6 +96,101 @@ def test_quantity_with_too_many_decimals_is_1111_and_not_a_step_multiple_stays_4
     assert to_lots(coarse, Decimal("0.0100"), "quantity") == 2
 
 
+def test_test_order_runs_the_margin_check_as_the_order_route_does(venue: InProcessVenue) -> None:
+    # Arrange: 100 USDT at the default leverage cannot carry 1 BTC at 59,000
+    trader = venue.trader("dry-margin", deposit="100")
+    too_big = limit("BUY", "1", "59000")
+    # Act
+    status, code, msg = venue.refused("POST", "/fapi/v1/order/test", trader, too_big)
+    placed_status, placed_code, _ = venue.refused("POST", "/fapi/v1/order", trader, too_big)
+    market_status, market_code, _ = venue.refused(
+        "POST",
+        "/fapi/v1/order/test",
+        trader,
+        {"symbol": BTC, "side": "SELL", "type": "MARKET", "quantity": "1"},
+    )
+    # Assert: -2019 on both routes, a MARKET order too; a small order passes; nothing was placed
+    assert (status, code) == (placed_status, placed_code) == (400, -2019), msg
+    assert "Margin is insufficient" in msg
+    assert (market_status, market_code) == (400, -2019)
+    assert venue.ok("POST", "/fapi/v1/order/test", trader, limit("BUY", "0.01", "59000")) == {}
+    assert open_orders(venue, trader) == []
+
+
+def test_test_order_refuses_a_reduce_only_order_with_no_position_to_reduce(venue: InProcessVenue) -> None:
+    trader = venue.trader("dry-reduce")
+
+    status, code, msg = venue.refused(
+        "POST", "/fapi/v1/order/test", trader, {**limit("SELL", "0.01", "61000"), "reduceOnly": "true"}
+    )
+
+    assert (status, code) == (400, -2022), msg
+
+
+def test_test_order_on_a_market_the_account_never_traded_stores_no_position(venue: InProcessVenue) -> None:
+    trader = venue.trader("dry-fresh")
+
+    venue.ok("POST", "/fapi/v1/order/test", trader, {**limit("BUY", "0.1", "3000"), "symbol": "ETHUSDT"})
+
+    held = venue.ctx.seq.engine.accounts[AccountId(trader.account_id)].positions
+    assert "ETHUSDT" not in held
+
+
+# ---------------------------------------------------------------------- algo ids and order ids
+
+
+def test_a_conditional_item_of_batch_orders_is_refused_4120_and_the_rest_placed(
+    venue: InProcessVenue,
+) -> None:
+    trader = venue.trader("batch-algo")
+    items = [
+        limit("BUY", "0.01", "50000"),
+        {"symbol": BTC, "side": "SELL", "type": "STOP_MARKET", "quantity": "0.01", "stopPrice": "50000"},
+    ]
+
+    placed, refused = venue.ok("POST", "/fapi/v1/batchOrders", trader, {"batchOrders": json.dumps(items)})
+
+    assert placed["status"] == "NEW" and placed["type"] == "LIMIT"
+    assert refused["code"] == -4120 and "algoOrder" in refused["msg"]
+    assert venue.ok("GET", "/fapi/v1/openAlgoOrders", trader, {"symbol": BTC}) == []
+    venue.ok("DELETE", "/fapi/v1/allOpenOrders", trader, {"symbol": BTC})
+
+
+def test_an_algo_id_names_no_order_and_an_order_id_names_no_algo_order(venue: InProcessVenue) -> None:
+    # Arrange: an account whose only object is an algo order, and another whose only one is an order
+    algo_owner = venue.trader("ids-algo")
+    order_owner = venue.trader("ids-order")
+    algo = venue.ok(
+        "POST",
+        "/fapi/v1/algoOrder",
+        algo_owner,
+        {
+            "symbol": BTC,
+            "side": "SELL",
+            "type": "STOP_MARKET",
+            "quantity": "0.01",
+            "triggerPrice": "50000",
+            "workingType": "MARK_PRICE",
+        },
+    )
+    order = venue.ok("POST", "/fapi/v1/order", order_owner, limit("BUY", "0.01", "50000"))
+    # Act: each id on the other kind's routes, by its own owner
+    as_order = venue.refused("GET", "/fapi/v1/order", algo_owner, {"symbol": BTC, "orderId": algo["algoId"]})
+    cancel_as_order = venue.refused(
+        "DELETE", "/fapi/v1/order", algo_owner, {"symbol": BTC, "orderId": algo["algoId"]}
+    )
+    as_algo = venue.refused("GET", "/fapi/v1/algoOrder", order_owner, {"algoId": order["orderId"]})
+    # Assert: unknown everywhere, and both objects untouched
+    assert (as_order[1], cancel_as_order[1]) == (-2013, -2011)  # unknown order; cancel rejected
+    assert as_algo[1] == -2013
+    assert [a["algoId"] for a in venue.ok("GET", "/fapi/v1/openAlgoOrders", algo_owner, {"symbol": BTC})] == [
+        algo["algoId"]
+    ]
+    assert [o["orderId"] for o in open_orders(venue, order_owner)] == [order["orderId"]]
+    venue.ok("DELETE", "/fapi/v1/allOpenOrders", order_owner, {"symbol": BTC})
+    venue.ok("DELETE", "/fapi/v1/algoOpenOrders", algo_owner, {"symbol": BTC})
+
+
 # ---------------------------------------------------------------------- countdownCancelAll
 
 
@@ -163,6 +262,46 @@ def test_countdown_with_bad_parameters_is_refused(
 
     assert got == code, msg
     assert venue.ctx.components.countdowns.running() == before
+
+
+def test_a_countdown_survives_a_restart_and_one_run_out_while_down_cancels_at_start(tmp_path: Path) -> None:
+    # Arrange: two countdowns armed, the venue stopped before the short one runs out
+    data = tmp_path / "data"
+    with in_process_venue(data) as first:
+        first.mark(BTC, "60000")
+        short, long_ = first.trader("down-short"), first.trader("down-long")
+        for trader in (short, long_):
+            first.ok("POST", "/fapi/v1/order", trader, limit("BUY", "0.01", "50000"))
+        first.ok("POST", "/fapi/v1/countdownCancelAll", short, {"symbol": BTC, "countdownTime": "3000"})
+        first.ok("POST", "/fapi/v1/countdownCancelAll", long_, {"symbol": BTC, "countdownTime": "600000"})
+        countdowns = first.ctx.components.countdowns
+        short_due = countdowns.deadline_ns(AccountId(short.account_id), MarketId(BTC))
+        long_due = countdowns.deadline_ns(AccountId(long_.account_id), MarketId(BTC))
+        assert short_due is not None and countdowns.running() == 2  # nothing fired while it ran
+    # Act: the venue is down past the short deadline, then starts again on the same data
+    time.sleep(max(0.0, (short_due - time.time_ns()) / 1e9) + 0.2)
+    with in_process_venue(data) as second:
+        gone = _poll(10, lambda: open_orders(second, short) == [])
+        # Assert: the run-out countdown cancelled at start; the other kept its deadline and its order
+        assert gone
+        restored = second.ctx.components.countdowns
+        assert (
+            restored.running() == 1
+            and restored.deadline_ns(AccountId(long_.account_id), MarketId(BTC)) == long_due
+        )
+        assert len(open_orders(second, long_)) == 1
+        second.ok("POST", "/fapi/v1/countdownCancelAll", long_, {"symbol": BTC, "countdownTime": "0"})
+    assert json.loads((data / COUNTDOWNS_FILE).read_text()) == {"deadlines": []}
+
+
+def test_a_venue_does_not_start_on_a_countdowns_file_it_cannot_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data):
+        pass
+    (data / COUNTDOWNS_FILE).write_text("{not json")
+
+    with pytest.raises(CountdownFileError, match="not a countdowns file"), in_process_venue(data):
+        pass
 
 
 # ---------------------------------------------------------------------- status routes

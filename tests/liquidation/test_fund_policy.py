@@ -7,6 +7,7 @@ its bankruptcy price is 28,015; ``s`` is the short on the other side; ``mm`` quo
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 
 from perpx.engine.config import ConfigError
 from perpx.engine.engine import Engine
@@ -20,6 +21,8 @@ from perpx.engine.liquidation.unwind import (
 )
 from perpx.engine.state import restore, snapshot, state_hash
 from perpx.engine.values import RATE_SCALE, MarketId
+from perpx.explain import Record, render
+from perpx.server.trading.fund_policy import fund_json
 from perpx.testkit import Venue
 
 from .helpers import BTC, USDT, liq_config, make_venue, qty, records, seed_fund, steps, trade
@@ -64,6 +67,7 @@ def test_a_takeover_beyond_the_cap_is_auto_deleveraged() -> None:
     # cap: 0.5 x 1,000 = 500 USDT of position; one lot is 0.001 x 27,950 = 27.95: 17 lots
     (takeover,) = steps(record, TakeoverStep)
     assert (takeover.qty_lots, takeover.capacity_lots, takeover.forced) == (17, 17, False)
+    assert takeover.capped_lots == 983  # the fund's equity would have covered them all
     (deleveraged,) = steps(record, AdlStep)
     assert deleveraged.qty_lots == 983 and deleveraged.legs[0].account_id == v.names["s"]
     assert fund_lots(v) == 17 and qty(v, "a") == 0 and qty(v, "s") == -17
@@ -74,8 +78,35 @@ def test_a_takeover_beyond_the_cap_is_auto_deleveraged() -> None:
 def test_a_zero_cap_sends_everything_to_adl() -> None:
     v = venue("1000", insurance_takeover_cap="0")
     (record,) = records(v.mark(BTC, "27950"))
-    assert steps(record, TakeoverStep) == [] and steps(record, AdlStep)[0].qty_lots == 1_000
+    (refused,) = steps(record, TakeoverStep)  # recorded, so explain can say why ADL followed
+    assert (refused.qty_lots, refused.value_atoms, refused.capped_lots) == (0, 0, 1_000)
+    assert steps(record, AdlStep)[0].qty_lots == 1_000
     assert fund_lots(v) == 0
+
+
+def test_explain_shows_a_capped_takeover_and_the_lots_it_sent_to_adl() -> None:
+    # Arrange: a 0.5 x equity cap leaves room for 17 of 1,000 lots
+    v = venue("1000", insurance_takeover_cap="0.5")
+    found = [Record(1, r) for r in records(v.mark(BTC, "27950"))]
+    console = Console(record=True, width=400)
+    # Act
+    render(console, v.config, found, int(v.names["a"]))
+    # Assert
+    out = " ".join(console.export_text().split())
+    assert "insurance fund took over 0.017 at the bankruptcy price" in out
+    assert "takeover capped: 0.5 x fund equity 1000 USDT" in out
+    assert "room for 0.017 here, so 0.983 the fund's equity would have covered go to ADL" in out
+    assert "auto-deleveraged 0.983 the fund could not take" in out
+
+
+def test_explain_shows_a_takeover_the_cap_refused_entirely() -> None:
+    v = venue("1000", insurance_takeover_cap="0")
+    found = [Record(1, r) for r in records(v.mark(BTC, "27950"))]
+    console = Console(record=True, width=400)
+    render(console, v.config, found, int(v.names["a"]))
+    out = " ".join(console.export_text().split())
+    assert "insurance fund took over" not in out
+    assert "room for 0 here, so 1 the fund's equity would have covered go to ADL" in out
 
 
 def test_a_takeover_that_shrinks_the_funds_position_is_never_capped() -> None:
@@ -129,8 +160,7 @@ def test_the_fund_unwinds_a_clip_per_interval_into_bids_within_its_limit() -> No
     # no second step before the interval, whatever the marks do
     assert unwind_fills(list(v.mark(BTC, "27960"))) == []
     assert fund_lots(v) == 500
-    v.advance(60)
-    assert [f.qty_lots for f in unwind_fills(list(v.mark(BTC, "27950")))] == [250]
+    assert [f.qty_lots for f in unwind_fills(list(v.advance(60)))] == [250]  # venue time alone
     assert fund_lots(v) == 250
     # the 27,000 bid is still there: the fund never sold through its limit
     assert any(price == 270_000 for price, _ in v.engine.books[MARKET].bids.depth())
@@ -142,8 +172,30 @@ def test_an_unwind_with_no_bid_within_the_limit_waits_for_the_next_step() -> Non
     assert fund_lots(v) == 1_000
     v.place("mm", BTC, "buy", "1", "27900")
     assert unwind_fills(list(v.mark(BTC, "27950"))) == []  # the step was at the takeover: not due yet
-    v.advance(60)  # the next step runs with the next mark move
-    assert [f.qty_lots for f in unwind_fills(list(v.mark(BTC, "27960")))] == [500]
+    assert [f.qty_lots for f in unwind_fills(list(v.advance(60)))] == [500]
+
+
+def test_a_bare_clock_tick_unwinds_on_schedule_with_no_price_move() -> None:
+    # Arrange: the fund takes over 1,000 lots into an empty book (its first step finds no bid)
+    v = venue("1000", **UNWIND)
+    v.mark(BTC, "27950")
+    v.place("mm", BTC, "buy", "2", "27900")
+    # Act: venue time moves with no command that moves a price
+    early = unwind_fills(list(v.advance(59)))
+    due = unwind_fills(list(v.advance(1)))
+    later = unwind_fills(list(v.advance(30)))
+    # Assert: the step runs when due and not before; the next one waits its interval
+    assert early == [] and [(f.qty_lots, f.price_ticks) for f in due] == [(500, 279_000)]
+    assert later == [] and fund_lots(v) == 500
+    assert [f.qty_lots for f in unwind_fills(list(v.advance(30)))] == [250]
+
+
+def test_a_bare_clock_tick_leaves_a_fund_position_no_market_unwinds() -> None:
+    v = venue("1000")  # no unwind clip: the fund holds what it took over
+    v.mark(BTC, "27950")
+    v.place("mm", BTC, "buy", "2", "27900")
+    assert unwind_fills(list(v.advance(3_600))) == [] and fund_lots(v) == 1_000
+    assert v.engine.liquidation.unwind_due(v.engine.now_ns) is False
 
 
 def test_the_unwind_schedule_survives_a_snapshot_and_replays_the_same() -> None:
@@ -183,3 +235,40 @@ def test_the_cap_bounds_the_funds_whole_book_across_markets() -> None:
     held.qty_lots = 1_000  # 2,000 in ETH: the cap is used up, nothing more in BTC
     assert takeover_capacity_lots(v.engine, MARKET, 1, 1_000 * USDT) == 0
     held.qty_lots = 0
+
+
+# ------------------------------------------------------------------ the policy, published
+
+
+def test_the_fund_route_states_the_policy_and_what_the_fund_holds() -> None:
+    # Arrange: a capped, unwinding market; a long of 1,000 lots goes bankrupt into an empty book
+    v = venue("1000", insurance_takeover_cap="2", **UNWIND)
+    v.mark(BTC, "27950")
+    # Act
+    answer = fund_json(v.engine)
+    # Assert
+    btc = next(row for row in answer["policy"] if row["symbol"] == BTC)
+    assert btc == {
+        "symbol": BTC,
+        "takeoverCap": "2",
+        "unwindClip": "0.5",
+        "unwindIntervalSec": 60,
+        "unwindLimit": "0.01",
+    }
+    # the cap (2 x ~1,000 of equity) let it take 71 lots; the rest went to ADL
+    assert answer["positions"] == [
+        {"symbol": BTC, "positionAmt": "0.071", "markPrice": "27950", "notional": "1984.45"}
+    ]
+    assert answer["nextUnwindTime"] == (v.engine.now_ns + 60 * 10**9) // 10**6
+    assert answer["cash"] != answer["equity"]  # equity counts the position on the mark, cash does not
+
+
+def test_the_fund_route_of_a_venue_without_a_policy_says_uncapped_and_never_unwound() -> None:
+    v = venue("1000")
+    v.mark(BTC, "27950")
+
+    answer = fund_json(v.engine)
+
+    btc = next(row for row in answer["policy"] if row["symbol"] == BTC)
+    assert (btc["takeoverCap"], btc["unwindClip"]) == (None, "0")
+    assert answer["nextUnwindTime"] is None and answer["positions"][0]["positionAmt"] == "1"

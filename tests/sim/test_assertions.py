@@ -80,8 +80,8 @@ def test_a_missing_metric_fails_with_a_message_instead_of_raising() -> None:
         ),
         (
             "liquidations_at_or_better_than_bankruptcy",
-            {"liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 0},
-            {"liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 1},
+            {"liquidation_orders": 2, "liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 0},
+            {"liquidation_orders": 2, "liquidation_fills": 4, "liquidation_fills_worse_than_bankruptcy": 1},
         ),
         ("no_adl", {"adl_events": 0, "adl_notional": 0.0}, {"adl_events": 2, "adl_notional": 10.5}),
     ],
@@ -89,6 +89,20 @@ def test_a_missing_metric_fails_with_a_message_instead_of_raising() -> None:
 def test_named_checks_pass_and_fail(check: str, good: dict[str, Any], bad: dict[str, Any]) -> None:
     assert _one({"check": check}, good)["passed"] is True
     assert _one({"check": check}, bad)["passed"] is False
+
+
+def test_liquidation_orders_the_book_never_filled_hold_the_bankruptcy_rule() -> None:
+    summary = {"liquidation_orders": 3, "liquidation_fills": 0, "liquidation_fills_worse_than_bankruptcy": 0}
+
+    result = _one({"check": "liquidations_at_or_better_than_bankruptcy"}, summary)
+
+    assert result["passed"] is True and "none filled" in result["detail"]
+
+
+def test_the_bankruptcy_rule_with_no_liquidation_order_proves_nothing() -> None:
+    summary = {"liquidation_orders": 0, "liquidation_fills": 0, "liquidation_fills_worse_than_bankruptcy": 0}
+
+    assert _one({"check": "liquidations_at_or_better_than_bankruptcy"}, summary)["passed"] is False
 
 
 def test_a_check_with_no_evidence_does_not_pass() -> None:

@@ -129,8 +129,9 @@ class Engine(Core):
         handler(command)
         events.own_end = len(events)
         self.lending.check()
-        # 2. consequences: conditional orders and liquidations, until nothing more is due
-        if self.moved or self.risk_dirty:
+        # 2. consequences: conditional orders and liquidations, until nothing more is due; the fund's
+        # unwind is due by time alone (a bare clock tick runs it on schedule)
+        if self.moved or self.risk_dirty or self.liquidation.unwind_due(self.now_ns):
             self._run_consequences()
         self.moved.clear()
         self.commands_applied += 1

@@ -543,7 +543,9 @@ class TakeoverStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False
     equity (``fund_equity_atoms`` before) at or above zero, and, where the market sets
     ``insurance_takeover_cap``, what keeps its position within the cap: ``capacity_lots`` is the
     lots the cap allowed (uncapped: the lots taken). ``forced`` when the fund had to take lots no
-    ADL counterparty could.
+    ADL counterparty could. ``capped_lots`` is what the cap refused that the fund's equity would
+    have covered: those lots go to ADL. A takeover the cap refuses entirely is still recorded, with
+    ``qty_lots`` 0 (and no value or loss), so that ``perpx explain`` can say why ADL followed.
     """
 
     qty_lots: int
@@ -552,6 +554,7 @@ class TakeoverStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False
     fund_equity_atoms: int
     capacity_lots: int
     forced: bool
+    capped_lots: int = 0
 
 
 class AdlLeg(msgspec.Struct, frozen=True, kw_only=True, gc=False):

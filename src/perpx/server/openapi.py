@@ -172,6 +172,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "symbol:str side:BUY|SELL quantity:decimal decisionPrice:decimal arrivalPrice:decimal algoId:int"
         f" {_WINDOW}",
     ),
+    # the insurance fund's policy (perpx.server.trading.fund_policy)
+    ("GET", "/perpx/v1/insuranceFund"): (PUBLIC, ""),
     # agent keys (perpx.server.agents)
     ("POST", "/perpx/v1/agent/preview"): (
         SIGNED,

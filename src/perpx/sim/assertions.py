@@ -227,13 +227,19 @@ def _every_liquidation_has_a_cause(a: Assertion, s: Mapping[str, Any]) -> dict[s
 
 
 def _liquidations_at_or_better_than_bankruptcy(a: Assertion, s: Mapping[str, Any]) -> dict[str, Any]:
+    # the evidence is the liquidation orders sent: an order the book did not fill at all (a void, a
+    # squeeze) was still limited at bankruptcy, and holds the rule; a run with no liquidation order
+    # proves nothing and does not pass
+    orders = int(s.get("liquidation_orders", 0))
     fills = int(s.get("liquidation_fills", 0))
     worse = int(s.get("liquidation_fills_worse_than_bankruptcy", 0))
+    unfilled = "" if fills else " (none filled: the book had nothing at or better than bankruptcy)"
     return _result(
         a,
-        worse == 0 and fills > 0,
+        worse == 0 and orders > 0,
         worse,
-        f"{worse} of {fills} liquidation fill(s) worse than the position's bankruptcy price",
+        f"{worse} of {fills} liquidation fill(s) of {orders} order(s) worse than the position's"
+        f" bankruptcy price{unfilled}",
     )
 
 

@@ -233,6 +233,26 @@ class Liquidation:
             acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
         return self._fund_check() or acted or self._unwind()
 
+    def unwind_due(self, now_ns: int) -> bool:
+        """A step of the fund's unwind is due at ``now_ns`` (the engine runs the stages for it).
+
+        True when the next step's time has come and the fund holds a position in a market that sets
+        an unwind clip and is live: venue time alone (an ``AdvanceClock`` with no price move) makes
+        the fund unwind on schedule. A position no market may unwind never makes it due, so an idle
+        fund costs each command one look at its (few) positions.
+        """
+        if now_ns < self.unwind_due_ns:
+            return False
+        engine = self.engine
+        for market, position in engine.accounts[INSURANCE_ACCOUNT].positions.items():
+            if (
+                position.qty_lots
+                and engine.specs[market].risk.insurance_unwind_clip_e8
+                and not is_paused(engine, market)
+            ):
+                return True
+        return False
+
     def _unwind(self) -> bool:
         """One unwind step of the fund's positions when one is due (:mod:`.unwind`)."""
         if self.engine.now_ns < self.unwind_due_ns or not self._fund_live():
@@ -656,20 +676,23 @@ class Liquidation:
             while taken > 0 and fund_loss(taken) > equity:
                 taken -= 1
         capacity = takeover_capacity_lots(engine, market, sign, equity)
-        if capacity is not None:
-            taken = min(taken, capacity)
+        capped = 0
+        if capacity is not None and capacity < taken:
+            capped, taken = taken - capacity, capacity
         rest = remaining - taken
-        if taken:
-            fund_value = total - adl_value(rest)
-            self._to_fund(account, market, sign, taken, fund_value)
+        if taken or capped:
+            fund_value = total - adl_value(rest) if taken else 0
+            if taken:
+                self._to_fund(account, market, sign, taken, fund_value)
             steps.append(
                 TakeoverStep(
                     qty_lots=taken,
                     value_atoms=fund_value,
-                    loss_atoms=fund_loss(taken),
+                    loss_atoms=fund_loss(taken) if taken else 0,
                     fund_equity_atoms=equity,
                     capacity_lots=taken if capacity is None else capacity,
                     forced=False,
+                    capped_lots=capped,
                 )
             )
         if rest:

@@ -9,10 +9,10 @@ with the previous close (:func:`merge`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from perpx.engine.values import MarketId
 
@@ -219,74 +219,24 @@ def candle_rows(trades: Iterable[Trade]) -> list[tuple[object, ...]]:
     ]
 
 
-def merge(
-    interval: str, opens: list[int], rows: list[tuple[int, ...]], close_before: int | None
-) -> list[Candle]:
-    """Sum base candles (sorted by open time) into the klines opening at ``opens``; fill the gaps."""
-    out: list[Candle] = []
-    index = 0
-    previous_close = close_before
-    for open_ms in opens:
-        next_open = interval_next(interval, open_ms)
-        group: list[tuple[int, ...]] = []
-        while index < len(rows) and rows[index][0] < next_open:
-            if rows[index][0] >= open_ms:
-                group.append(rows[index])
-            index += 1
-        if group:
-            candle = Candle(
-                open_ms=open_ms,
-                close_ms=next_open - 1,
-                open_ticks=group[0][1],
-                high_ticks=max(r[2] for r in group),
-                low_ticks=min(r[3] for r in group),
-                close_ticks=group[-1][4],
-                volume_lots=sum(r[5] for r in group),
-                quote_units=sum(r[6] for r in group),
-                count=sum(r[7] for r in group),
-                buy_lots=sum(r[8] for r in group),
-                buy_quote_units=sum(r[9] for r in group),
-                first_id=group[0][10],
-                last_id=group[-1][11],
-            )
-            previous_close = candle.close_ticks
-        elif previous_close is not None:
-            p = previous_close
-            candle = Candle(open_ms, next_open - 1, p, p, p, p, 0, 0, 0, 0, 0, -1, -1)
-        else:
-            continue
-        out.append(candle)
-    return out
-
-
-def klines(
-    db: sqlite3.Connection,
-    market: str,
+def kline_opens(
     interval: str,
+    first_open_ms: int,
+    last_open_ms: int,
+    now: int,
     limit: int,
     start_ms: int | None,
     end_ms: int | None,
-    now: int,
-) -> list[Candle]:
-    """Binance's ``klines`` selection, oldest first, from the first trade to now.
+) -> list[int]:
+    """Open times of Binance's kline selection, oldest first, between the first stored base candle and now.
 
-    Intervals without trades are filled with the previous close and zero volume, as Binance does.
-    With a start time: the first ``limit`` klines opening at or after it; otherwise the last
-    ``limit`` opening at or before the end time (default now).
+    ``first_open_ms``/``last_open_ms`` are the first and last base candle's open times. With a
+    start time: the first ``limit`` klines opening at or after it; otherwise the last ``limit``
+    opening at or before the end time (default now). Trade, mark, index and premium klines all
+    select this way.
     """
-    res = base_resolution(interval)
-    first = db.execute(
-        "SELECT open_ms FROM candles WHERE market = ? AND res_ms = ? ORDER BY open_ms LIMIT 1",
-        (market, res),
-    ).fetchone()
-    last = db.execute(
-        "SELECT open_ms FROM candles WHERE market = ? AND res_ms = ? ORDER BY open_ms DESC LIMIT 1",
-        (market, res),
-    ).fetchone()
-    if first is None or last is None:
-        return []
-    lowest = interval_open(interval, first[0])
-    highest = interval_open(interval, max(now, last[0]))
+    lowest = interval_open(interval, first_open_ms)
+    highest = interval_open(interval, max(now, last_open_ms))
     if end_ms is not None:
         highest = min(highest, interval_open(interval, end_ms))
     opens: list[int] = []
@@ -304,13 +254,105 @@ def klines(
             opens.append(at)
             at = interval_previous(interval, at)
         opens.reverse()
+    return opens
+
+
+K = TypeVar("K")
+
+
+def sum_into_klines(
+    interval: str,
+    opens: list[int],
+    rows: Sequence[tuple[int, ...]],
+    close_before: int | None,
+    summed: Callable[[int, int, list[tuple[int, ...]]], K],
+    repeated: Callable[[int, int, int], K],
+    close_of: Callable[[K], int],
+) -> list[K]:
+    """Sum base candles (sorted by open time, ``row[0]`` the open) into the klines opening at ``opens``.
+
+    ``summed(open_ms, close_ms, rows)`` builds a kline from the base rows in it; an interval with
+    none repeats the previous close (``repeated(open_ms, close_ms, close)``), as Binance does; one
+    before any close is left out. ``close_of`` reads a kline's close for the next gap.
+    """
+    out: list[K] = []
+    index = 0
+    previous_close = close_before
+    for open_ms in opens:
+        next_open = interval_next(interval, open_ms)
+        group: list[tuple[int, ...]] = []
+        while index < len(rows) and rows[index][0] < next_open:
+            if rows[index][0] >= open_ms:
+                group.append(rows[index])
+            index += 1
+        if group:
+            kline = summed(open_ms, next_open - 1, group)
+            previous_close = close_of(kline)
+        elif previous_close is not None:
+            kline = repeated(open_ms, next_open - 1, previous_close)
+        else:
+            continue
+        out.append(kline)
+    return out
+
+
+def _summed_candle(open_ms: int, close_ms: int, group: list[tuple[int, ...]]) -> Candle:
+    return Candle(
+        open_ms=open_ms,
+        close_ms=close_ms,
+        open_ticks=group[0][1],
+        high_ticks=max(r[2] for r in group),
+        low_ticks=min(r[3] for r in group),
+        close_ticks=group[-1][4],
+        volume_lots=sum(r[5] for r in group),
+        quote_units=sum(r[6] for r in group),
+        count=sum(r[7] for r in group),
+        buy_lots=sum(r[8] for r in group),
+        buy_quote_units=sum(r[9] for r in group),
+        first_id=group[0][10],
+        last_id=group[-1][11],
+    )
+
+
+def _repeated_candle(open_ms: int, close_ms: int, p: int) -> Candle:
+    return Candle(open_ms, close_ms, p, p, p, p, 0, 0, 0, 0, 0, -1, -1)
+
+
+def merge(
+    interval: str, opens: list[int], rows: Sequence[tuple[int, ...]], close_before: int | None
+) -> list[Candle]:
+    """Sum base trade candles into the klines opening at ``opens``; fill the gaps with the previous close."""
+    return sum_into_klines(
+        interval, opens, rows, close_before, _summed_candle, _repeated_candle, lambda c: c.close_ticks
+    )
+
+
+def klines(
+    db: sqlite3.Connection,
+    market: str,
+    interval: str,
+    limit: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    now: int,
+) -> list[Candle]:
+    """Binance's ``klines`` selection (:func:`kline_opens`), oldest first, from the first trade to now.
+
+    Intervals without trades are filled with the previous close and zero volume, as Binance does.
+    """
+    res = base_resolution(interval)
+    bounds = db.execute(
+        "SELECT min(open_ms), max(open_ms) FROM candles WHERE market = ? AND res_ms = ?", (market, res)
+    ).fetchone()
+    if bounds is None or bounds[0] is None:
+        return []
+    opens = kline_opens(interval, bounds[0], bounds[1], now, limit, start_ms, end_ms)
     if not opens:
         return []
-    range_end = interval_next(interval, opens[-1])
     rows = db.execute(
         f"SELECT {CANDLE_COLUMNS} FROM candles WHERE market = ? AND res_ms = ?"
         " AND open_ms >= ? AND open_ms < ? ORDER BY open_ms",
-        (market, res, opens[0], range_end),
+        (market, res, opens[0], interval_next(interval, opens[-1])),
     ).fetchall()
     before = db.execute(
         "SELECT close_ticks FROM candles WHERE market = ? AND res_ms = ? AND open_ms < ?"

@@ -31,8 +31,8 @@ from perpx.server.marketdata.candles import (
     BASE_RESOLUTIONS_MS,
     base_resolution,
     interval_next,
-    interval_open,
-    interval_previous,
+    kline_opens,
+    sum_into_klines,
 )
 from perpx.server.sequencer import Applied
 
@@ -129,11 +129,8 @@ def price_klines(
     end_ms: int | None,
     now: int,
 ) -> list[PriceCandle]:
-    """Binance's kline selection of one price series, oldest first, from its first sample to now.
-
-    With a start time: the first ``limit`` klines opening at or after it; otherwise the last
-    ``limit`` opening at or before the end time (default now).
-    """
+    """Binance's kline selection of one price series (:func:`.candles.kline_opens`), oldest first,
+    from its first sample to now; an interval without a sample repeats the previous close."""
     res = base_resolution(interval)
     bounds = db.execute(
         "SELECT min(open_ms), max(open_ms) FROM price_candles WHERE market = ? AND kind = ? AND res_ms = ?",
@@ -141,25 +138,7 @@ def price_klines(
     ).fetchone()
     if bounds is None or bounds[0] is None:
         return []
-    lowest = interval_open(interval, bounds[0])
-    highest = interval_open(interval, max(now, bounds[1]))
-    if end_ms is not None:
-        highest = min(highest, interval_open(interval, end_ms))
-    opens: list[int] = []
-    if start_ms is not None:
-        at = interval_open(interval, start_ms)
-        if at < start_ms:
-            at = interval_next(interval, at)
-        at = max(at, lowest)
-        while at <= highest and len(opens) < limit:
-            opens.append(at)
-            at = interval_next(interval, at)
-    else:
-        at = highest
-        while at >= lowest and len(opens) < limit:
-            opens.append(at)
-            at = interval_previous(interval, at)
-        opens.reverse()
+    opens = kline_opens(interval, bounds[0], bounds[1], now, limit, start_ms, end_ms)
     if not opens:
         return []
     rows = db.execute(
@@ -172,36 +151,28 @@ def price_klines(
         " ORDER BY open_ms DESC LIMIT 1",
         (market, kind, res, opens[0]),
     ).fetchone()
-    return _merge(interval, opens, rows, None if before is None else before[0])
+    return sum_into_klines(
+        interval,
+        opens,
+        rows,
+        None if before is None else before[0],
+        _summed,
+        _repeated,
+        lambda candle: candle.close_value,
+    )
 
 
-def _merge(
-    interval: str, opens: list[int], rows: list[tuple[int, int, int, int, int, int]], previous: int | None
-) -> list[PriceCandle]:
-    """Sum base candles into the ``interval`` klines opening at ``opens``; empty ones repeat the close."""
-    candles: list[PriceCandle] = []
-    index = 0
-    for open_ms in opens:
-        next_open = interval_next(interval, open_ms)
-        group: list[tuple[int, int, int, int, int, int]] = []
-        while index < len(rows) and rows[index][0] < next_open:
-            if rows[index][0] >= open_ms:
-                group.append(rows[index])
-            index += 1
-        if group:
-            candle = PriceCandle(
-                open_ms,
-                next_open - 1,
-                group[0][1],
-                max(r[2] for r in group),
-                min(r[3] for r in group),
-                group[-1][4],
-                sum(r[5] for r in group),
-            )
-            previous = candle.close_value
-        elif previous is not None:
-            candle = PriceCandle(open_ms, next_open - 1, previous, previous, previous, previous, 0)
-        else:
-            continue
-        candles.append(candle)
-    return candles
+def _summed(open_ms: int, close_ms: int, group: list[tuple[int, ...]]) -> PriceCandle:
+    return PriceCandle(
+        open_ms,
+        close_ms,
+        group[0][1],
+        max(r[2] for r in group),
+        min(r[3] for r in group),
+        group[-1][4],
+        sum(r[5] for r in group),
+    )
+
+
+def _repeated(open_ms: int, close_ms: int, close: int) -> PriceCandle:
+    return PriceCandle(open_ms, close_ms, close, close, close, close, 0)

@@ -25,10 +25,20 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from perpx.server.context import ServerContext
-from perpx.server.trading import account, algo_orders, countdown, dry_run, orders, settings, status, tca
+from perpx.server.trading import (
+    account,
+    algo_orders,
+    countdown,
+    dry_run,
+    fund_policy,
+    orders,
+    settings,
+    status,
+    tca,
+)
 
 router = APIRouter()
-for _module in (orders, dry_run, algo_orders, account, settings, status, countdown, tca):
+for _module in (orders, dry_run, algo_orders, account, settings, status, countdown, tca, fund_policy):
     router.include_router(_module.router)
 
 

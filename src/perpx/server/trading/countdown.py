@@ -9,8 +9,10 @@ The cancel is an ordinary command: :class:`Countdowns` is a sequencer driver
 (:class:`perpx.server.sequencer.Driver`), woken by the server's wall clock at the earliest
 deadline, and it applies ``CancelAllOrders`` and ``CancelAllConditionalOrders`` through the
 venue's one sequencer, journaled before anything is answered, like the cancel-all routes. Deadlines
-are wall-clock time and live in memory: a restart forgets them (a client re-arms with its next
-heartbeat), as Binance's do across a reconnect of the client.
+are wall-clock time and durable (``DATA/countdowns.json``, written before the route answers): a
+restart keeps them, and one that ran out while the venue was down cancels on the first turn after
+the start. A dead man's switch that a restart silently disarmed would leave the orders of a client
+that vanished open forever (see :mod:`perpx.server.countdowns`).
 
 Invariant: a countdown fires at most once; a heartbeat after it fired starts a new one.
 """
@@ -23,7 +25,7 @@ from fastapi import APIRouter, Request
 
 from perpx.server import wire
 from perpx.server.context import ServerContext
-from perpx.server.countdowns import Countdowns
+from perpx.server.countdowns import COUNTDOWNS_FILE, Countdowns
 from perpx.server.trading.params import auth, spec_of
 
 router = APIRouter(tags=["trading (signed)"])
@@ -50,4 +52,6 @@ async def countdown_cancel_all(request: Request) -> dict[str, Any]:
 
 
 async def on_start(ctx: ServerContext) -> None:
-    ctx.seq.add_driver(countdowns_of(ctx))
+    countdowns = countdowns_of(ctx)
+    countdowns.open(ctx.data_dir / COUNTDOWNS_FILE)
+    ctx.seq.add_driver(countdowns)

@@ -1,105 +1,52 @@
 """``POST /fapi/v1/order/test``: check an order as ``/fapi/v1/order`` would, and place nothing.
 
-Binance validates the parameters and the signature and answers ``{}``; a bad order gets the code
-the order route would answer. perpx checks, in this order, what it can check without placing:
+Binance runs a test order through its checks without sending it to the matching engine and
+answers ``{}``; a bad order gets the code the order route would answer, and that includes the
+margin check: an order the account cannot afford is ``-2019`` (Margin is insufficient) on the test
+route as on the order route. perpx checks, in this order, what it can check without placing:
 
-1. the signature, key scope and the parameters (the same parsers as the order route: ``-1102``,
-   ``-1116``, ``-1111``, ``-4014``, ``-4023``, ``-4061``...); a conditional type is ``-4120``;
-2. the market's order filters against the engine's state, read between batches (quantity bounds,
-   price bounds and bands, minimum notional, open-order count, a client id in use), with the
-   codes the engine's refusal would carry.
+1. the signature, key scope and the parameters, with the order route's own parser
+   (:mod:`perpx.server.trading.new_order`: ``-1102``, ``-1116``, ``-1111``, ``-4014``, ``-4061``...);
+   a conditional type is ``-4120``;
+2. against the engine's state, read between batches: the market's mode, the order filters
+   (quantity bounds, price bounds and bands, minimum notional, open-order count, a client id in
+   use), then the risk checks of placement: a reduce-only order must face a position
+   (``-2022``); otherwise the margin check (order margin plus open loss against the available
+   balance, and the position cap at the leverage: ``-2019``, ``-2027``) and the open-interest
+   cap, each with the code the engine's refusal would carry.
 
-Margin is not checked, and nothing is journaled or counted against the account's order-rate limits;
-the request weighs 1 against the IP's budget. ``computeCommissionRates`` is not supported (ignored).
+Not checked: what only the book at the moment of placing decides (a post-only order that would
+take, a fill-or-kill that cannot fill, a MARKET order beyond the take bound, the bankruptcy
+check), since the book may change before a real order arrives. Nothing is journaled or counted
+against the account's order-rate limits; the request weighs 1 against the IP's budget.
+``computeCommissionRates`` is not supported (ignored).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from perpx.engine import formulas
+from perpx.engine.accounts import Position
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import ConditionalType, OrderType, PlaceOrder, TimeInForce
-from perpx.engine.config import MarketSpec
+from perpx.engine.commands import ConditionalType, OrderType, PlaceOrder
 from perpx.engine.engine import Engine
-from perpx.engine.placing import order_filters
-from perpx.engine.values import AccountId, ClientOrderId
-from perpx.server import wire
-from perpx.server.errors import ApiError, mandatory
-from perpx.server.trading.params import (
-    auth,
-    client_id_of,
-    lots,
-    one_way,
-    order_type_of,
-    refusal,
-    side_of,
-    spec_of,
-    stp_of,
-    ticks,
-    tif_of,
-    unsupported,
-)
+from perpx.engine.placing import margin_refusal, open_interest_refusal, order_filters
+from perpx.engine.values import RATE_SCALE, Side
+from perpx.server.trading.new_order import algo_type_refused, order_head, plain_command
+from perpx.server.trading.params import auth, refusal, spec_of
 
 router = APIRouter(tags=["trading (signed)"])
 
 
-def algo_type_refused(kind: str) -> ApiError:
-    """Binance's answer to a conditional type on the order route (``-4120``)."""
-    return ApiError(
-        400,
-        -4120,
-        f"Order type not supported for this endpoint. Please use the Algo Order API endpoints instead:"
-        f" send {kind} to POST /fapi/v1/algoOrder (algoType=CONDITIONAL, triggerPrice).",
-    )
+def engine_refusal_of(engine: Engine, command: PlaceOrder) -> tuple[RejectCode, str] | None:
+    """The engine's first refusal of ``command`` by mode, filters, reduce-only, margin and open interest.
 
-
-def checked_command(spec: MarketSpec, values: Mapping[str, str], account_id: AccountId) -> PlaceOrder:
-    """The ``PlaceOrder`` the order route would submit for these parameters (``ts_ns`` 0).
-
-    Raises the order route's :class:`ApiError` for a parameter it would refuse.
+    Reads the state only: a market the account has no position in is checked against a fresh
+    position at the market's default leverage, as placement would create, but nothing is stored.
     """
-    side = side_of(values)
-    kind = order_type_of(values)
-    if kind in ConditionalType.__members__:
-        raise algo_type_refused(kind)
-    one_way(values)
-    unsupported(values)
-    wire.enum_param(values, "newOrderRespType", ("ACK", "RESULT"), "ACK")
-    client_id = client_id_of(values, "newClientOrderId")
-    order_type = OrderType(kind)
-    qty = lots(spec, values, "quantity")
-    if qty is None:
-        raise mandatory("quantity")
-    price = ticks(spec, values, "price")
-    tif = tif_of(values)
-    if order_type is OrderType.LIMIT and price is None:
-        raise mandatory("price")
-    if order_type is OrderType.MARKET:
-        if price is not None:
-            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
-        if values.get("timeInForce") == "GTX":
-            raise ApiError(400, -1116, "Invalid timeInForce: a MARKET order cannot be post-only (GTX).")
-        tif = TimeInForce.GTC
-    return PlaceOrder(
-        ts_ns=0,
-        account_id=account_id,
-        market=spec.market,
-        side=side,
-        order_type=order_type,
-        qty_lots=qty,
-        price_ticks=price,
-        tif=tif,
-        reduce_only=wire.bool_param(values, "reduceOnly"),
-        client_order_id=None if client_id is None else ClientOrderId(client_id),
-        stp=stp_of(values),
-    )
-
-
-def filter_refusal(engine: Engine, command: PlaceOrder) -> tuple[RejectCode, str] | None:
-    """The engine's first refusal of ``command`` by mode and order filters, or ``None`` (no state change)."""
     account = engine.accounts.get(command.account_id)
     spec = engine.specs.get(command.market)
     if account is None:
@@ -112,16 +59,50 @@ def filter_refusal(engine: Engine, command: PlaceOrder) -> tuple[RejectCode, str
     mark = engine.marks.get(command.market)
     if mark is None:
         return RejectCode.MARKET_CLOSED, f"market {command.market} has no mark price yet"
-    return order_filters(engine, command, account, spec, mark)
+    refused = order_filters(engine, command, account, spec, mark)
+    if refused is not None:
+        return refused
+    position = account.positions.get(command.market) or Position(
+        account.account_id, command.market, spec.default_leverage
+    )
+    side = command.side
+    if command.reduce_only:
+        if position.qty_lots == 0 or (position.qty_lots > 0) == (side is Side.BUY):
+            return RejectCode.REDUCE_ONLY_REJECTED, "a reduce-only order must be opposite to an open position"
+        return None
+    book_side = engine.books[command.market].opposite(side)
+    if command.order_type is OrderType.MARKET:
+        # as placement prices a MARKET order: at the take bound, its open loss at the best counter price
+        bound = max(
+            1,
+            formulas.price_band_ticks(
+                mark, RATE_SCALE + side * spec.market_take_bound_e8, round_up=side is Side.SELL
+            ),
+        )
+        best = book_side.best_price()
+        price, loss_price = bound, mark if best is None or (best - bound) * side > 0 else best
+    else:
+        assert command.price_ticks is not None
+        price = loss_price = command.price_ticks
+    refused, _room = margin_refusal(
+        engine, account, position, spec, side, price, command.qty_lots, 0, 0, loss_price
+    )
+    if refused is not None:
+        return refused
+    return open_interest_refusal(engine, spec, position, side, command.qty_lots)
 
 
 @router.post("/fapi/v1/order/test")
 async def check_order(request: Request) -> dict[str, Any]:
-    """Check a new order as ``POST /fapi/v1/order`` would (parameters, filters), place nothing: ``{}``."""
+    """Check a new order as ``POST /fapi/v1/order`` would (parameters, filters, margin), place nothing: ``{}``."""
     ctx, account_id, params = await auth(request, "trade")
     values = params.values
-    command = checked_command(spec_of(ctx, values), values, account_id)
-    found = await ctx.seq.query(lambda engine: filter_refusal(engine, command))
+    spec = spec_of(ctx, values)
+    side, kind, _respond = order_head(values)
+    if kind in ConditionalType.__members__:
+        raise algo_type_refused(kind)
+    command = plain_command(spec, account_id, side, kind, values)
+    found = await ctx.seq.query(lambda engine: engine_refusal_of(engine, command))
     if found is not None:
         raise refusal(*found)
     return {}

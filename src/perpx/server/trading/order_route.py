@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from perpx.engine.commands import ConditionalType
 from perpx.server.rest import params_of
-from perpx.server.trading.dry_run import algo_type_refused
+from perpx.server.trading.new_order import algo_type_refused
 from perpx.server.trading.orders import cancel_order, new_order
 from perpx.server.trading.params import auth
 

@@ -1,7 +1,11 @@
 """Orders: place, modify, cancel (one, a batch, all), query, list, and the account's fills.
 
-Conditional types sent to ``/fapi/v1/order`` are placed as conditional orders
-(:mod:`perpx.server.trading.algo_orders`) and answered order-shaped.
+Conditional types (STOP, TAKE_PROFIT, their ``_MARKET`` forms, TRAILING_STOP_MARKET) sent to
+``/fapi/v1/order`` or as an item of ``/fapi/v1/batchOrders`` are refused with ``-4120``, as Binance
+refuses them since its algo-order migration: they are placed on ``/fapi/v1/algoOrder`` and named
+by their ``algoId`` on the algo routes only. So no REST answer ever shows an algo id as an
+``orderId``: algo ids and order ids are separate counters, and each route names only its own kind.
+(The FIX gateway still places its stop order types through :func:`place_order`.)
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request
 
 from perpx.agents.guard import TYPE_REFUSED, OrderIntent, agent_guard
@@ -20,14 +25,10 @@ from perpx.engine.commands import (
     CancelAllOrders,
     CancelOrder,
     ConditionalType,
-    OrderType,
-    PlaceOrder,
-    StpMode,
-    TimeInForce,
 )
 from perpx.engine.config import MarketSpec
 from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderRejected
-from perpx.engine.values import AccountId, ClientOrderId, OrderId
+from perpx.engine.values import AccountId, OrderId
 from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_param, mandatory, unknown_order
@@ -36,27 +37,22 @@ from perpx.server.readmodel import placed_order
 from perpx.server.rest import count_orders
 from perpx.server.sequencer import Applied
 from perpx.server.trading.algo_orders import conditional_command, submit_conditional
+from perpx.server.trading.new_order import algo_type_refused, order_head, plain_command
 from perpx.server.trading.params import (
     CANCEL_ALL_DONE,
     MAX_BATCH_CANCELS,
     MAX_BATCH_ORDERS,
     answer,
     auth,
-    client_id_of,
     lots,
-    one_way,
     optional_symbol,
     order_after,
     order_ref,
-    order_type_of,
     readmodel_of,
     refused,
     row_limit,
-    side_of,
     spec_of,
-    stp_of,
     ticks,
-    tif_of,
     unknown_order_sent,
     unsupported,
 )
@@ -74,11 +70,7 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
     filters refuse the same orders with the same codes and texts (:class:`ApiError`).
     """
     spec = spec_of(ctx, values)
-    side = side_of(values)
-    kind = order_type_of(values)
-    one_way(values)
-    unsupported(values)
-    respond = wire.enum_param(values, "newOrderRespType", ("ACK", "RESULT"), "ACK")
+    side, kind, respond = order_head(values)
     guard = agent_guard(ctx)
     if kind in ConditionalType.__members__:
         if guard.agent_of(account_id) is not None:
@@ -90,28 +82,13 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
         command = conditional_command(spec, account_id, side, ConditionalType(kind), values, "stopPrice")
         algo = await submit_conditional(ctx, command)
         return algo_as_order_json(algo, spec)
-    client_id = client_id_of(values, "newClientOrderId")
-    order_type = OrderType(kind)
-    qty = lots(spec, values, "quantity")
-    if qty is None:
-        raise mandatory("quantity")
-    price = ticks(spec, values, "price")
-    tif = tif_of(values)
-    if order_type is OrderType.LIMIT and price is None:
-        raise mandatory("price")
-    if order_type is OrderType.MARKET:
-        if price is not None:
-            raise ApiError(400, -1106, "Parameter 'price' sent when not required.")
-        if values.get("timeInForce") == "GTX":
-            raise ApiError(400, -1116, "Invalid timeInForce: a MARKET order cannot be post-only (GTX).")
-        tif = TimeInForce.GTC
-    reduce_only = wire.bool_param(values, "reduceOnly")
-    stp = stp_of(values)
-    market = spec.market
-    intent = OrderIntent(str(market), side, order_type, qty, price, reduce_only)
+    order = plain_command(spec, account_id, side, kind, values)
+    intent = OrderIntent(
+        str(spec.market), side, order.order_type, order.qty_lots, order.price_ticks, order.reduce_only
+    )
     reservation = await guard.admit(account_id, spec, intent, values)
     try:
-        applied = await _submit_place(ctx, account_id, intent, spec, tif, client_id, stp)
+        applied = await ctx.seq.submit(lambda ts: msgspec.structs.replace(order, ts_ns=ts))
     except BaseException:
         guard.release(reservation, sequenced=False)
         raise
@@ -122,49 +99,32 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
     return order_json(record, spec, ctx.atom)
 
 
-async def _submit_place(
-    ctx: ServerContext,
-    account_id: AccountId,
-    intent: OrderIntent,
-    spec: MarketSpec,
-    tif: TimeInForce,
-    client_id: str | None,
-    stp: StpMode,
-) -> Applied:
-    market = spec.market
-    return await ctx.seq.submit(
-        lambda ts: PlaceOrder(
-            ts_ns=ts,
-            account_id=account_id,
-            market=market,
-            side=intent.side,
-            order_type=intent.order_type,
-            qty_lots=intent.qty_lots,
-            price_ticks=intent.price_ticks,
-            tif=tif,
-            reduce_only=intent.reduce_only,
-            client_order_id=None if client_id is None else ClientOrderId(client_id),
-            stp=stp,
-        )
-    )
+async def place_plain_order(
+    ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]
+) -> dict[str, Any]:
+    """:func:`place_order` for the REST routes: a conditional type is ``-4120`` (the algo routes place it)."""
+    kind = values.get("type") or ""
+    if kind in ConditionalType.__members__:
+        raise algo_type_refused(kind)
+    return await place_order(ctx, account_id, values)
 
 
 @router.post("/fapi/v1/order")
 async def new_order(request: Request) -> dict[str, Any]:
-    """Place an order (LIMIT, MARKET; STOP/TAKE_PROFIT/..._MARKET/TRAILING_STOP_MARKET with ``stopPrice``
-    are placed as conditional orders and answered order-shaped, ``orderId`` = the algo id)."""
+    """Place a LIMIT or MARKET order; a conditional type is ``-4120`` (``POST /fapi/v1/algoOrder``)."""
     ctx, account_id, params = await auth(request, "trade")
     count_orders(request, account_id, 1)
-    return await place_order(ctx, account_id, params.values)
+    return await place_plain_order(ctx, account_id, params.values)
 
 
 @router.post("/fapi/v1/batchOrders")
 async def new_batch_orders(request: Request) -> list[dict[str, Any]]:
-    """Place up to 5 orders; each element of the answer is an order object or ``{"code", "msg"}``."""
+    """Place up to 5 orders; each element of the answer is an order object or ``{"code", "msg"}``
+    (a conditional item is ``-4120``, as on ``/fapi/v1/order``)."""
     ctx, account_id, params = await auth(request, "trade", 5)
     items = _batch_items(params.values, "batchOrders", MAX_BATCH_ORDERS)
     count_orders(request, account_id, len(items))
-    return await _each(items, lambda item: place_order(ctx, account_id, item))
+    return await _each(items, lambda item: place_plain_order(ctx, account_id, item))
 
 
 @router.put("/fapi/v1/batchOrders")

@@ -121,6 +121,8 @@ class RunMetrics:
         self.liquidation_records = 0
         self.liquidated_notional_atoms = 0
         self.liquidated_accounts: dict[AccountId, LiquidatedAccount] = {}
+        self.liquidation_orders = 0
+        """Liquidation orders sent to the book (partial or full), filled or not."""
         self.liquidation_fills = 0
         self.liquidation_fills_worse = 0
         self.adl_counterparties: dict[AccountId, list[int]] = {}
@@ -342,6 +344,10 @@ class RunMetrics:
         closed = taken_lots = adl_lots = taken_value = adl_value = covered = 0
         for step in e.steps:
             if isinstance(step, OrderStep):
+                self.liquidation_orders += 1
+                # the step's bankruptcy value is of the position as it stood when the order was sent:
+                # the lots before the liquidation less what its earlier orders closed
+                whole = abs(figures.qty_lots) - closed
                 closed += step.filled_lots
                 for fill in step.fills:
                     self.liquidation_fills += 1
@@ -349,10 +355,12 @@ class RunMetrics:
                     # (closing a long) must get at least it, a buy (closing a short) pay at most it
                     value = formulas.notional_atoms(fill.price_ticks, fill.qty_lots, spec.contract_atoms)
                     bankrupt = step.bankruptcy_value_atoms * fill.qty_lots
-                    got = value * abs(figures.qty_lots)
+                    got = value * whole
                     if (got < bankrupt) if step.side < 0 else (got > bankrupt):
                         self.liquidation_fills_worse += 1
             elif isinstance(step, TakeoverStep):
+                if step.qty_lots == 0:  # the cap refused it all: recorded, nothing taken
+                    continue
                 taken_lots += step.qty_lots
                 taken_value += step.value_atoms
                 self.takeover_notional_atoms += step.qty_lots * lot_atoms

@@ -117,6 +117,7 @@ def summarise(
         "liquidation_records": m.liquidation_records,
         "liquidated_accounts": liquidated,
         "liquidations_by_cause": causes,
+        "liquidation_orders": m.liquidation_orders,
         "liquidation_fills": m.liquidation_fills,
         "liquidation_fills_worse_than_bankruptcy": m.liquidation_fills_worse,
         "liquidated_notional": units(m.liquidated_notional_atoms),
