@@ -313,7 +313,7 @@ def test_an_agent_parent_is_checked_whole_against_its_limits(venue: InProcessVen
     assert made.status_code == 200, made.text
     agent = Trader(taker.account_id, made.json()["apiKey"], made.json()["apiSecret"])
 
-    status, code, msg = venue.refused(
+    _status, code, msg = venue.refused(
         "POST", TWAP, agent, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300}
     )
     assert (
