@@ -353,3 +353,28 @@ def test_killing_an_agent_cancels_its_running_algos(venue: InProcessVenue) -> No
     ended = _algo(venue, agent, algo_id)
     assert ended["algoStatus"] == "CANCELLED" and ended["executedQty"] == "0.02"
     assert "killed" in ended["reason"]
+
+
+@pytest.mark.timeout(60)
+def test_the_user_stream_tells_a_parents_progress_and_end(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    key = venue.client.post("/fapi/v1/listenKey", headers={"X-MBX-APIKEY": taker.api_key}).json()["listenKey"]
+    with venue.client.websocket_connect(f"/private/ws?listenKey={key}") as ws:
+        algo_id = _twap(venue, taker, clientAlgoId="streamed")["algoId"]
+        venue.ok("DELETE", CANCEL, taker, {"algoId": algo_id})
+        _advance(venue, 5)
+        updates: list[dict[str, Any]] = []
+        children: list[str] = []
+        for _ in range(30):  # the child's order and account events interleave with the algo's
+            message = ws.receive_json()
+            if message["e"] == "ORDER_TRADE_UPDATE":
+                children.append(message["o"]["c"])
+            if message["e"] == "PERPX_ALGO_UPDATE":
+                updates.append(message["a"])
+                if message["a"]["algoStatus"] != "WORKING":
+                    break
+
+    assert updates[0]["algoId"] == algo_id and updates[0]["clientAlgoId"] == "streamed"
+    assert updates[-1]["algoStatus"] == "CANCELLED" and updates[-1]["executedQty"] == "0.02"
+    assert "streamed-c0" in children
