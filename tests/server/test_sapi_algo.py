@@ -378,3 +378,17 @@ def test_the_user_stream_tells_a_parents_progress_and_end(venue: InProcessVenue)
     assert updates[0]["algoId"] == algo_id and updates[0]["clientAlgoId"] == "streamed"
     assert updates[-1]["algoStatus"] == "CANCELLED" and updates[-1]["executedQty"] == "0.02"
     assert "streamed-c0" in children
+
+
+def test_a_parent_whose_children_are_refused_expires_with_the_venues_reason(venue: InProcessVenue) -> None:
+    maker, poor = venue.trader("maker", "1000000"), venue.trader("poor", "10")
+    _asks(venue, maker, [("50000", "1")])
+    algo_id = _twap(venue, poor, clientAlgoId="no-margin")["algoId"]
+
+    _advance(venue, 200)
+
+    ended = _algo(venue, poor, algo_id)
+    assert ended["algoStatus"] == "EXPIRED" and ended["executedQty"] == "0"
+    assert "the venue refused its children" in ended["reason"] and "no-margin-c2 refused" in ended["reason"]
+    assert "MARGIN_INSUFFICIENT Margin is insufficient" in ended["reason"]
+    assert venue.ok("GET", SUB, poor, {"algoId": algo_id})["total"] == 0  # refused orders are never orders

@@ -63,6 +63,9 @@ log = logging.getLogger("perpx.algos")
 
 EXPIRY_GRACE_S = 60
 """A timed parent still open this long after its window's end expires (its end behaviour had its turn)."""
+MAX_REFUSALS_IN_ROW = 3
+"""A parent whose children are refused this many times in a row (no margin, reduce-only with no
+position, a halted market) expires instead of retrying for the rest of its window."""
 RUN_PERIOD_S = 5
 """The runner's longest sleep between wake-ups (its decision period's upper bound)."""
 DEFAULT_CLIENT_PREFIX = "perpx-sapi-"
@@ -80,10 +83,15 @@ class _AlgoVenue(ServerVenue):
     """The service's venue for one parent: also remembers the last refused child and why."""
 
     last_refusal: str | None = None
+    refusals_in_row: int = 0
+    """Children refused since the last one the venue accepted."""
 
     def place(self, child: ChildOrder) -> ChildAck:
         ack = super().place(child)
-        if not ack.accepted:
+        if ack.accepted:
+            self.refusals_in_row = 0
+        else:
+            self.refusals_in_row += 1
             self.last_refusal = f"child {child.client_order_id} refused: {ack.code} {ack.message}"
         return ack
 
@@ -345,6 +353,9 @@ class AlgoService:
             runner.step()
             if runner.done:
                 self._end_done(algo, runner)
+            elif algo.venue is not None and algo.venue.refusals_in_row >= MAX_REFUSALS_IN_ROW:
+                runner.cancel_all("expired")
+                self._end(algo, AlgoStatus.EXPIRED, self._why(algo, runner, "the venue refused its children"))
             elif runner.bound.end_ns is not None and now >= runner.bound.end_ns + EXPIRY_GRACE_S * NS_PER_S:
                 runner.cancel_all("expired")
                 self._end(
