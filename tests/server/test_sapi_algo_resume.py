@@ -1,6 +1,7 @@
 """Rule: a parent order the server works survives kill -9: after a restart it resumes, and no child is sent twice.
 
-A real ``perpx serve`` (manual clock) works a TWAP; the process is killed with SIGKILL mid-parent and
+A real ``perpx serve`` (manual clock) works a TWAP, started and read through an unmodified ccxt's
+implicit SAPI algo methods; the process is killed with SIGKILL mid-parent and
 restarted on the same data directory. The trial also plays the worst moment of a crash: the child
 log holds a child that the journal never received (the process died between logging it and sending
 it) and a torn last line; the restarted service must mark that child lost, never send it, and still
@@ -19,8 +20,6 @@ import pytest
 from perpx.execution.childlog import PlaceRecord, read_log
 
 from .harness import ServerProcess, Trader
-
-TWAP = "/sapi/v1/algo/futures/newOrderTwap"
 
 
 def _ok(
@@ -77,13 +76,12 @@ def _start_twap(server: ServerProcess) -> tuple[Trader, int]:
             "quantity": "1",
         },
     )
-    answer = _ok(
-        server,
-        "POST",
-        TWAP,
-        taker,
-        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300, "clientAlgoId": "resume-1"},
+    exchange = server.ccxt(taker)  # an unmodified ccxt: its implicit SAPI algo methods, pointed here
+    exchange.urls["api"]["sapi"] = f"{server.base}/sapi/v1"
+    answer = exchange.sapi_post_algo_futures_newordertwap(
+        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300, "clientAlgoId": "resume-1"}
     )
+    assert answer["success"] is True and answer["clientAlgoId"] == "resume-1"
     _advance(server, 75)  # two of five slices have gone
     assert _algo(server, taker, answer["algoId"])["executedQty"] == "0.04"
     return taker, answer["algoId"]
@@ -123,5 +121,9 @@ def test_a_twap_resumes_after_kill_9_and_no_child_goes_twice(server: ServerProce
     ids = _client_ids(server, taker)
     assert ghost.client_order_id not in ids  # retired: the journal never had it, and it is never sent
     assert ids[:2] == ["resume-1-c0", "resume-1-c1"] and len(ids) == len(set(ids))
-    subs = _ok(server, "GET", "/sapi/v1/algo/futures/subOrders", taker, {"algoId": algo_id})
+    exchange = server.ccxt(taker)
+    exchange.urls["api"]["sapi"] = f"{server.base}/sapi/v1"
+    history = exchange.sapi_get_algo_futures_historicalorders({"symbol": "BTCUSDT"})
+    assert [(o["algoId"], o["algoStatus"]) for o in history["orders"]] == [(algo_id, "FINISHED")]
+    subs = exchange.sapi_get_algo_futures_suborders({"algoId": algo_id})
     assert [s["clientOrderId"] for s in subs["subOrders"]] == ids
