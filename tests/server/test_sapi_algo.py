@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .harness import Trader
+from .harness import MANUAL_CONFIG, Trader
 from .inprocess import InProcessVenue, in_process_venue
 
 TWAP = "/sapi/v1/algo/futures/newOrderTwap"
@@ -392,3 +393,31 @@ def test_a_parent_whose_children_are_refused_expires_with_the_venues_reason(venu
     assert "the venue refused its children" in ended["reason"] and "no-margin-c2 refused" in ended["reason"]
     assert "MARGIN_INSUFFICIENT Margin is insufficient" in ended["reason"]
     assert venue.ok("GET", SUB, poor, {"algoId": algo_id})["total"] == 0  # refused orders are never orders
+
+
+@pytest.mark.timeout(60)
+def test_on_a_wall_clock_venue_a_parent_runs_by_itself(tmp_path: Path) -> None:
+    wall_config = MANUAL_CONFIG.replace('clock = "manual"', 'clock = "wall"')
+    with in_process_venue(tmp_path / "wall", wall_config) as venue:
+        venue.mark("BTCUSDT", "50000")
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        parent = {
+            "algo": "twap",
+            "market": "BTCUSDT",
+            "side": "buy",
+            "client_algo_id": "wall-1",
+            "qty": "0.01",
+            "duration_s": 2,
+            "slice_interval_s": 1,
+            "passiveness_bps": 0,
+        }
+        algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+        deadline = time.monotonic() + 30
+        algo = _algo(venue, taker, algo_id)
+        while algo["algoStatus"] == "WORKING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            algo = _algo(venue, taker, algo_id)
+
+    assert algo["algoStatus"] == "FINISHED" and algo["executedQty"] == "0.01"
+    assert algo["endTime"] - algo["bookTime"] >= 1_000  # two slices, a second apart, on the venue's clock
