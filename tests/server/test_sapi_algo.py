@@ -421,3 +421,27 @@ def test_on_a_wall_clock_venue_a_parent_runs_by_itself(tmp_path: Path) -> None:
 
     assert algo["algoStatus"] == "FINISHED" and algo["executedQty"] == "0.01"
     assert algo["endTime"] - algo["bookTime"] >= 1_000  # two slices, a second apart, on the venue's clock
+
+
+def test_two_agent_parents_cannot_together_pass_max_open_notional(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    made = venue.admin(
+        "POST",
+        "/agents",
+        {
+            "accountId": taker.account_id,
+            "name": "bot",
+            "scopes": ["read", "trade", "algo"],
+            "limits": {"maxOpenNotional": "8000"},
+        },
+    )
+    agent = Trader(taker.account_id, made.json()["apiKey"], made.json()["apiSecret"])
+    assert _twap(venue, agent)["success"] is True  # 5000: its first slice (1000) is now a position
+
+    _status, code, msg = venue.refused(
+        "POST", TWAP, agent, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300}
+    )
+
+    # position 1000 + the first parent's unsent 4000 + this parent's 5000
+    assert code == -9301 and "maxOpenNotional" in msg and "attempted 10000" in msg

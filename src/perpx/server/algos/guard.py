@@ -34,8 +34,6 @@ from perpx.server.algos.service import AlgoService
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 
-_LOCKS: dict[int, asyncio.Lock] = {}
-
 
 async def admit_parent(
     ctx: ServerContext, service: AlgoService, account_id: AccountId, spec: MarketSpec, intent: OrderIntent
@@ -61,7 +59,7 @@ async def admit_parent(
         "limitPrice": None if intent.price_ticks is None else str(intent.price_ticks * spec.tick_size),
         "reduceOnly": intent.reduce_only,
     }
-    lock = _LOCKS.setdefault(int(account_id), asyncio.Lock())
+    lock = service.admission_locks.setdefault(int(account_id), asyncio.Lock())
     await lock.acquire()
     try:
         if guard.is_killed(agent):

@@ -28,6 +28,7 @@ the parent could not be worked), since an accepted algo can still fail to execut
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -162,6 +163,8 @@ class AlgoService:
         self.algos: dict[int, Algo] = {}
         self._by_client: dict[tuple[int, str], int] = {}
         self._turn_lock = threading.Lock()
+        self.admission_locks: dict[int, asyncio.Lock] = {}
+        """Per account: one parent of an agent is admitted at a time (:mod:`.guard`)."""
         self.stopped = False
         """Set by :meth:`stop`: no turn runs after it, so no child is sent past its log's close."""
         self.on_change: list[Callable[[Algo], None]] = []
@@ -349,7 +352,7 @@ class AlgoService:
                 return
             if now < runner.wake_ns:
                 return
-            before = self.executed_lots(algo)
+            before = runner.history[-1].filled_lots if runner.history else 0
             runner.step()
             if runner.done:
                 self._end_done(algo, runner)
@@ -361,7 +364,7 @@ class AlgoService:
                 self._end(
                     algo, AlgoStatus.EXPIRED, self._why(algo, runner, "the window ended with a remainder")
                 )
-            elif self.executed_lots(algo) != before:
+            elif runner.history and runner.history[-1].filled_lots != before:
                 self._changed(algo)
         except VenueUnavailable as exc:
             log.warning(
