@@ -445,3 +445,20 @@ def test_two_agent_parents_cannot_together_pass_max_open_notional(venue: InProce
 
     # position 1000 + the first parent's unsent 4000 + this parent's 5000
     assert code == -9301 and "maxOpenNotional" in msg and "attempted 10000" in msg
+
+
+def test_a_child_log_left_by_a_crash_during_creation_is_removed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+    orphan = data / "algos" / "1.childlog"
+    orphan.write_text('{"type":"bound","parent":{"algo":"twap"')  # never registered, never answered
+
+    with in_process_venue(data) as venue:
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        answer = _twap(venue, taker, clientAlgoId="after-crash")
+        algo = _algo(venue, taker, answer["algoId"])
+
+    assert answer["algoId"] == 1 and algo["executedQty"] == "0.02"
+    assert '"after-crash"' in orphan.read_text()  # the file is the new parent's own log now

@@ -107,7 +107,8 @@ class Algo:
     venue: _AlgoVenue | None = None
     ended: EndedRecord | None = None
     cancel_requested: bool = False
-    _records: list[Record] = field(default_factory=list)
+    kept_records: list[Record] = field(default_factory=list)
+    """An ended parent's child log, kept in memory once its runner is gone."""
 
     @property
     def algo_id(self) -> int:
@@ -121,9 +122,9 @@ class Algo:
         """The parent's child log (read once from disk for a parent that ended before a restart)."""
         if self.runner is not None:
             return self.runner.log.records
-        if not self._records and self.log_path is not None and self.log_path.exists():
-            self._records = read_log(self.log_path)
-        return self._records
+        if not self.kept_records and self.log_path is not None and self.log_path.exists():
+            self.kept_records = read_log(self.log_path)
+        return self.kept_records
 
     def child_ids(self) -> list[str]:
         """Every child's client order id, in the order sent."""
@@ -319,7 +320,8 @@ class AlgoService:
         running = [a for a in self.algos.values() if a.runner is not None and a.ended is None]
         if not running:
             return wall + IDLE_WAKE_NS
-        now = self.ctx.seq.engine.now_ns
+        engine_ns = self.ctx.seq.engine.now_ns
+        now = engine_ns if self.ctx.seq.manual_clock else max(engine_ns, wall)  # what the next stamp is
         if any(a.cancel_requested or (a.runner is not None and a.runner.wake_ns <= now) for a in running):
             return 0
         if self.ctx.seq.manual_clock:
@@ -372,6 +374,10 @@ class AlgoService:
             )
         except Exception as exc:
             log.exception("algo %d failed; it expires", algo.algo_id)
+            try:
+                runner.cancel_all("stopped by an internal error")
+            except Exception:
+                log.exception("algo %d: its working children could not be cancelled", algo.algo_id)
             self._end(algo, AlgoStatus.EXPIRED, f"stopped by an internal error: {type(exc).__name__}: {exc}")
 
     def _end_done(self, algo: Algo, runner: ParentRunner) -> None:
@@ -398,7 +404,7 @@ class AlgoService:
         self.registry.append(ended)
         algo.ended = ended
         if algo.runner is not None:
-            algo._records = algo.runner.log.records
+            algo.kept_records = algo.runner.log.records
             algo.runner.log.close()
             algo.runner = None
         self._changed(algo)
