@@ -462,3 +462,48 @@ def test_a_child_log_left_by_a_crash_during_creation_is_removed(tmp_path: Path) 
 
     assert answer["algoId"] == 1 and algo["executedQty"] == "0.02"
     assert '"after-crash"' in orphan.read_text()  # the file is the new parent's own log now
+
+
+def test_a_parent_whose_log_is_corrupt_expires_and_its_resting_children_are_cancelled(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    parent = {
+        "algo": "twap",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": "passive-1",
+        "qty": "0.1",
+        "duration_s": 600,
+        "passiveness_bps": 10_000,
+    }
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50010", "1")])
+        venue.ok(
+            "POST",
+            "/fapi/v1/order",
+            maker,
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "price": "49990",
+                "quantity": "1",
+            },
+        )
+        algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+        assert _algo(venue, taker, algo_id)["algoStatus"] == "WORKING"  # a query: after the first turn
+        resting = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+        assert [o["clientOrderId"] for o in resting] == ["passive-1-c0"]
+    log_path = data / "algos" / f"{algo_id}.childlog"
+    lines = log_path.read_bytes().split(b"\n")
+    lines[1] = b"{corrupted by a disk}"
+    log_path.write_bytes(b"\n".join(lines))
+
+    with in_process_venue(data) as venue:
+        ended = _algo(venue, taker, algo_id)
+        still_open = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+
+    assert ended["algoStatus"] == "EXPIRED" and "could not be resumed" in ended["reason"]
+    assert still_open == []

@@ -41,6 +41,7 @@ import msgspec
 from perpx.agents.guard import agent_guard
 from perpx.engine.values import NS_PER_MS, AccountId
 from perpx.execution.childlog import ChildLog, DoneRecord, PlaceRecord, Record, read_log
+from perpx.execution.ids import algo_prefix, parse_child_id
 from perpx.execution.model import ParentOrder
 from perpx.execution.runner import NS_PER_S, ParentRunner, bind_parent
 from perpx.execution.strategy import BoundParent
@@ -107,6 +108,9 @@ class Algo:
     venue: _AlgoVenue | None = None
     ended: EndedRecord | None = None
     cancel_requested: bool = False
+    sweep: bool = False
+    """Cancel the account's open orders that carry this parent's child ids (a parent that could not
+    be resumed leaves no child working without a runner to follow it)."""
     kept_records: list[Record] = field(default_factory=list)
     """An ended parent's child log, kept in memory once its runner is gone."""
 
@@ -123,12 +127,26 @@ class Algo:
         if self.runner is not None:
             return self.runner.log.records
         if not self.kept_records and self.log_path is not None and self.log_path.exists():
-            self.kept_records = read_log(self.log_path)
+            try:
+                self.kept_records = read_log(self.log_path)
+            except ValueError:  # a damaged log still tells which children there were: keep what decodes
+                self.kept_records = salvage_log(self.log_path)
         return self.kept_records
 
     def child_ids(self) -> list[str]:
         """Every child's client order id, in the order sent."""
         return [r.client_order_id for r in self.records() if isinstance(r, PlaceRecord)]
+
+
+def salvage_log(path: Path) -> list[Record]:
+    """Every record of a damaged child log that still decodes (for reading an ended parent only)."""
+    records: list[Record] = []
+    for line in path.read_bytes().split(b"\n"):
+        try:
+            records.append(msgspec.json.decode(line, type=Record))
+        except msgspec.DecodeError:
+            continue
+    return records
 
 
 class AlgoRefused(Exception):
@@ -203,7 +221,12 @@ class AlgoService:
                     venue, ChildLog(algo.log_path), seed=algo.algo_id, period_s=RUN_PERIOD_S
                 )
             except (ValueError, OSError) as exc:
-                self._end(algo, AlgoStatus.EXPIRED, f"could not be resumed after a restart: {exc}")
+                algo.sweep = True  # its resting children are cancelled on the driver's first turn
+                self._end(
+                    algo,
+                    AlgoStatus.EXPIRED,
+                    f"could not be resumed after a restart ({exc}); its open children are cancelled",
+                )
                 continue
             algo.venue = venue
             lines.append(
@@ -317,6 +340,8 @@ class AlgoService:
         wall = self.ctx.seq.wall_ns()
         if self.stopped:
             return wall + 3600 * NS_PER_S
+        if any(a.sweep for a in self.algos.values()):
+            return 0
         running = [a for a in self.algos.values() if a.runner is not None and a.ended is None]
         if not running:
             return wall + IDLE_WAKE_NS
@@ -336,8 +361,24 @@ class AlgoService:
                 return
             for algo_id in sorted(self.algos):
                 algo = self.algos[algo_id]
+                if algo.sweep:
+                    self._sweep(algo)
                 if algo.runner is not None and algo.ended is None:
                     self._turn(algo, algo.runner)
+
+    def _sweep(self, algo: Algo) -> None:
+        prefix = algo_prefix(algo.created.parent.client_algo_id)
+        market = algo.created.parent.market
+        venue = _venue(self.ctx, algo.created.account_id)
+        try:
+            for order in venue.open_orders(market):
+                parsed = parse_child_id(order.client_order_id)
+                if parsed is not None and parsed[0] == prefix:
+                    venue.cancel(market, order.client_order_id)
+        except VenueUnavailable as exc:
+            log.warning("algo %d: its children could not be cancelled yet (%s)", algo.algo_id, exc)
+            return
+        algo.sweep = False
 
     def _turn(self, algo: Algo, runner: ParentRunner) -> None:
         now = runner.venue.now_ns()
