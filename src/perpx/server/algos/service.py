@@ -216,11 +216,13 @@ class AlgoService:
             if algo.ended is not None:
                 continue
             venue = _venue(self.ctx, algo.created.account_id)
+            child_log: ChildLog | None = None
             try:
-                algo.runner = ParentRunner.resume(
-                    venue, ChildLog(algo.log_path), seed=algo.algo_id, period_s=RUN_PERIOD_S
-                )
+                child_log = ChildLog(algo.log_path)
+                algo.runner = ParentRunner.resume(venue, child_log, seed=algo.algo_id, period_s=RUN_PERIOD_S)
             except (ValueError, OSError) as exc:
+                if child_log is not None:
+                    child_log.close()
                 algo.sweep = True  # its resting children are cancelled on the driver's first turn
                 self._end(
                     algo,
