@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from mcp import Client, StdioServerParameters, types
 from perpx.agents.audit import AUDIT_FILE
 from perpx.cli import app as cli
-from perpx.mcp.tools import ALGO_UNAVAILABLE, TOOL_NAMES
+from perpx.mcp.tools import TOOL_NAMES
 
 from ..fix.test_gateway_e2e import FixClient, order
 from ..fix.venue import FixVenue
@@ -118,7 +118,7 @@ async def test_http_session_previews_places_and_refuses_a_reused_token(venue: Fi
     assert "-9303" in reused and "already used" in reused
     assert over["previewToken"] is None and "maxOrderNotional" in over["wouldBeRefused"]
     assert "1180" in over["wouldBeRefused"] and "limit 1000" in over["wouldBeRefused"]
-    assert ALGO_UNAVAILABLE in algo
+    assert "-9304" in algo and "'algo' scope" in algo  # this agent was not given algos
 
 
 @pytest.mark.anyio
@@ -324,3 +324,69 @@ async def test_order_over_the_approval_threshold_asks_the_human_at_the_client(
         assert data(placed)["status"] == "NEW"
     else:
         assert "-9306" in error_text(placed)
+
+
+@pytest.mark.anyio
+async def test_http_session_runs_an_algo_checked_whole_against_the_agent_limits(venue: FixVenue) -> None:
+    maker = venue.trader("mcp-algo-maker", "1000000")
+    rested = venue.signed(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": BTC,
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "price": "60000",
+            "quantity": "1",
+        },
+    )
+    assert rested.status_code == 200, rested.text
+    agent_id, agent = new_agent(
+        venue, "mcp-algo", scopes=["read", "trade", "algo", "cancel"], limits={"maxOrderNotional": "5000"}
+    )
+    async with http_session(venue, agent) as client:
+        too_big = error_text(
+            await client.call_tool(
+                "start_algo", {"symbol": BTC, "side": "BUY", "quantity": "0.1", "duration_s": 300}
+            )
+        )
+        started = data(
+            await client.call_tool(
+                "start_algo",
+                {
+                    "symbol": BTC,
+                    "side": "BUY",
+                    "quantity": "0.05",
+                    "duration_s": 300,
+                    "client_algo_id": "mcp-twap",
+                },
+            )
+        )
+        for _ in range(5):  # 75 s of venue time: the first and second slices go
+            assert venue.admin("POST", "/clock", {"advanceMs": 15_000}).status_code == 200
+        working = data(await client.call_tool("algo_status", {"algo_id": started["algoId"]}))
+        cancelled = data(await client.call_tool("cancel_algo", {"algo_id": started["algoId"]}))
+        assert venue.admin("POST", "/clock", {"advanceMs": 5_000}).status_code == 200
+        ended = data(await client.call_tool("algo_status", {"algo_id": started["algoId"]}))
+        pov = data(
+            await client.call_tool(
+                "start_algo",
+                {"symbol": BTC, "side": "BUY", "quantity": "0.01", "algo": "POV", "urgency": "LOW"},
+            )
+        )
+        pov_status = data(await client.call_tool("algo_status", {"algo_id": pov["algoId"]}))
+        unknown = error_text(await client.call_tool("algo_status", {"algo_id": 10**9}))
+
+    assert "-9301" in too_big and "maxOrderNotional" in too_big and "6000" in too_big  # the whole parent
+    assert started["success"] is True and started["clientAlgoId"] == "mcp-twap"
+    assert working["algoStatus"] == "WORKING" and working["executedQty"] == "0.02"
+    assert [c["clientOrderId"] for c in working["children"]] == ["mcp-twap-c0", "mcp-twap-c1"]
+    assert cancelled["success"] is True
+    assert ended["algoStatus"] == "CANCELLED" and ended["executedQty"] == "0.02"
+    assert pov_status["algoType"] == "POV" and pov_status["urgency"] == "LOW"
+    assert "-20124" in unknown
+    audit = venue.admin("GET", f"/agents/{agent_id}/audit").json()
+    decisions = [(e["action"], e["decision"]) for e in audit["entries"] if e["action"] == "start_algo"]
+    assert decisions == [("start_algo", "refused"), ("start_algo", "allowed"), ("start_algo", "allowed")]

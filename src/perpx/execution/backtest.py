@@ -24,26 +24,19 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from perpx.engine.commands import CreateAccount, Deposit
-from perpx.engine.events import AccountCreated
-from perpx.engine.values import AccountId, TxId
 from perpx.execution.childlog import ChildLog, Record
-from perpx.execution.inprocess import EngineVenue
-from perpx.execution.model import ParentOrder, ParentSide
+from perpx.execution.model import ParentOrder
 from perpx.execution.runner import NS_PER_S, ParentRunner, StepRecord, StrategyFactory
+from perpx.execution.simvenue import SimMarket, fills_tca, sample_quote
 from perpx.execution.strategy import BoundParent
 from perpx.execution.venue import Fill, PublicTrade
-from perpx.sim.runner.simulation import START_NS, Simulation
+from perpx.sim.runner.simulation import START_NS
 from perpx.sim.scenario import Scenario, load_scenario
-from perpx.tca.analysis import Analysis, analyse
-from perpx.tca.inputs import Fill as TcaFill
-from perpx.tca.inputs import ParentOrder as TcaOrder
-from perpx.tca.inputs import Quote, Trade
-from perpx.tca.inputs import Side as TcaSide
+from perpx.tca.analysis import Analysis
+from perpx.tca.inputs import Quote
 from perpx.tca.pretrade import parent_pre_trade
 from perpx.tca.report import write_report
 
@@ -70,22 +63,6 @@ class BacktestResult:
     @property
     def tca(self) -> dict[str, Any]:
         return self.analysis.summary()
-
-
-def _open_account(sim: Simulation, deposit: str) -> AccountId:
-    events = sim.submit(CreateAccount(ts_ns=sim.now_ns, name="algo"))
-    created = next(e for e in events if isinstance(e, AccountCreated))
-    atom = sim.engine.config.settlement.atom
-    sim.submit(
-        Deposit(
-            ts_ns=sim.now_ns,
-            account_id=created.account_id,
-            asset=sim.engine.asset,
-            amount_atoms=int(Decimal(deposit) / atom),
-            tx_id=TxId("algo-backtest-deposit"),
-        )
-    )
-    return created.account_id
 
 
 def backtest(
@@ -118,14 +95,9 @@ def backtest(
         raise BacktestError(
             f"market: {parent.market!r} is not in the scenario (has {', '.join(loaded.config.markets)})"
         )
-    sim = Simulation(loaded, loaded.default_seed if seed is None else seed)
-    sim.setup()
-    account = _open_account(sim, deposit)
-    venue = EngineVenue(sim.sequencer, account, lambda: sim.now_ns)
-    end_of_run = START_NS + sim.duration_ns
-    start_ns = parent.start_ns if parent.start_ns is not None else START_NS + warmup_s * NS_PER_S
-    sim.advance_to(start_ns)
-    sim.now_ns = max(sim.now_ns, start_ns)
+    market = SimMarket.open(loaded, seed, deposit, "algo-backtest-deposit")
+    sim, venue, end_of_run = market.sim, market.venue, market.end_of_run_ns
+    market.advance_to(parent.start_ns if parent.start_ns is not None else START_NS + warmup_s * NS_PER_S)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     log = ChildLog(None if out_dir is None else out_dir / "child_log.jsonl")
@@ -134,12 +106,11 @@ def backtest(
         runner = ParentRunner.start(
             venue, parent, log, seed=algo_seed, make_strategy=make_strategy, period_s=period_s
         )
-        _quote(venue, parent.market, quotes)
+        sample_quote(venue, parent.market, quotes)
         while not runner.done and sim.now_ns < end_of_run:
             target = min(max(runner.wake_ns, sim.now_ns + 1), sim.now_ns + period_s * NS_PER_S, end_of_run)
-            sim.advance_to(target)
-            sim.now_ns = target
-            _quote(venue, parent.market, quotes)
+            market.advance_to(target)
+            sample_quote(venue, parent.market, quotes)
             runner.step()
         if not runner.done:
             runner.cancel_all("scenario ended before the parent finished")
@@ -158,53 +129,12 @@ def backtest(
     return result
 
 
-def _quote(venue: EngineVenue, market: str, quotes: list[Quote]) -> None:
-    book = venue.book(market, 1)
-    bid, ask = book.touch_pair()
-    if bid is not None and ask is not None:
-        tick = venue.filters(market).tick_size
-        quotes.append(Quote(book.ts_ns // NS_PER_MS, bid * tick, ask * tick))
-
-
 def _tca(
     bound: BoundParent, fills: list[Fill], tape: list[PublicTrade], quotes: list[Quote], end_ns: int
 ) -> Analysis:
-    f = bound.filters
-    arrival = bound.arrival_ticks * f.tick_size
-    own = {fill.trade_id for fill in fills}
-    order = TcaOrder(
-        side=TcaSide.BUY if bound.parent.side is ParentSide.BUY else TcaSide.SELL,
-        qty=bound.qty_lots * f.lot_size,
-        decision_price=arrival,
-        arrival_price=arrival,
-        start_ms=bound.start_ns // NS_PER_MS,
-        end_ms=end_ns // NS_PER_MS,
-    )
-    return analyse(
-        order,
-        [
-            TcaFill(
-                fill.ts_ns // NS_PER_MS,
-                fill.price_ticks * f.tick_size,
-                fill.qty_lots * f.lot_size,
-                fill.fee,
-                fill.is_maker,
-                int(fill.trade_id),
-            )
-            for fill in fills
-        ],
-        [
-            Trade(
-                t.ts_ns // NS_PER_MS,
-                t.price_ticks * f.tick_size,
-                t.qty_lots * f.lot_size,
-                int(t.trade_id),
-                t.trade_id in own,
-            )
-            for t in tape
-        ],
-        quotes,
-    )
+    arrival = bound.arrival_ticks * bound.filters.tick_size
+    window = (bound.start_ns, end_ns)
+    return fills_tca(bound.filters, bound.parent.side, bound.qty_lots, arrival, window, fills, tape, quotes)
 
 
 def schedule_figures(bound: BoundParent, history: list[StepRecord], end_ns: int) -> dict[str, Any]:

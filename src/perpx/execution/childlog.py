@@ -22,12 +22,11 @@ child was never sent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import IO
 
 import msgspec
 
+from perpx.execution.appendlog import AppendLog, read_records
 from perpx.execution.model import ParentOrder
 
 
@@ -77,66 +76,22 @@ class DoneRecord(msgspec.Struct, frozen=True, tag="done", kw_only=True):
 
 Record = BoundRecord | PlaceRecord | CancelRecord | LostRecord | DoneRecord
 
-_decoder = msgspec.json.Decoder(Record)
-_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Record] = msgspec.json.Decoder(Record)
 
 
-class ChildLog:
-    """Appends records to ``path`` durably; ``None`` keeps them in memory only (tests, dry runs)."""
+class ChildLog(AppendLog[Record]):
+    """The child log at ``path`` (:class:`~perpx.execution.appendlog.AppendLog`); ``None`` keeps it in memory."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.records: list[Record] = read_log(path) if path is not None and path.exists() else []
-        self._file: IO[bytes] | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _drop_torn_tail(path)
-            self._file = path.open("ab")
-
-    def append(self, record: Record) -> None:
-        """Write ``record`` and make it durable before returning."""
-        self.records.append(record)
-        if self._file is not None:
-            self._file.write(_encoder.encode(record) + b"\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def _drop_torn_tail(path: Path) -> None:
-    # a record torn by a crash has no newline after it: cut it off, or the next append would be
-    # glued to it and both lines lost
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as file:
-            file.truncate(data.rfind(b"\n") + 1)
-            file.flush()
-            os.fsync(file.fileno())
+        super().__init__(path, Record, what="child-log record")
 
 
 def read_log(path: Path) -> list[Record]:
-    """Every whole record of the log at ``path``, in order; a torn final line is dropped.
+    """Every whole record of the child log at ``path``, in order; a torn final line is dropped.
 
     Raises
     ------
     ValueError
         If a line other than the last cannot be decoded (the log was edited or corrupted).
     """
-    lines = path.read_bytes().split(b"\n")
-    records: list[Record] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(_decoder.decode(line))
-        except msgspec.DecodeError as exc:
-            if number == len(lines):  # no newline after it: torn by a crash mid-write
-                break
-            raise ValueError(f"{path}:{number}: not a child-log record ({exc})") from exc
-    return records
+    return read_records(path, _decoder, "child-log record")

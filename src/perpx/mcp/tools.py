@@ -3,9 +3,13 @@
 Every result is wrapped in :class:`Untrusted`: venue data (a symbol, an order's client id, a message)
 may carry text written by someone else, and the envelope tells the model to read it as data, never
 as instructions. Venue refusals come back as tool errors carrying the venue's code and message.
-The algo tools answer a tool error until the venue has an execution service: they never pretend.
+The algo tools drive the venue's algo service (:mod:`perpx.server.algos`): TWAP and VP through Binance's
+``/sapi/v1/algo/futures`` routes, POV, VWAP and IS through ``POST /perpx/v1/algo``; the venue applies the
+agent's policy to the whole parent order.
 """
 
+import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
@@ -33,7 +37,12 @@ TOOL_NAMES = (
 )
 MAX_PENDING = 10_000
 """Previewed orders remembered for place_order (oldest forgotten first; the venue keeps the tokens' rules)."""
-ALGO_UNAVAILABLE = "algo service not available on this venue yet"
+OPEN_ALGOS = "/sapi/v1/algo/futures/openOrders"
+HISTORICAL_ALGOS = "/sapi/v1/algo/futures/historicalOrders"
+SUB_ORDERS = "/sapi/v1/algo/futures/subOrders"
+DEFAULT_TWAP_S = 600
+POV_BPS = {"LOW": 500, "MEDIUM": 1_000, "HIGH": 2_000}
+"""POV participation for ``urgency`` (the venue's VP uses the same rates)."""
 INSTRUCTIONS = (
     "Trading tools of a perpx venue. Orders are checked by the venue against this agent's limits. "
     "Call preview_order first: it returns the estimate and a single-use preview_token (60 s) that "
@@ -263,20 +272,62 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
 
     @server.tool(annotations=WRITE)
     async def start_algo(
-        ctx: Context, symbol: str, side: Literal["BUY", "SELL"], quantity: str, algo: str = "TWAP"
+        ctx: Context,
+        symbol: str,
+        side: Literal["BUY", "SELL"],
+        quantity: str = Field(description='Base quantity of the whole parent order, e.g. "0.5".'),
+        algo: Literal["TWAP", "VP", "POV", "VWAP", "IS"] = "TWAP",
+        duration_s: int | None = Field(
+            default=None, ge=60, le=86_400, description="Window in seconds (TWAP: 300..86400, default 600)."
+        ),
+        urgency: Literal["LOW", "MEDIUM", "HIGH"] = "MEDIUM",
+        limit_price: str | None = Field(default=None, description="No child buys above / sells below this."),
+        client_algo_id: str | None = Field(default=None, max_length=32, pattern=r"^[A-Za-z0-9_-]{1,32}$"),
+        reduce_only: bool = False,
     ) -> Untrusted:
-        """Start an execution algorithm (TWAP, VWAP, POV, IS). Not available on this venue yet."""
-        raise ToolError(ALGO_UNAVAILABLE)
+        """Start a parent order the venue works itself: TWAP and VP on Binance's algo API, POV, VWAP and
+        IS on perpx's. The venue checks the WHOLE parent against this agent's limits before accepting it.
+        Accepted is not filled: follow it with algo_status."""
+        return await call(
+            ctx,
+            lambda c: c.signed(
+                "POST",
+                *algo_request(
+                    symbol,
+                    side,
+                    quantity,
+                    algo,
+                    duration_s,
+                    urgency,
+                    limit_price,
+                    client_algo_id,
+                    reduce_only,
+                ),
+            ),
+        )
 
     @server.tool(annotations=READ)
-    async def algo_status(ctx: Context, algo_id: str) -> Untrusted:
-        """Status and TCA so far of an execution algorithm. Not available on this venue yet."""
-        raise ToolError(ALGO_UNAVAILABLE)
+    async def algo_status(ctx: Context, algo_id: int) -> Untrusted:
+        """A parent order's status (WORKING, FINISHED, CANCELLED, EXPIRED and why), executed quantity,
+        average price, and its children (each an ordinary order of the account)."""
+
+        async def fn(client: VenueClient) -> Any:
+            for path in (OPEN_ALGOS, HISTORICAL_ALGOS):
+                found = [o for o in (await client.signed("GET", path))["orders"] if o["algoId"] == algo_id]
+                if found:
+                    children = await client.signed("GET", SUB_ORDERS, {"algoId": algo_id})
+                    return {**found[0], "children": children["subOrders"], "childCount": children["total"]}
+            raise VenueError(400, -20124, "Invalid algo id or it has been completed.")
+
+        return await call(ctx, fn)
 
     @server.tool(annotations=CANCEL)
-    async def cancel_algo(ctx: Context, algo_id: str) -> Untrusted:
-        """Cancel an execution algorithm. Not available on this venue yet."""
-        raise ToolError(ALGO_UNAVAILABLE)
+    async def cancel_algo(ctx: Context, algo_id: int) -> Untrusted:
+        """Cancel a working parent order: no new child is sent and working children are cancelled
+        (always allowed, even for a killed agent)."""
+        return await call(
+            ctx, lambda c: c.signed("DELETE", "/sapi/v1/algo/futures/order", {"algoId": algo_id})
+        )
 
     @server.tool(annotations=READ)
     async def get_tca(
@@ -302,3 +353,56 @@ def _market(symbol: dict[str, Any]) -> dict[str, Any]:
         "stepSize": filters.get("LOT_SIZE", {}).get("stepSize"),
         "minNotional": filters.get("MIN_NOTIONAL", {}).get("notional"),
     }
+
+
+def algo_request(
+    symbol: str,
+    side: str,
+    quantity: str,
+    algo: str,
+    duration_s: int | None,
+    urgency: str,
+    limit_price: str | None,
+    client_algo_id: str | None,
+    reduce_only: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The venue route and parameters that start ``algo`` (see :func:`build_server`'s ``start_algo``)."""
+    if algo == "TWAP":
+        return "/sapi/v1/algo/futures/newOrderTwap", {
+            "symbol": symbol,
+            "side": side,
+            "quantity": quantity,
+            "duration": duration_s or DEFAULT_TWAP_S,
+            "limitPrice": limit_price,
+            "clientAlgoId": client_algo_id,
+            "reduceOnly": reduce_only,
+        }
+    if algo == "VP":
+        return "/sapi/v1/algo/futures/newOrderVp", {
+            "symbol": symbol,
+            "side": side,
+            "quantity": quantity,
+            "urgency": urgency,
+            "limitPrice": limit_price,
+            "clientAlgoId": client_algo_id,
+            "reduceOnly": reduce_only,
+        }
+    parent: dict[str, Any] = {
+        "algo": algo.lower(),
+        "market": symbol,
+        "side": side.lower(),
+        "client_algo_id": client_algo_id or f"mcp-{time.time_ns()}",
+        "qty": quantity,
+        "urgency": urgency.lower(),
+        "reduce_only": reduce_only,
+        "tags": {"api": "mcp"},
+    }
+    if limit_price is not None:
+        parent["limit_price"] = limit_price
+    if algo == "POV":
+        parent["pov_target_bps"] = POV_BPS[urgency]
+        if duration_s is not None:
+            parent["duration_s"] = duration_s
+    else:
+        parent["duration_s"] = duration_s or DEFAULT_TWAP_S
+    return "/perpx/v1/algo", {"parent": json.dumps(parent)}

@@ -34,6 +34,7 @@ from perpx.ops import proposal_routes
 from perpx.server import (
     admin,
     agents,
+    algos,
     health,
     lending,
     limits,
@@ -51,7 +52,7 @@ from perpx.server.trading import order_route
 
 log = logging.getLogger("perpx.server")
 
-PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams, lending)
+PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams, lending, algos)
 """Modules whose routes the public listener serves."""
 MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes, mcp_http)
 """Every module: components, start and stop (in this order; stopped in reverse)."""

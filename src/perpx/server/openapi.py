@@ -183,6 +183,25 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/perpx/v1/agent/approve"): (SIGNED, "previewToken*:str"),
     ("GET", "/perpx/v1/agent"): (SIGNED, ""),
     ("GET", "/perpx/v1/leaderboard"): (PUBLIC, ""),
+    # the algo service (perpx.server.algos): Binance's /sapi/v1/algo/futures and perpx's parent orders
+    ("POST", "/sapi/v1/algo/futures/newOrderTwap"): (
+        SIGNED,
+        f"{_SYMBOL} side*:BUY|SELL positionSide:BOTH quantity*:decimal duration*:int clientAlgoId:str"
+        " reduceOnly:bool limitPrice:decimal",
+    ),
+    ("POST", "/sapi/v1/algo/futures/newOrderVp"): (
+        SIGNED,
+        f"{_SYMBOL} side*:BUY|SELL positionSide:BOTH quantity*:decimal urgency*:LOW|MEDIUM|HIGH"
+        " clientAlgoId:str reduceOnly:bool limitPrice:decimal",
+    ),
+    ("DELETE", "/sapi/v1/algo/futures/order"): (SIGNED, "algoId*:int"),
+    ("GET", "/sapi/v1/algo/futures/openOrders"): (SIGNED, ""),
+    ("GET", "/sapi/v1/algo/futures/historicalOrders"): (
+        SIGNED,
+        f"symbol:str side:BUY|SELL {_WINDOW} page:int pageSize:int",
+    ),
+    ("GET", "/sapi/v1/algo/futures/subOrders"): (SIGNED, "algoId*:int page:int pageSize:int"),
+    ("POST", "/perpx/v1/algo"): (SIGNED, "parent*:str"),
     # health
     ("GET", "/health"): (PUBLIC, ""),
     ("GET", "/ready"): (PUBLIC, ""),

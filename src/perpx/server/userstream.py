@@ -31,6 +31,8 @@ connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
                          :data:`MARGIN_CALL_RATIO_E8` (80%); again only after it fell below
 ``LOAN_MARGIN_CALL``     a secured loan reached its margin-call LTV; ``LOAN_LIQUIDATION`` its
                          collateral was sold (:mod:`perpx.server.lending_stream`)
+``PERPX_ALGO_UPDATE``    perpx: a parent of the algo service started, executed or ended (``a``: the
+                         ``/sapi/v1/algo/futures`` algo object; Binance sends no such event)
 ``listenKeyExpired``     the key expired or was deleted
 =======================  ==========================================================================
 """
@@ -326,6 +328,13 @@ class UserStream:
             return False
         self._margin_called.add(key)
         return True
+
+    def publish(self, account_id: int, payload: dict[str, Any]) -> None:
+        """Send one message to ``account_id``'s connections, from any thread (the algo service's
+        ``PERPX_ALGO_UPDATE``); nothing when no connection of the account listens."""
+        loop = self.loop
+        if loop is not None and account_id in self._watched:
+            loop.call_soon_threadsafe(self._deliver, [(account_id, payload)])
 
     # ------------------------------------------------------------------ connections (event loop)
 

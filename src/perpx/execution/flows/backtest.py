@@ -22,24 +22,17 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from perpx.engine.commands import CreateAccount, Deposit
-from perpx.engine.events import AccountCreated
-from perpx.engine.values import AccountId, TxId
 from perpx.execution.document.model import NodeType, StrategyDocument
 from perpx.execution.inprocess import EngineVenue
-from perpx.execution.model import ParentSide
+from perpx.execution.simvenue import SimMarket, fills_tca, sample_quote
 from perpx.execution.venue import Fill
-from perpx.sim.runner.simulation import START_NS, Simulation
+from perpx.sim.runner.simulation import START_NS
 from perpx.sim.scenario import Scenario, load_scenario
-from perpx.tca.analysis import Analysis, analyse
-from perpx.tca.inputs import Fill as TcaFill
-from perpx.tca.inputs import ParentOrder as TcaOrder
-from perpx.tca.inputs import Quote, Trade
-from perpx.tca.inputs import Side as TcaSide
+from perpx.tca.analysis import Analysis
+from perpx.tca.inputs import Quote
 from perpx.tca.report import write_report
 
 from .algos import RunnerStarter
@@ -120,12 +113,9 @@ def backtest_flow(
     ]
     if missing:
         raise FlowBacktestError("; ".join(missing) + f" (it has {', '.join(loaded.config.markets)})")
-    sim = Simulation(loaded, loaded.default_seed if seed is None else seed)
-    sim.setup()
-    venue = EngineVenue(sim.sequencer, _open_account(sim, deposit), lambda: sim.now_ns)
-    end_of_run = START_NS + sim.duration_ns
-    sim.advance_to(START_NS + warmup_s * NS_PER_S)
-    sim.now_ns = max(sim.now_ns, START_NS + warmup_s * NS_PER_S)
+    market_run = SimMarket.open(loaded, seed, deposit, "flow-backtest-deposit")
+    sim, venue, end_of_run = market_run.sim, market_run.venue, market_run.end_of_run_ns
+    market_run.advance_to(START_NS + warmup_s * NS_PER_S)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     starter = RunnerStarter(venue, None if out_dir is None else out_dir / "children", period_s=period_s)
@@ -138,8 +128,7 @@ def backtest_flow(
         runner.step()
         while not runner.finished and sim.now_ns < end_of_run:
             target = min(sim.now_ns + period_s * NS_PER_S, end_of_run)
-            sim.advance_to(target)
-            sim.now_ns = target
+            market_run.advance_to(target)
             _sample(venue, quotes)
             runner.step()
         if not runner.finished:
@@ -155,28 +144,9 @@ def backtest_flow(
     return result
 
 
-def _open_account(sim: Simulation, deposit: str) -> AccountId:
-    events = sim.submit(CreateAccount(ts_ns=sim.now_ns, name="algo"))
-    created = next(e for e in events if isinstance(e, AccountCreated))
-    atom = sim.engine.config.settlement.atom
-    sim.submit(
-        Deposit(
-            ts_ns=sim.now_ns,
-            account_id=created.account_id,
-            asset=sim.engine.asset,
-            amount_atoms=int(Decimal(deposit) / atom),
-            tx_id=TxId("flow-backtest-deposit"),
-        )
-    )
-    return created.account_id
-
-
 def _sample(venue: EngineVenue, quotes: dict[str, list[Quote]]) -> None:
     for market, rows in quotes.items():
-        bid, ask = venue.book(market, 1).touch_pair()
-        if bid is not None and ask is not None:
-            tick = venue.filters(market).tick_size
-            rows.append(Quote(venue.now_ns() // NS_PER_MS, bid * tick, ask * tick))
+        sample_quote(venue, market, rows)
 
 
 def _node_fills(runner: FlowRunner, starter: RunnerStarter, venue: EngineVenue) -> dict[str, list[Fill]]:
@@ -215,41 +185,9 @@ def _tca(
     f = venue.filters(market)
     start_ns = state.started_ns or fills[0].ts_ns
     arrival = state.arrival_price or fills[0].price_ticks * f.tick_size
-    own = {fill.trade_id for fill in fills}
-    order = TcaOrder(
-        side=TcaSide.BUY if side is ParentSide.BUY else TcaSide.SELL,
-        qty=max(state.qty_lots, sum(x.qty_lots for x in fills)) * f.lot_size,
-        decision_price=arrival,
-        arrival_price=arrival,
-        start_ms=start_ns // NS_PER_MS,
-        end_ms=end_ns // NS_PER_MS,
-    )
+    qty_lots = max(state.qty_lots, sum(x.qty_lots for x in fills))
     tape = [t for t in venue.public_trades(market, start_ns) if t.ts_ns <= end_ns]
-    return analyse(
-        order,
-        [
-            TcaFill(
-                x.ts_ns // NS_PER_MS,
-                x.price_ticks * f.tick_size,
-                x.qty_lots * f.lot_size,
-                x.fee,
-                x.is_maker,
-                int(x.trade_id),
-            )
-            for x in fills
-        ],
-        [
-            Trade(
-                t.ts_ns // NS_PER_MS,
-                t.price_ticks * f.tick_size,
-                t.qty_lots * f.lot_size,
-                int(t.trade_id),
-                t.trade_id in own,
-            )
-            for t in tape
-        ],
-        quotes.get(market, []),
-    )
+    return fills_tca(f, side, qty_lots, arrival, (start_ns, end_ns), fills, tape, quotes.get(market, []))
 
 
 def _write(out: Path, result: FlowBacktest) -> None:

@@ -16,12 +16,12 @@ Records
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 from pathlib import Path
-from typing import IO
 
 import msgspec
+
+from perpx.execution.appendlog import AppendLog, read_records
 
 
 class StartedRecord(msgspec.Struct, frozen=True, tag="started", kw_only=True):
@@ -39,34 +39,14 @@ class NodeRecord(msgspec.Struct, frozen=True, tag="node", kw_only=True):
 
 
 FlowRecord = StartedRecord | NodeRecord
-_decoder = msgspec.json.Decoder(FlowRecord)
-_encoder = msgspec.json.Encoder(decimal_format="string")
+_decoder: msgspec.json.Decoder[FlowRecord] = msgspec.json.Decoder(FlowRecord)
 
 
-class FlowJournal:
-    """Appends records to ``path`` durably; ``None`` keeps them in memory only."""
+class FlowJournal(AppendLog[FlowRecord]):
+    """The flow journal at ``path`` (:class:`~perpx.execution.appendlog.AppendLog`); ``None`` keeps it in memory."""
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.records: list[FlowRecord] = read_journal(path) if path is not None and path.exists() else []
-        self._file: IO[bytes] | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _cut_torn_tail(path)
-            self._file = path.open("ab")
-
-    def append(self, record: FlowRecord) -> None:
-        """Write ``record`` and make it durable before returning."""
-        self.records.append(record)
-        if self._file is not None:
-            self._file.write(_encoder.encode(record) + b"\n")
-            self._file.flush()
-            os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        super().__init__(path, FlowRecord, what="flow journal record")
 
 
 def read_journal(path: Path) -> list[FlowRecord]:
@@ -77,25 +57,4 @@ def read_journal(path: Path) -> list[FlowRecord]:
     ValueError
         If a line other than the last cannot be decoded (the journal was edited or corrupted).
     """
-    lines = path.read_bytes().split(b"\n")
-    records: list[FlowRecord] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(_decoder.decode(line))
-        except msgspec.DecodeError as exc:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}:{number}: not a flow journal record ({exc})") from exc
-    return records
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """Drop a last line without its newline (a write cut by a crash), so the next record starts clean."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as file:
-            file.truncate(data.rfind(b"\n") + 1)
+    return read_records(path, _decoder, "flow journal record")

@@ -1,0 +1,129 @@
+"""Rule: a parent order the server works survives kill -9: after a restart it resumes, and no child is sent twice.
+
+A real ``perpx serve`` (manual clock) works a TWAP, started and read through an unmodified ccxt's
+implicit SAPI algo methods; the process is killed with SIGKILL mid-parent and
+restarted on the same data directory. The trial also plays the worst moment of a crash: the child
+log holds a child that the journal never received (the process died between logging it and sending
+it) and a torn last line; the restarted service must mark that child lost, never send it, and still
+execute exactly the parent's quantity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from perpx.execution.childlog import PlaceRecord, read_log
+
+from .harness import ServerProcess, Trader
+
+
+def _ok(
+    server: ServerProcess, method: str, path: str, trader: Trader, params: dict[str, Any] | None = None
+) -> Any:
+    answer = server.signed(method, path, trader, params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _advance(server: ServerProcess, seconds: int, step_s: int = 15) -> None:
+    for _ in range(seconds // step_s):
+        answer = server.admin("POST", "/clock", {"advanceMs": step_s * 1000})
+        assert answer.status_code == 200, answer.text
+
+
+def _algo(server: ServerProcess, trader: Trader, algo_id: int) -> dict[str, Any]:
+    for path in ("/sapi/v1/algo/futures/openOrders", "/sapi/v1/algo/futures/historicalOrders"):
+        for order in _ok(server, "GET", path, trader)["orders"]:
+            if order["algoId"] == algo_id:
+                return dict(order)
+    raise AssertionError(f"algo {algo_id} is unknown after the restart")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path / "data")
+    try:
+        yield process
+    finally:
+        process.stop(timeout_s=20)
+
+
+def _start_twap(server: ServerProcess) -> tuple[Trader, int]:
+    server.start()
+    assert (
+        server.admin(
+            "POST", "/marks", {"symbol": "BTCUSDT", "markPrice": "50000", "indexPrice": "50000"}
+        ).status_code
+        == 200
+    )
+    maker, taker = server.trader("maker", "1000000"), server.trader("taker")
+    _ok(
+        server,
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "price": "50000",
+            "quantity": "1",
+        },
+    )
+    exchange = server.ccxt(taker)  # an unmodified ccxt: its implicit SAPI algo methods, pointed here
+    exchange.urls["api"]["sapi"] = f"{server.base}/sapi/v1"
+    answer = exchange.sapi_post_algo_futures_newordertwap(
+        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300, "clientAlgoId": "resume-1"}
+    )
+    assert answer["success"] is True and answer["clientAlgoId"] == "resume-1"
+    _advance(server, 75)  # two of five slices have gone
+    assert _algo(server, taker, answer["algoId"])["executedQty"] == "0.04"
+    return taker, answer["algoId"]
+
+
+def _client_ids(server: ServerProcess, taker: Trader) -> list[str]:
+    return [
+        o["clientOrderId"] for o in _ok(server, "GET", "/fapi/v1/allOrders", taker, {"symbol": "BTCUSDT"})
+    ]
+
+
+def test_a_twap_resumes_after_kill_9_and_no_child_goes_twice(server: ServerProcess) -> None:
+    taker, algo_id = _start_twap(server)
+    server.kill()
+    log_path = server.data_dir / "algos" / f"{algo_id}.childlog"
+    sent = [r for r in read_log(log_path) if isinstance(r, PlaceRecord)]
+    assert [r.client_order_id for r in sent] == ["resume-1-c0", "resume-1-c1"]
+    ghost = PlaceRecord(
+        index=len(sent),
+        client_order_id=f"resume-1-c{len(sent)}",
+        ts_ns=sent[-1].ts_ns + 1,
+        qty_lots=20,
+        price_ticks=None,
+        tif="IOC",
+        reason="written ahead, then the process died",
+    )
+    with log_path.open("ab") as file:  # a whole line, then a torn one: both crash shapes at once
+        file.write(msgspec.json.encode(ghost) + b"\n" + b'{"type":"place","ind')
+
+    server.start()
+    resumed = _algo(server, taker, algo_id)
+    assert resumed["algoStatus"] == "WORKING" and resumed["executedQty"] == "0.04"
+    _advance(server, 300)
+
+    done = _algo(server, taker, algo_id)
+    assert done["algoStatus"] == "FINISHED" and done["executedQty"] == "0.1"
+    ids = _client_ids(server, taker)
+    assert ghost.client_order_id not in ids  # retired: the journal never had it, and it is never sent
+    assert ids[:2] == ["resume-1-c0", "resume-1-c1"] and len(ids) == len(set(ids))
+    exchange = server.ccxt(taker)
+    exchange.urls["api"]["sapi"] = f"{server.base}/sapi/v1"
+    history = exchange.sapi_get_algo_futures_historicalorders({"symbol": "BTCUSDT"})
+    assert [(o["algoId"], o["algoStatus"]) for o in history["orders"]] == [(algo_id, "FINISHED")]
+    subs = exchange.sapi_get_algo_futures_suborders({"algoId": algo_id})
+    assert [s["clientOrderId"] for s in subs["subOrders"]] == ids
