@@ -281,6 +281,23 @@ class AdvanceClock(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Move venue time to ``ts_ns``; time-driven work (funding, triggers) hangs off this."""
 
 
+class BookBlockTrade(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Book an OTC block trade between a client and the desk at an agreed price, away from the book.
+
+    ``side`` is the client's; the desk takes the other side. Both sides pass the margin checks of
+    any order and the fill guard of any fill (``perpx.engine.block``); the price must lie within
+    the market's price band around the mark. ``quote_id`` names the desk's quote it settles.
+    """
+
+    client_id: AccountId
+    desk_id: AccountId
+    market: MarketId
+    side: Side
+    qty_lots: int
+    price_ticks: int
+    quote_id: str
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -300,4 +317,5 @@ AnyCommand = (
     | PlaceConditionalOrder
     | CancelConditionalOrder
     | CancelAllConditionalOrders
+    | BookBlockTrade
 )
