@@ -47,6 +47,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
+    BlockTradeBooked,
     DepositApplied,
     Event,
     FundingPaid,
@@ -406,7 +407,7 @@ class UserStream:
 
 def _reason(event: Event) -> str | None:
     """The ``ACCOUNT_UPDATE`` reason (``a.m``) of an event that changes a wallet or a position."""
-    if isinstance(event, OrderFilled):
+    if isinstance(event, OrderFilled | BlockTradeBooked):
         return "ORDER"
     if isinstance(event, DepositApplied):
         return "DEPOSIT"
