@@ -146,7 +146,7 @@ class OtcStore:
         names = [f.name for f in fields(QuoteRecord) if f.name != "quote_id"]
         sets = ", ".join(f"{n} = ?" for n in names)
         values = [getattr(record, n) for n in names]
-        self.db.execute(f"UPDATE quotes SET {sets} WHERE quote_id = ?", [*values, record.quote_id])  # noqa: S608
+        self.db.execute(f"UPDATE quotes SET {sets} WHERE quote_id = ?", [*values, record.quote_id])
 
     def quote(self, quote_id: str) -> QuoteRecord | None:
         rows = self._select(QuoteRecord, "quotes", "quote_id = ?", [quote_id])
@@ -170,9 +170,9 @@ class OtcStore:
     def _insert(self, table: str, record: Any) -> None:
         names = [f.name for f in fields(record)]
         marks = ", ".join("?" for _ in names)
-        self.db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", astuple(record))  # noqa: S608
+        self.db.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", astuple(record))
 
     def _select(self, kind: type[R], table: str, where: str, args: list[Any], order: str = "1") -> list[R]:
         names = ", ".join(f.name for f in fields(kind))
-        rows = self.db.execute(f"SELECT {names} FROM {table} WHERE {where} ORDER BY {order}", args)  # noqa: S608
+        rows = self.db.execute(f"SELECT {names} FROM {table} WHERE {where} ORDER BY {order}", args)
         return [kind(*row) for row in rows.fetchall()]
