@@ -409,7 +409,9 @@ class ReadModel:
         )
         info = f"BLOCK {e.quote_id}"
         if e.realized_pnl_atoms:
-            self._income(e.account_id, symbol, "REALIZED_PNL", e.realized_pnl_atoms, info, ms, str(e.trade_id))
+            self._income(
+                e.account_id, symbol, "REALIZED_PNL", e.realized_pnl_atoms, info, ms, str(e.trade_id)
+            )
         if e.fee_atoms:
             self._income(e.account_id, symbol, "COMMISSION", -e.fee_atoms, info, ms, str(e.trade_id))
         self._touch(e.account_id, symbol, ms)
