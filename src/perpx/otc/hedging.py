@@ -15,6 +15,8 @@ warehouse    only what exceeds ``max_inventory`` (the quotes already keep the de
 :class:`Hedger` works each hedge as a :class:`~perpx.execution.model.ParentOrder` (the symbol's
 ``hedge_algo`` over ``hedge_duration_s``) on perpx's own book through
 :class:`~perpx.execution.inprocess.EngineVenue`, trading as the desk's account; every hedge is
+crosses the spread for what is left at the end of its window (``complete_aggressive``): a hedge
+that does not finish leaves the risk it was sent to remove. Every hedge is
 recorded in the desk's store with its arrival price (the mid when it started), so the report can
 give each one's transaction cost analysis.
 """
@@ -27,7 +29,7 @@ from perpx.engine.engine import Engine
 from perpx.engine.values import MarketId
 from perpx.execution.childlog import ChildLog
 from perpx.execution.inprocess import EngineVenue
-from perpx.execution.model import Algo, ParentOrder, ParentSide
+from perpx.execution.model import Algo, EndBehavior, ParentOrder, ParentSide
 from perpx.execution.runner import ParentRunner
 from perpx.otc.config import HedgeMode, MarketPolicy
 from perpx.otc.market import desk_position_lots, to_units_down
@@ -36,6 +38,8 @@ from perpx.otc.store import HedgeRecord, OtcStore
 _ALGOS = {"TWAP": Algo.TWAP, "POV": Algo.POV, "IS": Algo.IS}
 POV_TARGET_BPS = 1_000
 """A POV hedge takes 10% of the market's volume."""
+TAKE_THROUGH_BPS = 20
+"""How far past the touch a hedge's catch-up child may cross: a hedge must finish, at a bounded cost."""
 
 
 def hedge_lots(mode: HedgeMode, exposure_lots: int, threshold_lots: int, max_inventory_lots: int) -> int:
@@ -100,6 +104,8 @@ class Hedger:
             qty=Decimal(abs(lots)) * spec.lot_size,
             duration_s=policy.hedge_duration_s if algo is not Algo.POV else None,
             pov_target_bps=POV_TARGET_BPS if algo is Algo.POV else None,
+            end_behavior=EndBehavior.COMPLETE_AGGRESSIVE,
+            take_through_bps=TAKE_THROUGH_BPS,
         )
         runner = ParentRunner.start(self.venue, parent, ChildLog(None), period_s=5)
         self.runners[hedge_id] = runner
