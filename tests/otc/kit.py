@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from perpx.engine.commands import Command
 from perpx.engine.values import MarketId, Side
 from perpx.otc.config import HedgeMode, MarketPolicy, OtcConfig
 from perpx.otc.desk import Desk
@@ -21,6 +22,8 @@ class DeskKit:
 
     v: Venue
     desk: Desk
+    commands: list[Command] = field(default_factory=list)
+    """Every command the venue's sequencer applied after the kit was set up (the hedges' too)."""
 
     def request(
         self, client: str = "client", side: QuoteSide = QuoteSide.TWO_WAY, qty: str = "1"
@@ -70,4 +73,6 @@ def desk_kit(
     )
     desk = Desk(config, OtcStore(":memory:"))
     v.sequencer.add_listener(desk.history.observe)
-    return DeskKit(v, desk)
+    kit = DeskKit(v, desk, list(v.journal))
+    v.sequencer.add_listener(lambda batch: kit.commands.extend(applied.command for applied in batch))
+    return kit
