@@ -24,6 +24,7 @@ from perpx.execution.cli import register_commands as algo_commands
 from perpx.journal.store import RecoveryError, open_store, read_config, recover
 from perpx.mcp.command import mcp_command
 from perpx.ops.command import incident_app, proposals_app
+from perpx.otc.command import desk_app
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -139,6 +140,7 @@ app.add_typer(algo_commands(), name="algo")
 app.add_typer(proposals_app, name="proposals")
 app.add_typer(incident_app, name="incident")
 app.add_typer(audit_app, name="audit")
+app.add_typer(desk_app, name="desk")
 app.command("mcp")(mcp_command)
 app.command("compete")(compete_command)
 

@@ -317,8 +317,12 @@ def kpis(
             "median": median(latencies) if latencies else None,
             "max": max(latencies) if latencies else None,
         },
-        "average_half_spread_bps": str(sum(half_spreads) / len(half_spreads)) if half_spreads else None,
-        "volume": str(volume),
+        "average_half_spread_bps": (
+            str((sum(half_spreads, Decimal(0)) / len(half_spreads)).quantize(Decimal("0.01")))
+            if half_spreads
+            else None
+        ),
+        "volume": _money(volume),
         "mean_abs_inventory": str(mean_inventory.quantize(Decimal("0.01"))),
         "inventory_turnover": str((volume / mean_inventory).quantize(Decimal("0.01")))
         if mean_inventory
@@ -366,7 +370,7 @@ def _hedge_rows(store: OtcStore, ledger: Ledger, engine: Engine, inside: Any) ->
                 if avg is None
                 else str((avg * spec.tick_size).quantize(spec.tick_size / 100)),
                 "slippage_bps": None if slippage is None else str(slippage.quantize(Decimal("0.01"))),
-                "fees": str(fees * atom),
+                "fees": _money(fees * atom),
                 "reason": hedge.reason,
             }
         )
@@ -374,7 +378,12 @@ def _hedge_rows(store: OtcStore, ledger: Ledger, engine: Engine, inside: Any) ->
 
 
 def _texts(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+    return {k: _money(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def _money(value: Decimal) -> str:
+    """Plain decimal text, never an exponent (``0E-8`` reads as ``0``)."""
+    return f"{value.normalize():f}" if value else "0"
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:
@@ -398,7 +407,7 @@ class DeskReport:
     def summary(self) -> dict[str, Any]:
         """The P&L lines in the settlement asset, the equity change, and the KPIs."""
         ledger, atom = self.ledger, self.atom
-        lines = {line: str(ledger.total(line) * atom) for line in LINES}
+        lines = {line: _money(ledger.total(line) * atom) for line in LINES}
         by = {
             "client": self._group(2, "spread_capture"),
             "symbol": self._group(1, None),
@@ -406,11 +415,11 @@ class DeskReport:
         }
         return {
             "pnl": lines,
-            "pnl_total": str(ledger.pnl_atoms * atom),
-            "capital_flows": str(ledger.flows_atoms * atom),
-            "equity_start": str(ledger.equity_start_atoms * atom),
-            "equity_end": str(ledger.equity_end_atoms * atom),
-            "equity_change": str((ledger.equity_end_atoms - ledger.equity_start_atoms) * atom),
+            "pnl_total": _money(ledger.pnl_atoms * atom),
+            "capital_flows": _money(ledger.flows_atoms * atom),
+            "equity_start": _money(ledger.equity_start_atoms * atom),
+            "equity_end": _money(ledger.equity_end_atoms * atom),
+            "equity_change": _money((ledger.equity_end_atoms - ledger.equity_start_atoms) * atom),
             "reconciles": ledger.pnl_atoms + ledger.flows_atoms
             == ledger.equity_end_atoms - ledger.equity_start_atoms,
             "pnl_by": by,
@@ -424,7 +433,8 @@ class DeskReport:
             if only is None or key[3] == only:
                 out[key[index] or "-"][key[3]] += atoms
         return {
-            k: {line: str(v * self.atom) for line, v in sorted(row.items())} for k, row in sorted(out.items())
+            k: {line: _money(v * self.atom) for line, v in sorted(row.items())}
+            for k, row in sorted(out.items())
         }
 
 
@@ -463,7 +473,7 @@ def write_report(report: DeskReport, out: Path) -> dict[str, Any]:
             "client": client,
             "line": line,
             "atoms": atoms,
-            "amount": str(atoms * report.atom),
+            "amount": _money(atoms * report.atom),
         }
         for (day, symbol, client, line), atoms in sorted(report.ledger.rows.items())
     ]
