@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,3 +147,30 @@ def test_unknown_foreign_and_malformed_quote_ids_are_refused(desk: Desk) -> None
         == errors.UNKNOWN_QUOTE
     )
     assert venue.refused("GET", "/perpx/v1/rfq/Q-1;drop", desk.client)[1] == -1102
+
+
+def _receive(ws: Any, deadline_s: float = 10.0) -> dict:
+    """One frame of ``ws``, or a failure after ``deadline_s`` (the session's receive has no timeout)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(ws.receive_json).result(timeout=deadline_s)
+
+
+def test_block_trade_reaches_both_accounts_user_streams(desk: Desk) -> None:
+    venue = desk.venue
+    keys = {}
+    for name, trader in (("client", desk.client), ("desk", desk.desk)):
+        answer = venue.client.post("/fapi/v1/listenKey", headers={"X-MBX-APIKEY": trader.api_key})
+        keys[name] = answer.json()["listenKey"]
+    quote = _rfq(desk, desk.client, quantity="0.2", side="SELL")
+    with (
+        venue.client.websocket_connect(f"/private/ws?listenKey={keys['client']}") as client_ws,
+        venue.client.websocket_connect(f"/private/ws?listenKey={keys['desk']}") as desk_ws,
+    ):
+        venue.ok("POST", f"/perpx/v1/rfq/{quote['quoteId']}/accept", desk.client)
+        client_update, desk_update = _receive(client_ws), _receive(desk_ws)
+
+    for update in (client_update, desk_update):
+        assert update["e"] == "ACCOUNT_UPDATE" and update["a"]["m"] == "ORDER"
+        assert [row["s"] for row in update["a"]["P"]] == [SYMBOL]
+    positions = venue.ok("GET", "/fapi/v2/positionRisk", desk.desk, {"symbol": SYMBOL})
+    assert Decimal(desk_update["a"]["P"][0]["pa"]) == Decimal(positions[0]["positionAmt"])
