@@ -16,7 +16,8 @@ EXPIRED, LAST_LOOK_REJECTED, REJECTED), and for a last-look rejection the index 
 
 The desk exists when the venue config has an ``[otc]`` section (``perpx.otc.config``); otherwise
 every route answers ``-9568``. Accepts are taken one at a time (a lock), so one quote is never
-booked twice. Quotes are stored in ``DATA/otc.sqlite`` before the answer leaves.
+booked twice. Quotes are stored in ``DATA/otc.sqlite`` before the answer leaves. After each booked
+trade the desk's hedger (:mod:`perpx.server.otc_hedging`) applies the symbol's hedging policy.
 """
 
 from __future__ import annotations
@@ -32,15 +33,18 @@ from perpx.engine.commands import BookBlockTrade
 from perpx.engine.config import ConfigError, MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import Side
+from perpx.execution.inprocess import EngineVenue
 from perpx.otc import errors
 from perpx.otc.config import parse_otc
 from perpx.otc.desk import AcceptPlan, Desk
 from perpx.otc.errors import OtcError
+from perpx.otc.hedging import Hedger
 from perpx.otc.pricing import QuoteSide
 from perpx.otc.store import FILLED, OtcStore, QuoteRecord
 from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_param
+from perpx.server.otc_hedging import HedgeDriver
 from perpx.server.trading.params import auth, spec_of
 
 router = APIRouter(tags=["OTC desk (signed)"])
@@ -50,11 +54,12 @@ T = TypeVar("T")
 
 
 class _DeskService:
-    """The desk of one running venue and the lock its accepts take."""
+    """The desk of one running venue, the lock its accepts take, and its hedger."""
 
-    def __init__(self, desk: Desk) -> None:
+    def __init__(self, desk: Desk, hedging: HedgeDriver) -> None:
         self.desk = desk
         self.lock = asyncio.Lock()
+        self.hedging = hedging
 
 
 _services: dict[int, _DeskService | None] = {}
@@ -71,8 +76,17 @@ async def on_start(ctx: ServerContext) -> None:
         _services[id(ctx)] = None
         return
     desk = Desk(config, OtcStore.in_dir(ctx.data_dir))
-    await ctx.seq.query(lambda engine: ctx.seq.add_listener(desk.history.observe))
-    _services[id(ctx)] = _DeskService(desk)
+    core = ctx.seq.core
+
+    def attach(engine: Engine) -> HedgeDriver:
+        # between two batches: no batch is being applied while the listeners are added
+        core.add_listener(desk.history.observe)
+        venue = EngineVenue(core, desk.desk_id, core.stamp)
+        return HedgeDriver(Hedger(venue, desk.store, dict(config.markets)))
+
+    driver = await ctx.seq.query(attach)
+    ctx.seq.add_driver(driver)
+    _services[id(ctx)] = _DeskService(desk, driver)
 
 
 async def on_stop(ctx: ServerContext) -> None:
@@ -204,6 +218,8 @@ async def accept_quote(request: Request) -> dict[str, Any]:
 
         applied = await ctx.seq.submit(build)
         record = desk.settle(plan, built[0], applied.events.own)
+        if record.state == FILLED:
+            service.hedging.request_review(record.symbol, f"after {record.quote_id}")
     spec = ctx.specs[record.symbol]
     if record.state != FILLED:
         raise ApiError(
