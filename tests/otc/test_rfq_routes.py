@@ -174,3 +174,14 @@ def test_block_trade_reaches_both_accounts_user_streams(desk: Desk) -> None:
         assert [row["s"] for row in update["a"]["P"]] == [SYMBOL]
     positions = venue.ok("GET", "/fapi/v2/positionRisk", desk.desk, {"symbol": SYMBOL})
     assert Decimal(desk_update["a"]["P"][0]["pa"]) == Decimal(positions[0]["positionAmt"])
+
+
+def test_admin_metrics_show_the_desks_kpis(desk: Desk) -> None:
+    quote = _rfq(desk, desk.client, quantity="0.1", side="SELL")
+    desk.venue.ok("POST", f"/perpx/v1/rfq/{quote['quoteId']}/accept", desk.client)
+
+    text = desk.venue.client.get("http://admin.test/metrics").text
+
+    filled = next(line for line in text.splitlines() if line.startswith('perpx_otc_quotes{state="FILLED"}'))
+    assert float(filled.split()[-1]) >= 1
+    assert "perpx_otc_hit_ratio" in text and "perpx_otc_last_look_rate" in text

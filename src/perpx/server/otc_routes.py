@@ -45,6 +45,7 @@ from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_param
 from perpx.server.otc_hedging import HedgeDriver
+from perpx.server.otc_metrics import DeskCollector
 from perpx.server.trading.params import auth, spec_of
 
 router = APIRouter(tags=["OTC desk (signed)"])
@@ -56,10 +57,11 @@ T = TypeVar("T")
 class _DeskService:
     """The desk of one running venue, the lock its accepts take, and its hedger."""
 
-    def __init__(self, desk: Desk, hedging: HedgeDriver) -> None:
+    def __init__(self, desk: Desk, hedging: HedgeDriver, collector: DeskCollector) -> None:
         self.desk = desk
         self.lock = asyncio.Lock()
         self.hedging = hedging
+        self.collector = collector
 
 
 _services: dict[int, _DeskService | None] = {}
@@ -86,12 +88,15 @@ async def on_start(ctx: ServerContext) -> None:
 
     driver = await ctx.seq.query(attach)
     ctx.seq.add_driver(driver)
-    _services[id(ctx)] = _DeskService(desk, driver)
+    collector = DeskCollector(desk.store)
+    ctx.components.metrics.registry.register(collector)
+    _services[id(ctx)] = _DeskService(desk, driver, collector)
 
 
 async def on_stop(ctx: ServerContext) -> None:
     service = _services.pop(id(ctx), None)
     if service is not None:
+        ctx.components.metrics.registry.unregister(service.collector)
         service.desk.store.close()
 
 
