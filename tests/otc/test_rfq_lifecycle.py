@@ -12,7 +12,7 @@ from perpx.engine.values import MarketId, Side
 from perpx.otc import errors
 from perpx.otc.errors import OtcError
 from perpx.otc.pricing import QuoteSide
-from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, QUOTED, REJECTED
+from perpx.otc.store import BOOKING, EXPIRED, FILLED, LAST_LOOK_REJECTED, QUOTED, REJECTED
 from tests.engine.helpers import BTC
 from tests.otc.kit import desk_kit
 
@@ -159,3 +159,24 @@ def test_block_trade_events_name_both_accounts_and_the_quote() -> None:
         (kit.v.names["client"], Side.SELL, quote.quote_id),
         (kit.v.names["desk"], Side.BUY, quote.quote_id),
     }
+
+
+def test_quote_being_booked_cannot_be_accepted_again() -> None:
+    kit = desk_kit()
+    quote = kit.request(side=QuoteSide.SELL)
+    kit.desk.prepare_accept(kit.v.engine, kit.v.names["client"], quote.quote_id, None)
+
+    assert kit.desk.store.quote(quote.quote_id).state == BOOKING  # type: ignore[union-attr]
+    assert kit.refusal(quote.quote_id).code == errors.QUOTE_NOT_OPEN
+
+
+def test_abandoned_booking_is_recorded_rejected_with_the_reason() -> None:
+    kit = desk_kit()
+    quote = kit.request(side=QuoteSide.SELL)
+    plan = kit.desk.prepare_accept(kit.v.engine, kit.v.names["client"], quote.quote_id, None)
+
+    kit.desk.abandon(plan, -1001, "the journal could not be written")
+
+    stored = kit.desk.store.quote(quote.quote_id)
+    assert stored is not None and (stored.state, stored.code) == (REJECTED, -1001)
+    assert kit.v.position("client", BTC) == 0

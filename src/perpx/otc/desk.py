@@ -13,7 +13,8 @@ The steps of an accept, first refusal wins (codes in :mod:`perpx.otc.errors`):
 3. venue time is within the quote's validity (``-9564``, recorded ``EXPIRED``);
 4. last look: the index moved no more than ``last_look_bps`` since the quote (``-9565``, recorded
    ``LAST_LOOK_REJECTED`` with the move);
-5. the desk's inventory limit still holds with this trade (``-9566``, recorded ``REJECTED``);
+5. the desk's inventory limit still holds with this trade (``-9566``, recorded ``REJECTED``); the
+   quote is then recorded ``BOOKING`` (it can no longer be accepted);
 6. the engine books the block trade with the margin checks of any fill; its refusal is recorded
    ``REJECTED`` with the engine's code.
 """
@@ -35,6 +36,7 @@ from perpx.otc.lastlook import last_look
 from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, to_units_down
 from perpx.otc.pricing import PricedQuote, QuoteSide, price_quote
 from perpx.otc.store import (
+    BOOKING,
     EXPIRED,
     FILLED,
     LAST_LOOK_REJECTED,
@@ -190,7 +192,8 @@ class Desk:
             text = "the trade would take the desk's inventory beyond its limit now"
             self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
             raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
-        return AcceptPlan(quote, chosen, price, index, look.move_bps)
+        booking = self._end(quote, BOOKING, chosen, now, index, look.move_bps, None, None, "")
+        return AcceptPlan(booking, chosen, price, index, look.move_bps)
 
     def command(self, plan: AcceptPlan, ts_ns: int) -> BookBlockTrade:
         """The block trade of ``plan`` stamped at ``ts_ns``; refused if the quote expired by then.
@@ -234,6 +237,12 @@ class Desk:
         return self._end(
             plan.quote, REJECTED, plan.side, command.ts_ns, plan.index_ticks, plan.move_bps, None, code, text
         )
+
+    def abandon(self, plan: AcceptPlan, code: int, message: str) -> None:
+        """The block trade of ``plan`` was certainly not applied: record the accept ``REJECTED``."""
+        stored = self.store.quote(plan.quote.quote_id)
+        if stored is not None and stored.state == BOOKING:
+            self._end(stored, REJECTED, plan.side, stored.accept_ns or 0, None, None, None, code, message)
 
     def _expire(self, quote: QuoteRecord, side: Side, now_ns: int) -> None:
         self._end(quote, EXPIRED, side, now_ns, None, None, None, errors.QUOTE_EXPIRED, "")

@@ -7,12 +7,14 @@ the ledger and this store can always be joined (``perpx desk report``).
 
 States of a quote::
 
-    QUOTED --accept within expiry, last look passed, booked--> FILLED
+    QUOTED --accept passed the desk's checks--> BOOKING --the engine booked it--> FILLED
            --accept after expiry---------------------------->  EXPIRED
            --index moved beyond the last-look threshold----->  LAST_LOOK_REJECTED (move recorded)
            --the engine refused the block trade------------->  REJECTED (code and message recorded)
 
-A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
+BOOKING is written before the block trade is submitted, so a quote is never booked twice: one whose
+outcome the venue could not tell (it stopped, or the answer timed out) stays BOOKING, and the
+accounts' trade histories say whether the trade happened. A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
 ``expires_ns`` (the report reads it so).
 """
 
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 FILE_NAME = "otc.sqlite"
 
 QUOTED = "QUOTED"
+BOOKING = "BOOKING"
 FILLED = "FILLED"
 EXPIRED = "EXPIRED"
 LAST_LOOK_REJECTED = "LAST_LOOK_REJECTED"

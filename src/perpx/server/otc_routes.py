@@ -51,6 +51,8 @@ from perpx.server.trading.params import auth, spec_of
 router = APIRouter(tags=["OTC desk (signed)"])
 
 MAX_QUOTE_ID_CHARS = 64
+UNKNOWN_OUTCOME = -1007
+"""The sequencer's answer when a command may or may not have been applied (``api_error_of``)."""
 T = TypeVar("T")
 
 
@@ -221,7 +223,12 @@ async def accept_quote(request: Request) -> dict[str, Any]:
             built.append(command)
             return command
 
-        applied = await ctx.seq.submit(build)
+        try:
+            applied = await ctx.seq.submit(build)
+        except ApiError as exc:
+            if exc.code != UNKNOWN_OUTCOME:  # certainly not applied; an unknown outcome stays BOOKING
+                desk.abandon(plan, exc.code, exc.msg)
+            raise
         record = desk.settle(plan, built[0], applied.events.own)
         if record.state == FILLED:
             service.hedging.request_review(record.symbol, f"after {record.quote_id}")
