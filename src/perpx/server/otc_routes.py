@@ -102,7 +102,8 @@ async def on_stop(ctx: ServerContext) -> None:
         service.desk.store.close()
 
 
-def _service(ctx: ServerContext) -> _DeskService:
+def desk_service(ctx: ServerContext) -> _DeskService:
+    """The running venue's desk; ``-9568`` when it has none."""
     service = _services.get(id(ctx))
     if service is None:
         raise ApiError(
@@ -171,7 +172,7 @@ def quote_json(record: QuoteRecord, spec: MarketSpec) -> dict[str, Any]:
 async def request_quote(request: Request) -> dict[str, Any]:
     """Ask the desk for a price for a size (module docstring)."""
     ctx, account_id, params = await auth(request, "trade", 5)
-    service = _service(ctx)
+    desk_service(ctx)  # -9568 before anything else when the venue has no desk
     values = params.values
     spec = spec_of(ctx, values)
     side_text = _side_param(values, two_way=True)
@@ -191,27 +192,25 @@ async def request_quote(request: Request) -> dict[str, Any]:
         notional = wire.decimal_param(values, "quoteQty")
         if notional is None or notional <= 0:
             raise bad_param("quoteQty", "it must be greater than zero")
-    market = spec.market
-    record = await ctx.seq.query(
-        _answering(
-            lambda engine: service.desk.request(engine, int(account_id), market, side, qty_lots, notional)
-        )
-    )
+    record = await quote_for(ctx, int(account_id), spec, side, qty_lots, notional)
     return quote_json(record, spec)
 
 
-@router.post("/perpx/v1/rfq/{quoteId}/accept")
-async def accept_quote(request: Request) -> dict[str, Any]:
-    """Accept a quote while it is valid: the desk books the block trade (module docstring)."""
-    ctx, account_id, params = await auth(request, "trade", 5)
-    service = _service(ctx)
-    quote_id = _quote_id(request)
-    side_text = _side_param(params.values, two_way=False)
-    side = None if side_text is None else Side[side_text]
+async def book_quote(
+    ctx: ServerContext, account_id: int, quote_id: str, side: Side | None
+) -> tuple[QuoteRecord, int]:
+    """Accept ``quote_id`` for ``account_id`` and book it (REST and FIX); the record and its price.
+
+    Raises
+    ------
+    ApiError
+        The desk's refusal (``-9562 .. -9568``), the engine's (``-2019`` ...), or the sequencer's.
+    """
+    service = desk_service(ctx)
     desk = service.desk
     async with service.lock:
         plan: AcceptPlan = await ctx.seq.query(
-            _answering(lambda engine: desk.prepare_accept(engine, int(account_id), quote_id, side))
+            _answering(lambda engine: desk.prepare_accept(engine, account_id, quote_id, side))
         )
         built: list[BookBlockTrade] = []
 
@@ -232,22 +231,47 @@ async def accept_quote(request: Request) -> dict[str, Any]:
         record = desk.settle(plan, built[0], applied.events.own)
         if record.state == FILLED:
             service.hedging.request_review(record.symbol, f"after {record.quote_id}")
-    spec = ctx.specs[record.symbol]
     if record.state != FILLED:
         raise ApiError(
             400, record.code or errors.NOT_QUOTED, record.reason or "The desk did not book the trade."
         )
-    return {
-        **quote_json(record, spec),
-        "price": wire.price(spec, plan.price_ticks),
-    }
+    return record, plan.price_ticks
+
+
+async def quote_for(
+    ctx: ServerContext,
+    account_id: int,
+    spec: MarketSpec,
+    side: QuoteSide,
+    qty_lots: int | None,
+    notional: Decimal | None,
+) -> QuoteRecord:
+    """Ask the desk for a quote (REST and FIX); raises :class:`ApiError` with the desk's refusal."""
+    desk = desk_service(ctx).desk
+    market = spec.market
+    return await ctx.seq.query(
+        _answering(lambda engine: desk.request(engine, account_id, market, side, qty_lots, notional))
+    )
+
+
+@router.post("/perpx/v1/rfq/{quoteId}/accept")
+async def accept_quote(request: Request) -> dict[str, Any]:
+    """Accept a quote while it is valid: the desk books the block trade (module docstring)."""
+    ctx, account_id, params = await auth(request, "trade", 5)
+    desk_service(ctx)
+    quote_id = _quote_id(request)
+    side_text = _side_param(params.values, two_way=False)
+    side = None if side_text is None else Side[side_text]
+    record, price_ticks = await book_quote(ctx, int(account_id), quote_id, side)
+    spec = ctx.specs[record.symbol]
+    return {**quote_json(record, spec), "price": wire.price(spec, price_ticks)}
 
 
 @router.get("/perpx/v1/rfq/{quoteId}")
 async def get_quote(request: Request) -> dict[str, Any]:
     """One of the caller's quotes and its outcome."""
     ctx, account_id, _ = await auth(request, "read", 1)
-    service = _service(ctx)
+    service = desk_service(ctx)
     quote_id = _quote_id(request)
     record = service.desk.store.quote(quote_id)
     if record is None or record.account_id != int(account_id):
