@@ -11,14 +11,16 @@ import pytest
 
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import AnyCommand, BookBlockTrade
-from perpx.engine.events import BlockTradeBooked, CommandRejected, OrderFilled
+from perpx.engine.events import BlockTradeBooked, CommandRejected, Event, OrderFilled
 from perpx.engine.state import state_hash
 from perpx.engine.values import MarketId, Side
 from perpx.testkit import Venue
 from tests.engine.helpers import BTC, venue
 
 
-def _block(v: Venue, client: str, desk: str, side: Side, qty: str, price: str, quote_id: str = "q-1") -> list:
+def _block(
+    v: Venue, client: str, desk: str, side: Side, qty: str, price: str, quote_id: str = "q-1"
+) -> list[Event]:
     return list(
         v.apply(
             BookBlockTrade(
@@ -127,6 +129,6 @@ def test_block_trade_survives_the_journal_codec_and_replays_to_the_same_state() 
     encoded = [msgspec.msgpack.encode(c) for c in v.journal]
     replayed = Venue()
     for raw in encoded:
-        replayed.apply(msgspec.msgpack.decode(raw, type=AnyCommand))  # type: ignore[arg-type]
+        replayed.apply(msgspec.msgpack.decode(raw, type=AnyCommand))
 
     assert state_hash(replayed.engine) == state_hash(v.engine)

@@ -64,8 +64,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         yield kit
 
 
-def _rfq(desk: Desk, trader: Trader, **params: str) -> dict:
-    return desk.venue.ok("POST", "/perpx/v1/rfq", trader, {"symbol": SYMBOL, **params})
+def _rfq(desk: Desk, trader: Trader, **params: str) -> dict[str, Any]:
+    answer: dict[str, Any] = desk.venue.ok("POST", "/perpx/v1/rfq", trader, {"symbol": SYMBOL, **params})
+    return answer
 
 
 def test_client_requests_accepts_and_sees_a_block_trade(desk: Desk) -> None:
@@ -149,10 +150,11 @@ def test_unknown_foreign_and_malformed_quote_ids_are_refused(desk: Desk) -> None
     assert venue.refused("GET", "/perpx/v1/rfq/Q-1;drop", desk.client)[1] == -1102
 
 
-def _receive(ws: Any, deadline_s: float = 10.0) -> dict:
+def _receive(ws: Any, deadline_s: float = 10.0) -> dict[str, Any]:
     """One frame of ``ws``, or a failure after ``deadline_s`` (the session's receive has no timeout)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(ws.receive_json).result(timeout=deadline_s)
+        frame: dict[str, Any] = pool.submit(ws.receive_json).result(timeout=deadline_s)
+        return frame
 
 
 def test_block_trade_reaches_both_accounts_user_streams(desk: Desk) -> None:

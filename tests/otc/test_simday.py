@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -17,13 +18,13 @@ SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "calm_day.toml"
 
 
 @pytest.fixture(scope="module")
-def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("desk-day") / "day"
     plan = DayPlan(scenario=SCENARIO, seed=3, hours=0.1, rfq_interval_s=6.0, hedge="immediate")
     return out, run_day(plan, out)
 
 
-def test_simulated_day_books_trades_hedges_them_and_reconciles(day: tuple[Path, dict]) -> None:
+def test_simulated_day_books_trades_hedges_them_and_reconciles(day: tuple[Path, dict[str, Any]]) -> None:
     out, summary = day
 
     assert summary["reconciles"] is True
@@ -41,7 +42,9 @@ def test_simulated_day_books_trades_hedges_them_and_reconciles(day: tuple[Path, 
         store.close()
 
 
-def test_desk_report_command_rebuilds_the_same_figures_from_the_data(day: tuple[Path, dict]) -> None:
+def test_desk_report_command_rebuilds_the_same_figures_from_the_data(
+    day: tuple[Path, dict[str, Any]],
+) -> None:
     out, summary = day
 
     result = CliRunner().invoke(app, ["desk", "report", "--data", str(out), "--out", str(out / "again")])
@@ -57,7 +60,7 @@ def test_desk_report_on_a_directory_without_a_journal_fails_in_one_line(tmp_path
     assert result.exit_code == 2 and "journal.log" in result.output
 
 
-def test_desk_report_with_a_bad_window_fails_in_one_line(day: tuple[Path, dict]) -> None:
+def test_desk_report_with_a_bad_window_fails_in_one_line(day: tuple[Path, dict[str, Any]]) -> None:
     out, _ = day
 
     result = CliRunner().invoke(app, ["desk", "report", "--data", str(out), "--from", "yesterday"])
