@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,12 +11,13 @@ import pytest
 from perpx.engine.config import default_config
 from perpx.engine.values import MarketId, Side
 from perpx.fix.codec import FixMessage
+from perpx.fix.dictionary import dictionary_xml
 from perpx.otc.store import QuoteRecord
 from perpx.server.otc_fix import block_report, quote_fields
 
 pytest.importorskip("quickfix", reason="the QuickFIX client (pip install quickfix-ssl==1.15.1.post4)")
 
-from tests.fix.test_dictionary import frame, validate
+from tests.fix.test_dictionary import frame
 
 RECORD = QuoteRecord(
     quote_id="Q00000007",
@@ -63,4 +66,21 @@ def test_quickfix_validates_the_desks_messages(tmp_path: Path) -> None:
         ),
     ]
 
-    assert validate(tmp_path, frames) == ["ok"] * len(frames)
+    assert _validate_all(tmp_path, frames) == ["ok"] * len(frames)
+
+
+def _validate_all(tmp_path: Path, frames: list[str]) -> list[str]:
+    """All ``frames`` in one QuickFIX process (they are all expected valid; one process starts in ~3 s)."""
+    path = tmp_path / "FIX44-perpx.xml"
+    path.write_text(dictionary_xml())
+    script = Path(__file__).parents[1] / "fix" / "qf_validate.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        check=False,
+        input="\n".join(frames) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"QuickFIX aborted ({done.returncode}): {done.stderr[-500:]}"
+    return done.stdout.strip().splitlines()
