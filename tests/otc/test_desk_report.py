@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from perpx.engine import formulas
 from perpx.engine.commands import BookBlockTrade
@@ -12,6 +13,7 @@ from perpx.engine.engine import Engine
 from perpx.engine.values import AccountId, MarketId
 from perpx.execution.inprocess import EngineVenue
 from perpx.otc.config import HedgeMode
+from perpx.otc.errors import OtcError
 from perpx.otc.hedging import Hedger
 from perpx.otc.pricing import QuoteSide
 from perpx.otc.report import DeskReport, decompose, equity_atoms, kpis, write_report
@@ -95,3 +97,17 @@ def test_report_files_and_kpis(tmp_path: Path) -> None:
     prom = (tmp_path / "desk.prom").read_text()
     assert "perpx_otc_hit_ratio 1.0" in prom and 'perpx_otc_pnl{line="spread_capture"}' in prom
     assert "desk report" in (tmp_path / "report.html").read_text()
+
+
+def test_refusals_of_one_kind_count_together_whatever_their_numbers() -> None:
+    kit = desk_kit()
+    for qty in ("0.001", "0.002"):
+        with pytest.raises(OtcError):
+            kit.request(qty=qty)
+    ledger, engine = decompose(kit.v.config, kit.commands, AccountId(kit.v.names["desk"]))
+
+    figures = kpis(kit.desk.store, ledger, engine, None, None)
+
+    assert figures["refusals_by_reason"] == {
+        "the request is N of notional at the index; the desk quotes N to N": 2
+    }

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcSt
 LINES = ("spread_capture", "inventory_pnl", "hedging_cost", "funding", "fees", "other")
 """The P&L lines, in the order the report shows them (capital flows are not P&L)."""
 NS_PER_DAY = 86_400 * 1_000_000_000
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+"""Numbers in a refusal's reason: replaced by ``N`` so that reasons of one kind count together."""
 NS_PER_MS = 1_000_000
 BPS = Decimal(10_000)
 
@@ -331,7 +334,7 @@ def kpis(
         "by_client": {k: _texts(v) for k, v in sorted(by_client.items())},
         "by_tier": {k: _texts(v) for k, v in sorted(by_tier.items())},
         "hedges": hedges,
-        "refusals_by_reason": _count(r.reason for r in refused),
+        "refusals_by_reason": _count(_NUMBER.sub("N", r.reason) for r in refused),
         "lending": {
             "status": "absent",
             "note": "this venue has no loan book yet (issue 20); interest income, liquidation penalties,"
