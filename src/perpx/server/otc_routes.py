@@ -23,6 +23,7 @@ trade the desk's hedger (:mod:`perpx.server.otc_hedging`) applies the symbol's h
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -49,6 +50,7 @@ from perpx.server.otc_metrics import DeskCollector
 from perpx.server.trading.params import auth, spec_of
 
 router = APIRouter(tags=["OTC desk (signed)"])
+log = logging.getLogger("perpx.otc")
 
 MAX_QUOTE_ID_CHARS = 64
 UNKNOWN_OUTCOME = -1007
@@ -66,6 +68,8 @@ class _DeskService:
         self.collector = collector
 
 
+_closed_because: dict[int, str] = {}
+"""By ``id(ctx)``: why a venue with an ``[otc]`` section has no desk."""
 _services: dict[int, _DeskService | None] = {}
 """By ``id(ctx)``: the running venues' desks (``None``: the venue has no ``[otc]`` section)."""
 
@@ -74,8 +78,11 @@ async def on_start(ctx: ServerContext) -> None:
     """Open the desk's store and follow the index for the volatility term (between two batches)."""
     try:
         config = parse_otc(ctx.config.raw, tuple(ctx.specs))
-    except ConfigError:
-        config = None  # the config check at start-up reports it; the routes answer -9568
+    except ConfigError as exc:
+        log.error("otc: the [otc] section is invalid, the desk is closed: %s", exc)
+        _services[id(ctx)] = None
+        _closed_because[id(ctx)] = f"its [otc] section is invalid ({exc})"
+        return
     if config is None:
         _services[id(ctx)] = None
         return
@@ -97,6 +104,7 @@ async def on_start(ctx: ServerContext) -> None:
 
 async def on_stop(ctx: ServerContext) -> None:
     service = _services.pop(id(ctx), None)
+    _closed_because.pop(id(ctx), None)
     if service is not None:
         ctx.components.metrics.registry.unregister(service.collector)
         service.desk.store.close()
@@ -106,9 +114,8 @@ def desk_service(ctx: ServerContext) -> _DeskService:
     """The running venue's desk; ``-9568`` when it has none."""
     service = _services.get(id(ctx))
     if service is None:
-        raise ApiError(
-            400, errors.DESK_UNAVAILABLE, "This venue has no OTC desk (no [otc] section in its config)."
-        )
+        why = _closed_because.get(id(ctx), "no [otc] section in its config")
+        raise ApiError(400, errors.DESK_UNAVAILABLE, f"This venue has no OTC desk: {why}.")
     return service
 
 
