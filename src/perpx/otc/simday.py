@@ -168,7 +168,7 @@ def _trade_day(
     tolerance = {c: minds.uniform(6.0, 16.0) for c in clients}
     end_ns = START_NS + sim.duration_ns
     spec = sim.engine.specs[market]
-    pending: list[tuple[int, int, str, int]] = []  # (accept at, order, quote id, client)
+    pending: list[tuple[int, int, str, int, Side]] = []  # (accept at, order, quote id, client, two-way side)
     next_rfq = sim.now_ns + int(arrivals.expovariate(1 / plan.rfq_interval_s) * NS_PER_S)
     order = 0
     while True:
@@ -180,8 +180,8 @@ def _trade_day(
             return
         hedger.step_due(sim.now_ns)
         while pending and pending[0][0] <= sim.now_ns:
-            _, _, quote_id, client = heapq.heappop(pending)
-            _accept(sim, desk, hedger, market, quote_id, client)
+            _, _, quote_id, client, wanted = heapq.heappop(pending)
+            _accept(sim, desk, hedger, market, quote_id, client, wanted)
         if next_rfq <= sim.now_ns:
             client = clients[arrivals.randrange(len(clients))]
             qty = Decimal(str(round(float(plan.median_qty) * math.exp(sizes.gauss(0, 0.6)), 3)))
@@ -197,25 +197,26 @@ def _trade_day(
                 if halves and min(halves) <= Decimal(str(tolerance[client])):
                     think = minds.uniform(0.2, plan.max_think_s)
                     order += 1
-                    heapq.heappush(
-                        pending, (sim.now_ns + int(think * NS_PER_S), order, quote.quote_id, client)
-                    )
+                    wanted = Side.BUY if minds.random() < 0.5 else Side.SELL  # a two-way quote's chosen side
+                    at = sim.now_ns + int(think * NS_PER_S)
+                    heapq.heappush(pending, (at, order, quote.quote_id, client, wanted))
             next_rfq = sim.now_ns + max(1, int(arrivals.expovariate(1 / plan.rfq_interval_s) * NS_PER_S))
 
 
 def _accept(
-    sim: Simulation, desk: Desk, hedger: Hedger, market: MarketId, quote_id: str, client: int
+    sim: Simulation, desk: Desk, hedger: Hedger, market: MarketId, quote_id: str, client: int, wanted: Side
 ) -> None:
     record = desk.store.quote(quote_id)
     if record is None:
         return
     side = None
     if record.requested == QuoteSide.TWO_WAY.value:
-        side = (
-            Side.BUY
-            if record.ask_ticks is not None and (record.bid_ticks is None or quote_id[-1] in "02468")
-            else Side.SELL
-        )
+        priced = [
+            s
+            for s, ticks in ((Side.BUY, record.ask_ticks), (Side.SELL, record.bid_ticks))
+            if ticks is not None
+        ]
+        side = wanted if wanted in priced else priced[0]
     try:
         plan = desk.prepare_accept(sim.engine, client, quote_id, side)
         command = desk.command(plan, sim.now_ns)
