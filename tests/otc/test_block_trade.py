@@ -12,6 +12,7 @@ import pytest
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import AnyCommand, BookBlockTrade
 from perpx.engine.events import BlockTradeBooked, CommandRejected, Event, OrderFilled
+from perpx.engine.liquidation import INSURANCE_ACCOUNT
 from perpx.engine.state import state_hash
 from perpx.engine.values import MarketId, Side
 from perpx.testkit import Venue
@@ -132,3 +133,12 @@ def test_block_trade_survives_the_journal_codec_and_replays_to_the_same_state() 
         replayed.apply(msgspec.msgpack.decode(raw, type=AnyCommand))
 
     assert state_hash(replayed.engine) == state_hash(v.engine)
+
+
+def test_block_trade_with_the_insurance_fund_is_rejected() -> None:
+    v = venue("client")
+    v.names["fund"] = INSURANCE_ACCOUNT
+
+    events = _block(v, "client", "fund", Side.BUY, "1", "30000")
+
+    assert [e.code for e in events if isinstance(e, CommandRejected)] == [RejectCode.BLOCK_INSURANCE_ACCOUNT]

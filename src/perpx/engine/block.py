@@ -3,7 +3,8 @@
 :func:`book_block_trade` handles :class:`~perpx.engine.commands.BookBlockTrade`. A block trade is
 a fill in everything but its origin, so it passes what any order and any fill passes:
 
-1. **validate**: both accounts exist and differ (``-9001``, ``-9560``), the market is listed and
+1. **validate**: both accounts exist, differ and are not the insurance fund's (``-9001``,
+   ``-9560``, ``-9569``), the market is listed and
    has a mark (``-1121``, ``-9005``), it accepts opening orders (its mode, ``-4400`` / ``-9005`` /
    ``-9009``), the quantity is positive (``-4003``), the quote id is 1 to 64 characters
    (``-9561``), and the price lies within the market's price filter and percent-price band around
@@ -33,6 +34,7 @@ from perpx.engine.codes import RejectCode
 from perpx.engine.commands import BookBlockTrade
 from perpx.engine.config import MarketSpec
 from perpx.engine.events import BlockTradeBooked
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.matching import solvent_after
 from perpx.engine.placing import margin_refusal, open_interest_refusal, price_filter
 from perpx.engine.values import AccountId, Side, TradeId
@@ -74,6 +76,8 @@ def _refusal(core: Core, cmd: BookBlockTrade) -> tuple[RejectCode, str] | None:
     for account_id in (cmd.client_id, cmd.desk_id):
         if account_id not in core.accounts:
             return RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist"
+    if INSURANCE_ACCOUNT in (cmd.client_id, cmd.desk_id):
+        return RejectCode.BLOCK_INSURANCE_ACCOUNT, "the insurance fund's account takes no block trades"
     if cmd.client_id == cmd.desk_id:
         return RejectCode.BLOCK_SAME_ACCOUNT, "a block trade needs two accounts: the client's and the desk's"
     if not 1 <= len(cmd.quote_id) <= MAX_QUOTE_ID_CHARS:
