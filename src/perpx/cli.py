@@ -25,6 +25,7 @@ from perpx.journal.store import RecoveryError, open_store, read_config, recover
 from perpx.lending.cli import lending_app
 from perpx.mcp.command import mcp_command
 from perpx.ops.command import incident_app, proposals_app, replay_moment
+from perpx.otc.command import desk_app
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -160,6 +161,7 @@ app.add_typer(proposals_app, name="proposals")
 app.add_typer(incident_app, name="incident")
 app.add_typer(audit_app, name="audit")
 app.add_typer(lending_app, name="lending")
+app.add_typer(desk_app, name="desk")
 app.command("mcp")(mcp_command)
 app.command("compete")(compete_command)
 

@@ -340,6 +340,23 @@ class AdjustLoanCollateral(Command, frozen=True, tag=True, kw_only=True, gc=Fals
     direction: LtvDirection
 
 
+class BookBlockTrade(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Book an OTC block trade between a client and the desk at an agreed price, away from the book.
+
+    ``side`` is the client's; the desk takes the other side. Both sides pass the margin checks of
+    any order and the fill guard of any fill (``perpx.engine.block``); the price must lie within
+    the market's price band around the mark. ``quote_id`` names the desk's quote it settles.
+    """
+
+    client_id: AccountId
+    desk_id: AccountId
+    market: MarketId
+    side: Side
+    qty_lots: int
+    price_ticks: int
+    quote_id: str
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -363,4 +380,5 @@ AnyCommand = (
     | BorrowLoan
     | RepayLoan
     | AdjustLoanCollateral
+    | BookBlockTrade
 )

@@ -224,7 +224,7 @@ def parse_config(data: Mapping[str, Any]) -> VenueConfig:
 VENUE_KEYS = ("name", "settlement_asset", "clock", "durability", "snapshot_every", "admin_token")
 SERVER_KEYS = ("rate_limit_weight_1m", "order_limit_10s", "order_limit_1m", "ban_after")
 """``[server]`` keys: read by the server (``perpx.server.limits``), listed here so the config is checked whole."""
-TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server", "lending")
+TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server", "lending", "otc")
 ASSET_KEYS = ("decimals", "index", "collateral_haircut", "max_collateral")
 FEE_TIER_KEYS = ("min_30d_volume", "maker", "taker")
 RISK_KEYS = (

@@ -24,12 +24,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from perpx.engine import amending, markets, placing, settings, transfers
+from perpx.engine import amending, block, markets, placing, settings, transfers
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
     AdjustIsolatedMargin,
     AdvanceClock,
     AmendOrder,
+    BookBlockTrade,
     CancelAllOrders,
     CancelOrder,
     Command,
@@ -92,6 +93,7 @@ class Engine(Core):
             SetMarketMode: partial(markets.set_market_mode, self),
             UpdateMarketParams: partial(markets.update_market_params, self),
             AdvanceClock: partial(markets.advance_clock, self),
+            BookBlockTrade: partial(block.book_block_trade, self),
             **self.triggers.handlers(),
             **self.pricing.handlers(),
             **self.lending.handlers(),

@@ -649,6 +649,28 @@ class PositionTransferred(Event, frozen=True, tag=True, kw_only=True, gc=False):
     position_lots: int
 
 
+class BlockTradeBooked(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """One side of an OTC block trade booked on the ledger (no book; ``perpx.engine.block``).
+
+    Both sides share ``trade_id`` (from the venue's trade counter) and ``quote_id``; ``side`` is
+    this account's, ``is_desk`` says whether it is the desk's side. ``fee_atoms`` as for a fill
+    (the client pays the taker rate, the desk the maker rate); ``position_lots`` the position after.
+    """
+
+    trade_id: TradeId
+    quote_id: str
+    account_id: AccountId
+    counterparty_id: AccountId
+    market: MarketId
+    side: Side
+    price_ticks: int
+    qty_lots: int
+    is_desk: bool
+    fee_atoms: int
+    realized_pnl_atoms: int
+    position_lots: int
+
+
 class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
     """Cash moved between an account and the insurance fund: ``amount_atoms`` > 0 into the fund.
 

@@ -22,6 +22,8 @@ in          what the gateway does
 ``H``       an ExecutionReport 150=I with the order's state
 ``q``       cancels every open order of the symbol; answered by an OrderMassCancelReport ``r``
 ``V``       book snapshots ``W`` and incremental refreshes ``X`` (:mod:`perpx.fix.marketdata`)
+``R``       the OTC desk's quote ``S`` (or ``AG``); a ``D`` with OrdType ``D`` and QuoteID(117)
+            books that quote as a block trade (:mod:`perpx.server.otc_fix`)
 other       BusinessMessageReject 380=3
 ==========  ================================================================================
 """
@@ -45,6 +47,7 @@ from perpx.fix.codec import Field, FixMessage
 from perpx.fix.logon import KeyView, LogonLimiter, authenticator
 from perpx.fix.marketdata import MarketDataDesk
 from perpx.fix.store import SessionStore
+from perpx.server import otc_fix
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 from perpx.server.trading.orders import amend_order, cancel_one, place_order
@@ -175,7 +178,7 @@ class FixGateway:
         if account is None or key is None:
             self._business_reject(connection, message, 4, "the session has no account")
             return
-        if kind in ("D", "F", "G", "q"):
+        if kind in ("D", "F", "G", "q", "R"):
             logon = connection.session.logon
             if logon is not None and logon.get(9406) == "Y":
                 self._business_reject(connection, message, 6, "a drop-copy session may not send orders")
@@ -197,10 +200,15 @@ class FixGateway:
             await self._mass_cancel(connection, account, message)
         elif kind == "V":
             await self.marketdata.request(connection.comp_id, message, connection.send_app)
+        elif kind == "R":
+            await otc_fix.quote_request(self.ctx, connection, int(account), message)
         else:
             self._business_reject(connection, message, 3, f"unsupported message type {kind}")
 
     async def _new_order(self, connection: Connection, account: AccountId, message: FixMessage) -> None:
+        if message.get(40) == "D":  # previously quoted: the OTC desk books the quote (perpx.server.otc_fix)
+            await otc_fix.quoted_order(self.ctx, connection, int(account), message, self._exec_id("reject"))
+            return
         cl_ord_id = message.get(11) or ""
         if message.get(43) == "Y" and cl_ord_id and self._known_order(account, message) is not None:
             self._status(connection, account, message)  # a resent order already placed: its state

@@ -40,6 +40,7 @@ from perpx.server import (
     limits,
     metrics,
     openapi,
+    otc_routes,
     public,
     streams,
     trading,
@@ -52,7 +53,16 @@ from perpx.server.trading import order_route
 
 log = logging.getLogger("perpx.server")
 
-PUBLIC_MODULES: tuple[ModuleType, ...] = (limits, public, trading, userstream, streams, lending, algos)
+PUBLIC_MODULES: tuple[ModuleType, ...] = (
+    limits,
+    public,
+    trading,
+    userstream,
+    streams,
+    lending,
+    algos,
+    otc_routes,
+)
 """Modules whose routes the public listener serves."""
 MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes, mcp_http)
 """Every module: components, start and stop (in this order; stopped in reverse)."""

@@ -174,6 +174,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ),
     # the insurance fund's policy (perpx.server.trading.fund_policy)
     ("GET", "/perpx/v1/insuranceFund"): (PUBLIC, ""),
+    # OTC desk (perpx.server.otc_routes)
+    ("POST", "/perpx/v1/rfq"): (SIGNED, f"{_SYMBOL} side:BUY|SELL quantity:decimal quoteQty:decimal"),
+    ("POST", "/perpx/v1/rfq/{quoteId}/accept"): (SIGNED, "side:BUY|SELL"),
+    ("GET", "/perpx/v1/rfq/{quoteId}"): (SIGNED, ""),
     # agent keys (perpx.server.agents)
     ("POST", "/perpx/v1/agent/preview"): (
         SIGNED,

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 
 from perpx.engine.config import MarketSpec
 from perpx.engine.events import (
+    BlockTradeBooked,
     ConditionalOrderAccepted,
     ConditionalOrderCanceled,
     ConditionalOrderExpired,
@@ -384,6 +385,37 @@ class ReadModel:
         self._put_order(record)
         fill = Fill(e.trade_id, e.price_ticks, e.qty_lots, e.fee_atoms, e.realized_pnl_atoms, e.is_maker)
         self._order_update(record, "CALCULATED" if record.liquidation else "TRADE", ms, fill)
+
+    def _on_block(self, e: BlockTradeBooked) -> None:
+        """An OTC block trade (``perpx.engine.block``): a trade row with order id 0, its PnL and fee."""
+        ms = _ms(e.ts_ns)
+        symbol = str(e.market)
+        quote = e.price_ticks * e.qty_lots * self.specs[symbol].contract_atoms
+        self._trades_out.append(
+            TradeRecord(
+                trade_id=e.trade_id,
+                account_id=e.account_id,
+                order_id=0,
+                symbol=symbol,
+                side=_side(e.side),
+                price_ticks=e.price_ticks,
+                qty_lots=e.qty_lots,
+                quote_atoms=quote,
+                realized_pnl_atoms=e.realized_pnl_atoms,
+                fee_atoms=e.fee_atoms,
+                time_ms=ms,
+                maker=e.is_desk,
+            )
+        )
+        info = f"BLOCK {e.quote_id}"
+        if e.realized_pnl_atoms:
+            self._income(
+                e.account_id, symbol, "REALIZED_PNL", e.realized_pnl_atoms, info, ms, str(e.trade_id)
+            )
+        if e.fee_atoms:
+            self._income(e.account_id, symbol, "COMMISSION", -e.fee_atoms, info, ms, str(e.trade_id))
+        self._touch(e.account_id, symbol, ms)
+        self._touch(e.account_id, "", ms)
 
     def _move_order(self, e: OrderCanceled | OrderExpired | OrderAmended, execution: str) -> None:
         record = self._open.get(e.order_id)
@@ -859,6 +891,7 @@ def apply_to_order(record: OrderRecord, events: Iterable[Event], contract_atoms:
 _HANDLERS: dict[type, Any] = {
     OrderAccepted: ReadModel._on_accepted,
     OrderFilled: ReadModel._on_filled,
+    BlockTradeBooked: ReadModel._on_block,
     OrderCanceled: ReadModel._on_canceled,
     OrderExpired: ReadModel._on_expired,
     OrderAmended: ReadModel._on_amended,

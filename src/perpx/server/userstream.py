@@ -52,6 +52,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
+    BlockTradeBooked,
     DepositApplied,
     Event,
     FundingPaid,
@@ -438,7 +439,7 @@ class UserStream:
 
 def _reason(event: Event) -> str | None:
     """The ``ACCOUNT_UPDATE`` reason (``a.m``) of an event that changes a wallet or a position."""
-    if isinstance(event, OrderFilled):
+    if isinstance(event, OrderFilled | BlockTradeBooked):
         return "ORDER"
     if isinstance(event, DepositApplied):
         return "DEPOSIT"

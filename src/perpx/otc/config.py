@@ -1,0 +1,235 @@
+"""The ``[otc]`` section of a venue config: the desk's account, its pricing, last look, limits and hedging.
+
+Every decimal is a string (as in the rest of the venue config); quantities are in the market's base
+asset, notionals in the settlement asset, rates in basis points. An example, with the defaults::
+
+    [otc]
+    desk_account = 2                # the account that takes the other side of every block trade
+    quote_ttl_ms = 5000             # a quote is valid this long, in venue time
+    last_look_bps = "5"             # an accept is rejected only if the index moved more than this
+    min_notional = "10000"          # smallest request, at the index
+    max_notional = "10000000"       # largest request, at the index
+    base_spread_bps = "2"           # half-spread floor
+    depth_spread_bps = "4"          # + this x (size / visible depth on the side the desk gives)
+    depth_band_bps = "50"           # depth counted within this distance of the index
+    vol_spread_mult = "0.5"         # + this x the index's range over the last vol_window_s, in bps
+    vol_window_s = 300
+    skew_bps = "10"                 # the mid moves against inventory by this at the limit
+    max_spread_bps = "150"          # half-spread cap; a request that needs more is refused
+
+    [otc.tiers]                     # bps added to the half-spread per client tier
+    standard = "0"
+    gold = "-1"
+
+    [otc.clients]                   # account id -> tier (others are "standard")
+    "7" = "gold"
+
+    [otc.markets.BTCUSDT]
+    hedge = "threshold"             # immediate | threshold | warehouse
+    hedge_threshold = "2"           # threshold: hedge the whole position once |position| exceeds this
+    max_inventory = "20"            # |desk position| never beyond this after a block trade
+    hedge_algo = "TWAP"             # TWAP | POV | IS (perpx.execution)
+    hedge_duration_s = 120
+
+The engine only lists ``otc`` as a known table; this module checks its keys the way the engine
+checks its own (an unknown key is an error naming the closest valid one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from perpx.engine.config import ConfigError, check_keys
+
+OTC_KEYS = (
+    "desk_account",
+    "quote_ttl_ms",
+    "last_look_bps",
+    "min_notional",
+    "max_notional",
+    "base_spread_bps",
+    "depth_spread_bps",
+    "depth_band_bps",
+    "vol_spread_mult",
+    "vol_window_s",
+    "skew_bps",
+    "max_spread_bps",
+    "tiers",
+    "clients",
+    "markets",
+)
+MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s")
+HEDGE_ALGOS = ("TWAP", "POV", "IS")
+DEFAULT_TIER = "standard"
+
+
+class HedgeMode(StrEnum):
+    """How the desk hedges a symbol's inventory after a block trade (``perpx.otc.hedging``)."""
+
+    IMMEDIATE = "immediate"
+    """Hedge the whole position after every block trade."""
+    THRESHOLD = "threshold"
+    """Hedge the whole position once its size exceeds ``hedge_threshold``."""
+    WAREHOUSE = "warehouse"
+    """Keep the inventory (within ``max_inventory``, which the quotes enforce); hedge only an excess."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketPolicy:
+    """One symbol's inventory limit and hedging policy, quantities in base units."""
+
+    hedge: HedgeMode = HedgeMode.THRESHOLD
+    hedge_threshold: Decimal = Decimal(2)
+    max_inventory: Decimal = Decimal(20)
+    hedge_algo: str = "TWAP"
+    hedge_duration_s: int = 120
+
+
+@dataclass(frozen=True, slots=True)
+class PricingParams:
+    """The pricing model's parameters (``perpx.otc.pricing``), in basis points unless named otherwise."""
+
+    base_spread_bps: Decimal = Decimal(2)
+    depth_spread_bps: Decimal = Decimal(4)
+    depth_band_bps: Decimal = Decimal(50)
+    vol_spread_mult: Decimal = Decimal("0.5")
+    vol_window_s: int = 300
+    skew_bps: Decimal = Decimal(10)
+    max_spread_bps: Decimal = Decimal(150)
+    min_notional: Decimal = Decimal(10_000)
+    max_notional: Decimal = Decimal(10_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class OtcConfig:
+    """The whole ``[otc]`` section."""
+
+    desk_account: int
+    quote_ttl_ms: int = 5000
+    last_look_bps: Decimal = Decimal(5)
+    pricing: PricingParams = field(default_factory=PricingParams)
+    tiers: Mapping[str, Decimal] = field(default_factory=lambda: {DEFAULT_TIER: Decimal(0)})
+    clients: Mapping[int, str] = field(default_factory=dict)
+    markets: Mapping[str, MarketPolicy] = field(default_factory=dict)
+
+    def tier_of(self, account_id: int) -> str:
+        """The client's tier name (``standard`` when the config names none)."""
+        return self.clients.get(account_id, DEFAULT_TIER)
+
+    def policy(self, market: str) -> MarketPolicy:
+        """The symbol's policy; a symbol without a ``[otc.markets.X]`` table gets the defaults."""
+        return self.markets.get(market, MarketPolicy())
+
+
+def parse_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> OtcConfig | None:
+    """The ``[otc]`` table of a parsed venue TOML, or ``None`` when the venue has no desk.
+
+    Raises
+    ------
+    ConfigError
+        If a key is unknown, a value is malformed or out of range, or a market is not listed.
+    """
+    table = data.get("otc")
+    if table is None:
+        return None
+    check_keys(table, OTC_KEYS, "otc")
+    desk = table.get("desk_account")
+    if not isinstance(desk, int) or isinstance(desk, bool) or desk < 1:
+        raise ConfigError("otc.desk_account must be a positive account id (an integer)")
+    defaults = PricingParams()
+    pricing = PricingParams(
+        base_spread_bps=_bps(table, "base_spread_bps", defaults.base_spread_bps),
+        depth_spread_bps=_bps(table, "depth_spread_bps", defaults.depth_spread_bps),
+        depth_band_bps=_bps(table, "depth_band_bps", defaults.depth_band_bps, positive=True),
+        vol_spread_mult=_bps(table, "vol_spread_mult", defaults.vol_spread_mult),
+        vol_window_s=_int(table, "vol_window_s", defaults.vol_window_s, 1, 86_400),
+        skew_bps=_bps(table, "skew_bps", defaults.skew_bps),
+        max_spread_bps=_bps(table, "max_spread_bps", defaults.max_spread_bps, positive=True),
+        min_notional=_bps(table, "min_notional", defaults.min_notional),
+        max_notional=_bps(table, "max_notional", defaults.max_notional, positive=True),
+    )
+    if pricing.min_notional > pricing.max_notional:
+        raise ConfigError("otc.min_notional must not exceed otc.max_notional")
+    tiers_table = table.get("tiers", {DEFAULT_TIER: "0"})
+    check_keys(tiers_table, tuple(tiers_table) if isinstance(tiers_table, Mapping) else (), "otc.tiers")
+    tiers = {str(name): _decimal(value, f"otc.tiers.{name}") for name, value in tiers_table.items()}
+    tiers.setdefault(DEFAULT_TIER, Decimal(0))
+    clients: dict[int, str] = {}
+    clients_table = table.get("clients", {})
+    check_keys(
+        clients_table, tuple(clients_table) if isinstance(clients_table, Mapping) else (), "otc.clients"
+    )
+    for key, tier in clients_table.items():
+        if not str(key).isdigit() or str(tier) not in tiers:
+            raise ConfigError(f"otc.clients.{key} must map an account id to a tier of otc.tiers ({tier!r})")
+        clients[int(key)] = str(tier)
+    markets: dict[str, MarketPolicy] = {}
+    markets_table = table.get("markets", {})
+    check_keys(markets_table, listed_markets, "otc.markets")
+    for market, policy in markets_table.items():
+        markets[str(market)] = _policy(policy, f"otc.markets.{market}")
+    return OtcConfig(
+        desk_account=desk,
+        quote_ttl_ms=_int(table, "quote_ttl_ms", 5000, 100, 600_000),
+        last_look_bps=_bps(table, "last_look_bps", Decimal(5)),
+        pricing=pricing,
+        tiers=tiers,
+        clients=clients,
+        markets=markets,
+    )
+
+
+def _policy(table: Any, where: str) -> MarketPolicy:
+    check_keys(table, MARKET_KEYS, where)
+    defaults = MarketPolicy()
+    mode = str(table.get("hedge", defaults.hedge.value))
+    if mode not in tuple(m.value for m in HedgeMode):
+        raise ConfigError(f"{where}.hedge must be one of immediate, threshold, warehouse (was {mode!r})")
+    algo = str(table.get("hedge_algo", defaults.hedge_algo))
+    if algo not in HEDGE_ALGOS:
+        raise ConfigError(f"{where}.hedge_algo must be one of {', '.join(HEDGE_ALGOS)} (was {algo!r})")
+    policy = MarketPolicy(
+        hedge=HedgeMode(mode),
+        hedge_threshold=_bps(table, "hedge_threshold", defaults.hedge_threshold, where=where),
+        max_inventory=_bps(table, "max_inventory", defaults.max_inventory, positive=True, where=where),
+        hedge_algo=algo,
+        hedge_duration_s=_int(table, "hedge_duration_s", defaults.hedge_duration_s, 1, 86_400, where),
+    )
+    if policy.hedge_threshold > policy.max_inventory:
+        raise ConfigError(f"{where}.hedge_threshold must not exceed {where}.max_inventory")
+    return policy
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    if not isinstance(value, str):
+        raise ConfigError(f'{where} must be a decimal written as a string, like "2.5" (was {value!r})')
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(f"{where} is not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise ConfigError(f"{where} must be a finite number (was {value!r})")
+    return number
+
+
+def _bps(
+    table: Mapping[str, Any], key: str, default: Decimal, *, positive: bool = False, where: str = "otc"
+) -> Decimal:
+    if key not in table:
+        return default
+    value = _decimal(table[key], f"{where}.{key}")
+    if value < 0 or (positive and value == 0):
+        bound = "greater than zero" if positive else "zero or more"
+        raise ConfigError(f"{where}.{key} must be {bound} (was {table[key]!r})")
+    return value
+
+
+def _int(table: Mapping[str, Any], key: str, default: int, lo: int, hi: int, where: str = "otc") -> int:
+    value = table.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{where}.{key} must be an integer from {lo} to {hi} (was {value!r})")
+    return value

@@ -1,0 +1,301 @@
+"""The RFQ lifecycle: a request becomes a quote; an accept, within expiry and last look, a block trade.
+
+:class:`Desk` holds no engine: each step takes the engine as it stands between commands (the
+server's query step, the simulation's loop) and returns a value, so the server and the simulated
+day run the same code. Booking is an engine command (:class:`~perpx.engine.commands.BookBlockTrade`)
+built by :meth:`Desk.command` at the time the sequencer stamps it, so a quote that expired while the
+accept waited in the queue is refused then, not booked.
+
+The steps of an accept, first refusal wins (codes in :mod:`perpx.otc.errors`):
+
+1. the quote exists and is the caller's (``-9562``), and is still open (``-9563``);
+2. the side is one the quote priced (``-9567``);
+3. venue time is within the quote's validity (``-9564``, recorded ``EXPIRED``);
+4. last look: the index moved no more than ``last_look_bps`` since the quote (``-9565``, recorded
+   ``LAST_LOOK_REJECTED`` with the move);
+5. the desk's inventory limit still holds with this trade (``-9566``, recorded ``REJECTED``); the
+   quote is then recorded ``BOOKING`` (it can no longer be accepted);
+6. the engine books the block trade with the margin checks of any fill; its refusal is recorded
+   ``REJECTED`` with the engine's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, Decimal
+
+from perpx.engine.commands import BookBlockTrade
+from perpx.engine.engine import Engine
+from perpx.engine.events import BlockTradeBooked, CommandRejected, Event
+from perpx.engine.values import AccountId, MarketId, Side
+from perpx.otc import errors
+from perpx.otc.config import OtcConfig
+from perpx.otc.errors import OtcError
+from perpx.otc.lastlook import last_look
+from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, to_units_down
+from perpx.otc.pricing import PricedQuote, QuoteSide, price_quote
+from perpx.otc.store import (
+    BOOKING,
+    EXPIRED,
+    FILLED,
+    LAST_LOOK_REJECTED,
+    QUOTED,
+    REJECTED,
+    OtcStore,
+    QuoteRecord,
+    RefusedRequest,
+)
+
+NS_PER_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptPlan:
+    """An accept that passed every check of the desk: what to book."""
+
+    quote: QuoteRecord
+    side: Side
+    """The client's side: BUY takes the desk's ask, SELL hits its bid."""
+    price_ticks: int
+    index_ticks: int
+    move_bps: Decimal
+
+
+class Desk:
+    """The desk's RFQ state machine on one venue (module docstring)."""
+
+    def __init__(self, config: OtcConfig, store: OtcStore) -> None:
+        self.config = config
+        self.store = store
+        self.desk_id = AccountId(config.desk_account)
+        self.history = IndexHistory(config.pricing.vol_window_s)
+
+    # ------------------------------------------------------------------ request
+
+    def request(
+        self,
+        engine: Engine,
+        account_id: int,
+        market: MarketId,
+        side: QuoteSide,
+        qty_lots: int | None = None,
+        notional: Decimal | None = None,
+    ) -> QuoteRecord:
+        """Price and record a quote for ``qty_lots`` (or ``notional`` at the index) of ``market``.
+
+        Raises
+        ------
+        OtcError
+            ``-9568`` without a desk account; ``-9566`` when the model gives no price (the refusal
+            is recorded with its reason).
+        """
+        if self.desk_id not in engine.accounts:
+            raise OtcError(errors.DESK_UNAVAILABLE, f"the desk's account {self.desk_id} does not exist")
+        tier = self.config.tier_of(account_id)
+        policy = self.config.policy(str(market))
+        inputs = market_inputs(engine, market, self.desk_id, self.config.pricing, policy, self.history)
+        if account_id == self.desk_id:
+            reason = "the desk does not quote itself"
+        elif inputs is None:
+            reason = f"{market} has no index and mark yet"
+        else:
+            reason = None
+        lots = qty_lots
+        if lots is None and notional is not None and inputs is not None:
+            price = Decimal(inputs.index_ticks) * inputs.tick_size
+            lots = int((notional / price / inputs.lot_size).to_integral_value(rounding=ROUND_DOWN))
+        lots = lots or 0
+        if reason is not None or inputs is None:
+            raise self._refused(account_id, tier, market, side, lots, engine.now_ns, reason or "")
+        priced = price_quote(side, lots, inputs, self.config.tiers[tier], self.config.pricing)
+        if not priced.priced:
+            raise self._refused(
+                account_id, tier, market, side, lots, engine.now_ns, _refusal_text(priced, side)
+            )
+        record = QuoteRecord(
+            quote_id=self.store.next_quote_id(),
+            account_id=account_id,
+            tier=tier,
+            symbol=str(market),
+            requested=side.value,
+            qty_lots=lots,
+            bid_ticks=priced.bid.price_ticks if priced.bid is not None else None,
+            ask_ticks=priced.ask.price_ticks if priced.ask is not None else None,
+            index_ticks=inputs.index_ticks,
+            mark_ticks=engine.marks[market],
+            bid_half_bps=_bps_text(priced.bid.half_spread_bps if priced.bid is not None else None),
+            ask_half_bps=_bps_text(priced.ask.half_spread_bps if priced.ask is not None else None),
+            skew_bps=_bps_text(priced.skew_bps),
+            volatility_bps=_bps_text(priced.volatility_bps),
+            inventory_lots=inputs.inventory_lots,
+            created_ns=engine.now_ns,
+            expires_ns=engine.now_ns + self.config.quote_ttl_ms * NS_PER_MS,
+        )
+        self.store.add_quote(record)
+        return record
+
+    def _refused(
+        self,
+        account_id: int,
+        tier: str,
+        market: MarketId,
+        side: QuoteSide,
+        lots: int,
+        ts_ns: int,
+        reason: str,
+    ) -> OtcError:
+        """Record a request the desk gives no price for; the error to raise."""
+        self.store.add_refused(
+            RefusedRequest(account_id, tier, str(market), side.value, lots, ts_ns, errors.NOT_QUOTED, reason)
+        )
+        return OtcError(errors.NOT_QUOTED, f"No quote: {reason}.")
+
+    # ------------------------------------------------------------------ accept
+
+    def prepare_accept(self, engine: Engine, account_id: int, quote_id: str, side: Side | None) -> AcceptPlan:
+        """Check an accept (steps 1 to 5 of the module docstring) against the engine as it stands.
+
+        Raises
+        ------
+        OtcError
+            With the step's code; steps 3 to 5 record the quote's new state first.
+        """
+        quote = self.store.quote(quote_id)
+        if quote is None or quote.account_id != account_id:
+            raise OtcError(errors.UNKNOWN_QUOTE, f"Quote {quote_id[:64]!r} is not one of yours.")
+        if quote.state != QUOTED:
+            raise OtcError(errors.QUOTE_NOT_OPEN, f"Quote {quote_id} is {quote.state}; request a new one.")
+        chosen = _side(quote, side)
+        price = quote.ask_ticks if chosen is Side.BUY else quote.bid_ticks
+        assert price is not None  # _side checked it
+        now = engine.now_ns
+        if now > quote.expires_ns:
+            self._expire(quote, chosen, now)
+        market = MarketId(quote.symbol)
+        index = engine.indexes.get(market, quote.index_ticks)
+        look = last_look(quote.index_ticks, index, self.config.last_look_bps)
+        if look.rejected:
+            self._end(
+                quote, LAST_LOOK_REJECTED, chosen, now, index, look.move_bps, None, errors.LAST_LOOK, ""
+            )
+            raise OtcError(
+                errors.LAST_LOOK,
+                f"Last look: the index moved {look.move_bps:.2f} bps since the quote, more than the desk's"
+                f" {self.config.last_look_bps} bps; request a new quote.",
+            )
+        policy = self.config.policy(quote.symbol)
+        limit = to_units_down(policy.max_inventory, engine.specs[market].lot_size)
+        held = desk_position_lots(engine, self.desk_id, market)
+        after = held - int(chosen) * quote.qty_lots
+        if abs(after) > limit and abs(after) > abs(held):
+            text = "the trade would take the desk's inventory beyond its limit now"
+            self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
+            raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
+        booking = self._end(quote, BOOKING, chosen, now, index, look.move_bps, None, None, "")
+        return AcceptPlan(booking, chosen, price, index, look.move_bps)
+
+    def command(self, plan: AcceptPlan, ts_ns: int) -> BookBlockTrade:
+        """The block trade of ``plan`` stamped at ``ts_ns``; refused if the quote expired by then.
+
+        Raises
+        ------
+        OtcError
+            ``-9564`` when ``ts_ns`` is past the quote's expiry (recorded ``EXPIRED``).
+        """
+        if ts_ns > plan.quote.expires_ns:
+            self._expire(plan.quote, plan.side, ts_ns)
+        return BookBlockTrade(
+            ts_ns=ts_ns,
+            client_id=AccountId(plan.quote.account_id),
+            desk_id=self.desk_id,
+            market=MarketId(plan.quote.symbol),
+            side=plan.side,
+            qty_lots=plan.quote.qty_lots,
+            price_ticks=plan.price_ticks,
+            quote_id=plan.quote.quote_id,
+        )
+
+    def settle(self, plan: AcceptPlan, command: BookBlockTrade, own: Sequence[Event]) -> QuoteRecord:
+        """Record the engine's answer to the block trade: ``FILLED`` with its trade id, or ``REJECTED``."""
+        booked = next((e for e in own if isinstance(e, BlockTradeBooked)), None)
+        if booked is not None:
+            return self._end(
+                plan.quote,
+                FILLED,
+                plan.side,
+                command.ts_ns,
+                plan.index_ticks,
+                plan.move_bps,
+                booked.trade_id,
+                None,
+                "",
+            )
+        refused = next((e for e in own if isinstance(e, CommandRejected)), None)
+        code = int(refused.code) if refused is not None else errors.NOT_QUOTED
+        text = refused.message if refused is not None else "the engine did not book the trade"
+        return self._end(
+            plan.quote, REJECTED, plan.side, command.ts_ns, plan.index_ticks, plan.move_bps, None, code, text
+        )
+
+    def abandon(self, plan: AcceptPlan, code: int, message: str) -> None:
+        """The block trade of ``plan`` was certainly not applied: record the accept ``REJECTED``."""
+        stored = self.store.quote(plan.quote.quote_id)
+        if stored is not None and stored.state == BOOKING:
+            self._end(stored, REJECTED, plan.side, stored.accept_ns or 0, None, None, None, code, message)
+
+    def _expire(self, quote: QuoteRecord, side: Side, now_ns: int) -> None:
+        self._end(quote, EXPIRED, side, now_ns, None, None, None, errors.QUOTE_EXPIRED, "")
+        raise OtcError(
+            errors.QUOTE_EXPIRED,
+            f"Quote {quote.quote_id} expired {(now_ns - quote.expires_ns) / NS_PER_MS:.0f} ms ago"
+            " (venue time); request a new one.",
+        )
+
+    def _end(
+        self,
+        quote: QuoteRecord,
+        state: str,
+        side: Side,
+        ts_ns: int,
+        index_ticks: int | None,
+        move_bps: Decimal | None,
+        trade_id: int | None,
+        code: int | None,
+        reason: str,
+    ) -> QuoteRecord:
+        record = replace(
+            quote,
+            state=state,
+            accept_side=side.name,
+            accept_ns=ts_ns,
+            accept_index_ticks=index_ticks,
+            move_bps=None if move_bps is None else _bps_text(move_bps),
+            trade_id=trade_id,
+            code=code,
+            reason=reason or None,
+        )
+        self.store.update_quote(record)
+        return record
+
+
+def _side(quote: QuoteRecord, side: Side | None) -> Side:
+    if side is None:
+        if quote.requested == QuoteSide.TWO_WAY.value:
+            raise OtcError(errors.SIDE_NOT_QUOTED, "This quote is two-way: say side=BUY or side=SELL.")
+        side = Side.BUY if quote.requested == QuoteSide.BUY.value else Side.SELL
+    price = quote.ask_ticks if side is Side.BUY else quote.bid_ticks
+    if price is None:
+        raise OtcError(errors.SIDE_NOT_QUOTED, f"Quote {quote.quote_id} has no price to {side.name}.")
+    return side
+
+
+def _refusal_text(priced: PricedQuote, side: QuoteSide) -> str:
+    if priced.refusal is not None:
+        return priced.refusal
+    reasons = [s.refusal for s in (priced.bid, priced.ask) if s is not None and s.refusal is not None]
+    return "; ".join(dict.fromkeys(reasons)) or f"no price for {side.value}"
+
+
+def _bps_text(value: Decimal | None) -> str:
+    return "" if value is None else f"{value.quantize(Decimal('0.0001'))}"

@@ -1,0 +1,286 @@
+"""The OTC desk's signed routes: request a quote, accept it, read it (perpx extensions).
+
+``POST /perpx/v1/rfq`` (trade scope, weight 5): ``symbol``; ``side`` BUY or SELL, or absent for a
+two-way price; exactly one of ``quantity`` (base) and ``quoteQty`` (notional, converted at the
+index and rounded down to the lot). Answers the quote: ``quoteId``, ``bidPrice``/``askPrice`` (the
+desk's; ``null`` for a side not asked for or not priced), ``quantity``, ``indexPrice``,
+``createTime`` and ``expireTime`` in venue time (ms).
+
+``POST /perpx/v1/rfq/{quoteId}/accept`` (trade scope, weight 5): ``side`` for a two-way quote.
+Books the block trade while the quote is valid (``perpx.otc.desk``: expiry, last look, limits, then
+the engine's margin checks) and answers with its ``tradeId``; refusals carry the desk's codes
+(``perpx.otc.errors``, -9562 .. -9568) or the engine's (``-2019`` and the like).
+
+``GET /perpx/v1/rfq/{quoteId}`` (read scope): the quote and its outcome: ``status`` (QUOTED, FILLED,
+EXPIRED, LAST_LOOK_REJECTED, REJECTED), and for a last-look rejection the index move in bps.
+
+The desk exists when the venue config has an ``[otc]`` section (``perpx.otc.config``); otherwise
+every route answers ``-9568``. Accepts are taken one at a time (a lock), so one quote is never
+booked twice. Quotes are stored in ``DATA/otc.sqlite`` before the answer leaves. After each booked
+trade the desk's hedger (:mod:`perpx.server.otc_hedging`) applies the symbol's hedging policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+
+from perpx.engine.commands import BookBlockTrade
+from perpx.engine.config import ConfigError, MarketSpec
+from perpx.engine.engine import Engine
+from perpx.engine.values import Side
+from perpx.execution.inprocess import EngineVenue
+from perpx.otc import errors
+from perpx.otc.config import parse_otc
+from perpx.otc.desk import AcceptPlan, Desk
+from perpx.otc.errors import OtcError
+from perpx.otc.hedging import Hedger
+from perpx.otc.pricing import QuoteSide
+from perpx.otc.store import FILLED, OtcStore, QuoteRecord
+from perpx.server import wire
+from perpx.server.context import ServerContext
+from perpx.server.errors import ApiError, bad_param
+from perpx.server.otc_hedging import HedgeDriver
+from perpx.server.otc_metrics import DeskCollector
+from perpx.server.trading.params import auth, spec_of
+
+router = APIRouter(tags=["OTC desk (signed)"])
+log = logging.getLogger("perpx.otc")
+
+MAX_QUOTE_ID_CHARS = 64
+UNKNOWN_OUTCOME = -1007
+"""The sequencer's answer when a command may or may not have been applied (``api_error_of``)."""
+T = TypeVar("T")
+
+
+class _DeskService:
+    """The desk of one running venue, the lock its accepts take, and its hedger."""
+
+    def __init__(self, desk: Desk, hedging: HedgeDriver, collector: DeskCollector) -> None:
+        self.desk = desk
+        self.lock = asyncio.Lock()
+        self.hedging = hedging
+        self.collector = collector
+
+
+_closed_because: dict[int, str] = {}
+"""By ``id(ctx)``: why a venue with an ``[otc]`` section has no desk."""
+_services: dict[int, _DeskService | None] = {}
+"""By ``id(ctx)``: the running venues' desks (``None``: the venue has no ``[otc]`` section)."""
+
+
+async def on_start(ctx: ServerContext) -> None:
+    """Open the desk's store and follow the index for the volatility term (between two batches)."""
+    try:
+        config = parse_otc(ctx.config.raw, tuple(ctx.specs))
+    except ConfigError as exc:
+        log.error("otc: the [otc] section is invalid, the desk is closed: %s", exc)
+        _services[id(ctx)] = None
+        _closed_because[id(ctx)] = f"its [otc] section is invalid ({exc})"
+        return
+    if config is None:
+        _services[id(ctx)] = None
+        return
+    desk = Desk(config, OtcStore.in_dir(ctx.data_dir))
+    core = ctx.seq.core
+
+    def attach(engine: Engine) -> HedgeDriver:
+        # between two batches: no batch is being applied while the listeners are added
+        core.add_listener(desk.history.observe)
+        venue = EngineVenue(core, desk.desk_id, core.stamp)
+        return HedgeDriver(Hedger(venue, desk.store, dict(config.markets)))
+
+    driver = await ctx.seq.query(attach)
+    ctx.seq.add_driver(driver)
+    collector = DeskCollector(desk.store)
+    ctx.components.metrics.registry.register(collector)
+    _services[id(ctx)] = _DeskService(desk, driver, collector)
+
+
+async def on_stop(ctx: ServerContext) -> None:
+    service = _services.pop(id(ctx), None)
+    _closed_because.pop(id(ctx), None)
+    if service is not None:
+        ctx.components.metrics.registry.unregister(service.collector)
+        service.desk.store.close()
+
+
+def desk_service(ctx: ServerContext) -> _DeskService:
+    """The running venue's desk; ``-9568`` when it has none."""
+    service = _services.get(id(ctx))
+    if service is None:
+        why = _closed_because.get(id(ctx), "no [otc] section in its config")
+        raise ApiError(400, errors.DESK_UNAVAILABLE, f"This venue has no OTC desk: {why}.")
+    return service
+
+
+def _refused(exc: OtcError) -> ApiError:
+    return ApiError(400, exc.code, exc.message)
+
+
+def _answering(fn: Callable[[Engine], T]) -> Callable[[Engine], T]:
+    """``fn`` for the sequencer's query step, its desk refusal turned into the route's answer."""
+
+    def run(engine: Engine) -> T:
+        try:
+            return fn(engine)
+        except OtcError as exc:
+            raise _refused(exc) from None
+
+    return run
+
+
+def _quote_id(request: Request) -> str:
+    quote_id = str(request.path_params["quoteId"])
+    if not 1 <= len(quote_id) <= MAX_QUOTE_ID_CHARS or not quote_id.isalnum():
+        raise bad_param("quoteId", f"a quote id is 1 to {MAX_QUOTE_ID_CHARS} letters and digits")
+    return quote_id
+
+
+def _side_param(values: dict[str, str], two_way: bool) -> str | None:
+    side = values.get("side")
+    if side is None or side == "":
+        return None
+    if side not in ("BUY", "SELL"):
+        allowed = "BUY or SELL, or leave it out for a two-way price" if two_way else "BUY or SELL"
+        raise bad_param("side", f"use {allowed}")
+    return side
+
+
+def quote_json(record: QuoteRecord, spec: MarketSpec) -> dict[str, Any]:
+    """A quote and its outcome as the routes answer it."""
+    return {
+        "quoteId": record.quote_id,
+        "symbol": record.symbol,
+        "side": record.requested,
+        "quantity": wire.qty(spec, record.qty_lots),
+        "bidPrice": None if record.bid_ticks is None else wire.price(spec, record.bid_ticks),
+        "askPrice": None if record.ask_ticks is None else wire.price(spec, record.ask_ticks),
+        "indexPrice": wire.price(spec, record.index_ticks),
+        "tier": record.tier,
+        "createTime": wire.ms(record.created_ns),
+        "expireTime": wire.ms(record.expires_ns),
+        "status": record.state,
+        "acceptedSide": record.accept_side,
+        "acceptTime": None if record.accept_ns is None else wire.ms(record.accept_ns),
+        "indexMoveBps": record.move_bps,
+        "tradeId": record.trade_id,
+        "code": record.code,
+        "reason": record.reason,
+    }
+
+
+@router.post("/perpx/v1/rfq")
+async def request_quote(request: Request) -> dict[str, Any]:
+    """Ask the desk for a price for a size (module docstring)."""
+    ctx, account_id, params = await auth(request, "trade", 5)
+    desk_service(ctx)  # -9568 before anything else when the venue has no desk
+    values = params.values
+    spec = spec_of(ctx, values)
+    side_text = _side_param(values, two_way=True)
+    side = QuoteSide.TWO_WAY if side_text is None else QuoteSide(side_text)
+    has_qty, has_notional = bool(values.get("quantity")), bool(values.get("quoteQty"))
+    if has_qty == has_notional:
+        raise ApiError(400, -1102, "Send exactly one of 'quantity' (base) and 'quoteQty' (notional).")
+    qty_lots: int | None = None
+    notional: Decimal | None = None
+    if has_qty:
+        quantity = wire.decimal_param(values, "quantity")
+        assert quantity is not None
+        qty_lots = wire.to_lots(spec, quantity, "quantity")
+        if qty_lots <= 0:
+            raise bad_param("quantity", "it must be greater than zero")
+    else:
+        notional = wire.decimal_param(values, "quoteQty")
+        if notional is None or notional <= 0:
+            raise bad_param("quoteQty", "it must be greater than zero")
+    record = await quote_for(ctx, int(account_id), spec, side, qty_lots, notional)
+    return quote_json(record, spec)
+
+
+async def book_quote(
+    ctx: ServerContext, account_id: int, quote_id: str, side: Side | None
+) -> tuple[QuoteRecord, int]:
+    """Accept ``quote_id`` for ``account_id`` and book it (REST and FIX); the record and its price.
+
+    Raises
+    ------
+    ApiError
+        The desk's refusal (``-9562 .. -9568``), the engine's (``-2019`` ...), or the sequencer's.
+    """
+    service = desk_service(ctx)
+    desk = service.desk
+    async with service.lock:
+        plan: AcceptPlan = await ctx.seq.query(
+            _answering(lambda engine: desk.prepare_accept(engine, account_id, quote_id, side))
+        )
+        built: list[BookBlockTrade] = []
+
+        def build(ts_ns: int) -> BookBlockTrade:
+            try:
+                command = desk.command(plan, ts_ns)
+            except OtcError as exc:
+                raise _refused(exc) from None
+            built.append(command)
+            return command
+
+        try:
+            applied = await ctx.seq.submit(build)
+        except ApiError as exc:
+            if exc.code != UNKNOWN_OUTCOME:  # certainly not applied; an unknown outcome stays BOOKING
+                desk.abandon(plan, exc.code, exc.msg)
+            raise
+        record = desk.settle(plan, built[0], applied.events.own)
+        if record.state == FILLED:
+            service.hedging.request_review(record.symbol, f"after {record.quote_id}")
+    if record.state != FILLED:
+        raise ApiError(
+            400, record.code or errors.NOT_QUOTED, record.reason or "The desk did not book the trade."
+        )
+    return record, plan.price_ticks
+
+
+async def quote_for(
+    ctx: ServerContext,
+    account_id: int,
+    spec: MarketSpec,
+    side: QuoteSide,
+    qty_lots: int | None,
+    notional: Decimal | None,
+) -> QuoteRecord:
+    """Ask the desk for a quote (REST and FIX); raises :class:`ApiError` with the desk's refusal."""
+    desk = desk_service(ctx).desk
+    market = spec.market
+    return await ctx.seq.query(
+        _answering(lambda engine: desk.request(engine, account_id, market, side, qty_lots, notional))
+    )
+
+
+@router.post("/perpx/v1/rfq/{quoteId}/accept")
+async def accept_quote(request: Request) -> dict[str, Any]:
+    """Accept a quote while it is valid: the desk books the block trade (module docstring)."""
+    ctx, account_id, params = await auth(request, "trade", 5)
+    desk_service(ctx)
+    quote_id = _quote_id(request)
+    side_text = _side_param(params.values, two_way=False)
+    side = None if side_text is None else Side[side_text]
+    record, price_ticks = await book_quote(ctx, int(account_id), quote_id, side)
+    spec = ctx.specs[record.symbol]
+    return {**quote_json(record, spec), "price": wire.price(spec, price_ticks)}
+
+
+@router.get("/perpx/v1/rfq/{quoteId}")
+async def get_quote(request: Request) -> dict[str, Any]:
+    """One of the caller's quotes and its outcome."""
+    ctx, account_id, _ = await auth(request, "read", 1)
+    service = desk_service(ctx)
+    quote_id = _quote_id(request)
+    record = service.desk.store.quote(quote_id)
+    if record is None or record.account_id != int(account_id):
+        raise ApiError(400, errors.UNKNOWN_QUOTE, f"Quote {quote_id!r} is not one of yours.")
+    return quote_json(record, ctx.specs[record.symbol])
