@@ -346,6 +346,10 @@ def test_killing_an_agent_cancels_its_running_algos(venue: InProcessVenue) -> No
     )
     agent = Trader(taker.account_id, made.json()["apiKey"], made.json()["apiSecret"])
     algo_id = _twap(venue, agent)["algoId"]
+    # the first slice goes on the service's first turn, which runs beside the next request
+    deadline = time.monotonic() + 10
+    while _algo(venue, agent, algo_id)["executedQty"] != "0.02" and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     killed = venue.admin("POST", f"/agents/{made.json()['agentId']}/kill", {"on": True})
     assert killed.status_code == 200, killed.text

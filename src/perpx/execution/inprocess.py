@@ -48,6 +48,43 @@ _TIF = {TimeInForce.GTC: EngineTif.GTC, TimeInForce.IOC: EngineTif.IOC, TimeInFo
 _SIDE = {ParentSide.BUY: Side.BUY, ParentSide.SELL: Side.SELL}
 
 
+def engine_filters(engine: Engine, market: str) -> MarketFilters:
+    """A market's trading filters as an algorithm sees them (fees: the base tier's, in bps)."""
+    spec = engine.specs[MarketId(market)]
+    tier = engine.fee_tiers[0]
+    return MarketFilters(
+        market=market,
+        tick_size=spec.tick_size,
+        lot_size=spec.lot_size,
+        min_qty_lots=spec.min_qty_lots,
+        max_qty_lots=spec.max_qty_lots,
+        min_notional=spec.min_notional_atoms * engine.config.settlement.atom,
+        maker_fee_bps=Decimal(tier.maker_e8) / 10_000,
+        taker_fee_bps=Decimal(tier.taker_e8) / 10_000,
+    )
+
+
+def engine_book(engine: Engine, market: str, depth: int, ts_ns: int) -> BookSnapshot:
+    """The top ``depth`` levels of a market's book, stamped ``ts_ns``."""
+    book = engine.books[MarketId(market)]
+    return BookSnapshot(
+        market=market,
+        ts_ns=ts_ns,
+        bids=tuple(BookLevel(p, q) for p, q in book.bids.depth(depth)),
+        asks=tuple(BookLevel(p, q) for p, q in book.asks.depth(depth)),
+    )
+
+
+def engine_prices(engine: Engine, market: str) -> Prices:
+    """A market's mark, index and last trade price (ticks; ``None`` while unknown)."""
+    m = MarketId(market)
+    return Prices(
+        mark_ticks=engine.marks.get(m),
+        index_ticks=engine.indexes.get(m),
+        last_ticks=engine.last_trade_ticks.get(m),
+    )
+
+
 @dataclass
 class _Child:
     client_order_id: str
@@ -147,35 +184,13 @@ class EngineVenue:
         return self.clock()
 
     def filters(self, market: str) -> MarketFilters:
-        spec = self.engine.specs[MarketId(market)]
-        tier = self.engine.fee_tiers[0]
-        return MarketFilters(
-            market=market,
-            tick_size=spec.tick_size,
-            lot_size=spec.lot_size,
-            min_qty_lots=spec.min_qty_lots,
-            max_qty_lots=spec.max_qty_lots,
-            min_notional=spec.min_notional_atoms * self._atom,
-            maker_fee_bps=Decimal(tier.maker_e8) / 10_000,
-            taker_fee_bps=Decimal(tier.taker_e8) / 10_000,
-        )
+        return engine_filters(self.engine, market)
 
     def book(self, market: str, depth: int = 20) -> BookSnapshot:
-        book = self.engine.books[MarketId(market)]
-        return BookSnapshot(
-            market=market,
-            ts_ns=self.clock(),
-            bids=tuple(BookLevel(p, q) for p, q in book.bids.depth(depth)),
-            asks=tuple(BookLevel(p, q) for p, q in book.asks.depth(depth)),
-        )
+        return engine_book(self.engine, market, depth, self.clock())
 
     def prices(self, market: str) -> Prices:
-        m = MarketId(market)
-        return Prices(
-            mark_ticks=self.engine.marks.get(m),
-            index_ticks=self.engine.indexes.get(m),
-            last_ticks=self.engine.last_trade_ticks.get(m),
-        )
+        return engine_prices(self.engine, market)
 
     def candles(self, market: str, interval_s: int, since_ns: int, until_ns: int) -> list[Candle]:
         width = interval_s * 1_000_000_000

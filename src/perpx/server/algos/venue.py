@@ -21,16 +21,14 @@ engine's code and message); a journal that cannot be written raises
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from perpx.engine.commands import CancelOrder, OrderType, PlaceOrder
 from perpx.engine.commands import TimeInForce as EngineTif
 from perpx.engine.engine import Engine
 from perpx.engine.events import OrderCanceled, OrderRejected
 from perpx.engine.values import NS_PER_MS, AccountId, ClientOrderId, MarketId, OrderId, Side
+from perpx.execution.inprocess import engine_book, engine_filters, engine_prices
 from perpx.execution.model import ParentSide
 from perpx.execution.venue import (
-    BookLevel,
     BookSnapshot,
     Candle,
     ChildAck,
@@ -83,35 +81,13 @@ class ServerVenue:
         return self.core.stamp()
 
     def filters(self, market: str) -> MarketFilters:
-        spec = self.engine.specs[MarketId(market)]
-        tier = self.engine.fee_tiers[0]
-        return MarketFilters(
-            market=market,
-            tick_size=spec.tick_size,
-            lot_size=spec.lot_size,
-            min_qty_lots=spec.min_qty_lots,
-            max_qty_lots=spec.max_qty_lots,
-            min_notional=spec.min_notional_atoms * self._atom,
-            maker_fee_bps=Decimal(tier.maker_e8) / 10_000,
-            taker_fee_bps=Decimal(tier.taker_e8) / 10_000,
-        )
+        return engine_filters(self.engine, market)
 
     def book(self, market: str, depth: int = 20) -> BookSnapshot:
-        book = self.engine.books[MarketId(market)]
-        return BookSnapshot(
-            market=market,
-            ts_ns=self.now_ns(),
-            bids=tuple(BookLevel(p, q) for p, q in book.bids.depth(depth)),
-            asks=tuple(BookLevel(p, q) for p, q in book.asks.depth(depth)),
-        )
+        return engine_book(self.engine, market, depth, self.now_ns())
 
     def prices(self, market: str) -> Prices:
-        m = MarketId(market)
-        return Prices(
-            mark_ticks=self.engine.marks.get(m),
-            index_ticks=self.engine.indexes.get(m),
-            last_ticks=self.engine.last_trade_ticks.get(m),
-        )
+        return engine_prices(self.engine, market)
 
     def public_trades(self, market: str, since_ns: int) -> list[PublicTrade]:
         since_ms = since_ns // NS_PER_MS
