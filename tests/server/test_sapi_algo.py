@@ -427,6 +427,34 @@ def test_on_a_wall_clock_venue_a_parent_runs_by_itself(tmp_path: Path) -> None:
     assert algo["endTime"] - algo["bookTime"] >= 1_000  # two slices, a second apart, on the venue's clock
 
 
+def test_an_agent_order_beside_a_running_parent_counts_the_parents_unsent_remainder(
+    venue: InProcessVenue,
+) -> None:
+    # Arrange: a parent of 5000 whose first slice (1000) filled; 4000 are still to be sent
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    made = venue.admin(
+        "POST",
+        "/agents",
+        {
+            "accountId": taker.account_id,
+            "name": "bot",
+            "scopes": ["read", "trade", "algo"],
+            "limits": {"maxOpenNotional": "8000"},
+        },
+    )
+    agent = Trader(taker.account_id, made.json()["apiKey"], made.json()["apiSecret"])
+    assert _twap(venue, agent)["success"] is True
+    bid = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "40000"}
+
+    # Act: a resting bid of 4000 would make 1000 + 4000 + 4000 = 9000
+    _status, code, msg = venue.refused("POST", "/fapi/v1/order", agent, {**bid, "quantity": "0.1"})
+
+    # Assert: refused as over the limit; a bid of 2000 (total 7000) is taken
+    assert code == -9301 and "maxOpenNotional" in msg and "attempted 9000" in msg
+    assert venue.ok("POST", "/fapi/v1/order", agent, {**bid, "quantity": "0.05"})["status"] == "NEW"
+
+
 def test_two_agent_parents_cannot_together_pass_max_open_notional(venue: InProcessVenue) -> None:
     maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
     _asks(venue, maker, [("50000", "1")])

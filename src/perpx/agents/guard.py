@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -129,6 +129,10 @@ class AgentGuard:
         self._locks: dict[int, asyncio.Lock] = {}
         self._reserved: dict[int, int] = {}
         self._recent: dict[str, deque[int]] = {}
+        self.committed_elsewhere: dict[str, Callable[[AccountId], int]] = {}
+        """Notional an account has committed off the book, by source (atoms): the algo service's running
+        parents' unsent remainders. Counted in every open-notional check, so an agent cannot pass its
+        limit by starting a parent and then placing orders beside it (or the other way round)."""
 
     def close(self) -> None:
         self.store.close()
@@ -433,6 +437,7 @@ class AgentGuard:
             qty = held.qty_lots if held is not None else 0
             leverage = held.leverage if held is not None else spec.default_leverage
             liquidation = engine.liquidation.liquidation_price(account_id, market) if qty else None
+            open_atoms += sum(source(account_id) for source in self.committed_elsewhere.values())
             return Exposure(mark, qty, open_atoms, equity, fill, leverage, liquidation)
 
         return await self.ctx.seq.query(read)

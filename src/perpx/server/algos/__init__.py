@@ -19,7 +19,9 @@ import asyncio
 import logging
 from typing import Any
 
+from perpx.agents.guard import agent_guard
 from perpx.engine.values import NS_PER_MS
+from perpx.server.algos.guard import running_notional_atoms
 from perpx.server.algos.routes import router
 from perpx.server.algos.service import Algo, AlgoService, algo_service, register, unregister
 from perpx.server.algos.wire import algo_json
@@ -39,6 +41,9 @@ async def on_start(ctx: ServerContext) -> None:
         log.info(line)
     service.on_change.append(lambda algo: _publish(ctx, service, algo))
     register(ctx, service)
+    agent_guard(ctx).committed_elsewhere["algos"] = lambda account_id: running_notional_atoms(
+        ctx, service, account_id
+    )
     ctx.seq.add_driver(service)
 
 
@@ -47,6 +52,7 @@ async def on_stop(ctx: ServerContext) -> None:
     if service is None:
         return
     unregister(ctx)
+    agent_guard(ctx).committed_elsewhere.pop("algos", None)
     await asyncio.to_thread(service.stop)
 
 

@@ -16,7 +16,6 @@ and are written to the agent's audit log, as every agent decision is.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from perpx.agents.guard import (
     DAY_MS,
@@ -73,12 +72,7 @@ async def admit_parent(
                 SYMBOL_REFUSED,
                 f"Agent {agent.agent_id} may not trade {intent.symbol}; allowed: {', '.join(agent.policy.symbols)}.",
             )
-        exposure = await guard.exposure(account_id, spec, intent)
-        exposure = replace(
-            exposure,
-            open_notional_atoms=exposure.open_notional_atoms
-            + running_notional_atoms(ctx, service, account_id),
-        )
+        exposure = await guard.exposure(account_id, spec, intent)  # running parents included
         estimate = guard._estimate(spec, intent, exposure)
         now_ms = guard.now_ms()
         guard._check_limits(agent, spec, intent, estimate, now_ms)
