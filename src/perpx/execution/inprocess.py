@@ -12,7 +12,7 @@ history you want it to know (VWAP profiles and IS volatility read the candles it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -82,6 +82,45 @@ def engine_prices(engine: Engine, market: str) -> Prices:
         mark_ticks=engine.marks.get(m),
         index_ticks=engine.indexes.get(m),
         last_ticks=engine.last_trade_ticks.get(m),
+    )
+
+
+def trade_candles(
+    trades: Iterable[PublicTrade], interval_s: int, since_ns: int, until_ns: int
+) -> list[Candle]:
+    """Candles of ``interval_s`` built from the trades in ``[since_ns, until_ns)`` (in time order)."""
+    width = interval_s * 1_000_000_000
+    bars: dict[int, list[PublicTrade]] = {}
+    for trade in trades:
+        if since_ns <= trade.ts_ns < until_ns:
+            bars.setdefault(trade.ts_ns // width * width, []).append(trade)
+    return [
+        Candle(
+            open_ns=start,
+            close_ns=start + width,
+            volume_lots=sum(t.qty_lots for t in trades),
+            open_ticks=trades[0].price_ticks,
+            high_ticks=max(t.price_ticks for t in trades),
+            low_ticks=min(t.price_ticks for t in trades),
+            close_ticks=trades[-1].price_ticks,
+        )
+        for start, trades in sorted(bars.items())
+    ]
+
+
+def child_command(child: ChildOrder, account_id: AccountId, ts_ns: int) -> PlaceOrder:
+    """The engine order a child is: a market child is IOC, a priced one keeps its time in force."""
+    return PlaceOrder(
+        ts_ns=ts_ns,
+        account_id=account_id,
+        market=MarketId(child.market),
+        side=_SIDE[child.side],
+        order_type=OrderType.MARKET if child.price_ticks is None else OrderType.LIMIT,
+        qty_lots=child.qty_lots,
+        price_ticks=child.price_ticks,
+        tif=EngineTif.IOC if child.price_ticks is None else _TIF[child.tif],
+        reduce_only=child.reduce_only,
+        client_order_id=ClientOrderId(child.client_order_id),
     )
 
 
@@ -193,23 +232,7 @@ class EngineVenue:
         return engine_prices(self.engine, market)
 
     def candles(self, market: str, interval_s: int, since_ns: int, until_ns: int) -> list[Candle]:
-        width = interval_s * 1_000_000_000
-        bars: dict[int, list[PublicTrade]] = {}
-        for trade in self._tape.get(market, []):
-            if since_ns <= trade.ts_ns < until_ns:
-                bars.setdefault(trade.ts_ns // width * width, []).append(trade)
-        return [
-            Candle(
-                open_ns=start,
-                close_ns=start + width,
-                volume_lots=sum(t.qty_lots for t in trades),
-                open_ticks=trades[0].price_ticks,
-                high_ticks=max(t.price_ticks for t in trades),
-                low_ticks=min(t.price_ticks for t in trades),
-                close_ticks=trades[-1].price_ticks,
-            )
-            for start, trades in sorted(bars.items())
-        ]
+        return trade_candles(self._tape.get(market, []), interval_s, since_ns, until_ns)
 
     def public_trades(self, market: str, since_ns: int) -> list[PublicTrade]:
         return [t for t in self._tape.get(market, []) if t.ts_ns >= since_ns]
@@ -226,20 +249,7 @@ class EngineVenue:
             child.client_order_id, None, child.market, child.side, child.qty_lots, child.price_ticks
         )
         self._children[child.client_order_id] = record
-        events = self.sequencer.apply_one(
-            PlaceOrder(
-                ts_ns=self.clock(),
-                account_id=self.account_id,
-                market=MarketId(child.market),
-                side=_SIDE[child.side],
-                order_type=OrderType.MARKET if child.price_ticks is None else OrderType.LIMIT,
-                qty_lots=child.qty_lots,
-                price_ticks=child.price_ticks,
-                tif=EngineTif.IOC if child.price_ticks is None else _TIF[child.tif],
-                reduce_only=child.reduce_only,
-                client_order_id=ClientOrderId(child.client_order_id),
-            )
-        )
+        events = self.sequencer.apply_one(child_command(child, self.account_id, self.clock()))
         for event in events:
             if isinstance(event, OrderRejected) and event.client_order_id == child.client_order_id:
                 return ChildAck(

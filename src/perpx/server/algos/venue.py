@@ -21,12 +21,17 @@ engine's code and message); a journal that cannot be written raises
 
 from __future__ import annotations
 
-from perpx.engine.commands import CancelOrder, OrderType, PlaceOrder
-from perpx.engine.commands import TimeInForce as EngineTif
+from perpx.engine.commands import CancelOrder
 from perpx.engine.engine import Engine
 from perpx.engine.events import OrderCanceled, OrderRejected
-from perpx.engine.values import NS_PER_MS, AccountId, ClientOrderId, MarketId, OrderId, Side
-from perpx.execution.inprocess import engine_book, engine_filters, engine_prices
+from perpx.engine.values import NS_PER_MS, AccountId, MarketId, OrderId
+from perpx.execution.inprocess import (
+    child_command,
+    engine_book,
+    engine_filters,
+    engine_prices,
+    trade_candles,
+)
 from perpx.execution.model import ParentSide
 from perpx.execution.venue import (
     BookSnapshot,
@@ -39,7 +44,6 @@ from perpx.execution.venue import (
     MarketFilters,
     Prices,
     PublicTrade,
-    TimeInForce,
     VenueUnavailable,
 )
 from perpx.sequencing import Sequencer, SequencerError
@@ -52,8 +56,6 @@ TAPE_ROWS = 5_000
 FILL_ROWS = 1_000
 """Fills of the account are read in pages of this many rows (every fill since the parent began)."""
 
-_TIF = {TimeInForce.GTC: EngineTif.GTC, TimeInForce.IOC: EngineTif.IOC, TimeInForce.POST_ONLY: EngineTif.GTX}
-_SIDE = {ParentSide.BUY: Side.BUY, ParentSide.SELL: Side.SELL}
 _STATUS = {
     "NEW": ChildStatus.OPEN,
     "PARTIALLY_FILLED": ChildStatus.OPEN,
@@ -103,39 +105,12 @@ class ServerVenue:
         ]
 
     def candles(self, market: str, interval_s: int, since_ns: int, until_ns: int) -> list[Candle]:
-        width = interval_s * 1_000_000_000
-        bars: dict[int, list[PublicTrade]] = {}
-        for trade in self.public_trades(market, since_ns):
-            if trade.ts_ns < until_ns:
-                bars.setdefault(trade.ts_ns // width * width, []).append(trade)
-        return [
-            Candle(
-                open_ns=start,
-                close_ns=start + width,
-                volume_lots=sum(t.qty_lots for t in trades),
-                open_ticks=trades[0].price_ticks,
-                high_ticks=max(t.price_ticks for t in trades),
-                low_ticks=min(t.price_ticks for t in trades),
-                close_ticks=trades[-1].price_ticks,
-            )
-            for start, trades in sorted(bars.items())
-        ]
+        return trade_candles(self.public_trades(market, since_ns), interval_s, 0, until_ns)  # already since
 
     # ------------------------------------------------------------------ the account's children
 
     def place(self, child: ChildOrder) -> ChildAck:
-        command = PlaceOrder(
-            ts_ns=self.core.stamp(),
-            account_id=self.account_id,
-            market=MarketId(child.market),
-            side=_SIDE[child.side],
-            order_type=OrderType.MARKET if child.price_ticks is None else OrderType.LIMIT,
-            qty_lots=child.qty_lots,
-            price_ticks=child.price_ticks,
-            tif=EngineTif.IOC if child.price_ticks is None else _TIF[child.tif],
-            reduce_only=child.reduce_only,
-            client_order_id=ClientOrderId(child.client_order_id),
-        )
+        command = child_command(child, self.account_id, self.core.stamp())
         try:
             events = self.core.apply_one(command)
         except SequencerError as exc:
