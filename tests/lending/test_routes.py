@@ -117,6 +117,11 @@ def test_borrow_above_the_initial_ltv_is_refused_with_its_code(venue: InProcessV
         ({**PAIR}, -1102),  # neither amount
         ({**PAIR, "loanAmount": "-5"}, -1102),
         ({**PAIR, "loanAmount": "1.000000001"}, -1111),  # finer than the USDT atom
+        ({**PAIR, "loanAmount": "9" * 80}, -1102),  # one oversized number stops nothing
+        ({**PAIR, "collateralAmount": "99999999999999999999"}, -1102),  # beyond the venue's int64
+        ({**PAIR, "loanAmount": "NaN"}, -1102),
+        ({**PAIR, "loanAmount": "1e30"}, -1102),
+        ({**PAIR, "collateralAmount": "11"}, -2018),  # more BTC than the account holds
         ({"loanCoin": "DOGE", "collateralCoin": "BTC", "loanAmount": "1"}, -9002),
         ({"loanCoin": "BTC", "collateralCoin": "BTC", "loanAmount": "1"}, -9530),
     ],
