@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,7 +71,10 @@ def test_compete_command_writes_leaderboard_curves_and_report(tmp_path: Path) ->
         "limit_refusals",
     } <= set(header)
     assert (out / "equity.csv").read_text().count("\n") == 16
-    assert "momentum" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "momentum" in report
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?\s*(https?:)?//", report, re.IGNORECASE)
+    assert "Plotly.newPlot" in report and len(report) > 1_000_000  # plotly's own bundle, inline
 
 
 def test_orders_over_the_shared_limits_are_counted_as_refusals(tmp_path: Path) -> None:

@@ -28,13 +28,17 @@ from typer.testing import CliRunner
 from mcp import Client, StdioServerParameters, types
 from perpx.agents.audit import AUDIT_FILE
 from perpx.cli import app as cli
+from perpx.engine.commands import PlaceOrder
+from perpx.journal.journal import scan
+from perpx.journal.store import JOURNAL_FILE
 from perpx.mcp.tools import TOOL_NAMES
 
 from ..fix.test_gateway_e2e import FixClient, order
 from ..fix.venue import FixVenue
-from ..server.harness import MANUAL_CONFIG, Trader
+from ..server.harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
 
 BTC = "BTCUSDT"
+ADMIN_HEADERS = {"X-PERPX-ADMIN": ADMIN_TOKEN}
 
 
 @pytest.fixture
@@ -205,30 +209,32 @@ def test_fix_orders_of_an_agent_key_meet_the_same_limits(venue: FixVenue) -> Non
     assert "-9302" in (killed.get(58) or "")
 
 
+async def rest_order(client: httpx.AsyncClient, agent: Trader, quantity: str) -> httpx.Response:
+    """A signed LIMIT BUY of ``quantity`` BTC at 59,000 on ``/fapi/v1/order``."""
+    items = [
+        ("timestamp", str(time.time_ns() // 1_000_000)),
+        ("symbol", BTC),
+        ("side", "BUY"),
+        ("type", "LIMIT"),
+        ("quantity", quantity),
+        ("price", "59000"),
+        ("timeInForce", "GTC"),
+    ]
+    payload = urlencode(items)
+    signature = hmac.new(agent.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    return await client.post(
+        "/fapi/v1/order",
+        content=f"{payload}&signature={signature}",
+        headers={"X-MBX-APIKEY": agent.api_key, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
 def test_concurrent_rest_orders_together_never_exceed_max_open_notional(venue: FixVenue) -> None:
     _, agent = new_agent(venue, "concurrent", limits={"maxOpenNotional": "1000"})
 
-    async def place(client: httpx.AsyncClient, i: int) -> httpx.Response:
-        items = [
-            ("timestamp", str(time.time_ns() // 1_000_000)),
-            ("symbol", BTC),
-            ("side", "BUY"),
-            ("type", "LIMIT"),
-            ("quantity", "0.005"),
-            ("price", "59000"),
-            ("timeInForce", "GTC"),
-        ]
-        payload = urlencode(items)
-        signature = hmac.new(agent.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-        return await client.post(
-            "/fapi/v1/order",
-            content=f"{payload}&signature={signature}",
-            headers={"X-MBX-APIKEY": agent.api_key, "Content-Type": "application/x-www-form-urlencoded"},
-        )
-
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=venue.base, timeout=15) as client:
-            return list(await asyncio.gather(*(place(client, i) for i in range(10))))
+            return list(await asyncio.gather(*(rest_order(client, agent, "0.005") for _ in range(10))))
 
     answers = asyncio.run(burst())
 
@@ -236,6 +242,54 @@ def test_concurrent_rest_orders_together_never_exceed_max_open_notional(venue: F
     refused = [a.json() for a in answers if a.status_code != 200]
     assert len(accepted) == 3  # 3 x 295 = 885 fits under 1,000; a fourth would make 1,180
     assert {r["code"] for r in refused} == {-9301} and all("maxOpenNotional" in r["msg"] for r in refused)
+
+
+def test_kill_racing_rest_and_fix_orders_lets_no_order_of_the_key_be_sequenced_after_it(
+    venue: FixVenue,
+) -> None:
+    agent_id, agent = new_agent(venue, "kill-race")
+    fix = FixClient(venue.fix_port, agent, "RACE1")
+    fix.logon()
+    per_wave = 15
+
+    async def race() -> tuple[list[httpx.Response], httpx.Response]:
+        async with (
+            httpx.AsyncClient(base_url=venue.base, timeout=15) as client,
+            httpx.AsyncClient(base_url=venue.admin_base, timeout=15) as admin,
+        ):
+            early = [asyncio.create_task(rest_order(client, agent, "0.002")) for _ in range(per_wave)]
+            for i in range(per_wave):
+                fix.send("D", order(f"race-{i}", "1", "0.002", "59000"))
+            await asyncio.sleep(0)
+            kill = asyncio.create_task(
+                admin.post(f"/admin/v1/agents/{agent_id}/kill", json={"on": True}, headers=ADMIN_HEADERS)
+            )
+            late = [asyncio.create_task(rest_order(client, agent, "0.002")) for _ in range(per_wave)]
+            for i in range(per_wave, 2 * per_wave):
+                fix.send("D", order(f"race-{i}", "1", "0.002", "59000"))
+            answers = await asyncio.wait_for(asyncio.gather(*early, *late), 60)
+            return list(answers), await asyncio.wait_for(kill, 30)
+
+    try:
+        rest, kill = asyncio.run(race())
+        reports = [fix.expect("8", t11=f"race-{i}") for i in range(2 * per_wave)]
+    finally:
+        fix.close()
+    kill_seq = kill.json()["killSeq"]
+    placed = [
+        r.seq
+        for r in scan(venue.data_dir / JOURNAL_FILE).records
+        if isinstance(r.command, PlaceOrder) and r.command.account_id == agent.account_id
+    ]
+    accepted = sum(a.status_code == 200 for a in rest) + sum(r.get(150) == "0" for r in reports)
+    refusals = [a.json()["code"] for a in rest if a.status_code != 200] + [
+        r.get(58) for r in reports if r.get(150) != "0"
+    ]
+
+    assert kill.status_code == 200, kill.text
+    assert placed and max(placed) <= kill_seq
+    assert len(placed) == accepted  # every acknowledged order, and nothing else of the key, was sequenced
+    assert all(code == -9302 or "-9302" in str(code) for code in refusals)
 
 
 def test_audit_chain_verifies_and_a_tampered_entry_is_reported(venue: FixVenue, tmp_path: Path) -> None:

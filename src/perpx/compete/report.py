@@ -1,4 +1,8 @@
-"""The competition's files: leaderboard.json and .csv, equity.csv, report.html (plotly, one page)."""
+"""The competition's files: leaderboard.json and .csv, equity.csv, report.html (plotly, one page).
+
+The report embeds the installed plotly package's own JavaScript, so it opens offline and loads
+nothing from a network (no CDN, no script from any http(s) address).
+"""
 
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _html(comp: Competition, result: Result) -> str:
         + "</tr>"
         for rank, s in enumerate(result.leaderboard, start=1)
     )
-    chart: str = figure.to_html(full_html=False, include_plotlyjs="cdn")
+    chart: str = figure.to_html(full_html=False, include_plotlyjs=True)
     mark_chart: str = marks.to_html(full_html=False, include_plotlyjs=False)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"

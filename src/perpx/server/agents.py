@@ -15,7 +15,8 @@ route                                         what it does
 ``GET /perpx/v1/leaderboard``                 public: accounts tagged as competitors, by P&L
 ============================================  =====================================================
 
-Refusals of agent orders are in :mod:`perpx.agents.guard` (codes ``-9301`` to ``-9307``); this module's
+Both kill routes answer ``killSeq``: the journal sequence number the switch took effect at (no order
+of a killed key is sequenced after it). Refusals of agent orders are in :mod:`perpx.agents.guard` (codes ``-9301`` to ``-9307``); this module's
 own refusals are ``-9310`` (an invalid policy or an account that cannot take an agent) and ``-9311``
 (an unknown agent or token).
 """
@@ -185,9 +186,12 @@ async def kill_agent(request: Request, agent_id: str) -> dict[str, Any]:
     agent = _agent(guard, agent_id)
     on, flatten = _switch(await _body(request))
     agent = guard.store.set_killed(agent.agent_id, on)
-    guard.record(agent, "kill", "on" if on else "off", operator=operator_of(request), flatten=flatten)
+    kill_seq = await _sequence_point(ctx)
+    guard.record(
+        agent, "kill", "on" if on else "off", operator=operator_of(request), flatten=flatten, killSeq=kill_seq
+    )
     closed = await flatten_account(ctx, guard, agent) if flatten else []
-    return {**agent.as_json(), "flattened": closed}
+    return {**agent.as_json(), "killSeq": kill_seq, "flattened": closed}
 
 
 @admin_router.post("/admin/v1/kill")
@@ -198,12 +202,30 @@ async def kill_all(request: Request) -> dict[str, Any]:
     guard = agent_guard(ctx)
     on, flatten = _switch(await _body(request))
     guard.store.set_kill_all(on)
-    guard.record(None, "kill_all", "on" if on else "off", operator=operator_of(request), flatten=flatten)
+    kill_seq = await _sequence_point(ctx)
+    guard.record(
+        None,
+        "kill_all",
+        "on" if on else "off",
+        operator=operator_of(request),
+        flatten=flatten,
+        killSeq=kill_seq,
+    )
     closed: list[dict[str, str]] = []
     if flatten:
         for agent in guard.store.all():
             closed += await flatten_account(ctx, guard, agent)
-    return {"killAll": on, "flattened": closed}
+    return {"killAll": on, "killSeq": kill_seq, "flattened": closed}
+
+
+async def _sequence_point(ctx: ServerContext) -> int:
+    """The journal sequence number a switch took effect at: the last command sequenced before it.
+
+    The switch is already set on the loop; this query runs after every command queued (and so
+    built) before it, so every order of a killed key with a higher number was built after the
+    switch and refused by :meth:`AgentGuard.refuse_if_killed`.
+    """
+    return await ctx.seq.query(lambda _engine: ctx.seq.last_seq)
 
 
 async def flatten_account(ctx: ServerContext, guard: AgentGuard, agent: Agent) -> list[dict[str, str]]:

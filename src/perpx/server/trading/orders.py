@@ -25,6 +25,7 @@ from perpx.engine.commands import (
     CancelAllOrders,
     CancelOrder,
     ConditionalType,
+    PlaceOrder,
 )
 from perpx.engine.config import MarketSpec
 from perpx.engine.events import OrderAccepted, OrderAmended, OrderCanceled, OrderRejected
@@ -87,8 +88,13 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
         str(spec.market), side, order.order_type, order.qty_lots, order.price_ticks, order.reduce_only
     )
     reservation = await guard.admit(account_id, spec, intent, values)
+
+    def build(ts_ns: int) -> PlaceOrder:
+        guard.refuse_if_killed(reservation)  # in the pipeline: a kill since admission still holds
+        return msgspec.structs.replace(order, ts_ns=ts_ns)
+
     try:
-        applied = await ctx.seq.submit(lambda ts: msgspec.structs.replace(order, ts_ns=ts))
+        applied = await ctx.seq.submit(build)
     except BaseException:
         guard.release(reservation, sequenced=False)
         raise
