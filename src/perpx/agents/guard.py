@@ -16,7 +16,10 @@ Definitions (all notionals in settlement-asset atoms, rounded up so a limit is n
   quantity at their prices, plus this order and every admitted, unsequenced one.
 - daily notional: the notional of orders admitted this UTC day (persisted, survives a restart).
 - slippage: how far the order's price is from the mark against the agent, in basis points.
-- session loss: equity (wallet + unrealised PnL) when the key's UTC day began minus equity now.
+- session loss: the fall in equity (wallet + unrealised PnL + isolated margin) since the key's UTC
+  day began, less the money moved in or out meanwhile without trading P&L (the engine's net
+  transfers: deposits, withdrawals, loan payouts and repayments, collateral), so a deposit does not
+  hide a loss and a withdrawal is not one: ``session_loss_atoms``.
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ class Exposure:
     fill_price_ticks: int | None
     leverage: int
     liquidation_ticks: int | None
+    net_transfers_atoms: int = 0
+    """The account's net transfers in the settlement asset (:attr:`perpx.engine.accounts.Account.net_transfers`)."""
+    liquidation_after_ticks: int | None = None
+    """The liquidation price with the order filled at the previewed price (``None``: no position after)."""
 
 
 @dataclass(slots=True)
@@ -426,8 +433,13 @@ class AgentGuard:
             )
         if limits.session_loss_limit is not None and not intent.reduce_only:
             day = now_ms // DAY_MS
-            start = self.store.start_equity(agent.agent_id, day, estimate.exposure.equity_atoms)
-            loss = start - estimate.exposure.equity_atoms
+            exposure = estimate.exposure
+            start_equity, start_transfers = self.store.day_start(
+                agent.agent_id, day, exposure.equity_atoms, exposure.net_transfers_atoms
+            )
+            loss = session_loss_atoms(
+                start_equity, start_transfers, exposure.equity_atoms, exposure.net_transfers_atoms
+            )
             if loss >= self._atoms(limits.session_loss_limit):
                 raise over("sessionLossLimit", limits.session_loss_limit, loss)
 
@@ -465,7 +477,8 @@ class AgentGuard:
             leverage = held.leverage if held is not None else spec.default_leverage
             liquidation = engine.liquidation.liquidation_price(account_id, market) if qty else None
             open_atoms += sum(source(account_id) for source in self.committed_elsewhere.values())
-            return Exposure(mark, qty, open_atoms, equity, fill, leverage, liquidation)
+            transfers = account.net_transfers.get(engine.asset, 0)
+            return Exposure(mark, qty, open_atoms, equity, fill, leverage, liquidation, transfers)
 
         return await self.ctx.seq.query(read)
 
@@ -609,6 +622,15 @@ class AgentGuard:
                 "after": str(estimate.slippage_bps),
             }
         return used
+
+
+def session_loss_atoms(
+    start_equity_atoms: int, start_transfers_atoms: int, equity_atoms: int, transfers_atoms: int
+) -> int:
+    """The trading loss since the day began: ``(equity_start - transfers_start) - (equity_now -
+    transfers_now)``; negative for a gain. Money moved in or out (a deposit, a withdrawal, a loan's
+    payout) changes equity and the transfer total alike, so it cancels out."""
+    return (start_equity_atoms - start_transfers_atoms) - (equity_atoms - transfers_atoms)
 
 
 def _walk(levels: list[tuple[int, int]], qty_lots: int) -> int | None:

@@ -2,7 +2,7 @@
 
 Everything here changes what the venue lets an agent do, so it is on disk before it is answered:
 the agent and its policy, its kill switch, the venue-wide kill switch, and the daily notional and
-the day's starting equity (``sessionLossLimit``) per agent and UTC day.
+the day's starting equity and net transfers (``sessionLossLimit``) per agent and UTC day.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class AgentStore:
             "CREATE TABLE IF NOT EXISTS usage (agent_id TEXT NOT NULL, day INTEGER NOT NULL,"
             " notional_atoms INTEGER NOT NULL, start_equity_atoms INTEGER, PRIMARY KEY (agent_id, day));"
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(usage)")}
+        if "start_transfers_atoms" not in columns:  # a store from before the transfer total
+            self._db.execute("ALTER TABLE usage ADD COLUMN start_transfers_atoms INTEGER")
         self._lock = threading.Lock()
         self._agents: dict[str, Agent] = {}
         for row in self._db.execute(
@@ -138,19 +141,24 @@ class AgentStore:
                 (agent_id, day, atoms),
             )
 
-    def start_equity(self, agent_id: str, day: int, equity_now_atoms: int) -> int:
-        """The agent's equity when its ``day`` began: the first value seen that day, kept from then on."""
+    def day_start(
+        self, agent_id: str, day: int, equity_now_atoms: int, transfers_now_atoms: int
+    ) -> tuple[int, int]:
+        """The account's equity and net transfers when the agent's ``day`` began: the first values seen
+        that day, kept from then on (``sessionLossLimit`` measures from them)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO usage (agent_id, day, notional_atoms, start_equity_atoms) VALUES (?, ?, 0, ?)"
-                " ON CONFLICT (agent_id, day) DO UPDATE SET start_equity_atoms ="
-                " COALESCE(start_equity_atoms, excluded.start_equity_atoms)",
-                (agent_id, day, equity_now_atoms),
+                "INSERT INTO usage (agent_id, day, notional_atoms, start_equity_atoms, start_transfers_atoms)"
+                " VALUES (?, ?, 0, ?, ?) ON CONFLICT (agent_id, day) DO UPDATE SET"
+                " start_equity_atoms = COALESCE(start_equity_atoms, excluded.start_equity_atoms),"
+                " start_transfers_atoms = COALESCE(start_transfers_atoms, excluded.start_transfers_atoms)",
+                (agent_id, day, equity_now_atoms, transfers_now_atoms),
             )
             row = self._db.execute(
-                "SELECT start_equity_atoms FROM usage WHERE agent_id = ? AND day = ?", (agent_id, day)
+                "SELECT start_equity_atoms, start_transfers_atoms FROM usage WHERE agent_id = ? AND day = ?",
+                (agent_id, day),
             ).fetchone()
-            return int(row[0])
+            return int(row[0]), int(row[1])
 
     def close(self) -> None:
         self._db.close()

@@ -359,6 +359,7 @@ class Account:
         "balances",
         "client_orders",
         "name",
+        "net_transfers",
         "positions",
         "volume_30d_atoms",
         "volume_days",
@@ -372,6 +373,10 @@ class Account:
         self.client_orders: dict[ClientOrderId, OrderId] = {}
         self.volume_days: dict[int, int] = {}
         self.volume_30d_atoms = 0
+        self.net_transfers: dict[AssetId, int] = {}
+        """Money moved in minus money moved out without trading P&L, per asset (atoms; an asset at 0 is
+        absent): deposits, withdrawals, loan payouts and repayments, collateral posted and returned.
+        ``sessionLossLimit`` takes it off the change in equity, so a deposit cannot hide a loss."""
 
     def balance(self, asset: AssetId) -> int:
         return self.balances.get(asset, 0)
@@ -381,6 +386,16 @@ class Account:
         balance = self.balances.get(asset, 0) + amount_atoms
         self.balances[asset] = balance
         return balance
+
+    def credit_transfer(self, asset: AssetId, amount_atoms: int) -> int:
+        """:meth:`credit` money that enters (positive) or leaves the account without trading P&L, and
+        count it in :attr:`net_transfers`; return the new balance."""
+        total = self.net_transfers.get(asset, 0) + amount_atoms
+        if total:
+            self.net_transfers[asset] = total
+        else:
+            self.net_transfers.pop(asset, None)
+        return self.credit(asset, amount_atoms)
 
     def record_volume(self, ts_ns: int, notional_atoms: int) -> None:
         """Add a fill's notional to today's bucket and drop days older than the window."""

@@ -126,6 +126,13 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     lending = engine.lending.to_data()
     if lending is not None:  # only once an asset was quoted or a loan made: older snapshots hash as before
         data["lending"] = lending
+    net_transfers = [
+        [account_id, sorted(engine.accounts[account_id].net_transfers.items())]
+        for account_id in sorted(engine.accounts)
+        if engine.accounts[account_id].net_transfers
+    ]
+    if net_transfers:  # only once money moved without trading P&L: older snapshots hash as before
+        data["net_transfers"] = net_transfers
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -206,6 +213,8 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
             account.positions[p.market] = p
             engine.market_positions[p.market][account.account_id] = p
         engine.accounts[account.account_id] = account
+    for account_id, totals in data.get("net_transfers", []):  # older snapshots: every account at 0
+        engine.accounts[AccountId(account_id)].net_transfers = {AssetId(k): v for k, v in totals}
     resting: list[Order] = []
     for market, sides in data["books"].items():
         for side_name in ("bids", "asks"):

@@ -68,7 +68,7 @@ def deposit(core: Core, cmd: Deposit) -> None:
         reject_transfer(core, cmd, *refusal)
         return
     core.tx_ids[cmd.tx_id] = cmd.account_id
-    balance = core.accounts[cmd.account_id].credit(cmd.asset, cmd.amount_atoms)
+    balance = core.accounts[cmd.account_id].credit_transfer(cmd.asset, cmd.amount_atoms)
     core.margin_changed(cmd.account_id)
     core.deposits_atoms[cmd.asset] = core.deposits_atoms.get(cmd.asset, 0) + cmd.amount_atoms
     core.emit(
@@ -102,7 +102,7 @@ def withdraw(core: Core, cmd: Withdraw) -> None:
         )
         return
     core.tx_ids[cmd.tx_id] = cmd.account_id
-    balance = account.credit(cmd.asset, -cmd.amount_atoms)
+    balance = account.credit_transfer(cmd.asset, -cmd.amount_atoms)
     core.margin_changed(cmd.account_id)
     core.withdrawals_atoms[cmd.asset] = core.withdrawals_atoms.get(cmd.asset, 0) + cmd.amount_atoms
     core.emit(

@@ -311,7 +311,7 @@ class Lending:
                     ltv_after_e8=self._ltv(loan, q, p),
                 )
             )
-        core.accounts[lender_id].credit(loan.collateral_asset, seized_total)
+        core.accounts[lender_id].credit_transfer(loan.collateral_asset, seized_total)
         bad_debt = 0
         returned = 0
         if loan.collateral_atoms == 0 and loan.debt_atoms > 0:
@@ -321,7 +321,7 @@ class Lending:
         closed = loan.debt_atoms == 0
         if closed:
             returned = loan.collateral_atoms
-            core.accounts[loan.account_id].credit(loan.collateral_asset, returned)
+            core.accounts[loan.account_id].credit_transfer(loan.collateral_asset, returned)
             loan.collateral_atoms = 0
             self._close(loan)
         else:
@@ -539,10 +539,10 @@ class Lending:
             self.loans[loan.loan_id] = loan
             self.by_key[(cmd.account_id, cmd.loan_asset, cmd.collateral_asset)] = loan.loan_id
         accounts = self.core.accounts
-        accounts[cmd.account_id].credit(cmd.collateral_asset, -collateral)
+        accounts[cmd.account_id].credit_transfer(cmd.collateral_asset, -collateral)
         loan.collateral_atoms += collateral
-        accounts[lender_id].credit(cmd.loan_asset, -loan_atoms)
-        accounts[cmd.account_id].credit(cmd.loan_asset, loan_atoms)
+        accounts[lender_id].credit_transfer(cmd.loan_asset, -loan_atoms)
+        accounts[cmd.account_id].credit_transfer(cmd.loan_asset, loan_atoms)
         loan.principal_atoms += loan_atoms
         self.core.margin_changed(cmd.account_id)
         self.core.margin_changed(lender_id)
@@ -606,8 +606,8 @@ class Lending:
         assert self.spec is not None
         lender_id = AccountId(self.spec.lender_account)
         accounts = self.core.accounts
-        accounts[cmd.account_id].credit(loan.loan_asset, -amount)
-        accounts[lender_id].credit(loan.loan_asset, amount)
+        accounts[cmd.account_id].credit_transfer(loan.loan_asset, -amount)
+        accounts[lender_id].credit_transfer(loan.loan_asset, amount)
         interest, principal = loan.pay_down(amount)
         self.interest_income_atoms[loan.loan_asset] = (
             self.interest_income_atoms.get(loan.loan_asset, 0) + interest
@@ -620,7 +620,7 @@ class Lending:
         else:
             returned = 0
         loan.collateral_atoms -= returned
-        accounts[cmd.account_id].credit(loan.collateral_asset, returned)
+        accounts[cmd.account_id].credit_transfer(loan.collateral_asset, returned)
         if closed:
             self._close(loan)
         self.core.margin_changed(cmd.account_id)
@@ -695,7 +695,7 @@ class Lending:
             return
         before = -1 if p is None or q is None else self._ltv(loan, q, p)
         delta = -cmd.amount_atoms if reduce else cmd.amount_atoms
-        self.core.accounts[cmd.account_id].credit(loan.collateral_asset, -delta)
+        self.core.accounts[cmd.account_id].credit_transfer(loan.collateral_asset, -delta)
         loan.collateral_atoms += delta
         self.core.margin_changed(cmd.account_id)
         self.dirty = True
