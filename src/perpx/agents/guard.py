@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from perpx.agents.tokens import PreviewTokens
 from perpx.engine.commands import OrderType
 from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
-from perpx.engine.formulas import ceil_div, notional_atoms
+from perpx.engine.formulas import ceil_div, fee_atoms, notional_atoms
 from perpx.engine.values import AccountId, Side
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
@@ -449,8 +449,15 @@ class AgentGuard:
 
     # ------------------------------------------------------------------ estimates
 
-    async def exposure(self, account_id: AccountId, spec: MarketSpec, intent: OrderIntent) -> Exposure:
-        """The account's exposure and the market's prices, read in the sequencer's pipeline."""
+    async def exposure(
+        self, account_id: AccountId, spec: MarketSpec, intent: OrderIntent, *, after: bool = False
+    ) -> Exposure:
+        """The account's exposure and the market's prices, read in the sequencer's pipeline.
+
+        ``after``: also the liquidation price once the order filled at its expected price (one fill,
+        with the account's maker or taker fee), from the engine's own formula
+        (:meth:`perpx.engine.liquidation.stage.LiquidationStage.liquidation_price_after`).
+        """
 
         def read(engine: Engine) -> Exposure:
             account = engine.accounts.get(account_id)
@@ -478,7 +485,27 @@ class AgentGuard:
             liquidation = engine.liquidation.liquidation_price(account_id, market) if qty else None
             open_atoms += sum(source(account_id) for source in self.committed_elsewhere.values())
             transfers = account.net_transfers.get(engine.asset, 0)
-            return Exposure(mark, qty, open_atoms, equity, fill, leverage, liquidation, transfers)
+            now = Exposure(mark, qty, open_atoms, equity, fill, leverage, liquidation, transfers)
+            if not after:
+                return now
+            estimate = self._estimate(spec, intent, now)
+            tier = engine.fee_tiers[0]
+            for (
+                candidate
+            ) in engine.fee_tiers:  # engine.fee_rates without expiring volume: a query changes nothing
+                if account.volume_30d_atoms >= candidate.min_30d_volume_atoms:
+                    tier = candidate
+            rate = tier.taker_e8 if _takes(intent, now) else tier.maker_e8
+            fee = max(
+                0,
+                fee_atoms(
+                    notional_atoms(estimate.fill_price_ticks, intent.qty_lots, spec.contract_atoms), rate
+                ),
+            )
+            liquidation_after = engine.liquidation.liquidation_price_after(
+                account_id, market, intent.side, intent.qty_lots, estimate.fill_price_ticks, fee
+            )
+            return replace(now, liquidation_after_ticks=liquidation_after)
 
         return await self.ctx.seq.query(read)
 
@@ -518,7 +545,7 @@ class AgentGuard:
             raise refused(SCOPE_REFUSED, f"Agent {agent.agent_id} lacks the 'preview' scope.")
         if not agent.policy.allows_symbol(intent.symbol):
             raise refused(SYMBOL_REFUSED, f"Agent {agent.agent_id} may not trade {intent.symbol}.")
-        exposure = await self.exposure(agent.account_id, spec, intent)
+        exposure = await self.exposure(agent.account_id, spec, intent, after=True)
         estimate = self._estimate(spec, intent, exposure)
         now_ms = self.now_ms()
         verdict: str | None = None
@@ -549,6 +576,9 @@ class AgentGuard:
             "liquidationPriceNow": None
             if exposure.liquidation_ticks is None
             else _text(exposure.liquidation_ticks * spec.tick_size),
+            "liquidationPriceAfter": None
+            if exposure.liquidation_after_ticks is None
+            else _text(exposure.liquidation_after_ticks * spec.tick_size),
             "limits": self._usage(agent, estimate, now_ms),
             "wouldBeRefused": verdict,
             "needsApproval": needs_approval,
@@ -631,6 +661,16 @@ def session_loss_atoms(
     transfers_now)``; negative for a gain. Money moved in or out (a deposit, a withdrawal, a loan's
     payout) changes equity and the transfer total alike, so it cancels out."""
     return (start_equity_atoms - start_transfers_atoms) - (equity_atoms - transfers_atoms)
+
+
+def _takes(intent: OrderIntent, exposure: Exposure) -> bool:
+    """Whether the order would trade against the book on arrival (taker) rather than rest (maker)."""
+    if intent.order_type is OrderType.MARKET:
+        return True
+    fill, price = exposure.fill_price_ticks, intent.price_ticks
+    if fill is None or price is None:
+        return False
+    return fill <= price if intent.side is Side.BUY else fill >= price
 
 
 def _walk(levels: list[tuple[int, int]], qty_lots: int) -> int | None:

@@ -49,7 +49,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Final
 
 from perpx.engine import formulas
-from perpx.engine.accounts import Account, Position
+from perpx.engine.accounts import Account, Position, preview_position_change
 from perpx.engine.book import Order
 from perpx.engine.commands import MarketMode, OrderType, StpMode, TimeInForce
 from perpx.engine.events import (
@@ -130,24 +130,72 @@ class Liquidation:
         isolated ``W'`` is the isolated margin; cross ``W'`` is the cross wallet minus the
         maintenance margin plus the unrealised PnL of the account's other cross positions.
         """
-        engine = self.engine
-        account = engine.accounts.get(account_id)
+        account = self.engine.accounts.get(account_id)
         position = account.positions.get(market) if account is not None else None
         if account is None or position is None or position.qty_lots == 0:
             return None
+        return self._liquidation_ticks(
+            account, position, position.qty_lots, position.cost_atoms, position.isolated_margin_atoms, 0
+        )
+
+    def liquidation_price_after(
+        self,
+        account_id: AccountId,
+        market: MarketId,
+        side: Side,
+        qty_lots: int,
+        price_ticks: int,
+        fee_atoms: int,
+    ) -> int | None:
+        """:meth:`liquidation_price` as it would be once the account traded ``qty_lots`` on ``side`` at
+        ``price_ticks`` in one fill paying ``fee_atoms`` (a pre-trade preview); nothing is changed.
+
+        The position after is :func:`perpx.engine.accounts.preview_position_change`'s, the one
+        settlement uses, so a single fill at that price gives exactly this price. ``None`` when the
+        account is unknown or flat after the trade.
+        """
+        account = self.engine.accounts.get(account_id)
+        if account is None:
+            return None
+        spec = self.engine.specs[market]
+        position = account.positions.get(market) or Position(account_id, market, spec.default_leverage)
+        value = formulas.notional_atoms(price_ticks, qty_lots, spec.contract_atoms)
+        change = preview_position_change(position, side, qty_lots, value, fee_atoms)
+        if change.qty_lots == 0:
+            return None
+        return self._liquidation_ticks(
+            account,
+            position,
+            change.qty_lots,
+            change.cost_atoms,
+            change.isolated_margin_atoms,
+            change.wallet_atoms,
+        )
+
+    def _liquidation_ticks(
+        self,
+        account: Account,
+        position: Position,
+        qty_lots: int,
+        cost_atoms: int,
+        isolated_margin_atoms: int,
+        wallet_change_atoms: int,
+    ) -> int | None:
+        engine = self.engine
+        market = position.market
         spec = engine.specs[market]
         if position.is_isolated:
-            other_equity = position.isolated_margin_atoms
+            other_equity = isolated_margin_atoms
         else:
-            other_equity = account.balance(engine.asset)
+            other_equity = account.balance(engine.asset) + wallet_change_atoms
             for row in scope_figures(engine, account, None).positions:
                 if row.market != market:
                     other_equity += row.unrealized_pnl_atoms - row.maintenance_atoms
         tiers = tuple((b.floor_atoms, b.cap_atoms, b.mmr_e8, b.cum_atoms) for b in spec.brackets)
         ticks, _tier = formulas.liquidation_price_ticks(
-            1 if position.qty_lots > 0 else -1,
-            abs(position.qty_lots),
-            position.cost_atoms,
+            1 if qty_lots > 0 else -1,
+            abs(qty_lots),
+            cost_atoms,
             other_equity,
             spec.contract_atoms,
             tiers,
