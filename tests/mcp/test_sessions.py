@@ -13,8 +13,9 @@ import hmac
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -334,6 +335,50 @@ async def test_stdio_paper_session_trades_with_preview_tokens(tmp_path: Path) ->
     assert names == sorted(TOOL_NAMES)
     assert BTC in [m["symbol"] for m in markets] and float(book["asks"][0][0]) == 60060
     assert placed["status"] in ("NEW", "FILLED") and "already used" in again
+    assert [(p["symbol"], p["positionAmt"]) for p in positions] == [(BTC, "0.01")]
+
+
+@pytest.mark.anyio
+async def test_stdio_paper_session_starts_follows_and_cancels_an_algo(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "perpx", "mcp", "--paper", "--data", str(tmp_path / "paper")]
+    )
+
+    async def status_until(client: Client, algo_id: int, done: Callable[[Any], bool]) -> Any:
+        deadline = time.monotonic() + 60
+        while True:
+            status = data(await client.call_tool("algo_status", {"algo_id": algo_id}))
+            if done(status) or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.2)
+
+    async with Client(params) as client:
+        too_big = error_text(
+            await client.call_tool("start_algo", {"symbol": BTC, "side": "BUY", "quantity": "0.1"})
+        )
+        started = data(
+            await client.call_tool(
+                "start_algo",
+                {
+                    "symbol": BTC,
+                    "side": "BUY",
+                    "quantity": "0.05",
+                    "duration_s": 300,
+                    "client_algo_id": "paper-twap",
+                },
+            )
+        )
+        working = await status_until(client, started["algoId"], lambda s: Decimal(s["executedQty"]) > 0)
+        cancelled = data(await client.call_tool("cancel_algo", {"algo_id": started["algoId"]}))
+        ended = await status_until(client, started["algoId"], lambda s: s["algoStatus"] != "WORKING")
+        positions = data(await client.call_tool("get_positions", {}))
+
+    assert "-9301" in too_big and "maxOrderNotional" in too_big  # the whole parent, against the paper policy
+    assert started["success"] is True and started["clientAlgoId"] == "paper-twap"
+    assert working["algoStatus"] == "WORKING" and working["executedQty"] == "0.01"
+    assert [c["clientOrderId"] for c in working["children"]] == ["paper-twap-c0"]
+    assert cancelled["success"] is True
+    assert ended["algoStatus"] == "CANCELLED" and ended["executedQty"] == "0.01"
     assert [(p["symbol"], p["positionAmt"]) for p in positions] == [(BTC, "0.01")]
 
 

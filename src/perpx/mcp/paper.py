@@ -3,6 +3,11 @@
 It lists the default markets, marks BTCUSDT at 60,000 and ETHUSDT at 3,000, rests a ladder of
 market-maker orders around each mark, and gives the agent an account with 10,000 USDT and a paper
 policy. Same engine, same guard, same tools as a live venue: only the money is not real.
+
+The venue runs on the wall clock (a new paper directory is written with ``clock = "wall"``), so
+its algo service works parent orders in real time: ``start_algo``, ``algo_status`` and
+``cancel_algo`` drive the same :class:`~perpx.execution.runner.ParentRunner` a live venue does.
+The markets have no index sources, so their marks never go stale while nothing moves them.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from urllib.parse import urlencode
 import httpx
 
 from perpx.engine.config import DEFAULT_CONFIG_TOML
+from perpx.journal.store import CONFIG_FILE
 from perpx.mcp.venue import VenueClient
 from perpx.server.app import build_components, create_admin_app, create_app, start_venue, stop_venue
 from perpx.server.context import ServerContext, open_venue
 
 PAPER_MARKS = {"BTCUSDT": Decimal(60_000), "ETHUSDT": Decimal(3_000)}
+PAPER_CONFIG_TOML = DEFAULT_CONFIG_TOML.replace('clock = "manual"', 'clock = "wall"', 1)
+"""The demo venue on the wall clock: algos are worked as time passes, with nobody advancing a clock."""
 PAPER_POLICY: dict[str, Any] = {
-    "scopes": ["read", "preview", "trade", "cancel"],
+    "scopes": ["read", "preview", "trade", "algo", "cancel"],
     "limits": {
         "maxOrderNotional": "5000",
         "maxOpenNotional": "20000",
@@ -53,7 +61,8 @@ class PaperVenue:
 
 async def open_paper_venue(data_dir: Path, policy: dict[str, Any] | None = None) -> PaperVenue:
     """Open, start and seed a paper venue in ``data_dir`` (which must be new or a previous paper venue)."""
-    ctx = open_venue(data_dir, DEFAULT_CONFIG_TOML, build_components)
+    stored = (data_dir / CONFIG_FILE).exists()  # a previous paper venue keeps the clock it was made with
+    ctx = open_venue(data_dir, None if stored else PAPER_CONFIG_TOML, build_components)
     ctx.admin_token = secrets.token_hex(16)
     public, admin = create_app(ctx), create_admin_app(ctx)
     await start_venue(ctx)
