@@ -39,6 +39,7 @@ from ..fix.venue import FixVenue
 from ..server.harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
 
 BTC = "BTCUSDT"
+ETH = "ETHUSDT"
 ADMIN_HEADERS = {"X-PERPX-ADMIN": ADMIN_TOKEN}
 
 
@@ -174,6 +175,145 @@ async def test_http_session_killed_agent_cannot_place_but_can_cancel(venue: FixV
     assert killed.status_code == 200
     assert "-9302" in refused and "killed" in refused
     assert canceled["status"] == "CANCELED" and cancel_all == {"canceledIn": []}
+
+
+TABLE_LIMITS = {
+    "maxOrderNotional": "2000",
+    "maxOpenNotional": "1500",
+    "maxDailyNotional": "1250",
+    "maxPosition": "0.02",
+    "maxSlippageBps": 50,
+    "maxOrdersPerMinute": 3,
+    "sessionLossLimit": "0.0001",
+}
+PREVIEW_ROWS = [
+    (
+        {"symbol": BTC, "quantity": "0.04", "price": "59000"},
+        "Agent limit maxOrderNotional refused the order: limit 2000 USDT, attempted 2360 USDT.",
+    ),
+    (
+        {"symbol": BTC, "quantity": "0.03", "price": "59000"},
+        "Agent limit maxOpenNotional refused the order: limit 1500 USDT, attempted 1770 USDT.",
+    ),
+    (
+        {"symbol": BTC, "quantity": "0.022", "price": "59000"},
+        "Agent limit maxDailyNotional refused the order: limit 1250 USDT, attempted 1298 USDT.",
+    ),
+    (
+        {"symbol": BTC, "quantity": "0.021", "price": "57000"},
+        "Agent limit maxPosition refused the order: limit 0.02 BTC, attempted 0.021 BTC in BTCUSDT.",
+    ),
+    (
+        {
+            "symbol": ETH,
+            "quantity": "0.02",
+            "price": "3030",
+        },  # no ETH ask: it would rest 100 bps over the mark
+        "Agent limit maxSlippageBps refused the order: limit 50 bps, attempted 100.00 bps against the mark.",
+    ),
+]
+
+
+async def limit_table_session(venue: FixVenue, client: Client, agent_id: str) -> dict[str, Any]:
+    """One agent's whole session under :data:`TABLE_LIMITS` (a fresh account): what each step answered."""
+
+    async def preview(symbol: str, quantity: str, price: str) -> Any:
+        return data(
+            await client.call_tool(
+                "preview_order", {"symbol": symbol, "side": "BUY", "quantity": quantity, "price": price}
+            )
+        )
+
+    async def place(token: str) -> Any:
+        return await client.call_tool("place_order", {"preview_token": token})
+
+    seen: dict[str, Any] = {"tools": sorted(t.name for t in (await client.list_tools()).tools)}
+    seen["previews"] = [await preview(**row) for row, _ in PREVIEW_ROWS]
+    first, second, third = [await preview(BTC, "0.002", "58000") for _ in range(3)]
+    eth = await preview(ETH, "0.02", "3000")
+    seen["placed"] = data(await place(first["previewToken"]))
+    seen["reused"] = error_text(await place(first["previewToken"]))
+    assert venue.admin("POST", f"/agents/{agent_id}/kill", {"on": True}).status_code == 200
+    seen["killed"] = error_text(await place(second["previewToken"]))
+    seen["cancelled"] = data(
+        await client.call_tool("cancel_order", {"symbol": BTC, "order_id": seen["placed"]["orderId"]})
+    )
+    assert venue.admin("POST", f"/agents/{agent_id}/kill", {"on": False}).status_code == 200
+    seen["second"] = data(await place(second["previewToken"]))
+    maker = venue.trader(f"table-maker-{agent_id}")
+    rested = venue.signed(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": ETH,
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "price": "3000",
+            "quantity": "0.02",
+        },
+    )
+    assert rested.status_code == 200, rested.text
+    seen["eth"] = data(await place(eth["previewToken"]))  # taker fee 0.03 USDT: the day's loss
+    seen["rate"] = error_text(await place(third["previewToken"]))
+    seen["positions"] = data(await client.call_tool("get_positions", {}))
+    seen["loss"] = await preview(BTC, "0.002", "58000")
+    seen["audit"] = venue.admin("GET", f"/agents/{agent_id}/audit").json()
+    return seen
+
+
+def assert_limit_table(seen: dict[str, Any]) -> None:
+    assert seen["tools"] == sorted(TOOL_NAMES)
+    assert [p["wouldBeRefused"] for p in seen["previews"]] == [reason for _, reason in PREVIEW_ROWS]
+    assert all(p["previewToken"] is None for p in seen["previews"])
+    assert seen["placed"]["status"] == "NEW"
+    assert "-9303" in seen["reused"] and "already used" in seen["reused"]
+    assert "-9302" in seen["killed"] and seen["cancelled"]["status"] == "CANCELED"
+    assert seen["second"]["status"] == "NEW" and seen["eth"]["status"] in ("NEW", "FILLED")  # an ack
+    assert [(p["symbol"], p["positionAmt"]) for p in seen["positions"]] == [(ETH, "0.02")]
+    assert "-9301" in seen["rate"]
+    assert "maxOrdersPerMinute refused the order: limit 3, attempted 4 orders within 60 s" in seen["rate"]
+    assert seen["loss"]["wouldBeRefused"] == (
+        "Agent limit sessionLossLimit refused the order: limit 0.0001 USDT, attempted 0.03 USDT."
+    )
+    assert seen["audit"]["chain"]["ok"] is True
+    refusals = [e.get("code") for e in seen["audit"]["entries"] if e["decision"] == "refused"]
+    assert refusals.count(-9302) == 1 and refusals.count(-9301) == 1 and refusals.count(-9303) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["streamable-http", "stdio"])
+async def test_session_over_each_limit_kill_and_audit_on_both_transports(
+    venue: FixVenue, transport: str
+) -> None:
+    assert (
+        venue.admin("POST", "/marks", {"symbol": ETH, "markPrice": "3000", "indexPrice": "3000"}).status_code
+        == 200
+    )
+    agent_id, agent = new_agent(venue, f"table-{transport}", limits=TABLE_LIMITS)
+    if transport == "stdio":
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=[
+                "-m",
+                "perpx",
+                "mcp",
+                "--venue",
+                venue.base,
+                "--key",
+                agent.api_key,
+                "--secret",
+                agent.secret,
+            ],
+        )
+        async with Client(params) as client:
+            seen = await asyncio.wait_for(limit_table_session(venue, client, agent_id), 120)
+    else:
+        async with http_session(venue, agent) as client:
+            seen = await asyncio.wait_for(limit_table_session(venue, client, agent_id), 120)
+
+    assert_limit_table(seen)
 
 
 def test_mcp_endpoint_refuses_a_request_without_an_agent_key(venue: FixVenue) -> None:
