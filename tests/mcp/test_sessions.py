@@ -385,6 +385,34 @@ def test_concurrent_rest_orders_together_never_exceed_max_open_notional(venue: F
     assert {r["code"] for r in refused} == {-9301} and all("maxOpenNotional" in r["msg"] for r in refused)
 
 
+def test_concurrent_rest_and_fix_orders_of_one_key_together_never_exceed_max_open_notional(
+    venue: FixVenue,
+) -> None:
+    _, agent = new_agent(venue, "concurrent-mixed", limits={"maxOpenNotional": "1000"})
+    fix = FixClient(venue.fix_port, agent, "MIXED1")
+    fix.logon()
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=venue.base, timeout=15) as client:
+            rest = [asyncio.create_task(rest_order(client, agent, "0.005")) for _ in range(5)]
+            for i in range(5):
+                fix.send("D", order(f"mixed-{i}", "1", "0.005", "59000"))
+            return list(await asyncio.wait_for(asyncio.gather(*rest), 60))
+
+    try:
+        answers = asyncio.run(burst())
+        reports = [fix.expect("8", t11=f"mixed-{i}") for i in range(5)]
+    finally:
+        fix.close()
+
+    accepted = sum(a.status_code == 200 for a in answers) + sum(r.get(150) == "0" for r in reports)
+    refusals = [a.json()["msg"] for a in answers if a.status_code != 200] + [
+        r.get(58) or "" for r in reports if r.get(150) != "0"
+    ]
+    assert accepted == 3  # 3 x 295 = 885 fits under 1,000 whichever interface each came by
+    assert len(refusals) == 7 and all("maxOpenNotional" in text for text in refusals)
+
+
 def test_kill_racing_rest_and_fix_orders_lets_no_order_of_the_key_be_sequenced_after_it(
     venue: FixVenue,
 ) -> None:
