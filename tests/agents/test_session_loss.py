@@ -7,13 +7,31 @@ repayments, collateral posted and returned); the guard's session loss is
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from perpx.agents.guard import session_loss_atoms
+from perpx.engine.commands import (
+    AdjustLoanCollateral,
+    BorrowLoan,
+    Command,
+    CreateAccount,
+    Deposit,
+    LtvDirection,
+    RepayLoan,
+    SubmitAssetQuote,
+    Withdraw,
+)
+from perpx.engine.config import DEFAULT_CONFIG_TOML
 from perpx.engine.state import restore, snapshot, state_hash
+from perpx.engine.values import AccountId, TxId
+from perpx.journal.store import open_store
+from perpx.lending.venue import LENDING_TOML
 from tests.lending.helpers import BTC, USDT, LendingVenue, atoms
 from tests.server.inprocess import in_process_venue
 
@@ -160,3 +178,52 @@ def test_withdrawal_is_not_counted_as_a_session_loss_on_rest(tmp_path: Path) -> 
 
     assert withdrawn.status_code == 200, withdrawn.text
     assert placed["status"] == "NEW"
+
+
+def test_replay_in_a_fresh_process_gives_the_same_hash_with_the_transfer_totals(tmp_path: Path) -> None:
+    # Arrange: a journal of every flow the total counts
+    t = 1_767_225_600_000_000_000
+    alice = AccountId(2)
+    loan = {"account_id": alice, "loan_asset": USDT, "collateral_asset": BTC}
+    commands: list[Command] = [
+        CreateAccount(ts_ns=t + 1, name="lender"),
+        CreateAccount(ts_ns=t + 2, name="alice"),
+        Deposit(
+            ts_ns=t + 3, account_id=AccountId(1), asset=USDT, amount_atoms=atoms("1000000"), tx_id=TxId("l")
+        ),
+        Deposit(ts_ns=t + 4, account_id=alice, asset=BTC, amount_atoms=atoms("3"), tx_id=TxId("a-btc")),
+        Deposit(ts_ns=t + 5, account_id=alice, asset=USDT, amount_atoms=atoms("700"), tx_id=TxId("a-usdt")),
+        Withdraw(ts_ns=t + 6, account_id=alice, asset=USDT, amount_atoms=atoms("200"), tx_id=TxId("a-out")),
+        SubmitAssetQuote(ts_ns=t + 7, asset=BTC, source="binance", price_atoms=atoms("50000")),
+        SubmitAssetQuote(ts_ns=t + 8, asset=BTC, source="okx", price_atoms=atoms("50000")),
+        BorrowLoan(ts_ns=t + 9, **loan, loan_atoms=atoms("5000")),
+        AdjustLoanCollateral(
+            ts_ns=t + 10, **loan, amount_atoms=atoms("0.1"), direction=LtvDirection.ADDITIONAL
+        ),
+        RepayLoan(ts_ns=t + 11, **loan, repay_atoms=atoms("1200")),
+    ]
+    store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML + LENDING_TOML)
+    for command in commands:
+        store.submit(command)
+    expected = state_hash(store.engine)
+    totals = snapshot(store.engine)["net_transfers"]
+    held = store.engine.lending.loan_of(alice, USDT, BTC)
+    assert held is not None
+    held_btc = held.collateral_atoms
+    store.close()
+    # Act
+    out = subprocess.run(
+        [sys.executable, "-m", "perpx", "replay", str(tmp_path)],
+        env=dict(os.environ, PYTHONHASHSEED="4321"),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=240,
+    ).stdout
+    # Assert
+    replayed = next(line.split()[-1] for line in out.splitlines() if line.startswith("state hash"))
+    assert replayed == expected
+    assert dict(totals)[alice] == [
+        ("BTC", atoms("3") - held_btc),  # collateral posted and not yet returned left the wallet
+        ("USDT", atoms("700") - atoms("200") + atoms("5000") - atoms("1200")),
+    ]
