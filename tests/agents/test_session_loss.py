@@ -184,7 +184,6 @@ def test_replay_in_a_fresh_process_gives_the_same_hash_with_the_transfer_totals(
     # Arrange: a journal of every flow the total counts
     t = 1_767_225_600_000_000_000
     alice = AccountId(2)
-    loan = {"account_id": alice, "loan_asset": USDT, "collateral_asset": BTC}
     commands: list[Command] = [
         CreateAccount(ts_ns=t + 1, name="lender"),
         CreateAccount(ts_ns=t + 2, name="alice"),
@@ -196,11 +195,20 @@ def test_replay_in_a_fresh_process_gives_the_same_hash_with_the_transfer_totals(
         Withdraw(ts_ns=t + 6, account_id=alice, asset=USDT, amount_atoms=atoms("200"), tx_id=TxId("a-out")),
         SubmitAssetQuote(ts_ns=t + 7, asset=BTC, source="binance", price_atoms=atoms("50000")),
         SubmitAssetQuote(ts_ns=t + 8, asset=BTC, source="okx", price_atoms=atoms("50000")),
-        BorrowLoan(ts_ns=t + 9, **loan, loan_atoms=atoms("5000")),
-        AdjustLoanCollateral(
-            ts_ns=t + 10, **loan, amount_atoms=atoms("0.1"), direction=LtvDirection.ADDITIONAL
+        BorrowLoan(
+            ts_ns=t + 9, account_id=alice, loan_asset=USDT, collateral_asset=BTC, loan_atoms=atoms("5000")
         ),
-        RepayLoan(ts_ns=t + 11, **loan, repay_atoms=atoms("1200")),
+        AdjustLoanCollateral(
+            ts_ns=t + 10,
+            account_id=alice,
+            loan_asset=USDT,
+            collateral_asset=BTC,
+            amount_atoms=atoms("0.1"),
+            direction=LtvDirection.ADDITIONAL,
+        ),
+        RepayLoan(
+            ts_ns=t + 11, account_id=alice, loan_asset=USDT, collateral_asset=BTC, repay_atoms=atoms("1200")
+        ),
     ]
     store, _ = open_store(tmp_path, DEFAULT_CONFIG_TOML + LENDING_TOML)
     for command in commands:
