@@ -117,6 +117,10 @@ def test_net_transfers_follow_every_flow_and_survive_a_snapshot() -> None:
     assert engine.accounts[agent].net_transfers[BTC] == atoms("1") - loan.collateral_atoms
     assert engine.accounts[lender].net_transfers[USDT] == atoms("1000000") - atoms("5000") + atoms("1000")
     assert restored.accounts[agent].net_transfers == engine.accounts[agent].net_transfers
+    for asset in (USDT, BTC):  # loans move money between accounts: the venue-wide total is what came in
+        total = sum(account.net_transfers.get(asset, 0) for account in engine.accounts.values())
+        held = engine.lending.collateral_held().get(asset, 0)
+        assert total == engine.deposits_atoms.get(asset, 0) - engine.withdrawals_atoms.get(asset, 0) - held
     assert state_hash(restored) == state_hash(engine)
 
 
