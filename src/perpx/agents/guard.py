@@ -280,31 +280,29 @@ class AgentGuard:
             self._recent.setdefault(agent.agent_id, deque()).append(now_ms)
         return Reservation(agent, 0 if intent.reduce_only else estimate.notional_atoms, token)
 
-    def refuse_if_killed(self, reservation: Reservation | None) -> None:
-        """The kill switch again, as the admitted order's command is built in the sequencer's pipeline.
+    def refuse_if_killed(self, account_id: AccountId, action: str = "place_order") -> None:
+        """The kill switch again, as an admitted order's (or amend's) command is built in the pipeline.
 
         An order admitted before a kill can reach the sequencer after it (it waited in the queue, or
         behind a batch being written). This runs in the command's builder, which the pipeline calls
         in sequence order on the event loop, the same loop the kill routes set the switch on: once a
-        kill has taken effect (the routes answer its ``killSeq``), no order of the key is sequenced
-        after it, whichever interface admitted the order.
+        kill has taken effect (the routes answer its ``killSeq``), no order or amend of the key is
+        sequenced after it, whichever interface admitted it. Accounts without an agent pass.
 
         Raises
         ------
         ApiError
             400 ``-9302``; the refusal is audited with ``stage: sequencing``.
         """
-        if reservation is None:
-            return
-        agent = self.store.get(reservation.agent.agent_id) or reservation.agent
-        if not self.is_killed(agent):
+        agent = self.agent_of(account_id)
+        if agent is None or not self.is_killed(agent):
             return
         error = refused(
             KILLED,
-            f"Agent {agent.agent_id} was killed before this order was sequenced: it may read and "
-            "cancel, not place orders.",
+            f"Agent {agent.agent_id} was killed before this {'amend' if action == 'amend_order' else 'order'} "
+            "was sequenced: it may read and cancel, nothing else.",
         )
-        self.record(agent, "place_order", "refused", stage="sequencing", code=error.code, reason=error.msg)
+        self.record(agent, action, "refused", stage="sequencing", code=error.code, reason=error.msg)
         raise error
 
     async def admit_amend(

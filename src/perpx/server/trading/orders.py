@@ -90,7 +90,7 @@ async def place_order(ctx: ServerContext, account_id: AccountId, values: Mapping
     reservation = await guard.admit(account_id, spec, intent, values)
 
     def build(ts_ns: int) -> PlaceOrder:
-        guard.refuse_if_killed(reservation)  # in the pipeline: a kill since admission still holds
+        guard.refuse_if_killed(account_id)  # in the pipeline: a kill since admission still holds
         return msgspec.structs.replace(order, ts_ns=ts_ns)
 
     try:
@@ -230,14 +230,23 @@ async def amend_order(ctx: ServerContext, account_id: AccountId, values: Mapping
         raise ApiError(400, -1102, f"Parameter 'side' was {side}; the order is a {record.side} order.")
     if record.type != "LIMIT":
         raise ApiError(400, -1116, "Only LIMIT orders can be modified.")
-    await agent_guard(ctx).admit_amend(account_id, spec, record.side, qty, price)
+    guard = agent_guard(ctx)
+    await guard.admit_amend(account_id, spec, record.side, qty, price)
     order_id = OrderId(record.order_id)
     market = spec.market
-    applied = await ctx.seq.submit(
-        lambda ts: AmendOrder(
-            ts_ns=ts, account_id=account_id, market=market, price_ticks=price, qty_lots=qty, order_id=order_id
+
+    def build(ts_ns: int) -> AmendOrder:
+        guard.refuse_if_killed(account_id, "amend_order")  # in the pipeline, as for a new order
+        return AmendOrder(
+            ts_ns=ts_ns,
+            account_id=account_id,
+            market=market,
+            price_ticks=price,
+            qty_lots=qty,
+            order_id=order_id,
         )
-    )
+
+    applied = await ctx.seq.submit(build)
     own = applied.events.own
     if own and isinstance(own[0], OrderRejected) and own[0].code is RejectCode.ORDER_NOT_FOUND:
         raise unknown_order()
