@@ -36,6 +36,7 @@ from perpx.agents.audit import AUDIT_FILE, AuditLog
 from perpx.agents.policy import AgentPolicy
 from perpx.agents.store import STORE_FILE, Agent, AgentStore
 from perpx.agents.tokens import PreviewTokens
+from perpx.engine.accounts import Account
 from perpx.engine.commands import OrderType
 from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
@@ -487,19 +488,9 @@ class AgentGuard:
             if not after:
                 return now
             estimate = self._estimate(spec, intent, now)
-            tier = engine.fee_tiers[0]
-            for (
-                candidate
-            ) in engine.fee_tiers:  # engine.fee_rates without expiring volume: a query changes nothing
-                if account.volume_30d_atoms >= candidate.min_30d_volume_atoms:
-                    tier = candidate
-            rate = tier.taker_e8 if _takes(intent, now) else tier.maker_e8
-            fee = max(
-                0,
-                fee_atoms(
-                    notional_atoms(estimate.fill_price_ticks, intent.qty_lots, spec.contract_atoms), rate
-                ),
-            )
+            rate = _fee_rate_e8(engine, account, taker=_takes(intent, now))
+            value = notional_atoms(estimate.fill_price_ticks, intent.qty_lots, spec.contract_atoms)
+            fee = max(0, fee_atoms(value, rate))  # as settlement charges it: a rebate is never credited here
             liquidation_after = engine.liquidation.liquidation_price_after(
                 account_id, market, intent.side, intent.qty_lots, estimate.fill_price_ticks, fee
             )
@@ -659,6 +650,16 @@ def session_loss_atoms(
     transfers_now)``; negative for a gain. Money moved in or out (a deposit, a withdrawal, a loan's
     payout) changes equity and the transfer total alike, so it cancels out."""
     return (start_equity_atoms - start_transfers_atoms) - (equity_atoms - transfers_atoms)
+
+
+def _fee_rate_e8(engine: Engine, account: Account, *, taker: bool) -> int:
+    """The account's fee rate now: :meth:`perpx.engine.core.Core.fee_rates` without expiring old
+    volume (a query must change nothing), so a day boundary may leave it one tier behind."""
+    tier = engine.fee_tiers[0]
+    for candidate in engine.fee_tiers:
+        if account.volume_30d_atoms >= candidate.min_30d_volume_atoms:
+            tier = candidate
+    return tier.taker_e8 if taker else tier.maker_e8
 
 
 def _takes(intent: OrderIntent, exposure: Exposure) -> bool:
