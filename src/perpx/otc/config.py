@@ -233,3 +233,31 @@ def _int(table: Mapping[str, Any], key: str, default: int, lo: int, hi: int, whe
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{where}.{key} must be an integer from {lo} to {hi} (was {value!r})")
     return value
+
+
+def describe_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> list[str]:
+    """What ``perpx check-config`` prints of the ``[otc]`` section (nothing without one).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`parse_otc`: the message names the key's dotted path (``otc.markets.BTCUSDT.hedge``).
+    """
+    config = parse_otc(data, listed_markets)
+    if config is None:
+        return []
+    p = config.pricing
+    lines = [
+        f"otc: desk account {config.desk_account}; quotes valid {config.quote_ttl_ms} ms;"
+        f" last look {config.last_look_bps} bps; notional {p.min_notional} to {p.max_notional}",
+        f"  half-spread {p.base_spread_bps} bps + {p.depth_spread_bps} x size/depth (within"
+        f" {p.depth_band_bps} bps) + {p.vol_spread_mult} x range over {p.vol_window_s} s,"
+        f" cap {p.max_spread_bps} bps; skew {p.skew_bps} bps at the limit",
+        "  tiers: " + ", ".join(f"{name} {bps:+} bps" for name, bps in sorted(config.tiers.items())),
+    ]
+    for market, policy in sorted(config.markets.items()):
+        lines.append(
+            f"  {market}: hedge {policy.hedge.value} (threshold {policy.hedge_threshold}), limit"
+            f" {policy.max_inventory}, {policy.hedge_algo} over {policy.hedge_duration_s} s"
+        )
+    return lines
