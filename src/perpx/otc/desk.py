@@ -244,6 +244,28 @@ class Desk:
         if stored is not None and stored.state == BOOKING:
             self._end(stored, REJECTED, plan.side, stored.accept_ns or 0, None, None, None, code, message)
 
+    def resolve_booking(
+        self, quote: QuoteRecord, command: BookBlockTrade | None, trade_id: int | None
+    ) -> QuoteRecord:
+        """Settle a quote left ``BOOKING`` by a crash (``perpx.otc.reconcile``): booked, or released.
+
+        ``command`` is its block trade found in the journal (``None``: never journaled);
+        ``trade_id`` the trade it booked (``None``: the engine refused it, or there was none).
+        """
+        side = Side[quote.accept_side] if quote.accept_side else Side.BUY
+        ts_ns = command.ts_ns if command is not None else quote.accept_ns or quote.created_ns
+        index = quote.accept_index_ticks
+        move = Decimal(quote.move_bps) if quote.move_bps else None
+        if command is not None and trade_id is not None:
+            return self._end(quote, FILLED, side, ts_ns, index, move, trade_id, None, "")
+        why = (
+            "the block trade is in the journal but the engine did not book it"
+            if command is not None
+            else "the block trade never reached the journal"
+        )
+        text = f"the venue stopped before answering this accept; {why}: released at restart"
+        return self._end(quote, REJECTED, side, ts_ns, index, move, None, errors.RELEASED_AT_RESTART, text)
+
     def _expire(self, quote: QuoteRecord, side: Side, now_ns: int) -> None:
         self._end(quote, EXPIRED, side, now_ns, None, None, None, errors.QUOTE_EXPIRED, "")
         raise OtcError(

@@ -13,8 +13,9 @@ States of a quote::
            --the engine refused the block trade------------->  REJECTED (code and message recorded)
 
 BOOKING is written before the block trade is submitted, so a quote is never booked twice: one whose
-outcome the venue could not tell (it stopped, or the answer timed out) stays BOOKING, and the
-accounts' trade histories say whether the trade happened. A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
+outcome the venue could not tell (it stopped, or the answer timed out) stays BOOKING until the next
+start settles it from the journal (``perpx.otc.reconcile``: FILLED if its block trade was booked,
+else REJECTED with -9570). A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
 ``expires_ns`` (the report reads it so).
 """
 

@@ -35,13 +35,16 @@ from perpx.engine.config import ConfigError, MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import Side
 from perpx.execution.inprocess import EngineVenue
+from perpx.journal.journal import iter_commands
+from perpx.journal.store import JOURNAL_FILE
 from perpx.otc import errors
 from perpx.otc.config import parse_otc
 from perpx.otc.desk import AcceptPlan, Desk
 from perpx.otc.errors import OtcError
 from perpx.otc.hedging import Hedger
 from perpx.otc.pricing import QuoteSide
-from perpx.otc.store import FILLED, OtcStore, QuoteRecord
+from perpx.otc.reconcile import Reconciled, reconcile
+from perpx.otc.store import BOOKING, FILLED, OtcStore, QuoteRecord
 from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_param
@@ -96,10 +99,36 @@ async def on_start(ctx: ServerContext) -> None:
         return HedgeDriver(Hedger(venue, desk.store, dict(config.markets)))
 
     driver = await ctx.seq.query(attach)
+    settled = await ctx.seq.query(lambda _engine: _reconcile(ctx, desk))
+    for outcome in settled:
+        log.warning(
+            "otc: quote %s was BOOKING at restart: %s %s", outcome.quote_id, outcome.state, outcome.reason
+        )
     ctx.seq.add_driver(driver)
     collector = DeskCollector(desk.store)
     ctx.components.metrics.registry.register(collector)
     _services[id(ctx)] = _DeskService(desk, driver, collector)
+
+
+def _reconcile(ctx: ServerContext, desk: Desk) -> list[Reconciled]:
+    """Quotes a crash left ``BOOKING``, settled from the journal (on the journal thread: no append meanwhile)."""
+    if not any(q.state == BOOKING for q in desk.store.quotes()):
+        return []
+    readmodel = ctx.components.readmodel
+
+    def find_trade(quote: QuoteRecord, command: BookBlockTrade) -> int | None:
+        at_ms = wire.ms(command.ts_ns)
+        trades = readmodel.trades(quote.account_id, quote.symbol, None, at_ms, at_ms, 1000, order_id=0)
+        for trade in trades:
+            if (trade.side, trade.qty_lots, trade.price_ticks) == (
+                command.side.name,
+                command.qty_lots,
+                command.price_ticks,
+            ):
+                return trade.trade_id
+        return None
+
+    return reconcile(desk, iter_commands(ctx.data_dir / JOURNAL_FILE), find_trade)
 
 
 async def on_stop(ctx: ServerContext) -> None:
