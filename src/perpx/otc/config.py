@@ -24,6 +24,11 @@ asset, notionals in the settlement asset, rates in basis points. An example, wit
     [otc.clients]                   # account id -> tier (others are "standard")
     "7" = "gold"
 
+    max_net_delta = "2000000"       # |net delta| across symbols, settlement asset (absent: no limit)
+
+    [otc.betas]                     # symbol -> beta to the net delta (others: 1)
+    ETHUSDT = "1.2"
+
     [otc.markets.BTCUSDT]
     hedge = "threshold"             # immediate | threshold | warehouse
     hedge_threshold = "2"           # threshold: hedge the whole position once |position| exceeds this
@@ -61,6 +66,8 @@ OTC_KEYS = (
     "tiers",
     "clients",
     "markets",
+    "max_net_delta",
+    "betas",
 )
 MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s")
 HEDGE_ALGOS = ("TWAP", "POV", "IS")
@@ -115,6 +122,13 @@ class OtcConfig:
     tiers: Mapping[str, Decimal] = field(default_factory=lambda: {DEFAULT_TIER: Decimal(0)})
     clients: Mapping[int, str] = field(default_factory=dict)
     markets: Mapping[str, MarketPolicy] = field(default_factory=dict)
+    max_net_delta: Decimal | None = None
+    """The limit on the desk's net delta across symbols (``sum beta x position x mark``), or none."""
+    betas: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def beta(self, market: str) -> Decimal:
+        """The symbol's beta to the net delta (1 when the config names none)."""
+        return self.betas.get(market, Decimal(1))
 
     def tier_of(self, account_id: int) -> str:
         """The client's tier name (``standard`` when the config names none)."""
@@ -172,7 +186,15 @@ def parse_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> OtcCo
     check_keys(markets_table, listed_markets, "otc.markets")
     for market, policy in markets_table.items():
         markets[str(market)] = _policy(policy, f"otc.markets.{market}")
+    betas_table = table.get("betas", {})
+    check_keys(betas_table, listed_markets, "otc.betas")
+    betas = {str(m): _decimal(v, f"otc.betas.{m}") for m, v in betas_table.items()}
+    max_net_delta = (
+        _bps(table, "max_net_delta", Decimal(0), positive=True) if "max_net_delta" in table else None
+    )
     return OtcConfig(
+        max_net_delta=max_net_delta,
+        betas=betas,
         desk_account=desk,
         quote_ttl_ms=_int(table, "quote_ttl_ms", 5000, 100, 600_000),
         last_look_bps=_bps(table, "last_look_bps", Decimal(5)),
@@ -255,6 +277,9 @@ def describe_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> li
         f" cap {p.max_spread_bps} bps; skew {p.skew_bps} bps at the limit",
         "  tiers: " + ", ".join(f"{name} {bps:+} bps" for name, bps in sorted(config.tiers.items())),
     ]
+    if config.max_net_delta is not None:
+        betas = ", ".join(f"{m} {b}" for m, b in sorted(config.betas.items())) or "all 1"
+        lines.append(f"  net delta across symbols within {config.max_net_delta} (betas: {betas})")
     for market, policy in sorted(config.markets.items()):
         lines.append(
             f"  {market}: hedge {policy.hedge.value} (threshold {policy.hedge_threshold}), limit"

@@ -33,7 +33,7 @@ from perpx.otc import errors
 from perpx.otc.config import OtcConfig
 from perpx.otc.errors import OtcError
 from perpx.otc.lastlook import last_look
-from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, to_units_down
+from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, net_delta, to_units_down
 from perpx.otc.pricing import PricedQuote, QuoteSide, price_quote
 from perpx.otc.store import (
     BOOKING,
@@ -94,7 +94,16 @@ class Desk:
             raise OtcError(errors.DESK_UNAVAILABLE, f"the desk's account {self.desk_id} does not exist")
         tier = self.config.tier_of(account_id)
         policy = self.config.policy(str(market))
-        inputs = market_inputs(engine, market, self.desk_id, self.config.pricing, policy, self.history)
+        inputs = market_inputs(
+            engine,
+            market,
+            self.desk_id,
+            self.config.pricing,
+            policy,
+            self.history,
+            self.config.betas,
+            self.config.max_net_delta,
+        )
         if account_id == self.desk_id:
             reason = "the desk does not quote itself"
         elif inputs is None:
@@ -192,6 +201,17 @@ class Desk:
             text = "the trade would take the desk's inventory beyond its limit now"
             self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
             raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
+        limit_net = self.config.max_net_delta
+        if limit_net is not None:
+            spec = engine.specs[market]
+            beta = self.config.beta(quote.symbol)
+            net = net_delta(engine, self.desk_id, self.config.betas)
+            notional = Decimal(quote.qty_lots) * spec.lot_size * Decimal(index) * spec.tick_size
+            net_after = net - int(chosen) * notional * beta
+            if abs(net_after) > limit_net and abs(net_after) > abs(net):
+                text = "the trade would take the desk's net delta across symbols beyond its limit now"
+                self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
+                raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
         booking = self._end(quote, BOOKING, chosen, now, index, look.move_bps, None, None, "")
         return AcceptPlan(booking, chosen, price, index, look.move_bps)
 

@@ -8,6 +8,7 @@ samples for the volatility term.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from decimal import Decimal
 
 from perpx.engine import formulas
@@ -71,8 +72,14 @@ def market_inputs(
     params: PricingParams,
     policy: MarketPolicy,
     history: IndexHistory,
+    betas: Mapping[str, Decimal] | None = None,
+    max_net_delta: Decimal | None = None,
 ) -> MarketInputs | None:
-    """The model's inputs for ``market`` now, or ``None`` when it has no index or mark yet."""
+    """The model's inputs for ``market`` now, or ``None`` when it has no index or mark yet.
+
+    ``betas`` and ``max_net_delta`` are the cross-symbol limit's (``[otc]``); without them the
+    net delta is not limited.
+    """
     index = engine.indexes.get(market)
     mark = engine.marks.get(market)
     if index is None or mark is None or index <= 0:
@@ -91,7 +98,28 @@ def market_inputs(
         max_inventory_lots=max(1, to_units_down(policy.max_inventory, spec.lot_size)),
         tick_size=spec.tick_size,
         lot_size=spec.lot_size,
+        net_delta=net_delta(engine, desk, betas or {}),
+        max_net_delta=max_net_delta,
+        beta=(betas or {}).get(str(market), Decimal(1)),
     )
+
+
+def net_delta(engine: Engine, desk: AccountId, betas: Mapping[str, Decimal]) -> Decimal:
+    """The desk's net delta across symbols: ``sum beta x position x mark x contract``, settlement units.
+
+    A symbol without a beta counts with beta 1. Exact (Decimal), never rounded.
+    """
+    account = engine.accounts.get(desk)
+    if account is None:
+        return Decimal(0)
+    atom = engine.config.settlement.atom
+    total = Decimal(0)
+    for market, position in sorted(account.positions.items()):
+        if position.qty_lots:
+            spec = engine.specs[market]
+            value = Decimal(position.qty_lots * engine.marks[market] * spec.contract_atoms) * atom
+            total += betas.get(str(market), Decimal(1)) * value
+    return total
 
 
 def to_units_down(amount: Decimal, unit: Decimal) -> int:
