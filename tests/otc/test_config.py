@@ -89,7 +89,7 @@ def test_check_config_prints_the_desk_its_pricing_and_each_markets_policy(tmp_pa
     assert result.exit_code == 0, result.output
     assert "otc: desk account 2; quotes valid 5000 ms; last look 3 bps" in result.output
     assert "tiers: gold -1 bps, standard +0 bps" in result.output
-    assert "BTCUSDT: hedge immediate (threshold 2), limit 5, TWAP over 120 s" in result.output
+    assert "BTCUSDT: hedge immediate (threshold 2), limit 5, TWAP over 120 s on this venue" in result.output
     assert result.output.rstrip().endswith("config OK")
 
 

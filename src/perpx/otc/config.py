@@ -35,6 +35,7 @@ asset, notionals in the settlement asset, rates in basis points. An example, wit
     max_inventory = "20"            # |desk position| never beyond this after a block trade
     hedge_algo = "TWAP"             # TWAP | POV | IS (perpx.execution)
     hedge_duration_s = 120
+    venue = "ccxt:binanceusdm"      # hedges on another venue (or "http://host:port", a perpx); absent: perpx's book
 
 The engine only lists ``otc`` as a known table; this module checks its keys the way the engine
 checks its own (an unknown key is an error naming the closest valid one).
@@ -49,6 +50,7 @@ from enum import StrEnum
 from typing import Any
 
 from perpx.engine.config import ConfigError, check_keys
+from perpx.otc.outside import check_venue_name
 
 OTC_KEYS = (
     "desk_account",
@@ -69,7 +71,7 @@ OTC_KEYS = (
     "max_net_delta",
     "betas",
 )
-MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s")
+MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s", "venue")
 HEDGE_ALGOS = ("TWAP", "POV", "IS")
 DEFAULT_TIER = "standard"
 
@@ -94,6 +96,8 @@ class MarketPolicy:
     max_inventory: Decimal = Decimal(20)
     hedge_algo: str = "TWAP"
     hedge_duration_s: int = 120
+    venue: str = ""
+    """Where hedges run: ``""`` perpx's own book, ``"ccxt:<id>"`` or a perpx URL (``perpx.otc.outside``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +218,14 @@ def _policy(table: Any, where: str) -> MarketPolicy:
     algo = str(table.get("hedge_algo", defaults.hedge_algo))
     if algo not in HEDGE_ALGOS:
         raise ConfigError(f"{where}.hedge_algo must be one of {', '.join(HEDGE_ALGOS)} (was {algo!r})")
+    venue = table.get("venue", "")
+    if not isinstance(venue, str):
+        raise ConfigError(f"{where}.venue must be a string (was {venue!r})")
+    problem = check_venue_name(venue, f"{where}.venue")
+    if problem is not None:
+        raise ConfigError(problem)
     policy = MarketPolicy(
+        venue=venue,
         hedge=HedgeMode(mode),
         hedge_threshold=_bps(table, "hedge_threshold", defaults.hedge_threshold, where=where),
         max_inventory=_bps(table, "max_inventory", defaults.max_inventory, positive=True, where=where),
@@ -284,5 +295,6 @@ def describe_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> li
         lines.append(
             f"  {market}: hedge {policy.hedge.value} (threshold {policy.hedge_threshold}), limit"
             f" {policy.max_inventory}, {policy.hedge_algo} over {policy.hedge_duration_s} s"
+            f" on {policy.venue or 'this venue'}"
         )
     return lines
