@@ -1,7 +1,8 @@
 """Hedging: the policy per symbol, and the parent orders it runs through the execution engine.
 
-:func:`hedge_lots` is the policy, pure. The desk's *exposure* is its position plus what its working
-hedges will still trade (signed); the policy returns the signed lots to hedge now:
+:func:`hedge_lots` is the policy, pure. The desk's *exposure* is its position here, plus its
+position on the symbol's outside hedging venue (if any), plus what its working hedges will still
+trade (signed); the policy returns the signed lots to hedge now:
 
 ===========  ===================================================================================
 policy       hedge now
@@ -13,12 +14,13 @@ warehouse    only what exceeds ``max_inventory`` (the quotes already keep the de
 ===========  ===================================================================================
 
 :class:`Hedger` works each hedge as a :class:`~perpx.execution.model.ParentOrder` (the symbol's
-``hedge_algo`` over ``hedge_duration_s``) on perpx's own book through
-:class:`~perpx.execution.inprocess.EngineVenue`, trading as the desk's account; every hedge is
-crosses the spread for what is left at the end of its window (``complete_aggressive``): a hedge
-that does not finish leaves the risk it was sent to remove. Every hedge is
-recorded in the desk's store with its arrival price (the mid when it started), so the report can
-give each one's transaction cost analysis.
+``hedge_algo`` over ``hedge_duration_s``), trading as the desk's account: on perpx's own book
+through :class:`~perpx.execution.inprocess.EngineVenue`, or on the venue the policy names through
+the execution engine's ccxt venue (:mod:`perpx.otc.outside`). Every hedge crosses the spread for
+what is left at the end of its window (``complete_aggressive``): a hedge that does not finish
+leaves the risk it was sent to remove. Every hedge is recorded in the desk's store with its
+arrival price (the mid when it started), so the report can give each one's transaction cost
+analysis, and keeps a child log from which :meth:`Hedger.resume` rebuilds it after a restart.
 """
 
 from __future__ import annotations

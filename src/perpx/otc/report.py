@@ -437,6 +437,7 @@ def _hedge_rows(store: OtcStore, ledger: Ledger, engine: Engine, inside: Any) ->
         rows.append(
             {
                 "hedge_id": hedge.hedge_id,
+                "venue": hedge.venue or "perpx",
                 "symbol": hedge.symbol,
                 "side": hedge.side,
                 "algo": hedge.algo,
