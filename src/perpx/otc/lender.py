@@ -30,11 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event, LoanBorrowed, LoanLiquidated, LoanRepaid
 from perpx.engine.lending import formulas
-from perpx.engine.values import AccountId, AssetId
+from perpx.engine.values import RATE_SCALE, AccountId, AssetId
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +197,43 @@ def state(engine: Engine, desk: AccountId, prices: Prices, also: LenderState | N
     if also is not None:
         names = sorted({*names, *assets_of(also.loans, also.held)})
     return LenderState(loans, held, prices.read(engine, names))
+
+
+@dataclass(frozen=True, slots=True)
+class BookFigures:
+    """The loan book's KPIs now, in settlement units (the admin listener's ``perpx_otc_loan_*`` gauges).
+
+    ``interest_income`` is the interest the lender earned so far: repaid (``Lending.interest_income_atoms``)
+    plus accrued and still owed; interest written off with bad debt is not income.
+    """
+
+    open_loans: int
+    book_size: Decimal
+    utilisation: Decimal
+    average_ltv: Decimal | None
+    interest_income: Decimal
+    bad_debt: Decimal
+
+
+def book_figures(engine: Engine, desk: AccountId) -> BookFigures | None:
+    """The KPIs of the desk's loan book now, or ``None`` when the desk is not the lender."""
+    if not is_lender(engine, desk):
+        return None
+    atom = engine.config.settlement.atom
+    loans = receivables(engine, desk)
+    prices = Prices().read(engine, assets_of(loans, {}))
+    debt = sum(value(engine, r.loan_asset, r.debt_atoms, prices) for r in loans.values())
+    collateral = sum(value(engine, r.collateral_asset, r.collateral_atoms, prices) for r in loans.values())
+    owed = sum(
+        loan.interest_atoms for loan in engine.lending.loans.values() if loan.loan_asset == engine.asset
+    )
+    settle_debt = sum(r.debt_atoms for r in loans.values() if r.loan_asset == engine.asset)
+    available = engine.lending.lender_available_atoms(engine.asset)
+    return BookFigures(
+        open_loans=len(loans),
+        book_size=debt * atom,
+        utilisation=Decimal(formulas.utilisation_e8(settle_debt, available)) / RATE_SCALE,
+        average_ltv=Decimal(debt) / collateral if collateral else None,
+        interest_income=(engine.lending.interest_income_atoms.get(engine.asset, 0) + owed) * atom,
+        bad_debt=engine.lending.bad_debt_atoms.get(engine.asset, 0) * atom,
+    )

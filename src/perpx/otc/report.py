@@ -71,8 +71,7 @@ from perpx.engine.events import (
     OrderFilled,
     WithdrawalApplied,
 )
-from perpx.engine.lending import formulas as lending_formulas
-from perpx.engine.values import RATE_SCALE, AccountId, MarketId, OrderId
+from perpx.engine.values import AccountId, MarketId, OrderId
 from perpx.execution.ids import parse_child_id
 from perpx.journal.journal import iter_commands
 from perpx.journal.store import read_config
@@ -396,20 +395,16 @@ def lending_kpis(ledger: Ledger, engine: Engine) -> dict[str, Any]:
         why = "this venue has no [lending] table" if spec is None else "the desk is not the venue's lender"
         return {"status": "absent", "note": f"{why}: the desk has no loan book"}
     atom = engine.config.settlement.atom
-    book = lender.state(engine, AccountId(otc_desk), lender.Prices())
-    debt = sum(lender.value(engine, r.loan_asset, r.debt_atoms, book.prices) for r in book.loans.values())
-    collateral = sum(
-        lender.value(engine, r.collateral_asset, r.collateral_atoms, book.prices) for r in book.loans.values()
-    )
-    settle_debt = sum(r.debt_atoms for r in book.loans.values() if r.loan_asset == engine.asset)
-    available = engine.lending.lender_available_atoms(engine.asset)
-    utilisation = Decimal(lending_formulas.utilisation_e8(settle_debt, available)) / RATE_SCALE
+    book = lender.book_figures(engine, AccountId(otc_desk))
+    assert book is not None  # the desk is the lender
     return {
         "status": "lender",
-        "open_loans": len(book.loans),
-        "loan_book_size": _money(debt * atom),
-        "utilisation": str(utilisation),
-        "average_ltv": str((Decimal(debt) / collateral).quantize(Decimal("0.0001"))) if collateral else None,
+        "open_loans": book.open_loans,
+        "loan_book_size": _money(book.book_size),
+        "utilisation": str(book.utilisation),
+        "average_ltv": None
+        if book.average_ltv is None
+        else str(book.average_ltv.quantize(Decimal("0.0001"))),
         "interest_income": _money(ledger.total("interest_income") * atom),
         "liquidation_penalties": _money(ledger.total("liquidation_penalties") * atom),
         "bad_debt": _money(ledger.total("bad_debt") * atom),

@@ -116,7 +116,9 @@ async def on_start(ctx: ServerContext) -> None:
             log.warning("otc: hedge %s resumed from its child log", hedge_id)
         return HedgeDriver(hedger, OutsideWorker(hedger, engine) if outside else None)
 
+    collector = DeskCollector(desk.store)
     driver = await ctx.seq.query(attach)
+    await ctx.seq.query(lambda engine: core.add_listener(collector.follow_book(engine, desk.desk_id)))
     if driver.outside is not None:
         driver.outside.start()
     settled = await ctx.seq.query(lambda _engine: _reconcile(ctx, desk))
@@ -125,7 +127,6 @@ async def on_start(ctx: ServerContext) -> None:
             "otc: quote %s was BOOKING at restart: %s %s", outcome.quote_id, outcome.state, outcome.reason
         )
     ctx.seq.add_driver(driver)
-    collector = DeskCollector(desk.store)
     ctx.components.metrics.registry.register(collector)
     _services[id(ctx)] = _DeskService(desk, driver, collector)
 
