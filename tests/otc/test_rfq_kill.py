@@ -7,7 +7,7 @@ and the engine's answer. After the restart every quote is settled from the journ
 the rest are released with -9570 or were never accepted. Which of the accepts the kill catches
 BOOKING varies from run to run; the rules hold for every outcome.
 
-Two server starts (~30 s): opt-in, ``pytest -m stress tests/otc/test_rfq_kill.py``. The default
+Two server starts (~30 s): opt-in, ``pytest --run-stress tests/otc/test_rfq_kill.py``. The default
 run settles BOOKING quotes deterministically in ``test_rfq_restart.py``.
 """
 
