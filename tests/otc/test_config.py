@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
+from typer.testing import Result
 
 from perpx.engine.config import DEFAULT_CONFIG_TOML, ConfigError
 from perpx.otc.config import HedgeMode, parse_otc
