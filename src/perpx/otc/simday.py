@@ -14,7 +14,11 @@ on its simulated clock, journaled into ``OUT`` (``OUT/journal.log``, ``OUT/confi
   after a think time of 0.2 to ``max_think_s`` seconds (a slow client finds its quote expired;
   one whose index moved finds it last-looked);
 * the **hedger** (:class:`~perpx.otc.hedging.Hedger`) applies each symbol's policy after every
-  booked trade and works its hedges on the book through the execution engine.
+  booked trade and works its hedges on the book through the execution engine;
+* with ``loans`` > 0, a **loan book** (:class:`LoanBook`): the market's base asset becomes loan
+  collateral priced from the market's index every 15 s, the desk becomes the venue's USDT lender,
+  and that many borrowers borrow from it in the first minutes (so the report shows interest
+  income, and in a crash liquidation penalties and bad debt).
 
 Everything random comes from generators seeded by ``(seed, purpose)``, so a seed gives the same day.
 At the end the working hedges are cancelled and ``perpx desk report`` is written to ``OUT/report``.
