@@ -26,6 +26,7 @@ analysis, and keeps a child log from which :meth:`Hedger.resume` rebuilds it aft
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -93,6 +94,8 @@ class Hedger:
         self.runners: dict[str, ParentRunner] = {}
         self.markets: dict[str, str] = {}
         self._count = max(len(store.hedges()), len(_log_files(log_dir)))
+        self._ids = threading.Lock()
+        """Hedge ids are taken under it: on ``perpx serve`` the journal thread and the outside worker both start hedges."""
 
     def venue_of(self, market: str) -> Venue:
         """Where ``market``'s hedges run: its policy's outside venue, else perpx's own book."""
@@ -151,8 +154,9 @@ class Hedger:
         )
         if abs(lots) < spec.min_qty_lots:
             return None
-        self._count += 1
-        hedge_id = f"H{self._count:06d}"
+        with self._ids:
+            self._count += 1
+            hedge_id = f"H{self._count:06d}"
         side = ParentSide.BUY if lots > 0 else ParentSide.SELL
         algo = _ALGOS[policy.hedge_algo]
         parent = ParentOrder(
