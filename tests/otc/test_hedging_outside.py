@@ -49,12 +49,15 @@ def test_a_hedge_runs_on_the_outside_venue_and_its_position_counts_in_the_desks_
         hedger.step_due(0, outside=True)
         time.sleep(0.2)
     again = hedger.review(kit.v.engine, BTC, "a second look")
+    hedger.refresh_outside(kit.v.engine, kit.desk.elsewhere)
+    after = kit.request(side=QuoteSide.TWO_WAY, qty="0.5")
 
     assert record is not None and record.side == "BUY" and record.venue == server.base
     assert all(r.done for r in hedger.runners.values())
     assert outside.position_qty(BTC) == Decimal("0.5")
     assert hedger.outside_lots(kit.v.engine, BTC) == kit.v.lots(BTC, "0.5")
     assert again is None  # the outside position hedges the desk: nothing left to hedge
+    assert after.inventory_lots == 0 and after.skew_bps == "0.0000"  # the quotes see the desk flat
     orders = outside.exchange.fetch_orders(SYMBOL)
     assert orders and all(o["clientOrderId"].startswith(f"{record.hedge_id}-c") for o in orders)
 

@@ -70,6 +70,9 @@ class Desk:
         self.store = store
         self.desk_id = AccountId(config.desk_account)
         self.history = IndexHistory(config.pricing.vol_window_s)
+        self.elsewhere: dict[str, int] = {}
+        """The desk's position on outside hedging venues by market, in this venue's lots, as last read
+        (:meth:`perpx.otc.hedging.Hedger.refresh_outside`): it counts in the inventory and net delta."""
 
     # ------------------------------------------------------------------ request
 
@@ -103,6 +106,7 @@ class Desk:
             self.history,
             self.config.betas,
             self.config.max_net_delta,
+            self.elsewhere,
         )
         if account_id == self.desk_id:
             reason = "the desk does not quote itself"
@@ -195,7 +199,7 @@ class Desk:
             )
         policy = self.config.policy(quote.symbol)
         limit = to_units_down(policy.max_inventory, engine.specs[market].lot_size)
-        held = desk_position_lots(engine, self.desk_id, market)
+        held = desk_position_lots(engine, self.desk_id, market) + self.elsewhere.get(quote.symbol, 0)
         after = held - int(chosen) * quote.qty_lots
         if abs(after) > limit and abs(after) > abs(held):
             text = "the trade would take the desk's inventory beyond its limit now"
@@ -205,7 +209,7 @@ class Desk:
         if limit_net is not None:
             spec = engine.specs[market]
             beta = self.config.beta(quote.symbol)
-            net = net_delta(engine, self.desk_id, self.config.betas)
+            net = net_delta(engine, self.desk_id, self.config.betas, self.elsewhere)
             notional = Decimal(quote.qty_lots) * spec.lot_size * Decimal(index) * spec.tick_size
             net_after = net - int(chosen) * notional * beta
             if abs(net_after) > limit_net and abs(net_after) > abs(net):

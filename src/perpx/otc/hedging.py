@@ -104,6 +104,16 @@ class Hedger:
             return self.outside[policy.venue]
         return self.venue
 
+    def refresh_outside(self, engine: Engine, into: dict[str, int]) -> None:
+        """Read the desk's position on each outside venue into ``into`` (market -> this venue's lots).
+
+        The desk's quotes read ``into`` (:attr:`perpx.otc.desk.Desk.elsewhere`), so its inventory
+        limit and skew see the hedges it holds outside; network I/O, never on the journal thread.
+        """
+        for market in sorted(self.policies):
+            if self.hedges_outside(market):
+                into[market] = self.outside_lots(engine, market)
+
     def outside_lots(self, engine: Engine, market: str) -> int:
         """The desk's position in ``market`` on its policy's outside venue, in this venue's lots (toward zero)."""
         policy = self.policies.get(market)

@@ -42,10 +42,12 @@ log = logging.getLogger("perpx.otc")
 class OutsideWorker:
     """Reviews and steps the hedges on other venues, on its own thread (module docstring)."""
 
-    def __init__(self, hedger: Hedger, engine: Engine) -> None:
+    def __init__(self, hedger: Hedger, engine: Engine, elsewhere: dict[str, int]) -> None:
         self.hedger = hedger
         self.engine = engine
         """Only its market specs (configuration, never changed) are read on this thread."""
+        self.elsewhere = elsewhere
+        """The desk's positions on the outside venues, refreshed every turn (the desk's quotes read them)."""
         self.reviews: queue.Queue[tuple[str, str, int]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="otc-outside-hedges", daemon=True)
@@ -77,6 +79,7 @@ class OutsideWorker:
                 break
             self.hedger.review(engine, market, reason, position_lots=position)
         self.hedger.step_due(0, outside=True)
+        self.hedger.refresh_outside(engine, self.elsewhere)
 
 
 class HedgeDriver:

@@ -114,7 +114,9 @@ async def on_start(ctx: ServerContext) -> None:
         )
         for hedge_id in hedger.resume():
             log.warning("otc: hedge %s resumed from its child log", hedge_id)
-        return HedgeDriver(hedger, OutsideWorker(hedger, engine) if outside else None)
+        if outside:
+            hedger.refresh_outside(engine, desk.elsewhere)  # once, before the first quote
+        return HedgeDriver(hedger, OutsideWorker(hedger, engine, desk.elsewhere) if outside else None)
 
     collector = DeskCollector(desk.store)
     driver = await ctx.seq.query(attach)
