@@ -26,6 +26,7 @@ from perpx.lending.cli import lending_app
 from perpx.mcp.command import mcp_command
 from perpx.ops.command import incident_app, proposals_app, replay_moment
 from perpx.otc.command import desk_app
+from perpx.otc.config import describe_otc
 from perpx.tca.command import tca_app
 
 app = typer.Typer(
@@ -320,6 +321,11 @@ def check_config(path: Annotated[Path, typer.Argument(help="Venue TOML file.")])
             )
         for line in _pricing_lines(spec):
             console.print(f"  {line}", markup=False, soft_wrap=True)
+    try:
+        for line in describe_otc(config.raw, tuple(str(m) for m in config.markets)):
+            console.print(line, markup=False, soft_wrap=True)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
     console.print("config OK")
 
 

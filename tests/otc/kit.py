@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from perpx.engine.commands import Command
+from perpx.engine.config import parse_config
 from perpx.engine.values import MarketId, Side
+from perpx.lending.venue import LENDING_VENUE_TOML
 from perpx.otc.config import HedgeMode, MarketPolicy, OtcConfig
 from perpx.otc.desk import Desk
 from perpx.otc.errors import OtcError
@@ -51,10 +54,17 @@ def desk_kit(
     max_inventory: str = "20",
     threshold: str = "2",
     deposit: str = "1000000",
+    lender: bool = False,
 ) -> DeskKit:
-    v = venue("client", "maker", deposit=deposit)
-    v.account("desk", deposit=deposit)
-    v.account("other", deposit=deposit)
+    """The kit; with ``lender`` the venue lends (``perpx.lending.venue``) and the desk, account 1, is its lender."""
+    if lender:
+        v = venue("desk", config=parse_config(tomllib.loads(LENDING_VENUE_TOML)), deposit=deposit)
+        for name in ("client", "maker", "other"):
+            v.account(name, deposit=deposit)
+    else:
+        v = venue("client", "maker", deposit=deposit)
+        v.account("desk", deposit=deposit)
+        v.account("other", deposit=deposit)
     for i in range(1, 6):
         v.place("maker", BTC, "BUY", "5", str(30000 - 5 * i))
         v.place("maker", BTC, "SELL", "5", str(30000 + 5 * i))

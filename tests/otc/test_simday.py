@@ -66,3 +66,16 @@ def test_desk_report_with_a_bad_window_fails_in_one_line(day: tuple[Path, dict[s
     result = CliRunner().invoke(app, ["desk", "report", "--data", str(out), "--from", "yesterday"])
 
     assert result.exit_code == 2 and "--from" in result.output
+
+
+def test_a_day_with_a_loan_book_reports_its_interest_and_still_reconciles(tmp_path: Path) -> None:
+    plan = DayPlan(scenario=SCENARIO, seed=3, hours=0.05, rfq_interval_s=6.0, hedge="immediate", loans=3)
+
+    summary = run_day(plan, tmp_path / "day")
+
+    lending = summary["kpis"]["lending"]
+    assert summary["reconciles"] is True
+    assert lending["status"] == "lender" and lending["open_loans"] == 3
+    assert Decimal(summary["pnl"]["interest_income"]) > 0
+    assert Decimal(lending["interest_income"]) == Decimal(summary["pnl"]["interest_income"])
+    assert 0 < Decimal(lending["average_ltv"]) < Decimal("0.78")

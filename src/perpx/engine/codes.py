@@ -85,7 +85,7 @@ class RejectCode(IntEnum):
     LOAN_AMOUNT_CHOICE = -9540
     """A borrow gives both or neither of the loan and the collateral amount."""
     LOAN_TOO_SMALL = -9541
-    # OTC block trades: -9560, -9561 and -9569 (the desk's adapter uses -9562 .. -9568)
+    # OTC block trades: -9560, -9561 and -9569 (the desk's adapter uses -9562 .. -9568 and -9570)
     BLOCK_SAME_ACCOUNT = -9560
     """A block trade needs two different accounts: the client's and the desk's."""
     BLOCK_QUOTE_ID = -9561

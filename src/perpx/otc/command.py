@@ -77,6 +77,17 @@ def _print(summary: dict[str, Any], out: Path) -> None:
         kpis.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     kpis.add_row("quote_to_trade_latency_ms (median)", str(kpi["quote_to_trade_latency_ms"]["median"]))
     kpis.add_row("hedges", str(len(kpi["hedges"])))
+    lending = kpi["lending"]
+    if lending["status"] == "lender":
+        for key in (
+            "open_loans",
+            "loan_book_size",
+            "utilisation",
+            "average_ltv",
+            "interest_income",
+            "liquidations",
+        ):
+            kpis.add_row(key, str(lending[key]))
     console.print(kpis)
     console.print(f"report in {out} (report.json, pnl.parquet, report.html, desk.prom)")
 
@@ -118,6 +129,7 @@ def simulate_command(
     rfq_interval_s: Annotated[float, typer.Option(help="Mean seconds between RFQs (all clients).")] = 20.0,
     median_qty: Annotated[str, typer.Option(help="Median RFQ size, base units.")] = "1.5",
     hedge: Annotated[str, typer.Option(help="immediate | threshold | warehouse")] = "threshold",
+    loans: Annotated[int, typer.Option(help="Borrowers the desk lends to (it becomes the lender).")] = 0,
 ) -> None:
     """Run a simulated desk day over a risk-lab market and write its desk report."""
     if hedge not in ("immediate", "threshold", "warehouse"):
@@ -131,7 +143,10 @@ def simulate_command(
         rfq_interval_s=rfq_interval_s,
         median_qty=Decimal(median_qty),
         hedge=hedge,
+        loans=loans,
     )
+    if not 0 <= loans <= 1000:
+        raise _fail("--loans must be from 0 to 1000")
     try:
         summary = run_day(plan, out)
     except (ScenarioError, ValueError, ConfigError, RecoveryError, OSError) as exc:

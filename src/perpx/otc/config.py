@@ -24,12 +24,18 @@ asset, notionals in the settlement asset, rates in basis points. An example, wit
     [otc.clients]                   # account id -> tier (others are "standard")
     "7" = "gold"
 
+    max_net_delta = "2000000"       # |net delta| across symbols, settlement asset (absent: no limit)
+
+    [otc.betas]                     # symbol -> beta to the net delta (others: 1)
+    ETHUSDT = "1.2"
+
     [otc.markets.BTCUSDT]
     hedge = "threshold"             # immediate | threshold | warehouse
     hedge_threshold = "2"           # threshold: hedge the whole position once |position| exceeds this
     max_inventory = "20"            # |desk position| never beyond this after a block trade
     hedge_algo = "TWAP"             # TWAP | POV | IS (perpx.execution)
     hedge_duration_s = 120
+    venue = "ccxt:binanceusdm"      # hedges on another venue (or "http://host:port", a perpx); absent: perpx's book
 
 The engine only lists ``otc`` as a known table; this module checks its keys the way the engine
 checks its own (an unknown key is an error naming the closest valid one).
@@ -44,6 +50,7 @@ from enum import StrEnum
 from typing import Any
 
 from perpx.engine.config import ConfigError, check_keys
+from perpx.otc.outside import check_venue_name
 
 OTC_KEYS = (
     "desk_account",
@@ -61,8 +68,10 @@ OTC_KEYS = (
     "tiers",
     "clients",
     "markets",
+    "max_net_delta",
+    "betas",
 )
-MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s")
+MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s", "venue")
 HEDGE_ALGOS = ("TWAP", "POV", "IS")
 DEFAULT_TIER = "standard"
 
@@ -87,6 +96,8 @@ class MarketPolicy:
     max_inventory: Decimal = Decimal(20)
     hedge_algo: str = "TWAP"
     hedge_duration_s: int = 120
+    venue: str = ""
+    """Where hedges run: ``""`` perpx's own book, ``"ccxt:<id>"`` or a perpx URL (``perpx.otc.outside``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,13 @@ class OtcConfig:
     tiers: Mapping[str, Decimal] = field(default_factory=lambda: {DEFAULT_TIER: Decimal(0)})
     clients: Mapping[int, str] = field(default_factory=dict)
     markets: Mapping[str, MarketPolicy] = field(default_factory=dict)
+    max_net_delta: Decimal | None = None
+    """The limit on the desk's net delta across symbols (``sum beta x position x mark``), or none."""
+    betas: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def beta(self, market: str) -> Decimal:
+        """The symbol's beta to the net delta (1 when the config names none)."""
+        return self.betas.get(market, Decimal(1))
 
     def tier_of(self, account_id: int) -> str:
         """The client's tier name (``standard`` when the config names none)."""
@@ -172,7 +190,15 @@ def parse_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> OtcCo
     check_keys(markets_table, listed_markets, "otc.markets")
     for market, policy in markets_table.items():
         markets[str(market)] = _policy(policy, f"otc.markets.{market}")
+    betas_table = table.get("betas", {})
+    check_keys(betas_table, listed_markets, "otc.betas")
+    betas = {str(m): _decimal(v, f"otc.betas.{m}") for m, v in betas_table.items()}
+    max_net_delta = (
+        _bps(table, "max_net_delta", Decimal(0), positive=True) if "max_net_delta" in table else None
+    )
     return OtcConfig(
+        max_net_delta=max_net_delta,
+        betas=betas,
         desk_account=desk,
         quote_ttl_ms=_int(table, "quote_ttl_ms", 5000, 100, 600_000),
         last_look_bps=_bps(table, "last_look_bps", Decimal(5)),
@@ -192,7 +218,14 @@ def _policy(table: Any, where: str) -> MarketPolicy:
     algo = str(table.get("hedge_algo", defaults.hedge_algo))
     if algo not in HEDGE_ALGOS:
         raise ConfigError(f"{where}.hedge_algo must be one of {', '.join(HEDGE_ALGOS)} (was {algo!r})")
+    venue = table.get("venue", "")
+    if not isinstance(venue, str):
+        raise ConfigError(f"{where}.venue must be a string (was {venue!r})")
+    problem = check_venue_name(venue, f"{where}.venue")
+    if problem is not None:
+        raise ConfigError(problem)
     policy = MarketPolicy(
+        venue=venue,
         hedge=HedgeMode(mode),
         hedge_threshold=_bps(table, "hedge_threshold", defaults.hedge_threshold, where=where),
         max_inventory=_bps(table, "max_inventory", defaults.max_inventory, positive=True, where=where),
@@ -233,3 +266,35 @@ def _int(table: Mapping[str, Any], key: str, default: int, lo: int, hi: int, whe
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ConfigError(f"{where}.{key} must be an integer from {lo} to {hi} (was {value!r})")
     return value
+
+
+def describe_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> list[str]:
+    """What ``perpx check-config`` prints of the ``[otc]`` section (nothing without one).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`parse_otc`: the message names the key's dotted path (``otc.markets.BTCUSDT.hedge``).
+    """
+    config = parse_otc(data, listed_markets)
+    if config is None:
+        return []
+    p = config.pricing
+    lines = [
+        f"otc: desk account {config.desk_account}; quotes valid {config.quote_ttl_ms} ms;"
+        f" last look {config.last_look_bps} bps; notional {p.min_notional} to {p.max_notional}",
+        f"  half-spread {p.base_spread_bps} bps + {p.depth_spread_bps} x size/depth (within"
+        f" {p.depth_band_bps} bps) + {p.vol_spread_mult} x range over {p.vol_window_s} s,"
+        f" cap {p.max_spread_bps} bps; skew {p.skew_bps} bps at the limit",
+        "  tiers: " + ", ".join(f"{name} {bps:+} bps" for name, bps in sorted(config.tiers.items())),
+    ]
+    if config.max_net_delta is not None:
+        betas = ", ".join(f"{m} {b}" for m, b in sorted(config.betas.items())) or "all 1"
+        lines.append(f"  net delta across symbols within {config.max_net_delta} (betas: {betas})")
+    for market, policy in sorted(config.markets.items()):
+        lines.append(
+            f"  {market}: hedge {policy.hedge.value} (threshold {policy.hedge_threshold}), limit"
+            f" {policy.max_inventory}, {policy.hedge_algo} over {policy.hedge_duration_s} s"
+            f" on {policy.venue or 'this venue'}"
+        )
+    return lines

@@ -33,7 +33,7 @@ from perpx.otc import errors
 from perpx.otc.config import OtcConfig
 from perpx.otc.errors import OtcError
 from perpx.otc.lastlook import last_look
-from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, to_units_down
+from perpx.otc.market import IndexHistory, desk_position_lots, market_inputs, net_delta, to_units_down
 from perpx.otc.pricing import PricedQuote, QuoteSide, price_quote
 from perpx.otc.store import (
     BOOKING,
@@ -70,6 +70,9 @@ class Desk:
         self.store = store
         self.desk_id = AccountId(config.desk_account)
         self.history = IndexHistory(config.pricing.vol_window_s)
+        self.elsewhere: dict[str, int] = {}
+        """The desk's position on outside hedging venues by market, in this venue's lots, as last read
+        (:meth:`perpx.otc.hedging.Hedger.refresh_outside`): it counts in the inventory and net delta."""
 
     # ------------------------------------------------------------------ request
 
@@ -94,7 +97,17 @@ class Desk:
             raise OtcError(errors.DESK_UNAVAILABLE, f"the desk's account {self.desk_id} does not exist")
         tier = self.config.tier_of(account_id)
         policy = self.config.policy(str(market))
-        inputs = market_inputs(engine, market, self.desk_id, self.config.pricing, policy, self.history)
+        inputs = market_inputs(
+            engine,
+            market,
+            self.desk_id,
+            self.config.pricing,
+            policy,
+            self.history,
+            self.config.betas,
+            self.config.max_net_delta,
+            self.elsewhere,
+        )
         if account_id == self.desk_id:
             reason = "the desk does not quote itself"
         elif inputs is None:
@@ -186,12 +199,23 @@ class Desk:
             )
         policy = self.config.policy(quote.symbol)
         limit = to_units_down(policy.max_inventory, engine.specs[market].lot_size)
-        held = desk_position_lots(engine, self.desk_id, market)
+        held = desk_position_lots(engine, self.desk_id, market) + self.elsewhere.get(quote.symbol, 0)
         after = held - int(chosen) * quote.qty_lots
         if abs(after) > limit and abs(after) > abs(held):
             text = "the trade would take the desk's inventory beyond its limit now"
             self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
             raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
+        limit_net = self.config.max_net_delta
+        if limit_net is not None:
+            spec = engine.specs[market]
+            beta = self.config.beta(quote.symbol)
+            net = net_delta(engine, self.desk_id, self.config.betas, self.elsewhere)
+            notional = Decimal(quote.qty_lots) * spec.lot_size * Decimal(index) * spec.tick_size
+            net_after = net - int(chosen) * notional * beta
+            if abs(net_after) > limit_net and abs(net_after) > abs(net):
+                text = "the trade would take the desk's net delta across symbols beyond its limit now"
+                self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
+                raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
         booking = self._end(quote, BOOKING, chosen, now, index, look.move_bps, None, None, "")
         return AcceptPlan(booking, chosen, price, index, look.move_bps)
 
@@ -243,6 +267,28 @@ class Desk:
         stored = self.store.quote(plan.quote.quote_id)
         if stored is not None and stored.state == BOOKING:
             self._end(stored, REJECTED, plan.side, stored.accept_ns or 0, None, None, None, code, message)
+
+    def resolve_booking(
+        self, quote: QuoteRecord, command: BookBlockTrade | None, trade_id: int | None
+    ) -> QuoteRecord:
+        """Settle a quote left ``BOOKING`` by a crash (``perpx.otc.reconcile``): booked, or released.
+
+        ``command`` is its block trade found in the journal (``None``: never journaled);
+        ``trade_id`` the trade it booked (``None``: the engine refused it, or there was none).
+        """
+        side = Side[quote.accept_side] if quote.accept_side else Side.BUY
+        ts_ns = command.ts_ns if command is not None else quote.accept_ns or quote.created_ns
+        index = quote.accept_index_ticks
+        move = Decimal(quote.move_bps) if quote.move_bps else None
+        if command is not None and trade_id is not None:
+            return self._end(quote, FILLED, side, ts_ns, index, move, trade_id, None, "")
+        why = (
+            "the block trade is in the journal but the engine did not book it"
+            if command is not None
+            else "the block trade never reached the journal"
+        )
+        text = f"the venue stopped before answering this accept; {why}: released at restart"
+        return self._end(quote, REJECTED, side, ts_ns, index, move, None, errors.RELEASED_AT_RESTART, text)
 
     def _expire(self, quote: QuoteRecord, side: Side, now_ns: int) -> None:
         self._end(quote, EXPIRED, side, now_ns, None, None, None, errors.QUOTE_EXPIRED, "")

@@ -20,6 +20,8 @@ SIDE_NOT_QUOTED = -9567
 """The accept names a side the quote has no price for."""
 DESK_UNAVAILABLE = -9568
 """The venue has no ``[otc]`` section, or the desk's account does not exist."""
+RELEASED_AT_RESTART = -9570
+"""A quote left ``BOOKING`` by a crash whose block trade was not booked: released at restart."""
 
 
 class OtcError(Exception):

@@ -1,7 +1,8 @@
 """Hedging: the policy per symbol, and the parent orders it runs through the execution engine.
 
-:func:`hedge_lots` is the policy, pure. The desk's *exposure* is its position plus what its working
-hedges will still trade (signed); the policy returns the signed lots to hedge now:
+:func:`hedge_lots` is the policy, pure. The desk's *exposure* is its position here, plus its
+position on the symbol's outside hedging venue (if any), plus what its working hedges will still
+trade (signed); the policy returns the signed lots to hedge now:
 
 ===========  ===================================================================================
 policy       hedge now
@@ -13,33 +14,44 @@ warehouse    only what exceeds ``max_inventory`` (the quotes already keep the de
 ===========  ===================================================================================
 
 :class:`Hedger` works each hedge as a :class:`~perpx.execution.model.ParentOrder` (the symbol's
-``hedge_algo`` over ``hedge_duration_s``) on perpx's own book through
-:class:`~perpx.execution.inprocess.EngineVenue`, trading as the desk's account; every hedge is
-crosses the spread for what is left at the end of its window (``complete_aggressive``): a hedge
-that does not finish leaves the risk it was sent to remove. Every hedge is
-recorded in the desk's store with its arrival price (the mid when it started), so the report can
-give each one's transaction cost analysis.
+``hedge_algo`` over ``hedge_duration_s``), trading as the desk's account: on perpx's own book
+through :class:`~perpx.execution.inprocess.EngineVenue`, or on the venue the policy names through
+the execution engine's ccxt venue (:mod:`perpx.otc.outside`). Every hedge crosses the spread for
+what is left at the end of its window (``complete_aggressive``): a hedge that does not finish
+leaves the risk it was sent to remove. Every hedge is recorded in the desk's store with its
+arrival price (the mid when it started), so the report can give each one's transaction cost
+analysis, and keeps a child log from which :meth:`Hedger.resume` rebuilds it after a restart.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 
 from perpx.engine.engine import Engine
 from perpx.engine.values import MarketId
-from perpx.execution.childlog import ChildLog
+from perpx.execution.childlog import BoundRecord, ChildLog, DoneRecord
 from perpx.execution.inprocess import EngineVenue
 from perpx.execution.model import Algo, EndBehavior, ParentOrder, ParentSide
 from perpx.execution.runner import ParentRunner
+from perpx.execution.venue import Venue, VenueUnavailable
 from perpx.otc.config import HedgeMode, MarketPolicy
 from perpx.otc.market import desk_position_lots, to_units_down
+from perpx.otc.outside import OutsideVenue, is_outside
 from perpx.otc.store import HedgeRecord, OtcStore
+
+logger = logging.getLogger("perpx.otc")
 
 _ALGOS = {"TWAP": Algo.TWAP, "POV": Algo.POV, "IS": Algo.IS}
 POV_TARGET_BPS = 1_000
 """A POV hedge takes 10% of the market's volume."""
 TAKE_THROUGH_BPS = 20
 """How far past the touch a hedge's catch-up child may cross: a hedge must finish, at a bounded cost."""
+PERIOD_S = 5
+"""A hedge's runner looks at its children at least this often (venue time)."""
 
 
 def hedge_lots(mode: HedgeMode, exposure_lots: int, threshold_lots: int, max_inventory_lots: int) -> int:
@@ -56,34 +68,94 @@ def hedge_lots(mode: HedgeMode, exposure_lots: int, threshold_lots: int, max_inv
 
 
 class Hedger:
-    """Starts and steps the desk's hedges on an in-process venue (module docstring)."""
+    """Starts, steps and resumes the desk's hedges (module docstring).
 
-    def __init__(self, venue: EngineVenue, store: OtcStore, policies: dict[str, MarketPolicy]) -> None:
+    ``log_dir`` keeps each hedge's child log (``<hedge_id>.jsonl``, the execution engine's
+    :class:`~perpx.execution.childlog.ChildLog`): :meth:`resume` rebuilds the unfinished ones after a
+    restart, looking each logged child up on its venue by client order id, so no child is sent twice.
+    ``None`` keeps hedges in memory. ``outside`` holds the venues a policy's ``venue`` names
+    (:mod:`perpx.otc.outside`); the desk's position there counts in its exposure.
+    """
+
+    def __init__(
+        self,
+        venue: EngineVenue,
+        store: OtcStore,
+        policies: dict[str, MarketPolicy],
+        *,
+        log_dir: Path | None = None,
+        outside: Mapping[str, OutsideVenue] | None = None,
+    ) -> None:
         self.venue = venue
         self.store = store
         self.policies = policies
+        self.log_dir = log_dir
+        self.outside = dict(outside or {})
         self.runners: dict[str, ParentRunner] = {}
         self.markets: dict[str, str] = {}
-        self._count = len(store.hedges())
+        self._count = max(len(store.hedges()), len(_log_files(log_dir)))
+        self._ids = threading.Lock()
+        """Hedge ids are taken under it: on ``perpx serve`` the journal thread and the outside worker both start hedges."""
 
-    def working_lots(self, market: str) -> int:
-        """What the market's unfinished hedges will still trade, signed (buys positive)."""
+    def venue_of(self, market: str) -> Venue:
+        """Where ``market``'s hedges run: its policy's outside venue, else perpx's own book."""
+        policy = self.policies.get(market)
+        if policy is not None and is_outside(policy.venue):
+            return self.outside[policy.venue]
+        return self.venue
+
+    def refresh_outside(self, engine: Engine, into: dict[str, int]) -> None:
+        """Read the desk's position on each outside venue into ``into`` (market -> this venue's lots).
+
+        The desk's quotes read ``into`` (:attr:`perpx.otc.desk.Desk.elsewhere`), so its inventory
+        limit and skew see the hedges it holds outside; network I/O, never on the journal thread.
+        """
+        for market in sorted(self.policies):
+            if self.hedges_outside(market):
+                into[market] = self.outside_lots(engine, market)
+
+    def outside_lots(self, engine: Engine, market: str) -> int:
+        """The desk's position in ``market`` on its policy's outside venue, in this venue's lots (toward zero)."""
+        policy = self.policies.get(market)
+        if policy is None or not is_outside(policy.venue):
+            return 0
+        qty = self.outside[policy.venue].position_qty(market)
+        return int(qty / engine.specs[MarketId(market)].lot_size)
+
+    def working_lots(self, market: str, lot_size: Decimal | None = None) -> int:
+        """What the market's unfinished hedges will still trade, signed (buys positive), in this venue's lots."""
         total = 0
         for hedge_id, runner in self.runners.items():
             if runner.done or self.markets[hedge_id] != market:
                 continue
             remaining = runner.snapshot().remaining_lots
+            if lot_size is not None and lot_size != runner.bound.filters.lot_size:
+                remaining = int(remaining * runner.bound.filters.lot_size / lot_size)
             total += remaining if runner.bound.parent.side is ParentSide.BUY else -remaining
         return total
 
-    def review(self, engine: Engine, market: str, reason: str) -> HedgeRecord | None:
-        """Apply the symbol's policy now; start a hedge when it asks for one of at least the minimum size."""
+    def hedges_outside(self, market: str) -> bool:
+        """True when ``market``'s policy sends its hedges to another venue."""
+        policy = self.policies.get(market)
+        return policy is not None and is_outside(policy.venue)
+
+    def review(
+        self, engine: Engine, market: str, reason: str, position_lots: int | None = None
+    ) -> HedgeRecord | None:
+        """Apply the symbol's policy now; start a hedge when it asks for one of at least the minimum size.
+
+        The exposure is the desk's position here (``position_lots`` when the caller read it on the
+        journal thread; else read from ``engine`` now), its position on the policy's outside venue,
+        and what its unfinished hedges will still trade.
+        """
         policy = self.policies.get(market)
         if policy is None:
             return None
         spec = engine.specs[MarketId(market)]
-        position = desk_position_lots(engine, self.venue.account_id, MarketId(market))
-        exposure = position + self.working_lots(market)
+        if position_lots is None:
+            position_lots = desk_position_lots(engine, self.venue.account_id, MarketId(market))
+        position = position_lots
+        exposure = position + self.outside_lots(engine, market) + self.working_lots(market, spec.lot_size)
         lots = hedge_lots(
             policy.hedge,
             exposure,
@@ -92,8 +164,9 @@ class Hedger:
         )
         if abs(lots) < spec.min_qty_lots:
             return None
-        self._count += 1
-        hedge_id = f"H{self._count:06d}"
+        with self._ids:
+            self._count += 1
+            hedge_id = f"H{self._count:06d}"
         side = ParentSide.BUY if lots > 0 else ParentSide.SELL
         algo = _ALGOS[policy.hedge_algo]
         parent = ParentOrder(
@@ -107,7 +180,7 @@ class Hedger:
             end_behavior=EndBehavior.COMPLETE_AGGRESSIVE,
             take_through_bps=TAKE_THROUGH_BPS,
         )
-        runner = ParentRunner.start(self.venue, parent, ChildLog(None), period_s=5)
+        runner = ParentRunner.start(self.venue_of(market), parent, self._log(hedge_id), period_s=PERIOD_S)
         self.runners[hedge_id] = runner
         self.markets[hedge_id] = market
         record = HedgeRecord(
@@ -120,20 +193,72 @@ class Hedger:
             arrival_ticks=runner.bound.arrival_ticks,
             inventory_lots=position,
             reason=reason,
+            venue=policy.venue,
         )
         self.store.add_hedge(record)
         return record
 
+    def resume(self) -> list[str]:
+        """Rebuild every unfinished hedge from its child log (after a restart); the ids resumed.
+
+        A log whose venue is not configured any more, or that cannot be read, is left alone (and
+        named in the error log); its children stay where they are.
+        """
+        resumed = []
+        for path in _log_files(self.log_dir):
+            hedge_id = path.stem
+            if hedge_id in self.runners:
+                continue
+            try:
+                log = ChildLog(path)
+                first = log.records[0] if log.records else None
+                if not isinstance(first, BoundRecord) or any(isinstance(r, DoneRecord) for r in log.records):
+                    log.close()
+                    continue
+                market = first.parent.market
+                runner = ParentRunner.resume(self.venue_of(market), log, period_s=PERIOD_S)
+            except (ValueError, KeyError, VenueUnavailable) as exc:
+                logger.error("otc: hedge %s cannot be resumed from %s: %s", hedge_id, path, exc)
+                continue
+            self.runners[hedge_id] = runner
+            self.markets[hedge_id] = market
+            if self.store.hedge(hedge_id) is None:  # the log was written, the record was not: a crash between
+                self.store.add_hedge(
+                    HedgeRecord(
+                        hedge_id=hedge_id,
+                        symbol=market,
+                        side=first.parent.side.name,
+                        qty_lots=first.qty_lots,
+                        algo=first.parent.algo.name,
+                        start_ns=first.start_ns,
+                        arrival_ticks=first.arrival_ticks,
+                        inventory_lots=0,
+                        reason="resumed from its child log at restart",
+                        venue=self.policies.get(market, MarketPolicy()).venue,
+                    )
+                )
+            resumed.append(hedge_id)
+        return resumed
+
+    def _log(self, hedge_id: str) -> ChildLog:
+        return ChildLog(None if self.log_dir is None else self.log_dir / f"{hedge_id}.jsonl")
+
     def next_wake_ns(self) -> int | None:
-        """When the earliest unfinished hedge wants its next step."""
-        wakes = [r.wake_ns for r in self.runners.values() if not r.done]
+        """When the earliest unfinished hedge on perpx's own book wants its next step (venue time)."""
+        wakes = [r.wake_ns for r in self.runners.values() if not r.done and r.venue is self.venue]
         return min(wakes) if wakes else None
 
-    def step_due(self, now_ns: int) -> int:
-        """Step every unfinished hedge that is due by ``now_ns``; return how many stepped."""
+    def step_due(self, now_ns: int, *, outside: bool = False) -> int:
+        """Step every unfinished hedge that is due; return how many stepped.
+
+        Without ``outside``: the hedges on perpx's own book, due by venue time ``now_ns``. With it:
+        the hedges on other venues, each due by its own venue's clock.
+        """
         stepped = 0
         for runner in list(self.runners.values()):
-            if not runner.done and runner.wake_ns <= now_ns:
+            if runner.done or (runner.venue is not self.venue) is not outside:
+                continue
+            if runner.wake_ns <= (runner.venue.now_ns() if outside else now_ns):
                 runner.step()
                 stepped += 1
         return stepped
@@ -143,3 +268,14 @@ class Hedger:
         for runner in self.runners.values():
             if not runner.done:
                 runner.cancel_all(reason)
+
+    def close(self) -> None:
+        """Close the hedges' child logs."""
+        for runner in self.runners.values():
+            runner.log.close()
+
+
+def _log_files(log_dir: Path | None) -> list[Path]:
+    if log_dir is None or not log_dir.is_dir():
+        return []
+    return sorted(log_dir.glob("H*.jsonl"))

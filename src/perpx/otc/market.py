@@ -8,6 +8,7 @@ samples for the volatility term.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from decimal import Decimal
 
 from perpx.engine import formulas
@@ -71,8 +72,16 @@ def market_inputs(
     params: PricingParams,
     policy: MarketPolicy,
     history: IndexHistory,
+    betas: Mapping[str, Decimal] | None = None,
+    max_net_delta: Decimal | None = None,
+    elsewhere: Mapping[str, int] | None = None,
 ) -> MarketInputs | None:
-    """The model's inputs for ``market`` now, or ``None`` when it has no index or mark yet."""
+    """The model's inputs for ``market`` now, or ``None`` when it has no index or mark yet.
+
+    ``betas`` and ``max_net_delta`` are the cross-symbol limit's (``[otc]``); without them the
+    net delta is not limited. ``elsewhere`` is the desk's position on outside hedging venues, by
+    market, in this venue's lots: it counts in the inventory and the net delta.
+    """
     index = engine.indexes.get(market)
     mark = engine.marks.get(market)
     if index is None or mark is None or index <= 0:
@@ -87,11 +96,36 @@ def market_inputs(
         range_bps=range_bps(samples, index),
         band_floor_ticks=formulas.price_band_ticks(mark, spec.percent_price_down_e8, round_up=True),
         band_ceiling_ticks=formulas.price_band_ticks(mark, spec.percent_price_up_e8, round_up=False),
-        inventory_lots=desk_position_lots(engine, desk, market),
+        inventory_lots=desk_position_lots(engine, desk, market) + (elsewhere or {}).get(str(market), 0),
         max_inventory_lots=max(1, to_units_down(policy.max_inventory, spec.lot_size)),
         tick_size=spec.tick_size,
         lot_size=spec.lot_size,
+        net_delta=net_delta(engine, desk, betas or {}, elsewhere),
+        max_net_delta=max_net_delta,
+        beta=(betas or {}).get(str(market), Decimal(1)),
     )
+
+
+def net_delta(
+    engine: Engine, desk: AccountId, betas: Mapping[str, Decimal], elsewhere: Mapping[str, int] | None = None
+) -> Decimal:
+    """The desk's net delta across symbols: ``sum beta x position x mark x contract``, settlement units.
+
+    The position is the desk's here plus ``elsewhere`` (on outside hedging venues, in this venue's
+    lots). A symbol without a beta counts with beta 1. Exact (Decimal), never rounded.
+    """
+    account = engine.accounts.get(desk)
+    held = {str(m): p.qty_lots for m, p in account.positions.items()} if account is not None else {}
+    for market, lots in (elsewhere or {}).items():
+        held[market] = held.get(market, 0) + lots
+    atom = engine.config.settlement.atom
+    total = Decimal(0)
+    for market, lots in sorted(held.items()):
+        if lots:
+            spec = engine.specs[MarketId(market)]
+            value = Decimal(lots * engine.marks[MarketId(market)] * spec.contract_atoms) * atom
+            total += betas.get(market, Decimal(1)) * value
+    return total
 
 
 def to_units_down(amount: Decimal, unit: Decimal) -> int:

@@ -16,13 +16,16 @@ volatility term        ``vol_spread_mult x range_bps``: the index's high-low ran
                        ``vol_window_s``, in bps of the index
 half-spread            ``h = base_spread_bps + tier_bps + depth + volatility``, at least 0; a side
                        whose ``h`` exceeds ``max_spread_bps`` is refused
-inventory skew         ``u = clamp(inventory / max_inventory, -1, 1)``; the centre is
-                       ``index x (1 - skew_bps x u / 10^4)``: a long desk lowers both prices (sells
-                       cheaper, buys cheaper), a short desk raises them
+inventory skew         ``u = clamp(inventory / max_inventory, -1, 1)``, or the net delta's usage
+                       ``clamp(net / max_net_delta, -1, 1)`` (signed by the symbol's beta) when it
+                       is larger; the centre is ``index x (1 - skew_bps x u / 10^4)``: a long desk
+                       lowers both prices (sells cheaper, buys cheaper), a short desk raises them
 prices                 ``bid = floor(centre x (1 - h / 10^4))``, ``ask = ceil(centre x (1 + h / 10^4))``
                        in ticks: rounding always widens the quote (the desk never rounds against itself)
 limits                 a side whose trade would take ``|inventory|`` beyond ``max_inventory`` is
-                       refused (the desk cannot take more risk there)
+                       refused (the desk cannot take more risk there); likewise a side whose trade
+                       would take ``|net delta|`` (``sum beta x position x mark`` across symbols,
+                       the trade at the index) beyond ``max_net_delta`` and further from zero
 price band             a side outside the venue's band around the mark (``percent_price_down`` ..
                        ``percent_price_up``) is refused: a quote is never outside the band
 =====================  =============================================================================
@@ -69,6 +72,12 @@ class MarketInputs:
     max_inventory_lots: int
     tick_size: Decimal
     lot_size: Decimal
+    net_delta: Decimal = Decimal(0)
+    """The desk's net delta across symbols before the trade: ``sum beta x position x mark``, settlement units."""
+    max_net_delta: Decimal | None = None
+    """Its limit (``[otc] max_net_delta``); ``None``: no cross-symbol limit."""
+    beta: Decimal = Decimal(1)
+    """This symbol's beta to the net delta."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,27 @@ def skew_bps(inventory_lots: int, max_inventory_lots: int, params: PricingParams
     return params.skew_bps * used
 
 
+def limit_usage(market: MarketInputs) -> Decimal:
+    """How much of its limits the desk uses, signed (-1 .. 1): the symbol's, or the net delta's if larger.
+
+    The net delta's usage counts in this symbol through the sign of its beta: a desk long across
+    symbols skews a positively correlated symbol's prices down, as a long position in it would.
+    """
+    own = Decimal(market.inventory_lots) / Decimal(market.max_inventory_lots)
+    own = min(Decimal(1), max(Decimal(-1), own))
+    if market.max_net_delta is None or market.beta == 0:
+        return own
+    net = min(Decimal(1), max(Decimal(-1), market.net_delta / market.max_net_delta))
+    net = net if market.beta > 0 else -net
+    return own if abs(own) >= abs(net) else net
+
+
+def trade_delta(qty_lots: int, sign: int, market: MarketInputs) -> Decimal:
+    """The change of the desk's net delta if it sells (``sign`` 1) or buys (-1) ``qty_lots`` at the index."""
+    notional = Decimal(qty_lots) * market.lot_size * Decimal(market.index_ticks) * market.tick_size
+    return -sign * notional * market.beta
+
+
 def range_bps(index_samples: list[int], index_ticks: int) -> Decimal:
     """The high-low range of ``index_samples`` (ticks) in bps of ``index_ticks``; 0 with fewer than two."""
     if len(index_samples) < 2 or index_ticks <= 0:
@@ -131,7 +161,7 @@ def price_quote(
 ) -> PricedQuote:
     """Price ``qty_lots`` for ``side`` with the model of the module docstring."""
     index = Decimal(market.index_ticks)
-    skew = skew_bps(market.inventory_lots, market.max_inventory_lots, params)
+    skew = params.skew_bps * limit_usage(market)
     centre = index * (1 - skew / BPS)
     volatility = params.vol_spread_mult * market.range_bps
     notional = Decimal(qty_lots) * market.lot_size * index * market.tick_size
@@ -176,6 +206,12 @@ def _side(
     after = market.inventory_lots - sign * qty_lots
     if abs(after) > market.max_inventory_lots and abs(after) > abs(market.inventory_lots):
         return SidePrice(None, half, "the trade would take the desk's inventory beyond its limit")
+    if market.max_net_delta is not None:
+        net_after = market.net_delta + trade_delta(qty_lots, sign, market)
+        if abs(net_after) > market.max_net_delta and abs(net_after) > abs(market.net_delta):
+            return SidePrice(
+                None, half, "the trade would take the desk's net delta across symbols beyond its limit"
+            )
     raw = centre * (1 + sign * half / BPS)
     ticks = int(raw.to_integral_value(rounding=ROUND_CEILING if sign > 0 else ROUND_FLOOR))
     if not market.band_floor_ticks <= ticks <= market.band_ceiling_ticks:

@@ -25,9 +25,13 @@ other                  the rest of any other command that changed the desk's equ
 
 Because the last three lines are each command's remainder, the lines sum to the change in equity
 exactly, by construction; the test holds the remainder to its definition (the trade's value at the
-mark) so the construction cannot hide an error. Lending lines (interest income, liquidation
-penalties, bad debt, book size, utilisation, LTV) are reported as absent: this venue has no loan
-book yet.
+mark) so the construction cannot hide an error.
+
+When the desk is also the venue's lender (``[lending] lender_account``), its equity also holds its
+loan receivables and the non-settlement assets it holds, at their index (:mod:`perpx.otc.lender`),
+and three lines join: **interest income**, **liquidation penalties** and **bad debt**, by day and
+by client (the borrower); the loan book's KPIs are its size, utilisation, debt-weighted LTV and
+interest income (:func:`lending_kpis`, also ``perpx_otc_*`` gauges in ``desk.prom``).
 
 The KPIs come from the desk's store (``DIR/otc.sqlite``): RFQ count, hit ratio, quote-to-trade
 latency, refusal, rejection and last-look rates, volume and revenue per client and tier, average
@@ -62,6 +66,7 @@ from perpx.engine.events import (
     BlockTradeBooked,
     DepositApplied,
     FundingPaid,
+    LoanLiquidated,
     OrderAccepted,
     OrderFilled,
     WithdrawalApplied,
@@ -70,10 +75,21 @@ from perpx.engine.values import AccountId, MarketId, OrderId
 from perpx.execution.ids import parse_child_id
 from perpx.journal.journal import iter_commands
 from perpx.journal.store import read_config
+from perpx.otc import lender
 from perpx.otc.config import parse_otc
 from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcStore
 
-LINES = ("spread_capture", "inventory_pnl", "hedging_cost", "funding", "fees", "other")
+LINES = (
+    "spread_capture",
+    "inventory_pnl",
+    "hedging_cost",
+    "funding",
+    "fees",
+    "interest_income",
+    "liquidation_penalties",
+    "bad_debt",
+    "other",
+)
 """The P&L lines, in the order the report shows them (capital flows are not P&L)."""
 NS_PER_DAY = 86_400 * 1_000_000_000
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -103,6 +119,9 @@ class Ledger:
     """The integral of the desk's absolute inventory value over time (for turnover)."""
     start_ns: int | None = None
     end_ns: int | None = None
+    liquidations: int = 0
+    """Liquidations of the desk's loans in the window."""
+    desk_id: int = 0
 
     def add(self, ts_ns: int, symbol: str, client: str, line: str, atoms: int) -> None:
         if atoms:
@@ -156,14 +175,18 @@ def decompose(
 ) -> tuple[Ledger, Engine]:
     """Apply ``commands`` to a new engine and decompose the desk's equity changes (module docstring)."""
     engine = Engine(config)
-    ledger = Ledger()
+    ledger = Ledger(desk_id=int(desk))
     hedge_orders: dict[OrderId, str] = {}
     last_ns: int | None = None
+    prices = lender.Prices()
+    book_before = lender.state(engine, desk, prices)
     for command in commands:
         inside = (from_ns is None or command.ts_ns >= from_ns) and (to_ns is None or command.ts_ns < to_ns)
         if to_ns is not None and command.ts_ns >= to_ns:
             break
-        before_equity = equity_atoms(engine, desk)
+        before_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
+            engine, book_before.loans, book_before.held, book_before.prices
+        )
         before_qty = _positions(engine, desk)
         before_marks = {m: engine.marks[m] for m in before_qty}
         if inside and ledger.start_ns is None:
@@ -175,12 +198,28 @@ def decompose(
             )
         outcome = engine.apply(command)
         last_ns = max(command.ts_ns, last_ns or command.ts_ns)
+        book_after = lender.state(engine, desk, prices, book_before)
         if not inside:
             _follow_hedges(outcome, desk, hedge_orders, None)
+            book_before = book_after
             continue
         ts = engine.now_ns
-        change = equity_atoms(engine, desk) - before_equity
+        after_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
+            engine, book_after.loans, book_after.held, book_after.prices
+        )
+        change = after_equity - before_equity
         explained = 0
+        lending, liquidated = lender.lending_lines(engine, desk, book_before, book_after, outcome)
+        book_before = book_after
+        penalties: list[lender.LendingLine] = []
+        for row in lending:
+            ledger.add(ts, row.symbol, row.client, row.line, row.atoms)
+            explained += row.atoms
+            if row.line == "liquidation_penalties":
+                penalties.append(row)
+        ledger.liquidations += sum(
+            1 for e in outcome if isinstance(e, LoanLiquidated) and e.lender_id == desk
+        )
         for market, qty in before_qty.items():
             spec = engine.specs[market]
             moved = formulas.mul(
@@ -216,10 +255,13 @@ def decompose(
             ledger.block_notional_atoms[(client, str(block.market))] += notional
         elif hedged:
             ledger.add(ts, hedged, "", "hedging_cost", rest)
+        elif liquidated and penalties:
+            last = penalties[-1]  # the rounding of valuing seized collateral within the held balance
+            ledger.add(ts, last.symbol, last.client, "liquidation_penalties", rest)
         else:
             ledger.add(ts, "", "", "other", rest)
         ledger.end_ns = ts
-        ledger.equity_end_atoms = equity_atoms(engine, desk)
+        ledger.equity_end_atoms = after_equity
     return ledger, engine
 
 
@@ -335,11 +377,38 @@ def kpis(
         "by_tier": {k: _texts(v) for k, v in sorted(by_tier.items())},
         "hedges": hedges,
         "refusals_by_reason": _count(_NUMBER.sub("N", r.reason) for r in refused),
-        "lending": {
-            "status": "absent",
-            "note": "this venue has no loan book yet (issue 20); interest income, liquidation penalties,"
-            " bad debt, book size, utilisation and LTV are not reported",
-        },
+        "lending": lending_kpis(ledger, engine),
+    }
+
+
+def lending_kpis(ledger: Ledger, engine: Engine) -> dict[str, Any]:
+    """The loan book's KPIs when the desk is the venue's lender: book size, utilisation, LTV, income.
+
+    ``loan_book_size`` is the open loans' debt at the end, valued at the index; ``utilisation`` the
+    engine's ``borrowed / (borrowed + lender's available)`` of the settlement asset (the rate
+    curve's input); ``average_ltv`` the debt-weighted LTV, ``sum debt / sum collateral value``;
+    the income lines are the window's totals of the P&L lines.
+    """
+    spec = engine.config.lending
+    otc_desk = ledger.desk_id
+    if spec is None or spec.lender_account != otc_desk:
+        why = "this venue has no [lending] table" if spec is None else "the desk is not the venue's lender"
+        return {"status": "absent", "note": f"{why}: the desk has no loan book"}
+    atom = engine.config.settlement.atom
+    book = lender.book_figures(engine, AccountId(otc_desk))
+    assert book is not None  # the desk is the lender
+    return {
+        "status": "lender",
+        "open_loans": book.open_loans,
+        "loan_book_size": _money(book.book_size),
+        "utilisation": str(book.utilisation),
+        "average_ltv": None
+        if book.average_ltv is None
+        else str(book.average_ltv.quantize(Decimal("0.0001"))),
+        "interest_income": _money(ledger.total("interest_income") * atom),
+        "liquidation_penalties": _money(ledger.total("liquidation_penalties") * atom),
+        "bad_debt": _money(ledger.total("bad_debt") * atom),
+        "liquidations": ledger.liquidations,
     }
 
 
@@ -363,6 +432,7 @@ def _hedge_rows(store: OtcStore, ledger: Ledger, engine: Engine, inside: Any) ->
         rows.append(
             {
                 "hedge_id": hedge.hedge_id,
+                "venue": hedge.venue or "perpx",
                 "symbol": hedge.symbol,
                 "side": hedge.side,
                 "algo": hedge.algo,
@@ -412,7 +482,7 @@ class DeskReport:
         ledger, atom = self.ledger, self.atom
         lines = {line: _money(ledger.total(line) * atom) for line in LINES}
         by = {
-            "client": self._group(2, "spread_capture"),
+            "client": self._group(2, None, clients_only=True),
             "symbol": self._group(1, None),
             "day": self._group(0, None),
         }
@@ -426,13 +496,20 @@ class DeskReport:
             "reconciles": ledger.pnl_atoms + ledger.flows_atoms
             == ledger.equity_end_atoms - ledger.equity_start_atoms,
             "pnl_by": by,
-            "lending": {line: None for line in ("interest_income", "liquidation_penalties", "bad_debt")},
+            "lending": {
+                line: (
+                    _money(ledger.total(line) * atom) if self.kpis["lending"]["status"] == "lender" else None
+                )
+                for line in ("interest_income", "liquidation_penalties", "bad_debt")
+            },
             "kpis": self.kpis,
         }
 
-    def _group(self, index: int, only: str | None) -> dict[str, dict[str, str]]:
+    def _group(self, index: int, only: str | None, clients_only: bool = False) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for key, atoms in self.ledger.rows.items():
+            if clients_only and not key[2]:
+                continue
             if only is None or key[3] == only:
                 out[key[index] or "-"][key[3]] += atoms
         return {
@@ -521,6 +598,17 @@ def write_metrics(summary: dict[str, Any], path: Path) -> None:
             "Median quote-to-trade latency, venue ms",
             registry=registry,
         ).set(latency)
+    lending = kpi["lending"]
+    if lending["status"] == "lender":
+        for name, text in (
+            ("loan_book_size", "Open loans' debt at the index, settlement asset"),
+            ("loan_utilisation", "Borrowed / (borrowed + lender's available), settlement asset"),
+            ("loan_average_ltv", "Debt-weighted LTV of the open loans"),
+            ("interest_income", "Interest income of the loan book, settlement asset"),
+        ):
+            key = name.removeprefix("loan_") if name != "loan_book_size" else name
+            if lending.get(key) is not None:
+                Gauge(f"perpx_otc_{name}", text, registry=registry).set(float(lending[key]))
     pnl = Gauge("perpx_otc_pnl", "Desk P&L by line, settlement asset", ["line"], registry=registry)
     for line, amount in summary["pnl"].items():
         pnl.labels(line=line).set(float(amount))
@@ -573,6 +661,10 @@ def _html(summary: dict[str, Any]) -> str:
     sections.extend(f"<h3>{html.escape(k)}</h3>{_table(v)}" for k, v in kpi["by_client"].items())
     sections.append("<h2>Hedges (TCA against arrival)</h2>")
     sections.extend(f"<h3>{html.escape(h['hedge_id'])}</h3>{_table(h)}" for h in kpi["hedges"])
-    sections.append(f"<h2>Lending</h2><p>{html.escape(kpi['lending']['note'])}</p>")
+    lending = kpi["lending"]
+    if lending["status"] == "lender":
+        sections.append(f"<h2>Lending (the desk is the lender)</h2>{_table(lending)}")
+    else:
+        sections.append(f"<h2>Lending</h2><p>{html.escape(lending['note'])}</p>")
     style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;text-align:left}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>perpx desk report</title><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"

@@ -14,7 +14,11 @@ on its simulated clock, journaled into ``OUT`` (``OUT/journal.log``, ``OUT/confi
   after a think time of 0.2 to ``max_think_s`` seconds (a slow client finds its quote expired;
   one whose index moved finds it last-looked);
 * the **hedger** (:class:`~perpx.otc.hedging.Hedger`) applies each symbol's policy after every
-  booked trade and works its hedges on the book through the execution engine.
+  booked trade and works its hedges on the book through the execution engine;
+* with ``loans`` > 0, a **loan book** (:class:`LoanBook`): the market's base asset becomes loan
+  collateral priced from the market's index every 15 s, the desk becomes the venue's USDT lender,
+  and that many borrowers borrow from it in the first minutes (so the report shows interest
+  income, and in a crash liquidation penalties and bad debt).
 
 Everything random comes from generators seeded by ``(seed, purpose)``, so a seed gives the same day.
 At the end the working hedges are cancelled and ``perpx desk report`` is written to ``OUT/report``.
@@ -30,9 +34,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from perpx.engine.commands import AdvanceClock, CreateAccount, Deposit
+from perpx.engine.commands import AdvanceClock, BorrowLoan, CreateAccount, Deposit, SubmitAssetQuote
 from perpx.engine.events import AccountCreated
-from perpx.engine.values import AccountId, MarketId, Side, TxId
+from perpx.engine.values import AccountId, AssetId, MarketId, Side, TxId
 from perpx.execution.inprocess import EngineVenue
 from perpx.journal.store import open_store
 from perpx.otc.config import parse_otc
@@ -43,7 +47,14 @@ from perpx.otc.pricing import QuoteSide
 from perpx.otc.report import build_report, write_report
 from perpx.otc.store import OtcStore
 from perpx.sim.runner.simulation import START_NS, Simulation
-from perpx.sim.scenario import dump_toml, load_scenario
+from perpx.sim.scenario import (
+    Scenario,
+    apply_overrides,
+    dump_toml,
+    load_scenario,
+    read_document,
+    scenario_from_document,
+)
 
 NS_PER_S = 1_000_000_000
 HEDGE_PERIOD_S = 5
@@ -81,6 +92,8 @@ class DayPlan:
     max_inventory: str = "15"
     desk_deposit: str = "5000000"
     client_deposit: str = "3000000"
+    loans: int = 0
+    """Borrowers the desk lends to (it is then the venue's lender: ``[lending]``); 0: no loan book."""
 
 
 def _open(sim: Simulation, name: str, deposit: str) -> AccountId:
@@ -115,6 +128,8 @@ def run_day(plan: DayPlan, out: Path) -> dict[str, Any]:
     probe = Simulation(loaded, plan.seed)
     probe.setup()
     desk_id = probe.engine.next_account_id  # the next account the same setup opens: the desk's
+    if plan.loans:
+        loaded = _with_loan_book(plan, desk_id, str(market))
     clients = {desk_id + 1 + i: tier for i, tier in enumerate(CLIENT_TIERS)}
     otc = {
         **DEFAULT_OTC,
@@ -150,7 +165,8 @@ def run_day(plan: DayPlan, out: Path) -> dict[str, Any]:
             _open(sim, f"otc-client-{i + 1}", plan.client_deposit)
         venue = EngineVenue(sim.sequencer, AccountId(desk_id), lambda: sim.now_ns)
         hedger = Hedger(venue, desk_store, dict(otc_config.markets))
-        _trade_day(sim, desk, hedger, market, sorted(clients), plan)
+        lending = LoanBook(sim, market, plan) if plan.loans else None
+        _trade_day(sim, desk, hedger, market, sorted(clients), plan, lending)
         hedger.stop_all("the day ended")
         sim.submit(AdvanceClock(ts_ns=sim.now_ns))
     finally:
@@ -160,7 +176,13 @@ def run_day(plan: DayPlan, out: Path) -> dict[str, Any]:
 
 
 def _trade_day(
-    sim: Simulation, desk: Desk, hedger: Hedger, market: MarketId, clients: list[int], plan: DayPlan
+    sim: Simulation,
+    desk: Desk,
+    hedger: Hedger,
+    market: MarketId,
+    clients: list[int],
+    plan: DayPlan,
+    lending: LoanBook | None = None,
 ) -> None:
     arrivals = random.Random(f"{plan.seed}/otc/arrivals")
     sizes = random.Random(f"{plan.seed}/otc/sizes")
@@ -174,10 +196,14 @@ def _trade_day(
     while True:
         wake = hedger.next_wake_ns()
         at = min(next_rfq, pending[0][0] if pending else end_ns, wake if wake is not None else end_ns, end_ns)
+        if lending is not None:
+            at = min(at, lending.next_ns)
         sim.advance_to(at)
         sim.now_ns = max(sim.now_ns, at)
         if at >= end_ns:
             return
+        if lending is not None and lending.next_ns <= sim.now_ns:
+            lending.turn()
         hedger.step_due(sim.now_ns)
         while pending and pending[0][0] <= sim.now_ns:
             _, _, quote_id, client, wanted = heapq.heappop(pending)
@@ -225,3 +251,115 @@ def _accept(
     booked = desk.settle(plan, command, sim.submit(command))
     if booked.trade_id is not None:
         hedger.review(sim.engine, str(market), f"after {quote_id}")
+
+
+# ---------------------------------------------------------------------- the loan book
+
+PRICE_EVERY_S = 15
+"""The BTC asset index follows the perpetual's index at this period (one source, ``sim``)."""
+LENDING_SOURCE = "sim"
+
+
+def _with_loan_book(plan: DayPlan, desk_id: int, market: str) -> Scenario:
+    """The scenario with the market's base asset as collateral and the desk as the USDT lender."""
+    doc = apply_overrides(read_document(plan.scenario), {"run.duration_s": int(plan.hours * 3600)})
+    config = doc["config"]
+    base = str(config["markets"][market]["base"])
+    config.setdefault("assets", {})[base] = {
+        "decimals": 8,
+        "max_collateral": "1000",
+        "index": {
+            "policy": "binance",
+            "sources": {LENDING_SOURCE: 1},
+            "stale_after_s": 120,
+            "min_sources": 1,
+        },
+    }
+    config["lending"] = {
+        "lender_account": desk_id,
+        "loanable": {
+            str(config["venue"]["settlement_asset"]): {
+                "base_rate": "0.05",
+                "kink": "0.8",
+                "rate_at_kink": "0.1",
+                "max_rate": "1",
+            }
+        },
+        "collateral": {
+            base: {
+                "initial_ltv": "0.78",
+                "margin_call_ltv": "0.85",
+                "liquidation_ltv": "0.91",
+                "close_factor": "0.5",
+                "liquidation_penalty": "0.02",
+            }
+        },
+    }
+    return scenario_from_document(doc, plan.scenario.resolve().parent, plan.scenario)
+
+
+class LoanBook:
+    """The day's borrowers: each posts collateral and borrows from the desk; the collateral's index follows the market.
+
+    Borrowers open in the first minutes with 1 to 8 units of the base asset at an LTV drawn from 0.5
+    to 0.77 (one per ``PRICE_EVERY_S``); a crash takes the riskier ones to margin calls and liquidation.
+    """
+
+    def __init__(self, sim: Simulation, market: MarketId, plan: DayPlan) -> None:
+        self.sim = sim
+        self.market = market
+        self.asset = AssetId(str(sim.engine.specs[market].base))
+        self.draws = random.Random(f"{plan.seed}/otc/loans")
+        self.waiting = plan.loans
+        self.next_ns = sim.now_ns
+        self.opened = 0
+
+    def turn(self) -> None:
+        """Quote the collateral's index, then open the next borrower's loan (if any wait)."""
+        sim = self.sim
+        spec = sim.engine.specs[self.market]
+        index = sim.engine.indexes.get(self.market)
+        atom = sim.engine.config.settlement.atom
+        if index is not None:
+            price_atoms = int(Decimal(index) * spec.tick_size / atom)
+            sim.submit(
+                SubmitAssetQuote(
+                    ts_ns=sim.now_ns, asset=self.asset, source=LENDING_SOURCE, price_atoms=price_atoms
+                )
+            )
+            if self.waiting:
+                self._open(price_atoms)
+        self.next_ns = sim.now_ns + PRICE_EVERY_S * NS_PER_S
+
+    def _open(self, price_atoms: int) -> None:
+        sim = self.sim
+        self.waiting -= 1
+        self.opened += 1
+        created = next(
+            e
+            for e in sim.submit(CreateAccount(ts_ns=sim.now_ns, name=f"otc-borrower-{self.opened}"))
+            if isinstance(e, AccountCreated)
+        )
+        units = Decimal(self.draws.randint(1, 8))
+        collateral_atoms = int(units * 10**8)
+        sim.submit(
+            Deposit(
+                ts_ns=sim.now_ns,
+                account_id=created.account_id,
+                asset=self.asset,
+                amount_atoms=collateral_atoms,
+                tx_id=TxId(f"otc-day-borrower-{self.opened}"),
+            )
+        )
+        ltv = Decimal(str(round(self.draws.uniform(0.5, 0.77), 4)))
+        loan_atoms = int(units * price_atoms * ltv)
+        sim.submit(
+            BorrowLoan(
+                ts_ns=sim.now_ns,
+                account_id=created.account_id,
+                loan_asset=sim.engine.asset,
+                collateral_asset=self.asset,
+                loan_atoms=loan_atoms,
+                collateral_atoms=collateral_atoms,
+            )
+        )

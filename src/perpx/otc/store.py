@@ -13,8 +13,9 @@ States of a quote::
            --the engine refused the block trade------------->  REJECTED (code and message recorded)
 
 BOOKING is written before the block trade is submitted, so a quote is never booked twice: one whose
-outcome the venue could not tell (it stopped, or the answer timed out) stays BOOKING, and the
-accounts' trade histories say whether the trade happened. A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
+outcome the venue could not tell (it stopped, or the answer timed out) stays BOOKING until the next
+start settles it from the journal (``perpx.otc.reconcile``: FILLED if its block trade was booked,
+else REJECTED with -9570). A quote never accepted stays QUOTED in the table; it counts as expired once venue time passes its
 ``expires_ns`` (the report reads it so).
 """
 
@@ -93,6 +94,8 @@ class HedgeRecord:
     arrival_ticks: int
     inventory_lots: int
     reason: str
+    venue: str = ""
+    """Where it ran: ``""`` for perpx's own book, else the policy's ``venue`` (``perpx.otc.outside``)."""
 
 
 R = TypeVar("R", QuoteRecord, RefusedRequest, HedgeRecord)
@@ -113,7 +116,7 @@ CREATE TABLE IF NOT EXISTS refused (
 CREATE TABLE IF NOT EXISTS hedges (
     hedge_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, qty_lots INTEGER NOT NULL,
     algo TEXT NOT NULL, start_ns INTEGER NOT NULL, arrival_ticks INTEGER NOT NULL,
-    inventory_lots INTEGER NOT NULL, reason TEXT NOT NULL);
+    inventory_lots INTEGER NOT NULL, reason TEXT NOT NULL, venue TEXT NOT NULL DEFAULT '');
 """
 
 
@@ -127,6 +130,9 @@ class OtcStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = [row[1] for row in self.db.execute("PRAGMA table_info(hedges)").fetchall()]
+        if "venue" not in columns:  # a store written before hedges could run outside perpx
+            self.db.execute("ALTER TABLE hedges ADD COLUMN venue TEXT NOT NULL DEFAULT ''")
 
     @classmethod
     def in_dir(cls, directory: Path) -> OtcStore:
@@ -169,6 +175,10 @@ class OtcStore:
 
     def hedges(self) -> list[HedgeRecord]:
         return self._select(HedgeRecord, "hedges", "1", [], "start_ns, hedge_id")
+
+    def hedge(self, hedge_id: str) -> HedgeRecord | None:
+        rows = self._select(HedgeRecord, "hedges", "hedge_id = ?", [hedge_id])
+        return rows[0] if rows else None
 
     def _insert(self, table: str, record: Any) -> None:
         names = [f.name for f in fields(record)]

@@ -35,17 +35,21 @@ from perpx.engine.config import ConfigError, MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.values import Side
 from perpx.execution.inprocess import EngineVenue
+from perpx.journal.journal import iter_commands
+from perpx.journal.store import JOURNAL_FILE
 from perpx.otc import errors
 from perpx.otc.config import parse_otc
 from perpx.otc.desk import AcceptPlan, Desk
 from perpx.otc.errors import OtcError
 from perpx.otc.hedging import Hedger
+from perpx.otc.outside import OutsideVenue, is_outside, open_outside
 from perpx.otc.pricing import QuoteSide
-from perpx.otc.store import FILLED, OtcStore, QuoteRecord
+from perpx.otc.reconcile import Reconciled, reconcile
+from perpx.otc.store import BOOKING, FILLED, OtcStore, QuoteRecord
 from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_param
-from perpx.server.otc_hedging import HedgeDriver
+from perpx.server.otc_hedging import HedgeDriver, OutsideWorker
 from perpx.server.otc_metrics import DeskCollector
 from perpx.server.trading.params import auth, spec_of
 
@@ -53,6 +57,8 @@ router = APIRouter(tags=["OTC desk (signed)"])
 log = logging.getLogger("perpx.otc")
 
 MAX_QUOTE_ID_CHARS = 64
+HEDGE_LOGS = "otc-hedges"
+"""The hedges' child logs, under the data directory (``perpx.server.otc_hedging``)."""
 UNKNOWN_OUTCOME = -1007
 """The sequencer's answer when a command may or may not have been applied (``api_error_of``)."""
 T = TypeVar("T")
@@ -86,6 +92,16 @@ async def on_start(ctx: ServerContext) -> None:
     if config is None:
         _services[id(ctx)] = None
         return
+    names = sorted({p.venue for p in config.markets.values() if is_outside(p.venue)})
+    outside: dict[str, OutsideVenue] = {}
+    for name in names:
+        try:
+            outside[name] = await asyncio.to_thread(open_outside, name)
+        except Exception as exc:  # no credentials, no network, an exchange that refuses: no desk
+            log.error("otc: the hedging venue %s cannot be reached, the desk is closed: %s", name, exc)
+            _services[id(ctx)] = None
+            _closed_because[id(ctx)] = f"its hedging venue {name} cannot be reached ({exc})"
+            return
     desk = Desk(config, OtcStore.in_dir(ctx.data_dir))
     core = ctx.seq.core
 
@@ -93,13 +109,49 @@ async def on_start(ctx: ServerContext) -> None:
         # between two batches: no batch is being applied while the listeners are added
         core.add_listener(desk.history.observe)
         venue = EngineVenue(core, desk.desk_id, core.stamp)
-        return HedgeDriver(Hedger(venue, desk.store, dict(config.markets)))
+        hedger = Hedger(
+            venue, desk.store, dict(config.markets), log_dir=ctx.data_dir / HEDGE_LOGS, outside=outside
+        )
+        for hedge_id in hedger.resume():
+            log.warning("otc: hedge %s resumed from its child log", hedge_id)
+        if outside:
+            hedger.refresh_outside(engine, desk.elsewhere)  # once, before the first quote
+        return HedgeDriver(hedger, OutsideWorker(hedger, engine, desk.elsewhere) if outside else None)
 
-    driver = await ctx.seq.query(attach)
-    ctx.seq.add_driver(driver)
     collector = DeskCollector(desk.store)
+    driver = await ctx.seq.query(attach)
+    await ctx.seq.query(lambda engine: core.add_listener(collector.follow_book(engine, desk.desk_id)))
+    if driver.outside is not None:
+        driver.outside.start()
+    settled = await ctx.seq.query(lambda _engine: _reconcile(ctx, desk))
+    for outcome in settled:
+        log.warning(
+            "otc: quote %s was BOOKING at restart: %s %s", outcome.quote_id, outcome.state, outcome.reason
+        )
+    ctx.seq.add_driver(driver)
     ctx.components.metrics.registry.register(collector)
     _services[id(ctx)] = _DeskService(desk, driver, collector)
+
+
+def _reconcile(ctx: ServerContext, desk: Desk) -> list[Reconciled]:
+    """Quotes a crash left ``BOOKING``, settled from the journal (on the journal thread: no append meanwhile)."""
+    if not any(q.state == BOOKING for q in desk.store.quotes()):
+        return []
+    readmodel = ctx.components.readmodel
+
+    def find_trade(quote: QuoteRecord, command: BookBlockTrade) -> int | None:
+        at_ms = wire.ms(command.ts_ns)
+        trades = readmodel.trades(quote.account_id, quote.symbol, None, at_ms, at_ms, 1000, order_id=0)
+        for trade in trades:
+            if (trade.side, trade.qty_lots, trade.price_ticks) == (
+                command.side.name,
+                command.qty_lots,
+                command.price_ticks,
+            ):
+                return trade.trade_id
+        return None
+
+    return reconcile(desk, iter_commands(ctx.data_dir / JOURNAL_FILE), find_trade)
 
 
 async def on_stop(ctx: ServerContext) -> None:
@@ -107,6 +159,9 @@ async def on_stop(ctx: ServerContext) -> None:
     _closed_because.pop(id(ctx), None)
     if service is not None:
         ctx.components.metrics.registry.unregister(service.collector)
+        if service.hedging.outside is not None:
+            service.hedging.outside.stop()
+        service.hedging.hedger.close()
         service.desk.store.close()
 
 
