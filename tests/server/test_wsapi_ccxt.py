@@ -1,0 +1,91 @@
+"""Unmodified ccxt.pro 4.5.90 (``binanceusdm``) on the WebSocket API of a ``perpx serve`` child process.
+
+``perpx.client.connect_pro`` points ccxt's ``ws-api`` URL at ``/ws-fapi/v1``; every call has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from perpx.client import connect_pro
+
+from .harness import ServerProcess
+
+SYMBOL = "BTC/USDT:USDT"
+DEADLINE_S = 30.0
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("wsapi-ccxt") / "data").start()
+    try:
+        answer = process.admin(
+            "POST", "/marks", {"symbol": "BTCUSDT", "markPrice": "60000", "indexPrice": "60000"}
+        )
+        assert answer.status_code == 200, answer.text
+        yield process
+    finally:
+        process.stop()
+
+
+async def _within(call: Awaitable[T]) -> T:
+    return await asyncio.wait_for(call, DEADLINE_S)
+
+
+async def _session(server: ServerProcess, name: str, steps: Any) -> Any:
+    trader = server.trader(name)
+    exchange = connect_pro(server.base, trader.api_key, trader.secret)
+    try:
+        await _within(exchange.load_markets())
+        return await steps(exchange)
+    finally:
+        await asyncio.wait_for(exchange.close(), DEADLINE_S)
+
+
+def test_create_and_cancel_order_ws(server: ServerProcess) -> None:
+    # Arrange
+    async def steps(exchange: Any) -> tuple[Any, Any, Any]:
+        placed = await _within(exchange.create_order_ws(SYMBOL, "limit", "buy", 0.01, 50000))
+        canceled = await _within(exchange.cancel_order_ws(placed["id"], SYMBOL))
+        rest = await _within(exchange.fetch_order(placed["id"], SYMBOL))
+        return placed, canceled, rest
+
+    # Act
+    placed, canceled, rest = asyncio.run(_session(server, "ccxt-ws-orders", steps))
+
+    # Assert
+    assert placed["status"] == "open" and placed["price"] == 50000 and placed["amount"] == 0.01
+    assert canceled["id"] == placed["id"] and canceled["status"] == "canceled"
+    assert rest["status"] == "canceled"
+
+
+def test_fetch_balance_ws_agrees_with_rest(server: ServerProcess) -> None:
+    async def steps(exchange: Any) -> tuple[Any, Any]:
+        over_ws = await _within(exchange.fetch_balance_ws())
+        over_rest = await _within(exchange.fetch_balance())
+        return over_ws, over_rest
+
+    over_ws, over_rest = asyncio.run(_session(server, "ccxt-ws-balance", steps))
+
+    assert over_ws["USDT"]["total"] == over_rest["USDT"]["total"] == 100000
+    assert over_ws["USDT"]["free"] == over_rest["USDT"]["free"]
+
+
+def test_a_refusal_reaches_ccxt_as_its_exception_class(server: ServerProcess) -> None:
+    import ccxt
+
+    async def steps(exchange: Any) -> BaseException | None:
+        try:
+            await _within(exchange.cancel_order_ws("987654321", SYMBOL))
+        except ccxt.BaseError as exc:
+            return exc
+        return None
+
+    error = asyncio.run(_session(server, "ccxt-ws-refusal", steps))
+
+    assert isinstance(error, ccxt.OrderNotFound), repr(error)
