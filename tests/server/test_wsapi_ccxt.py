@@ -64,6 +64,36 @@ def test_create_and_cancel_order_ws(server: ServerProcess) -> None:
     assert rest["status"] == "canceled"
 
 
+def test_edit_fetch_order_and_positions_ws(server: ServerProcess) -> None:
+    # Arrange
+    maker = server.trader("ccxt-ws-maker")
+    ask = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "type": "LIMIT",
+        "quantity": "0.002",
+        "price": "60000",
+        "timeInForce": "GTC",
+    }
+    assert server.signed("POST", "/fapi/v1/order", maker, ask).status_code == 200
+
+    async def steps(exchange: Any) -> tuple[Any, Any, Any]:
+        await _within(exchange.create_order_ws(SYMBOL, "market", "buy", 0.002))
+        placed = await _within(exchange.create_order_ws(SYMBOL, "limit", "buy", 0.01, 50000))
+        edited = await _within(exchange.edit_order_ws(placed["id"], SYMBOL, "limit", "buy", 0.005, 50500))
+        fetched = await _within(exchange.fetch_order_ws(placed["id"], SYMBOL))
+        positions = await _within(exchange.fetch_positions_ws([SYMBOL]))
+        return edited, fetched, positions
+
+    # Act
+    edited, fetched, positions = asyncio.run(_session(server, "ccxt-ws-edit", steps))
+
+    # Assert
+    assert (edited["price"], edited["amount"]) == (50500, 0.005)
+    assert fetched["id"] == edited["id"] and fetched["status"] == "open" and fetched["price"] == 50500
+    assert [(p["symbol"], p["contracts"], p["side"]) for p in positions] == [(SYMBOL, 0.002, "long")]
+
+
 def test_fetch_balance_ws_agrees_with_rest(server: ServerProcess) -> None:
     async def steps(exchange: Any) -> tuple[Any, Any]:
         over_ws = await _within(exchange.fetch_balance_ws())
@@ -83,7 +113,8 @@ def test_a_refusal_reaches_ccxt_as_its_exception_class(server: ServerProcess) ->
         try:
             await _within(exchange.cancel_order_ws("987654321", SYMBOL))
         except ccxt.BaseError as exc:
-            return exc
+            refusal: BaseException = exc
+            return refusal
         return None
 
     error = asyncio.run(_session(server, "ccxt-ws-refusal", steps))
