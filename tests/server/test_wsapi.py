@@ -372,3 +372,28 @@ def test_order_ack_and_connections_are_in_the_metrics(server: ServerProcess, ws:
     assert acks and float(acks[0].split()[-1]) >= 1
     connections = [line for line in text.splitlines() if line.startswith("perpx_ws_connections ")]
     assert connections and float(connections[0].split()[-1]) >= 1
+
+
+def _closed_count(server: ServerProcess) -> float:
+    text = httpx.get(f"{server.admin_base}/metrics", timeout=10).text
+    lines = [
+        line for line in text.splitlines() if line.startswith('perpx_ws_disconnects_total{reason="closed"}')
+    ]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_a_closed_connection_is_counted_as_a_disconnect(server: ServerProcess) -> None:
+    # Arrange
+    before = _closed_count(server)
+
+    # Act
+    with connect(f"ws://127.0.0.1:{server.port}/ws-fapi/v1", open_timeout=RECV_TIMEOUT_S) as connection:
+        ask(connection, {"id": 1, "method": "session.status"})
+    deadline = time.monotonic() + RECV_TIMEOUT_S
+    after = _closed_count(server)
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        after = _closed_count(server)
+
+    # Assert
+    assert after >= before + 1
