@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -397,3 +398,32 @@ def test_a_closed_connection_is_counted_as_a_disconnect(server: ServerProcess) -
 
     # Assert
     assert after >= before + 1
+
+
+def test_request_weight_and_order_limits_hold_over_the_websocket_api(tmp_path: Path) -> None:
+    # Arrange: a venue allowing 30 weight a minute and 2 orders per 10 s
+    limits = {
+        "PERPX_RATE_LIMIT_WEIGHT_1M": "30",
+        "PERPX_ORDER_LIMIT_10S": "2",
+        "PERPX_RATE_LIMIT_BAN_AFTER": "1000",
+    }
+    process = ServerProcess(tmp_path / "data", env=limits).start()
+    try:
+        answer = process.admin("POST", "/marks", {"symbol": BTC, "markPrice": "60000", "indexPrice": "60000"})
+        assert answer.status_code == 200, answer.text
+        trader = process.trader("ws-limited")
+        with connect(f"ws://127.0.0.1:{process.port}/ws-fapi/v1", open_timeout=RECV_TIMEOUT_S) as ws:
+            # Act
+            orders = [
+                ask(ws, signed(trader, "order.place", limit("BUY", "0.003", "40000"), i)) for i in range(3)
+            ]
+            frames = [ask(ws, {"id": i, "method": "session.status"}) for i in range(20)]
+
+        # Assert
+        assert [o["status"] for o in orders] == [200, 200, 429]
+        assert orders[2]["error"]["code"] == -1015
+        refused_frames = [f for f in frames if f["status"] == 429]
+        assert refused_frames and all(f["error"]["code"] == -1003 for f in refused_frames)
+        assert frames[0]["status"] == 200
+    finally:
+        process.stop()

@@ -33,6 +33,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
+from perpx.engine.values import AccountId
 from perpx.server.auth import check_window, lookup_key
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_key, bad_signature, mandatory
@@ -105,7 +106,7 @@ class Session:
 
     # ------------------------------------------------------------------ authentication
 
-    def _authenticate(self, request: Request, method: Method) -> Any:
+    def _authenticate(self, request: Request, method: Method) -> AccountId:
         params = request.params
         unread = sorted(set(params) - method.names)
         if unread:
