@@ -9,8 +9,8 @@ parser, never rounded through a float), a boolean is ``"true"`` / ``"false"`` (c
 
 Signing (Binance's rule for the WebSocket API): HMAC-SHA256, keyed with the API secret, over
 every parameter but ``signature``, sorted by name, as ``name=value`` joined with ``&``, values as
-sent (not URL-encoded). :func:`signature_payload` builds it from the same texts the handlers read,
-so what is signed is what is executed.
+sent or percent-encoded (:func:`signature_payloads`). Both are built from the same texts the
+handlers read, so what is signed is what is executed.
 
 A frame that cannot be read never closes the connection: it is answered with an error frame,
 ``{"id", "status", "error": {"code", "msg"}}`` (``id`` ``null`` when the frame had none that
@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from perpx.server.errors import ApiError
 
@@ -136,9 +137,17 @@ def frame_refused(why: str) -> ApiError:
     return ApiError(400, BAD_FRAME, f"The request frame could not be read: {why}.")
 
 
-def signature_payload(params: Mapping[str, str]) -> bytes:
-    """What a request's ``signature`` signs: every other parameter, sorted, ``name=value`` joined with ``&``."""
-    return "&".join(f"{name}={params[name]}" for name in sorted(params) if name != "signature").encode()
+def signature_payloads(params: Mapping[str, str]) -> tuple[bytes, ...]:
+    """What a request's ``signature`` may sign: every other parameter, sorted, ``name=value`` joined with ``&``.
+
+    Values as sent (ccxt's form), or percent-encoded as a query string (Binance's official SDK
+    signs ``urlencode`` of the sorted parameters): the two differ only when a value holds a
+    character a query string escapes (``:`` or ``/`` in a client id), and either is accepted.
+    """
+    names = sorted(name for name in params if name != "signature")
+    raw = "&".join(f"{name}={params[name]}" for name in names)
+    encoded = urlencode([(name, params[name]) for name in names])
+    return (raw.encode(),) if raw == encoded else (raw.encode(), encoded.encode())
 
 
 def answer_frame(

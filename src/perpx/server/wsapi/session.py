@@ -45,7 +45,7 @@ from perpx.server.wsapi.frames import (
     answer_frame,
     error_frame,
     read_request,
-    signature_payload,
+    signature_payloads,
 )
 from perpx.server.wsapi.methods import METHODS, Method
 
@@ -179,8 +179,14 @@ def verify(key: ApiKey, params: Mapping[str, str], wall_ms: int) -> None:
         raise mandatory("signature")
     if not _HEX64.fullmatch(signature):
         raise bad_signature()
-    expected = hmac.new(key.secret.encode(), signature_payload(params), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.lower().encode("ascii")):
+    given = signature.lower().encode("ascii")
+    matches = [
+        hmac.compare_digest(
+            hmac.new(key.secret.encode(), payload, hashlib.sha256).hexdigest().encode(), given
+        )
+        for payload in signature_payloads(params)
+    ]
+    if not any(matches):
         raise bad_signature()
 
 

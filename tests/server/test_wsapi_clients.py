@@ -1,6 +1,8 @@
-"""Unmodified ccxt.pro 4.5.90 (``binanceusdm``) on the WebSocket API of a ``perpx serve`` child process.
+"""Unmodified clients on the WebSocket API of a ``perpx serve`` child process: ccxt.pro 4.5.90
+(``binanceusdm``) and Binance's official SDK (binance-sdk-derivatives-trading-usds-futures 18.1.0).
 
-``perpx.client.connect_pro`` points ccxt's ``ws-api`` URL at ``/ws-fapi/v1``; every call has a deadline.
+``perpx.client.connect_pro`` points ccxt's ``ws-api`` URL at ``/ws-fapi/v1``; the SDK is given it as
+its WebSocket API URL. Every call has a deadline.
 """
 
 from __future__ import annotations
@@ -120,3 +122,51 @@ def test_a_refusal_reaches_ccxt_as_its_exception_class(server: ServerProcess) ->
     error = asyncio.run(_session(server, "ccxt-ws-refusal", steps))
 
     assert isinstance(error, ccxt.OrderNotFound), repr(error)
+
+
+@pytest.mark.filterwarnings("ignore:parameter 'timeout' of type 'float' is deprecated:DeprecationWarning")
+def test_the_official_sdk_places_queries_and_cancels_over_the_websocket_api(server: ServerProcess) -> None:
+    sdk = pytest.importorskip("binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures")
+    configuration = pytest.importorskip("binance_common.configuration")
+    trader = server.trader("sdk-ws")
+    config = configuration.ConfigurationWebSocketAPI(
+        api_key=trader.api_key,
+        api_secret=trader.secret,
+        stream_url=f"ws://127.0.0.1:{server.port}/ws-fapi/v1",
+    )
+    client = sdk.DerivativesTradingUsdsFutures(config_ws_api=config)
+
+    async def steps() -> tuple[Any, Any, Any, Any]:
+        connection = await _within(client.websocket_api.create_connection())
+        try:
+            placed = await _within(
+                connection.new_order(
+                    symbol="BTCUSDT",
+                    side="BUY",
+                    type="LIMIT",
+                    quantity=0.01,
+                    price=50000,
+                    time_in_force="GTC",
+                    new_client_order_id="sdk:1/a",
+                )
+            )
+            queried = await _within(connection.query_order(symbol="BTCUSDT", orig_client_order_id="sdk:1/a"))
+            canceled = await _within(
+                connection.cancel_order(symbol="BTCUSDT", order_id=placed.data().result.order_id)
+            )
+            balance = await _within(connection.futures_account_balance())
+            return (
+                placed.data().result,
+                queried.data().result,
+                canceled.data().result,
+                balance.data().result,
+            )
+        finally:
+            await asyncio.wait_for(connection.close_connection(close_session=True), DEADLINE_S)
+
+    placed, queried, canceled, balance = asyncio.run(steps())
+
+    assert (placed.status, placed.client_order_id) == ("NEW", "sdk:1/a")
+    assert queried.order_id == placed.order_id and queried.status == "NEW"
+    assert canceled.status == "CANCELED"
+    assert [(b.asset, b.balance) for b in balance] == [("USDT", "100000")]
