@@ -11,8 +11,8 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
 * **Timings** observed where they happen: ``perpx_journal_commit_seconds`` around each batch's
   journal commit on the sequencer path (write, fsync, apply, listeners: until its callers can be
   answered), ``perpx_order_ack_seconds{interface}`` around order entry (``rest``: ``POST`` and
-  ``DELETE /fapi/v1/order``; ``fix``: NewOrderSingle and OrderCancelRequest until the execution
-  report is sent).
+  ``DELETE /fapi/v1/order``; ``ws``: the WebSocket API's ``order.place`` and ``order.cancel``;
+  ``fix``: NewOrderSingle and OrderCancelRequest until the execution report is sent).
 * **Gauges read at scrape time.** Everything that reads engine state is read by one sequencer query
   (:meth:`RequestSequencer.query`), between batches, like every other read of the engine; the
   WebSocket connection count and the rate-limit refusals are read on the loop, where they live. A
