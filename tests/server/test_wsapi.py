@@ -245,6 +245,7 @@ def test_signing_refusals_carry_binances_codes(server: ServerProcess, ws: Client
     ("frame", "code"),
     [
         ("{not json", -9600),
+        (b'{"id": 1, "method": "session.status"}', -9600),
         ("[1, 2, 3]", -9600),
         ('{"id": 1, "method": "order.place", "params": {"quantity": NaN}}', -9600),
         ('{"id": 1, "method": "order.place", "params": {"a": "1", "a": "2"}}', -1101),
@@ -256,7 +257,9 @@ def test_signing_refusals_carry_binances_codes(server: ServerProcess, ws: Client
         ('{"id": 1, "method": "order.place", "params": {"symbol": ["BTCUSDT"]}}', -1102),
     ],
 )
-def test_a_frame_that_cannot_be_read_gets_an_error_frame(ws: ClientConnection, frame: str, code: int) -> None:
+def test_a_frame_that_cannot_be_read_gets_an_error_frame(
+    ws: ClientConnection, frame: str | bytes, code: int
+) -> None:
     status, got, msg = refused(ws, frame)
 
     assert (status, got) == (400, code), msg

@@ -15,7 +15,6 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from perpx.server.context import ServerContext
-from perpx.server.wsapi.frames import error_frame, frame_refused
 from perpx.server.wsapi.session import Session
 
 WSAPI_PATH = "/ws-fapi/v1"
@@ -39,12 +38,7 @@ async def ws_api(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             text = message.get("text")
-            if text is None:
-                answer = error_frame(
-                    None, frame_refused("send each request as one JSON text frame, not binary")
-                )
-            else:
-                answer = await session.answer(text)
+            answer = session.refuse_binary() if text is None else await session.answer(text)
             await websocket.send_text(_encode(answer).decode())
     except (WebSocketDisconnect, RuntimeError):
         return

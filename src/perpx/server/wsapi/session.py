@@ -44,6 +44,7 @@ from perpx.server.wsapi.frames import (
     Request,
     answer_frame,
     error_frame,
+    frame_refused,
     read_request,
     signature_payloads,
 )
@@ -103,6 +104,15 @@ class Session:
             )
             return error_frame(request.id, error, self._rate_limits(report, counts))
         return answer_frame(request.id, result, self._rate_limits(report, counts))
+
+    def refuse_binary(self) -> dict[str, Any]:
+        """The answer to a binary frame (``-9600``), charged one request weight as any unread frame."""
+        error = frame_refused("send each request as one JSON text frame, not binary")
+        try:
+            self.ctx.components.limits.charge_ip(self.ip, 1)
+        except ApiError as limited:
+            error = limited
+        return error_frame(None, error)
 
     # ------------------------------------------------------------------ authentication
 
