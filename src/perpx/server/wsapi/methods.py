@@ -7,32 +7,33 @@ orders and FIX use, the agent guard, the sequencer), ``order.cancel`` is ``cance
 the answers of ``/fapi/v2`` and ``/fapi/v3`` account routes, the user data stream methods are the
 listenKey routes'. So a request gets the same answer and the same refusal on both interfaces.
 
-==========================  ========================  ========  ======  ===============================
-method                      REST twin                 security  weight  parameters besides the signing
-==========================  ========================  ========  ======  ===============================
-``order.place``             ``POST /fapi/v1/order``   trade     1       the order's (conditional types
-                                                                        are -4120, as on REST)
-``order.modify``            ``PUT /fapi/v1/order``    trade     1       symbol, orderId |
-                                                                        origClientOrderId, side,
-                                                                        quantity, price
-``order.cancel``            ``DELETE /fapi/v1/order`` trade     1       symbol, orderId |
-                                                                        origClientOrderId
-``order.status``            ``GET /fapi/v1/order``    read      1       symbol, orderId |
-                                                                        origClientOrderId
-``account.balance``         ``GET /fapi/v2/balance``  read      5
-``v2/account.balance``      ``GET /fapi/v3/balance``  read      5
-``account.status``          ``GET /fapi/v2/account``  read      5
-``v2/account.status``       ``GET /fapi/v3/account``  read      5
-``account.position``        ``/fapi/v2/positionRisk`` read      5       symbol (optional)
-``v2/account.position``     ``/fapi/v3/positionRisk`` read      5       symbol (optional)
-``userDataStream.start``    ``POST /fapi/v1/listenKey``  key    1       apiKey only (no signature)
-``userDataStream.ping``     ``PUT /fapi/v1/listenKey``   key    1       apiKey only
-``userDataStream.stop``     ``DELETE .../listenKey``     key    1       apiKey only
-``session.logon``           none                      key       2       refused -4056: perpx keys are
-                                                                        HMAC, Binance logs on Ed25519
-``session.status``          none                      none      2
-``session.logout``          none                      none      2
-==========================  ========================  ========  ======  ===============================
+==========================  ============================  ========  ======  ============================
+method                      REST twin                     security  weight  parameters besides signing
+==========================  ============================  ========  ======  ============================
+``order.place``             ``POST /fapi/v1/order``       trade     1       the order's (a conditional
+                                                                            type is -4120, as on REST)
+``order.modify``            ``PUT /fapi/v1/order``        trade     1       symbol, orderId or
+                                                                            origClientOrderId, side,
+                                                                            quantity, price
+``order.cancel``            ``DELETE /fapi/v1/order``     trade     1       symbol, orderId or
+                                                                            origClientOrderId
+``order.status``            ``GET /fapi/v1/order``        read      1       symbol, orderId or
+                                                                            origClientOrderId
+``account.balance``         ``GET /fapi/v2/balance``      read      5
+``v2/account.balance``      ``GET /fapi/v3/balance``      read      5
+``account.status``          ``GET /fapi/v2/account``      read      5
+``v2/account.status``       ``GET /fapi/v3/account``      read      5
+``account.position``        ``GET /fapi/v2/positionRisk`` read      5       symbol (optional)
+``v2/account.position``     ``GET /fapi/v3/positionRisk`` read      5       symbol (optional)
+``userDataStream.start``    ``POST /fapi/v1/listenKey``   key       1       apiKey only (no signature)
+``userDataStream.ping``     ``PUT /fapi/v1/listenKey``    key       1       apiKey only
+``userDataStream.stop``     ``DELETE /fapi/v1/listenKey`` key       1       apiKey only
+``session.logon``           none                          key       2       refused -4056 (perpx keys
+                                                                            are HMAC; Binance logs on
+                                                                            with Ed25519 keys only)
+``session.status``          none                          none      2
+``session.logout``          none                          none      2
+==========================  ============================  ========  ======  ============================
 
 Every signed method also takes ``apiKey``, ``timestamp``, ``recvWindow``, ``signature`` and
 ``returnRateLimits``; any other parameter is refused with ``-1104`` naming it (REST ignores unknown
