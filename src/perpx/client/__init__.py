@@ -10,8 +10,9 @@ that once, for the sync client (:func:`connect`) and the asyncio/WebSocket one
     exchange.create_order("BTCUSDT", "limit", "buy", 0.01, 60000)
 
 The venue serves Binance's paths on one host: ``/fapi/v1``, ``/fapi/v2``, ``/fapi/v3``,
-``/futures/data`` over HTTP and ``/ws`` (market streams) and ``/private/ws`` (user data) over
-WebSocket. ccxt is an optional dependency of perpx (``pip install ccxt``).
+``/futures/data`` over HTTP and ``/ws`` (market streams), ``/private/ws`` (user data) and
+``/ws-fapi/v1`` (the WebSocket API: ccxt.pro's ``create_order_ws``, ``cancel_order_ws``,
+``fetch_balance_ws``...) over WebSocket. ccxt is an optional dependency of perpx (``pip install ccxt``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["api_urls", "connect", "connect_pro", "ws_url"]
+__all__ = ["api_urls", "connect", "connect_pro", "ws_api_url", "ws_url"]
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "fetchCurrencies": False,  # perpx has no spot/margin wallet endpoints (sapi)
@@ -48,6 +49,11 @@ def ws_url(url: str) -> str:
     return f"{scheme}://{base.split('://', 1)[1]}/ws"
 
 
+def ws_api_url(url: str) -> str:
+    """The venue's WebSocket API (``ws[s]://host:port/ws-fapi/v1``) for an HTTP ``url``."""
+    return ws_url(url).removesuffix("/ws") + "/ws-fapi/v1"
+
+
 def connect(url: str, key: str | None = None, secret: str | None = None, **options: Any) -> Any:
     """A ccxt ``binanceusdm`` (sync) configured for the perpx venue at ``url``.
 
@@ -66,7 +72,7 @@ def connect_pro(url: str, key: str | None = None, secret: str | None = None, **o
     import ccxt.pro
 
     exchange = _configure(ccxt.pro.binanceusdm, url, key, secret, options)
-    exchange.urls["api"]["ws"] = {"linear": ws_url(url)}
+    exchange.urls["api"]["ws"] = {"linear": ws_url(url), "ws-api": {"linear": ws_api_url(url)}}
     return exchange
 
 

@@ -50,6 +50,7 @@ from perpx.server.components import Components
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError
 from perpx.server.trading import order_route
+from perpx.server.wsapi import api as wsapi
 
 log = logging.getLogger("perpx.server")
 
@@ -62,6 +63,7 @@ PUBLIC_MODULES: tuple[ModuleType, ...] = (
     lending,
     algos,
     otc_routes,
+    wsapi,
 )
 """Modules whose routes the public listener serves."""
 MODULES: tuple[ModuleType, ...] = (*PUBLIC_MODULES, admin, health, metrics, proposal_routes, mcp_http)

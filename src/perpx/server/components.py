@@ -34,6 +34,7 @@ from perpx.server.readmodel import ReadModel
 from perpx.server.sequencer import Applied
 from perpx.server.streams import StreamHub
 from perpx.server.userstream import UserStream
+from perpx.server.wsapi.connections import WsApiConnections
 
 if TYPE_CHECKING:
     from perpx.fix.gateway import FixGateway
@@ -63,6 +64,8 @@ class Components:
     lending: LoanHistory | None = None
     """The loan history (:mod:`perpx.server.lending_history`); set by :meth:`build`."""
     """``countdownCancelAll``'s deadlines: a sequencer driver, not a listener (no events in)."""
+    wsapi: WsApiConnections = field(default_factory=WsApiConnections)
+    """The WebSocket API's open connections (:mod:`perpx.server.wsapi`)."""
 
     @staticmethod
     def build(ctx: ServerContext) -> Components:

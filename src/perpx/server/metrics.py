@@ -11,8 +11,8 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
 * **Timings** observed where they happen: ``perpx_journal_commit_seconds`` around each batch's
   journal commit on the sequencer path (write, fsync, apply, listeners: until its callers can be
   answered), ``perpx_order_ack_seconds{interface}`` around order entry (``rest``: ``POST`` and
-  ``DELETE /fapi/v1/order``; ``fix``: NewOrderSingle and OrderCancelRequest until the execution
-  report is sent).
+  ``DELETE /fapi/v1/order``; ``ws``: the WebSocket API's ``order.place`` and ``order.cancel``;
+  ``fix``: NewOrderSingle and OrderCancelRequest until the execution report is sent).
 * **Gauges read at scrape time.** Everything that reads engine state is read by one sequencer query
   (:meth:`RequestSequencer.query`), between batches, like every other read of the engine; the
   WebSocket connection count and the rate-limit refusals are read on the loop, where they live. A
@@ -28,7 +28,7 @@ them); ``docs/operations.md`` lists each with its unit. Three kinds of source:
   ``mark_index_gap_bps:SYMBOL``. One sample per scrape: the scores assume a steady scrape interval.
 * **WebSocket disconnects** ``perpx_ws_disconnects_total{reason}``, exact: ``slow`` counts the
   clients the market stream hub and the user data stream dropped as too slow, ``closed`` every other
-  connection that ended (the client left, the server stopped it, its listenKey expired), each
+  connection that ended (the WebSocket API's ``/ws-fapi/v1`` included) (the client left, the server stopped it, its listenKey expired), each
   counted once by the component that served it (a connection opened and closed between two scrapes
   included).
 
@@ -107,7 +107,7 @@ LATENCY_BUCKETS = (
 RATE_LIMIT_KINDS = ("weight", "banned", "orders")
 """``perpx_rate_limited_total{kind}``: 429 -1003 (request weight), 418 -1003 (IP banned), 429 -1015 (orders)."""
 
-INTERFACES = ("rest", "fix")
+INTERFACES = ("rest", "ws", "fix")
 
 WS_DISCONNECT_REASONS = ("slow", "closed")
 """``perpx_ws_disconnects_total{reason}`` (see the module docstring)."""
@@ -240,7 +240,9 @@ class Metrics:
         )
         self.adl = Counter("perpx_adl_total", "Auto-deleveraging steps, by market.", ["symbol"], registry=r)
         self.ws_connections = Gauge(
-            "perpx_ws_connections", "Open WebSocket connections (market and user streams).", registry=r
+            "perpx_ws_connections",
+            "Open WebSocket connections (market and user streams, WebSocket API).",
+            registry=r,
         )
         self.rate_limited = Counter(
             "perpx_rate_limited_total",
@@ -377,13 +379,15 @@ class Metrics:
         self.engine_running.set(1 if running else 0)
         self._count_invariants()
         components = ctx.components
-        connections = {id(c) for c in components.streams.connections} | {
-            id(c) for group in components.userstream.connections.values() for c in group
-        }
+        connections = (
+            {id(c) for c in components.streams.connections}
+            | {id(c) for group in components.userstream.connections.values() for c in group}
+            | set(components.wsapi.open)
+        )
         self.ws_connections.set(len(connections))
         ended = {
             "slow": components.streams.slow_drops + components.userstream.slow_drops,
-            "closed": components.streams.closed + components.userstream.closed,
+            "closed": components.streams.closed + components.userstream.closed + components.wsapi.closed,
         }
         for reason, count in ended.items():
             if count > self._ws_ended_seen[reason]:

@@ -199,8 +199,13 @@ class _AccountView:
 
 async def _view(request: Request, weight: int = 5) -> tuple[ServerContext, Params, _AccountView]:
     ctx, account_id, params = await auth(request, "read", weight)
-    view = await ctx.seq.query(lambda engine: _AccountView(ctx, engine, account_id))
+    view = await account_view(ctx, account_id)
     return ctx, params, view
+
+
+async def account_view(ctx: ServerContext, account_id: AccountId) -> _AccountView:
+    """The account as the engine holds it now (one sequencer query): what every account answer reads."""
+    return await ctx.seq.query(lambda engine: _AccountView(ctx, engine, account_id))
 
 
 _V3_ACCOUNT_POSITION = (
@@ -223,6 +228,11 @@ def _pick(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 async def account_v3(request: Request) -> dict[str, Any]:
     """Totals, assets and the open positions of the account (the balance ccxt's fetch_balance reads)."""
     _ctx, _params, view = await _view(request)
+    return account_v3_answer(view)
+
+
+def account_v3_answer(view: _AccountView) -> dict[str, Any]:
+    """``/fapi/v3/account``'s answer (and the WebSocket API's ``v2/account.status``)."""
     positions = []
     for row in view.positions:
         if row["qty"]:
@@ -235,6 +245,11 @@ async def account_v3(request: Request) -> dict[str, Any]:
 async def account_v2(request: Request) -> dict[str, Any]:
     """As v3 plus the account flags, fee tier, and a row for every market."""
     _ctx, _params, view = await _view(request)
+    return account_v2_answer(view)
+
+
+def account_v2_answer(view: _AccountView) -> dict[str, Any]:
+    """``/fapi/v2/account``'s answer (and the WebSocket API's ``account.status``)."""
     positions = [
         {
             "symbol": row["symbol"],
@@ -271,6 +286,11 @@ async def account_v2(request: Request) -> dict[str, Any]:
         "assets": view.assets,
         "positions": positions,
     }
+
+
+def balances_answer(view: _AccountView) -> list[dict[str, Any]]:
+    """``/fapi/v2/balance`` and ``/fapi/v3/balance``'s answer (and ``account.balance`` on the WebSocket API)."""
+    return _balances(view)
 
 
 def _balances(view: _AccountView) -> list[dict[str, Any]]:
@@ -352,6 +372,11 @@ async def position_risk_v3(request: Request) -> list[dict[str, Any]]:
     """A row per market where the account has a position or open orders (Binance v3); shorts have
     negative ``positionAmt`` and ``notional``; ``liquidationPrice`` ``"0"`` when there is none."""
     ctx, params, view = await _view(request)
+    return position_risk_v3_answer(ctx, params, view)
+
+
+def position_risk_v3_answer(ctx: ServerContext, params: Params, view: _AccountView) -> list[dict[str, Any]]:
+    """``/fapi/v3/positionRisk``'s answer (and the WebSocket API's ``v2/account.position``)."""
     return [
         {
             **_pick(row, _V3_POSITION),
@@ -369,6 +394,11 @@ async def position_risk_v3(request: Request) -> list[dict[str, Any]]:
 async def position_risk_v2(request: Request) -> list[dict[str, Any]]:
     """A row per market (flat ones too, as Binance v2 in one-way mode)."""
     ctx, params, view = await _view(request)
+    return position_risk_v2_answer(ctx, params, view)
+
+
+def position_risk_v2_answer(ctx: ServerContext, params: Params, view: _AccountView) -> list[dict[str, Any]]:
+    """``/fapi/v2/positionRisk``'s answer (and the WebSocket API's ``account.position``)."""
     return [
         {**_pick(row, _V2_POSITION), "isAutoAddMargin": "false", "positionSide": "BOTH"}
         for row in _position_rows(ctx, params, view)

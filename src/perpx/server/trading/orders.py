@@ -304,8 +304,13 @@ async def cancel_order(request: Request) -> dict[str, Any]:
 async def query_order(request: Request) -> dict[str, Any]:
     """Any order of the account (open or closed) by ``orderId`` or ``origClientOrderId``."""
     ctx, account_id, params = await auth(request, "read")
-    spec = spec_of(ctx, params.values)
-    order_id, client_id = order_ref(params.values)
+    return order_status(ctx, account_id, params.values)
+
+
+def order_status(ctx: ServerContext, account_id: AccountId, values: Mapping[str, str]) -> dict[str, Any]:
+    """Any order of the account named by REST parameters, open or closed (REST, the WebSocket API)."""
+    spec = spec_of(ctx, values)
+    order_id, client_id = order_ref(values)
     record = readmodel_of(ctx).order(account_id, str(spec.market), order_id, client_id)
     if record is None:
         raise unknown_order()
