@@ -358,6 +358,7 @@ class Account:
         "account_id",
         "balances",
         "client_orders",
+        "collateral_atoms",
         "name",
         "positions",
         "volume_30d_atoms",
@@ -372,6 +373,10 @@ class Account:
         self.client_orders: dict[ClientOrderId, OrderId] = {}
         self.volume_days: dict[int, int] = {}
         self.volume_30d_atoms = 0
+        self.collateral_atoms = 0
+        """Multi-Assets Mode: what the account's collateral assets count for in its cross margin
+        balance (index x (1 - haircut), at each asset's last fresh index); 0 outside the mode.
+        Kept by :mod:`perpx.engine.collateral`; derived from the balances and prices, not hashed."""
 
     def balance(self, asset: AssetId) -> int:
         return self.balances.get(asset, 0)
