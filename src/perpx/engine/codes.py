@@ -90,8 +90,6 @@ class RejectCode(IntEnum):
     """Multi-Assets Mode cannot be turned on while a market of the account is set to isolated."""
     ISOLATED_IN_MULTI_ASSETS = -4168
     """A market cannot be set to isolated margin in Multi-Assets Mode."""
-    MULTI_ASSETS_MARGIN = -4169
-    """Leaving Multi-Assets Mode would leave the account short of margin in the settlement asset."""
     MULTI_ASSETS_OPEN_ORDERS = -4170
     """Multi-Assets Mode changes only with no open order (and, here, no open position)."""
     MULTI_ASSETS_UNCHANGED = -4171
