@@ -174,6 +174,29 @@ class MultiAssets:
             " of margin in use and settlement debt",
         )
 
+    def max_removal_atoms(self, account: Account, asset: AssetId) -> int:
+        """The most of ``asset`` that could leave ``account`` now (its ``maxWithdrawAmount``).
+
+        Outside the mode, or for a non-collateral asset, the balance; in it, the largest amount
+        :meth:`removal_refusal` would let go (found by bisection: the free margin falls as the
+        amount grows).
+        """
+        held = max(0, account.balances.get(asset, 0))
+        if account.account_id not in self.enabled or asset not in self.holders or held == 0:
+            return held
+        risk = self.core.risk(account.account_id)
+        used = risk.free_atoms - risk.collateral_atoms
+        low, high = 0, held
+        if used + self.value_atoms(account, fresh_only=True, less=asset, less_atoms=held) >= 0:
+            return held
+        while low < high:
+            middle = (low + high + 1) // 2
+            if used + self.value_atoms(account, fresh_only=True, less=asset, less_atoms=middle) >= 0:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
     # ------------------------------------------------------------------ keeping the figures
 
     def revalue(self, account: Account) -> None:
