@@ -29,7 +29,8 @@ After interest, a quote, or a loan command, every loan is checked at the current
 on a stale one: no index below quorum, no check). At the margin-call LTV the borrower gets one
 ``LoanMarginCalled`` per crossing; at the liquidation LTV the loan is liquidated in close-factor
 steps (``formulas.close_amount_atoms``), each selling collateral worth the repaid debt plus the
-penalty to the lender at the index, until the LTV is under the margin-call level; what the
+penalty to the lender at the index, until the LTV is under the margin-call level (at or above an
+LTV of ``1 / (1 + penalty)`` a step repays the whole debt: a partial one would raise the LTV); what the
 collateral cannot cover is the lender's bad debt (``bad_debt_atoms``), reported in the event.
 An index that moves only because a source aged out is seen at the next minute boundary.
 """
@@ -63,7 +64,7 @@ from perpx.engine.lending import formulas
 from perpx.engine.lending.config import CollateralSpec, LendingSpec
 from perpx.engine.lending.loans import Loan
 from perpx.engine.pricing.index import SourceQuote
-from perpx.engine.values import AccountId, AssetId, format_units
+from perpx.engine.values import RATE_SCALE, AccountId, AssetId, format_units
 
 if TYPE_CHECKING:
     from perpx.engine.core import Core
@@ -286,7 +287,12 @@ class Lending:
             and loan.collateral_atoms > 0
             and self._reaches(loan, q, p, terms.margin_call_ltv_e8)
         ):
-            repay = formulas.close_amount_atoms(loan.debt_atoms, terms.close_factor_e8)
+            close_factor = terms.close_factor_e8
+            if formulas.penalty_outweighs_repayment(
+                loan.debt_atoms, q, ld, loan.collateral_atoms, p, cd, terms.liquidation_penalty_e8
+            ):
+                close_factor = RATE_SCALE  # a partial step would raise the LTV: close it all at once
+            repay = formulas.close_amount_atoms(loan.debt_atoms, close_factor)
             seized = formulas.seized_collateral_atoms(repay, q, ld, p, cd, terms.liquidation_penalty_e8)
             if seized > loan.collateral_atoms:  # the rest of the collateral cannot cover this step
                 seized = loan.collateral_atoms
