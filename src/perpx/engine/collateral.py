@@ -199,8 +199,9 @@ class MultiAssets:
 
     # ------------------------------------------------------------------ keeping the figures
 
-    def revalue(self, account: Account) -> None:
-        """Recompute ``account.collateral_atoms`` and its ``holders`` entries; a change is a margin change."""
+    def revalue(self, account: Account, notify: bool = True) -> None:
+        """Recompute ``account.collateral_atoms`` and its ``holders`` entries; a change is a margin
+        change (``notify``: the liquidation stage rechecks the account; not when restoring)."""
         account_id = account.account_id
         enabled = account_id in self.enabled
         total = 0
@@ -214,7 +215,8 @@ class MultiAssets:
                 holders.pop(account_id, None)
         if total != account.collateral_atoms:
             account.collateral_atoms = total
-            self.core.margin_changed(account_id)
+            if notify:
+                self.core.margin_changed(account_id)
 
     def asset_moved(self, account_id: AccountId, asset: AssetId) -> None:
         """``account_id``'s balance of ``asset`` changed (a deposit, withdrawal, loan or conversion)."""
@@ -391,4 +393,4 @@ class MultiAssets:
         self.enabled = {AccountId(a): None for a in data["accounts"]}
         self.prices = {AssetId(a): int(p) for a, p in data["prices"]}
         for account_id in self.enabled:
-            self.revalue(self.core.accounts[account_id])
+            self.revalue(self.core.accounts[account_id], notify=False)
