@@ -1,7 +1,7 @@
 """A venue for the Multi-Assets Mode rule tables: the lending venue plus the mode and a market maker.
 
 BTC is collateral (5% haircut unless a test sets tiers) with a 1% conversion discount; the
-insurance fund's account holds 100,000 USDT (it buys converted collateral). ``bob`` is the
+insurance fund's account holds ``fund`` USDT (100,000; it buys converted collateral). ``bob`` is the
 counterparty with 1,000,000 USDT.
 """
 
@@ -32,7 +32,7 @@ def multi_assets_data(**btc: Any) -> dict[str, Any]:
 class MultiVenue(LendingVenue):
     """:class:`LendingVenue` with Multi-Assets verbs; invariants are checked after every command."""
 
-    def __init__(self, **btc: Any) -> None:
+    def __init__(self, fund: str = "100000", **btc: Any) -> None:
         super().__init__(config=lending_config(multi_assets_data(**btc)))
         self.venue.mark(MARKET, "50000")
         self.price("50000")
@@ -43,7 +43,7 @@ class MultiVenue(LendingVenue):
                 ts_ns=self.venue.tick(),
                 account_id=INSURANCE_ACCOUNT,
                 asset=USDT,
-                amount_atoms=atoms("100000"),
+                amount_atoms=atoms(fund),
                 tx_id=TxId("fund"),
             )
         )

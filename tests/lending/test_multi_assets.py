@@ -26,7 +26,7 @@ from perpx.engine.events import (
     TransferRejected,
     WithdrawalApplied,
 )
-from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
+from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_equity
 from perpx.engine.state import restore, snapshot, state_hash
 from perpx.engine.values import MarketId
 from tests.lending.helpers import lending_config, of_type
@@ -42,8 +42,8 @@ def _code(events: Sequence[Event]) -> int | None:
     return None
 
 
-def _alice(btc: str = "1", usdt: str | None = None, **config: object) -> MultiVenue:
-    lv = MultiVenue(**config)
+def _alice(btc: str = "1", usdt: str | None = None, fund: str = "100000", **config: object) -> MultiVenue:
+    lv = MultiVenue(fund, **config)
     lv.borrower("alice", btc=btc, usdt=usdt)
     return lv
 
@@ -357,6 +357,36 @@ def test_debt_above_the_collateral_value_converts_at_index_minus_discount() -> N
         atoms("10033.00005015"),
         0,
     )
+
+
+def test_a_fund_short_of_money_converts_only_what_it_can_pay_for() -> None:
+    # Arrange: the same debt of 10,033, but the fund holds 1,000 USDT
+    lv = _alice(btc="1", fund="1000")
+    lv.mode("alice")
+    lv.trade("alice", "bob", "1", "50000")
+    lv.venue.mark(MARKET, "40000")
+    lv.trade("bob", "alice", "1", "40000")
+    # Act
+    lv.price("10500")
+    # Assert: floor(1,000 / 10,395) BTC sold for what the fund had; the rest of the debt waits,
+    # still against the BTC she keeps (no deficit cover, the fund never below zero)
+    sold = atoms("1000") * 10**8 // atoms("10395")
+    assert lv.venue.engine.accounts[INSURANCE_ACCOUNT].balance(BTC) == sold == 9_620_009
+    assert lv.balance("alice", BTC) == atoms("1") - sold
+    assert lv.balance("alice", USDT) == -atoms("10033") + sold * atoms("10395") // 10**8
+    assert 0 <= fund_equity(lv.venue.engine) < atoms("0.01")
+
+
+def test_leaving_the_mode_stops_counting_collateral() -> None:
+    # Arrange
+    lv = _alice(btc="1")
+    lv.mode("alice")
+    # Act
+    events = lv.mode("alice", False)
+    # Assert
+    (changed,) = of_type(events, MultiAssetsModeChanged)
+    assert (changed.enabled, changed.collateral_atoms, lv.collateral("alice")) == (False, 0, 0)
+    assert lv.venue.names["alice"] not in lv.venue.engine.multi_assets.holders[BTC]
 
 
 def test_a_liquidated_position_leaves_a_debt_that_collateral_pays() -> None:

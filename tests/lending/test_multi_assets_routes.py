@@ -62,13 +62,14 @@ def test_mode_routes_answer_as_binance(venue: InProcessVenue) -> None:
     after = venue.ok("GET", MODE, ann)
     _, again, message = venue.refused("POST", MODE, ann, {"multiAssetsMargin": "true"})
     _, missing, _ = venue.refused("POST", MODE, ann, {})
+    _, garbled, _ = venue.refused("POST", MODE, ann, {"multiAssetsMargin": "yes"})
     # Assert
     assert (before, switched, after) == (
         {"multiAssetsMargin": False},
         {"code": 200, "msg": "success"},
         {"multiAssetsMargin": True},
     )
-    assert (again, missing) == (-4171, -1102)
+    assert (again, missing, garbled) == (-4171, -1102, -1102)
     assert "does not need to be adjusted" in message
 
 
