@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,18 @@ def test_cascade_refuses_a_directory_that_holds_a_venue(tmp_path: Path) -> None:
     run_cascade(tmp_path, CascadeParams(traders=2, minutes=1))
     with pytest.raises(FileExistsError, match="already holds a venue"):
         run_cascade(tmp_path, CascadeParams(traders=2, minutes=1))
+
+
+def test_the_multi_assets_risk_lab_venue_is_the_risk_lab_venue_plus_btc_collateral() -> None:
+    # Arrange
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    plain = tomllib.loads((root / "venue.toml").read_text())
+    multi = tomllib.loads((root / "venues" / "multi_assets.toml").read_text())
+    # Act
+    btc = multi["assets"].pop("BTC")
+    # Assert
+    assert multi == plain
+    assert (
+        btc["conversion_discount_bps"] == 100
+        and btc["index"]["sources"] == plain["markets"]["BTCUSDT"]["index"]["sources"]
+    )
