@@ -117,6 +117,14 @@ def test_bad_haircut_tiers_are_refused_naming_the_key(tiers: object, message: st
     assert message in str(raised.value)
 
 
+def test_the_first_tier_is_the_assets_plain_haircut() -> None:
+    # /fapi/v1/assetIndex shows it as bidBuffer
+    config = lending_config(
+        multi_assets_data(collateral_haircut=None, collateral_haircut_tiers=[["0", "0.07"], ["10", "0.1"]])
+    )
+    assert config.assets[BTC].collateral_haircut_e8 == atoms("0.07")
+
+
 def test_haircut_and_tiers_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="not both"):
         lending_config(multi_assets_data(collateral_haircut_tiers=[["0", "0.05"]]))

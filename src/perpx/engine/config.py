@@ -384,20 +384,20 @@ def _parse_asset(name: str, table: Mapping[str, Any], decimals: int) -> AssetSpe
     """An ``[assets.X]`` table: decimals, and the collateral settings of ``lending/config.py``."""
     from perpx.engine.lending.config import (
         parse_conversion_discount,
-        parse_haircut,
         parse_haircut_tiers,
         parse_max_collateral,
     )
 
     where = f"assets.{name}"
     atom = Decimal(1).scaleb(-decimals)
+    tiers = parse_haircut_tiers(table, where, atom)
     return AssetSpec(
         AssetId(name),
         decimals,
         _parse_index(table.get("index"), f"{where}.index"),
-        parse_haircut(table, where),
+        tiers[0][1],  # the plain haircut, or the first tier's (what assetIndex shows as bidBuffer)
         parse_max_collateral(table, where, atom),
-        parse_haircut_tiers(table, where, atom),
+        tiers,
         parse_conversion_discount(table, where),
     )
 
