@@ -4,7 +4,10 @@ The journal is replayed read-only (``recover(...)``) with an observer that keeps
 every :class:`~perpx.engine.events.LiquidationExplained` record naming the account (as the
 liquidated account, or as an ADL counterparty), together with the latest index and mark
 computations of the markets involved, and the record is printed with its inputs, every formula
-value and each action with its result.
+value and each action with its result. In Multi-Assets Mode the margin balance shows the
+collateral at index x (1 - haircut), and each collateral conversion its arithmetic (price =
+index x (1 - discount), sold = ceil(debt / price), proceeds = floor(sold x price)). The
+account's secured-loan liquidations (``LoanLiquidated``) follow, with their close-factor steps.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from perpx.engine.config import VenueConfig
 from perpx.engine.events import (
     AdlStep,
     CancelStep,
+    ConversionStep,
     DeficitStep,
     Event,
     FeeStep,
     LiquidationExplained,
+    LoanLiquidated,
     MarginKeptStep,
     OrderStep,
     ScopeFigures,
@@ -36,6 +41,7 @@ from perpx.engine.events import (
 )
 from perpx.engine.values import RATE_SCALE, AccountId, MarketId, format_units
 from perpx.journal.store import RecoveryReport, recover
+from perpx.lending.explain import explain_event
 
 PRICING_EVENTS = ("IndexUpdated", "MarkPriceUpdated", "MarkPriceSet")
 
@@ -45,12 +51,16 @@ class Record:
     """One explanation record and what the venue knew of its markets' prices then."""
 
     seq: int
-    event: LiquidationExplained
+    event: LiquidationExplained | LoanLiquidated
     prices: dict[str, Event] = field(default_factory=dict)
 
 
 def collect(directory: Path, config: VenueConfig, account_id: int) -> tuple[list[Record], RecoveryReport]:
-    """Replay the journal in ``directory`` (read-only) and keep the records naming ``account_id``."""
+    """Replay the journal in ``directory`` (read-only) and keep the records naming ``account_id``.
+
+    Liquidation records (as the liquidated account or an ADL counterparty) and the liquidations
+    of the account's secured loans, in journal order.
+    """
     latest: dict[tuple[str, str], Event] = {}
     found: list[Record] = []
 
@@ -63,6 +73,8 @@ def collect(directory: Path, config: VenueConfig, account_id: int) -> tuple[list
                 markets = {row.market for row in event.before.positions}
                 prices = {f"{m} {n}": e for (m, n), e in sorted(latest.items()) if m in markets}
                 found.append(Record(seq, event, prices))
+            elif isinstance(event, LoanLiquidated) and event.account_id == account_id:
+                found.append(Record(seq, event))
 
     _engine, report = recover(directory, config, use_snapshots=False, observe=observe)
     return found, report
@@ -147,6 +159,15 @@ def _positions_table(units: _Units, figures: ScopeFigures) -> Table:
 
 
 def _figures_lines(units: _Units, figures: ScopeFigures, wallet_label: str) -> list[str]:
+    if figures.collateral_atoms:
+        return [
+            f"{wallet_label:<26}{units.money(figures.wallet_atoms)}",
+            f"{'collateral (haircut)':<26}{units.money(figures.collateral_atoms)}"
+            "   = sum of each asset held x its last fresh index x (1 - haircut tier), rounded down",
+            f"{'margin balance':<26}{units.money(figures.margin_balance_atoms)}   = wallet + collateral + uPnL",
+            f"{'maintenance margin (MM)':<26}{units.money(figures.maintenance_atoms)}   = sum of notional x mmr - cum",
+            f"{'margin ratio':<26}{units.rate(figures.ratio_e8)}   = MM / margin balance (liquidated at 100%)",
+        ]
     return [
         f"{wallet_label:<26}{units.money(figures.wallet_atoms)}",
         f"{'margin balance':<26}{units.money(figures.margin_balance_atoms)}   = wallet + uPnL",
@@ -210,6 +231,17 @@ def _step_lines(units: _Units, market: str | None, step: Any, account_id: int) -
                 + you
             )
         return lines
+    if isinstance(step, ConversionStep):
+        spec = units.config.assets[step.asset]
+        amount = f"{format_units(step.sold_atoms, spec.atom)} {step.asset}"
+        return [
+            f"converted {amount} to the insurance fund for {units.money(step.proceeds_atoms)}"
+            f" to pay a debt of {units.money(step.debt_before_atoms)} (left {units.money(step.debt_after_atoms)})",
+            f"    price {units.money(step.price_atoms)} per {step.asset} = floor(index {units.money(step.index_atoms)}"
+            f" x (1 - discount {units.rate(step.discount_e8)}))",
+            f"    sold = min(held, ceil(debt / price)); proceeds = floor(sold x price) = {units.money(step.proceeds_atoms)}",
+            f"    it counted {units.money(step.haircut_value_atoms)} in the margin (index x (1 - haircut))",
+        ]
     if isinstance(step, DeficitStep):
         uncovered = (
             f"; {units.money(step.uncovered_atoms)} was beyond the fund's equity"
@@ -249,10 +281,19 @@ def render(console: Console, config: VenueConfig, records: list[Record], account
     """Print each record as a panel: inputs, formula values, actions, result."""
     units = _Units(config)
     if not records:
-        console.print(f"account {account_id} was never liquidated nor auto-deleveraged in this journal")
+        console.print(
+            f"account {account_id} was never liquidated nor auto-deleveraged in this journal,"
+            " and no loan of it was liquidated"
+        )
         return
     for record in records:
         event = record.event
+        if isinstance(event, LoanLiquidated):
+            lines = explain_event(config, record.seq, event)
+            console.print(
+                Panel(Text("\n".join(lines)), title=f"account {event.account_id} | loan {event.loan_id}")
+            )
+            continue
         wallet_label = (
             "wallet balance"
             if event.scope == "CROSS"

@@ -348,9 +348,9 @@ def test_liquidation_worked_example_in_close_factor_steps() -> None:
 
 
 def test_liquidation_that_exhausts_the_collateral_leaves_bad_debt_to_the_lender() -> None:
-    # Arrange: BTC falls to 30,000 (LTV 130%)
-    # step 1: repay 19,500, seize 0.663 BTC; step 2: repay 9,750, seize 0.3315 BTC; 0.0055 BTC left
-    # step 3: 0.0055 BTC (165 USDT) covers 165 / 1.02 = 161.76470588 USDT (down); the rest is bad debt
+    # Arrange: BTC falls to 30,000 (LTV 130%, above 1 / (1 + 2%) = 98.04%: a partial step would
+    # raise the LTV, so one step repays all it can). 1 BTC (30,000 USDT) covers 30,000 / 1.02 =
+    # 29,411.76470588 USDT (down); the rest, 9,588.23529412 USDT, is the lender's bad debt
     data = lending_data()
     data["assets"]["BTC"]["index"].update(sources={"binance": 1}, min_sources=1)
     lv = LendingVenue(lending_config(data))
@@ -361,11 +361,42 @@ def test_liquidation_that_exhausts_the_collateral_leaves_bad_debt_to_the_lender(
     events = lv.price("30000", sources=("binance",))
     # Assert
     (liquidated,) = of_type(events, LoanLiquidated)
-    assert [s.collateral_seized_atoms for s in liquidated.steps] == [66_300_000, 33_150_000, 550_000]
-    assert liquidated.steps[-1].debt_repaid_atoms == 16_176_470_588
-    assert liquidated.bad_debt_atoms == atoms("9750") - 16_176_470_588
+    assert [s.collateral_seized_atoms for s in liquidated.steps] == [100_000_000]
+    assert liquidated.steps[-1].debt_repaid_atoms == 2_941_176_470_588
+    assert liquidated.bad_debt_atoms == atoms("9588.23529412")
     assert liquidated.closed and lv.loan("alice") is None
-    assert lv.venue.engine.lending.bad_debt_atoms == {USDT: atoms("9750") - 16_176_470_588}
+    assert lv.venue.engine.lending.bad_debt_atoms == {USDT: atoms("9588.23529412")}
+
+
+@pytest.mark.parametrize(
+    ("price", "first_repaid"),
+    [
+        ("39780.1", "19500"),  # LTV just under 1 / 1.02: a close-factor step lowers it
+        ("39780", "39000"),  # LTV exactly 1 / 1.02: the step repays the whole debt (100% close factor)
+        ("35000", "39000"),
+    ],
+)
+def test_close_factor_is_100_percent_at_or_above_one_over_one_plus_penalty(
+    price: str, first_repaid: str
+) -> None:
+    # Arrange: 39,000 USDT against 1 BTC, penalty 2%
+    data = lending_data()
+    data["assets"]["BTC"]["index"].update(sources={"binance": 1}, min_sources=1)
+    lv = LendingVenue(lending_config(data))
+    lv.borrower("alice")
+    lv.price("50000", sources=("binance",))
+    lv.borrow("alice", loan="39000")
+    # Act
+    events = lv.price(price, sources=("binance",))
+    # Assert
+    (liquidated,) = of_type(events, LoanLiquidated)
+    first = liquidated.steps[0]
+    expected = atoms(first_repaid)
+    if first_repaid == "39000":  # all of it, as far as the collateral covers it at the penalty
+        expected = min(expected, atoms("1") * atoms(price) * 100 // (102 * atoms("1")))
+    assert first.debt_repaid_atoms == expected
+    if first_repaid == "19500":
+        assert first.ltv_after_e8 < liquidated.ltv_before_e8  # the step lowered the LTV
 
 
 def test_no_liquidation_just_below_the_liquidation_ltv() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from perpx.lending.venue import LENDING_TOML
-from tests.server.harness import MANUAL_CONFIG, Trader
-from tests.server.inprocess import InProcessVenue, in_process_venue
+from tests.server.harness import ADMIN_TOKEN, MANUAL_CONFIG, Trader
+from tests.server.inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
 
 FLEX = "/sapi/v2/loan/flexible"
 PAIR = {"loanCoin": "USDT", "collateralCoin": "BTC"}
@@ -238,3 +238,17 @@ def test_borrow_and_repay_push_account_updates_with_the_balance_change(venue: In
     assert (borrowed["e"], borrowed["a"]["m"]) == ("ACCOUNT_UPDATE", "ASSET_TRANSFER")
     assert (borrowed["a"]["B"][0]["wb"], borrowed["a"]["B"][0]["bc"]) == ("1000", "1000")
     assert (repaid["a"]["B"][0]["wb"], repaid["a"]["B"][0]["bc"]) == ("600", "-400")
+
+
+def test_an_asset_quote_whose_source_is_not_utf8_is_refused_at_the_edge(venue: InProcessVenue) -> None:
+    # Arrange: a lone surrogate, which JSON can carry and no journal record holds
+    body = b'{"asset": "BTC", "source": "okx\\ud800", "price": "50000"}'
+    # Act
+    answer = venue.client.request(
+        "POST",
+        f"{ADMIN_BASE}/admin/v1/asset-prices",
+        content=body,
+        headers={"X-PERPX-ADMIN": ADMIN_TOKEN, "Content-Type": "application/json"},
+    )
+    # Assert
+    assert (answer.status_code, answer.json()["code"]) == (400, -1100)

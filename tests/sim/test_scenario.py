@@ -33,6 +33,7 @@ def test_the_shipped_scenarios_each_load() -> None:
         "funding_squeeze",
         "mark_walk",
         "mango_cash_out",
+        "multi_asset_cascade",
     }
 
 

@@ -23,6 +23,7 @@ NAMES = [
     "funding_squeeze",
     "mark_walk",
     "mango_cash_out",
+    "multi_asset_cascade",
 ]
 
 

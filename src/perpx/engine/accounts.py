@@ -358,6 +358,7 @@ class Account:
         "account_id",
         "balances",
         "client_orders",
+        "collateral_atoms",
         "name",
         "net_transfers",
         "positions",
@@ -377,6 +378,10 @@ class Account:
         """Money moved in minus money moved out without trading P&L, per asset (atoms; an asset at 0 is
         absent): deposits, withdrawals, loan payouts and repayments, collateral posted and returned.
         ``sessionLossLimit`` takes it off the change in equity, so a deposit cannot hide a loss."""
+        self.collateral_atoms = 0
+        """Multi-Assets Mode: what the account's collateral assets count for in its cross margin
+        balance (index x (1 - haircut), at each asset's last fresh index); 0 outside the mode.
+        Kept by :mod:`perpx.engine.collateral`; derived from the balances and prices, not hashed."""
 
     def balance(self, asset: AssetId) -> int:
         return self.balances.get(asset, 0)

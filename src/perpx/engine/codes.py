@@ -85,6 +85,19 @@ class RejectCode(IntEnum):
     LOAN_AMOUNT_CHOICE = -9540
     """A borrow gives both or neither of the loan and the collateral amount."""
     LOAN_TOO_SMALL = -9541
+    # Multi-Assets Mode: Binance's codes, and -9542..-9558
+    MULTI_ASSETS_ISOLATED = -4167
+    """Multi-Assets Mode cannot be turned on while a market of the account is set to isolated."""
+    ISOLATED_IN_MULTI_ASSETS = -4168
+    """A market cannot be set to isolated margin in Multi-Assets Mode."""
+    MULTI_ASSETS_OPEN_ORDERS = -4170
+    """Multi-Assets Mode changes only with no open order (and, here, no open position)."""
+    MULTI_ASSETS_UNCHANGED = -4171
+    """The account is already in the asked mode."""
+    MULTI_ASSETS_NEGATIVE_BALANCE = -4172
+    """Multi-Assets Mode cannot be turned off while the settlement balance is below zero."""
+    COLLATERAL_STALE_FOR_RISK = -9542
+    """An order or withdrawal needs collateral whose index is stale: it counts at zero until fresh."""
     # OTC block trades: -9560, -9561 and -9569 (the desk's adapter uses -9562 .. -9568 and -9570)
     BLOCK_SAME_ACCOUNT = -9560
     """A block trade needs two different accounts: the client's and the desk's."""

@@ -357,6 +357,18 @@ class BookBlockTrade(Command, frozen=True, tag=True, kw_only=True, gc=False):
     quote_id: str
 
 
+class SetMultiAssetsMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Turn Multi-Assets Mode on or off for an account (Binance ``multiAssetsMargin``).
+
+    In the mode, every collateral asset the account holds counts in its cross margin balance at
+    index x (1 - haircut), and its settlement balance may go below zero (a debt against that
+    collateral). Refused with open orders or positions, and with a market set to isolated.
+    """
+
+    account_id: AccountId
+    enabled: bool
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -381,4 +393,5 @@ AnyCommand = (
     | RepayLoan
     | AdjustLoanCollateral
     | BookBlockTrade
+    | SetMultiAssetsMode
 )

@@ -61,6 +61,11 @@ class AssetSpec:
     """Spot sources of the asset's price in the settlement asset (``lending/config.py``)."""
     collateral_haircut_e8: int = 0
     max_collateral_atoms: int | None = None
+    haircut_tiers: tuple[tuple[int, int], ...] = ()
+    """Multi-Assets Mode: ``(from_atoms, haircut_e8)`` tiers by the size held, the first from 0
+    (``collateral_haircut_tiers``; a plain ``collateral_haircut`` is one tier)."""
+    conversion_discount_e8: int = 0
+    """Multi-Assets Mode: below the index, the price at which a liquidation converts the asset."""
 
     @property
     def atom(self) -> Decimal:
@@ -225,7 +230,14 @@ VENUE_KEYS = ("name", "settlement_asset", "clock", "durability", "snapshot_every
 SERVER_KEYS = ("rate_limit_weight_1m", "order_limit_10s", "order_limit_1m", "ban_after")
 """``[server]`` keys: read by the server (``perpx.server.limits``), listed here so the config is checked whole."""
 TOP_TABLES = ("venue", "assets", "fee_tiers", "markets", "server", "lending", "otc")
-ASSET_KEYS = ("decimals", "index", "collateral_haircut", "max_collateral")
+ASSET_KEYS = (
+    "decimals",
+    "index",
+    "collateral_haircut",
+    "max_collateral",
+    "collateral_haircut_tiers",
+    "conversion_discount_bps",
+)
 FEE_TIER_KEYS = ("min_30d_volume", "maker", "taker")
 RISK_KEYS = (
     "liquidation_fee",
@@ -370,16 +382,23 @@ def _parse(data: Mapping[str, Any]) -> VenueConfig:
 
 def _parse_asset(name: str, table: Mapping[str, Any], decimals: int) -> AssetSpec:
     """An ``[assets.X]`` table: decimals, and the collateral settings of ``lending/config.py``."""
-    from perpx.engine.lending.config import parse_haircut, parse_max_collateral
+    from perpx.engine.lending.config import (
+        parse_conversion_discount,
+        parse_haircut_tiers,
+        parse_max_collateral,
+    )
 
     where = f"assets.{name}"
     atom = Decimal(1).scaleb(-decimals)
+    tiers = parse_haircut_tiers(table, where, atom)
     return AssetSpec(
         AssetId(name),
         decimals,
         _parse_index(table.get("index"), f"{where}.index"),
-        parse_haircut(table, where),
+        tiers[0][1],  # the plain haircut, or the first tier's (what assetIndex shows as bidBuffer)
         parse_max_collateral(table, where, atom),
+        tiers,
+        parse_conversion_discount(table, where),
     )
 
 

@@ -21,6 +21,7 @@ from perpx.engine.accounts import (
 )
 from perpx.engine.book import Order, OrderBook
 from perpx.engine.codes import RejectCode
+from perpx.engine.collateral import MultiAssets
 from perpx.engine.commands import (
     AdjustIsolatedMargin,
     AmendOrder,
@@ -52,6 +53,7 @@ from perpx.engine.margin import (
     AccountRisk,
     account_risk,
 )
+from perpx.engine.pricing.index import SourceQuote
 from perpx.engine.values import (
     AccountId,
     AssetId,
@@ -126,6 +128,10 @@ class Core:
         self.moved: dict[MarketId, None] = {}
         """Markets whose mark or last price moved during this command: the consequence stages look there."""
         self._touched: dict[Position, None] = {}
+        self.asset_quotes: dict[AssetId, dict[str, SourceQuote]] = {}
+        """Spot quotes of each asset's index sources (``SubmitAssetQuote``; the lending stage keeps them)."""
+        self.multi_assets = MultiAssets(self)
+        """Multi-Assets Mode: accounts in it, collateral prices, who holds what (:mod:`.collateral`)."""
 
     # ------------------------------------------------------------------ the stages' interface
 

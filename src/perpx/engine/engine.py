@@ -97,6 +97,7 @@ class Engine(Core):
             **self.triggers.handlers(),
             **self.pricing.handlers(),
             **self.lending.handlers(),
+            **self.multi_assets.handlers(),
         }
 
     def apply(self, command: Command) -> Outcome:

@@ -481,6 +481,8 @@ class ScopeFigures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``wallet_atoms`` is the cross wallet (or the isolated margin; for the insurance fund its cash);
     ``margin_balance_atoms = wallet + unrealised PnL``; ``ratio_e8 = ceil(MM x 10**8 / margin balance)``,
     ``2**62`` when the margin balance is zero or negative; at ``10**8`` (100%) the scope is liquidated.
+    In Multi-Assets Mode the cross margin balance adds ``collateral_atoms`` (the collateral assets at
+    index x (1 - haircut)); the wallet is then the settlement balance alone, which may be negative.
     """
 
     wallet_atoms: int
@@ -488,6 +490,7 @@ class ScopeFigures(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     maintenance_atoms: int
     ratio_e8: int
     positions: tuple[PositionFigures, ...]
+    collateral_atoms: int = 0
 
 
 class LiquidationFill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -595,7 +598,30 @@ class DeficitStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False)
     uncovered_atoms: int = 0
 
 
-LiquidationStepT = CancelStep | OrderStep | MarginKeptStep | FeeStep | TakeoverStep | AdlStep | DeficitStep
+class ConversionStep(msgspec.Struct, frozen=True, tag=True, kw_only=True, gc=False):
+    """Multi-Assets Mode: collateral sold to the insurance fund at the index less the discount.
+
+    ``price_atoms = floor(index_atoms x (1 - discount_e8))`` per whole unit; ``sold_atoms =
+    ceil(debt x 10**decimals / price)`` (at most what the account holds, and at most what the
+    fund's equity can pay for); ``proceeds_atoms = floor(sold x price / 10**decimals)`` goes to the
+    account's settlement balance. ``haircut_value_atoms`` is what the sold collateral counted for
+    in the margin before the sale.
+    """
+
+    asset: AssetId
+    sold_atoms: int
+    index_atoms: int
+    discount_e8: int
+    price_atoms: int
+    proceeds_atoms: int
+    haircut_value_atoms: int
+    debt_before_atoms: int
+    debt_after_atoms: int
+
+
+LiquidationStepT = (
+    CancelStep | OrderStep | MarginKeptStep | FeeStep | TakeoverStep | AdlStep | DeficitStep | ConversionStep
+)
 
 
 class LiquidationExplained(Event, frozen=True, tag=True, kw_only=True, gc=False):
@@ -686,6 +712,33 @@ class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False)
 
 
 # ---------------------------------------------------------------- collateral and secured loans (issue 20)
+
+
+class MultiAssetsModeChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The account's Multi-Assets Mode is now ``enabled``; ``collateral_atoms`` is what its collateral
+    counts for in the cross margin balance (index x (1 - haircut), 0 when off)."""
+
+    account_id: AccountId
+    enabled: bool
+    collateral_atoms: int
+
+
+class CollateralConverted(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A liquidation sold an account's collateral to the insurance fund to pay its settlement debt.
+
+    The figures are the :class:`ConversionStep`'s; the fund's account receives ``sold_atoms`` of
+    ``asset`` and pays ``proceeds_atoms`` of the settlement asset from its cash.
+    """
+
+    account_id: AccountId
+    asset: AssetId
+    sold_atoms: int
+    index_atoms: int
+    discount_e8: int
+    price_atoms: int
+    proceeds_atoms: int
+    balance_atoms: int
+    """The account's settlement balance after the conversion."""
 
 
 class AssetIndexUpdated(Event, frozen=True, tag=True, kw_only=True, gc=False):
@@ -877,4 +930,6 @@ AnyEvent = (
     | LoanInterestAccrued
     | LoanMarginCalled
     | LoanLiquidated
+    | MultiAssetsModeChanged
+    | CollateralConverted
 )

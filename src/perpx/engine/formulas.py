@@ -386,3 +386,50 @@ def band_ticks(slack_share_e8: int, qty_lots: int, contract_atoms: int, bound_sl
     rises). Rounded down, so the band is never wider than the slack it stands for.
     """
     return slack_share_e8 // ((RATE_SCALE - 1 + bound_slope_e8) * qty_lots * contract_atoms)
+
+
+# ---------------------------------------------------------------------- Multi-Assets Mode
+# ``collateral_value_atoms``  down   a collateral asset never counts for more than it is worth
+# ``conversion_proceeds``     down   the account receives no atom the sale did not earn
+# ``conversion_needed``       up     enough collateral is sold to cover the debt it is sold for
+
+
+def _pow10(decimals: int) -> int:
+    return int(10**decimals)
+
+
+def collateral_value_atoms(
+    amount_atoms: int, index_atoms: int, decimals: int, tiers: tuple[tuple[int, int], ...]
+) -> int:
+    """Margin value of holding ``amount_atoms`` of a collateral asset: index x (1 - haircut), tiered.
+
+    ``index_atoms`` is the settlement atoms one whole unit is worth; ``tiers`` are
+    ``(from_atoms, haircut_e8)`` (the first from 0): the part of the holding inside each tier
+    counts at that tier's haircut. One division for the whole sum, rounded down (against the
+    account). Zero or negative holdings are worth nothing.
+    """
+    if amount_atoms <= 0 or index_atoms <= 0:
+        return 0
+    weighted = 0  # sum of part_atoms x (1 - haircut) in e8
+    for number, (start, haircut_e8) in enumerate(tiers):
+        if amount_atoms <= start:
+            break
+        end = tiers[number + 1][0] if number + 1 < len(tiers) else amount_atoms
+        part = (amount_atoms if amount_atoms < end else end) - start
+        weighted += part * (RATE_SCALE - haircut_e8)
+    return weighted * index_atoms // (_pow10(decimals) * RATE_SCALE)
+
+
+def conversion_price_atoms(index_atoms: int, discount_e8: int) -> int:
+    """The price (settlement atoms per whole unit) a liquidation converts collateral at, rounded down."""
+    return index_atoms * (RATE_SCALE - discount_e8) // RATE_SCALE
+
+
+def conversion_needed_atoms(debt_atoms: int, price_atoms: int, decimals: int) -> int:
+    """Collateral atoms whose sale at ``price_atoms`` covers ``debt_atoms``, rounded up."""
+    return ceil_div(debt_atoms * _pow10(decimals), price_atoms)
+
+
+def conversion_proceeds_atoms(sold_atoms: int, price_atoms: int, decimals: int) -> int:
+    """Settlement atoms ``sold_atoms`` of collateral fetch at ``price_atoms``, rounded down."""
+    return sold_atoms * price_atoms // _pow10(decimals)

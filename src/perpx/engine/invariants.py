@@ -82,6 +82,7 @@ def violations(engine: Engine) -> list[str]:
     _conditional_orders(engine, problems)
     _pricing(engine, problems)
     _loans(engine, problems)
+    _multi_assets(engine, problems)
     return problems
 
 
@@ -359,7 +360,11 @@ def _liquidation(engine: Engine, problems: list[str]) -> None:
         for position in account.positions.values():
             if position.qty_lots or position.isolated_margin_atoms:
                 holding = True
-        if not holding and account.balance(engine.asset) < 0:
+        if (
+            not holding
+            and account.balance(engine.asset) < 0
+            and not engine.multi_assets.holds_collateral(account)
+        ):
             problems.append(
                 f"account {account_id} holds nothing but its wallet is {account.balance(engine.asset)}"
             )
@@ -397,7 +402,7 @@ def _headroom(engine: Engine, problems: list[str]) -> None:
     watch = engine.liquidation.watch
     for account_id, headroom in engine.headroom_atoms.items():
         account = engine.accounts[account_id]
-        balance = account.balance(engine.asset)
+        balance = account.balance(engine.asset) + account.collateral_atoms
         bound = 0
         for market, position in account.positions.items():
             if not position.qty_lots:
@@ -431,3 +436,20 @@ def _loans(engine: Engine, problems: list[str]) -> None:
             problems.append(f"loan {loan_id}: open with no debt")
         if loan_id >= lending.next_loan_id:
             problems.append(f"loan {loan_id}: id not below the next loan id {lending.next_loan_id}")
+
+
+def _multi_assets(engine: Engine, problems: list[str]) -> None:
+    """Every account's collateral figure and holder entries match its balances at the kept prices."""
+    multi = engine.multi_assets
+    for account_id, account in engine.accounts.items():
+        expected = multi.value_atoms(account, fresh_only=False)
+        if account.collateral_atoms != expected:
+            problems.append(
+                f"account {account_id}: collateral counts {account.collateral_atoms}, its balances {expected}"
+            )
+        for asset, holders in multi.holders.items():
+            holds = multi.is_enabled(account_id) and account.balance(asset) > 0
+            if holds != (account_id in holders):
+                problems.append(
+                    f"account {account_id}: {asset} holder index is {not holds}, should be {holds}"
+                )

@@ -13,6 +13,10 @@ Definitions (Binance USDS-M, one-way mode; formulas in :mod:`formulas`):
 * ``withdrawable    = max(0, min(wallet, wallet + min(0, collateral uPnL) - IM - order IM))``:
   unrealised profit is never withdrawable, margin in use never is;
 * ``margin ratio    = maintenance margin / margin balance`` (liquidation at 100%).
+
+In Multi-Assets Mode the cross wallet also counts ``Account.collateral_atoms`` (every collateral
+asset at index x (1 - haircut), :mod:`.collateral`): it adds to the margin balance, the available
+and the free margin alike, and the settlement wallet itself may be below zero (a debt).
 """
 
 from __future__ import annotations
@@ -58,25 +62,39 @@ class AccountRisk:
     order_margin_atoms: int
     isolated_margin_atoms: int
     positions: tuple[PositionRisk, ...]
+    collateral_atoms: int = 0
+    """Multi-Assets Mode: the collateral assets at index x (1 - haircut) (``Account.collateral_atoms``)."""
 
     @property
     def margin_balance_atoms(self) -> int:
-        return self.wallet_atoms + self.cross_unrealized_pnl_atoms
+        return self.wallet_atoms + self.collateral_atoms + self.cross_unrealized_pnl_atoms
 
     @property
     def available_atoms(self) -> int:
         return (
             self.wallet_atoms
+            + self.collateral_atoms
             + self.cross_collateral_pnl_atoms
             - self.cross_initial_margin_atoms
             - self.order_margin_atoms
         )
 
     @property
-    def withdrawable_atoms(self) -> int:
+    def free_atoms(self) -> int:
+        """What the cross scope has above its initial margin, counting unrealised losses but no profit."""
         loss = min(0, self.cross_collateral_pnl_atoms)
-        free = self.wallet_atoms + loss - self.cross_initial_margin_atoms - self.order_margin_atoms
-        return max(0, min(self.wallet_atoms, free))
+        return (
+            self.wallet_atoms
+            + self.collateral_atoms
+            + loss
+            - self.cross_initial_margin_atoms
+            - self.order_margin_atoms
+        )
+
+    @property
+    def withdrawable_atoms(self) -> int:
+        """Of the settlement asset: never more than the wallet holds, nor than the free margin."""
+        return max(0, min(self.wallet_atoms, self.free_atoms))
 
     @property
     def margin_ratio_e8(self) -> int:
@@ -167,6 +185,7 @@ def account_risk(
         order_margin_atoms=orders,
         isolated_margin_atoms=isolated,
         positions=tuple(rows),
+        collateral_atoms=account.collateral_atoms,
     )
 
 
@@ -190,7 +209,7 @@ def cross_available_atoms(
     this runs on every order placement, so it builds no risk objects and skips
     what availability does not need (brackets, maintenance margin).
     """
-    available = account.balances.get(asset, 0)
+    available = account.balances.get(asset, 0) + account.collateral_atoms
     for market, position in account.positions.items():
         available -= position.order_margin_atoms
         qty = position.qty_lots
@@ -210,8 +229,8 @@ def cross_available_atoms(
 def cross_margin_balance_atoms(
     account: Account, asset: AssetId, specs: dict[MarketId, MarketSpec], marks: dict[MarketId, int]
 ) -> int:
-    """Cross margin balance: the cross wallet plus the unrealised PnL of every cross position at its mark."""
-    balance = account.balances.get(asset, 0)
+    """Cross margin balance: the cross wallet (and collateral) plus every cross position's uPnL at its mark."""
+    balance = account.balances.get(asset, 0) + account.collateral_atoms
     for market, position in account.positions.items():
         qty = position.qty_lots
         if qty == 0 or position.margin_mode is _ISOLATED:

@@ -217,6 +217,8 @@ def share_settlement_deficits(core: Engine, market: MarketId, profits: dict[Acco
             continue
         account = core.accounts[account_id]
         wallet = account.balance(core.asset)
+        if core.multi_assets.holds_collateral(account):
+            continue  # Multi-Assets Mode: a debt backed by collateral, not a deficit
         if wallet < 0 and all(
             not p.qty_lots and not p.isolated_margin_atoms for p in account.positions.values()
         ):

@@ -366,6 +366,14 @@ def margin_refusal(
     needed = after - before + open_loss
     if needed > 0:
         available = cross_available_atoms(account, core.asset, core.specs, core.marks, core.indexes)
+        stale = core.multi_assets.stale_shortfall_atoms(account) if account.collateral_atoms else 0
+        if stale and available >= needed > available - stale:
+            return (
+                RejectCode.COLLATERAL_STALE_FOR_RISK,
+                f"Margin is insufficient while the {', '.join(core.multi_assets.stale_held(account))} index is"
+                f" stale: that collateral ({core.money(stale)}) counts at zero for new orders until it is fresh",
+            ), None
+        available -= stale
         if needed > available:
             loss = f" (with {core.money(open_loss)} of open loss against the mark)" if open_loss else ""
             return (

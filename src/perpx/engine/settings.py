@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
     AdjustIsolatedMargin,
+    MarginMode,
     SetLeverage,
     SetMarginMode,
 )
@@ -96,6 +97,14 @@ def set_margin_mode(core: Core, cmd: SetMarginMode) -> None:
     if position.margin_mode is cmd.mode:
         core.reject_command(
             cmd, cmd.account_id, RejectCode.MARGIN_TYPE_UNCHANGED, "No need to change margin type."
+        )
+        return
+    if cmd.mode is MarginMode.ISOLATED and core.multi_assets.is_enabled(account.account_id):
+        core.reject_command(
+            cmd,
+            cmd.account_id,
+            RejectCode.ISOLATED_IN_MULTI_ASSETS,
+            "Unable to adjust to isolated-margin mode under the Multi-Assets mode.",
         )
         return
     if position.open_orders:

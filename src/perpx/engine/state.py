@@ -133,6 +133,11 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     ]
     if net_transfers:  # only once money moved without trading P&L: older snapshots hash as before
         data["net_transfers"] = net_transfers
+    multi_assets = engine.multi_assets.to_data()
+    if (
+        multi_assets is not None
+    ):  # only once an account used Multi-Assets Mode: older snapshots hash as before
+        data["multi_assets"] = multi_assets
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -262,5 +267,6 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
         engine.pricing.markets[MarketId(market)].load_row(row)
     engine.pricing.reschedule()
     engine.lending.load(data.get("lending"), engine.now_ns)
+    engine.multi_assets.load(data.get("multi_assets"))
     engine.liquidation.rebuild()  # safety bands and ADL holders, recomputed on the restored marks
     return engine

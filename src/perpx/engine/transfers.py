@@ -70,6 +70,7 @@ def deposit(core: Core, cmd: Deposit) -> None:
     core.tx_ids[cmd.tx_id] = cmd.account_id
     balance = core.accounts[cmd.account_id].credit_transfer(cmd.asset, cmd.amount_atoms)
     core.margin_changed(cmd.account_id)
+    core.multi_assets.asset_moved(cmd.account_id, cmd.asset)
     core.deposits_atoms[cmd.asset] = core.deposits_atoms.get(cmd.asset, 0) + cmd.amount_atoms
     core.emit(
         DepositApplied(
@@ -89,21 +90,40 @@ def withdraw(core: Core, cmd: Withdraw) -> None:
         reject_transfer(core, cmd, *refusal)
         return
     account = core.accounts[cmd.account_id]
+    stale = 0
     if cmd.asset == core.asset:
-        free = core.risk(cmd.account_id).withdrawable_atoms
+        risk = core.risk(cmd.account_id)
+        free = risk.withdrawable_atoms
+        stale = core.multi_assets.stale_shortfall_atoms(account)
+        if stale:  # Multi-Assets Mode: collateral on a stale index counts at zero for new risk
+            free = max(0, min(risk.wallet_atoms, risk.free_atoms - stale))
     else:
         free = account.balance(cmd.asset)
     if cmd.amount_atoms > free:
-        reject_transfer(
-            core,
-            cmd,
-            RejectCode.BALANCE_INSUFFICIENT,
-            f"withdrawable balance is {core.money(free)}; unrealised profit and margin in use cannot be withdrawn",
-        )
+        if stale and cmd.amount_atoms <= risk.withdrawable_atoms:
+            code, message = (
+                RejectCode.COLLATERAL_STALE_FOR_RISK,
+                f"withdrawable balance is {core.money(free)} while the"
+                f" {', '.join(core.multi_assets.stale_held(account))} index is stale (that collateral counts"
+                " at zero); try again when it is fresh",
+            )
+        elif cmd.asset == core.asset:
+            code, message = (
+                RejectCode.BALANCE_INSUFFICIENT,
+                f"withdrawable balance is {core.money(free)}; unrealised profit and margin in use cannot be withdrawn",
+            )
+        else:
+            code, message = RejectCode.BALANCE_INSUFFICIENT, f"the account holds {free} atoms of {cmd.asset}"
+        reject_transfer(core, cmd, code, message)
+        return
+    removal = core.multi_assets.removal_refusal(account, cmd.asset, cmd.amount_atoms)
+    if removal is not None:
+        reject_transfer(core, cmd, *removal)
         return
     core.tx_ids[cmd.tx_id] = cmd.account_id
     balance = account.credit_transfer(cmd.asset, -cmd.amount_atoms)
     core.margin_changed(cmd.account_id)
+    core.multi_assets.asset_moved(cmd.account_id, cmd.asset)
     core.withdrawals_atoms[cmd.asset] = core.withdrawals_atoms.get(cmd.asset, 0) + cmd.amount_atoms
     core.emit(
         WithdrawalApplied(

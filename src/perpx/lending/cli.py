@@ -1,4 +1,4 @@
-"""``perpx lending``: the loan book's report and the collateral-crash scenario.
+"""``perpx lending``: the loan book's report, the collateral-crash and multi-asset cascade scenarios.
 
 ``perpx lending report --data DIR [--out OUT]`` replays DIR's journal (read only) and writes
 ``lending.json`` and ``lending.html`` (default: into DIR/reports); ``perpx lending crash --data DIR``
@@ -17,6 +17,7 @@ import typer
 
 from perpx.journal.store import RecoveryError
 from perpx.lending.book import read_book
+from perpx.lending.cascade import CascadeParams, run_cascade
 from perpx.lending.crash import CrashParams, run_crash
 from perpx.lending.explain import explain_account
 from perpx.lending.report import write_report
@@ -66,6 +67,32 @@ def crash_command(
         silent = None if stale_from_s is None else (stale_from_s, stale_until_s)
         summary = run_crash(data, CrashParams(loans=loans, drop=drop, minutes=minutes, okx_silent=silent))
     except (RecoveryError, OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(summary.to_json(), sort_keys=True))
+
+
+@lending_app.command("cascade")
+def cascade_command(
+    data: Annotated[Path, typer.Option("--data", help="A new (empty or missing) data directory to write.")],
+    traders: Annotated[int, typer.Option(min=1, max=10_000, help="Accounts margined by BTC alone.")] = 100,
+    drop: Annotated[str, typer.Option(help="The fall of BTC, as a share of the start price.")] = "0.30",
+    minutes: Annotated[int, typer.Option(min=1, max=1440, help="How long the fall takes.")] = 10,
+    max_leverage: Annotated[
+        int, typer.Option(min=2, max=100, help="The most leveraged trader's leverage.")
+    ] = 10,
+    fund: Annotated[str, typer.Option(help="The insurance fund's USDT at the start.")] = "200000",
+) -> None:
+    """Multi-Assets Mode cascade: traders margined by BTC alone (4 in 5 long BTCUSDT) while BTC falls."""
+    if data.exists() and any(data.iterdir()):
+        typer.echo(f"error: {data} is not empty; the scenario writes a new data directory", err=True)
+        raise typer.Exit(2)
+    try:
+        params = CascadeParams(
+            traders=traders, drop=drop, minutes=minutes, max_leverage=max_leverage, fund=fund
+        )
+        summary = run_cascade(data, params)
+    except (RecoveryError, OSError, ValueError, ArithmeticError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(json.dumps(summary.to_json(), sort_keys=True))

@@ -23,9 +23,10 @@ connection that falls :data:`QUEUE_LIMIT` messages behind is closed, code 1008):
 ``ACCOUNT_UPDATE``       ``m`` ORDER, DEPOSIT, WITHDRAW, FUNDING_FEE, MARGIN_TYPE_CHANGE,
                          MARGIN_TRANSFER (isolated margin), INSURANCE_CLEAR (clearance fee, deficit
                          cover, insurance takeover), ADL, ADJUSTMENT (market settlement),
-                         ASSET_TRANSFER (a secured loan paid out or repaid); ``B`` the
-                         settlement asset, ``P`` the positions the command changed (``pa "0"`` when
-                         closed). Figures are the account's state when the batch was applied.
+                         ASSET_TRANSFER (a secured loan paid out or repaid), AUTO_EXCHANGE
+                         (Multi-Assets Mode: collateral converted); ``B`` the settlement asset
+                         and every other asset the command changed, ``P`` the positions the
+                         command changed (``pa "0"`` when closed). Figures are the account's state when the batch was applied.
 ``ACCOUNT_CONFIG_UPDATE`` leverage changes (``ac.s``, ``ac.l``)
 ``MARGIN_CALL``          once when the cross margin ratio (or an isolated position's) reaches
                          :data:`MARGIN_CALL_RATIO_E8` (80%); again only after it fell below
@@ -53,6 +54,7 @@ from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
     BlockTradeBooked,
+    CollateralConverted,
     DepositApplied,
     Event,
     FundingPaid,
@@ -216,15 +218,21 @@ class UserStream:
             if reason is None:
                 continue
             group = groups.setdefault(
-                (account_id, reason), {"ms": wire.ms(event.ts_ns), "markets": [], "change": 0}
+                (account_id, reason), {"ms": wire.ms(event.ts_ns), "markets": [], "change": 0, "assets": {}}
             )
             market = getattr(event, "market", None)
             if market is not None and market not in group["markets"]:
                 group["markets"].append(market)
-            if isinstance(event, DepositApplied):
+            if isinstance(event, DepositApplied | WithdrawalApplied) and event.asset != engine.asset:
+                sign = 1 if isinstance(event, DepositApplied) else -1  # another asset: its own B row
+                group["assets"][event.asset] = group["assets"].get(event.asset, 0) + sign * event.amount_atoms
+            elif isinstance(event, DepositApplied):
                 group["change"] += event.amount_atoms
             elif isinstance(event, WithdrawalApplied):
                 group["change"] -= event.amount_atoms
+            elif isinstance(event, CollateralConverted):  # Multi-Assets Mode: collateral sold for USDT
+                group["change"] += event.proceeds_atoms
+                group["assets"][event.asset] = group["assets"].get(event.asset, 0) - event.sold_atoms
             elif isinstance(event, LoanBorrowed) and event.loan_asset == engine.asset:
                 group["change"] += event.loan_atoms
             elif isinstance(event, LoanRepaid) and event.loan_asset == engine.asset:
@@ -283,7 +291,16 @@ class UserStream:
                         "wb": wire.money(balance + isolated, atom),
                         "cw": wire.money(balance, atom),
                         "bc": wire.money(group["change"], atom),
-                    }
+                    },
+                    *(
+                        {
+                            "a": str(other),
+                            "wb": wire.money(account.balance(other), atom),
+                            "cw": wire.money(account.balance(other), atom),
+                            "bc": wire.money(change, atom),
+                        }
+                        for other, change in sorted(group["assets"].items())
+                    ),
                 ],
                 "P": rows,
             },
@@ -452,11 +469,13 @@ def _reason(event: Event) -> str | None:
     if isinstance(event, IsolatedMarginAdjusted):
         return "MARGIN_TRANSFER"
     if isinstance(event, InsuranceFundChanged):
-        return "INSURANCE_CLEAR"
+        return None if event.reason == "COLLATERAL_CONVERSION" else "INSURANCE_CLEAR"  # AUTO_EXCHANGE
     if isinstance(event, PositionTransferred):
         return "ADL" if event.reason is TransferReason.ADL else "INSURANCE_CLEAR"
     if isinstance(event, PositionSettled):
         return "ADJUSTMENT"
+    if isinstance(event, CollateralConverted):
+        return "AUTO_EXCHANGE"  # Multi-Assets Mode: a liquidation sold collateral for the settlement asset
     if isinstance(event, LoanBorrowed | LoanRepaid):
         return "ASSET_TRANSFER"  # a secured loan paid out or repaid (lending_stream.py)
     return None

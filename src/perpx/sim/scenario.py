@@ -24,6 +24,9 @@ key                meaning
                    (``agents``, ``key``, ``value``), ``"market_mode"`` (``market``, ``mode``,
                    ``settle_price``), ``"insurance_deposit"`` (``amount``)
 ``[[assertions]]`` what must hold (:mod:`perpx.sim.assertions`)
+``[collateral]``   asset = market: each quote of the market's sources also quotes the asset's index
+                   (the venue's ``[assets.X.index]`` sources of the same names), so collateral held in
+                   Multi-Assets Mode moves with the market (``leveraged_taker`` ``collateral``)
 =================  =================================================================================
 
 Overrides
@@ -48,6 +51,7 @@ from typing import Any
 
 from perpx.engine.commands import MarketMode
 from perpx.engine.config import ConfigError, VenueConfig, parse_config
+from perpx.engine.values import AssetId
 from perpx.sim.agents import AgentError, build_agents
 from perpx.sim.assertions import Assertion, AssertionSpecError, parse_assertions
 from perpx.sim.cast import Cast
@@ -102,6 +106,8 @@ class Scenario:
     assertions: list[Assertion]
     path: Path | None = None
     description: str = field(default="")
+    collateral: dict[str, str] = field(default_factory=dict)
+    """Asset -> the market whose source quotes also feed the asset's index (``[collateral]``)."""
 
     @property
     def cast(self) -> Cast:
@@ -226,6 +232,15 @@ def scenario_from_document(doc: Mapping[str, Any], base_dir: Path, path: Path | 
         build_agents(doc["agents"], float(run["scale"]))
     except AgentError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
+    collateral = doc.get("collateral", {})
+    if not isinstance(collateral, dict):
+        raise ScenarioError(f"{where}: collateral must be a table of asset = market")
+    for asset, market in collateral.items():
+        spec = config.assets.get(AssetId(asset))
+        if spec is None or spec.index is None:
+            raise ScenarioError(f"{where}: collateral.{asset}: the config has no [assets.{asset}.index]")
+        if market not in prices:
+            raise ScenarioError(f"{where}: collateral.{asset}: market {market!r} has no [prices] process")
     events = _events(doc["events"], markets, where)
     try:
         assertions = parse_assertions(doc["assertions"])
@@ -250,6 +265,7 @@ def scenario_from_document(doc: Mapping[str, Any], base_dir: Path, path: Path | 
         assertions=assertions,
         path=path,
         description=str(doc.get("description", "")),
+        collateral={str(a): str(m) for a, m in collateral.items()},
     )
 
 
@@ -268,7 +284,7 @@ def _normalised(doc: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(
         set(out)
         - {"name", "description", "config", "config_file", "config_overrides", "run", "insurance", "prices"}
-        - {"sources", "agents", "events", "assertions"}
+        - {"sources", "agents", "events", "assertions", "collateral"}
     )
     if unknown:
         raise ScenarioError(f"unknown top-level key(s) {', '.join(unknown)}")

@@ -76,6 +76,47 @@ def parse_haircut(table: Mapping[str, Any], where: str) -> int:
     return haircut
 
 
+def parse_haircut_tiers(table: Mapping[str, Any], where: str, atom: Decimal) -> tuple[tuple[int, int], ...]:
+    """Multi-Assets haircut tiers ``((from_atoms, haircut_e8), ...)``; a plain haircut is one tier.
+
+    ``collateral_haircut_tiers = [["0", "0.05"], ["10", "0.1"]]``: the first 10 units held count at
+    95% of the index, every unit beyond at 90% (each tier's haircut applies to the part of the
+    holding inside it, as tax brackets do). Sizes start at 0 and rise; haircuts are in [0, 1).
+    Giving both this and ``collateral_haircut`` is refused (which one would count?).
+    """
+    if "collateral_haircut_tiers" not in table:
+        return ((0, parse_haircut(table, where)),)
+    key = f"{where}.collateral_haircut_tiers"
+    if "collateral_haircut" in table:
+        raise ConfigError(f"{where}: give collateral_haircut or collateral_haircut_tiers, not both")
+    rows = table["collateral_haircut_tiers"]
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError(f'{key} must be a list of [size, haircut] pairs, e.g. [["0", "0.05"]]')
+    tiers: list[tuple[int, int]] = []
+    for number, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != 2:
+            raise ConfigError(f"{key}[{number}] must be a [size, haircut] pair")
+        size = to_units(str(row[0]), atom, f"{key}[{number}] size")
+        haircut = to_rate_e8(str(row[1]), f"{key}[{number}] haircut")
+        if not 0 <= haircut < RATE_SCALE:
+            raise ConfigError(f"{key}[{number}]: the haircut must be at least 0 and below 1")
+        if number == 0 and size != 0:
+            raise ConfigError(f"{key}: the first tier must start at size 0")
+        if tiers and size <= tiers[-1][0]:
+            raise ConfigError(f"{key}[{number}]: sizes must rise from one tier to the next")
+        tiers.append((size, haircut))
+    return tuple(tiers)
+
+
+def parse_conversion_discount(table: Mapping[str, Any], where: str) -> int:
+    """``conversion_discount_bps`` as ``_e8`` (default 0), refused outside [0, 10,000)."""
+    key = f"{where}.conversion_discount_bps"
+    bps = to_units(str(table.get("conversion_discount_bps", "0")), Decimal(1), key)
+    if not 0 <= bps < 10_000:
+        raise ConfigError(f"{key} must be at least 0 and below 10000 (basis points of the index)")
+    return bps * (RATE_SCALE // 10_000)
+
+
 def parse_max_collateral(table: Mapping[str, Any], where: str, atom: Decimal) -> int | None:
     """``max_collateral`` in atoms of the asset (``None``: no cap), refused unless positive."""
     if "max_collateral" not in table:

@@ -54,6 +54,27 @@ def ltv_reaches(
     return debt_side >= collateral_side
 
 
+def penalty_outweighs_repayment(
+    debt_atoms: int,
+    loan_price_atoms: int,
+    loan_decimals: int,
+    collateral_atoms: int,
+    collateral_price_atoms: int,
+    collateral_decimals: int,
+    penalty_e8: int,
+) -> bool:
+    """Exactly whether the LTV is at or above ``1 / (1 + penalty)``.
+
+    There a partial liquidation step cannot lower the LTV (it sells ``(1 + penalty)`` of collateral
+    value per unit of debt repaid), so the step repays the whole debt (Aave's 100% close factor).
+    """
+    if collateral_atoms == 0:
+        return debt_atoms > 0
+    debt_side = debt_atoms * loan_price_atoms * pow10(collateral_decimals) * (RATE_SCALE + penalty_e8)
+    collateral_side = RATE_SCALE * collateral_atoms * collateral_price_atoms * pow10(loan_decimals)
+    return debt_side >= collateral_side
+
+
 def ltv_exceeds(
     debt_atoms: int,
     loan_price_atoms: int,

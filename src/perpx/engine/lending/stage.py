@@ -29,7 +29,8 @@ After interest, a quote, or a loan command, every loan is checked at the current
 on a stale one: no index below quorum, no check). At the margin-call LTV the borrower gets one
 ``LoanMarginCalled`` per crossing; at the liquidation LTV the loan is liquidated in close-factor
 steps (``formulas.close_amount_atoms``), each selling collateral worth the repaid debt plus the
-penalty to the lender at the index, until the LTV is under the margin-call level; what the
+penalty to the lender at the index, until the LTV is under the margin-call level (at or above an
+LTV of ``1 / (1 + penalty)`` a step repays the whole debt: a partial one would raise the LTV); what the
 collateral cannot cover is the lender's bad debt (``bad_debt_atoms``), reported in the event.
 An index that moves only because a source aged out is seen at the next minute boundary.
 """
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from perpx.engine.codes import RejectCode
+from perpx.engine.collateral import asset_index_atoms
 from perpx.engine.commands import (
     AdjustLoanCollateral,
     BorrowLoan,
@@ -61,8 +63,8 @@ from perpx.engine.events import (
 from perpx.engine.lending import formulas
 from perpx.engine.lending.config import CollateralSpec, LendingSpec
 from perpx.engine.lending.loans import Loan
-from perpx.engine.pricing.index import IndexPolicy, SourceQuote, compute_index
-from perpx.engine.values import AccountId, AssetId, format_units
+from perpx.engine.pricing.index import SourceQuote
+from perpx.engine.values import RATE_SCALE, AccountId, AssetId, format_units
 
 if TYPE_CHECKING:
     from perpx.engine.core import Core
@@ -76,7 +78,8 @@ class Lending:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.spec: LendingSpec | None = core.config.lending
-        self.quotes: dict[AssetId, dict[str, SourceQuote]] = {}
+        self.quotes: dict[AssetId, dict[str, SourceQuote]] = core.asset_quotes
+        """The core's asset quotes (Multi-Assets Mode values collateral on the same index)."""
         self.loans: dict[int, Loan] = {}
         """Open loans by id; ids rise, so iteration is in opening order in every process."""
         self.by_key: dict[LoanKey, int] = {}
@@ -101,25 +104,7 @@ class Lending:
 
     def index_atoms(self, asset: AssetId) -> int | None:
         """The asset's price (settlement atoms per whole unit) now, or ``None`` if stale or unpriced."""
-        core = self.core
-        spec = core.config.assets.get(asset)
-        if spec is None:
-            return None
-        if asset == core.asset:
-            return formulas.pow10(spec.decimals)
-        if spec.index is None:
-            return None
-        index = spec.index
-        result = compute_index(
-            IndexPolicy(index.policy),
-            index.weights,
-            self.quotes.get(asset, {}),
-            core.now_ns,
-            index.stale_after_ns,
-            index.min_sources,
-            index.outlier_e8,
-        )
-        return result.price_ticks
+        return asset_index_atoms(self.core, asset)
 
     def stale_assets(self) -> list[AssetId]:
         """Assets with an index that is below quorum now: no new loans, no liquidation (alert on this)."""
@@ -166,6 +151,17 @@ class Lending:
         for loan in self.loans.values():
             held[loan.collateral_asset] = held.get(loan.collateral_asset, 0) + loan.collateral_atoms
         return held
+
+    def _moved(self, account_id: AccountId, *assets: AssetId) -> None:
+        """Balances of ``assets`` moved: Multi-Assets Mode revalues the account's collateral."""
+        for asset in assets:
+            self.core.multi_assets.asset_moved(account_id, asset)
+
+    def _removal_refusal(
+        self, account_id: AccountId, asset: AssetId, amount_atoms: int
+    ) -> tuple[RejectCode, str] | None:
+        """Multi-Assets Mode: posting collateral into a loan must keep the account's margin (as a withdrawal)."""
+        return self.core.multi_assets.removal_refusal(self.core.accounts[account_id], asset, amount_atoms)
 
     def _decimals(self, asset: AssetId) -> int:
         return self.core.config.assets[asset].decimals
@@ -291,7 +287,12 @@ class Lending:
             and loan.collateral_atoms > 0
             and self._reaches(loan, q, p, terms.margin_call_ltv_e8)
         ):
-            repay = formulas.close_amount_atoms(loan.debt_atoms, terms.close_factor_e8)
+            close_factor = terms.close_factor_e8
+            if formulas.penalty_outweighs_repayment(
+                loan.debt_atoms, q, ld, loan.collateral_atoms, p, cd, terms.liquidation_penalty_e8
+            ):
+                close_factor = RATE_SCALE  # a partial step would raise the LTV: close it all at once
+            repay = formulas.close_amount_atoms(loan.debt_atoms, close_factor)
             seized = formulas.seized_collateral_atoms(repay, q, ld, p, cd, terms.liquidation_penalty_e8)
             if seized > loan.collateral_atoms:  # the rest of the collateral cannot cover this step
                 seized = loan.collateral_atoms
@@ -312,6 +313,7 @@ class Lending:
                 )
             )
         core.accounts[lender_id].credit_transfer(loan.collateral_asset, seized_total)
+        core.multi_assets.asset_moved(lender_id, loan.collateral_asset)
         bad_debt = 0
         returned = 0
         if loan.collateral_atoms == 0 and loan.debt_atoms > 0:
@@ -322,6 +324,7 @@ class Lending:
         if closed:
             returned = loan.collateral_atoms
             core.accounts[loan.account_id].credit_transfer(loan.collateral_asset, returned)
+            core.multi_assets.asset_moved(loan.account_id, loan.collateral_asset)
             loan.collateral_atoms = 0
             self._close(loan)
         else:
@@ -403,6 +406,7 @@ class Lending:
             return
         quotes[cmd.source] = SourceQuote(cmd.price_atoms, cmd.ts_ns)
         self.dirty = True
+        self.core.multi_assets.index_moved(cmd.asset)
         index = self.index_atoms(cmd.asset)
         fresh = sum(1 for q in quotes.values() if self.core.now_ns - q.ts_ns <= spec.index.stale_after_ns)
         self.core.emit(
@@ -512,6 +516,10 @@ class Lending:
                 f" {self._amount(cmd.collateral_asset, max(self._free_atoms(cmd.account_id, cmd.collateral_asset), 0))} free",
             )
             return
+        removal = self._removal_refusal(cmd.account_id, cmd.collateral_asset, collateral)
+        if removal is not None:
+            self._reject(cmd, cmd.account_id, *removal)
+            return
         if cap is not None and posted + collateral > cap:
             self._reject(
                 cmd,
@@ -543,6 +551,8 @@ class Lending:
         loan.collateral_atoms += collateral
         accounts[lender_id].credit_transfer(cmd.loan_asset, -loan_atoms)
         accounts[cmd.account_id].credit_transfer(cmd.loan_asset, loan_atoms)
+        self._moved(cmd.account_id, cmd.collateral_asset, cmd.loan_asset)
+        self._moved(lender_id, cmd.loan_asset)
         loan.principal_atoms += loan_atoms
         self.core.margin_changed(cmd.account_id)
         self.core.margin_changed(lender_id)
@@ -621,6 +631,8 @@ class Lending:
             returned = 0
         loan.collateral_atoms -= returned
         accounts[cmd.account_id].credit_transfer(loan.collateral_asset, returned)
+        self._moved(cmd.account_id, loan.collateral_asset, loan.loan_asset)
+        self._moved(lender_id, loan.loan_asset)
         if closed:
             self._close(loan)
         self.core.margin_changed(cmd.account_id)
@@ -666,6 +678,10 @@ class Lending:
                 RejectCode.BALANCE_INSUFFICIENT,
                 f"the account has {self._amount(loan.collateral_asset, max(self._free_atoms(cmd.account_id, loan.collateral_asset), 0))} free",
             )
+        elif (
+            removal := self._removal_refusal(cmd.account_id, loan.collateral_asset, cmd.amount_atoms)
+        ) is not None:
+            refusal = removal
         else:
             cap = self.core.config.assets[loan.collateral_asset].max_collateral_atoms
             posted = sum(
@@ -696,6 +712,7 @@ class Lending:
         before = -1 if p is None or q is None else self._ltv(loan, q, p)
         delta = -cmd.amount_atoms if reduce else cmd.amount_atoms
         self.core.accounts[cmd.account_id].credit_transfer(loan.collateral_asset, -delta)
+        self._moved(cmd.account_id, loan.collateral_asset)
         loan.collateral_atoms += delta
         self.core.margin_changed(cmd.account_id)
         self.dirty = True

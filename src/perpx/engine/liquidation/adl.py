@@ -56,7 +56,7 @@ class Ranked:
 def _cross_figures(engine: Core, account: Account) -> tuple[int, int, int]:
     """``(wallet, maintenance, margin balance)`` of the account's cross scope."""
     wallet = account.balance(engine.asset)
-    balance = wallet
+    balance = wallet + account.collateral_atoms
     maintenance = 0
     for market, position in account.positions.items():
         if position.qty_lots == 0 or position.is_isolated:

@@ -81,18 +81,21 @@ def position_figures(engine: Core, position: Position) -> PositionFigures:
 def scope_figures(engine: Core, account: Account, market: MarketId | None) -> ScopeFigures:
     """Wallet, margin balance, maintenance margin and ratio of a scope, with each position's figures."""
     rows = tuple(position_figures(engine, p) for p in scope_positions(account, market))
+    collateral = 0
     if market is None:
         wallet = account.balance(engine.asset)
+        collateral = account.collateral_atoms
     else:
         position = account.positions.get(market)
         wallet = position.isolated_margin_atoms if position is not None else 0
-    return _figures(wallet, rows)
+    return _figures(wallet, rows, collateral)
 
 
-def _figures(wallet_atoms: int, rows: tuple[PositionFigures, ...]) -> ScopeFigures:
-    balance = wallet_atoms + sum(r.unrealized_pnl_atoms for r in rows)
+def _figures(wallet_atoms: int, rows: tuple[PositionFigures, ...], collateral_atoms: int = 0) -> ScopeFigures:
+    balance = wallet_atoms + collateral_atoms + sum(r.unrealized_pnl_atoms for r in rows)
     maintenance = sum(r.maintenance_atoms for r in rows)
     return ScopeFigures(
+        collateral_atoms=collateral_atoms,
         wallet_atoms=wallet_atoms,
         margin_balance_atoms=balance,
         maintenance_atoms=maintenance,

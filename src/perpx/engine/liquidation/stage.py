@@ -187,7 +187,7 @@ class Liquidation:
         if position.is_isolated:
             other_equity = isolated_margin_atoms
         else:
-            other_equity = account.balance(engine.asset) + wallet_change_atoms
+            other_equity = account.balance(engine.asset) + wallet_change_atoms + account.collateral_atoms
             for row in scope_figures(engine, account, None).positions:
                 if row.market != market:
                     other_equity += row.unrealized_pnl_atoms - row.maintenance_atoms
@@ -264,9 +264,13 @@ class Liquidation:
                 for account_id in watch.pop_due(market, marks[market]):
                     candidates[account_id] = None
         due: list[tuple[Any, ...]] = []
+        converted = False
         for account_id in candidates:
             account = engine.accounts.get(account_id)
             if account is None or account_id == INSURANCE_ACCOUNT:
+                continue
+            if engine.multi_assets.debt_due(account):
+                converted = self._convert_debt(account) or converted
                 continue
             if watch.check(account):
                 for scope in self._scopes(account):
@@ -279,7 +283,7 @@ class Liquidation:
             due_id: AccountId = row[2]
             due_scope: MarketId | None = row[4]
             acted = self._liquidate(engine.accounts[due_id], due_scope) or acted
-        return self._fund_check() or acted or self._unwind()
+        return self._fund_check() or acted or converted or self._unwind()
 
     def unwind_due(self, now_ns: int) -> bool:
         """A step of the fund's unwind is due at ``now_ns`` (the engine runs the stages for it).
@@ -344,9 +348,13 @@ class Liquidation:
         return 1, -figures.margin_balance_atoms
 
     def _deficit(self, account: Account) -> int:
-        """A negative wallet of an account holding nothing else (no position, no isolated margin)."""
+        """A negative wallet of an account holding nothing else (no position, no isolated margin).
+
+        In Multi-Assets Mode a negative wallet backed by collateral is a debt, not a deficit: the
+        collateral is converted first (:meth:`_convert_debt`), and only what it cannot pay is one.
+        """
         wallet = account.balance(self.engine.asset)
-        if wallet >= 0:
+        if wallet >= 0 or self.engine.multi_assets.holds_collateral(account):
             return 0
         for position in account.positions.values():
             if position.qty_lots or position.isolated_margin_atoms:
@@ -431,6 +439,8 @@ class Liquidation:
         steps.append(self._clearance_fee(account, scope, position, whole, mark, surplus, from_isolated))
         if remaining:
             self._absorb(account, position, remaining, whole, bankruptcy[0], mark, steps)
+        if scope is None and self._flat(account) and account.balance(engine.asset) < 0:
+            steps.extend(engine.multi_assets.convert(account))  # Multi-Assets Mode: pay the debt
         deficit = self._deficit(account)
         if deficit:
             steps.append(self._cover(account, deficit))
@@ -446,6 +456,32 @@ class Liquidation:
             spec.risk.liquidation_fee_e8,
             plan,
         )
+        return True
+
+    @staticmethod
+    def _flat(account: Account) -> bool:
+        """No position and no isolated margin left."""
+        for position in account.positions.values():
+            if position.qty_lots or position.isolated_margin_atoms:
+                return False
+        return True
+
+    def _convert_debt(self, account: Account) -> bool:
+        """Multi-Assets Mode, no position left: the collateral no longer covers the settlement debt.
+
+        Converts collateral to the insurance fund at the index less the discount until the debt is
+        paid (:meth:`MultiAssets.convert`); what no collateral is left to pay, the fund covers as a
+        deficit. Recorded as a ``COLLATERAL_CONVERTED`` liquidation. Nothing at a stale index.
+        """
+        engine = self.engine
+        before = scope_figures(engine, account, None)
+        steps: list[LiquidationStepT] = list(engine.multi_assets.convert(account))
+        if not steps:
+            return False
+        deficit = self._deficit(account)
+        if deficit:
+            steps.append(self._cover(account, deficit))
+        self._explain(account, None, None, "COLLATERAL_CONVERTED", before, steps, None, None, None, 0)
         return True
 
     def _cancel_scope_orders(self, account: Account, scope: MarketId | None) -> tuple[OrderId, ...]:

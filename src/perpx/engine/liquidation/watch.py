@@ -122,7 +122,7 @@ class RiskWatch:
         marks = engine.marks
         contracts = self.contracts
         bounds = self.bounds
-        balance = account.balances.get(engine.asset, 0)
+        balance = account.balances.get(engine.asset, 0) + account.collateral_atoms
         cross_bound = 0
         isolated = False
         for market, position in account.positions.items():
@@ -164,7 +164,7 @@ class RiskWatch:
         contracts = self.contracts
         heaps = self.heaps
         push = heapq.heappush
-        cross_balance = account.balances.get(engine.asset, 0)
+        cross_balance = account.balances.get(engine.asset, 0) + account.collateral_atoms
         cross_bound = 0
         cross: list[tuple[MarketId, int, int, int]] = []  # market, qty, notional, mark
         held: list[MarketId] = []

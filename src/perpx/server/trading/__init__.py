@@ -13,7 +13,7 @@ What perpx does not support, and says so
   is refused. Every position is one-way (``BOTH``).
 * ``priceMatch`` other than NONE, ``timeInForce=GTD`` and ``goodTillDate``: ``-1116`` / ``-1102``
   with a message saying so.
-* Multi-assets margin: ``multiAssetsMargin`` is always false.
+* Multi-Assets Mode: ``multiAssetsMargin`` switches it (``engine/collateral.py``; mechanics.md 30).
 
 Client ids: an order placed without ``newClientOrderId`` shows ``perpx-<orderId>``;
 a conditional order without ``clientAlgoId`` shows ``perpx-algo-<algoId>``. Both

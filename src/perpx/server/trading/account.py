@@ -139,18 +139,24 @@ class _AccountView:
                 }
             )
         wallet = risk.wallet_atoms + risk.isolated_margin_atoms
+        multi = engine.multi_assets
+        self.multi_assets = multi.is_enabled(account_id)
+        # Multi-Assets Mode: totals in USDT count the collateral assets at index x (1 - haircut)
+        # (risk.collateral_atoms, 0 outside the mode); each asset's own row stays in its units
         self.totals = {
             "totalInitialMargin": self.money(total_im + risk.order_margin_atoms),
             "totalMaintMargin": self.money(total_mm),
-            "totalWalletBalance": self.money(wallet),
+            "totalWalletBalance": self.money(wallet + risk.collateral_atoms),
             "totalUnrealizedProfit": self.money(total_upnl),
-            "totalMarginBalance": self.money(wallet + total_upnl),
+            "totalMarginBalance": self.money(wallet + risk.collateral_atoms + total_upnl),
             "totalPositionInitialMargin": self.money(total_im),
             "totalOpenOrderInitialMargin": self.money(risk.order_margin_atoms),
-            "totalCrossWalletBalance": self.money(risk.wallet_atoms),
+            "totalCrossWalletBalance": self.money(risk.wallet_atoms + risk.collateral_atoms),
             "totalCrossUnPnl": self.money(risk.cross_unrealized_pnl_atoms),
             "availableBalance": self.money(risk.available_atoms),
-            "maxWithdrawAmount": self.money(risk.withdrawable_atoms),
+            "maxWithdrawAmount": self.money(
+                max(0, risk.free_atoms) if self.multi_assets else risk.withdrawable_atoms
+            ),
         }
         self.assets: list[dict[str, Any]] = [
             {
@@ -170,10 +176,37 @@ class _AccountView:
                 "updateTime": self.account_update_ms,
             }
         ]
+        self.assets[0]["walletBalance"] = self.money(risk.wallet_atoms + risk.isolated_margin_atoms)
+        self.assets[0]["marginBalance"] = self.money(
+            risk.wallet_atoms + risk.isolated_margin_atoms + total_upnl
+        )
+        self.assets[0]["crossWalletBalance"] = self.money(risk.wallet_atoms)
+        self.assets[0]["maxWithdrawAmount"] = self.money(risk.withdrawable_atoms)
         for asset in sorted(engine.config.assets):
             if asset == engine.asset:
                 continue
             balance = self.money(account.balance(asset))
+            if self.multi_assets and asset in multi.holders:
+                free = self.money(multi.max_removal_atoms(account, asset))
+                self.assets.append(
+                    {
+                        "asset": str(asset),
+                        "walletBalance": balance,
+                        "unrealizedProfit": "0",
+                        "marginBalance": balance,
+                        "maintMargin": "0",
+                        "initialMargin": "0",
+                        "positionInitialMargin": "0",
+                        "openOrderInitialMargin": "0",
+                        "crossWalletBalance": balance,
+                        "crossUnPnl": "0",
+                        "availableBalance": free,
+                        "maxWithdrawAmount": free,
+                        "marginAvailable": True,
+                        "updateTime": self.account_update_ms if account.balance(asset) else 0,
+                    }
+                )
+                continue
             self.assets.append(
                 {
                     "asset": str(asset),
@@ -280,7 +313,7 @@ def account_v2_answer(view: _AccountView) -> dict[str, Any]:
         "canDeposit": True,
         "canWithdraw": True,
         "updateTime": 0,
-        "multiAssetsMargin": False,
+        "multiAssetsMargin": view.multi_assets,
         "tradeGroupId": -1,
         **view.totals,
         "assets": view.assets,

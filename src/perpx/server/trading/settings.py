@@ -1,4 +1,4 @@
-"""Per-market settings: leverage, margin type, isolated margin; hedge and multi-assets modes (refused)."""
+"""Per-market settings: leverage, margin type, isolated margin; Multi-Assets Mode; hedge mode (refused)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from perpx.engine.commands import AdjustIsolatedMargin, MarginMode, SetLeverage, SetMarginMode
-from perpx.engine.events import IsolatedMarginAdjusted, LeverageChanged, MarginModeChanged
+from perpx.engine.commands import (
+    AdjustIsolatedMargin,
+    MarginMode,
+    SetLeverage,
+    SetMarginMode,
+    SetMultiAssetsMode,
+)
+from perpx.engine.events import (
+    IsolatedMarginAdjusted,
+    LeverageChanged,
+    MarginModeChanged,
+    MultiAssetsModeChanged,
+)
 from perpx.server import wire
 from perpx.server.errors import ApiError
 from perpx.server.trading.params import answer, auth, one_way, readmodel_of, row_limit, spec_of
@@ -122,17 +133,25 @@ async def change_position_side(request: Request) -> dict[str, Any]:
 
 @router.get("/fapi/v1/multiAssetsMargin")
 async def multi_assets_margin(request: Request) -> dict[str, Any]:
-    """Always single-asset margin: ``{"multiAssetsMargin": false}``."""
-    await auth(request, "read", 30)
-    return {"multiAssetsMargin": False}
+    """The account's asset mode: ``{"multiAssetsMargin": true}`` in Multi-Assets Mode."""
+    ctx, account_id, _params = await auth(request, "read", 30)
+    enabled = await ctx.seq.query(lambda engine: engine.multi_assets.is_enabled(account_id))
+    return {"multiAssetsMargin": enabled}
 
 
 @router.post("/fapi/v1/multiAssetsMargin")
 async def change_multi_assets_margin(request: Request) -> dict[str, Any]:
-    """Multi-assets margin is not supported: ``true`` is refused, ``false`` needs no change (``-4171``)."""
-    _ctx, _account_id, params = await auth(request, "trade")
-    if wire.bool_param(params.values, "multiAssetsMargin"):
-        raise ApiError(
-            400, -4170, "Multi-assets margin is not supported on perpx: margin is the settlement asset only."
-        )
-    raise ApiError(400, -4171, "Multi-Assets mode is already set.")
+    """Turn Multi-Assets Mode on (``"true"``) or off (``"false"``): ``{"code": 200, "msg": "success"}``.
+
+    Refused as Binance refuses it: ``-4171`` already in that mode, ``-4170`` with open orders (and
+    here also with an open position), ``-4167`` with a market set to isolated, ``-4172`` turning it
+    off with a negative USDT balance.
+    """
+    ctx, account_id, params = await auth(request, "trade")
+    wire.required(params.values, "multiAssetsMargin")
+    enabled = wire.bool_param(params.values, "multiAssetsMargin")
+    applied = await ctx.seq.submit(
+        lambda ts: SetMultiAssetsMode(ts_ns=ts, account_id=account_id, enabled=enabled)
+    )
+    answer(applied, MultiAssetsModeChanged, "asset mode change")
+    return {"code": 200, "msg": "success"}

@@ -10,17 +10,27 @@
   side drawn with ``long_share``, and a deposit drawn uniformly from ``deposit_range``; the position's
   notional is ``deposit x leverage x utilization``. These are the accounts a crash liquidates.
   With ``reenter`` it opens again after being closed out; ``stop_loss_bps`` adds a close-position
-  STOP_MARKET on the mark at that distance.
+  STOP_MARKET on the mark at that distance. With ``collateral = "BTC"`` the account deposits BTC
+  instead (``collateral_range``, in BTC), turns Multi-Assets Mode on, and sizes its position on
+  what the BTC counts for in its margin (index x (1 - haircut)); it waits for a fresh BTC index.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from decimal import Decimal
 from typing import Any, ClassVar
 
-from perpx.engine.commands import Command, ConditionalType, PlaceConditionalOrder, WorkingType
-from perpx.engine.values import MarketId, Side
+from perpx.engine.commands import (
+    Command,
+    ConditionalType,
+    Deposit,
+    PlaceConditionalOrder,
+    SetMultiAssetsMode,
+    WorkingType,
+)
+from perpx.engine.values import AssetId, MarketId, Side
 from perpx.sim.agents.base import Agent, AgentContext, AgentError, choose_weighted, side_to_reach
 
 NS_PER_S = 1_000_000_000
@@ -141,6 +151,8 @@ class LeveragedTaker(Agent):
         "entry_end_s": 300.0,
         "reenter": False,
         "stop_loss_bps": None,
+        "collateral": None,
+        "collateral_range": ["0.05", "0.2"],
     }
 
     def __init__(self, name: str, params: dict[str, Any]) -> None:
@@ -161,14 +173,36 @@ class LeveragedTaker(Agent):
         rng = ctx.rng
         low, high = (float(x) for x in self.params["deposit_range"])
         self.params["deposit"] = f"{low + (high - low) * rng.random():.2f}"
+        collateral = self.params["collateral"]
+        if collateral is not None:
+            self.params["deposit"] = "0"
         super().setup(ctx)
+        setup: list[Command] = []
+        if collateral is not None:
+            spec = ctx.engine.config.assets.get(AssetId(str(collateral)))
+            if spec is None:
+                raise AgentError(
+                    f"agent {self.name!r}: collateral {collateral!r} is not an asset of the venue"
+                )
+            low, high = (float(x) for x in self.params["collateral_range"])
+            amount = Decimal(f"{low + (high - low) * rng.random():.6f}")
+            setup.append(
+                Deposit(
+                    ts_ns=ctx.now_ns,
+                    account_id=self.account_id,
+                    asset=spec.asset,
+                    amount_atoms=int(amount / spec.atom),
+                    tx_id=ctx.tx_id(f"{self.name}-{self.account_id}-collateral"),
+                )
+            )
+            setup.append(SetMultiAssetsMode(ts_ns=ctx.now_ns, account_id=self.account_id, enabled=True))
         self.leverage_choice = int(
             choose_weighted(rng, self.params["leverages"], self.params["leverage_weights"])
         )
         self.side = Side.BUY if rng.random() < self.number("long_share") else Side.SELL
         start, end = self.number("entry_start_s"), self.number("entry_end_s")
         self.entry_ns = ctx.now_ns + int((start + (end - start) * rng.random()) * NS_PER_S)
-        return [ctx.leverage(self.account_id, m, self.leverage_choice) for m in self.market_list(ctx)]
+        return setup + [ctx.leverage(self.account_id, m, self.leverage_choice) for m in self.market_list(ctx)]
 
     def act(self, ctx: AgentContext, now_ns: int) -> list[Command]:
         if now_ns < self.entry_ns:
@@ -187,7 +221,10 @@ class LeveragedTaker(Agent):
         if mark is None or market in ctx.engine.index_stale:
             return []
         spec = ctx.spec(market)
-        wallet = ctx.engine.accounts[self.account_id].balance(ctx.engine.asset)
+        account = ctx.engine.accounts[self.account_id]
+        wallet = (
+            account.balance(ctx.engine.asset) + account.collateral_atoms
+        )  # collateral: 0 outside the mode
         leverage = min(self.leverage_choice, spec.max_leverage)
         # the engine checks the bracket cap at the market order's worst price (the take bound), not the mark
         worst = mark + mark * spec.market_take_bound_e8 // 10**8 if self.side is Side.BUY else mark

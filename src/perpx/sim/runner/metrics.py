@@ -36,6 +36,7 @@ from perpx.engine import formulas, invariants
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
     AdlStep,
+    CollateralConverted,
     CommandRejected,
     DepositApplied,
     Event,
@@ -191,7 +192,11 @@ class RunMetrics:
             WithdrawalApplied: self._on_withdrawal,
             MarkPriceUpdated: self._on_mark,
             IndexUpdated: self._on_index,
+            CollateralConverted: self._on_conversion,
         }
+        self.conversions = 0
+        """Multi-Assets Mode: collateral sales to the insurance fund (``CollateralConverted``)."""
+        self.conversion_proceeds_atoms = 0
 
     def units(self, atoms: int) -> float:
         """Atoms of the settlement asset as settlement units, for reading and plotting."""
@@ -252,7 +257,13 @@ class RunMetrics:
         if owner is not None and owner.startswith("attacker:"):
             self.attacker_refused += 1
 
+    def _on_conversion(self, e: CollateralConverted) -> None:
+        self.conversions += 1
+        self.conversion_proceeds_atoms += e.proceeds_atoms
+
     def _on_deposit(self, e: DepositApplied) -> None:
+        if e.asset != self.engine.asset:
+            return  # collateral (Multi-Assets Mode): the ledgers are in the settlement asset
         self.ledger(e.account_id).deposits += e.amount_atoms
 
     def _on_withdrawal(self, e: WithdrawalApplied) -> None:

@@ -33,11 +33,18 @@ from decimal import Decimal
 from typing import Any
 
 from perpx.engine import formulas
-from perpx.engine.commands import AdvanceClock, Command, Deposit, MarketMode, SetMarketMode
+from perpx.engine.commands import (
+    AdvanceClock,
+    Command,
+    Deposit,
+    MarketMode,
+    SetMarketMode,
+    SubmitAssetQuote,
+)
 from perpx.engine.engine import Engine
 from perpx.engine.events import Event
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT, fund_cash, fund_equity
-from perpx.engine.values import MarketId, TxId
+from perpx.engine.values import AssetId, MarketId, TxId
 from perpx.journal.store import Store
 from perpx.sequencing import Sequencer
 from perpx.sim.agents import Adversary, MarketMaker
@@ -190,9 +197,22 @@ class Simulation:
     def _deliver(self, quote: SpotQuote) -> None:
         command = quote.command
         self.metrics.faulty_at_venue[(command.market, command.source)] = quote.faulty
-        tick = float(self.engine.specs[command.market].tick_size)
+        spec = self.engine.specs[command.market]
+        tick = float(spec.tick_size)
         self._last_quotes[(str(command.market), command.source)] = command.price_ticks * tick
         self.submit(command)
+        for asset, market in self.scenario.collateral.items():  # the same quote for the asset's index
+            index = self.engine.config.assets[AssetId(asset)].index
+            if market == command.market and index is not None and command.source in index.weights:
+                price = Decimal(command.price_ticks) * spec.tick_size / self.engine.config.settlement.atom
+                self.submit(
+                    SubmitAssetQuote(
+                        ts_ns=command.ts_ns,
+                        asset=AssetId(asset),
+                        source=command.source,
+                        price_atoms=int(price),
+                    )
+                )
 
     def _turn(self, turn: AgentTurn) -> None:
         for command in turn.commands():

@@ -144,6 +144,8 @@ def summarise(
         "insurance_takeover_loss_atoms": takeover_loss,
         "insurance_takeover_loss_on_mark": units(m.takeover_loss_atoms),
         "deficit_covered": units(m.deficit_covered_atoms),
+        "collateral_conversions": m.conversions,
+        "collateral_conversion_proceeds": units(m.conversion_proceeds_atoms),
         "adl_events": m.adl_legs,
         "adl_notional": units(m.adl_notional_atoms),
         "adl_notional_atoms": m.adl_notional_atoms,
