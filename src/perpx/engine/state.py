@@ -126,6 +126,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
     lending = engine.lending.to_data()
     if lending is not None:  # only once an asset was quoted or a loan made: older snapshots hash as before
         data["lending"] = lending
+    parents = engine.parents.to_data()
+    if parents is not None:  # only once the algo service recorded a parent: older snapshots hash as before
+        data["parents"] = parents
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -253,5 +256,6 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
         engine.pricing.markets[MarketId(market)].load_row(row)
     engine.pricing.reschedule()
     engine.lending.load(data.get("lending"), engine.now_ns)
+    engine.parents.load(data.get("parents"))  # snapshots from before the parent table hold none
     engine.liquidation.rebuild()  # safety bands and ADL holders, recomputed on the restored marks
     return engine
