@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from perpx.engine.commands import ParentStatus
+from perpx.engine.values import ParentId
+
 from .harness import MANUAL_CONFIG, Trader
 from .inprocess import InProcessVenue, in_process_venue
 
@@ -539,3 +542,38 @@ def test_a_parent_whose_log_is_corrupt_expires_and_its_resting_children_are_canc
 
     assert ended["algoStatus"] == "EXPIRED" and "could not be resumed" in ended["reason"]
     assert still_open == []
+
+
+def test_status_and_executed_quantity_are_the_engines_journaled_parent_row(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    algo_id = _twap(venue, taker, clientAlgoId="row-1")["algoId"]
+    _advance(venue, 60)
+    venue.ok("DELETE", CANCEL, taker, {"algoId": algo_id})
+
+    row = venue.ctx.seq.engine.parents.rows[ParentId(algo_id)]
+    algo = _algo(venue, taker, algo_id)
+    assert (row.status, row.executed_lots, row.client_algo_id) == (ParentStatus.CANCELLED, 40, "row-1")
+    assert (algo["algoStatus"], algo["executedQty"], algo["reason"]) == ("CANCELLED", "0.04", row.reason)
+    children = venue.ok("GET", "/fapi/v1/allOrders", taker, {"symbol": "BTCUSDT"})
+    assert len(children) == 2 and not venue.ctx.seq.engine.parents.children
+
+
+def test_a_working_parent_whose_parameters_were_never_recorded_expires_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        algo_id = _twap(venue, taker, clientAlgoId="lost-params")["algoId"]
+    (data / "algos" / "registry.jsonl").write_bytes(b"")  # as if the server died before the registry line
+
+    with in_process_venue(data) as venue:
+        row = venue.ctx.seq.engine.parents.rows[ParentId(algo_id)]
+        assert venue.ok("GET", OPEN, taker)["total"] == 0
+
+    assert (
+        row.status is ParentStatus.EXPIRED
+        and "parameters were recorded (it never sent a child)" in row.reason
+    )
+    assert not (data / "algos" / f"{algo_id}.childlog").exists()

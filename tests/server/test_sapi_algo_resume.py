@@ -17,7 +17,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from perpx.engine.commands import ParentStatus
+from perpx.engine.values import ParentId
 from perpx.execution.childlog import PlaceRecord, read_log
+from perpx.journal.store import read_config, recover
 
 from .harness import ServerProcess, Trader
 
@@ -96,6 +99,9 @@ def _client_ids(server: ServerProcess, taker: Trader) -> list[str]:
 def test_a_twap_resumes_after_kill_9_and_no_child_goes_twice(server: ServerProcess) -> None:
     taker, algo_id = _start_twap(server)
     server.kill()
+    engine, _ = recover(server.data_dir, read_config(server.data_dir), use_snapshots=False)
+    row = engine.parents.rows[ParentId(algo_id)]
+    assert (row.status, row.executed_lots, row.client_algo_id) == (ParentStatus.WORKING, 40, "resume-1")
     log_path = server.data_dir / "algos" / f"{algo_id}.childlog"
     sent = [r for r in read_log(log_path) if isinstance(r, PlaceRecord)]
     assert [r.client_order_id for r in sent] == ["resume-1-c0", "resume-1-c1"]
@@ -127,3 +133,7 @@ def test_a_twap_resumes_after_kill_9_and_no_child_goes_twice(server: ServerProce
     assert [(o["algoId"], o["algoStatus"]) for o in history["orders"]] == [(algo_id, "FINISHED")]
     subs = exchange.sapi_get_algo_futures_suborders({"algoId": algo_id})
     assert [s["clientOrderId"] for s in subs["subOrders"]] == ids
+    server.kill()
+    replayed, _ = recover(server.data_dir, read_config(server.data_dir), use_snapshots=False)
+    row = replayed.parents.rows[ParentId(algo_id)]
+    assert (row.status, row.executed_lots, row.qty_lots) == (ParentStatus.FINISHED, 100, 100)
