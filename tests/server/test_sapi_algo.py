@@ -181,7 +181,9 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
     ("path", "params", "code"),
     [
         (TWAP, {"side": "BUY", "quantity": "0.1", "duration": 300}, -1102),
-        (TWAP, {"symbol": "NOPE", "side": "BUY", "quantity": "0.1", "duration": 300}, -1121),
+        (TWAP, {"symbol": "NOPE", "side": "BUY", "quantity": "0.1", "duration": 300}, -20121),
+        (VP, {"symbol": "NOPE", "side": "BUY", "quantity": "1", "urgency": "LOW"}, -20121),
+        (HISTORY, {"symbol": "NOPE"}, -20121),
         (TWAP, {"symbol": "BTCUSDT", "side": "UP", "quantity": "0.1", "duration": 300}, -1102),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "duration": 300}, -1102),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1"}, -1102),
@@ -189,6 +191,11 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 86401}, -20130),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.0001", "duration": 300}, -1111),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01", "duration": 300}, -20204),
+        # quantity * 60 / duration must be greater than minQty (0.001): 0.03 * 60 / 86400 is not
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.03", "duration": 86400}, -20195),
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.02", "duration": 1200}, -20195),  # equal
+        # one minute's share above the largest market order (120): the duration is too short
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "700", "duration": 300}, -20194),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "30", "duration": 300}, -20204),
         (
             TWAP,
@@ -260,7 +267,7 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
                     }
                 )
             },
-            -1121,
+            -20121,
         ),
     ],
 )
@@ -268,10 +275,19 @@ def test_bad_parameters_get_binance_codes(
     venue: InProcessVenue, path: str, params: dict[str, Any], code: int
 ) -> None:
     trader = venue.trader("taker")
-    method = "DELETE" if path == CANCEL else "GET" if path == SUB else "POST"
+    method = "DELETE" if path == CANCEL else "GET" if path in (SUB, HISTORY) else "POST"
     status, got, msg = venue.refused(method, path, trader, params)
     assert (status, got) == (400, code), msg
     assert msg
+
+
+def test_a_twap_whose_minute_share_is_just_above_min_qty_is_accepted(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+
+    answer = _twap(venue, taker, quantity="0.021", duration=1200)  # 21 lots * 60 > 1 lot * 1200
+
+    assert answer["success"] is True
 
 
 def test_a_client_algo_id_is_used_once_per_account(venue: InProcessVenue) -> None:
