@@ -593,3 +593,99 @@ def test_a_working_parent_whose_parameters_were_never_recorded_expires_at_start(
         and "parameters were recorded (it never sent a child)" in row.reason
     )
     assert not (data / "algos" / f"{algo_id}.childlog").exists()
+
+
+def _sell(venue: InProcessVenue, maker: Trader, price: str, qty: str) -> None:
+    venue.ok(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "price": price,
+            "quantity": qty,
+        },
+    )
+
+
+@pytest.mark.parametrize("algo", ["twap", "vwap", "is"])
+def test_each_scheduled_algorithm_runs_to_completion_through_the_venues_algo_api(
+    venue: InProcessVenue, algo: str
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    parent = {
+        "algo": algo,
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": f"every-{algo}",
+        "qty": "0.05",
+        "duration_s": 120,
+        "slice_interval_s": 60,
+        "passiveness_bps": 0,
+        "urgency": "high",
+    }
+
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    _advance(venue, 130)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == (algo.upper(), "FINISHED", "0.05")
+    assert venue.ok("GET", SUB, taker, {"algoId": algo_id})["executedQty"] == "0.05"
+
+
+def test_a_scaled_ladder_rests_its_levels_and_finishes_when_they_fill(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50010", "1")])
+    parent = {
+        "algo": "scaled",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": "ladder-1",
+        "qty": "0.3",
+        "ladder_levels": 3,
+        "ladder_start_price": "49990",
+        "ladder_end_price": "49980",
+    }
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    assert _algo(venue, taker, algo_id)["algoStatus"] == "WORKING"  # a query: after the first turn
+    resting = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+    assert sorted(o["price"] for o in resting) == ["49980", "49985", "49990"]
+
+    _sell(venue, maker, "49980", "0.3")  # takes the whole ladder
+    _advance(venue, 10)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == ("SCALED", "FINISHED", "0.3")
+
+
+def test_an_iceberg_shows_its_display_size_and_refills_through_the_venues_algo_api(
+    venue: InProcessVenue,
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50010", "1")])
+    parent = {
+        "algo": "iceberg",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": "ice-1",
+        "qty": "0.02",
+        "display_qty": "0.01",
+        "limit_price": "49990",
+    }
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    assert _algo(venue, taker, algo_id)["algoStatus"] == "WORKING"  # a query: after the first turn
+    shown = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+    assert [o["origQty"] for o in shown] == ["0.01"]
+
+    _sell(venue, maker, "49990", "0.01")
+    _advance(venue, 10)
+    _sell(venue, maker, "49990", "0.01")
+    _advance(venue, 10)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == ("ICEBERG", "FINISHED", "0.02")
+    assert venue.ok("GET", SUB, taker, {"algoId": algo_id})["total"] == 2
