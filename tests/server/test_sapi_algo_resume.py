@@ -21,6 +21,7 @@ import msgspec
 import pytest
 
 from perpx.engine.commands import ParentStatus
+from perpx.engine.state import state_hash
 from perpx.engine.values import ParentId
 from perpx.execution.childlog import PlaceRecord, read_log
 from perpx.journal.store import read_config, recover
@@ -138,10 +139,13 @@ def test_a_twap_resumes_after_kill_9_and_no_child_goes_twice(server: ServerProce
     assert [(o["algoId"], o["algoStatus"]) for o in history["orders"]] == [(algo_id, "FINISHED")]
     subs = exchange.sapi_get_algo_futures_suborders({"algoId": algo_id})
     assert [s["clientOrderId"] for s in subs["subOrders"]] == ids
+    live = server.admin("GET", "/state")
+    assert live.status_code == 200, live.text
     server.kill()
     replayed, _ = recover(server.data_dir, read_config(server.data_dir), use_snapshots=False)
     row = replayed.parents.rows[ParentId(algo_id)]
     assert (row.status, row.executed_lots, row.qty_lots) == (ParentStatus.FINISHED, 100, 100)
+    assert state_hash(replayed) == live.json()["stateHash"]  # a replay in this process: the same venue
 
 
 def _wait_for(
