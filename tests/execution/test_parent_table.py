@@ -6,7 +6,11 @@ a fresh engine (and a snapshot round trip) rebuilds the table exactly.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
@@ -25,13 +29,15 @@ from perpx.engine.commands import (
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
     CommandRejected,
+    OrderAccepted,
+    OrderFilled,
     OrderRejected,
     ParentCancelRequested,
     ParentCreated,
     ParentEnded,
 )
 from perpx.engine.state import restore, snapshot, state_hash
-from perpx.engine.values import AccountId, ClientAlgoId, ClientOrderId, MarketId, ParentId, Side
+from perpx.engine.values import AccountId, ClientAlgoId, ClientOrderId, MarketId, OrderId, ParentId, Side
 from perpx.testkit import Venue
 
 BTC = MarketId("BTCUSDT")
@@ -273,3 +279,48 @@ def test_the_table_changes_the_state_hash_and_an_empty_one_does_not(venue: Venue
 
     assert venue.hash() != before
     assert not restore(venue.config, data).parents.rows
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    resting=st.lists(st.booleans(), min_size=6, max_size=6),
+    sells=st.lists(st.integers(1, 30), max_size=4),
+)
+def test_executed_lots_is_the_sum_of_the_childrens_fills(
+    sizes: list[int], resting: list[bool], sells: list[int]
+) -> None:
+    venue = Venue()
+    for name in ("maker", "taker", "other"):
+        venue.account(name, "1000000")
+    venue.mark("BTCUSDT", "50000")
+    venue.place("maker", "BTCUSDT", "SELL", "0.05", "50000")
+    parent_id = _created(venue, lots=sum(sizes))
+    child_ids: set[OrderId] = set()
+    for n, lots in enumerate(sizes):
+        ts = venue.tick()
+        order = PlaceOrder(
+            ts_ns=ts,
+            account_id=venue.names["taker"],
+            market=BTC,
+            side=Side.BUY,
+            order_type=OrderType.LIMIT,
+            qty_lots=lots,
+            price_ticks=venue.ticks("BTCUSDT", "49000" if resting[n] else "50000"),
+            tif=TimeInForce.GTC if resting[n] else TimeInForce.IOC,
+            client_order_id=ClientOrderId(f"p1-c{n}"),
+        )
+        for event in venue.apply(PlaceChildOrder(ts_ns=ts, parent_id=parent_id, order=order)):
+            if isinstance(event, OrderAccepted):
+                child_ids.add(event.order_id)
+    for lots in sells:
+        venue.place("other", "BTCUSDT", "SELL", str(Decimal(lots) / 1000), "49000")
+
+    filled = 0
+    replayed = Engine(venue.config)
+    for command in venue.journal:
+        for event in replayed.apply(command):
+            if isinstance(event, OrderFilled) and event.order_id in child_ids:
+                filled += event.qty_lots
+    assert venue.engine.parents.rows[parent_id].executed_lots == filled
+    assert replayed.parents.rows[parent_id].executed_lots == filled
