@@ -689,3 +689,20 @@ def test_an_iceberg_shows_its_display_size_and_refills_through_the_venues_algo_a
     done = _algo(venue, taker, algo_id)
     assert (done["algoType"], done["algoStatus"], done["executedQty"]) == ("ICEBERG", "FINISHED", "0.02")
     assert venue.ok("GET", SUB, taker, {"algoId": algo_id})["total"] == 2
+
+
+def test_a_registry_from_before_the_journaled_parents_still_opens(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+    (data / "algos" / "registry.jsonl").write_text(
+        '{"type":"cancel_requested","algo_id":7,"ts_ms":1}\n{"type":"ended","algo_id":7,"status":"CANCELLED",'
+        '"end_ms":2,"reason":"cancelled by the client"}\n'
+    )
+
+    with in_process_venue(data) as venue:
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        answer = _twap(venue, taker, clientAlgoId="after-upgrade")
+
+    assert answer["success"] is True and answer["algoId"] == 1

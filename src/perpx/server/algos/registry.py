@@ -42,7 +42,20 @@ class CreatedRecord(msgspec.Struct, frozen=True, tag="created", kw_only=True):
     parent: ParentOrder
 
 
-RegistryRecord = CreatedRecord
+class LegacyCancelRequested(msgspec.Struct, frozen=True, tag="cancel_requested", kw_only=True):
+    """A line of a registry written before the engine's parent table (read and ignored)."""
+
+    algo_id: int
+
+
+class LegacyEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
+    """A line of a registry written before the engine's parent table (read and ignored)."""
+
+    algo_id: int
+
+
+RegistryRecord = CreatedRecord | LegacyCancelRequested | LegacyEnded
+"""Only ``created`` is written; the other two decode so an older data directory still opens."""
 
 
 class Registry(AppendLog[RegistryRecord]):

@@ -233,8 +233,10 @@ class AlgoService:
         journals the end of a parent that cannot be resumed.
         """
         lines: list[str] = []
-        created = {record.algo_id: record for record in self.registry.records}
+        created = {r.algo_id: r for r in self.registry.records if isinstance(r, CreatedRecord)}
         table = self.ctx.seq.engine.parents.rows
+        for algo_id in sorted(set(created) - {int(p) for p in table}):
+            lines.append(f"algo {algo_id}: registered before parents were journaled; not resumed")
         for parent_id in sorted(table):
             row = table[parent_id]
             record = created.get(int(parent_id))
