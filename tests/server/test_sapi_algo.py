@@ -12,6 +12,7 @@ import pytest
 
 from perpx.engine.commands import ParentStatus
 from perpx.engine.values import ParentId
+from perpx.sequencing import SequencerError
 
 from .harness import MANUAL_CONFIG, Trader
 from .inprocess import InProcessVenue, in_process_venue
@@ -706,3 +707,27 @@ def test_a_registry_from_before_the_journaled_parents_still_opens(tmp_path: Path
         answer = _twap(venue, taker, clientAlgoId="after-upgrade")
 
     assert answer["success"] is True and answer["algoId"] == 1
+
+
+def test_a_journal_that_cannot_take_a_create_or_a_cancel_answers_503_and_changes_nothing(
+    venue: InProcessVenue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    algo_id = _twap(venue, taker)["algoId"]
+    core = venue.ctx.seq.core
+
+    def refuse(command: object) -> object:
+        raise SequencerError("the journal disk is full")
+
+    monkeypatch.setattr(core, "apply_one", refuse)
+    cancel = venue.signed("DELETE", CANCEL, taker, {"algoId": algo_id})
+    create = venue.signed(
+        "POST", TWAP, taker, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300}
+    )
+    monkeypatch.undo()
+
+    for answer in (cancel, create):
+        assert answer.status_code == 503 and answer.json()["code"] == -1001, answer.text
+        assert "journal disk is full" in answer.json()["msg"]
+    assert [o["algoId"] for o in venue.ok("GET", OPEN, taker)["orders"]] == [algo_id]

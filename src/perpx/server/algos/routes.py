@@ -67,7 +67,14 @@ from perpx.execution.model import (
 from perpx.server import wire
 from perpx.server.algos.guard import admit_parent
 from perpx.server.algos.registry import AlgoStatus
-from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService, algo_service
+from perpx.server.algos.service import (
+    SERVICE_UNAVAILABLE,
+    Admission,
+    Algo,
+    AlgoRefused,
+    AlgoService,
+    algo_service,
+)
 from perpx.server.algos.wire import algo_json, sub_orders_json
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, mandatory, service_unavailable
@@ -238,6 +245,20 @@ async def _start(
     return _ok(algo)
 
 
+def _refusal(exc: AlgoRefused) -> ApiError:
+    """An algo refusal as the client sees it; a journal that cannot take the request is a 503."""
+    if exc.code == SERVICE_UNAVAILABLE:
+        return service_unavailable(exc.msg)
+    return ApiError(400, exc.code, exc.msg)
+
+
+def _cancel(service: AlgoService, account_id: AccountId, algo_id: int) -> Algo | None:
+    try:
+        return service.request_cancel(int(account_id), algo_id)
+    except AlgoRefused as exc:
+        raise _refusal(exc) from None
+
+
 def _create(
     service: AlgoService,
     account_id: AccountId,
@@ -249,7 +270,7 @@ def _create(
     try:
         return service.create(int(account_id), algo_type, urgency, parent, admission)
     except AlgoRefused as exc:
-        raise ApiError(400, exc.code, exc.msg) from None
+        raise _refusal(exc) from None
     except ParentOrderError as exc:
         if any(e.field in ("qty", "notional") for e in exc.errors):
             raise ApiError(400, SIZE_TOO_SMALL, f"The total size is too small: {exc}.") from None
@@ -371,7 +392,7 @@ async def cancel_algo(request: Request) -> dict[str, Any]:
     if algo_id is None:
         raise mandatory("algoId")
     service = service_of(ctx)
-    algo = await ctx.seq.query(lambda _engine: service.request_cancel(int(account_id), algo_id))
+    algo = await ctx.seq.query(lambda _engine: _cancel(service, account_id, algo_id))
     if algo is None:
         raise ApiError(400, INVALID_ALGO, "Invalid algo id or it has been completed.")
     return {"algoId": algo.algo_id, "success": True, "code": 0, "msg": "OK"}

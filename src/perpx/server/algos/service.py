@@ -381,16 +381,22 @@ class AlgoService:
         try:
             events = self.ctx.seq.core.apply_one(command)
         except SequencerError as exc:
-            raise AlgoRefused(SERVICE_UNAVAILABLE, f"The algo could not be recorded: {exc}.") from exc
+            raise AlgoRefused(SERVICE_UNAVAILABLE, f"the algo could not be recorded: {exc}") from exc
         for event in events.own:
             if isinstance(event, ParentCreated):
                 return self.ctx.seq.engine.parents.rows[event.parent_id]
             if isinstance(event, CommandRejected):
                 raise AlgoRefused(int(event.code), event.message)
-        raise AlgoRefused(SERVICE_UNAVAILABLE, "The algo could not be recorded: the engine did not answer.")
+        raise AlgoRefused(SERVICE_UNAVAILABLE, "the algo could not be recorded: the engine did not answer")
 
     def request_cancel(self, account_id: int, algo_id: int) -> Algo | None:
-        """Journal a cancel of the account's open parent ``algo_id``; ``None`` if there is none."""
+        """Journal a cancel of the account's open parent ``algo_id``; ``None`` if there is none.
+
+        Raises
+        ------
+        AlgoRefused
+            ``-1001`` when the journal cannot take the cancel (the parent works on).
+        """
         algo = self.algos.get(algo_id)
         if algo is None or algo.created.account_id != account_id or algo.ended is not None:
             return None
@@ -398,7 +404,10 @@ class AlgoService:
             command = CancelParent(
                 ts_ns=self.ctx.seq.core.stamp(), account_id=AccountId(account_id), parent_id=ParentId(algo_id)
             )
-            events = self.ctx.seq.core.apply_one(command)
+            try:
+                events = self.ctx.seq.core.apply_one(command)
+            except SequencerError as exc:
+                raise AlgoRefused(SERVICE_UNAVAILABLE, f"the cancel could not be recorded: {exc}") from exc
             if any(isinstance(e, CommandRejected) for e in events.own):
                 return None
         return algo
