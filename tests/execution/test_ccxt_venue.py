@@ -84,6 +84,44 @@ def test_twap_through_ccxt_fills_with_tagged_children(server: ServerProcess, tmp
     assert orders and all(o["clientOrderId"].startswith("ccxt-twap-1-c") for o in orders)
 
 
+@pytest.mark.parametrize(
+    ("algo", "fields"),
+    [
+        ("vwap", {"duration_s": 3, "slice_interval_s": 1, "passiveness_bps": 0}),
+        ("is", {"duration_s": 3, "slice_interval_s": 1, "passiveness_bps": 0, "urgency": "high"}),
+        ("pov", {"pov_target_bps": 1000, "would_price": "60005", "duration_s": 30}),
+        ("scaled", {"ladder_levels": 3, "ladder_start_price": "60003", "ladder_end_price": "60001"}),
+        ("iceberg", {"display_qty": "0.002", "limit_price": "60005"}),
+    ],
+)
+def test_every_algorithm_works_a_parent_on_a_perpx_server_through_ccxt(
+    server: ServerProcess, tmp_path: Path, algo: str, fields: dict[str, Any]
+) -> None:
+    maker, _ = _client(server, f"mm-{algo}")
+    trader, _ = _client(server, f"algo-{algo}")
+    _quote(maker)
+    parent = decode_parent(
+        {
+            "market": "BTCUSDT",
+            "side": "buy",
+            "client_algo_id": f"ccxt-{algo}",
+            "qty": "0.006",
+            "algo": algo,
+            **fields,
+        }
+    )
+    runner = ParentRunner.start(CcxtVenue(trader), parent, ChildLog(tmp_path / "log.jsonl"), period_s=1)
+    try:
+        run_live(runner)
+    finally:
+        runner.log.close()
+
+    trades = trader.fetch_my_trades(SYMBOL)
+    assert runner.done
+    assert sum(t["amount"] for t in trades) == pytest.approx(0.006)
+    assert all(o["clientOrderId"].startswith(f"ccxt-{algo}-c") for o in trader.fetch_orders(SYMBOL))
+
+
 def test_kill_9_mid_parent_then_restart_sends_no_child_twice(server: ServerProcess, tmp_path: Path) -> None:
     maker, _ = _client(server, "mm-2")
     algo, trader = _client(server, "algo-2")

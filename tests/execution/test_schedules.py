@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpx.execution.algos.twap import TwapCurve
-from perpx.execution.algos.vwap import HOUR_NS, VwapCurve, hour_of_week, hour_of_week_profile
+from perpx.execution.algos.vwap import (
+    HOUR_NS,
+    MINUTE_NS,
+    MINUTE_OF_HOUR,
+    VwapCurve,
+    grid_profile,
+    hour_of_week,
+    hour_of_week_profile,
+)
 from perpx.execution.model import ParentOrder, ParentSide, decode_parent
 from perpx.execution.rules import Allowed, enforce
 from perpx.execution.strategy import BoundParent, Jitter, PlaceChild
@@ -157,3 +165,21 @@ def test_enforce_never_lets_a_child_break_a_parent_rule(
         if post_only:
             assert verdict.tif is TimeInForce.POST_ONLY
         assert FILTERS.notional(verdict.qty_lots, verdict.price_ticks) >= FILTERS.min_notional
+
+
+def test_a_window_under_an_hour_follows_the_minute_of_hour_profile() -> None:
+    hour = MONDAY + 5 * HOUR_NS
+    # three hours of minute candles: minutes 0-9 of each hour trade three times the rest
+    candles = [
+        _candle(hour - h * HOUR_NS + m * MINUTE_NS, 3 if m < 10 else 1)
+        for h in range(1, 4)
+        for m in range(60)
+    ]
+    profile, known = grid_profile(candles, MINUTE_OF_HOUR)
+    curve = VwapCurve((hour, hour + 10 * MINUTE_NS, hour + 20 * MINUTE_NS), profile, known, MINUTE_OF_HOUR)
+
+    first = curve.share(None, 0)  # type: ignore[arg-type]
+
+    assert known == 60 and profile[0] == 3 and profile[10] == 1
+    assert first == 0.75  # the busy first ten minutes hold three quarters of the window's volume
+    assert curve.label() == "VWAP (minute-of-hour profile)"

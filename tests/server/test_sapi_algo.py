@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 
+from perpx.engine.commands import ParentStatus
+from perpx.engine.values import ParentId
+from perpx.sequencing import SequencerError
+
 from .harness import MANUAL_CONFIG, Trader
 from .inprocess import InProcessVenue, in_process_venue
 
@@ -178,7 +182,9 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
     ("path", "params", "code"),
     [
         (TWAP, {"side": "BUY", "quantity": "0.1", "duration": 300}, -1102),
-        (TWAP, {"symbol": "NOPE", "side": "BUY", "quantity": "0.1", "duration": 300}, -1121),
+        (TWAP, {"symbol": "NOPE", "side": "BUY", "quantity": "0.1", "duration": 300}, -20121),
+        (VP, {"symbol": "NOPE", "side": "BUY", "quantity": "1", "urgency": "LOW"}, -20121),
+        (HISTORY, {"symbol": "NOPE"}, -20121),
         (TWAP, {"symbol": "BTCUSDT", "side": "UP", "quantity": "0.1", "duration": 300}, -1102),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "duration": 300}, -1102),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1"}, -1102),
@@ -186,6 +192,11 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 86401}, -20130),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.0001", "duration": 300}, -1111),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01", "duration": 300}, -20204),
+        # quantity * 60 / duration must be greater than minQty (0.001): 0.03 * 60 / 86400 is not
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.03", "duration": 86400}, -20195),
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.02", "duration": 1200}, -20195),  # equal
+        # one minute's share above the largest market order (120): the duration is too short
+        (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "700", "duration": 300}, -20194),
         (TWAP, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "30", "duration": 300}, -20204),
         (
             TWAP,
@@ -257,7 +268,7 @@ def test_a_perpx_parent_document_runs_through_the_same_service(venue: InProcessV
                     }
                 )
             },
-            -1121,
+            -20121,
         ),
     ],
 )
@@ -265,10 +276,19 @@ def test_bad_parameters_get_binance_codes(
     venue: InProcessVenue, path: str, params: dict[str, Any], code: int
 ) -> None:
     trader = venue.trader("taker")
-    method = "DELETE" if path == CANCEL else "GET" if path == SUB else "POST"
+    method = "DELETE" if path == CANCEL else "GET" if path in (SUB, HISTORY) else "POST"
     status, got, msg = venue.refused(method, path, trader, params)
     assert (status, got) == (400, code), msg
     assert msg
+
+
+def test_a_twap_whose_minute_share_is_just_above_min_qty_is_accepted(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+
+    answer = _twap(venue, taker, quantity="0.021", duration=1200)  # 21 lots * 60 > 1 lot * 1200
+
+    assert answer["success"] is True
 
 
 def test_a_client_algo_id_is_used_once_per_account(venue: InProcessVenue) -> None:
@@ -539,3 +559,175 @@ def test_a_parent_whose_log_is_corrupt_expires_and_its_resting_children_are_canc
 
     assert ended["algoStatus"] == "EXPIRED" and "could not be resumed" in ended["reason"]
     assert still_open == []
+
+
+def test_status_and_executed_quantity_are_the_engines_journaled_parent_row(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    algo_id = _twap(venue, taker, clientAlgoId="row-1")["algoId"]
+    _advance(venue, 60)
+    venue.ok("DELETE", CANCEL, taker, {"algoId": algo_id})
+
+    row = venue.ctx.seq.engine.parents.rows[ParentId(algo_id)]
+    algo = _algo(venue, taker, algo_id)
+    assert (row.status, row.executed_lots, row.client_algo_id) == (ParentStatus.CANCELLED, 40, "row-1")
+    assert (algo["algoStatus"], algo["executedQty"], algo["reason"]) == ("CANCELLED", "0.04", row.reason)
+    children = venue.ok("GET", "/fapi/v1/allOrders", taker, {"symbol": "BTCUSDT"})
+    assert len(children) == 2 and not venue.ctx.seq.engine.parents.children
+
+
+def test_a_working_parent_whose_parameters_were_never_recorded_expires_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        algo_id = _twap(venue, taker, clientAlgoId="lost-params")["algoId"]
+    (data / "algos" / "registry.jsonl").write_bytes(b"")  # as if the server died before the registry line
+
+    with in_process_venue(data) as venue:
+        row = venue.ctx.seq.engine.parents.rows[ParentId(algo_id)]
+        assert venue.ok("GET", OPEN, taker)["total"] == 0
+
+    assert (
+        row.status is ParentStatus.EXPIRED
+        and "parameters were recorded (it never sent a child)" in row.reason
+    )
+    assert not (data / "algos" / f"{algo_id}.childlog").exists()
+
+
+def _sell(venue: InProcessVenue, maker: Trader, price: str, qty: str) -> None:
+    venue.ok(
+        "POST",
+        "/fapi/v1/order",
+        maker,
+        {
+            "symbol": "BTCUSDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "timeInForce": "GTC",
+            "price": price,
+            "quantity": qty,
+        },
+    )
+
+
+@pytest.mark.parametrize("algo", ["twap", "vwap", "is"])
+def test_each_scheduled_algorithm_runs_to_completion_through_the_venues_algo_api(
+    venue: InProcessVenue, algo: str
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    parent = {
+        "algo": algo,
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": f"every-{algo}",
+        "qty": "0.05",
+        "duration_s": 120,
+        "slice_interval_s": 60,
+        "passiveness_bps": 0,
+        "urgency": "high",
+    }
+
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    _advance(venue, 130)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == (algo.upper(), "FINISHED", "0.05")
+    assert venue.ok("GET", SUB, taker, {"algoId": algo_id})["executedQty"] == "0.05"
+
+
+def test_a_scaled_ladder_rests_its_levels_and_finishes_when_they_fill(venue: InProcessVenue) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50010", "1")])
+    parent = {
+        "algo": "scaled",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": "ladder-1",
+        "qty": "0.3",
+        "ladder_levels": 3,
+        "ladder_start_price": "49990",
+        "ladder_end_price": "49980",
+    }
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    assert _algo(venue, taker, algo_id)["algoStatus"] == "WORKING"  # a query: after the first turn
+    resting = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+    assert sorted(o["price"] for o in resting) == ["49980", "49985", "49990"]
+
+    _sell(venue, maker, "49980", "0.3")  # takes the whole ladder
+    _advance(venue, 10)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == ("SCALED", "FINISHED", "0.3")
+
+
+def test_an_iceberg_shows_its_display_size_and_refills_through_the_venues_algo_api(
+    venue: InProcessVenue,
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50010", "1")])
+    parent = {
+        "algo": "iceberg",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "client_algo_id": "ice-1",
+        "qty": "0.02",
+        "display_qty": "0.01",
+        "limit_price": "49990",
+    }
+    algo_id = venue.ok("POST", PERPX, taker, {"parent": json.dumps(parent)})["algoId"]
+    assert _algo(venue, taker, algo_id)["algoStatus"] == "WORKING"  # a query: after the first turn
+    shown = venue.ok("GET", "/fapi/v1/openOrders", taker, {"symbol": "BTCUSDT"})
+    assert [o["origQty"] for o in shown] == ["0.01"]
+
+    _sell(venue, maker, "49990", "0.01")
+    _advance(venue, 10)
+    _sell(venue, maker, "49990", "0.01")
+    _advance(venue, 10)
+
+    done = _algo(venue, taker, algo_id)
+    assert (done["algoType"], done["algoStatus"], done["executedQty"]) == ("ICEBERG", "FINISHED", "0.02")
+    assert venue.ok("GET", SUB, taker, {"algoId": algo_id})["total"] == 2
+
+
+def test_a_registry_from_before_the_journaled_parents_still_opens(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with in_process_venue(data) as venue:
+        venue.mark("BTCUSDT", "50000")
+    (data / "algos" / "registry.jsonl").write_text(
+        '{"type":"cancel_requested","algo_id":7,"ts_ms":1}\n{"type":"ended","algo_id":7,"status":"CANCELLED",'
+        '"end_ms":2,"reason":"cancelled by the client"}\n'
+    )
+
+    with in_process_venue(data) as venue:
+        maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+        _asks(venue, maker, [("50000", "1")])
+        answer = _twap(venue, taker, clientAlgoId="after-upgrade")
+
+    assert answer["success"] is True and answer["algoId"] == 1
+
+
+def test_a_journal_that_cannot_take_a_create_or_a_cancel_answers_503_and_changes_nothing(
+    venue: InProcessVenue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    maker, taker = venue.trader("maker", "1000000"), venue.trader("taker")
+    _asks(venue, maker, [("50000", "1")])
+    algo_id = _twap(venue, taker)["algoId"]
+    core = venue.ctx.seq.core
+
+    def refuse(command: object) -> object:
+        raise SequencerError("the journal disk is full")
+
+    monkeypatch.setattr(core, "apply_one", refuse)
+    cancel = venue.signed("DELETE", CANCEL, taker, {"algoId": algo_id})
+    create = venue.signed(
+        "POST", TWAP, taker, {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "duration": 300}
+    )
+    monkeypatch.undo()
+
+    for answer in (cancel, create):
+        assert answer.status_code == 503 and answer.json()["code"] == -1001, answer.text
+        assert "journal disk is full" in answer.json()["msg"]
+    assert [o["algoId"] for o in venue.ok("GET", OPEN, taker)["orders"]] == [algo_id]

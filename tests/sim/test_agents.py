@@ -19,6 +19,7 @@ from perpx.sim.agents import (
     Attacker,
     LeveragedTaker,
     MarketMaker,
+    NoiseTrader,
     build_agents,
 )
 from perpx.sim.runner import Simulation
@@ -189,3 +190,12 @@ def test_a_command_for_another_agents_account_is_stopped() -> None:
     sim.setup()
     with pytest.raises(AgentError, match="not one of its own"):
         sim.run()
+
+
+def test_a_noise_traders_activity_cycle_is_busiest_at_the_top_of_the_period() -> None:
+    trader = NoiseTrader("noise", {"trade_prob": 0.5, "activity_amplitude": 0.8, "activity_period_s": 3600})
+    hour_ns = 3600 * 1_000_000_000
+
+    assert trader.trade_probability(5 * hour_ns) == pytest.approx(0.9)
+    assert trader.trade_probability(5 * hour_ns + hour_ns // 2) == pytest.approx(0.1)
+    assert NoiseTrader("flat", {"trade_prob": 0.5}).trade_probability(hour_ns // 2) == 0.5

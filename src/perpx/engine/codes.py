@@ -105,3 +105,14 @@ class RejectCode(IntEnum):
     """A block trade names the quote it settles (1 to 64 characters)."""
     BLOCK_INSURANCE_ACCOUNT = -9569
     """The insurance fund's account takes no block trades."""
+    # parent orders of the algo service: Binance's algo codes where it has one, else -9580..-9599
+    UNKNOWN_PARENT = -20124
+    """Binance's "Invalid algo id or it has been completed." (developers.binance.com, error codes, 20xxx)."""
+    BAD_CLIENT_ALGO_ID = -20130
+    """Binance's "Invalid data sent for a parameter." for a ``clientAlgoId`` that is empty or too long."""
+    DUPLICATE_CLIENT_ALGO_ID = -20132
+    """Binance's "The client algo id is duplicated."."""
+    NOT_THE_PARENTS = -9580
+    """A child names a parent of another account or market, or one that no longer works."""
+    PARENT_NOT_DONE = -9581
+    """A parent cannot be FINISHED with lots unexecuted (it ends EXPIRED, saying why)."""

@@ -21,6 +21,7 @@ from perpx.engine.values import (
     ClientOrderId,
     MarketId,
     OrderId,
+    ParentId,
     Side,
     TxId,
 )
@@ -369,6 +370,59 @@ class SetMultiAssetsMode(Command, frozen=True, tag=True, kw_only=True, gc=False)
     enabled: bool
 
 
+# ---------------------------------------------------------------- parent orders of the algo service (issue 14)
+
+
+class ParentStatus(StrEnum):
+    """Binance's ``algoStatus`` of a parent order; EXPIRED is an end with a remainder (the reason says why)."""
+
+    WORKING = "WORKING"
+    FINISHED = "FINISHED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+class CreateParent(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Record a parent order the algo service will work; the engine assigns the next ``ParentId``.
+
+    ``client_algo_id`` is unique per account for the venue's life (Binance's ``-20132``);
+    ``algo_type`` is Binance's ``TWAP`` / ``VP`` or the perpx algorithm's name in upper case.
+    """
+
+    account_id: AccountId
+    market: MarketId
+    side: Side
+    qty_lots: int
+    client_algo_id: ClientAlgoId
+    algo_type: str
+
+
+class CancelParent(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """The owner asks to cancel a working parent; the service cancels its children, then finishes it."""
+
+    account_id: AccountId
+    parent_id: ParentId
+
+
+class FinishParent(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """End a working parent: FINISHED (every lot executed), CANCELLED or EXPIRED, with the reason."""
+
+    parent_id: ParentId
+    status: ParentStatus
+    reason: str
+
+
+class PlaceChildOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """``order``, sent by the algo service for working parent ``parent_id`` (the explicit link).
+
+    The order goes through the normal path; its fills count in the parent's executed quantity.
+    ``order.ts_ns`` equals ``ts_ns``.
+    """
+
+    parent_id: ParentId
+    order: PlaceOrder
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -394,4 +448,8 @@ AnyCommand = (
     | AdjustLoanCollateral
     | BookBlockTrade
     | SetMultiAssetsMode
+    | CreateParent
+    | CancelParent
+    | FinishParent
+    | PlaceChildOrder
 )

@@ -49,6 +49,7 @@ from perpx.engine.core import Core
 from perpx.engine.events import Outcome
 from perpx.engine.lending.stage import Lending
 from perpx.engine.liquidation import Liquidation
+from perpx.engine.parents import Parents
 from perpx.engine.pricing.stage import PricingStage
 from perpx.engine.stages import ConsequenceStage
 from perpx.engine.triggers import Triggers
@@ -78,6 +79,7 @@ class Engine(Core):
         self.lending = Lending(
             self
         )  # asset indexes and secured loans: interest before, checks after a command
+        self.parents = Parents(self)  # the algo service's parent orders: status and executed lots
         self._handlers: dict[type, Callable[[Any], None]] = {
             CreateAccount: partial(transfers.create_account, self),
             Deposit: partial(transfers.deposit, self),
@@ -98,6 +100,7 @@ class Engine(Core):
             **self.pricing.handlers(),
             **self.lending.handlers(),
             **self.multi_assets.handlers(),
+            **self.parents.handlers(),
         }
 
     def apply(self, command: Command) -> Outcome:
@@ -137,6 +140,8 @@ class Engine(Core):
         if self.moved or self.risk_dirty or self.liquidation.unwind_due(self.now_ns):
             self._run_consequences()
         self.moved.clear()
+        if self.parents.children:  # a linked child's fills count for its parent, whatever caused them
+            self.parents.observe(events)
         self.commands_applied += 1
         return events
 

@@ -20,6 +20,7 @@ from perpx.engine.commands import (
     MarginMode,
     MarketMode,
     OrderType,
+    ParentStatus,
     StpMode,
     TimeInForce,
     WorkingType,
@@ -32,6 +33,7 @@ from perpx.engine.values import (
     ClientOrderId,
     MarketId,
     OrderId,
+    ParentId,
     Side,
     TradeId,
     TxId,
@@ -847,6 +849,33 @@ class LoanLiquidated(Event, frozen=True, tag=True, kw_only=True, gc=False):
     closed: bool
 
 
+class ParentCreated(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The algo service's parent order ``parent_id`` is recorded (``CreateParent``)."""
+
+    parent_id: ParentId
+    account_id: AccountId
+    market: MarketId
+    side: Side
+    qty_lots: int
+    client_algo_id: ClientAlgoId
+    algo_type: str
+
+
+class ParentCancelRequested(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    parent_id: ParentId
+    account_id: AccountId
+
+
+class ParentEnded(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A parent ended; ``executed_lots`` is what its children executed, ``reason`` why it ended."""
+
+    parent_id: ParentId
+    account_id: AccountId
+    status: ParentStatus
+    executed_lots: int
+    reason: str
+
+
 class Outcome(list[Event]):
     """Every event one command caused, in order, and which of them are the command's own answer.
 
@@ -932,4 +961,7 @@ AnyEvent = (
     | LoanLiquidated
     | MultiAssetsModeChanged
     | CollateralConverted
+    | ParentCreated
+    | ParentCancelRequested
+    | ParentEnded
 )

@@ -138,6 +138,9 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         multi_assets is not None
     ):  # only once an account used Multi-Assets Mode: older snapshots hash as before
         data["multi_assets"] = multi_assets
+    parents = engine.parents.to_data()
+    if parents is not None:  # only once the algo service recorded a parent: older snapshots hash as before
+        data["parents"] = parents
     if engine.param_overrides:  # only when an operator changed a market: older snapshots hash as before
         data["market_params"] = [
             [market, sorted(engine.param_overrides[market].items())]
@@ -268,5 +271,6 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     engine.pricing.reschedule()
     engine.lending.load(data.get("lending"), engine.now_ns)
     engine.multi_assets.load(data.get("multi_assets"))
+    engine.parents.load(data.get("parents"))  # snapshots from before the parent table hold none
     engine.liquidation.rebuild()  # safety bands and ADL holders, recomputed on the restored marks
     return engine

@@ -33,6 +33,8 @@ TxId = NewType("TxId", str)
 AlgoId = NewType("AlgoId", int)
 """Id of a conditional (algo) order; its own counter, separate from order ids."""
 ClientAlgoId = NewType("ClientAlgoId", str)
+ParentId = NewType("ParentId", int)
+"""Id of a parent order the venue's algo service works (``perpx.engine.parents``); its own counter."""
 
 RATE_SCALE: Final = 10**8
 """Scale of every ``_e8`` rate: 0.0005 (5 bps) is ``50_000``."""

@@ -40,7 +40,7 @@ class Algo(StrEnum):
     TWAP = "twap"
     """Equal slices over the window (optionally randomised), with catch-up."""
     VWAP = "vwap"
-    """Follows the venue's hour-of-week volume profile, re-normalised each bucket."""
+    """Follows the venue's volume profile (hour of week; minute of hour under an hour), re-normalised each slice."""
     POV = "pov"
     """Participates at ``pov_target_bps`` of market volume, within ``pov_min_bps``..``pov_max_bps``."""
     IS = "is"

@@ -1,31 +1,25 @@
-"""The algo registry: which parent orders the server runs, for whom, and how each one ended.
+"""The algo registry: each parent order's parameters, as the client sent them.
 
 ``DATA/algos/registry.jsonl`` is an :class:`~perpx.execution.appendlog.AppendLog` (fsynced JSON
-lines); each parent's decisions live in its own child log, ``DATA/algos/<algoId>.childlog``
-(:mod:`perpx.execution.childlog`). The registry says *that* a parent exists; the child log says
-*what it did*; the trading read model says *what the venue made of it*.
+lines) of ``created`` records: algo id, account, Binance type, urgency, book time and the canonical
+:class:`~perpx.execution.model.ParentOrder`. A parent's status, executed quantity and end are not
+here: they are the engine's (:mod:`perpx.engine.parents`, journaled), the one source of truth.
+Each parent's decisions live in its own child log, ``DATA/algos/<algoId>.childlog``
+(:mod:`perpx.execution.childlog`).
 
-Records
--------
-====================  =========================================================================
-``created``           a parent was accepted: algo id, account, Binance type, urgency, book time,
-                      and the canonical :class:`~perpx.execution.model.ParentOrder`
-``cancel_requested``  the client asked to cancel it (done on the algo driver's next turn)
-``ended``             it ended: FINISHED, CANCELLED or EXPIRED, when, why, and what it executed
-====================  =========================================================================
-
-Write order on creation: the child log's ``bound`` record first, then ``created``. A child log with
-no ``created`` record was never answered and never sent a child (children are only sent by a
-registered runner), so start-up removes it.
+Write order on creation: ``CreateParent`` in the journal (the engine assigns the algo id), the
+child log's ``bound`` record, then ``created``. A WORKING parent with no ``created`` record was
+never answered and never sent a child (children are only sent by a registered runner): start-up
+ends it EXPIRED and removes its child log.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 
 import msgspec
 
+from perpx.engine.commands import ParentStatus
 from perpx.execution.appendlog import AppendLog
 from perpx.execution.model import ParentOrder
 
@@ -33,16 +27,9 @@ REGISTRY_FILE = "registry.jsonl"
 ALGOS_DIR = "algos"
 
 
-class AlgoStatus(StrEnum):
-    """Binance's ``algoStatus``; EXPIRED is perpx's (Binance ends such an algo without saying why)."""
-
-    WORKING = "WORKING"
-    FINISHED = "FINISHED"
-    """Every lot executed."""
-    CANCELLED = "CANCELLED"
-    """Cancelled by the client (DELETE), or because its agent key was killed."""
-    EXPIRED = "EXPIRED"
-    """Ended with a remainder: the window closed, children were refused, or nothing could trade."""
+AlgoStatus = ParentStatus
+"""Binance's ``algoStatus``: the engine's :class:`~perpx.engine.commands.ParentStatus`; EXPIRED is
+perpx's word for an end with a remainder (Binance ends such an algo without saying why)."""
 
 
 class CreatedRecord(msgspec.Struct, frozen=True, tag="created", kw_only=True):
@@ -55,19 +42,20 @@ class CreatedRecord(msgspec.Struct, frozen=True, tag="created", kw_only=True):
     parent: ParentOrder
 
 
-class CancelRequestedRecord(msgspec.Struct, frozen=True, tag="cancel_requested", kw_only=True):
+class LegacyCancelRequested(msgspec.Struct, frozen=True, tag="cancel_requested", kw_only=True):
+    """A line of a registry written before the engine's parent table (read and ignored)."""
+
     algo_id: int
-    ts_ms: int
 
 
-class EndedRecord(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
+class LegacyEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
+    """A line of a registry written before the engine's parent table (read and ignored)."""
+
     algo_id: int
-    status: AlgoStatus
-    end_ms: int
-    reason: str
 
 
-RegistryRecord = CreatedRecord | CancelRequestedRecord | EndedRecord
+RegistryRecord = CreatedRecord | LegacyCancelRequested | LegacyEnded
+"""Only ``created`` is written; the other two decode so an older data directory still opens."""
 
 
 class Registry(AppendLog[RegistryRecord]):

@@ -25,12 +25,19 @@ How Binance's parameters become a parent order
 * Notional at the arrival price: TWAP 1,000..1,000,000 and VP 10,000..1,000,000 of the quote asset
   (``-20204``); at most 30 open TWAP and 10 open VP algos per account (``-20198``).
 
-Codes: Binance's generic ones for malformed parameters (``-1102``, ``-1100``, ``-1121``, ``-1111``,
-``-4014``, ``-4023``, ``-4061``), its algo codes for algo rules (``-20124`` unknown or completed
-algo, ``-20130`` invalid parameter value, ``-20132`` duplicate ``clientAlgoId``, ``-20195`` total
-size too small, ``-20198`` too many open, ``-20204`` notional out of range), and perpx's
-``-9501`` (the market cannot take a parent now: no price yet) and ``-9502`` (a ``parent`` document
-that does not validate, every field error listed).
+* TWAP: one minute's share must be an order the market takes: ``quantity * 60 / duration`` above
+  the minimum quantity (Binance's documented rule; ``-20195``) and at most the largest order
+  (``-20194``). Binance's VP has no duration and no such rule; neither has a notional analogue.
+
+Codes: Binance's generic ones for malformed parameters (``-1102``, ``-1100``, ``-1111``,
+``-4014``, ``-4023``, ``-4061``), its algo codes for algo rules, with its messages as the error
+code list gives them (developers.binance.com, "Error Codes", section "20xxx - Futures/Spot Algo"):
+``-20124`` "Invalid algo id or it has been completed.", ``-20130`` "Invalid data sent for a
+parameter.", ``-20121`` "Invalid symbol.", ``-20132`` "The client algo id is duplicated.", ``-20194`` "Duration is too short to
+execute all required quantity.", ``-20195`` "The total size is too small.", ``-20198`` "Reach the
+max open orders allowed.", ``-20204`` "The notional of USD is less or more than the limit." (each
+message followed by perpx's detail); and perpx's ``-9501`` (the market cannot take a parent now: no
+price yet) and ``-9502`` (a ``parent`` document that does not validate, every field error listed).
 """
 
 from __future__ import annotations
@@ -60,7 +67,14 @@ from perpx.execution.model import (
 from perpx.server import wire
 from perpx.server.algos.guard import admit_parent
 from perpx.server.algos.registry import AlgoStatus
-from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService, algo_service
+from perpx.server.algos.service import (
+    SERVICE_UNAVAILABLE,
+    Admission,
+    Algo,
+    AlgoRefused,
+    AlgoService,
+    algo_service,
+)
 from perpx.server.algos.wire import algo_json, sub_orders_json
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, mandatory, service_unavailable
@@ -80,9 +94,16 @@ PERPX_ADMISSION = Admission(Decimal(0), Decimal(1_000_000_000), 30)
 """``/perpx/v1/algo``: any notional the market's filters accept, 30 open parents per algorithm."""
 MAX_PAGE_SIZE = 100
 
+INVALID_SYMBOL = -20121
+"""Binance: "Invalid symbol." (the algo service's own code; the order routes answer ``-1121``)."""
 INVALID_ALGO = -20124
+"""Binance: "Invalid algo id or it has been completed."."""
 INVALID_PARAMETER = -20130
+"""Binance: "Invalid data sent for a parameter."."""
+DURATION_TOO_SHORT = -20194
+"""Binance: "Duration is too short to execute all required quantity."."""
 SIZE_TOO_SMALL = -20195
+"""Binance: "The total size is too small."."""
 CANNOT_WORK = -9501
 BAD_DOCUMENT = -9502
 
@@ -126,6 +147,15 @@ def _client_algo_id(values: Mapping[str, str]) -> str | None:
     return text
 
 
+def _spec(ctx: ServerContext, values: Mapping[str, str]) -> MarketSpec:
+    try:
+        return spec_of(ctx, values)
+    except ApiError as exc:
+        if exc.code == -1121:
+            raise ApiError(400, INVALID_SYMBOL, "Invalid symbol.") from None
+        raise
+
+
 def _side(values: Mapping[str, str]) -> ParentSide:
     return ParentSide.BUY if wire.enum_param(values, "side", ("BUY", "SELL")) == "BUY" else ParentSide.SELL
 
@@ -153,6 +183,31 @@ def _limit(spec: MarketSpec, values: Mapping[str, str]) -> tuple[Decimal | None,
             400, INVALID_PARAMETER, "Invalid data sent for a parameter: limitPrice must be positive."
         )
     return price, ticks
+
+
+def _check_minute_slice(spec: MarketSpec, qty_lots: int, duration_s: int, market_children: bool) -> None:
+    """Binance's TWAP rule ``quantity * 60 / duration > minQty``, and its upper analogue.
+
+    One minute's share of the parent must be a valid order: strictly above the market's minimum
+    quantity (Binance's newOrderTwap documentation; it names no code, perpx answers ``-20195``), and
+    at most the largest order a child may be (``-20194``: the duration is too short for the
+    quantity). Exact in lots: ``qty_lots * 60`` against ``bound * duration``.
+    """
+    if qty_lots * 60 <= spec.min_qty_lots * duration_s:
+        raise ApiError(
+            400,
+            SIZE_TOO_SMALL,
+            f"The total size is too small: quantity * 60 / duration must be greater than the market's "
+            f"minimum quantity {spec.min_qty_lots * spec.lot_size}; send more quantity or a shorter duration.",
+        )
+    max_lots = spec.market_max_qty_lots if market_children else spec.max_qty_lots
+    if qty_lots * 60 > max_lots * duration_s:
+        raise ApiError(
+            400,
+            DURATION_TOO_SHORT,
+            f"Duration is too short to execute all required quantity: one minute's share, quantity * 60 / "
+            f"duration, is above the largest order {max_lots * spec.lot_size}; send a longer duration.",
+        )
 
 
 async def _start(
@@ -190,6 +245,20 @@ async def _start(
     return _ok(algo)
 
 
+def _refusal(exc: AlgoRefused) -> ApiError:
+    """An algo refusal as the client sees it; a journal that cannot take the request is a 503."""
+    if exc.code == SERVICE_UNAVAILABLE:
+        return service_unavailable(exc.msg)
+    return ApiError(400, exc.code, exc.msg)
+
+
+def _cancel(service: AlgoService, account_id: AccountId, algo_id: int) -> Algo | None:
+    try:
+        return service.request_cancel(int(account_id), algo_id)
+    except AlgoRefused as exc:
+        raise _refusal(exc) from None
+
+
 def _create(
     service: AlgoService,
     account_id: AccountId,
@@ -201,7 +270,7 @@ def _create(
     try:
         return service.create(int(account_id), algo_type, urgency, parent, admission)
     except AlgoRefused as exc:
-        raise ApiError(400, exc.code, exc.msg) from None
+        raise _refusal(exc) from None
     except ParentOrderError as exc:
         if any(e.field in ("qty", "notional") for e in exc.errors):
             raise ApiError(400, SIZE_TOO_SMALL, f"The total size is too small: {exc}.") from None
@@ -214,7 +283,7 @@ async def new_order_twap(request: Request) -> dict[str, Any]:
     ``clientAlgoId``, ``reduceOnly``, ``limitPrice``; answers ``{algoId, clientAlgoId, success, code, msg}``."""
     ctx, account_id, params = await auth(request, "trade")
     values = params.values
-    spec = spec_of(ctx, values)
+    spec = _spec(ctx, values)
     side = _side(values)
     one_way(values)
     qty, _ = _quantity(spec, values)
@@ -226,6 +295,7 @@ async def new_order_twap(request: Request) -> dict[str, Any]:
             f"Invalid data sent for a parameter: duration {duration} s is outside {MIN_DURATION_S}..{MAX_DURATION_S}.",
         )
     limit_price, _ = _limit(spec, values)
+    _check_minute_slice(spec, wire.to_lots(spec, qty, "quantity"), duration, limit_price is None)
     reduce_only = wire.bool_param(values, "reduceOnly")
     client_algo_id = _client_algo_id(values)
     parent = ParentOrder(
@@ -250,7 +320,7 @@ async def new_order_vp(request: Request) -> dict[str, Any]:
     (LOW/MEDIUM/HIGH), optional ``clientAlgoId``, ``reduceOnly``, ``limitPrice``."""
     ctx, account_id, params = await auth(request, "trade")
     values = params.values
-    spec = spec_of(ctx, values)
+    spec = _spec(ctx, values)
     side = _side(values)
     one_way(values)
     qty, _ = _quantity(spec, values)
@@ -299,7 +369,7 @@ async def new_parent(request: Request) -> dict[str, Any]:
         )
     spec = ctx.specs.get(parent.market)
     if spec is None:
-        raise ApiError(400, -1121, "Invalid symbol.")
+        raise ApiError(400, INVALID_SYMBOL, "Invalid symbol.")
     if parent.qty is not None:
         wire.to_lots(spec, parent.qty, "quantity")
     return await _start(
@@ -322,7 +392,7 @@ async def cancel_algo(request: Request) -> dict[str, Any]:
     if algo_id is None:
         raise mandatory("algoId")
     service = service_of(ctx)
-    algo = await ctx.seq.query(lambda _engine: service.request_cancel(int(account_id), algo_id))
+    algo = await ctx.seq.query(lambda _engine: _cancel(service, account_id, algo_id))
     if algo is None:
         raise ApiError(400, INVALID_ALGO, "Invalid algo id or it has been completed.")
     return {"algoId": algo.algo_id, "success": True, "code": 0, "msg": "OK"}
@@ -351,7 +421,7 @@ async def historical_orders(request: Request) -> dict[str, Any]:
     ``page`` and ``pageSize`` (1..100, default 100); newest first."""
     ctx, account_id, params = await auth(request, "read")
     values = params.values
-    symbol = str(spec_of(ctx, values).market) if values.get("symbol") else None
+    symbol = str(_spec(ctx, values).market) if values.get("symbol") else None
     side = wire.enum_param(values, "side", ("BUY", "SELL"), "") if values.get("side") else None
     start_ms = wire.time_param(values, "startTime")
     end_ms = wire.time_param(values, "endTime")

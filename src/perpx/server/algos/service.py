@@ -8,16 +8,27 @@ its order history, fills and user data stream. Time is the venue's: the manual c
 ``--manual-clock`` venues, wall time otherwise.
 
 Creating and cancelling run as sequencer queries (between batches, so they see every command
-committed before them); a cancel is recorded durably and carried out on the driver's next turn,
-which the query's own pipeline pass triggers at once.
+committed before them); a cancel is journaled (``CancelParent``) and carried out on the driver's
+next turn, which the query's own pipeline pass triggers at once.
+
+One source of truth
+-------------------
+A parent's life is in the engine's journal (:mod:`perpx.engine.parents`): ``CreateParent``
+(the engine assigns the algo id), ``CancelParent``, every child as ``PlaceChildOrder`` (the
+explicit link: its fills count in the parent's executed quantity) and ``FinishParent`` with the
+reason. Status, executed quantity, end time and reason are read from the engine's table, so a
+journal replay reproduces them. The registry (:mod:`.registry`) keeps only each parent's
+parameters (the canonical :class:`~perpx.execution.model.ParentOrder`), and the child log
+(:mod:`perpx.execution.childlog`) the runner's decisions.
 
 Crash-resume
 ------------
-Every decision is written ahead: the child log records a child before the venue sees it, and the
-registry (:mod:`.registry`) records creation, cancel requests and ends. At start-up the service
-reads the registry and resumes each open parent from its child log with
-:meth:`ParentRunner.resume`, which adopts every child the journal (and so the read model) holds and
-marks the others lost; child ids are never reused, so no child is ever sent twice.
+Every decision is written ahead: the child log records a child before the venue sees it. At
+start-up the service reads the engine's table and resumes each WORKING parent from its child log
+with :meth:`ParentRunner.resume`, which adopts every child the journal (and so the read model)
+holds and marks the others lost; child ids are never reused, so no child is ever sent twice. A
+WORKING parent whose parameters were never recorded (the server died between ``CreateParent`` and
+the registry's line) expires, saying so.
 
 Ends
 ----
@@ -39,21 +50,22 @@ from pathlib import Path
 import msgspec
 
 from perpx.agents.guard import agent_guard
-from perpx.engine.values import NS_PER_MS, AccountId
+from perpx.engine.commands import CancelParent, CreateParent, FinishParent
+from perpx.engine.events import CommandRejected, ParentCreated
+from perpx.engine.parents import Parent
+from perpx.engine.values import NS_PER_MS, AccountId, ClientAlgoId, MarketId, ParentId, Side
 from perpx.execution.childlog import ChildLog, DoneRecord, PlaceRecord, Record, read_log
 from perpx.execution.ids import algo_prefix, parse_child_id
-from perpx.execution.model import ParentOrder
+from perpx.execution.model import ParentOrder, ParentSide
 from perpx.execution.runner import NS_PER_S, ParentRunner, bind_parent
 from perpx.execution.strategy import BoundParent
 from perpx.execution.venue import ChildAck, ChildOrder, VenueUnavailable
-from perpx.sequencing import Sequencer
+from perpx.sequencing import Sequencer, SequencerError
 from perpx.server.algos.registry import (
     ALGOS_DIR,
     REGISTRY_FILE,
     AlgoStatus,
-    CancelRequestedRecord,
     CreatedRecord,
-    EndedRecord,
     Registry,
     child_log_path,
 )
@@ -76,9 +88,11 @@ IDLE_WAKE_NS = 1_000_000_000
 """With nothing due, the driver asks to be looked at again after this much wall time."""
 
 
-def _venue(ctx: ServerContext, account_id: int) -> _AlgoVenue:
+def _venue(ctx: ServerContext, account_id: int, parent_id: int | None = None) -> _AlgoVenue:
     components = ctx.components
-    return _AlgoVenue(ctx.seq.core, components.readmodel, components.marketdata, AccountId(account_id))
+    venue = _AlgoVenue(ctx.seq.core, components.readmodel, components.marketdata, AccountId(account_id))
+    venue.parent_id = None if parent_id is None else ParentId(parent_id)
+    return venue
 
 
 class _AlgoVenue(ServerVenue):
@@ -100,14 +114,14 @@ class _AlgoVenue(ServerVenue):
 
 @dataclass
 class Algo:
-    """One parent the service knows: running (``runner`` set) or ended (``ended`` set)."""
+    """One parent the service knows: its parameters, its engine row, and its runner while it works."""
 
     created: CreatedRecord
     log_path: Path | None
+    row: Parent
+    """The engine's row (:mod:`perpx.engine.parents`): status, executed lots, end and reason."""
     runner: ParentRunner | None = None
     venue: _AlgoVenue | None = None
-    ended: EndedRecord | None = None
-    cancel_requested: bool = False
     sweep: bool = False
     """Cancel the account's open orders that carry this parent's child ids (a parent that could not
     be resumed leaves no child working without a runner to follow it)."""
@@ -120,7 +134,21 @@ class Algo:
 
     @property
     def status(self) -> AlgoStatus:
-        return AlgoStatus.WORKING if self.ended is None else self.ended.status
+        return self.row.status
+
+    @property
+    def ended(self) -> Parent | None:
+        """The engine's row once the parent ended, else ``None``."""
+        return None if self.row.status is AlgoStatus.WORKING else self.row
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.row.cancel_requested
+
+    @property
+    def end_ms(self) -> int:
+        """When it ended (venue ms), 0 while it works."""
+        return self.row.ended_ns // NS_PER_MS
 
     def records(self) -> list[Record]:
         """The parent's child log (read once from disk for a parent that ended before a restart)."""
@@ -167,9 +195,12 @@ class Admission:
     max_open: int
 
 
-DUPLICATE_CLIENT_ALGO_ID = -20132
 NOTIONAL_OUT_OF_RANGE = -20204
+"""Binance's "The notional of USD is less or more than the limit." (its 20xxx algo codes)."""
 TOO_MANY_OPEN = -20198
+"""Binance's "Reach the max open orders allowed."."""
+SERVICE_UNAVAILABLE = -1001
+"""Binance's DISCONNECTED: the journal could not take the parent."""
 
 
 class AlgoService:
@@ -180,7 +211,6 @@ class AlgoService:
         self.directory = directory
         self.registry = Registry(None if directory is None else directory / REGISTRY_FILE)
         self.algos: dict[int, Algo] = {}
-        self._by_client: dict[tuple[int, str], int] = {}
         self._turn_lock = threading.Lock()
         self.admission_locks: dict[int, asyncio.Lock] = {}
         """Per account: one parent of an agent is admitted at a time (:mod:`.guard`)."""
@@ -197,25 +227,37 @@ class AlgoService:
     # ------------------------------------------------------------------ start-up
 
     def resume(self) -> list[str]:
-        """Rebuild every parent from the registry and resume the open ones; returns what it did.
+        """Rebuild every parent from the engine's table and resume the WORKING ones; returns what it did.
 
-        Runs in the sequencer's pipeline (a query): it reads the engine and the read model.
+        Runs in the sequencer's pipeline (a query): it reads the engine and the read model, and
+        journals the end of a parent that cannot be resumed.
         """
         lines: list[str] = []
-        for record in self.registry.records:
-            if isinstance(record, CreatedRecord):
-                path = None if self.directory is None else child_log_path(self.directory, record.algo_id)
-                self.algos[record.algo_id] = Algo(record, path)
-                self._by_client[(record.account_id, record.parent.client_algo_id)] = record.algo_id
-            elif isinstance(record, CancelRequestedRecord):
-                self.algos[record.algo_id].cancel_requested = True
-            else:
-                self.algos[record.algo_id].ended = record
+        created = {r.algo_id: r for r in self.registry.records if isinstance(r, CreatedRecord)}
+        table = self.ctx.seq.engine.parents.rows
+        for algo_id in sorted(set(created) - {int(p) for p in table}):
+            lines.append(f"algo {algo_id}: registered before parents were journaled; not resumed")
+        for parent_id in sorted(table):
+            row = table[parent_id]
+            record = created.get(int(parent_id))
+            if record is None:
+                if row.status is AlgoStatus.WORKING:
+                    self._finish(
+                        row,
+                        AlgoStatus.EXPIRED,
+                        "the server stopped before the parent's parameters were recorded (it never sent a child)",
+                    )
+                    lines.append(
+                        f"algo {parent_id} ({row.client_algo_id}) expired: its parameters were never recorded"
+                    )
+                continue
+            path = None if self.directory is None else child_log_path(self.directory, record.algo_id)
+            self.algos[record.algo_id] = Algo(record, path, row)
         self._remove_orphans()
         for algo in self.algos.values():
             if algo.ended is not None:
                 continue
-            venue = _venue(self.ctx, algo.created.account_id)
+            venue = _venue(self.ctx, algo.created.account_id, algo.algo_id)
             child_log: ChildLog | None = None
             try:
                 child_log = ChildLog(algo.log_path)
@@ -233,7 +275,7 @@ class AlgoService:
             algo.venue = venue
             lines.append(
                 f"algo {algo.algo_id} ({algo.created.parent.client_algo_id}) resumed with "
-                f"{len(algo.child_ids())} children sent"
+                f"{len(algo.child_ids())} children sent and {algo.row.executed_lots} lots executed"
             )
         return lines
 
@@ -269,21 +311,23 @@ class AlgoService:
         parent: ParentOrder,
         admission: Admission,
     ) -> Algo:
-        """Bind ``parent`` now and register it; its first children go out on the driver's next turn.
+        """Bind ``parent`` now, journal it (``CreateParent``) and register its parameters.
+
+        Its first children go out on the driver's next turn.
 
         Raises
         ------
         AlgoRefused
-            ``-20132`` for a ``clientAlgoId`` the account already used, ``-20198`` with too many open
-            parents, ``-20204`` for a notional outside the route's range.
+            ``-20198`` with too many open parents, ``-20204`` for a notional outside the route's
+            range, or the engine's refusal of ``CreateParent`` (``-20132`` for a ``clientAlgoId``
+            the account already used, the market's mode refusals).
         perpx.execution.model.ParentOrderError
             If the parent cannot be bound to its market (no price yet, below the minimum quantity).
         """
-        algo_id = max(self.algos, default=0) + 1
+        engine = self.ctx.seq.engine
+        algo_id = engine.parents.next_parent_id  # what CreateParent will assign: nothing runs in between
         if not parent.client_algo_id:  # Binance's routes leave it optional; ``perpx-`` is reserved for these
             parent = msgspec.structs.replace(parent, client_algo_id=f"{DEFAULT_CLIENT_PREFIX}{algo_id}")
-        if (account_id, parent.client_algo_id) in self._by_client:
-            raise AlgoRefused(DUPLICATE_CLIENT_ALGO_ID, "The client algo id is duplicated.")
         open_count = sum(
             1
             for a in self.algos.values()
@@ -304,6 +348,8 @@ class AlgoService:
                 f"The notional of USD is less or more than the limit: {notional.normalize():f} at the "
                 f"arrival price; allowed {admission.min_notional} to {admission.max_notional}.",
             )
+        row = self._journal_create(account_id, algo_type, parent, bound.qty_lots)
+        venue.parent_id = row.parent_id
         path = None if self.directory is None else child_log_path(self.directory, algo_id)
         if path is not None and path.exists():
             path.unlink()  # an orphan of an unanswered create (see the registry's write order)
@@ -317,22 +363,53 @@ class AlgoService:
             parent=parent,
         )
         self.registry.append(created)
-        algo = Algo(created, path, runner=runner, venue=venue)
+        algo = Algo(created, path, row, runner=runner, venue=venue)
         self.algos[algo_id] = algo
-        self._by_client[(account_id, parent.client_algo_id)] = algo_id
         self._changed(algo)
         return algo
 
+    def _journal_create(self, account_id: int, algo_type: str, parent: ParentOrder, qty_lots: int) -> Parent:
+        command = CreateParent(
+            ts_ns=self.ctx.seq.core.stamp(),
+            account_id=AccountId(account_id),
+            market=MarketId(parent.market),
+            side=Side.BUY if parent.side is ParentSide.BUY else Side.SELL,
+            qty_lots=qty_lots,
+            client_algo_id=ClientAlgoId(parent.client_algo_id),
+            algo_type=algo_type,
+        )
+        try:
+            events = self.ctx.seq.core.apply_one(command)
+        except SequencerError as exc:
+            raise AlgoRefused(SERVICE_UNAVAILABLE, f"the algo could not be recorded: {exc}") from exc
+        for event in events.own:
+            if isinstance(event, ParentCreated):
+                return self.ctx.seq.engine.parents.rows[event.parent_id]
+            if isinstance(event, CommandRejected):
+                raise AlgoRefused(int(event.code), event.message)
+        raise AlgoRefused(SERVICE_UNAVAILABLE, "the algo could not be recorded: the engine did not answer")
+
     def request_cancel(self, account_id: int, algo_id: int) -> Algo | None:
-        """Record a cancel of the account's open parent ``algo_id``; ``None`` if there is none."""
+        """Journal a cancel of the account's open parent ``algo_id``; ``None`` if there is none.
+
+        Raises
+        ------
+        AlgoRefused
+            ``-1001`` when the journal cannot take the cancel (the parent works on).
+        """
         algo = self.algos.get(algo_id)
         if algo is None or algo.created.account_id != account_id or algo.ended is not None:
             return None
         if not algo.cancel_requested:
-            self.registry.append(
-                CancelRequestedRecord(algo_id=algo_id, ts_ms=self.ctx.seq.core.stamp() // NS_PER_MS)
+            command = CancelParent(
+                ts_ns=self.ctx.seq.core.stamp(), account_id=AccountId(account_id), parent_id=ParentId(algo_id)
             )
-            algo.cancel_requested = True
+            try:
+                events = self.ctx.seq.core.apply_one(command)
+            except SequencerError as exc:
+                raise AlgoRefused(SERVICE_UNAVAILABLE, f"the cancel could not be recorded: {exc}") from exc
+            if any(isinstance(e, CommandRejected) for e in events.own):
+                return None
         return algo
 
     # ------------------------------------------------------------------ the driver
@@ -424,33 +501,39 @@ class AlgoService:
             self._end(algo, AlgoStatus.EXPIRED, f"stopped by an internal error: {type(exc).__name__}: {exc}")
 
     def _end_done(self, algo: Algo, runner: ParentRunner) -> None:
-        if self.executed_lots(algo) >= runner.bound.qty_lots:
+        if algo.row.executed_lots >= algo.row.qty_lots:
             self._end(algo, AlgoStatus.FINISHED, "every lot executed")
             return
         done = next((r for r in reversed(runner.log.records) if isinstance(r, DoneRecord)), None)
         self._end(algo, AlgoStatus.EXPIRED, self._why(algo, runner, done.reason if done else "ended"))
 
     def _why(self, algo: Algo, runner: ParentRunner, reason: str) -> str:
-        executed = self.executed_lots(algo)
-        text = f"{reason}; {executed} of {runner.bound.qty_lots} lots executed"
+        text = f"{reason}; {algo.row.executed_lots} of {algo.row.qty_lots} lots executed"
         if algo.venue is not None and algo.venue.last_refusal:
             text += f"; last refusal: {algo.venue.last_refusal}"
         return text
 
     def _end(self, algo: Algo, status: AlgoStatus, reason: str) -> None:
-        ended = EndedRecord(
-            algo_id=algo.algo_id,
-            status=status,
-            end_ms=self.ctx.seq.core.stamp() // NS_PER_MS,
-            reason=reason,
-        )
-        self.registry.append(ended)
-        algo.ended = ended
+        self._finish(algo.row, status, reason)
         if algo.runner is not None:
             algo.kept_records = algo.runner.log.records
             algo.runner.log.close()
             algo.runner = None
         self._changed(algo)
+
+    def _finish(self, row: Parent, status: AlgoStatus, reason: str) -> None:
+        """Journal the end of ``row``'s parent (``FinishParent``); the engine's row then says so."""
+        command = FinishParent(
+            ts_ns=self.ctx.seq.core.stamp(), parent_id=row.parent_id, status=status, reason=reason
+        )
+        try:
+            events = self.ctx.seq.core.apply_one(command)
+        except SequencerError:
+            log.exception("algo %d: its end (%s) could not be journaled", row.parent_id, status.value)
+            return
+        for event in events.own:
+            if isinstance(event, CommandRejected):
+                log.error("algo %d: the engine refused its end: %s", row.parent_id, event.message)
 
     def _changed(self, algo: Algo) -> None:
         for observe in self.on_change:
@@ -462,8 +545,8 @@ class AlgoService:
     # ------------------------------------------------------------------ reading (any thread)
 
     def executed_lots(self, algo: Algo) -> int:
-        """Lots the parent's children executed, from the read model."""
-        return sum(row.record.executed_lots for row in self.child_rows(algo) if row is not None)
+        """Lots the parent's children executed: the engine's count (journaled)."""
+        return algo.row.executed_lots
 
     def child_rows(self, algo: Algo) -> list[ChildRow | None]:
         """Each child's read-model row (``None`` for a child the venue never accepted), in order."""

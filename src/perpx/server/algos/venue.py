@@ -21,10 +21,10 @@ engine's code and message); a journal that cannot be written raises
 
 from __future__ import annotations
 
-from perpx.engine.commands import CancelOrder
+from perpx.engine.commands import CancelOrder, PlaceChildOrder, PlaceOrder
 from perpx.engine.engine import Engine
 from perpx.engine.events import OrderCanceled, OrderRejected
-from perpx.engine.values import NS_PER_MS, AccountId, MarketId, OrderId
+from perpx.engine.values import NS_PER_MS, AccountId, MarketId, OrderId, ParentId
 from perpx.execution.inprocess import (
     child_command,
     engine_book,
@@ -75,6 +75,8 @@ class ServerVenue:
         self.tape = tape
         self.account_id = account_id
         self._atom = self.engine.config.settlement.atom
+        self.parent_id: ParentId | None = None
+        """Set: children go as ``PlaceChildOrder`` of this engine parent (its executed lots count them)."""
 
     # ------------------------------------------------------------------ market
 
@@ -110,7 +112,12 @@ class ServerVenue:
     # ------------------------------------------------------------------ the account's children
 
     def place(self, child: ChildOrder) -> ChildAck:
-        command = child_command(child, self.account_id, self.core.stamp())
+        order = child_command(child, self.account_id, self.core.stamp())
+        command: PlaceOrder | PlaceChildOrder = (
+            order
+            if self.parent_id is None
+            else PlaceChildOrder(ts_ns=order.ts_ns, parent_id=self.parent_id, order=order)
+        )
         try:
             events = self.core.apply_one(command)
         except SequencerError as exc:

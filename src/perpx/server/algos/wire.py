@@ -5,7 +5,8 @@ Field by field as Binance's ``/sapi/v1/algo/futures`` answers them (``openOrders
 
 ==================  ===================================================================================
 ``totalQty``        the parent's quantity, after rounding down to the lot size
-``executedQty``     base executed by its children; ``executedAmt`` the quote value of those fills
+``executedQty``     base executed by its children (the engine's parent table: journaled);
+                    ``executedAmt`` the quote value of those fills (the read model)
 ``avgPrice``        ``executedAmt / executedQty`` (``"0"`` before the first fill)
 ``bookTime``        when it was accepted (ms, venue time); ``endTime`` when it ended (0 while working)
 ``algoStatus``      WORKING, FINISHED, CANCELLED, or EXPIRED (perpx: ended with a remainder)
@@ -36,40 +37,28 @@ TIF_NAMES = {
 }
 
 
-def total_lots(algo: Algo, spec: MarketSpec) -> int:
-    """The parent's quantity in lots, as bound (``bound`` record of its child log)."""
-    records = algo.records()
-    first = records[0] if records else None
-    qty_lots = getattr(first, "qty_lots", None)
-    if isinstance(qty_lots, int):
-        return qty_lots
-    qty = algo.created.parent.qty or Decimal(0)
-    return int(qty / spec.lot_size)
-
-
 def algo_json(service: AlgoService, algo: Algo, spec: MarketSpec, atom: Decimal) -> dict[str, Any]:
     """One algo order object, as ``openOrders`` and ``historicalOrders`` list it."""
     rows = [row for row in service.child_rows(algo) if row is not None]
-    lots = sum(row.record.executed_lots for row in rows)
+    lots = algo.row.executed_lots  # the engine's count, from the journal
     quote = sum(row.record.cum_quote_atoms for row in rows)
     parent = algo.created.parent
-    ended = algo.ended
     return {
         "algoId": algo.algo_id,
         "symbol": parent.market,
         "side": parent.side.value.upper(),
         "positionSide": "BOTH",
-        "totalQty": wire.qty(spec, total_lots(algo, spec)),
+        "totalQty": wire.qty(spec, algo.row.qty_lots),
         "executedQty": wire.qty(spec, lots),
         "executedAmt": wire.money(quote, atom),
         "avgPrice": average_price(quote, lots, spec, atom) if lots else "0",
         "clientAlgoId": parent.client_algo_id,
         "bookTime": algo.created.book_ms,
-        "endTime": 0 if ended is None else ended.end_ms,
+        "endTime": algo.end_ms,
         "algoStatus": algo.status.value,
         "algoType": algo.created.algo_type,
         "urgency": algo.created.urgency,
-        "reason": "" if ended is None else ended.reason,
+        "reason": algo.row.reason,
     }
 
 

@@ -2,6 +2,10 @@
 
 * :class:`NoiseTrader`: every ``interval_s``, with probability ``trade_prob``, a MARKET order on a
   random side for a log-normal notional around ``notional``; past ``max_position`` it only reduces.
+  With ``activity_amplitude`` A (0..1) the probability follows a cycle of ``activity_period_s``
+  aligned to the epoch, ``trade_prob x (1 + A cos(2 pi t / period))`` (busiest at the top of each
+  period): an intraday volume shape for execution algorithms to follow. A = 0 (the default) draws
+  exactly as before.
 * :class:`MomentumTrader`: follows the reference price's return over ``lookback_s``: above
   ``threshold_bps`` it goes long ``notional``, below minus it goes short, in between it keeps its
   position (``exit_bps`` flattens when the move has faded).
@@ -46,17 +50,24 @@ class NoiseTrader(Agent):
         "notional": "2000",
         "size_sigma": 0.8,
         "max_position": "50000",
+        "activity_period_s": 3600,
+        "activity_amplitude": 0.0,
     }
 
     def setup(self, ctx: AgentContext) -> list[Command]:
         super().setup(ctx)
+        amplitude = self.number("activity_amplitude")
+        if not 0 <= amplitude <= 1 or self.number("activity_period_s") <= 0:
+            raise AgentError(
+                f"agent {self.name!r}: activity_amplitude must be within 0..1 and activity_period_s positive"
+            )
         leverage = int(self.number("leverage"))
         return [ctx.leverage(self.account_id, m, leverage) for m in self.market_list(ctx)]
 
     def act(self, ctx: AgentContext, now_ns: int) -> list[Command]:
         rng = ctx.rng
         markets = self.market_list(ctx)
-        if rng.random() >= self.number("trade_prob"):
+        if rng.random() >= self.trade_probability(now_ns):
             return []
         market = markets[rng.randrange(len(markets))]
         mark = ctx.mark_ticks(market)
@@ -78,6 +89,16 @@ class NoiseTrader(Agent):
         if lots <= 0:
             return []
         return [ctx.market_order(self.account_id, market, side, lots, reduce_only=reduce)]
+
+    def trade_probability(self, now_ns: int) -> float:
+        """``trade_prob``, moved by the activity cycle when it has an amplitude."""
+        prob = self.number("trade_prob")
+        amplitude = self.number("activity_amplitude")
+        if not amplitude:
+            return prob
+        period_ns = int(self.number("activity_period_s") * NS_PER_S)
+        phase = 2 * math.pi * (now_ns % period_ns) / period_ns
+        return min(1.0, prob * (1 + amplitude * math.cos(phase)))
 
 
 class MomentumTrader(Agent):
