@@ -473,6 +473,25 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     return spec
 
 
+def parse_market_table(name: str, table: Mapping[str, Any], settlement: AssetId, atom: Decimal) -> MarketSpec:
+    """One ``[markets.NAME]`` table into a :class:`MarketSpec`, by every rule a config file obeys.
+
+    The path by which an operator's change of a non-live parameter is checked
+    (:mod:`perpx.engine.params`): the changed market is re-read as if it were written so.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key of the first rule broken.
+    """
+    try:
+        return _parse_market(name, table, settlement, atom)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def check_market_limits(spec: MarketSpec) -> None:
     """The rules on a market's filters and limits, shared by config parsing and parameter changes.
 
