@@ -40,10 +40,13 @@ LOW_BRACKETS = [
 ]
 
 
-def change(v: Venue, market: str = BTC, cancel: bool = False, **params: object) -> list[Event]:
-    text = {k: p if isinstance(p, str) else canonical(p) for k, p in params.items()}
+def change(v: Venue, cancel: bool = False, **params: object) -> list[Event]:
+    return change_text(v, {k: p if isinstance(p, str) else canonical(p) for k, p in params.items()}, cancel)
+
+
+def change_text(v: Venue, text: dict[str, str], cancel: bool = False) -> list[Event]:
     command = ChangeMarketParams(
-        ts_ns=v.tick(), market=MarketId(market), params=text, cancel_off_grid=cancel, operator="ops"
+        ts_ns=v.tick(), market=MarketId(BTC), params=text, cancel_off_grid=cancel, operator="ops"
     )
     return list(v.apply(command))
 
@@ -218,7 +221,7 @@ def test_bad_change_is_refused_with_its_code_and_changes_nothing(
     v = venue("a")
     before = v.hash()
     # Act
-    rejection = refused(change(v, **params))
+    rejection = refused(change_text(v, params))
     # Assert
     assert (rejection.code, rejection.command) == (code, "ChangeMarketParams")
     assert words in rejection.message
