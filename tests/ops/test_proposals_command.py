@@ -47,4 +47,4 @@ def test_dry_run_refuses_a_parameter_that_cannot_change_live(tmp_path: Path) -> 
 
     # Assert
     assert done.exit_code == 2
-    assert "cannot be changed on a live venue" in done.output
+    assert "cannot be changed on a listed market" in done.output

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
@@ -383,6 +384,45 @@ def fixed_reason(name: str) -> str:
     if name == "base":
         return "the base asset names the market's positions"
     return "the pricing and liquidation stages hold state built on it (mark samples, the fund's unwind)"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a change would do to the venue now, without doing it (a proposal's dry run)."""
+
+    refused: tuple[int, str] | None
+    """The code and message the engine would refuse the change with; ``None``: it would apply."""
+    orders_off_filter: int
+    """Resting orders the new filters refuse (cancelled with ``cancel_off_grid``, else a refusal)."""
+    under_maintenance: int
+    """Accounts the new brackets would put at or over maintenance margin (a refusal)."""
+    leverage_clamped: int
+    """Position records whose leverage is above the new cap (clamped at apply)."""
+    fresh_sources: int | None
+    """Fresh quotes among the new index sources (``None``: the market has no index)."""
+
+
+def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel: bool) -> Preview:
+    """:class:`Preview` of ``changes`` on ``market`` in the engine's state now; changes nothing."""
+    spec = engine.specs[market]
+    fixed = sorted(name for name in changes if name in MARKET_KEYS and name not in CHANGEABLE)
+    if fixed:
+        return Preview((int(RejectCode.PARAM_FIXED), fixed_reason(fixed[0])), 0, 0, 0, None)
+    try:
+        changed = changed_spec(spec, engine.config.settlement.atom, changes)
+    except ConfigError as exc:
+        return Preview((int(RejectCode.BAD_PARAMETER), str(exc)), 0, 0, 0, None)
+    refused = refusal(engine, market, spec, changed, cancel)
+    cap = changed.max_leverage
+    return Preview(
+        refused=None if refused is None else (int(refused[0]), refused[1]),
+        orders_off_filter=len(orders_off_filter(engine, market, changed)),
+        under_maintenance=len(under_maintenance(engine, market, changed))
+        if changed.brackets != spec.brackets
+        else 0,
+        leverage_clamped=sum(1 for p in engine.market_positions[market].values() if p.leverage > cap),
+        fresh_sources=None if changed.index is None else fresh_sources(engine, market, changed),
+    )
 
 
 def change_market_params(engine: Engine, cmd: ChangeMarketParams) -> None:
