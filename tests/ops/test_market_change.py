@@ -395,3 +395,22 @@ def test_every_changeable_param_has_config_text() -> None:
     # Assert
     assert tuple(texts) == CHANGEABLE
     assert texts["index"] == "none" and texts["funding_interval_hours"] == "8"
+
+
+def test_a_restored_venue_gives_the_same_events_for_a_change_as_the_live_one() -> None:
+    # Arrange: a has a record at the default leverage (a refused order made it), b one at 100x
+    v = venue("a", "b")
+    v.place("a", BTC, "BUY", "0.001", "30000")  # under min notional: refused, the record stays
+    v.apply(SetLeverage(ts_ns=v.tick(), account_id=v.names["b"], market=MarketId(BTC), leverage=100))
+    restored = restore(v.config, msgspec.json.decode(encode_snapshot(v.engine)))
+    tight = canonical([{"notional_cap": "20000000", "max_leverage": 10, "mmr": "0.025"}])
+    command = ChangeMarketParams(ts_ns=v.tick(), market=MarketId(BTC), params={"brackets": tight})
+    # Act
+    live = list(v.apply(command))
+    again = list(restored.apply(command))
+    # Assert: only b's clamp is an event; a's record follows the default as an absent one would
+    assert live == again
+    assert [(e.account_id, e.leverage) for e in live if isinstance(e, LeverageChanged)] == [
+        (v.names["b"], 10)
+    ]
+    assert state_hash(restored) == v.hash()

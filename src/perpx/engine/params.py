@@ -45,7 +45,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import ChangeMarketParams, MarketMode
+from perpx.engine.commands import ChangeMarketParams, MarginMode, MarketMode
 from perpx.engine.config import (
     MARKET_KEYS,
     MARKET_PARAMS,
@@ -60,6 +60,7 @@ from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.values import RATE_SCALE, AccountId, MarketId, format_units
 
 if TYPE_CHECKING:
+    from perpx.engine.accounts import Position
     from perpx.engine.book import Order
     from perpx.engine.engine import Engine
 
@@ -477,6 +478,23 @@ def change_market_params(engine: Engine, cmd: ChangeMarketParams) -> None:
     )
 
 
+def follows_default(position: Position, default_leverage: int) -> bool:
+    """A position record holding nothing a fresh one would not: no exposure, PnL or own settings.
+
+    Such a record is the same as an absent one (snapshots leave it out), so it follows the
+    market's default leverage when a change moves the default, without an event.
+    """
+    return (
+        position.qty_lots == 0
+        and position.cost_atoms == 0
+        and position.isolated_margin_atoms == 0
+        and position.realized_pnl_atoms == 0
+        and position.leverage == default_leverage
+        and position.margin_mode is MarginMode.CROSS
+        and not position.open_orders
+    )
+
+
 def apply_spec(engine: Engine, market: MarketId, spec: MarketSpec, changed: MarketSpec) -> None:
     """Adopt ``changed`` for ``market``: cancel what it refuses, clamp leverage, rebuild the caches."""
     for order in orders_off_filter(engine, market, changed):
@@ -490,7 +508,9 @@ def apply_spec(engine: Engine, market: MarketId, spec: MarketSpec, changed: Mark
         engine.param_overrides.pop(market, None)
     cap = changed.max_leverage
     for account_id, position in sorted(engine.market_positions[market].items()):
-        if position.leverage > cap:
+        if follows_default(position, spec.default_leverage):
+            position.leverage = changed.default_leverage  # as a record created now: no event
+        elif position.leverage > cap:
             position.leverage = cap
             engine.emit(
                 LeverageChanged(

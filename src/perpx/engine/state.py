@@ -24,7 +24,7 @@ from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, Ti
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
-from perpx.engine.params import restored_spec
+from perpx.engine.params import follows_default, restored_spec
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
 
 SNAPSHOT_VERSION = 1
@@ -48,16 +48,8 @@ def _order_row(order: Order) -> list[Any]:
 
 
 def _is_pristine(position: Position, default_leverage: int) -> bool:
-    """A position record holding nothing a fresh one would not: no exposure, PnL or own settings."""
-    return (
-        position.qty_lots == 0
-        and position.cost_atoms == 0
-        and position.isolated_margin_atoms == 0
-        and position.realized_pnl_atoms == 0
-        and position.leverage == default_leverage
-        and position.margin_mode is MarginMode.CROSS
-        and not position.open_orders
-    )
+    """A position record holding nothing a fresh one would not (:func:`perpx.engine.params.follows_default`)."""
+    return follows_default(position, default_leverage)
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
