@@ -307,6 +307,22 @@ def test_funding_interval_change_takes_effect_from_the_next_settlement() -> None
     assert settled == [8, 12, 16, 20]
 
 
+def test_a_longer_funding_interval_starts_after_the_scheduled_settlement() -> None:
+    # Arrange: 4-hour funding; change to 8 hours one hour in
+    v = priced_venue("a", config=priced_config(risk={"funding_interval_hours": 4}))
+    quote_all(v, FRESH)
+    v.advance(to_ns=START_NS + HOUR)
+    # Act
+    change(v, funding_interval_hours="8")
+    settled: list[int] = []
+    for hour in range(2, 21):
+        quote_all(v, FRESH)
+        events = v.advance(to_ns=START_NS + hour * HOUR)
+        settled += [(e.funding_time_ns - START_NS) // HOUR for e in events if isinstance(e, FundingSettled)]
+    # Assert
+    assert settled == [4, 12, 20]
+
+
 def test_funding_cap_change_bounds_the_next_settlement_rate() -> None:
     # Arrange
     v = priced_venue("a")
