@@ -536,9 +536,9 @@ MARKET_PARAMS: tuple[str, ...] = (
 )
 """The market parameters an operator may change while the venue runs (config-file names and units).
 
-Left out on purpose: tick and lot size (every resting order and position is in those units),
-brackets and leverage (the liquidation bands cache them), index and funding settings (the
-pricing stage owns them).
+Brackets, the default leverage, index sources and funding settings change through an approved
+proposal's ``ChangeMarketParams`` instead (:mod:`perpx.engine.params`, which rebuilds what the
+stages derive from them); tick and lot size never change on a listed market.
 """
 
 NO_CAP = "none"
