@@ -585,6 +585,8 @@ def with_market_params(spec: MarketSpec, atom: Decimal, changes: Mapping[str, st
         if name not in MARKET_PARAMS:
             raise ConfigError(
                 f"{key} cannot be changed while the venue runs; changeable: {', '.join(MARKET_PARAMS)}"
+                " (brackets, default leverage, funding settings and index sources change through a"
+                " proposal: POST /admin/v1/proposals)"
             )
         plain = isinstance(text, str) and (
             _PLAIN.fullmatch(text) or (name == "max_open_interest" and text == NO_CAP)
