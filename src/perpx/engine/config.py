@@ -488,7 +488,7 @@ def parse_market_table(name: str, table: Mapping[str, Any], settlement: AssetId,
         return _parse_market(name, table, settlement, atom)
     except ConfigError:
         raise
-    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
         raise ConfigError(str(exc)) from exc
 
 

@@ -263,7 +263,8 @@ def changed_spec(spec: MarketSpec, atom: Decimal, changes: Mapping[str, str]) ->
         else:
             table[name] = value
     if "brackets" in changes and "default_leverage" not in changes:
-        first = table["brackets"][0].get("max_leverage") if table["brackets"] else None
+        tiers = table["brackets"]
+        first = tiers[0].get("max_leverage") if tiers and isinstance(tiers[0], dict) else None
         if isinstance(first, int) and table["default_leverage"] > first:
             table["default_leverage"] = first
     return parse_market_table(spec.market, table, spec.settlement_asset, atom)
