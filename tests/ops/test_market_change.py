@@ -209,10 +209,16 @@ def test_cancel_off_grid_cancels_the_refused_orders_then_applies() -> None:
         ({"brackets": "[1, 2]"}, RejectCode.BAD_PARAMETER, "brackets[0] must be a table"),
         ({"brackets": '[{"notional_cap": "50000"}]'}, RejectCode.BAD_PARAMETER, "max_leverage is missing"),
         ({"index": "[]"}, RejectCode.BAD_PARAMETER, "must be a table"),
-        ({"brackets": '[{"notional_cap": "50000", "max_leverage": 1e999, "mmr": "0.01"}]'},
-         RejectCode.BAD_PARAMETER, "write decimals as strings"),  # fmt: skip
-        ({"brackets": '[{"notional_cap": "5", "max_leverage": ' + "9" * 5000 + ', "mmr": "0.01"}]'},
-         RejectCode.BAD_PARAMETER, "not a JSON table"),  # fmt: skip
+        (
+            {"brackets": '[{"notional_cap": "50000", "max_leverage": 1e999, "mmr": "0.01"}]'},
+            RejectCode.BAD_PARAMETER,
+            "write decimals as strings",
+        ),
+        (
+            {"brackets": '[{"notional_cap": "5", "max_leverage": ' + "9" * 5000 + ', "mmr": "0.01"}]'},
+            RejectCode.BAD_PARAMETER,
+            "not a JSON table",
+        ),
         ({"funding_interval_hours": "5"}, RejectCode.BAD_PARAMETER, "must divide 24"),
         ({"funding_interval_hours": "-8"}, RejectCode.BAD_PARAMETER, "positive integer"),
         ({"funding_cap": "-0.01"}, RejectCode.BAD_PARAMETER, "plain decimal"),
