@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from perpx.engine.config import DEFAULT_CONFIG_TOML
+
 from ..server.harness import ADMIN_TOKEN, Trader
 from ..server.inprocess import ADMIN_BASE, InProcessVenue, in_process_venue
 from ..server.test_metrics import scrape, value
@@ -134,3 +136,49 @@ def test_cancel_off_grid_proposal_cancels_the_orders_the_new_filters_refuse(venu
     assert first["refused"]["code"] == -9407 and first["ordersOffFilter"] == 1
     assert applied.status_code == 200, applied.text
     assert venue.ok("GET", "/fapi/v1/openOrders", trader, {"symbol": BTC}) == []
+
+
+PRICED_CONFIG = (
+    DEFAULT_CONFIG_TOML
+    + """
+[markets.BTCUSDT.index]
+sources = { binance = 3, okx = 2, bybit = 2 }
+min_sources = 2
+stale_after_s = 3600
+"""
+)
+
+
+def test_index_sources_and_funding_change_shows_in_funding_info_the_risk_view_and_metrics(
+    tmp_path: Path,
+) -> None:
+    with in_process_venue(tmp_path / "venue", PRICED_CONFIG) as venue:
+        # Arrange: three fresh quotes; kraken joins, bybit leaves, funding every 4 hours
+        for source, price in (("binance", "30000"), ("okx", "30010"), ("bybit", "30005")):
+            quoted = call(venue, "ops", "POST", "/prices", {"symbol": BTC, "source": source, "price": price})
+            assert quoted.status_code == 200, quoted.text
+        index = {"sources": {"binance": 3, "okx": 2, "kraken": 1}, "min_sources": 2, "stale_after_s": 3600}
+        pid = staged(venue, {"index": index, "funding_interval_hours": "4", "funding_cap": "0.01"})
+        checked = call(venue, "ops", "GET", f"/proposals/{pid}").json()["dry_run"]["venue"]
+        assert call(venue, "bob", "POST", f"/proposals/{pid}/approve").status_code == 200
+
+        # Act
+        applied = call(venue, "carol", "POST", f"/proposals/{pid}/apply")
+        kraken = call(venue, "ops", "POST", "/prices", {"symbol": BTC, "source": "kraken", "price": "30002"})
+        bybit = call(venue, "ops", "POST", "/prices", {"symbol": BTC, "source": "bybit", "price": "30001"})
+
+        # Assert
+        assert checked["refused"] is None and checked["freshIndexSources"] == 2
+        assert applied.status_code == 200, applied.text
+        assert kraken.status_code == 200 and (bybit.status_code, bybit.json()["code"]) == (400, -9101)
+        info = venue.client.get("/fapi/v1/fundingInfo").json()
+        assert [(r["symbol"], r["fundingIntervalHours"], r["adjustedFundingRateCap"]) for r in info] == [
+            (BTC, 4, "0.01000000")
+        ]
+        risk = call(venue, "ops", "GET", "/risk?limit=0").json()
+        market = next(m for m in risk["markets"] if m["symbol"] == BTC)
+        assert [s["source"] for s in market["sources"]] == ["binance", "kraken", "okx"]
+        _names, samples = scrape(venue)
+        assert value(samples, "perpx_funding_interval_hours", symbol=BTC) == 4
+        assert value(samples, "perpx_funding_cap", symbol=BTC) == 0.01
+        assert ("perpx_index_source_age_seconds", (("source", "bybit"), ("symbol", BTC))) not in samples
