@@ -282,6 +282,18 @@ def test_removing_sources_below_quorum_is_refused() -> None:
     assert "hold 1 fresh quote(s) and need 2" in rejection.message
 
 
+def test_removing_the_index_table_is_refused() -> None:
+    # Arrange
+    v = priced_venue("a")
+    quote_all(v, FRESH)
+    before = v.hash()
+    # Act
+    rejection = refused(change_text(v, {"index": "none"}))
+    # Assert
+    assert rejection.code == RejectCode.INDEX_TABLE and "cannot add or remove" in rejection.message
+    assert v.hash() == before
+
+
 def test_adding_a_source_keeps_quorum_and_a_removed_source_stops_counting() -> None:
     # Arrange
     v = priced_venue("a")

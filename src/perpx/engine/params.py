@@ -215,6 +215,8 @@ def table_value(market: MarketId, name: str, text: str) -> Any:
     key = f"markets.{market}.{name}"
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise ConfigError(f"{key} must be text of at most {MAX_TEXT} characters")
+    if name == "index" and text == NO_CAP:
+        return None  # no index table (a market priced by SetMarkPrice)
     if name in STRUCTURED:
         try:
             value = json.loads(text)
