@@ -36,7 +36,7 @@ from perpx.engine.values import AssetId, format_units
 from perpx.server import wire
 from perpx.server.admin import require_admin
 from perpx.server.context import ServerContext
-from perpx.server.errors import ApiError, engine_refusal, mandatory, service_unavailable
+from perpx.server.errors import ApiError, engine_refusal, illegal_characters, mandatory, service_unavailable
 from perpx.server.lending_history import LoanHistory
 from perpx.server.rest import charge, ctx_of, params_of
 from perpx.server.trading.params import answer, auth
@@ -430,6 +430,10 @@ async def asset_price(request: Request, body: AssetQuote) -> dict[str, Any]:
     assert spec is not None
     price = wire.to_atoms(wire.plain_decimal(body.price, "price"), ctx.config.settlement.atom, "price")
     source = body.source
+    try:
+        source.encode("utf-8")  # a lone surrogate is no journal record: refused here, at the edge
+    except UnicodeEncodeError:
+        raise illegal_characters("source", f"{source[:40]!r} is not valid UTF-8 text") from None
     applied = await ctx.seq.submit(
         lambda ts: SubmitAssetQuote(ts_ns=ts, asset=spec.asset, source=source, price_atoms=price)
     )
