@@ -122,14 +122,17 @@ def test_every_proposal_step_is_in_the_audit_log_with_who_and_when(venue: InProc
 @pytest.mark.parametrize(
     ("name", "code", "says"),
     [
-        ("tick_size", -9404, "every resting order and trigger price is held in whole ticks"),
-        ("brackets", -9404, "liquidation bands"),
-        ("index", -9404, "index sources"),
-        ("funding_cap", -9404, "cannot be changed on a live venue"),
+        ("tick_size", -9404, "every adapter's wire conversion, is in its units"),
+        ("lot_size", -9404, "every adapter's wire conversion, is in its units"),
+        ("base", -9404, "names the market's positions"),
+        ("mark_policy", -9404, "hold state built on it"),
+        ("brackets", -1102, "a list of tiers"),
+        ("index", -1102, "is a table"),
+        ("funding_floor", -1102, "markets.BTCUSDT: need funding_floor <= 0 <= funding_cap"),
         ("no_such_thing", -9405, "is not a market parameter"),
     ],
 )
-def test_a_parameter_that_cannot_change_live_is_refused_at_proposal_time(
+def test_a_parameter_that_cannot_change_or_a_bad_value_is_refused_at_proposal_time(
     venue: InProcessVenue, name: str, code: int, says: str
 ) -> None:
     # Act
@@ -137,7 +140,8 @@ def test_a_parameter_that_cannot_change_live_is_refused_at_proposal_time(
 
     # Assert: the code, why, and what can be proposed instead; nothing recorded
     assert (answer.status_code, answer.json()["code"]) == (400, code)
-    assert says in answer.json()["msg"] and "max_open_orders" in answer.json()["msg"]
+    assert says in answer.json()["msg"]
+    assert code == -1102 or "brackets" in answer.json()["msg"]  # a name refusal lists what can change
     assert call(venue, "ops", "GET", "/proposals").json() == []
 
 
@@ -215,7 +219,7 @@ def test_an_expired_proposal_cannot_be_approved_or_applied(venue: InProcessVenue
         (
             {"symbol": BTC, "params": {"tick_size": "0.5"}, "reason": "r"},
             400,
-            "cannot be changed on a live venue",
+            "cannot be changed on a listed market",
         ),
         ({"symbol": BTC, "params": {"max_open_orders": "-3"}, "reason": "r"}, 400, "not valid"),
         ({"symbol": BTC, "params": {"min_notional": 5.5}, "reason": "r"}, 400, "not a string or an integer"),

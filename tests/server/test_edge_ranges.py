@@ -266,6 +266,7 @@ ADMIN_REFUSALS: list[tuple[str, str, dict[str, Any] | None, int]] = [
     ("POST", "/accounts", {"name": "fuzz\udfff"}, -1102),
     ("POST", "/deposits", {"accountId": 1, "asset": "USDT", "amount": "1", "txId": "9\ud800"}, -1102),
     ("POST", "/prices", {"symbol": BTC, "source": "9\ud800", "price": "60000"}, -1100),
+    ("POST", "/asset-prices", {"asset": "USDT", "source": "9\ud800", "price": "60000"}, -1100),
     ("POST", "/marks", {"symbol": BTC, "markPrice": "9" * 24}, -1102),
     ("POST", "/marks", {"symbol": BTC, "markPrice": "60000", "indexPrice": "9" * 24 + ".5"}, -1102),
     ("POST", "/markets/BTCUSDT/mode", {"mode": "settled", "settlePrice": "9" * 24}, -1102),

@@ -191,7 +191,7 @@ async def risk(
             "venueTimeMs": ms(engine.now_ns),
             "asset": str(engine.asset),
             "accounts": _accounts(engine, specs, atom, limit),
-            "markets": _markets(engine, specs),
+            "markets": _markets(engine, {s: engine.specs[spec.market] for s, spec in specs.items()}),
         }
 
     return await ctx.seq.query(read)

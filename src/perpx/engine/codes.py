@@ -71,6 +71,17 @@ class RejectCode(IntEnum):
     UNKNOWN_SOURCE = -9101
     QUOTE_OUT_OF_ORDER = -9102
     MARK_FROM_INDEX = -9103
+    # non-live market parameter changes (ChangeMarketParams): -9406..-9429
+    PARAM_FIXED = -9406
+    """A market parameter that no change may touch (base asset, tick and lot size)."""
+    ORDERS_OFF_FILTER = -9407
+    """Resting orders the new filters would refuse; the change names them unless told to cancel them."""
+    BRACKETS_UNDER_MAINTENANCE = -9408
+    """New brackets would put accounts at or over their maintenance margin."""
+    INDEX_QUORUM = -9409
+    """New index sources leave fewer fresh quotes than the quorum: the index would go stale at once."""
+    INDEX_TABLE = -9410
+    """A change would add or remove a market's index table (how its mark is priced)."""
     # collateral and secured loans: -9530..-9559
     NOT_LOANABLE = -9530
     NOT_COLLATERAL = -9531

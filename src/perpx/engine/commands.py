@@ -222,6 +222,23 @@ class UpdateMarketParams(Command, frozen=True, tag=True, kw_only=True, gc=False)
     wall_ns: int = 0
 
 
+class ChangeMarketParams(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Change any changeable parameter of a market, live or not (an approved proposal's apply).
+
+    ``params`` maps names of :data:`perpx.engine.params.CHANGEABLE` to config-file text; the
+    structured ones (``brackets``, ``index``) are their config table as JSON text. The engine
+    re-reads the market with the change by the config's own rules, checks the venue rules of
+    :mod:`perpx.engine.params` and applies all or nothing. ``cancel_off_grid`` lets it cancel the
+    resting orders the new filters would refuse instead of refusing the change.
+    """
+
+    market: MarketId
+    params: dict[str, str]
+    cancel_off_grid: bool = False
+    operator: str = ""
+    wall_ns: int = 0
+
+
 class PlaceConditionalOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Submit a conditional (algo) order; it rests off the book until its trigger fires.
 
@@ -437,6 +454,7 @@ AnyCommand = (
     | SetMarkPrice
     | SetMarketMode
     | UpdateMarketParams
+    | ChangeMarketParams
     | AdvanceClock
     | SubmitSpotQuote
     | PlaceConditionalOrder

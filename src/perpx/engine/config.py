@@ -492,6 +492,25 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     return spec
 
 
+def parse_market_table(name: str, table: Mapping[str, Any], settlement: AssetId, atom: Decimal) -> MarketSpec:
+    """One ``[markets.NAME]`` table into a :class:`MarketSpec`, by every rule a config file obeys.
+
+    The path by which an operator's change of a non-live parameter is checked
+    (:mod:`perpx.engine.params`): the changed market is re-read as if it were written so.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key of the first rule broken.
+    """
+    try:
+        return _parse_market(name, table, settlement, atom)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def check_market_limits(spec: MarketSpec) -> None:
     """The rules on a market's filters and limits, shared by config parsing and parameter changes.
 
@@ -536,9 +555,9 @@ MARKET_PARAMS: tuple[str, ...] = (
 )
 """The market parameters an operator may change while the venue runs (config-file names and units).
 
-Left out on purpose: tick and lot size (every resting order and position is in those units),
-brackets and leverage (the liquidation bands cache them), index and funding settings (the
-pricing stage owns them).
+Brackets, the default leverage, index sources and funding settings change through an approved
+proposal's ``ChangeMarketParams`` instead (:mod:`perpx.engine.params`, which rebuilds what the
+stages derive from them); tick and lot size never change on a listed market.
 """
 
 NO_CAP = "none"
@@ -585,6 +604,8 @@ def with_market_params(spec: MarketSpec, atom: Decimal, changes: Mapping[str, st
         if name not in MARKET_PARAMS:
             raise ConfigError(
                 f"{key} cannot be changed while the venue runs; changeable: {', '.join(MARKET_PARAMS)}"
+                " (brackets, default leverage, funding settings and index sources change through a"
+                " proposal: POST /admin/v1/proposals)"
             )
         plain = isinstance(text, str) and (
             _PLAIN.fullmatch(text) or (name == "max_open_interest" and text == NO_CAP)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from perpx.engine import amending, block, markets, placing, settings, transfers
+from perpx.engine import amending, block, markets, params, placing, settings, transfers
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
     AdjustIsolatedMargin,
@@ -33,6 +33,7 @@ from perpx.engine.commands import (
     BookBlockTrade,
     CancelAllOrders,
     CancelOrder,
+    ChangeMarketParams,
     Command,
     CreateAccount,
     Deposit,
@@ -94,6 +95,7 @@ class Engine(Core):
             SetMarkPrice: partial(markets.set_mark_price, self),
             SetMarketMode: partial(markets.set_market_mode, self),
             UpdateMarketParams: partial(markets.update_market_params, self),
+            ChangeMarketParams: partial(params.change_market_params, self),
             AdvanceClock: partial(markets.advance_clock, self),
             BookBlockTrade: partial(block.book_block_trade, self),
             **self.triggers.handlers(),

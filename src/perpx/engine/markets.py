@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perpx.engine import formulas
+from perpx.engine import formulas, params
 from perpx.engine.accounts import (
     apply_position_change,
 )
@@ -141,11 +141,10 @@ def update_market_params(core: Engine, cmd: UpdateMarketParams) -> None:
         core.reject_command(cmd, None, RejectCode.BAD_PARAMETER, str(exc))
         return
     old, new = market_params(spec, atom), market_params(changed, atom)
-    configured = market_params(core.config.markets[cmd.market], atom)
     core.specs[cmd.market] = changed
-    overrides = {name: text for name, text in sorted(new.items()) if text != configured[name]}
-    if overrides:
-        core.param_overrides[cmd.market] = overrides
+    kept = params.overrides(core.config.markets[cmd.market], changed, atom)  # with non-live ones
+    if kept:
+        core.param_overrides[cmd.market] = kept
     else:
         core.param_overrides.pop(cmd.market, None)
     core.emit(

@@ -21,9 +21,10 @@ import msgspec
 from perpx.engine.accounts import Account, Position
 from perpx.engine.book import Order
 from perpx.engine.commands import MarginMode, MarketMode, OrderType, StpMode, TimeInForce
-from perpx.engine.config import VenueConfig, with_market_params
+from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
+from perpx.engine.params import follows_default, restored_spec
 from perpx.engine.values import AccountId, AssetId, ClientOrderId, MarketId, OrderId, Side, TxId
 
 SNAPSHOT_VERSION = 1
@@ -47,16 +48,8 @@ def _order_row(order: Order) -> list[Any]:
 
 
 def _is_pristine(position: Position, default_leverage: int) -> bool:
-    """A position record holding nothing a fresh one would not: no exposure, PnL or own settings."""
-    return (
-        position.qty_lots == 0
-        and position.cost_atoms == 0
-        and position.isolated_margin_atoms == 0
-        and position.realized_pnl_atoms == 0
-        and position.leverage == default_leverage
-        and position.margin_mode is MarginMode.CROSS
-        and not position.open_orders
-    )
+    """A position record holding nothing a fresh one would not (:func:`perpx.engine.params.follows_default`)."""
+    return follows_default(position, default_leverage)
 
 
 def snapshot(engine: Engine) -> dict[str, Any]:
@@ -188,12 +181,13 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
     if data.get("venue") != config.name:
         raise ValueError(f"snapshot is of venue {data.get('venue')!r}, config is {config.name!r}")
     engine = Engine(config)
-    for market, params in data.get("market_params", []):
-        overrides = {str(name): str(text) for name, text in params}
-        engine.specs[MarketId(market)] = with_market_params(
-            config.markets[MarketId(market)], config.settlement.atom, overrides
-        )
-        engine.param_overrides[MarketId(market)] = overrides
+    for market, rows in data.get("market_params", []):
+        overrides = {str(name): str(text) for name, text in rows}
+        spec = restored_spec(config.markets[MarketId(market)], config.settlement.atom, overrides)
+        engine.specs[spec.market] = spec
+        engine.param_overrides[spec.market] = overrides
+        if spec.market in engine.pricing.markets:
+            engine.pricing.markets[spec.market].spec = spec
     engine.now_ns = data["now_ns"]
     engine.next_account_id, engine.next_order_id, engine.next_trade_id = data["next_ids"]
     engine.commands_applied = data["commands_applied"]
@@ -256,7 +250,7 @@ def restore(config: VenueConfig, data: dict[str, Any]) -> Engine:
         if order.reduce_only:
             position.reduce_only_orders[order.order_id] = order
         else:
-            position.add_exposure(order, order.leaves_lots, config.markets[order.market].contract_atoms)
+            position.add_exposure(order, order.leaves_lots, engine.specs[order.market].contract_atoms)
     for account in engine.accounts.values():
         for position in account.positions.values():
             position.order_margin_atoms = position.required_order_margin()

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from perpx.engine.config import market_params
+from perpx.engine.params import param_texts
 from perpx.journal.store import RecoveryError, read_config
 from perpx.ops.incident import (
     cut_at,
@@ -74,7 +74,7 @@ def dry_run_command(
         values[name.strip()] = value.strip()
     try:
         proposed = check_params(spec, config.settlement.atom, values)
-        current = market_params(spec, config.settlement.atom)
+        current = param_texts(spec, config.settlement.atom)
         names = scenario or shipped_scenarios(scenarios_dir)
         result = dry_run(spec.market, {k: current[k] for k in proposed}, proposed, names, scenarios_dir)
     except ProposalError as exc:

@@ -19,10 +19,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Security
 from pydantic import BaseModel, Field, StrictInt
 
-from perpx.engine.commands import UpdateMarketParams
-from perpx.engine.config import MarketSpec, market_params
+from perpx.engine.commands import ChangeMarketParams
+from perpx.engine.config import MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.events import CommandRejected
+from perpx.engine.params import param_texts, preview
 from perpx.ops.proposals import (
     Proposal,
     ProposalBook,
@@ -52,6 +53,10 @@ class NewProposal(BaseModel):
         description="Parameter -> new value (config-file names; decimals as strings)."
     )
     reason: str = Field(max_length=500, description="Why; kept on the proposal and its trail.")
+    cancelOffGrid: bool = Field(  # noqa: N815
+        default=False,
+        description="At apply, cancel the resting orders the new filters refuse (else they refuse the change).",
+    )
 
 
 class DryRunRequest(BaseModel):
@@ -93,9 +98,26 @@ async def _current(request: Request, symbol: str) -> dict[str, str]:
     ctx = ctx_of(request)
 
     def read(engine: Engine) -> dict[str, str]:
-        return market_params(engine.specs[ctx.specs[symbol].market], ctx.atom)
+        return param_texts(engine.specs[ctx.specs[symbol].market], ctx.atom)
 
     return await ctx.seq.query(read)
+
+
+async def _venue_check(request: Request, proposal: Proposal) -> dict[str, Any]:
+    """What the proposal would do to the venue now (:func:`perpx.engine.params.preview`)."""
+    ctx = ctx_of(request)
+    market = ctx.specs[proposal.symbol].market
+    seen = await ctx.seq.query(
+        lambda engine: preview(engine, market, proposal.params, proposal.cancel_off_grid)
+    )
+    return {
+        "refused": None if seen.refused is None else {"code": seen.refused[0], "message": seen.refused[1]},
+        "ordersOffFilter": seen.orders_off_filter,
+        "ordersCanceled": seen.orders_off_filter if proposal.cancel_off_grid and seen.refused is None else 0,
+        "accountsUnderMaintenance": seen.under_maintenance,
+        "leverageClamped": seen.leverage_clamped,
+        "freshIndexSources": seen.fresh_sources,
+    }
 
 
 @router.get("")
@@ -117,7 +139,9 @@ async def propose(request: Request, body: NewProposal) -> dict[str, Any]:
     spec = await ctx.seq.query(read)
     try:
         params = check_params(spec, ctx.atom, body.params)
-        proposal = _book(request).propose(symbol, params, body.reason, operator_of(request), _now_ms())
+        proposal = _book(request).propose(
+            symbol, params, body.reason, operator_of(request), _now_ms(), body.cancelOffGrid
+        )
     except ProposalError as exc:
         raise _api(exc) from None
     return proposal.as_json(_now_ms())
@@ -144,6 +168,7 @@ async def dry_run_proposal(
         result = await asyncio.to_thread(
             dry_run, proposal.symbol, {k: current[k] for k in proposal.params}, proposal.params, names
         )
+        result["venue"] = await _venue_check(request, proposal)
         book.record_dry_run(proposal, result, operator_of(request), _now_ms())
     except ProposalError as exc:
         raise _api(exc) from None
@@ -201,13 +226,14 @@ async def apply(request: Request, proposal_id: int, body: ApplyRequest | None = 
 
 
 async def apply_now(ctx: ServerContext, book: ProposalBook, proposal: Proposal, operator: str) -> None:
-    """Submit the proposal's ``UpdateMarketParams``; a refusal is on its trail and raised as an ApiError."""
+    """Submit the proposal's ``ChangeMarketParams``; a refusal is on its trail and raised as an ApiError."""
     market = ctx.specs[proposal.symbol].market
     applied = await ctx.seq.submit(
-        lambda ts: UpdateMarketParams(
+        lambda ts: ChangeMarketParams(
             ts_ns=ts,
             market=market,
             params=dict(proposal.params),
+            cancel_off_grid=proposal.cancel_off_grid,
             operator=f"{operator} (proposal {proposal.id}, approved by {proposal.approver})",
             wall_ns=time.time_ns(),
         )

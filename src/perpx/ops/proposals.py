@@ -1,9 +1,11 @@
 """Staged parameter changes: proposal, dry run, approval by a second operator, apply.
 
-A :class:`Proposal` names a market and new values of its live-changeable parameters
-(:data:`perpx.engine.config.MARKET_PARAMS`, the config file's names and units) with a reason.
-Nothing changes until it is applied, and then only through the engine's own
-``UpdateMarketParams`` command (checked by the config's rules, journaled, audited):
+A :class:`Proposal` names a market and new values of its parameters with a reason: the live ones
+(:data:`perpx.engine.config.MARKET_PARAMS`) and those the venue cannot change live on its own
+(brackets, default leverage, funding settings, index sources: :data:`perpx.engine.params.CHANGEABLE`),
+in the config file's names and units. Nothing changes until it is applied, and then only through
+the engine's ``ChangeMarketParams`` command (checked by the config's rules and the venue's rules
+of :mod:`perpx.engine.params`, journaled, audited):
 
 ``proposed`` --dry-run--> ``proposed`` (with a comparison) --approve--> ``approved`` --apply--> ``applied``
 
@@ -15,13 +17,16 @@ Nothing changes until it is applied, and then only through the engine's own
 * a rejected or expired proposal changes nothing.
 
 Every step is recorded on the proposal with who and when (:attr:`Proposal.trail`); the apply
-itself is also in the venue's audit log (``GET /admin/v1/audit``, the ``UpdateMarketParams``
+itself is also in the venue's audit log (``GET /admin/v1/audit``, the ``ChangeMarketParams``
 record with the applying operator).
 
 The dry run (:func:`dry_run`) runs risk lab scenarios twice, with the market's current values
 and with the proposed ones, and compares liquidations, ADL, bad debt, the insurance fund's
 minimum and the largest mark-index gap. A scenario that has no market of that symbol is
-reported as not applicable.
+reported as not applicable. On a running venue the dry run also checks the change against the
+venue's state now (:func:`perpx.engine.params.preview`): orders the new filters would cancel,
+accounts new brackets would put under maintenance, positions whose leverage would be clamped,
+fresh index sources. A change the venue would refuse is reported there, and cannot be approved.
 """
 
 from __future__ import annotations
@@ -37,12 +42,11 @@ from typing import Any, Final
 
 from perpx.engine.config import (
     MARKET_KEYS,
-    MARKET_PARAMS,
-    NO_CAP,
     ConfigError,
     MarketSpec,
-    with_market_params,
 )
+from perpx.engine.params import CHANGEABLE, STRUCTURED, canonical, changed_spec, fixed_reason, table_value
+from perpx.engine.values import MarketId
 from perpx.sim.runner.run import run_scenario
 from perpx.sim.scenario import ScenarioError, load_scenario, scenario_from_document
 
@@ -70,21 +74,10 @@ NOT_LIVE_CODE: Final = -9404
 UNKNOWN_PARAM_CODE: Final = -9405
 """A name that is not a market parameter at all."""
 
-_WHY_FIXED: Final = {
-    "base": "the market's base asset names its positions",
-    "tick_size": "every resting order and trigger price is held in whole ticks",
-    "lot_size": "every resting order and position is held in whole lots",
-    "brackets": "the liquidation bands and every account's maintenance figures are cached from them",
-    "default_leverage": "accounts without a setting are margined at it",
-    "index": "the pricing stage owns the index sources and their quorum",
-}
-"""Why a market parameter outside :data:`MARKET_PARAMS` is fixed for the venue's life (the rest:
-funding, mark and insurance settings, which the pricing and liquidation stages own)."""
-
 
 def not_live_reason(name: str) -> str:
-    """Why ``name`` (a config-file market key not in :data:`MARKET_PARAMS`) cannot change live."""
-    return _WHY_FIXED.get(name, "the pricing, funding and liquidation stages read it once at start")
+    """Why ``name`` (a config-file market key not in :data:`CHANGEABLE`) cannot change on a running venue."""
+    return fixed_reason(name)
 
 
 class ProposalError(ValueError):
@@ -123,6 +116,8 @@ class Proposal:
     applied_seq: int | None = None
     apply_at_ms: int | None = None
     """Venue time (ms) at which an approved proposal is to be applied; ``None``: when asked."""
+    cancel_off_grid: bool = False
+    """Cancel the resting orders the new filters would refuse, instead of refusing the change."""
     trail: list[Step] = field(default_factory=list)
 
     def status(self, now_ms: int) -> str:
@@ -138,7 +133,7 @@ class Proposal:
 
 
 def check_params(spec: MarketSpec, atom: Decimal, params: Mapping[str, object]) -> dict[str, str]:
-    """The params as config-file text, checked as the venue would check them now.
+    """The params as change text (config-file text; tables as JSON), checked as the venue would now.
 
     Raises :class:`ProposalError` naming the parameter and the rule it breaks.
     """
@@ -146,28 +141,53 @@ def check_params(spec: MarketSpec, atom: Decimal, params: Mapping[str, object]) 
         raise ProposalError(400, -1102, "params is empty; name at least one parameter to change")
     text: dict[str, str] = {}
     for name, value in params.items():
-        if name in MARKET_KEYS and name not in MARKET_PARAMS:
+        if name in MARKET_KEYS and name not in CHANGEABLE:
             raise ProposalError(
                 400,
                 NOT_LIVE_CODE,
-                f"{name!r} cannot be changed on a live venue ({not_live_reason(name)}); it is set in"
-                f" the venue's config.toml when the data directory is created. Changeable by a"
-                f" proposal: {', '.join(MARKET_PARAMS)}",
+                f"{name!r} cannot be changed on a listed market ({not_live_reason(name)}); it is set in"
+                f" the venue's config.toml when the market is listed. Changeable by a proposal:"
+                f" {', '.join(CHANGEABLE)}",
             )
-        if name not in MARKET_PARAMS:
+        if name not in CHANGEABLE:
             raise ProposalError(
                 400,
                 UNKNOWN_PARAM_CODE,
-                f"{name!r} is not a market parameter; changeable by a proposal: {', '.join(MARKET_PARAMS)}",
+                f"{name!r} is not a market parameter; changeable by a proposal: {', '.join(CHANGEABLE)}",
             )
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ProposalError(400, -1102, f'{name}: {value!r} is not a string or an integer; write "0.05"')
-        text[name] = str(value)
+        text[name] = _param_text(name, value)
     try:
-        with_market_params(spec, atom, text)
+        changed_spec(spec, atom, text)
     except ConfigError as exc:
         raise ProposalError(400, -1102, f"the proposed values are not valid: {exc}") from exc
     return text
+
+
+def _param_text(name: str, value: object) -> str:
+    """One proposed value as change text: a table (or its JSON text) for brackets and index."""
+    if name in STRUCTURED:
+        if isinstance(value, str):
+            written = value
+            try:
+                value = json.loads(written)
+            except ValueError:
+                raise ProposalError(
+                    400, -1102, f"{name}: {written[:40]!r} is not JSON; give the config table as JSON"
+                ) from None
+        if name == "brackets" and not isinstance(value, list):
+            raise ProposalError(
+                400,
+                -1102,
+                f'{name} is a list of tiers: [{{"notional_cap": "50000", "max_leverage": 50, "mmr": "0.01"}}]',
+            )
+        if name == "index" and not isinstance(value, dict):
+            raise ProposalError(
+                400, -1102, f'{name} is a table: {{"sources": {{"binance": 3}}, "min_sources": 1, ...}}'
+            )
+        return canonical(value)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ProposalError(400, -1102, f'{name}: {value!r} is not a string or an integer; write "0.05"')
+    return str(value)
 
 
 @dataclass
@@ -202,7 +222,13 @@ class ProposalBook:
         return proposal
 
     def propose(
-        self, symbol: str, params: dict[str, str], reason: str, operator: str, now_ms: int
+        self,
+        symbol: str,
+        params: dict[str, str],
+        reason: str,
+        operator: str,
+        now_ms: int,
+        cancel_off_grid: bool = False,
     ) -> Proposal:
         if not reason.strip():
             raise ProposalError(400, -1102, "reason is empty; say why the parameters should change")
@@ -214,6 +240,7 @@ class ProposalBook:
             proposer=operator,
             created_ms=now_ms,
             expires_ms=now_ms + LIFETIME_MS,
+            cancel_off_grid=cancel_off_grid,
         )
         proposal.trail.append(Step("proposed", operator, now_ms, reason))
         self.proposals[proposal.id] = proposal
@@ -242,6 +269,13 @@ class ProposalBook:
                 409,
                 -9402,
                 f"proposal {proposal.id} has no dry run; POST /admin/v1/proposals/{proposal.id}/dry-run first",
+            )
+        refused = (proposal.dry_run.get("venue") or {}).get("refused")
+        if refused:
+            raise ProposalError(
+                409,
+                int(refused["code"]),
+                f"proposal {proposal.id}'s dry run found the venue would refuse it: {refused['message']}",
             )
         if operator == proposal.proposer:
             raise ProposalError(
@@ -287,15 +321,14 @@ class ProposalBook:
         self.save()
 
 
-def _set_params(market: dict[str, Any], values: Mapping[str, str]) -> None:
-    """Write config-file text into a market table as the config file spells it."""
+def _set_params(market: dict[str, Any], symbol: str, values: Mapping[str, str]) -> None:
+    """Write change text into a market table as the config file spells it."""
     for name, text in values.items():
-        if name == "max_open_interest" and text == NO_CAP:
+        value = table_value(MarketId(symbol), name, text)
+        if value is None:
             market.pop(name, None)
-        elif name == "max_open_orders":
-            market[name] = int(text)
         else:
-            market[name] = text
+            market[name] = value
 
 
 def shipped_scenarios(directory: Path = SCENARIOS_DIR) -> list[str]:
@@ -337,8 +370,8 @@ def dry_run(
         figures = {}
         for label, values in (("current", current), ("proposed", proposed)):
             doc = copy.deepcopy(base.doc)
-            _set_params(doc["config"]["markets"][symbol], values)
             try:
+                _set_params(doc["config"]["markets"][symbol], symbol, values)
                 scenario = scenario_from_document(doc, base.base_dir, base.path)
                 summary = run_scenario(scenario, seed, None, write_outputs=False).summary
             except (ScenarioError, ConfigError) as exc:

@@ -43,7 +43,7 @@ from perpx.engine.commands import (
     UpdateMarketParams,
     Withdraw,
 )
-from perpx.engine.config import MARKET_PARAMS, MarketSpec, market_params
+from perpx.engine.config import MARKET_PARAMS, MarketSpec
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
     AccountCreated,
@@ -58,6 +58,7 @@ from perpx.engine.events import (
     WithdrawalApplied,
 )
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
+from perpx.engine.params import param_texts
 from perpx.engine.state import state_hash
 from perpx.engine.values import RATE_SCALE, AccountId, AssetId, TxId, format_units
 from perpx.server.adminlog import AdminLog
@@ -487,14 +488,15 @@ ParamValues = Annotated[
 
 @router.get("/markets/{symbol}/params")
 async def get_market_params(request: Request, symbol: str) -> dict[str, Any]:
-    """The market's changeable parameters now, and which of them differ from the config file."""
+    """The market's parameters now (live ones, and those a proposal changes: tables as JSON text),
+    and which of them differ from the config file."""
     spec = _spec(request, symbol)
     ctx = ctx_of(request)
 
     def read(engine: Engine) -> dict[str, Any]:
         return {
             "symbol": spec.market,
-            "params": market_params(engine.specs[spec.market], ctx.atom),
+            "params": param_texts(engine.specs[spec.market], ctx.atom),
             "changed": dict(engine.param_overrides.get(spec.market, {})),
         }
 

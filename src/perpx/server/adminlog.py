@@ -33,7 +33,7 @@ from pathlib import Path
 
 import msgspec
 
-from perpx.engine.commands import UpdateMarketParams
+from perpx.engine.commands import ChangeMarketParams, UpdateMarketParams
 from perpx.engine.events import (
     AdlStep,
     IndexUpdated,
@@ -156,7 +156,9 @@ class AdminLog:
                     )
                 elif isinstance(event, MarketParamsChanged):
                     command = applied.command
-                    wall_ns = command.wall_ns if isinstance(command, UpdateMarketParams) else 0
+                    wall_ns = (
+                        command.wall_ns if isinstance(command, UpdateMarketParams | ChangeMarketParams) else 0
+                    )
                     audit.extend(
                         (
                             applied.seq,

@@ -131,6 +131,8 @@ class MarketFigures:
     funding_cap: Decimal | None
     funding_floor: Decimal | None
     band_bps: Decimal
+    max_leverage: int
+    funding_interval_hours: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,18 @@ class Metrics:
         self.funding_floor = Gauge(
             "perpx_funding_floor",
             "The lowest funding rate a settlement can have (decimal; markets with funding only).",
+            ["symbol"],
+            registry=r,
+        )
+        self.max_leverage = Gauge(
+            "perpx_max_leverage",
+            "The highest leverage of the market's first bracket (changes with an applied proposal).",
+            ["symbol"],
+            registry=r,
+        )
+        self.funding_interval = Gauge(
+            "perpx_funding_interval_hours",
+            "Hours between funding settlements (markets with funding only; a change starts after the next one).",
             ["symbol"],
             registry=r,
         )
@@ -319,6 +333,8 @@ class Metrics:
         for symbol in self.ctx.specs:
             self.adl.labels(symbol)
         self._rate_limited_seen: dict[str, int] = dict.fromkeys(RATE_LIMIT_KINDS, 0)
+        self._sources: dict[str, set[str]] = {}
+        """The index sources whose age series each symbol has published."""
 
     # ------------------------------------------------------------------ component protocol
 
@@ -411,7 +427,8 @@ class Metrics:
             lag[name] = 0 if at is None else max(0, last_seq - at)
         markets: dict[str, MarketFigures] = {}
         near = accounts_near_liquidation(engine)
-        for symbol, spec in ctx.specs.items():
+        for symbol, listed in ctx.specs.items():
+            spec = engine.specs[listed.market]  # the engine's: an applied proposal may have changed it
             view = engine.pricing.view(spec.market)
             rate = view.predicted_funding_rate_e8
             markets[symbol] = MarketFigures(
@@ -424,6 +441,8 @@ class Metrics:
                 funding_cap=_rate(view.funding_cap_e8 if rate is not None else None),
                 funding_floor=_rate(view.funding_floor_e8 if rate is not None else None),
                 band_bps=Decimal(spec.risk.mark_index_band_e8) / RATE_SCALE * 10_000,
+                max_leverage=spec.max_leverage,
+                funding_interval_hours=view.funding_interval_hours if rate is not None else None,
             )
         fund = engine.liquidation.insurance_fund()
         return VenueFigures(
@@ -451,6 +470,9 @@ class Metrics:
             self.open_interest.labels(symbol).set(float(m.open_interest))
             self.near_liquidation.labels(symbol).set(m.near_liquidation)
             self.band.labels(symbol).set(float(m.band_bps))
+            self.max_leverage.labels(symbol).set(m.max_leverage)
+            if m.funding_interval_hours is not None:
+                self.funding_interval.labels(symbol).set(m.funding_interval_hours)
             if m.funding_cap is not None and m.funding_floor is not None:
                 self.funding_cap.labels(symbol).set(float(m.funding_cap))
                 self.funding_floor.labels(symbol).set(float(m.funding_floor))
@@ -460,7 +482,16 @@ class Metrics:
                 for source, age_ns in m.sources.ages_ns.items():
                     if age_ns is not None:
                         self.index_source_age.labels(symbol, source).set(age_ns / NS_PER_S)
+                self._drop_sources(symbol, m.sources)
         self.insurance_fund.labels(figures.insurance_asset).set(float(figures.insurance_equity))
+
+    def _drop_sources(self, symbol: str, sources: IndexSources) -> None:
+        """Forget the age series of sources an applied proposal removed from ``symbol``'s index."""
+        published = self._sources.setdefault(symbol, set())
+        for source in sorted(published - set(sources.ages_ns)):
+            self.index_source_age.remove(symbol, source)
+        published.clear()
+        published.update(s for s, age in sources.ages_ns.items() if age is not None)
 
     def _score(self, figures: VenueFigures) -> None:
         """Feed this scrape's figures to the anomaly detectors and export their z-scores."""

@@ -592,6 +592,7 @@ async def funding_info(request: Request) -> list[dict[str, Any]]:
     """Funding cap, floor and interval of every market that settles funding."""
     await public(request)
     ctx = ctx_of(request)
+    specs = await ctx.seq.query(lambda engine: list(engine.specs.values()))  # a proposal may change them
     return [
         {
             "symbol": spec.market,
@@ -600,7 +601,7 @@ async def funding_info(request: Request) -> list[dict[str, Any]]:
             "fundingIntervalHours": spec.risk.funding_interval_hours,
             "disclaimer": False,
         }
-        for spec in ctx.config.markets.values()
+        for spec in specs
         if spec.index is not None
     ]
 

@@ -96,6 +96,16 @@ class RiskWatch:
             self.heaps[(market, 1)] = []
             self.heaps[(market, -1)] = []
 
+    def respec(self, market: MarketId) -> None:
+        """Take ``market``'s maintenance bounds from its spec now (after an operator's change).
+
+        The holders' old bands are dropped by the caller (``Core.margin_changed``) and re-banded
+        on these bounds when the liquidation stage rechecks them.
+        """
+        spec = self.engine.specs[market]
+        self.bounds[market] = tuple((b.mmr_e8, b.cum_atoms) for b in spec.brackets)
+        self.max_mmr[market] = spec.brackets[-1].mmr_e8
+
     # ------------------------------------------------------------------ bands
 
     def check(self, account: Account) -> bool:

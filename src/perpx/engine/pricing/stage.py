@@ -296,6 +296,26 @@ class PricingStage:
         spec = self.engine.specs[market]
         return funding.impact_notional_atoms(spec.risk.impact_margin_notional_atoms, spec.max_leverage)
 
+    def respec(self, market: MarketId, spec: MarketSpec) -> None:
+        """Adopt an operator's new ``spec`` of ``market`` (``perpx.engine.params``).
+
+        Quotes of sources no longer listed are dropped and the index is recomputed from the rest
+        with the new weights and quorum, then the mark. The scheduled settlement stays: a new
+        funding interval starts after it.
+        """
+        state = self.markets.get(market)
+        if state is None:
+            return
+        index_changed = spec.index != state.spec.index
+        state.spec = spec
+        if index_changed and spec.index is not None:
+            weights = spec.index.weights
+            state.quotes = {s: q for s, q in state.quotes.items() if s in weights}
+            if state.processed_ns is not None:
+                self._recompute_index(market, state, self.engine.now_ns)
+                self._update_mark(market, state, self.engine.now_ns)
+        self.reschedule()
+
     # ------------------------------------------------------------------ time
 
     def catch_up(self, now_ns: int) -> None:
@@ -539,8 +559,13 @@ class PricingStage:
         if index is None or market in engine.index_stale:
             return
         risk = state.spec.risk
+        # a shorter interval set by an operator starts after the scheduled settlement: until then
+        # the time to it is capped at one interval (unchanged settings never reach the cap)
         price1 = mark.funding_basis_price_ticks(
-            index, state.last_rate_e8, state.next_funding_ns - now_ns, risk.funding_interval_ns
+            index,
+            state.last_rate_e8,
+            min(state.next_funding_ns - now_ns, risk.funding_interval_ns),
+            risk.funding_interval_ns,
         )
         if risk.mark_policy == "ema":
             price2 = mark.ema_basis_price_ticks(index, state.ema_num, state.ema_den)

@@ -486,9 +486,10 @@ def _brackets(spec: MarketSpec, atom: Decimal) -> dict[str, Any]:
 async def leverage_bracket(request: Request) -> Any:
     """Leverage brackets: a list of every market, or one object when ``symbol`` is given (as Binance)."""
     ctx, _account_id, params = await auth(request, "read")
+    specs = await ctx.seq.query(lambda engine: dict(engine.specs))  # an approved proposal may change them
     if params.values.get("symbol"):
-        return _brackets(spec_of(ctx, params.values), ctx.atom)
-    return [_brackets(ctx.specs[symbol], ctx.atom) for symbol in sorted(ctx.specs)]
+        return _brackets(specs[spec_of(ctx, params.values).market], ctx.atom)
+    return [_brackets(specs[ctx.specs[symbol].market], ctx.atom) for symbol in sorted(ctx.specs)]
 
 
 @router.get("/fapi/v1/commissionRate")
