@@ -540,6 +540,8 @@ async def test_stdio_paper_session_starts_follows_and_cancels_an_algo(tmp_path: 
         cancelled = data(await client.call_tool("cancel_algo", {"algo_id": started["algoId"]}))
         ended = await status_until(client, started["algoId"], lambda s: s["algoStatus"] != "WORKING")
         positions = data(await client.call_tool("get_positions", {}))
+        costs = data(await client.call_tool("get_tca", {"algo_id": "paper-twap"}))
+        mixed = error_text(await client.call_tool("get_tca", {"algo_id": "paper-twap", "symbol": BTC}))
 
     assert "-9301" in too_big and "maxOrderNotional" in too_big  # the whole parent, against the paper policy
     assert started["success"] is True and started["clientAlgoId"] == "paper-twap"
@@ -548,6 +550,8 @@ async def test_stdio_paper_session_starts_follows_and_cancels_an_algo(tmp_path: 
     assert cancelled["success"] is True
     assert ended["algoStatus"] == "CANCELLED" and ended["executedQty"] == "0.01"
     assert [(p["symbol"], p["positionAmt"]) for p in positions] == [(BTC, "0.01")]
+    assert Decimal(costs["filled_qty"]) == Decimal("0.01") and Decimal(costs["fill_rate"]) == Decimal("0.2")
+    assert "-1102" in mixed and "algoId" in mixed
 
 
 @pytest.mark.anyio

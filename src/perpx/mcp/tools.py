@@ -336,9 +336,21 @@ def build_server(resolve: Resolver, name: str = "perpx") -> MCPServer:
         side: Literal["BUY", "SELL"] | None = None,
         start_time_ms: int | None = None,
         end_time_ms: int | None = None,
+        algo_id: str | None = None,
     ) -> Untrusted:
-        """Transaction cost analysis of this agent's own fills (implementation shortfall, spread, impact)."""
-        params = {"symbol": symbol, "side": side, "startTime": start_time_ms, "endTime": end_time_ms}
+        """Transaction cost analysis of this agent's own fills (implementation shortfall, spread, impact).
+
+        With ``algo_id`` (an algoId from ``start_algo`` or its clientAlgoId) it analyses that algo's
+        children against the parent's arrival price; symbol, side and the window are the algo's own, so
+        giving them too is refused.
+        """
+        params = {
+            "symbol": symbol,
+            "side": side,
+            "startTime": start_time_ms,
+            "endTime": end_time_ms,
+            "algoId": algo_id,
+        }
         return await call(ctx, lambda c: c.signed("GET", "/perpx/v1/tca", params))
 
     return server
