@@ -145,6 +145,9 @@ class VenueFigures:
     insurance_asset: str
     insurance_equity: Decimal
     now_ns: int
+    asset_index: dict[str, Decimal | None]
+    """Each ``[assets.X]`` with an index: its price in the settlement asset, ``None`` while it is stale
+    or below quorum (no new loans or collateral risk on it, no liquidation by it)."""
 
 
 def gap_bps(mark: Decimal, index: Decimal) -> Decimal:
@@ -274,6 +277,19 @@ class Metrics:
             "perpx_index_sources_live",
             "Index sources no older than stale_after (below min_sources the index freezes).",
             ["symbol"],
+            registry=r,
+        )
+        self.asset_index_price = Gauge(
+            "perpx_asset_index_price",
+            "Index price of a collateral or loan asset (settlement asset per unit), while fresh.",
+            ["asset"],
+            registry=r,
+        )
+        self.asset_index_stale = Gauge(
+            "perpx_asset_index_stale",
+            "1 while the asset's index is stale or below its quorum: no new loans on it, collateral at zero "
+            "for new risk, no liquidation or conversion by it.",
+            ["asset"],
             registry=r,
         )
         self.index_sources_min = Gauge(
@@ -452,6 +468,12 @@ class Metrics:
             insurance_asset=str(engine.asset),
             insurance_equity=Decimal(format_units(fund.equity_atoms, ctx.atom)),
             now_ns=engine.now_ns,
+            asset_index={
+                str(asset): None if atoms is None else Decimal(format_units(atoms, ctx.atom))
+                for asset, spec in sorted(engine.config.assets.items())
+                if spec.index is not None
+                for atoms in [engine.lending.index_atoms(asset)]
+            },
         )
 
     def _publish(self, figures: VenueFigures) -> None:
@@ -484,6 +506,10 @@ class Metrics:
                         self.index_source_age.labels(symbol, source).set(age_ns / NS_PER_S)
                 self._drop_sources(symbol, m.sources)
         self.insurance_fund.labels(figures.insurance_asset).set(float(figures.insurance_equity))
+        for asset, price in figures.asset_index.items():
+            self.asset_index_stale.labels(asset).set(1 if price is None else 0)
+            if price is not None:
+                self.asset_index_price.labels(asset).set(float(price))
 
     def _drop_sources(self, symbol: str, sources: IndexSources) -> None:
         """Forget the age series of sources an applied proposal removed from ``symbol``'s index."""
