@@ -20,7 +20,7 @@ def _gauge(text: str, name: str, asset: str) -> float | None:
 
 
 def _metrics(venue: InProcessVenue) -> str:
-    return venue.client.get("http://admin.test/metrics").text
+    return str(venue.client.get("http://admin.test/metrics").text)
 
 
 def test_asset_index_is_stale_until_quorum_then_priced_then_stale_again_when_sources_age(
