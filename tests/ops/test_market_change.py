@@ -156,7 +156,10 @@ def test_orders_the_new_min_notional_refuses_refuse_the_change_naming_how_many()
     # Assert
     rejection = refused(events)
     assert rejection.code == RejectCode.ORDERS_OFF_FILTER
-    assert rejection.message.startswith("2 resting order(s)") and "cancelOffGrid" in rejection.message
+    assert (
+        rejection.message.startswith("2 resting order(s) and 0 conditional")
+        and "cancelOffGrid" in rejection.message
+    )
     assert v.hash() == before
 
 

@@ -22,6 +22,8 @@ from perpx.engine.commands import ChangeMarketParams
 from perpx.engine.config import ConfigError, default_config, parse_config, parse_market_table
 from perpx.engine.events import (
     CommandRejected,
+    ConditionalOrderCanceled,
+    ConditionalOrderRejected,
     Event,
     MarketParamsChanged,
     OrderAccepted,
@@ -33,9 +35,14 @@ from perpx.engine.state import encode_snapshot, restore, state_hash
 from perpx.engine.values import MarketId
 from perpx.testkit import Venue
 from tests.engine.helpers import BTC, code_of, venue
+from tests.triggers.helpers import MARK, conditional
 
 
 def change(v: Venue, cancel: bool = False, **params: str) -> list[Event]:
+    return change_text(v, params, cancel)
+
+
+def change_text(v: Venue, params: dict[str, str], cancel: bool = False) -> list[Event]:
     command = ChangeMarketParams(
         ts_ns=v.tick(), market=MarketId(BTC), params=params, cancel_off_grid=cancel, operator="ops"
     )
@@ -133,7 +140,7 @@ def test_a_size_off_the_unit_is_refused_with_its_code_and_changes_nothing(
     v = venue("a")
     before = v.hash()
     # Act
-    rejection = refused(change(v, **params))
+    rejection = refused(change_text(v, params))
     # Assert
     assert rejection.code == code and says in rejection.message
     assert v.hash() == before
@@ -193,6 +200,37 @@ def test_a_coarser_lot_with_a_new_min_notional_counts_both_kinds_of_order() -> N
     rejection = refused(change(v, lot_size="0.01", min_notional="500"))
     # Assert
     assert rejection.message.startswith("2 resting order(s)")
+
+
+def test_conditional_orders_off_the_new_grid_are_counted_then_cancelled_with_cancel_off_grid() -> None:
+    # Arrange: a stop-limit with its limit off a 0.5 tick, a stop-market on it
+    v = venue("a")
+    conditional(v, "a", "BUY", "STOP", "0.01", trigger="31000", price="31000.1", working=MARK)
+    conditional(v, "a", "BUY", "STOP_MARKET", "0.01", trigger="31000.5", working=MARK)
+    assert len(v.engine.triggers.orders) == 2
+    # Act
+    first = refused(change(v, tick_size="0.5"))
+    events = change(v, cancel=True, tick_size="0.5")
+    # Assert
+    assert first.message.startswith("0 resting order(s) and 1 conditional order(s)")
+    assert len([e for e in events if isinstance(e, ConditionalOrderCanceled)]) == 1
+    assert [o.trigger_price_ticks for o in v.engine.triggers.orders.values()] == [310_005]
+
+
+def test_a_conditional_order_off_the_new_grid_is_refused_when_placed() -> None:
+    # Arrange
+    v = venue("a")
+    change(v, tick_size="0.5", lot_size="0.01")
+    # Act
+    off_tick = conditional(v, "a", "BUY", "STOP_MARKET", "0.01", trigger="31000.1", working=MARK)
+    off_step = conditional(v, "a", "BUY", "STOP_MARKET", "0.015", trigger="31000.5", working=MARK)
+    on_grid = conditional(v, "a", "BUY", "STOP_MARKET", "0.01", trigger="31000.5", working=MARK)
+    # Assert
+    assert [e.code for e in off_tick + off_step if isinstance(e, ConditionalOrderRejected)] == [
+        RejectCode.PRICE_NOT_TICK,
+        RejectCode.QTY_NOT_STEP,
+    ]
+    assert not any(isinstance(e, ConditionalOrderRejected) for e in on_grid)
 
 
 # ---------------------------------------------------------------------- after the change

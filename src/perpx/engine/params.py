@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from perpx.engine.accounts import Position
     from perpx.engine.book import Order
     from perpx.engine.engine import Engine
+    from perpx.engine.triggers.order import ConditionalOrder
 
 FUNDING_PARAMS: Final = (
     "funding_interval_hours",
@@ -379,6 +380,26 @@ def orders_off_filter(engine: Engine, market: MarketId, spec: MarketSpec) -> lis
     return sorted(found, key=lambda o: o.order_id)
 
 
+def conditionals_off_grid(engine: Engine, market: MarketId, spec: MarketSpec) -> list[ConditionalOrder]:
+    """The market's untriggered conditional orders off ``spec``'s tick or step, in algo id order.
+
+    Their trigger, activation or limit price off the tick, or their quantity off the step, would
+    be refused when placed now, and their child order when they fire.
+    """
+    step = spec.tick_step_ticks
+    found = []
+    for algo_id in sorted(engine.triggers.orders):
+        order = engine.triggers.orders[algo_id]
+        if order.market != market:
+            continue
+        prices = (order.trigger_price_ticks, order.activation_price_ticks, order.price_ticks)
+        off_tick = any(ticks is not None and ticks % step for ticks in prices)
+        off_step = order.qty_lots is not None and order.qty_lots % spec.lot_step_lots != 0
+        if off_tick or off_step:
+            found.append(order)
+    return found
+
+
 def under_maintenance(engine: Engine, market: MarketId, spec: MarketSpec) -> list[AccountId]:
     """Holders of ``market`` that ``spec``'s brackets would put at or over maintenance, not there now.
 
@@ -439,11 +460,13 @@ def refusal(
             )
     if not cancel:
         off = orders_off_filter(engine, market, changed)
-        if off:
+        algos = conditionals_off_grid(engine, market, changed)
+        if off or algos:
             return (
                 RejectCode.ORDERS_OFF_FILTER,
-                f"{len(off)} resting order(s) of {market} break the new filters (tick, step, price,"
-                " quantity or min notional); send the change with cancelOffGrid to cancel them, or wait until they are gone",
+                f"{len(off)} resting order(s) and {len(algos)} conditional order(s) of {market} break the new"
+                " filters (tick, step, price, quantity or min notional); send the change with cancelOffGrid to"
+                " cancel them, or wait until they are gone",
             )
     if changed.brackets != spec.brackets:
         under = under_maintenance(engine, market, changed)
@@ -482,6 +505,8 @@ class Preview:
     """Position records whose leverage is above the new cap (clamped at apply)."""
     fresh_sources: int | None
     """Fresh quotes among the new index sources (``None``: the market has no index)."""
+    conditionals_off_grid: int = 0
+    """Untriggered conditional orders off the new tick or step (cancelled or a refusal, as orders)."""
 
 
 def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel: bool) -> Preview:
@@ -506,6 +531,7 @@ def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel
         else 0,
         leverage_clamped=sum(1 for p in engine.market_positions[market].values() if p.leverage > cap),
         fresh_sources=None if changed.index is None else fresh_sources(engine, market, changed),
+        conditionals_off_grid=len(conditionals_off_grid(engine, market, changed)),
     )
 
 
@@ -585,6 +611,8 @@ def apply_spec(engine: Engine, market: MarketId, spec: MarketSpec, changed: Mark
     """Adopt ``changed`` for ``market``: cancel what it refuses, clamp leverage, rebuild the caches."""
     for order in orders_off_filter(engine, market, changed):
         engine.cancel_order(order)
+    for conditional in conditionals_off_grid(engine, market, changed):
+        engine.triggers.cancel_one(conditional)
     engine.specs[market] = changed
     atom = engine.config.settlement.atom
     kept = overrides(engine.config.markets[market], changed, atom)
