@@ -33,6 +33,7 @@ from perpx.engine.events import (
 from perpx.engine.params import market_table
 from perpx.engine.state import encode_snapshot, restore, state_hash
 from perpx.engine.values import MarketId
+from perpx.ops.proposals import dry_run
 from perpx.testkit import Venue
 from tests.engine.helpers import BTC, code_of, venue
 from tests.triggers.helpers import MARK, conditional
@@ -346,3 +347,17 @@ def test_replaying_across_a_tick_change_in_a_fresh_process_reaches_the_same_stat
     )
     # Assert
     assert done.stdout.decode().split() == [v.hash(), "5", "10"]
+
+
+# ---------------------------------------------------------------------- the simulator
+
+
+def test_the_dry_run_simulator_trades_on_the_proposed_grid() -> None:
+    # Arrange: mark_walk walks the book; on a 0.5 tick and 0.01 step its agents must still trade
+    proposed = {"tick_size": "0.5", "lot_size": "0.01"}
+    # Act
+    result = dry_run(BTC, {"tick_size": "0.1", "lot_size": "0.001"}, proposed, ["mark_walk"])
+    # Assert: the walk happens on both grids (a simulator off the grid would leave the gap at 0)
+    row = result["results"]["mark_walk"]
+    assert row["current"]["max_mark_index_gap_bps"] > 100
+    assert row["proposed"]["max_mark_index_gap_bps"] > 100
