@@ -472,8 +472,13 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     lot_step = filter_steps(lot_filter, lot, f"{where}.lot_size", "qty_unit")
     contract = tick * lot / atom
     if contract != contract.to_integral_value():
+        names = (
+            "price_unit x qty_unit"
+            if "price_unit" in table or "qty_unit" in table
+            else "tick_size x lot_size"
+        )
         raise ConfigError(
-            f"{where}: price_unit x qty_unit = {tick * lot} is finer than one atom ({atom}); "
+            f"{where}: {names} = {tick * lot} is finer than one atom ({atom}); "
             "raise the asset's decimals or coarsen the tick or lot (or their units)"
         )
 
