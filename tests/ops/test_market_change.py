@@ -156,7 +156,10 @@ def test_orders_the_new_min_notional_refuses_refuse_the_change_naming_how_many()
     # Assert
     rejection = refused(events)
     assert rejection.code == RejectCode.ORDERS_OFF_FILTER
-    assert rejection.message.startswith("2 resting order(s)") and "cancelOffGrid" in rejection.message
+    assert (
+        rejection.message.startswith("2 resting order(s) and 0 conditional")
+        and "cancelOffGrid" in rejection.message
+    )
     assert v.hash() == before
 
 
@@ -177,8 +180,14 @@ def test_cancel_off_grid_cancels_the_refused_orders_then_applies() -> None:
 @pytest.mark.parametrize(
     ("params", "code", "words"),
     [
-        ({"tick_size": "0.5"}, RejectCode.PARAM_FIXED, "tick_size cannot change"),
-        ({"lot_size": "0.01"}, RejectCode.PARAM_FIXED, "lot_size cannot change"),
+        (
+            {"tick_size": "0.05"},
+            RejectCode.TICK_NOT_UNIT,
+            "not a whole multiple of the market's price_unit 0.1",
+        ),
+        ({"lot_size": "0.0015"}, RejectCode.LOT_NOT_UNIT, "for instance 0.001 or 0.002"),
+        ({"price_unit": "0.5"}, RejectCode.PARAM_FIXED, "price_unit cannot change"),
+        ({"qty_unit": "0.01"}, RejectCode.PARAM_FIXED, "qty_unit cannot change"),
         ({"base": "XBT"}, RejectCode.PARAM_FIXED, "base cannot change"),
         ({"mark_policy": "ema"}, RejectCode.PARAM_FIXED, "hold state built on it"),
         ({"nonsense": "1"}, RejectCode.BAD_PARAMETER, "cannot be changed; changeable"),

@@ -122,8 +122,8 @@ def test_every_proposal_step_is_in_the_audit_log_with_who_and_when(venue: InProc
 @pytest.mark.parametrize(
     ("name", "code", "says"),
     [
-        ("tick_size", -9404, "every adapter's wire conversion, is in its units"),
-        ("lot_size", -9404, "every adapter's wire conversion, is in its units"),
+        ("price_unit", -9404, "every price, quantity and position of the market is held in its units"),
+        ("qty_unit", -9404, "the tick_size and lot_size filters may change"),
         ("base", -9404, "names the market's positions"),
         ("mark_policy", -9404, "hold state built on it"),
         ("brackets", -1102, "a list of tiers"),
@@ -217,10 +217,11 @@ def test_an_expired_proposal_cannot_be_approved_or_applied(venue: InProcessVenue
     ("body", "status", "says"),
     [
         (
-            {"symbol": BTC, "params": {"tick_size": "0.5"}, "reason": "r"},
+            {"symbol": BTC, "params": {"price_unit": "0.5"}, "reason": "r"},
             400,
             "cannot be changed on a listed market",
         ),
+        ({"symbol": BTC, "params": {"tick_size": "0.25"}, "reason": "r"}, 400, "for instance 0.2 or 0.3"),
         ({"symbol": BTC, "params": {"max_open_orders": "-3"}, "reason": "r"}, 400, "not valid"),
         ({"symbol": BTC, "params": {"min_notional": 5.5}, "reason": "r"}, 400, "not a string or an integer"),
         ({"symbol": BTC, "params": {}, "reason": "r"}, 400, "params is empty"),

@@ -43,7 +43,7 @@ def test_dry_run_compares_the_config_values_with_the_proposed_ones(tmp_path: Pat
 def test_dry_run_refuses_a_parameter_that_cannot_change_live(tmp_path: Path) -> None:
     # Act
     done = runner.invoke(app, ["proposals", "dry-run", "--data", str(data_dir(tmp_path)), "--symbol", "BTCUSDT",
-                               "--param", "tick_size=1", "--scenario", "mark_walk"])  # fmt: skip
+                               "--param", "price_unit=1", "--scenario", "mark_walk"])  # fmt: skip
 
     # Assert
     assert done.exit_code == 2

@@ -97,6 +97,11 @@ def amend(core: Core, cmd: AmendOrder) -> None:
                 RejectCode.AMEND_BELOW_FILLED,
                 f"new quantity must exceed the {order.filled_lots} lots already filled",
             )
+        elif new_qty % spec.lot_step_lots and not order.reduce_only:
+            refusal = (
+                RejectCode.QTY_NOT_STEP,
+                f"Quantity not increased by step size: the quantity must be a multiple of {spec.filter_lot_size:f}",
+            )
         elif new_qty > spec.max_qty_lots:
             refusal = (
                 RejectCode.QTY_ABOVE_MAX,

@@ -73,7 +73,7 @@ class RejectCode(IntEnum):
     MARK_FROM_INDEX = -9103
     # non-live market parameter changes (ChangeMarketParams): -9406..-9429
     PARAM_FIXED = -9406
-    """A market parameter that no change may touch (base asset, tick and lot size)."""
+    """A market parameter that no change may touch (base asset, price and quantity units)."""
     ORDERS_OFF_FILTER = -9407
     """Resting orders the new filters would refuse; the change names them unless told to cancel them."""
     BRACKETS_UNDER_MAINTENANCE = -9408
@@ -82,6 +82,10 @@ class RejectCode(IntEnum):
     """New index sources leave fewer fresh quotes than the quorum: the index would go stale at once."""
     INDEX_TABLE = -9410
     """A change would add or remove a market's index table (how its mark is priced)."""
+    TICK_NOT_UNIT = -9411
+    """A new tick size that is not a whole multiple of the market's price unit (fixed at listing)."""
+    LOT_NOT_UNIT = -9412
+    """A new lot size that is not a whole multiple of the market's quantity unit (fixed at listing)."""
     # collateral and secured loans: -9530..-9559
     NOT_LOANABLE = -9530
     NOT_COLLATERAL = -9531

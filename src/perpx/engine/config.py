@@ -7,9 +7,12 @@ key, so a bad file never starts a venue.
 
 Rules checked here
 ------------------
-* ``tick_size * lot_size * 10**decimals`` is a whole number of atoms (the
+* ``price_unit * qty_unit * 10**decimals`` is a whole number of atoms (the
   notional of one lot at one tick, ``contract_atoms``), so every notional is an
-  exact integer product.
+  exact integer product. The units default to ``tick_size`` and ``lot_size``.
+* ``tick_size`` and ``lot_size`` (the filters orders must sit on) are whole
+  multiples of ``price_unit`` and ``qty_unit`` (the integer units the engine holds
+  prices and quantities in, fixed for the market's life).
 * Brackets are ordered by ``notional_cap`` with non-increasing leverage and
   non-decreasing maintenance rate; each tier's ``cum`` (maintenance amount) is
   derived, never typed: ``cum_n = floor_n * (mmr_n - mmr_(n-1)) + cum_(n-1)``.
@@ -153,7 +156,17 @@ class RiskSpec:
 
 @dataclass(frozen=True, slots=True)
 class MarketSpec:
-    """A linear perpetual quoted and settled in the venue's settlement asset."""
+    """A linear perpetual quoted and settled in the venue's settlement asset.
+
+    Units and filters. ``tick_size`` and ``lot_size`` are the market's *units*: every price the
+    engine holds is a whole number of ``tick_size`` (``*_ticks``) and every quantity a whole
+    number of ``lot_size`` (``*_lots``), in orders, positions, events, journals, snapshots and
+    read models. They are fixed for the market's life (the config's ``price_unit`` and
+    ``qty_unit``, by default its ``tick_size`` and ``lot_size`` at listing). The tick and step
+    *filters* orders must sit on are ``tick_step_ticks`` units and ``lot_step_lots`` units
+    (:attr:`filter_tick_size`, :attr:`filter_lot_size`); an operator's proposal may change them
+    (:mod:`perpx.engine.params`) without touching a stored price or quantity.
+    """
 
     market: MarketId
     base: str
@@ -175,6 +188,20 @@ class MarketSpec:
     default_leverage: int
     risk: RiskSpec
     index: IndexSpec | None
+    tick_step_ticks: int = 1
+    """The tick filter in price units: an order's price is a multiple of it (``tick_size`` / ``price_unit``)."""
+    lot_step_lots: int = 1
+    """The step filter in quantity units: an order's quantity is a multiple of it (``lot_size`` / ``qty_unit``)."""
+
+    @property
+    def filter_tick_size(self) -> Decimal:
+        """The tick size orders must be placed on, as published (exchangeInfo ``PRICE_FILTER.tickSize``)."""
+        return self.tick_size * self.tick_step_ticks
+
+    @property
+    def filter_lot_size(self) -> Decimal:
+        """The step orders' quantities must be placed on, as published (``LOT_SIZE.stepSize``)."""
+        return self.lot_size * self.lot_step_lots
 
     @property
     def max_leverage(self) -> int:
@@ -264,6 +291,8 @@ MARKET_KEYS = (
     "base",
     "tick_size",
     "lot_size",
+    "price_unit",
+    "qty_unit",
     "min_qty",
     "max_qty",
     "market_max_qty",
@@ -433,15 +462,24 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     check_keys(table, MARKET_KEYS, where)
     if not name.isalnum() or not name.isupper():
         raise ConfigError(f"{where}: market names are upper-case letters and digits, like BTCUSDT")
-    tick = to_decimal(str(_require(table, "tick_size", where)), f"{where}.tick_size")
-    lot = to_decimal(str(_require(table, "lot_size", where)), f"{where}.lot_size")
-    if tick <= 0 or lot <= 0:
+    tick_filter = to_decimal(str(_require(table, "tick_size", where)), f"{where}.tick_size")
+    lot_filter = to_decimal(str(_require(table, "lot_size", where)), f"{where}.lot_size")
+    if tick_filter <= 0 or lot_filter <= 0:
         raise ConfigError(f"{where}: tick_size and lot_size must be positive")
+    tick = to_decimal(str(table.get("price_unit", f"{tick_filter:f}")), f"{where}.price_unit")
+    lot = to_decimal(str(table.get("qty_unit", f"{lot_filter:f}")), f"{where}.qty_unit")
+    tick_step = filter_steps(tick_filter, tick, f"{where}.tick_size", "price_unit")
+    lot_step = filter_steps(lot_filter, lot, f"{where}.lot_size", "qty_unit")
     contract = tick * lot / atom
     if contract != contract.to_integral_value():
+        names = (
+            "price_unit x qty_unit"
+            if "price_unit" in table or "qty_unit" in table
+            else "tick_size x lot_size"
+        )
         raise ConfigError(
-            f"{where}: tick_size x lot_size = {tick * lot} is finer than one atom ({atom}); "
-            "raise the asset's decimals or coarsen the tick or lot"
+            f"{where}: {names} = {tick * lot} is finer than one atom ({atom}); "
+            "raise the asset's decimals or coarsen the tick or lot (or their units)"
         )
 
     def lots(key: str, default: str | None = None) -> int:
@@ -453,10 +491,10 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
     def rate(key: str, default: str) -> int:
         return to_rate_e8(str(table.get(key, default)), f"{where}.{key}")
 
-    min_qty = lots("min_qty", str(lot))
+    min_qty = lots("min_qty", str(lot_filter))
     max_qty = lots("max_qty")
     market_max_qty = lots("market_max_qty", str(table.get("max_qty")))
-    min_price_ticks = to_units(str(table.get("min_price", str(tick))), tick, f"{where}.min_price")
+    min_price_ticks = to_units(str(table.get("min_price", str(tick_filter))), tick, f"{where}.min_price")
     max_price_ticks = to_units(str(table.get("max_price", "1000000000")), tick, f"{where}.max_price")
     max_open_orders = table.get("max_open_orders", 200)
     if not isinstance(max_open_orders, int) or isinstance(max_open_orders, bool):
@@ -487,9 +525,34 @@ def _parse_market(name: str, table: Mapping[str, Any], settlement: AssetId, atom
         default_leverage=default_leverage,
         risk=_parse_risk(table, where, atom, lot),
         index=_parse_index(table.get("index"), f"{where}.index"),
+        tick_step_ticks=tick_step,
+        lot_step_lots=lot_step,
     )
     check_market_limits(spec)
     return spec
+
+
+MAX_FILTER_STEPS = 1_000_000
+"""The largest tick or lot filter, in units (a coarser filter is a mistyped value, not a market)."""
+
+
+def filter_steps(size: Decimal, unit: Decimal, key: str, unit_key: str) -> int:
+    """How many ``unit`` make the filter ``size``: a whole number from 1 to :data:`MAX_FILTER_STEPS`.
+
+    Raises
+    ------
+    ConfigError
+        If ``unit`` is not positive or ``size`` is not a whole multiple of it (naming ``key``).
+    """
+    if unit <= 0:
+        raise ConfigError(f"{key.rsplit('.', 1)[0]}.{unit_key} must be positive")
+    steps = size / unit
+    if steps != steps.to_integral_value() or not 1 <= steps <= MAX_FILTER_STEPS:
+        raise ConfigError(
+            f"{key} = {size:f} is not a whole multiple of the market's {unit_key} {unit:f}"
+            f" (from 1 to {MAX_FILTER_STEPS} units): prices and quantities are held in that unit"
+        )
+    return int(steps)
 
 
 def parse_market_table(name: str, table: Mapping[str, Any], settlement: AssetId, atom: Decimal) -> MarketSpec:
@@ -557,7 +620,7 @@ MARKET_PARAMS: tuple[str, ...] = (
 
 Brackets, the default leverage, index sources and funding settings change through an approved
 proposal's ``ChangeMarketParams`` instead (:mod:`perpx.engine.params`, which rebuilds what the
-stages derive from them); tick and lot size never change on a listed market.
+stages derive from them), and so do the tick and lot filters (never their units).
 """
 
 NO_CAP = "none"

@@ -1,5 +1,6 @@
 """Changing a market's parameters that the venue could not change live: brackets, the default
-leverage, funding settings and index sources (:class:`~perpx.engine.commands.ChangeMarketParams`).
+leverage, funding settings, index sources and the tick and lot filters
+(:class:`~perpx.engine.commands.ChangeMarketParams`).
 
 A change is the market re-read by the config's own rules as if its table were written with the
 new values (:func:`changed_spec`), then checked against the venue's state by the rules an operator
@@ -20,8 +21,21 @@ expects, each refused with its code and a message naming what to do:
 * a new funding interval takes effect from the next settlement: the running interval settles at
   its scheduled time, and the interval after it has the new length (no settlement is doubled or
   skipped). Cap, floor and interest rate apply to the rate computed at that next settlement;
-* tick size, lot size and the base asset stay fixed (``-9406``): every price, quantity and
-  position of the market, and every adapter's wire conversion, is held in those units.
+* a new tick or lot size is a change of a *filter*, not of a unit. The engine holds every price
+  and quantity of a market in integer units fixed for its life (``MarketSpec.tick_size`` and
+  ``lot_size``: the config's ``price_unit`` and ``qty_unit``, by default the tick and lot at
+  listing); the filters orders must sit on are whole multiples of them
+  (``tick_step_ticks``, ``lot_step_lots``). So a tick change rewrites no stored price: positions,
+  fills, journals, snapshots and read models stay valid, every adapter's wire conversion stays
+  the same, and only the filters (what exchangeInfo publishes, what placing and amending check)
+  change. A new size must be a whole multiple of the unit (``-9411`` tick, ``-9412`` lot): a
+  finer grid than the unit cannot be held; list the market with a finer ``price_unit`` /
+  ``qty_unit`` up front if it may need one. Resting orders off the new grid are refused like
+  any off-filter order (``-9407``) or cancelled with ``cancel_off_grid``. A reduce-only order
+  for a whole position is exempt from the step (a position opened on the old step can always
+  be closed);
+* the units and the base asset stay fixed (``-9406``): they name what every stored price,
+  quantity and position means.
 
 What the change invalidates is rebuilt for that market only: the pricing stage's copy of the
 spec (and the index, recomputed from the quotes the market holds), the risk watch's maintenance
@@ -49,9 +63,11 @@ from perpx.engine.commands import ChangeMarketParams, MarginMode, MarketMode
 from perpx.engine.config import (
     MARKET_KEYS,
     MARKET_PARAMS,
+    MAX_FILTER_STEPS,
     NO_CAP,
     ConfigError,
     MarketSpec,
+    filter_steps,
     parse_market_table,
 )
 from perpx.engine.events import LeverageChanged, MarketParamsChanged, ParamChange
@@ -63,6 +79,7 @@ if TYPE_CHECKING:
     from perpx.engine.accounts import Position
     from perpx.engine.book import Order
     from perpx.engine.engine import Engine
+    from perpx.engine.triggers.order import ConditionalOrder
 
 FUNDING_PARAMS: Final = (
     "funding_interval_hours",
@@ -73,7 +90,17 @@ FUNDING_PARAMS: Final = (
 )
 """The funding settings a change may set (config-file names)."""
 
-CHANGEABLE: Final = (*MARKET_PARAMS, "default_leverage", "brackets", "index", *FUNDING_PARAMS)
+FILTERS: Final = ("tick_size", "lot_size")
+"""The tick and lot filters: whole multiples of the market's fixed units (module docstring)."""
+
+CHANGEABLE: Final = (
+    *MARKET_PARAMS,
+    "default_leverage",
+    "brackets",
+    "index",
+    *FUNDING_PARAMS,
+    *FILTERS,
+)
 """Every market parameter a :class:`ChangeMarketParams` may set (config-file names and units)."""
 
 STRUCTURED: Final = ("brackets", "index")
@@ -93,6 +120,18 @@ def _rate(value_e8: int) -> str:
     return format_units(value_e8, _RATE_UNIT)
 
 
+def _size(value: Decimal) -> str:
+    return f"{value.normalize():f}"
+
+
+class FilterGridError(ConfigError):
+    """A new tick or lot size that is not a whole multiple of the market's unit (its own code)."""
+
+    def __init__(self, code: RejectCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def market_table(spec: MarketSpec, atom: Decimal) -> dict[str, Any]:
     """``spec`` as the ``[markets.NAME]`` table that reads back to it (the inverse of the config).
 
@@ -102,8 +141,8 @@ def market_table(spec: MarketSpec, atom: Decimal) -> dict[str, Any]:
     lot, tick, risk = spec.lot_size, spec.tick_size, spec.risk
     table: dict[str, Any] = {
         "base": spec.base,
-        "tick_size": f"{tick:f}",
-        "lot_size": f"{lot:f}",
+        "tick_size": _size(spec.filter_tick_size),
+        "lot_size": _size(spec.filter_lot_size),
         "min_qty": format_units(spec.min_qty_lots, lot),
         "max_qty": format_units(spec.max_qty_lots, lot),
         "market_max_qty": format_units(spec.market_max_qty_lots, lot),
@@ -141,6 +180,10 @@ def market_table(spec: MarketSpec, atom: Decimal) -> dict[str, Any]:
         "insurance_unwind_interval_s": risk.insurance_unwind_interval_s,
         "insurance_unwind_limit": _rate(risk.insurance_unwind_limit_e8),
     }
+    if spec.tick_step_ticks != 1:
+        table["price_unit"] = _size(tick)
+    if spec.lot_step_lots != 1:
+        table["qty_unit"] = _size(lot)
     if risk.max_open_interest_lots is not None:
         table["max_open_interest"] = format_units(risk.max_open_interest_lots, lot)
     if risk.insurance_takeover_cap_e8 is not None:
@@ -251,15 +294,19 @@ def changed_spec(spec: MarketSpec, atom: Decimal, changes: Mapping[str, str]) ->
     ------
     ConfigError
         If a name is not in :data:`CHANGEABLE`, a value has the wrong shape, or the re-read market
-        breaks a rule of the config (naming its key).
+        breaks a rule of the config (naming its key); :class:`FilterGridError` for a tick or lot
+        size off the market's unit.
     """
     table = market_table(spec, atom)
+    table["price_unit"], table["qty_unit"] = _size(spec.tick_size), _size(spec.lot_size)  # never change
     for name in sorted(changes):
         if name not in CHANGEABLE:
             raise ConfigError(
                 f"markets.{spec.market}.{name} cannot be changed; changeable: {', '.join(CHANGEABLE)}"
             )
         value = table_value(spec.market, name, changes[name])
+        if name in FILTERS:
+            check_filter(spec, name, value)
         if value is None:
             table.pop(name, None)
         else:
@@ -270,6 +317,28 @@ def changed_spec(spec: MarketSpec, atom: Decimal, changes: Mapping[str, str]) ->
         if isinstance(first, int) and table["default_leverage"] > first:
             table["default_leverage"] = first
     return parse_market_table(spec.market, table, spec.settlement_asset, atom)
+
+
+def check_filter(spec: MarketSpec, name: str, text: str) -> None:
+    """Refuse a new ``tick_size`` or ``lot_size`` that is not a whole multiple of the market's unit.
+
+    Raises
+    ------
+    FilterGridError
+        With ``-9411`` (tick) or ``-9412`` (lot), naming the unit and the nearest allowed sizes.
+    """
+    is_tick = name == "tick_size"
+    unit = spec.tick_size if is_tick else spec.lot_size
+    size = Decimal(text)
+    try:
+        filter_steps(size, unit, f"markets.{spec.market}.{name}", "price_unit" if is_tick else "qty_unit")
+    except ConfigError as exc:
+        whole = max(1, min(int(size / unit), MAX_FILTER_STEPS))
+        raise FilterGridError(
+            RejectCode.TICK_NOT_UNIT if is_tick else RejectCode.LOT_NOT_UNIT,
+            f"{exc}; the unit is fixed at listing, so a {name} must be k x {_size(unit)}"
+            f" (for instance {_size(unit * whole)} or {_size(unit * min(whole + 1, MAX_FILTER_STEPS))})",
+        ) from exc
 
 
 def overrides(configured: MarketSpec, spec: MarketSpec, atom: Decimal) -> dict[str, str]:
@@ -287,7 +356,14 @@ def restored_spec(configured: MarketSpec, atom: Decimal, changes: Mapping[str, s
 
 
 def off_filter(spec: MarketSpec, order: Order) -> bool:
-    """Would ``spec``'s filters refuse ``order`` as it rests (price, quantity, notional)?"""
+    """Would ``spec``'s filters refuse ``order`` as it rests (tick, step, price, quantity, notional)?
+
+    A reduce-only order is held to the tick but not to the step (it may close an odd position).
+    """
+    if order.price_ticks % spec.tick_step_ticks:
+        return True
+    if order.qty_lots % spec.lot_step_lots and not order.reduce_only:
+        return True
     if not spec.min_price_ticks <= order.price_ticks <= spec.max_price_ticks:
         return True
     if not spec.min_qty_lots <= order.qty_lots <= spec.max_qty_lots:
@@ -302,6 +378,26 @@ def orders_off_filter(engine: Engine, market: MarketId, spec: MarketSpec) -> lis
     book = engine.books[market]
     found = [o for side in (book.bids, book.asks) for o in side.orders() if off_filter(spec, o)]
     return sorted(found, key=lambda o: o.order_id)
+
+
+def conditionals_off_grid(engine: Engine, market: MarketId, spec: MarketSpec) -> list[ConditionalOrder]:
+    """The market's untriggered conditional orders off ``spec``'s tick or step, in algo id order.
+
+    Their trigger, activation or limit price off the tick, or their quantity off the step, would
+    be refused when placed now, and their child order when they fire.
+    """
+    step = spec.tick_step_ticks
+    found = []
+    for algo_id in sorted(engine.triggers.orders):
+        order = engine.triggers.orders[algo_id]
+        if order.market != market:
+            continue
+        prices = (order.trigger_price_ticks, order.activation_price_ticks, order.price_ticks)
+        off_tick = any(ticks is not None and ticks % step for ticks in prices)
+        off_step = order.qty_lots is not None and order.qty_lots % spec.lot_step_lots != 0
+        if off_tick or off_step:
+            found.append(order)
+    return found
 
 
 def under_maintenance(engine: Engine, market: MarketId, spec: MarketSpec) -> list[AccountId]:
@@ -364,11 +460,13 @@ def refusal(
             )
     if not cancel:
         off = orders_off_filter(engine, market, changed)
-        if off:
+        algos = conditionals_off_grid(engine, market, changed)
+        if off or algos:
             return (
                 RejectCode.ORDERS_OFF_FILTER,
-                f"{len(off)} resting order(s) of {market} break the new filters (price, quantity or min"
-                " notional); send the change with cancelOffGrid to cancel them, or wait until they are gone",
+                f"{len(off)} resting order(s) and {len(algos)} conditional order(s) of {market} break the new"
+                " filters (tick, step, price, quantity or min notional); send the change with cancelOffGrid to"
+                " cancel them, or wait until they are gone",
             )
     if changed.brackets != spec.brackets:
         under = under_maintenance(engine, market, changed)
@@ -383,8 +481,11 @@ def refusal(
 
 def fixed_reason(name: str) -> str:
     """Why the config-file market key ``name`` (not in :data:`CHANGEABLE`) stays fixed."""
-    if name in ("tick_size", "lot_size"):
-        return "every price, quantity and position of the market, and every adapter's wire conversion, is in its units"
+    if name in ("price_unit", "qty_unit"):
+        return (
+            "every price, quantity and position of the market is held in its units; the tick_size and"
+            " lot_size filters may change to whole multiples of them"
+        )
     if name == "base":
         return "the base asset names the market's positions"
     return "the pricing and liquidation stages hold state built on it (mark samples, the fund's unwind)"
@@ -404,6 +505,8 @@ class Preview:
     """Position records whose leverage is above the new cap (clamped at apply)."""
     fresh_sources: int | None
     """Fresh quotes among the new index sources (``None``: the market has no index)."""
+    conditionals_off_grid: int = 0
+    """Untriggered conditional orders off the new tick or step (cancelled or a refusal, as orders)."""
 
 
 def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel: bool) -> Preview:
@@ -414,6 +517,8 @@ def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel
         return Preview((int(RejectCode.PARAM_FIXED), fixed_reason(fixed[0])), 0, 0, 0, None)
     try:
         changed = changed_spec(spec, engine.config.settlement.atom, changes)
+    except FilterGridError as exc:
+        return Preview((int(exc.code), str(exc)), 0, 0, 0, None)
     except ConfigError as exc:
         return Preview((int(RejectCode.BAD_PARAMETER), str(exc)), 0, 0, 0, None)
     refused = refusal(engine, market, spec, changed, cancel)
@@ -426,6 +531,7 @@ def preview(engine: Engine, market: MarketId, changes: Mapping[str, str], cancel
         else 0,
         leverage_clamped=sum(1 for p in engine.market_positions[market].values() if p.leverage > cap),
         fresh_sources=None if changed.index is None else fresh_sources(engine, market, changed),
+        conditionals_off_grid=len(conditionals_off_grid(engine, market, changed)),
     )
 
 
@@ -462,6 +568,9 @@ def change_market_params(engine: Engine, cmd: ChangeMarketParams) -> None:
     atom = engine.config.settlement.atom
     try:
         changed = changed_spec(spec, atom, cmd.params)
+    except FilterGridError as exc:
+        engine.reject_command(cmd, None, exc.code, str(exc))
+        return
     except ConfigError as exc:
         engine.reject_command(cmd, None, RejectCode.BAD_PARAMETER, str(exc))
         return
@@ -502,6 +611,8 @@ def apply_spec(engine: Engine, market: MarketId, spec: MarketSpec, changed: Mark
     """Adopt ``changed`` for ``market``: cancel what it refuses, clamp leverage, rebuild the caches."""
     for order in orders_off_filter(engine, market, changed):
         engine.cancel_order(order)
+    for conditional in conditionals_off_grid(engine, market, changed):
+        engine.triggers.cancel_one(conditional)
     engine.specs[market] = changed
     atom = engine.config.settlement.atom
     kept = overrides(engine.config.markets[market], changed, atom)

@@ -62,6 +62,11 @@ def price_filter(
 ) -> tuple[RejectCode, str] | None:
     if price_ticks <= 0:
         return RejectCode.PRICE_NOT_POSITIVE, "price must be greater than zero"
+    if price_ticks % spec.tick_step_ticks:
+        return (
+            RejectCode.PRICE_NOT_TICK,
+            f"Price not increased by tick size: the price must be a multiple of {spec.filter_tick_size:f}",
+        )
     if price_ticks < spec.min_price_ticks:
         return (
             RejectCode.PRICE_BELOW_MIN,
@@ -256,6 +261,18 @@ def open_interest_refusal(
     return None
 
 
+def closes_remainder(account: Account, cmd: PlaceOrder) -> bool:
+    """Is ``cmd`` a reduce-only order for exactly the whole position (exempt from the step filter)?
+
+    A position opened before the lot filter was made coarser may be off the new step; closing it
+    whole is always allowed, so no holder is left with a remainder no order can close.
+    """
+    if not cmd.reduce_only:
+        return False
+    position = account.positions.get(cmd.market)
+    return position is not None and cmd.qty_lots == abs(position.qty_lots)
+
+
 def order_filters(
     core: Core, cmd: PlaceOrder, account: Account, spec: MarketSpec, mark: int
 ) -> tuple[RejectCode, str] | None:
@@ -265,6 +282,12 @@ def order_filters(
     client_order_id = cmd.client_order_id
     if qty <= 0:
         return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
+    if qty % spec.lot_step_lots and not closes_remainder(account, cmd):
+        return (
+            RejectCode.QTY_NOT_STEP,
+            f"Quantity not increased by step size: the quantity must be a multiple of {spec.filter_lot_size:f}"
+            " (or, reduce-only, the whole position)",
+        )
     if qty < spec.min_qty_lots:
         return (
             RejectCode.PRICE_FILTER,

@@ -114,6 +114,7 @@ async def _venue_check(request: Request, proposal: Proposal) -> dict[str, Any]:
         "refused": None if seen.refused is None else {"code": seen.refused[0], "message": seen.refused[1]},
         "ordersOffFilter": seen.orders_off_filter,
         "ordersCanceled": seen.orders_off_filter if proposal.cancel_off_grid and seen.refused is None else 0,
+        "conditionalOrdersOffGrid": seen.conditionals_off_grid,
         "accountsUnderMaintenance": seen.under_maintenance,
         "leverageClamped": seen.leverage_clamped,
         "freshIndexSources": seen.fresh_sources,

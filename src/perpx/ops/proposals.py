@@ -2,7 +2,8 @@
 
 A :class:`Proposal` names a market and new values of its parameters with a reason: the live ones
 (:data:`perpx.engine.config.MARKET_PARAMS`) and those the venue cannot change live on its own
-(brackets, default leverage, funding settings, index sources: :data:`perpx.engine.params.CHANGEABLE`),
+(brackets, default leverage, funding settings, index sources, the tick and lot filters:
+:data:`perpx.engine.params.CHANGEABLE`),
 in the config file's names and units. Nothing changes until it is applied, and then only through
 the engine's ``ChangeMarketParams`` command (checked by the config's rules and the venue's rules
 of :mod:`perpx.engine.params`, journaled, audited):
@@ -45,7 +46,15 @@ from perpx.engine.config import (
     ConfigError,
     MarketSpec,
 )
-from perpx.engine.params import CHANGEABLE, STRUCTURED, canonical, changed_spec, fixed_reason, table_value
+from perpx.engine.params import (
+    CHANGEABLE,
+    STRUCTURED,
+    FilterGridError,
+    canonical,
+    changed_spec,
+    fixed_reason,
+    table_value,
+)
 from perpx.engine.values import MarketId
 from perpx.sim.runner.run import run_scenario
 from perpx.sim.scenario import ScenarioError, load_scenario, scenario_from_document
@@ -158,6 +167,8 @@ def check_params(spec: MarketSpec, atom: Decimal, params: Mapping[str, object]) 
         text[name] = _param_text(name, value)
     try:
         changed_spec(spec, atom, text)
+    except FilterGridError as exc:
+        raise ProposalError(400, int(exc.code), f"the proposed values are not valid: {exc}") from exc
     except ConfigError as exc:
         raise ProposalError(400, -1102, f"the proposed values are not valid: {exc}") from exc
     return text
@@ -322,7 +333,13 @@ class ProposalBook:
 
 
 def _set_params(market: dict[str, Any], symbol: str, values: Mapping[str, str]) -> None:
-    """Write change text into a market table as the config file spells it."""
+    """Write change text into a market table as the config file spells it.
+
+    A new tick or lot size is a filter over the units the table had (as on a running venue).
+    """
+    for name, unit in (("tick_size", "price_unit"), ("lot_size", "qty_unit")):
+        if name in values and name in market:
+            market.setdefault(unit, market[name])
     for name, text in values.items():
         value = table_value(MarketId(symbol), name, text)
         if value is None:

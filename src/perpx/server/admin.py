@@ -12,8 +12,8 @@ Units in answers
 ----------------
 Prices, quantities and money are decimal strings (``"30000.5"``, ``"0.002"``, ``"12.5"``).
 Liquidation records also carry the engine's raw record (``record``), whose integers are in the
-engine's units: ``*_ticks`` whole ticks of the market's ``tickSize``, ``*_lots`` whole lots of its
-``stepSize``, ``*_atoms`` whole atoms of the settlement asset (``10**-decimals``), ``*_e8`` rates
+engine's units: ``*_ticks`` whole price units of the market (its ``tickSize`` at listing, or its
+``price_unit``), ``*_lots`` whole quantity units (its ``stepSize`` at listing, or ``qty_unit``), ``*_atoms`` whole atoms of the settlement asset (``10**-decimals``), ``*_e8`` rates
 times ``10**8``, ``ts_ns`` venue nanoseconds; ``GET /admin/v1/liquidations`` lists the scales.
 """
 
@@ -585,8 +585,8 @@ async def audit(
 # ---------------------------------------------------------------------- risk: liquidations, fund, state
 
 UNITS = {
-    "_ticks": "whole ticks of the market's tickSize (price = ticks x tickSize)",
-    "_lots": "whole lots of the market's stepSize (quantity = lots x stepSize)",
+    "_ticks": "whole price units of the market (price = ticks x its price unit: the tickSize at listing)",
+    "_lots": "whole quantity units of the market (quantity = lots x its qty unit: the stepSize at listing)",
     "_atoms": "whole atoms of the settlement asset (amount = atoms x 10**-decimals)",
     "_e8": "a rate times 10**8 (0.0125 = 1250000); ratio_e8 2**62 means no margin left",
     "ts_ns": "venue time in nanoseconds since the epoch",

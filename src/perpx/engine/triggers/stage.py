@@ -255,6 +255,12 @@ class Triggers:
             return RejectCode.BAD_PARAMETER, f"a {kind} order needs a quantity (or close_position)"
         if qty <= 0:
             return RejectCode.QTY_NOT_POSITIVE, "quantity must be greater than zero"
+        if qty % spec.lot_step_lots:
+            return (
+                RejectCode.QTY_NOT_STEP,
+                f"Quantity not increased by step size: the quantity must be a multiple of {spec.filter_lot_size:f}"
+                " (or use close_position)",
+            )
         if qty < spec.min_qty_lots:
             return (
                 RejectCode.PRICE_FILTER,
@@ -282,6 +288,11 @@ class Triggers:
     def _price_range_refusal(self, spec: MarketSpec, what: str, ticks: int) -> tuple[RejectCode, str] | None:
         if ticks <= 0:
             return RejectCode.PRICE_NOT_POSITIVE, f"{what} must be greater than zero"
+        if ticks % spec.tick_step_ticks:
+            return (
+                RejectCode.PRICE_NOT_TICK,
+                f"Price not increased by tick size: the {what} must be a multiple of {spec.filter_tick_size:f}",
+            )
         if ticks < spec.min_price_ticks:
             return (
                 RejectCode.PRICE_BELOW_MIN,

@@ -104,13 +104,19 @@ class AgentContext:
         return self.engine.specs[market]
 
     def ticks(self, market: MarketId, price: float | Decimal | str) -> int:
-        """A price as whole ticks of ``market``, to the nearest tick (at least 1)."""
-        return price_to_ticks(price, self.engine.specs[market].tick_size)
+        """A price as whole ticks of ``market``, to the nearest tick of its current filter (at least one).
+
+        The result is in the market's price unit and on the tick filter the engine holds now (an
+        operator may have made it coarser than the unit), so an agent's order is never off the grid.
+        """
+        spec = self.engine.specs[market]
+        return price_to_ticks(price, spec.filter_tick_size) * spec.tick_step_ticks
 
     def lots(self, market: MarketId, qty: float | Decimal | str) -> int:
-        """A base quantity as whole lots of ``market``, rounded down."""
-        value = _decimal(qty, "quantity") / self.engine.specs[market].lot_size
-        return int(value.to_integral_value(rounding=ROUND_DOWN))
+        """A base quantity as whole lots of ``market``, rounded down to its current step filter."""
+        spec = self.engine.specs[market]
+        value = _decimal(qty, "quantity") / spec.filter_lot_size
+        return int(value.to_integral_value(rounding=ROUND_DOWN)) * spec.lot_step_lots
 
     def atoms(self, amount: object) -> int:
         """An amount of the settlement asset as whole atoms, rounded down."""
@@ -212,7 +218,7 @@ class AgentContext:
             market=market,
             side=side,
             order_type=OrderType.MARKET,
-            qty_lots=lots,
+            qty_lots=lots if reduce_only else self.on_step(market, lots),
             reduce_only=reduce_only,
         )
 
@@ -231,10 +237,22 @@ class AgentContext:
             market=market,
             side=side,
             order_type=OrderType.LIMIT,
-            qty_lots=lots,
-            price_ticks=price_ticks,
+            qty_lots=self.on_step(market, lots),
+            price_ticks=self.on_tick(market, price_ticks),
             tif=tif,
         )
+
+    def on_tick(self, market: MarketId, price_ticks: int) -> int:
+        """``price_ticks`` to the nearest price on the market's current tick filter (at least one tick)."""
+        step = self.engine.specs[market].tick_step_ticks
+        below = price_ticks - price_ticks % step
+        nearest = below + step if 2 * (price_ticks - below) >= step else below
+        return max(step, nearest)
+
+    def on_step(self, market: MarketId, lots: int) -> int:
+        """``lots`` down to the market's current step filter (at least one step; 0 stays 0)."""
+        step = self.engine.specs[market].lot_step_lots
+        return lots if lots <= 0 else max(step, lots - lots % step)
 
     def leverage(self, account_id: AccountId, market: MarketId, leverage: int) -> SetLeverage:
         """``SetLeverage`` clamped to 1 .. the market's maximum."""

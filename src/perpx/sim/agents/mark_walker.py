@@ -110,6 +110,10 @@ class MarkWalker(Adversary):
         # the tiny quotes carry the minimum notional, rounded up to whole lots
         tiny = -(-spec.min_notional_atoms // (price * spec.contract_atoms))
         quote = max(spec.min_qty_lots, tiny)
+        # on the market's current tick and step filters (an operator may have made them coarser)
+        step = spec.tick_step_ticks
+        price = max(step, price - price % step)
+        lots, quote = ctx.on_step(market, lots), -(-quote // spec.lot_step_lots) * spec.lot_step_lots
         if not lots:
             return []
         commands: list[Command] = [
@@ -119,7 +123,7 @@ class MarkWalker(Adversary):
             self._limit(now_ns, partner, market, Side.SELL, lots, price),
             self._limit(now_ns, walker, market, Side.BUY, lots, price),
             self._limit(now_ns, walker, market, Side.BUY, quote, price),
-            self._limit(now_ns, partner, market, Side.SELL, quote, price + 1),
+            self._limit(now_ns, partner, market, Side.SELL, quote, price + step),
         ]
         return commands
 
