@@ -13,10 +13,13 @@ inventory P&L          ``qty_before x (mark_after - mark_before) x contract`` pe
                        position held into the command, revalued at the mark the command left
 funding                the desk's ``FundingPaid`` amounts
 fees                   minus the fees of the desk's fills and block trades (a rebate is positive)
-capital flows          the desk's deposits minus withdrawals (not P&L; shown so the sum closes)
+capital flows          the desk's deposits minus withdrawals (not P&L; shown so the sum closes); a
+                       deposit of another asset than the settlement one counts at its index
 spread capture         the rest, for a ``BookBlockTrade``: ``sum side x (qty x mark - price x qty)
                        x contract``, the value at the mark of what the desk bought or sold, less
-                       what it paid (by client and symbol)
+                       what it paid (by client and symbol); for a spot pair's
+                       ``BookSpotBlockTrade``, the base asset moved valued at its index less the
+                       settlement asset paid (symbol ``BTC/USDT``)
 hedging cost           the rest, for a command in which the desk's hedge orders filled: the same
                        measure for hedge fills (negative when the hedge paid the spread)
 other                  the rest of any other command that changed the desk's equity (a liquidation,
@@ -59,7 +62,7 @@ import polars as pl
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from perpx.engine import formulas
-from perpx.engine.commands import BookBlockTrade, Command
+from perpx.engine.commands import BookBlockTrade, BookSpotBlockTrade, Command
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
@@ -69,6 +72,7 @@ from perpx.engine.events import (
     LoanLiquidated,
     OrderAccepted,
     OrderFilled,
+    SpotBlockTradeBooked,
     WithdrawalApplied,
 )
 from perpx.engine.values import AccountId, MarketId, OrderId
@@ -229,6 +233,7 @@ def decompose(
             explained += moved
         hedged = _follow_hedges(outcome, desk, hedge_orders, ledger)
         block: BlockTradeBooked | None = None
+        spot_block: SpotBlockTradeBooked | None = None
         for event in outcome:
             if getattr(event, "account_id", None) != desk:
                 continue
@@ -240,12 +245,13 @@ def decompose(
                 explained -= event.fee_atoms
                 if isinstance(event, BlockTradeBooked):
                     block = event
-            elif isinstance(event, DepositApplied):
-                ledger.flows_atoms += event.amount_atoms
-                explained += event.amount_atoms
-            elif isinstance(event, WithdrawalApplied):
-                ledger.flows_atoms -= event.amount_atoms
-                explained -= event.amount_atoms
+            elif isinstance(event, SpotBlockTradeBooked):
+                spot_block = event
+            elif isinstance(event, DepositApplied | WithdrawalApplied):
+                flow = lender.value(engine, event.asset, event.amount_atoms, book_after.prices)
+                flow = flow if isinstance(event, DepositApplied) else -flow
+                ledger.flows_atoms += flow  # another asset than the settlement one: at its index
+                explained += flow
         rest = change - explained
         if block is not None and isinstance(command, BookBlockTrade):
             client = str(block.counterparty_id)
@@ -253,6 +259,11 @@ def decompose(
             spec = engine.specs[block.market]
             notional = formulas.notional_atoms(block.price_ticks, block.qty_lots, spec.contract_atoms)
             ledger.block_notional_atoms[(client, str(block.market))] += notional
+        elif spot_block is not None and isinstance(command, BookSpotBlockTrade):
+            client = str(spot_block.counterparty_id)
+            symbol = f"{spot_block.base_asset}/{spot_block.quote_asset}"
+            ledger.add(ts, symbol, client, "spread_capture", rest)
+            ledger.block_notional_atoms[(client, symbol)] += spot_block.quote_atoms
         elif hedged:
             ledger.add(ts, hedged, "", "hedging_cost", rest)
         elif liquidated and penalties:
