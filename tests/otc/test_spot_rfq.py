@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from perpx.engine.config import ConfigError
-from perpx.engine.events import SpotBlockTradeBooked
+from perpx.engine.events import Event, SpotBlockTradeBooked
 from perpx.engine.values import AccountId, MarketId, Side
 from perpx.otc.config import OtcConfig, SpotPair, parse_otc
 from perpx.otc.desk import Desk
@@ -41,7 +41,7 @@ def _request(v: MultiVenue, desk: Desk, side: QuoteSide, qty_lots: int) -> Quote
     return desk.request(v.venue.engine, v.venue.names["client"], MarketId(PAIR), side, qty_lots)
 
 
-def _accept(v: MultiVenue, desk: Desk, quote: QuoteRecord, side: Side) -> tuple[QuoteRecord, list[object]]:
+def _accept(v: MultiVenue, desk: Desk, quote: QuoteRecord, side: Side) -> tuple[QuoteRecord, list[Event]]:
     plan = desk.prepare_accept(v.venue.engine, v.venue.names["client"], quote.quote_id, side)
     command = desk.command(plan, v.venue.tick())
     own = list(v.venue.apply(command).own)
