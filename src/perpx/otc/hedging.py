@@ -41,7 +41,7 @@ from perpx.execution.venue import Venue, VenueUnavailable
 from perpx.otc.config import HedgeMode, MarketPolicy
 from perpx.otc.market import desk_position_lots, to_units_down
 from perpx.otc.outside import OutsideVenue, is_outside
-from perpx.otc.store import HedgeRecord, OtcStore
+from perpx.otc.store import HedgeRecord, OtcStore, OutsideFill
 
 logger = logging.getLogger("perpx.otc")
 
@@ -96,6 +96,8 @@ class Hedger:
         self._count = max(len(store.hedges()), len(_log_files(log_dir)))
         self._ids = threading.Lock()
         """Hedge ids are taken under it: on ``perpx serve`` the journal thread and the outside worker both start hedges."""
+        self._fills_closed: set[str] = set()
+        """Outside hedges finished and whose fills were all recorded after they finished."""
 
     def venue_of(self, market: str) -> Venue:
         """Where ``market``'s hedges run: its policy's outside venue, else perpx's own book."""
@@ -197,6 +199,44 @@ class Hedger:
         )
         self.store.add_hedge(record)
         return record
+
+    def record_outside_fills(self, booked_ns: int) -> int:
+        """Record in the store every new fill of the hedges on other venues; return how many were new.
+
+        Their fills are not on perpx's ledger: the store keeps them (idempotent by venue and trade
+        id) so the report can book the outside position's P&L and fees (``perpx.otc.outside_pnl``).
+        ``booked_ns`` is perpx's venue time now. A hedge is read once more after it finished, then
+        no longer. Network I/O: on ``perpx serve`` the outside worker's thread calls it.
+        """
+        new = 0
+        for hedge_id, runner in sorted(self.runners.items()):
+            if runner.venue is self.venue or hedge_id in self._fills_closed:
+                continue
+            finished = runner.done
+            bound = runner.bound
+            market = bound.parent.market
+            tick, lot = bound.filters.tick_size, bound.filters.lot_size
+            prefix = f"{hedge_id}-c"
+            for fill in runner.venue.fills(market, bound.start_ns):
+                if not fill.client_order_id.startswith(prefix):
+                    continue
+                record = OutsideFill(
+                    venue=self.policies[market].venue,
+                    trade_id=fill.trade_id,
+                    hedge_id=hedge_id,
+                    symbol=market,
+                    side=bound.parent.side.name,
+                    client_order_id=fill.client_order_id,
+                    price=str(fill.price_ticks * tick),
+                    qty=str(fill.qty_lots * lot),
+                    fee=str(fill.fee),
+                    fill_ns=fill.ts_ns,
+                    booked_ns=booked_ns,
+                )
+                new += self.store.add_outside_fill(record)
+            if finished:
+                self._fills_closed.add(hedge_id)
+        return new
 
     def resume(self) -> list[str]:
         """Rebuild every unfinished hedge from its child log (after a restart); the ids resumed.

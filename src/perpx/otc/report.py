@@ -50,7 +50,7 @@ import html
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -81,12 +81,16 @@ from perpx.journal.journal import iter_commands
 from perpx.journal.store import read_config
 from perpx.otc import lender
 from perpx.otc.config import parse_otc
-from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcStore
+from perpx.otc.outside_pnl import OutsideBook, OutsideLine
+from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcStore, OutsideFill
 
 LINES = (
     "spread_capture",
     "inventory_pnl",
     "hedging_cost",
+    "outside_hedging_cost",
+    "outside_fees",
+    "outside_inventory_pnl",
     "funding",
     "fees",
     "interest_income",
@@ -164,10 +168,15 @@ def _positions(engine: Engine, desk: AccountId) -> dict[MarketId, int]:
 
 
 def replay_ledger(
-    data: Path, desk: AccountId, from_ns: int | None = None, to_ns: int | None = None
+    data: Path,
+    desk: AccountId,
+    from_ns: int | None = None,
+    to_ns: int | None = None,
+    outside_fills: Sequence[OutsideFill] = (),
 ) -> tuple[Ledger, Engine]:
     """Replay ``data``'s journal and decompose the desk's equity changes within ``[from_ns, to_ns)``."""
-    return decompose(read_config(data), iter_commands(data / "journal.log"), desk, from_ns, to_ns)
+    commands = iter_commands(data / "journal.log")
+    return decompose(read_config(data), commands, desk, from_ns, to_ns, outside_fills)
 
 
 def decompose(
@@ -176,21 +185,41 @@ def decompose(
     desk: AccountId,
     from_ns: int | None = None,
     to_ns: int | None = None,
+    outside_fills: Sequence[OutsideFill] = (),
 ) -> tuple[Ledger, Engine]:
-    """Apply ``commands`` to a new engine and decompose the desk's equity changes (module docstring)."""
+    """Apply ``commands`` to a new engine and decompose the desk's equity changes (module docstring).
+
+    ``outside_fills`` are the hedges' fills on other venues (the store's): each is booked after
+    every command stamped at or before its ``booked_ns`` (it was recorded then) and before the
+    next (``perpx.otc.outside_pnl``); the desk's equity includes the outside cash and position at
+    perpx's index.
+    """
     engine = Engine(config)
     ledger = Ledger(desk_id=int(desk))
     hedge_orders: dict[OrderId, str] = {}
     last_ns: int | None = None
     prices = lender.Prices()
     book_before = lender.state(engine, desk, prices)
+    outside = OutsideBook()
+    pending = sorted(outside_fills, key=lambda f: (f.booked_ns, f.fill_ns, f.venue, f.trade_id))
+    next_fill = 0
     for command in commands:
         inside = (from_ns is None or command.ts_ns >= from_ns) and (to_ns is None or command.ts_ns < to_ns)
         if to_ns is not None and command.ts_ns >= to_ns:
             break
-        before_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
-            engine, book_before.loans, book_before.held, book_before.prices
+        before_equity = (
+            equity_atoms(engine, desk)
+            + lender.book_value_atoms(engine, book_before.loans, book_before.held, book_before.prices)
+            + outside.equity_atoms(engine)
         )
+        outside_lines: list[OutsideLine] = []
+        while next_fill < len(pending) and pending[next_fill].booked_ns < command.ts_ns:
+            fill = pending[next_fill]
+            outside_lines.extend(outside.book(engine, fill))
+            if inside:
+                _note_outside_fill(ledger, engine, fill)
+            next_fill += 1
+        outside_before = outside.values(engine)
         before_qty = _positions(engine, desk)
         before_marks = {m: engine.marks[m] for m in before_qty}
         if inside and ledger.start_ns is None:
@@ -208,11 +237,16 @@ def decompose(
             book_before = book_after
             continue
         ts = engine.now_ns
-        after_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
-            engine, book_after.loans, book_after.held, book_after.prices
+        after_equity = (
+            equity_atoms(engine, desk)
+            + lender.book_value_atoms(engine, book_after.loans, book_after.held, book_after.prices)
+            + outside.equity_atoms(engine)
         )
         change = after_equity - before_equity
         explained = 0
+        for line in [*outside_lines, *outside.revaluation(engine, outside_before)]:
+            ledger.add(ts, line.symbol, "", line.line, line.atoms)
+            explained += line.atoms
         lending, liquidated = lender.lending_lines(engine, desk, book_before, book_after, outcome)
         book_before = book_after
         penalties: list[lender.LendingLine] = []
@@ -273,7 +307,23 @@ def decompose(
             ledger.add(ts, "", "", "other", rest)
         ledger.end_ns = ts
         ledger.equity_end_atoms = after_equity
+    for fill in pending[next_fill:]:  # recorded after the last command: booked at the end
+        if ledger.start_ns is None or (to_ns is not None and fill.booked_ns >= to_ns):
+            break
+        for line in outside.book(engine, fill):
+            ledger.add(max(fill.booked_ns, ledger.end_ns or 0), line.symbol, "", line.line, line.atoms)
+            ledger.equity_end_atoms += line.atoms
+        _note_outside_fill(ledger, engine, fill)
     return ledger, engine
+
+
+def _note_outside_fill(ledger: Ledger, engine: Engine, fill: OutsideFill) -> None:
+    """Add an outside fill to its hedge's TCA, in this venue's ticks and lots (the fee in atoms)."""
+    spec = engine.specs[MarketId(fill.symbol)]
+    price = int(Decimal(fill.price) / spec.tick_size)
+    qty = int(Decimal(fill.qty) / spec.lot_size)
+    fee = int(Decimal(fill.fee) / engine.config.settlement.atom)
+    ledger.hedge_fills[fill.hedge_id].append((1 if fill.side == "BUY" else -1, price, qty, fee))
 
 
 def _inventory_value(engine: Engine, positions: dict[MarketId, int]) -> int:
@@ -543,13 +593,35 @@ def build_report(data: Path, from_ns: int | None = None, to_ns: int | None = Non
     otc = parse_otc(config.raw, tuple(str(m) for m in config.markets))
     if otc is None:
         raise ReportError(f"{data}/config.toml has no [otc] section: this venue has no desk")
-    ledger, engine = replay_ledger(data, AccountId(otc.desk_account), from_ns, to_ns)
     store = OtcStore.in_dir(data)
     try:
+        fills = _checked(store.outside_fills(), config)
+        ledger, engine = replay_ledger(data, AccountId(otc.desk_account), from_ns, to_ns, fills)
         figures = kpis(store, ledger, engine, from_ns, to_ns)
     finally:
         store.close()
     return DeskReport(ledger, figures, engine.config.settlement.atom)
+
+
+def _checked(fills: list[OutsideFill], config: VenueConfig) -> list[OutsideFill]:
+    """``fills`` if each names a market of the venue, a side, and finite decimals; else a ReportError."""
+    for fill in fills:
+        try:
+            numbers = [Decimal(fill.price), Decimal(fill.qty), Decimal(fill.fee)]
+        except ArithmeticError:
+            numbers = []
+        if (
+            fill.symbol not in config.markets
+            or fill.side not in ("BUY", "SELL")
+            or len(numbers) != 3
+            or not all(n.is_finite() for n in numbers)
+        ):
+            raise ReportError(
+                f"otc.sqlite: outside fill {fill.trade_id!r} of hedge {fill.hedge_id!r} is not readable"
+                f" (symbol {fill.symbol!r}, side {fill.side!r}, price {fill.price!r}, qty {fill.qty!r},"
+                f" fee {fill.fee!r}); the store was edited or written by another program"
+            )
+    return fills
 
 
 def write_report(report: DeskReport, out: Path) -> dict[str, Any]:
