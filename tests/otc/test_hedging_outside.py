@@ -123,6 +123,7 @@ def test_a_desk_whose_outside_venue_has_no_credentials_is_closed_with_the_reason
 
 def test_outside_hedge_fills_are_recorded_once_and_their_pnl_closes_the_desks_total_equity(
     server: ServerProcess,  # noqa: F811 (the imported fixture)
+    tmp_path: Path,
 ) -> None:
     maker, _ = _client(server, "otc-mm-pnl")
     _, desk_there = _client(server, "otc-desk-pnl")
@@ -133,23 +134,27 @@ def test_outside_hedge_fills_are_recorded_once_and_their_pnl_closes_the_desks_to
     )
     outside = OutsideVenue(exchange_for(server.base, desk_there.api_key, desk_there.secret))
     local = EngineVenue(kit.v.sequencer, kit.v.names["desk"], lambda: kit.v.now_ns)
-    hedger = Hedger(local, kit.desk.store, {BTC: policy}, outside={server.base: outside})
+    policies = {BTC: policy}
+    hedger = Hedger(local, kit.desk.store, policies, log_dir=tmp_path, outside={server.base: outside})
     kit.accept(kit.request(side=QuoteSide.BUY, qty="0.5").quote_id)  # the desk sells 0.5 here
     record = hedger.review(kit.v.engine, BTC, "after the block trade")
     deadline = time.monotonic() + 60
     while any(not r.done for r in hedger.runners.values()) and time.monotonic() < deadline:
         hedger.step_due(0, outside=True)
         time.sleep(0.2)
+    hedger.close()  # a restart before the fills were recorded: the next hedger reads them from its logs
     kit.v.mark(BTC, "60000")  # perpx's index where the outside venue trades
+    restarted = Hedger(local, kit.desk.store, policies, log_dir=tmp_path, outside={server.base: outside})
 
-    recorded = hedger.record_outside_fills(kit.v.now_ns)
-    again = hedger.record_outside_fills(kit.v.now_ns)
+    resumed = restarted.resume()
+    recorded = restarted.record_outside_fills(kit.v.now_ns)
+    again = restarted.record_outside_fills(kit.v.now_ns)
     kit.v.mark(BTC, "60010")  # the outside long 0.5 gains 5 USDT at perpx's index
     fills = kit.desk.store.outside_fills()
     desk = AccountId(kit.v.names["desk"])
     ledger, engine = decompose(kit.v.config, kit.commands, desk, outside_fills=fills)
 
-    assert record is not None and all(r.done for r in hedger.runners.values())
+    assert record is not None and all(r.done for r in hedger.runners.values()) and resumed == []
     mine = [
         t for t in outside.exchange.fetch_my_trades(SYMBOL) if str(t["id"]) in {f.trade_id for f in fills}
     ]
