@@ -26,12 +26,17 @@ other                  the rest of any other command that changed the desk's equ
                        an insurance or ADL transfer, a settlement); zero in a normal day
 =====================  =============================================================================
 
-Because the last three lines are each command's remainder, the lines sum to the change in equity
+Hedges run on another venue add three lines from their recorded fills (``outside hedging cost``,
+``outside fees``, ``outside inventory P&L``; :mod:`perpx.otc.outside_pnl`), and the desk's equity then
+includes the outside cash and position at perpx's index.
+
+Because the last three lines of the table are each command's remainder, the lines sum to the change in equity
 exactly, by construction; the test holds the remainder to its definition (the trade's value at the
 mark) so the construction cannot hide an error.
 
-When the desk is also the venue's lender (``[lending] lender_account``), its equity also holds its
-loan receivables and the non-settlement assets it holds, at their index (:mod:`perpx.otc.lender`),
+The desk's equity always holds the non-settlement assets it holds (a spot pair's base asset, the
+collateral a liquidation sold it) at their index. When the desk is also the venue's lender
+(``[lending] lender_account``), it also holds its loan receivables (:mod:`perpx.otc.lender`),
 and three lines join: **interest income**, **liquidation penalties** and **bad debt**, by day and
 by client (the borrower); the loan book's KPIs are its size, utilisation, debt-weighted LTV and
 interest income (:func:`lending_kpis`, also ``perpx_otc_*`` gauges in ``desk.prom``).
