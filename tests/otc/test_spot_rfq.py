@@ -14,7 +14,7 @@ import pytest
 from perpx.engine.config import ConfigError
 from perpx.engine.events import Event, SpotBlockTradeBooked
 from perpx.engine.values import AccountId, MarketId, Side
-from perpx.otc.config import OtcConfig, SpotPair, parse_otc
+from perpx.otc.config import OtcConfig, SpotPair, describe_otc, parse_otc
 from perpx.otc.desk import Desk
 from perpx.otc.errors import OtcError
 from perpx.otc.pricing import QuoteSide
@@ -136,3 +136,14 @@ def test_spot_pair_config_is_checked_against_the_listed_assets() -> None:
 
     assert parsed is not None and parsed.spot[PAIR].tick_size == Decimal("0.5")
     assert parsed.spot[PAIR].base == "BTC"
+
+
+def test_check_config_describes_the_spot_pair() -> None:
+    data = multi_assets_data()
+    data["otc"] = {"desk_account": 2, "spot": {PAIR: {"max_inventory": "3", "target_inventory": "1"}}}
+
+    lines = describe_otc(data, ("BTCUSDT",))
+
+    assert any(
+        line.strip().startswith("BTC/USDT (spot): tick 0.01, lot 0.0001, limit 3 around 1") for line in lines
+    )
