@@ -22,6 +22,19 @@ a fill in everything but its origin, so it passes what any order and any fill pa
 A block trade never sets the market's last price (it did not happen on the book, so it moves no
 mark and no trigger), and it leaves the book untouched. Money and open interest are conserved
 exactly as by a fill: the invariants (``perpx.engine.invariants``) hold after it.
+
+:func:`book_spot_block_trade` handles :class:`~perpx.engine.commands.BookSpotBlockTrade`, the
+spot-style block trade of an ``[otc.spot]`` pair: the client and the desk swap ``base_atoms`` of a
+listed asset for ``quote_atoms`` of the settlement asset. It checks the same accounts and quote id
+(``-9001``, ``-9560``, ``-9569``, ``-9561``), a listed base asset other than the settlement asset
+(``-9002``, ``-9571``), positive amounts (``-9003``), then that each side can deliver
+(``-9572``; ``-2018`` / ``-9542`` from the Multi-Assets removal rule): the settlement asset up to the payer's withdrawable balance (unrealised profit and
+margin in use stay; Multi-Assets collateral on a stale index counts at zero, as for a withdrawal),
+the base asset up to the payer's wallet and only as far as the Multi-Assets removal rule lets
+collateral leave. Then both wallets move at once, with no fee and no position: each asset's total
+is unchanged (conservation per asset), and the Multi-Assets collateral of both accounts is revalued
+through ``MultiAssets.asset_moved``. Two :class:`~perpx.engine.events.SpotBlockTradeBooked`
+events share one ``trade_id``.
 """
 
 from __future__ import annotations
@@ -31,13 +44,13 @@ from typing import TYPE_CHECKING, Final
 from perpx.engine import formulas
 from perpx.engine.accounts import Account, Position, apply_position_change
 from perpx.engine.codes import RejectCode
-from perpx.engine.commands import BookBlockTrade
+from perpx.engine.commands import BookBlockTrade, BookSpotBlockTrade
 from perpx.engine.config import MarketSpec
-from perpx.engine.events import BlockTradeBooked
+from perpx.engine.events import BlockTradeBooked, SpotBlockTradeBooked
 from perpx.engine.liquidation.insurance import INSURANCE_ACCOUNT
 from perpx.engine.matching import solvent_after
 from perpx.engine.placing import margin_refusal, open_interest_refusal, price_filter
-from perpx.engine.values import AccountId, Side, TradeId
+from perpx.engine.values import AccountId, AssetId, Side, TradeId
 
 if TYPE_CHECKING:
     from perpx.engine.core import Core
@@ -164,3 +177,97 @@ def _settle(
         realized_pnl_atoms=realized,
         position_lots=position.qty_lots,
     )
+
+
+# ---------------------------------------------------------------- spot-style block trades
+
+
+def book_spot_block_trade(core: Core, cmd: BookSpotBlockTrade) -> None:
+    """Swap the base asset and the settlement asset between client and desk, or refuse (module docstring)."""
+    refusal = _spot_refusal(core, cmd)
+    if refusal is not None:
+        core.reject_command(cmd, cmd.client_id, refusal[0], refusal[1])
+        return
+    settlement = core.asset
+    trade_id = core.new_trade_id()
+    client_sign = 1 if cmd.side is _BUY else -1
+    for account_id, counterparty, sign, is_desk in (
+        (cmd.client_id, cmd.desk_id, client_sign, False),
+        (cmd.desk_id, cmd.client_id, -client_sign, True),
+    ):
+        account = core.accounts[account_id]
+        base_balance = account.credit(cmd.base_asset, sign * cmd.base_atoms)
+        quote_balance = account.credit(settlement, -sign * cmd.quote_atoms)
+        core.margin_changed(account_id)
+        core.multi_assets.asset_moved(account_id, cmd.base_asset)
+        core.emit(
+            SpotBlockTradeBooked(
+                ts_ns=core.now_ns,
+                trade_id=trade_id,
+                quote_id=cmd.quote_id,
+                account_id=account_id,
+                counterparty_id=counterparty,
+                base_asset=cmd.base_asset,
+                quote_asset=settlement,
+                side=_BUY if sign > 0 else _SELL,
+                base_atoms=cmd.base_atoms,
+                quote_atoms=cmd.quote_atoms,
+                is_desk=is_desk,
+                base_balance_atoms=base_balance,
+                quote_balance_atoms=quote_balance,
+            )
+        )
+
+
+def _spot_refusal(core: Core, cmd: BookSpotBlockTrade) -> tuple[RejectCode, str] | None:
+    for account_id in (cmd.client_id, cmd.desk_id):
+        if account_id not in core.accounts:
+            return RejectCode.UNKNOWN_ACCOUNT, f"account {account_id} does not exist"
+    if INSURANCE_ACCOUNT in (cmd.client_id, cmd.desk_id):
+        return RejectCode.BLOCK_INSURANCE_ACCOUNT, "the insurance fund's account takes no block trades"
+    if cmd.client_id == cmd.desk_id:
+        return RejectCode.BLOCK_SAME_ACCOUNT, "a block trade needs two accounts: the client's and the desk's"
+    if not 1 <= len(cmd.quote_id) <= MAX_QUOTE_ID_CHARS:
+        return RejectCode.BLOCK_QUOTE_ID, f"the quote id must be 1 to {MAX_QUOTE_ID_CHARS} characters"
+    if cmd.base_asset not in core.config.assets:
+        return RejectCode.UNKNOWN_ASSET, f"asset {cmd.base_asset} is not listed on this venue"
+    if cmd.base_asset == core.asset:
+        return (
+            RejectCode.SPOT_BLOCK_BASE_ASSET,
+            f"{cmd.base_asset} is the settlement asset; a spot block trade swaps another asset for it",
+        )
+    if cmd.base_atoms <= 0 or cmd.quote_atoms <= 0:
+        return RejectCode.AMOUNT_NOT_POSITIVE, "both amounts of a spot block trade must be greater than zero"
+    buyer, seller = (cmd.client_id, cmd.desk_id) if cmd.side is _BUY else (cmd.desk_id, cmd.client_id)
+    for account_id, asset, amount in (
+        (buyer, core.asset, cmd.quote_atoms),
+        (seller, cmd.base_asset, cmd.base_atoms),
+    ):
+        refusal = _delivery_refusal(core, core.accounts[account_id], asset, amount)
+        if refusal is not None:
+            who = "the desk" if account_id == cmd.desk_id else "the client"
+            return refusal[0], f"{who}: {refusal[1]}"
+    return None
+
+
+def _delivery_refusal(
+    core: Core, account: Account, asset: AssetId, amount_atoms: int
+) -> tuple[RejectCode, str] | None:
+    """Why ``account`` may not hand over ``amount_atoms`` of ``asset`` (the withdrawal rule), or ``None``."""
+    if asset == core.asset:
+        risk = core.risk(account.account_id)
+        free = risk.withdrawable_atoms
+        stale = core.multi_assets.stale_shortfall_atoms(account)
+        if stale:  # Multi-Assets Mode: collateral on a stale index counts at zero for new risk
+            free = max(0, min(risk.wallet_atoms, risk.free_atoms - stale))
+        if amount_atoms > free:
+            return (
+                RejectCode.SPOT_BLOCK_FUNDS,
+                f"{core.money(amount_atoms)} to pay, {core.money(free)} withdrawable"
+                " (unrealised profit and margin in use cannot be paid out)",
+            )
+        return None
+    held = account.balance(asset)
+    if amount_atoms > held:
+        return RejectCode.SPOT_BLOCK_FUNDS, f"{amount_atoms} atoms of {asset} to deliver, {held} held"
+    return core.multi_assets.removal_refusal(account, asset, amount_atoms)

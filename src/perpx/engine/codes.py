@@ -120,6 +120,11 @@ class RejectCode(IntEnum):
     """A block trade names the quote it settles (1 to 64 characters)."""
     BLOCK_INSURANCE_ACCOUNT = -9569
     """The insurance fund's account takes no block trades."""
+    # OTC spot-style block trades (issue 21, spot pairs): -9571..-9579
+    SPOT_BLOCK_BASE_ASSET = -9571
+    """The base asset of a spot block trade must be a listed asset other than the settlement asset."""
+    SPOT_BLOCK_FUNDS = -9572
+    """A side of a spot block trade does not hold (or may not release) what it must deliver."""
     # parent orders of the algo service: Binance's algo codes where it has one, else -9580..-9599
     UNKNOWN_PARENT = -20124
     """Binance's "Invalid algo id or it has been completed." (developers.binance.com, error codes, 20xxx)."""

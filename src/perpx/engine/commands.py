@@ -375,6 +375,24 @@ class BookBlockTrade(Command, frozen=True, tag=True, kw_only=True, gc=False):
     quote_id: str
 
 
+class BookSpotBlockTrade(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Book a spot-style OTC block trade: ``base_atoms`` of ``base_asset`` against ``quote_atoms`` of
+    the settlement asset, moved between the client's and the desk's wallets, all or nothing.
+
+    ``side`` is the client's: ``BUY`` receives the base asset and pays the settlement asset. No
+    position, no fee (the desk earns its spread in the price), no margin effect beyond the wallets
+    and the Multi-Assets collateral revaluation (``perpx.engine.block``).
+    """
+
+    client_id: AccountId
+    desk_id: AccountId
+    base_asset: AssetId
+    side: Side
+    base_atoms: int
+    quote_atoms: int
+    quote_id: str
+
+
 class SetMultiAssetsMode(Command, frozen=True, tag=True, kw_only=True, gc=False):
     """Turn Multi-Assets Mode on or off for an account (Binance ``multiAssetsMargin``).
 
@@ -465,6 +483,7 @@ AnyCommand = (
     | RepayLoan
     | AdjustLoanCollateral
     | BookBlockTrade
+    | BookSpotBlockTrade
     | SetMultiAssetsMode
     | CreateParent
     | CancelParent

@@ -699,6 +699,28 @@ class BlockTradeBooked(Event, frozen=True, tag=True, kw_only=True, gc=False):
     position_lots: int
 
 
+class SpotBlockTradeBooked(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """One side of a spot-style OTC block trade: wallets moved, no position (``perpx.engine.block``).
+
+    Both sides share ``trade_id`` and ``quote_id``; ``side`` is this account's (``BUY`` received
+    ``base_atoms`` of ``base_asset`` and paid ``quote_atoms`` of ``quote_asset``, the settlement
+    asset). ``base_balance_atoms`` and ``quote_balance_atoms`` are this account's wallets after.
+    """
+
+    trade_id: TradeId
+    quote_id: str
+    account_id: AccountId
+    counterparty_id: AccountId
+    base_asset: AssetId
+    quote_asset: AssetId
+    side: Side
+    base_atoms: int
+    quote_atoms: int
+    is_desk: bool
+    base_balance_atoms: int
+    quote_balance_atoms: int
+
+
 class InsuranceFundChanged(Event, frozen=True, tag=True, kw_only=True, gc=False):
     """Cash moved between an account and the insurance fund: ``amount_atoms`` > 0 into the fund.
 
@@ -961,6 +983,7 @@ AnyEvent = (
     | LoanLiquidated
     | MultiAssetsModeChanged
     | CollateralConverted
+    | SpotBlockTradeBooked
     | ParentCreated
     | ParentCancelRequested
     | ParentEnded

@@ -37,6 +37,14 @@ asset, notionals in the settlement asset, rates in basis points. An example, wit
     hedge_duration_s = 120
     venue = "ccxt:binanceusdm"      # hedges on another venue (or "http://host:port", a perpx); absent: perpx's book
 
+    [otc.spot."BTC/USDT"]           # a spot pair: a listed asset against the settlement asset
+    tick_size = "0.01"              # price step of the pair's quotes (settlement units)
+    lot_size = "0.0001"             # quantity step (base units)
+    max_inventory = "20"            # |desk holding - target| never beyond this after a block trade
+    target_inventory = "0"          # the holding the desk skews towards
+    depth = "50"                    # the visible depth the size term divides by (base units)
+    band_bps = "500"                # no quote further than this from the asset's index
+
 The engine only lists ``otc`` as a known table; this module checks its keys the way the engine
 checks its own (an unknown key is an error naming the closest valid one).
 """
@@ -70,7 +78,9 @@ OTC_KEYS = (
     "markets",
     "max_net_delta",
     "betas",
+    "spot",
 )
+SPOT_KEYS = ("tick_size", "lot_size", "max_inventory", "target_inventory", "depth", "band_bps")
 MARKET_KEYS = ("hedge", "hedge_threshold", "max_inventory", "hedge_algo", "hedge_duration_s", "venue")
 HEDGE_ALGOS = ("TWAP", "POV", "IS")
 DEFAULT_TIER = "standard"
@@ -116,6 +126,24 @@ class PricingParams:
 
 
 @dataclass(frozen=True, slots=True)
+class SpotPair:
+    """A spot pair the desk quotes: ``base`` against the settlement asset, booked as wallet transfers.
+
+    ``tick_size x lot_size`` is a whole number of settlement atoms and ``lot_size`` a whole number
+    of base atoms, so every accepted quote moves whole atoms of both assets (checked at parse).
+    """
+
+    symbol: str
+    base: str
+    tick_size: Decimal = Decimal("0.01")
+    lot_size: Decimal = Decimal("0.0001")
+    max_inventory: Decimal = Decimal(20)
+    target_inventory: Decimal = Decimal(0)
+    depth: Decimal = Decimal(50)
+    band_bps: Decimal = Decimal(500)
+
+
+@dataclass(frozen=True, slots=True)
 class OtcConfig:
     """The whole ``[otc]`` section."""
 
@@ -129,6 +157,8 @@ class OtcConfig:
     max_net_delta: Decimal | None = None
     """The limit on the desk's net delta across symbols (``sum beta x position x mark``), or none."""
     betas: Mapping[str, Decimal] = field(default_factory=dict)
+    spot: Mapping[str, SpotPair] = field(default_factory=dict)
+    """The spot pairs by symbol (``"BTC/USDT"``): quoted from the asset's index, booked as transfers."""
 
     def beta(self, market: str) -> Decimal:
         """The symbol's beta to the net delta (1 when the config names none)."""
@@ -196,7 +226,11 @@ def parse_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> OtcCo
     max_net_delta = (
         _bps(table, "max_net_delta", Decimal(0), positive=True) if "max_net_delta" in table else None
     )
+    spot_table = table.get("spot", {})
+    check_keys(spot_table, tuple(spot_table) if isinstance(spot_table, Mapping) else (), "otc.spot")
+    spot = {str(symbol): _spot_pair(str(symbol), pair, data) for symbol, pair in spot_table.items()}
     return OtcConfig(
+        spot=spot,
         max_net_delta=max_net_delta,
         betas=betas,
         desk_account=desk,
@@ -235,6 +269,38 @@ def _policy(table: Any, where: str) -> MarketPolicy:
     if policy.hedge_threshold > policy.max_inventory:
         raise ConfigError(f"{where}.hedge_threshold must not exceed {where}.max_inventory")
     return policy
+
+
+def _spot_pair(symbol: str, table: Any, data: Mapping[str, Any]) -> SpotPair:
+    where = f"otc.spot.{symbol}"
+    check_keys(table, SPOT_KEYS, where)
+    assets = data.get("assets", {})
+    settlement = str(data.get("venue", {}).get("settlement_asset", ""))
+    base, _, quote = symbol.partition("/")
+    if quote != settlement or base not in assets or base == settlement:
+        raise ConfigError(
+            f"{where}: a spot pair is BASE/{settlement or 'SETTLEMENT'} with BASE a listed asset other than"
+            f" the settlement asset (listed: {', '.join(sorted(str(a) for a in assets))})"
+        )
+    d = SpotPair(symbol, base)
+    pair = SpotPair(
+        symbol=symbol,
+        base=base,
+        tick_size=_bps(table, "tick_size", d.tick_size, positive=True, where=where),
+        lot_size=_bps(table, "lot_size", d.lot_size, positive=True, where=where),
+        max_inventory=_bps(table, "max_inventory", d.max_inventory, positive=True, where=where),
+        target_inventory=_bps(table, "target_inventory", d.target_inventory, where=where),
+        depth=_bps(table, "depth", d.depth, positive=True, where=where),
+        band_bps=_bps(table, "band_bps", d.band_bps, positive=True, where=where),
+    )
+    base_atom = Decimal(1).scaleb(-int(assets[base].get("decimals", 0)))
+    settle_atom = Decimal(1).scaleb(-int(assets[settlement].get("decimals", 0)))
+    if pair.lot_size % base_atom or (pair.tick_size * pair.lot_size) % settle_atom:
+        raise ConfigError(
+            f"{where}: lot_size must be a whole number of {base} atoms and tick_size x lot_size a whole"
+            f" number of {settlement} atoms"
+        )
+    return pair
 
 
 def _decimal(value: Any, where: str) -> Decimal:
@@ -296,5 +362,10 @@ def describe_otc(data: Mapping[str, Any], listed_markets: tuple[str, ...]) -> li
             f"  {market}: hedge {policy.hedge.value} (threshold {policy.hedge_threshold}), limit"
             f" {policy.max_inventory}, {policy.hedge_algo} over {policy.hedge_duration_s} s"
             f" on {policy.venue or 'this venue'}"
+        )
+    for symbol, pair in sorted(config.spot.items()):
+        lines.append(
+            f"  {symbol} (spot): tick {pair.tick_size}, lot {pair.lot_size}, limit {pair.max_inventory}"
+            f" around {pair.target_inventory}, depth {pair.depth}, band {pair.band_bps} bps"
         )
     return lines

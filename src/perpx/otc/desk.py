@@ -17,6 +17,11 @@ The steps of an accept, first refusal wins (codes in :mod:`perpx.otc.errors`):
    quote is then recorded ``BOOKING`` (it can no longer be accepted);
 6. the engine books the block trade with the margin checks of any fill; its refusal is recorded
    ``REJECTED`` with the engine's code.
+
+A symbol of ``[otc.spot]`` (``"BTC/USDT"``) goes the same way with the inputs of
+:mod:`perpx.otc.spot` (the asset's index, the desk's holding) and books a
+:class:`~perpx.engine.commands.BookSpotBlockTrade` (wallet transfers, no position); the net-delta
+limit across symbols does not apply to it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 
-from perpx.engine.commands import BookBlockTrade
+from perpx.engine.commands import BookBlockTrade, BookSpotBlockTrade
 from perpx.engine.engine import Engine
-from perpx.engine.events import BlockTradeBooked, CommandRejected, Event
-from perpx.engine.values import AccountId, MarketId, Side
-from perpx.otc import errors
+from perpx.engine.events import BlockTradeBooked, CommandRejected, Event, SpotBlockTradeBooked
+from perpx.engine.values import AccountId, AssetId, MarketId, Side
+from perpx.otc import errors, spot
 from perpx.otc.config import OtcConfig
 from perpx.otc.errors import OtcError
 from perpx.otc.lastlook import last_look
@@ -48,6 +53,8 @@ from perpx.otc.store import (
 )
 
 NS_PER_MS = 1_000_000
+AnyBlockTrade = BookBlockTrade | BookSpotBlockTrade
+"""The engine command an accept books: a perpetual's block trade, or a spot pair's transfers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,10 @@ class AcceptPlan:
     price_ticks: int
     index_ticks: int
     move_bps: Decimal
+    base_atoms: int = 0
+    """A spot pair's base asset to move (atoms); 0 for a perpetual."""
+    quote_atoms: int = 0
+    """A spot pair's settlement asset to move (atoms); 0 for a perpetual."""
 
 
 class Desk:
@@ -96,18 +107,22 @@ class Desk:
         if self.desk_id not in engine.accounts:
             raise OtcError(errors.DESK_UNAVAILABLE, f"the desk's account {self.desk_id} does not exist")
         tier = self.config.tier_of(account_id)
-        policy = self.config.policy(str(market))
-        inputs = market_inputs(
-            engine,
-            market,
-            self.desk_id,
-            self.config.pricing,
-            policy,
-            self.history,
-            self.config.betas,
-            self.config.max_net_delta,
-            self.elsewhere,
-        )
+        pair = self.config.spot.get(str(market))
+        if pair is not None:
+            samples = self.history.recent(spot.ASSET_KEY_PREFIX + pair.base, engine.now_ns)
+            inputs = spot.spot_inputs(engine, pair, self.desk_id, self.config.pricing, samples)
+        else:
+            inputs = market_inputs(
+                engine,
+                market,
+                self.desk_id,
+                self.config.pricing,
+                self.config.policy(str(market)),
+                self.history,
+                self.config.betas,
+                self.config.max_net_delta,
+                self.elsewhere,
+            )
         if account_id == self.desk_id:
             reason = "the desk does not quote itself"
         elif inputs is None:
@@ -136,7 +151,7 @@ class Desk:
             bid_ticks=priced.bid.price_ticks if priced.bid is not None else None,
             ask_ticks=priced.ask.price_ticks if priced.ask is not None else None,
             index_ticks=inputs.index_ticks,
-            mark_ticks=engine.marks[market],
+            mark_ticks=inputs.index_ticks if pair is not None else engine.marks[market],
             bid_half_bps=_bps_text(priced.bid.half_spread_bps if priced.bid is not None else None),
             ask_half_bps=_bps_text(priced.ask.half_spread_bps if priced.ask is not None else None),
             skew_bps=_bps_text(priced.skew_bps),
@@ -186,7 +201,12 @@ class Desk:
         if now > quote.expires_ns:
             self._expire(quote, chosen, now)
         market = MarketId(quote.symbol)
-        index = engine.indexes.get(market, quote.index_ticks)
+        pair = self.config.spot.get(quote.symbol)
+        if pair is not None:
+            atoms = spot.index_atoms(engine, pair)
+            index = quote.index_ticks if atoms is None else spot.index_ticks(engine, pair, atoms)
+        else:
+            index = engine.indexes.get(market, quote.index_ticks)
         look = last_look(quote.index_ticks, index, self.config.last_look_bps)
         if look.rejected:
             self._end(
@@ -197,16 +217,20 @@ class Desk:
                 f"Last look: the index moved {look.move_bps:.2f} bps since the quote, more than the desk's"
                 f" {self.config.last_look_bps} bps; request a new quote.",
             )
-        policy = self.config.policy(quote.symbol)
-        limit = to_units_down(policy.max_inventory, engine.specs[market].lot_size)
-        held = desk_position_lots(engine, self.desk_id, market) + self.elsewhere.get(quote.symbol, 0)
+        if pair is not None:
+            limit = int(pair.max_inventory / pair.lot_size)
+            held = spot.holding_lots(engine, pair, self.desk_id)
+        else:
+            policy = self.config.policy(quote.symbol)
+            limit = to_units_down(policy.max_inventory, engine.specs[market].lot_size)
+            held = desk_position_lots(engine, self.desk_id, market) + self.elsewhere.get(quote.symbol, 0)
         after = held - int(chosen) * quote.qty_lots
         if abs(after) > limit and abs(after) > abs(held):
             text = "the trade would take the desk's inventory beyond its limit now"
             self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
             raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
         limit_net = self.config.max_net_delta
-        if limit_net is not None:
+        if limit_net is not None and pair is None:
             spec = engine.specs[market]
             beta = self.config.beta(quote.symbol)
             net = net_delta(engine, self.desk_id, self.config.betas, self.elsewhere)
@@ -217,9 +241,19 @@ class Desk:
                 self._end(quote, REJECTED, chosen, now, index, look.move_bps, None, errors.NOT_QUOTED, text)
                 raise OtcError(errors.NOT_QUOTED, f"No trade: {text}; request a new quote.")
         booking = self._end(quote, BOOKING, chosen, now, index, look.move_bps, None, None, "")
+        if pair is not None:
+            return AcceptPlan(
+                booking,
+                chosen,
+                price,
+                index,
+                look.move_bps,
+                spot.base_atoms(engine, pair, quote.qty_lots),
+                spot.quote_atoms(engine, pair, quote.qty_lots, price),
+            )
         return AcceptPlan(booking, chosen, price, index, look.move_bps)
 
-    def command(self, plan: AcceptPlan, ts_ns: int) -> BookBlockTrade:
+    def command(self, plan: AcceptPlan, ts_ns: int) -> AnyBlockTrade:
         """The block trade of ``plan`` stamped at ``ts_ns``; refused if the quote expired by then.
 
         Raises
@@ -229,6 +263,18 @@ class Desk:
         """
         if ts_ns > plan.quote.expires_ns:
             self._expire(plan.quote, plan.side, ts_ns)
+        pair = self.config.spot.get(plan.quote.symbol)
+        if pair is not None:
+            return BookSpotBlockTrade(
+                ts_ns=ts_ns,
+                client_id=AccountId(plan.quote.account_id),
+                desk_id=self.desk_id,
+                base_asset=AssetId(pair.base),
+                side=plan.side,
+                base_atoms=plan.base_atoms,
+                quote_atoms=plan.quote_atoms,
+                quote_id=plan.quote.quote_id,
+            )
         return BookBlockTrade(
             ts_ns=ts_ns,
             client_id=AccountId(plan.quote.account_id),
@@ -240,9 +286,9 @@ class Desk:
             quote_id=plan.quote.quote_id,
         )
 
-    def settle(self, plan: AcceptPlan, command: BookBlockTrade, own: Sequence[Event]) -> QuoteRecord:
+    def settle(self, plan: AcceptPlan, command: AnyBlockTrade, own: Sequence[Event]) -> QuoteRecord:
         """Record the engine's answer to the block trade: ``FILLED`` with its trade id, or ``REJECTED``."""
-        booked = next((e for e in own if isinstance(e, BlockTradeBooked)), None)
+        booked = next((e for e in own if isinstance(e, BlockTradeBooked | SpotBlockTradeBooked)), None)
         if booked is not None:
             return self._end(
                 plan.quote,
@@ -269,7 +315,7 @@ class Desk:
             self._end(stored, REJECTED, plan.side, stored.accept_ns or 0, None, None, None, code, message)
 
     def resolve_booking(
-        self, quote: QuoteRecord, command: BookBlockTrade | None, trade_id: int | None
+        self, quote: QuoteRecord, command: AnyBlockTrade | None, trade_id: int | None
     ) -> QuoteRecord:
         """Settle a quote left ``BOOKING`` by a crash (``perpx.otc.reconcile``): booked, or released.
 

@@ -37,11 +37,11 @@ from perpx.execution.childlog import BoundRecord, ChildLog, DoneRecord
 from perpx.execution.inprocess import EngineVenue
 from perpx.execution.model import Algo, EndBehavior, ParentOrder, ParentSide
 from perpx.execution.runner import ParentRunner
-from perpx.execution.venue import Venue, VenueUnavailable
+from perpx.execution.venue import Fill, Venue, VenueUnavailable
 from perpx.otc.config import HedgeMode, MarketPolicy
 from perpx.otc.market import desk_position_lots, to_units_down
 from perpx.otc.outside import OutsideVenue, is_outside
-from perpx.otc.store import HedgeRecord, OtcStore
+from perpx.otc.store import HedgeRecord, OtcStore, OutsideFill
 
 logger = logging.getLogger("perpx.otc")
 
@@ -96,6 +96,10 @@ class Hedger:
         self._count = max(len(store.hedges()), len(_log_files(log_dir)))
         self._ids = threading.Lock()
         """Hedge ids are taken under it: on ``perpx serve`` the journal thread and the outside worker both start hedges."""
+        self._fills_closed: set[str] = set()
+        """Outside hedges finished and whose fills were all recorded after they finished."""
+        self._catch_up: dict[str, tuple[str, int]] = {}
+        """Outside hedges that finished before a restart: ``hedge_id -> (market, start_ns)``, read once."""
 
     def venue_of(self, market: str) -> Venue:
         """Where ``market``'s hedges run: its policy's outside venue, else perpx's own book."""
@@ -198,6 +202,75 @@ class Hedger:
         self.store.add_hedge(record)
         return record
 
+    def record_outside_fills(self, booked_ns: int) -> int:
+        """Record in the store every new fill of the hedges on other venues; return how many were new.
+
+        Their fills are not on perpx's ledger: the store keeps them (idempotent by venue and trade
+        id) so the report can book the outside position's P&L and fees (``perpx.otc.outside_pnl``).
+        ``booked_ns`` is perpx's venue time now. A hedge is read once more after it finished, then
+        no longer; one that finished before a restart (:meth:`resume` notes it) is read once.
+        Network I/O: on ``perpx serve`` the outside worker's thread calls it.
+        """
+        new = 0
+        for hedge_id, (market, start_ns) in sorted(self._catch_up.items()):
+            venue = self.outside[self.policies[market].venue]
+            filters = venue.filters(market)
+            side = self.store.hedge(hedge_id)
+            new += self._record(
+                venue.fills(market, start_ns),
+                hedge_id,
+                market,
+                side.side if side else "",
+                filters.tick_size,
+                filters.lot_size,
+                booked_ns,
+            )
+            del self._catch_up[hedge_id]
+        for hedge_id, runner in sorted(self.runners.items()):
+            if runner.venue is self.venue or hedge_id in self._fills_closed:
+                continue
+            finished = runner.done
+            bound = runner.bound
+            market = bound.parent.market
+            tick, lot = bound.filters.tick_size, bound.filters.lot_size
+            fills = runner.venue.fills(market, bound.start_ns)
+            new += self._record(fills, hedge_id, market, bound.parent.side.name, tick, lot, booked_ns)
+            if finished:
+                self._fills_closed.add(hedge_id)
+        return new
+
+    def _record(
+        self,
+        fills: list[Fill],
+        hedge_id: str,
+        market: str,
+        side: str,
+        tick: Decimal,
+        lot: Decimal,
+        booked_ns: int,
+    ) -> int:
+        """Store the fills of ``hedge_id``'s children among ``fills``; how many were new."""
+        new = 0
+        prefix = f"{hedge_id}-c"
+        for fill in fills:
+            if not fill.client_order_id.startswith(prefix) or side not in ("BUY", "SELL"):
+                continue
+            record = OutsideFill(
+                venue=self.policies[market].venue,
+                trade_id=fill.trade_id,
+                hedge_id=hedge_id,
+                symbol=market,
+                side=side,
+                client_order_id=fill.client_order_id,
+                price=str(fill.price_ticks * tick),
+                qty=str(fill.qty_lots * lot),
+                fee=str(fill.fee),
+                fill_ns=fill.ts_ns,
+                booked_ns=booked_ns,
+            )
+            new += self.store.add_outside_fill(record)
+        return new
+
     def resume(self) -> list[str]:
         """Rebuild every unfinished hedge from its child log (after a restart); the ids resumed.
 
@@ -214,6 +287,8 @@ class Hedger:
                 first = log.records[0] if log.records else None
                 if not isinstance(first, BoundRecord) or any(isinstance(r, DoneRecord) for r in log.records):
                     log.close()
+                    if isinstance(first, BoundRecord) and self.hedges_outside(first.parent.market):
+                        self._catch_up[hedge_id] = (first.parent.market, first.start_ns)  # its fills, once
                     continue
                 market = first.parent.market
                 runner = ParentRunner.resume(self.venue_of(market), log, period_s=PERIOD_S)

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from perpx.engine import formulas
 from perpx.engine.engine import Engine
-from perpx.engine.events import IndexUpdated, MarkPriceSet
+from perpx.engine.events import AssetIndexUpdated, IndexUpdated, MarkPriceSet
 from perpx.engine.values import AccountId, MarketId
 from perpx.otc.config import MarketPolicy, PricingParams
 from perpx.otc.pricing import BPS, MarketInputs, range_bps
@@ -28,11 +28,14 @@ class IndexHistory:
         self.samples: dict[str, deque[tuple[int, int]]] = {}
 
     def observe(self, batch: list[Applied]) -> None:
-        """A sequencer listener: record every index the engine computed or was given."""
+        """A sequencer listener: record every index the engine computed or was given (a market's in
+        ticks; an asset's, for the spot pairs, in atoms under ``asset:<name>``)."""
         for applied in batch:
             for event in applied.events:
                 if isinstance(event, IndexUpdated | MarkPriceSet):
                     self.add(str(event.market), event.ts_ns, event.index_ticks)
+                elif isinstance(event, AssetIndexUpdated) and event.index_atoms is not None:
+                    self.add(f"asset:{event.asset}", event.ts_ns, event.index_atoms)  # spot pairs (spot.py)
 
     def add(self, market: str, ts_ns: int, index_ticks: int) -> None:
         samples = self.samples.setdefault(market, deque())

@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from perpx.engine.commands import BookBlockTrade, Command
-from perpx.otc.desk import Desk
+from perpx.engine.commands import BookBlockTrade, BookSpotBlockTrade, Command
+from perpx.otc.desk import AnyBlockTrade, Desk
 from perpx.otc.store import BOOKING, QuoteRecord
 
-FindTrade = Callable[[QuoteRecord, BookBlockTrade], int | None]
+FindTrade = Callable[[QuoteRecord, AnyBlockTrade], int | None]
 """The trade id of ``command``'s block trade in the client's history, or ``None``."""
 
 
@@ -39,11 +39,11 @@ class Reconciled:
     reason: str
 
 
-def journaled_blocks(commands: Iterable[Command], quote_ids: set[str]) -> dict[str, BookBlockTrade]:
+def journaled_blocks(commands: Iterable[Command], quote_ids: set[str]) -> dict[str, AnyBlockTrade]:
     """The block-trade command of each of ``quote_ids`` found in ``commands`` (the first, if several)."""
-    found: dict[str, BookBlockTrade] = {}
+    found: dict[str, AnyBlockTrade] = {}
     for command in commands:
-        if isinstance(command, BookBlockTrade) and command.quote_id in quote_ids:
+        if isinstance(command, BookBlockTrade | BookSpotBlockTrade) and command.quote_id in quote_ids:
             found.setdefault(command.quote_id, command)
     return found
 

@@ -13,22 +13,30 @@ inventory P&L          ``qty_before x (mark_after - mark_before) x contract`` pe
                        position held into the command, revalued at the mark the command left
 funding                the desk's ``FundingPaid`` amounts
 fees                   minus the fees of the desk's fills and block trades (a rebate is positive)
-capital flows          the desk's deposits minus withdrawals (not P&L; shown so the sum closes)
+capital flows          the desk's deposits minus withdrawals (not P&L; shown so the sum closes); a
+                       deposit of another asset than the settlement one counts at its index
 spread capture         the rest, for a ``BookBlockTrade``: ``sum side x (qty x mark - price x qty)
                        x contract``, the value at the mark of what the desk bought or sold, less
-                       what it paid (by client and symbol)
+                       what it paid (by client and symbol); for a spot pair's
+                       ``BookSpotBlockTrade``, the base asset moved valued at its index less the
+                       settlement asset paid (symbol ``BTC/USDT``)
 hedging cost           the rest, for a command in which the desk's hedge orders filled: the same
                        measure for hedge fills (negative when the hedge paid the spread)
 other                  the rest of any other command that changed the desk's equity (a liquidation,
                        an insurance or ADL transfer, a settlement); zero in a normal day
 =====================  =============================================================================
 
-Because the last three lines are each command's remainder, the lines sum to the change in equity
+Hedges run on another venue add three lines from their recorded fills (``outside hedging cost``,
+``outside fees``, ``outside inventory P&L``; :mod:`perpx.otc.outside_pnl`), and the desk's equity then
+includes the outside cash and position at perpx's index.
+
+Because the last three lines of the table are each command's remainder, the lines sum to the change in equity
 exactly, by construction; the test holds the remainder to its definition (the trade's value at the
 mark) so the construction cannot hide an error.
 
-When the desk is also the venue's lender (``[lending] lender_account``), its equity also holds its
-loan receivables and the non-settlement assets it holds, at their index (:mod:`perpx.otc.lender`),
+The desk's equity always holds the non-settlement assets it holds (a spot pair's base asset, the
+collateral a liquidation sold it) at their index. When the desk is also the venue's lender
+(``[lending] lender_account``), it also holds its loan receivables (:mod:`perpx.otc.lender`),
 and three lines join: **interest income**, **liquidation penalties** and **bad debt**, by day and
 by client (the borrower); the loan book's KPIs are its size, utilisation, debt-weighted LTV and
 interest income (:func:`lending_kpis`, also ``perpx_otc_*`` gauges in ``desk.prom``).
@@ -47,7 +55,7 @@ import html
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -59,7 +67,7 @@ import polars as pl
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from perpx.engine import formulas
-from perpx.engine.commands import BookBlockTrade, Command
+from perpx.engine.commands import BookBlockTrade, BookSpotBlockTrade, Command
 from perpx.engine.config import VenueConfig
 from perpx.engine.engine import Engine
 from perpx.engine.events import (
@@ -69,6 +77,7 @@ from perpx.engine.events import (
     LoanLiquidated,
     OrderAccepted,
     OrderFilled,
+    SpotBlockTradeBooked,
     WithdrawalApplied,
 )
 from perpx.engine.values import AccountId, MarketId, OrderId
@@ -77,12 +86,16 @@ from perpx.journal.journal import iter_commands
 from perpx.journal.store import read_config
 from perpx.otc import lender
 from perpx.otc.config import parse_otc
-from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcStore
+from perpx.otc.outside_pnl import OutsideBook, OutsideLine
+from perpx.otc.store import EXPIRED, FILLED, LAST_LOOK_REJECTED, REJECTED, OtcStore, OutsideFill
 
 LINES = (
     "spread_capture",
     "inventory_pnl",
     "hedging_cost",
+    "outside_hedging_cost",
+    "outside_fees",
+    "outside_inventory_pnl",
     "funding",
     "fees",
     "interest_income",
@@ -160,10 +173,15 @@ def _positions(engine: Engine, desk: AccountId) -> dict[MarketId, int]:
 
 
 def replay_ledger(
-    data: Path, desk: AccountId, from_ns: int | None = None, to_ns: int | None = None
+    data: Path,
+    desk: AccountId,
+    from_ns: int | None = None,
+    to_ns: int | None = None,
+    outside_fills: Sequence[OutsideFill] = (),
 ) -> tuple[Ledger, Engine]:
     """Replay ``data``'s journal and decompose the desk's equity changes within ``[from_ns, to_ns)``."""
-    return decompose(read_config(data), iter_commands(data / "journal.log"), desk, from_ns, to_ns)
+    commands = iter_commands(data / "journal.log")
+    return decompose(read_config(data), commands, desk, from_ns, to_ns, outside_fills)
 
 
 def decompose(
@@ -172,21 +190,41 @@ def decompose(
     desk: AccountId,
     from_ns: int | None = None,
     to_ns: int | None = None,
+    outside_fills: Sequence[OutsideFill] = (),
 ) -> tuple[Ledger, Engine]:
-    """Apply ``commands`` to a new engine and decompose the desk's equity changes (module docstring)."""
+    """Apply ``commands`` to a new engine and decompose the desk's equity changes (module docstring).
+
+    ``outside_fills`` are the hedges' fills on other venues (the store's): each is booked after
+    every command stamped at or before its ``booked_ns`` (it was recorded then) and before the
+    next (``perpx.otc.outside_pnl``); the desk's equity includes the outside cash and position at
+    perpx's index.
+    """
     engine = Engine(config)
     ledger = Ledger(desk_id=int(desk))
     hedge_orders: dict[OrderId, str] = {}
     last_ns: int | None = None
     prices = lender.Prices()
     book_before = lender.state(engine, desk, prices)
+    outside = OutsideBook()
+    pending = sorted(outside_fills, key=lambda f: (f.booked_ns, f.fill_ns, f.venue, f.trade_id))
+    next_fill = 0
     for command in commands:
         inside = (from_ns is None or command.ts_ns >= from_ns) and (to_ns is None or command.ts_ns < to_ns)
         if to_ns is not None and command.ts_ns >= to_ns:
             break
-        before_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
-            engine, book_before.loans, book_before.held, book_before.prices
+        before_equity = (
+            equity_atoms(engine, desk)
+            + lender.book_value_atoms(engine, book_before.loans, book_before.held, book_before.prices)
+            + outside.equity_atoms(engine)
         )
+        outside_lines: list[OutsideLine] = []
+        while next_fill < len(pending) and pending[next_fill].booked_ns < command.ts_ns:
+            fill = pending[next_fill]
+            outside_lines.extend(outside.book(engine, fill))
+            if inside:
+                _note_outside_fill(ledger, engine, fill)
+            next_fill += 1
+        outside_before = outside.values(engine)
         before_qty = _positions(engine, desk)
         before_marks = {m: engine.marks[m] for m in before_qty}
         if inside and ledger.start_ns is None:
@@ -204,11 +242,16 @@ def decompose(
             book_before = book_after
             continue
         ts = engine.now_ns
-        after_equity = equity_atoms(engine, desk) + lender.book_value_atoms(
-            engine, book_after.loans, book_after.held, book_after.prices
+        after_equity = (
+            equity_atoms(engine, desk)
+            + lender.book_value_atoms(engine, book_after.loans, book_after.held, book_after.prices)
+            + outside.equity_atoms(engine)
         )
         change = after_equity - before_equity
         explained = 0
+        for line in [*outside_lines, *outside.revaluation(engine, outside_before)]:
+            ledger.add(ts, line.symbol, "", line.line, line.atoms)
+            explained += line.atoms
         lending, liquidated = lender.lending_lines(engine, desk, book_before, book_after, outcome)
         book_before = book_after
         penalties: list[lender.LendingLine] = []
@@ -229,6 +272,7 @@ def decompose(
             explained += moved
         hedged = _follow_hedges(outcome, desk, hedge_orders, ledger)
         block: BlockTradeBooked | None = None
+        spot_block: SpotBlockTradeBooked | None = None
         for event in outcome:
             if getattr(event, "account_id", None) != desk:
                 continue
@@ -240,12 +284,13 @@ def decompose(
                 explained -= event.fee_atoms
                 if isinstance(event, BlockTradeBooked):
                     block = event
-            elif isinstance(event, DepositApplied):
-                ledger.flows_atoms += event.amount_atoms
-                explained += event.amount_atoms
-            elif isinstance(event, WithdrawalApplied):
-                ledger.flows_atoms -= event.amount_atoms
-                explained -= event.amount_atoms
+            elif isinstance(event, SpotBlockTradeBooked):
+                spot_block = event
+            elif isinstance(event, DepositApplied | WithdrawalApplied):
+                flow = lender.value(engine, event.asset, event.amount_atoms, book_after.prices)
+                flow = flow if isinstance(event, DepositApplied) else -flow
+                ledger.flows_atoms += flow  # another asset than the settlement one: at its index
+                explained += flow
         rest = change - explained
         if block is not None and isinstance(command, BookBlockTrade):
             client = str(block.counterparty_id)
@@ -253,6 +298,11 @@ def decompose(
             spec = engine.specs[block.market]
             notional = formulas.notional_atoms(block.price_ticks, block.qty_lots, spec.contract_atoms)
             ledger.block_notional_atoms[(client, str(block.market))] += notional
+        elif spot_block is not None and isinstance(command, BookSpotBlockTrade):
+            client = str(spot_block.counterparty_id)
+            symbol = f"{spot_block.base_asset}/{spot_block.quote_asset}"
+            ledger.add(ts, symbol, client, "spread_capture", rest)
+            ledger.block_notional_atoms[(client, symbol)] += spot_block.quote_atoms
         elif hedged:
             ledger.add(ts, hedged, "", "hedging_cost", rest)
         elif liquidated and penalties:
@@ -262,7 +312,23 @@ def decompose(
             ledger.add(ts, "", "", "other", rest)
         ledger.end_ns = ts
         ledger.equity_end_atoms = after_equity
+    for fill in pending[next_fill:]:  # recorded after the last command: booked at the end
+        if ledger.start_ns is None or (to_ns is not None and fill.booked_ns >= to_ns):
+            break
+        for line in outside.book(engine, fill):
+            ledger.add(max(fill.booked_ns, ledger.end_ns or 0), line.symbol, "", line.line, line.atoms)
+            ledger.equity_end_atoms += line.atoms
+        _note_outside_fill(ledger, engine, fill)
     return ledger, engine
+
+
+def _note_outside_fill(ledger: Ledger, engine: Engine, fill: OutsideFill) -> None:
+    """Add an outside fill to its hedge's TCA, in this venue's ticks and lots (the fee in atoms)."""
+    spec = engine.specs[MarketId(fill.symbol)]
+    price = int(Decimal(fill.price) / spec.tick_size)
+    qty = int(Decimal(fill.qty) / spec.lot_size)
+    fee = int(Decimal(fill.fee) / engine.config.settlement.atom)
+    ledger.hedge_fills[fill.hedge_id].append((1 if fill.side == "BUY" else -1, price, qty, fee))
 
 
 def _inventory_value(engine: Engine, positions: dict[MarketId, int]) -> int:
@@ -532,13 +598,35 @@ def build_report(data: Path, from_ns: int | None = None, to_ns: int | None = Non
     otc = parse_otc(config.raw, tuple(str(m) for m in config.markets))
     if otc is None:
         raise ReportError(f"{data}/config.toml has no [otc] section: this venue has no desk")
-    ledger, engine = replay_ledger(data, AccountId(otc.desk_account), from_ns, to_ns)
     store = OtcStore.in_dir(data)
     try:
+        fills = _checked(store.outside_fills(), config)
+        ledger, engine = replay_ledger(data, AccountId(otc.desk_account), from_ns, to_ns, fills)
         figures = kpis(store, ledger, engine, from_ns, to_ns)
     finally:
         store.close()
     return DeskReport(ledger, figures, engine.config.settlement.atom)
+
+
+def _checked(fills: list[OutsideFill], config: VenueConfig) -> list[OutsideFill]:
+    """``fills`` if each names a market of the venue, a side, and finite decimals; else a ReportError."""
+    for fill in fills:
+        try:
+            numbers = [Decimal(fill.price), Decimal(fill.qty), Decimal(fill.fee)]
+        except ArithmeticError:
+            numbers = []
+        if (
+            fill.symbol not in config.markets
+            or fill.side not in ("BUY", "SELL")
+            or len(numbers) != 3
+            or not all(n.is_finite() for n in numbers)
+        ):
+            raise ReportError(
+                f"otc.sqlite: outside fill {fill.trade_id!r} of hedge {fill.hedge_id!r} is not readable"
+                f" (symbol {fill.symbol!r}, side {fill.side!r}, price {fill.price!r}, qty {fill.qty!r},"
+                f" fee {fill.fee!r}); the store was edited or written by another program"
+            )
+    return fills
 
 
 def write_report(report: DeskReport, out: Path) -> dict[str, Any]:

@@ -98,7 +98,30 @@ class HedgeRecord:
     """Where it ran: ``""`` for perpx's own book, else the policy's ``venue`` (``perpx.otc.outside``)."""
 
 
-R = TypeVar("R", QuoteRecord, RefusedRequest, HedgeRecord)
+@dataclass(frozen=True, slots=True)
+class OutsideFill:
+    """One fill of a hedge child on an outside venue: not on perpx's ledger, so kept here for the report.
+
+    ``price``, ``qty`` (base units) and ``fee`` (the quote asset, negative for a rebate) are the
+    outside venue's exact decimals, as text. ``fill_ns`` is that venue's time of the fill;
+    ``booked_ns`` perpx's venue time when the desk recorded it: the report books the fill then
+    (``perpx.otc.outside_pnl``). Unique by ``(venue, trade_id)``: recording twice changes nothing.
+    """
+
+    venue: str
+    trade_id: str
+    hedge_id: str
+    symbol: str
+    side: str
+    client_order_id: str
+    price: str
+    qty: str
+    fee: str
+    fill_ns: int
+    booked_ns: int
+
+
+R = TypeVar("R", QuoteRecord, RefusedRequest, HedgeRecord, OutsideFill)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quotes (
@@ -117,6 +140,11 @@ CREATE TABLE IF NOT EXISTS hedges (
     hedge_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, qty_lots INTEGER NOT NULL,
     algo TEXT NOT NULL, start_ns INTEGER NOT NULL, arrival_ticks INTEGER NOT NULL,
     inventory_lots INTEGER NOT NULL, reason TEXT NOT NULL, venue TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outside_fills (
+    venue TEXT NOT NULL, trade_id TEXT NOT NULL, hedge_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    side TEXT NOT NULL, client_order_id TEXT NOT NULL, price TEXT NOT NULL, qty TEXT NOT NULL,
+    fee TEXT NOT NULL, fill_ns INTEGER NOT NULL, booked_ns INTEGER NOT NULL,
+    PRIMARY KEY (venue, trade_id));
 """
 
 
@@ -179,6 +207,19 @@ class OtcStore:
     def hedge(self, hedge_id: str) -> HedgeRecord | None:
         rows = self._select(HedgeRecord, "hedges", "hedge_id = ?", [hedge_id])
         return rows[0] if rows else None
+
+    def add_outside_fill(self, record: OutsideFill) -> bool:
+        """Record an outside fill once; ``False`` when it was already recorded (by venue and trade id)."""
+        names = [f.name for f in fields(record)]
+        marks = ", ".join("?" for _ in names)
+        cursor = self.db.execute(
+            f"INSERT OR IGNORE INTO outside_fills ({', '.join(names)}) VALUES ({marks})", astuple(record)
+        )
+        return cursor.rowcount == 1
+
+    def outside_fills(self) -> list[OutsideFill]:
+        """Every recorded outside fill, in the order the desk booked them."""
+        return self._select(OutsideFill, "outside_fills", "1", [], "booked_ns, fill_ns, venue, trade_id")
 
     def _insert(self, table: str, record: Any) -> None:
         names = [f.name for f in fields(record)]

@@ -117,6 +117,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/fapi/v1/income"): (
         SIGNED,
         "symbol:str incomeType:TRANSFER|REALIZED_PNL|FUNDING_FEE|COMMISSION|INSURANCE_CLEAR"
+        "|COIN_SWAP_DEPOSIT|COIN_SWAP_WITHDRAW"
         f" {_WINDOW} page:int limit:int",
     ),
     ("GET", "/fapi/v1/apiTradingStatus"): (SIGNED, "symbol:str"),

@@ -87,7 +87,14 @@ async def quoted_order(
         if side is None:
             raise ApiError(400, -1102, "Side(54) must be 1 (take the offer) or 2 (hit the bid).")
         quote = desk_quote(ctx, account, quote_id)
-        spec = ctx.specs[quote.symbol]
+        spec = ctx.specs.get(quote.symbol)
+        if spec is None:  # a spot pair's quote (perpx.otc.spot): its steps are not a market's
+            raise ApiError(
+                400,
+                -1102,
+                f"Quote {quote_id} is for the spot pair {quote.symbol}: accept it with"
+                f" POST /perpx/v1/rfq/{quote_id}/accept; FIX books perpetuals' quotes only.",
+            )
         if message.get(55) not in (None, quote.symbol):
             raise ApiError(400, -1102, f"Symbol(55) must be the quote's, {quote.symbol}.")
         qty = message.get(38)

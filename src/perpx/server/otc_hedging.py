@@ -79,6 +79,7 @@ class OutsideWorker:
                 break
             self.hedger.review(engine, market, reason, position_lots=position)
         self.hedger.step_due(0, outside=True)
+        self.hedger.record_outside_fills(self.hedger.venue.now_ns())  # for the report's outside lines
         self.hedger.refresh_outside(engine, self.elsewhere)
 
 

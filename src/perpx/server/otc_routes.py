@@ -11,6 +11,9 @@ Books the block trade while the quote is valid (``perpx.otc.desk``: expiry, last
 the engine's margin checks) and answers with its ``tradeId``; refusals carry the desk's codes
 (``perpx.otc.errors``, -9562 .. -9568) or the engine's (``-2019`` and the like).
 
+A ``symbol`` of ``[otc.spot]`` (``BTC/USDT``) is a spot pair: priced from the asset's index and
+booked as wallet transfers (``perpx.otc.spot``); its quantity and prices use the pair's steps.
+
 ``GET /perpx/v1/rfq/{quoteId}`` (read scope): the quote and its outcome: ``status`` (QUOTED, FILLED,
 EXPIRED, LAST_LOOK_REJECTED, REJECTED), and for a last-look rejection the index move in bps.
 
@@ -30,16 +33,16 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 
-from perpx.engine.commands import BookBlockTrade
+from perpx.engine.commands import BookSpotBlockTrade
 from perpx.engine.config import ConfigError, MarketSpec
 from perpx.engine.engine import Engine
-from perpx.engine.values import Side
+from perpx.engine.values import MarketId, Side, format_units
 from perpx.execution.inprocess import EngineVenue
 from perpx.journal.journal import iter_commands
 from perpx.journal.store import JOURNAL_FILE
 from perpx.otc import errors
-from perpx.otc.config import parse_otc
-from perpx.otc.desk import AcceptPlan, Desk
+from perpx.otc.config import SpotPair, parse_otc
+from perpx.otc.desk import AcceptPlan, AnyBlockTrade, Desk
 from perpx.otc.errors import OtcError
 from perpx.otc.hedging import Hedger
 from perpx.otc.outside import OutsideVenue, is_outside, open_outside
@@ -139,8 +142,12 @@ def _reconcile(ctx: ServerContext, desk: Desk) -> list[Reconciled]:
         return []
     readmodel = ctx.components.readmodel
 
-    def find_trade(quote: QuoteRecord, command: BookBlockTrade) -> int | None:
+    def find_trade(quote: QuoteRecord, command: AnyBlockTrade) -> int | None:
         at_ms = wire.ms(command.ts_ns)
+        if isinstance(command, BookSpotBlockTrade):  # a spot pair: the client's income rows name the quote
+            rows = readmodel.income(quote.account_id, None, None, at_ms, at_ms, 1000)
+            info = f"BLOCK {command.quote_id}"
+            return next((int(r.trade_id) for r in rows if r.info == info and r.trade_id), None)
         trades = readmodel.trades(quote.account_id, quote.symbol, None, at_ms, at_ms, 1000, order_id=0)
         for trade in trades:
             if (trade.side, trade.qty_lots, trade.price_ticks) == (
@@ -207,16 +214,26 @@ def _side_param(values: dict[str, str], two_way: bool) -> str | None:
     return side
 
 
-def quote_json(record: QuoteRecord, spec: MarketSpec) -> dict[str, Any]:
-    """A quote and its outcome as the routes answer it."""
+def _steps(ctx: ServerContext, desk: Desk, symbol: str) -> tuple[Decimal, Decimal]:
+    """The symbol's ``(tick_size, lot_size)``: a spot pair's, or the perpetual's."""
+    pair = desk.config.spot.get(symbol)
+    if pair is not None:
+        return pair.tick_size, pair.lot_size
+    spec = ctx.specs[symbol]
+    return spec.tick_size, spec.lot_size
+
+
+def quote_json(record: QuoteRecord, steps: tuple[Decimal, Decimal]) -> dict[str, Any]:
+    """A quote and its outcome as the routes answer it (``steps``: the symbol's tick and lot)."""
+    tick, lot = steps
     return {
         "quoteId": record.quote_id,
         "symbol": record.symbol,
         "side": record.requested,
-        "quantity": wire.qty(spec, record.qty_lots),
-        "bidPrice": None if record.bid_ticks is None else wire.price(spec, record.bid_ticks),
-        "askPrice": None if record.ask_ticks is None else wire.price(spec, record.ask_ticks),
-        "indexPrice": wire.price(spec, record.index_ticks),
+        "quantity": format_units(record.qty_lots, lot),
+        "bidPrice": None if record.bid_ticks is None else format_units(record.bid_ticks, tick),
+        "askPrice": None if record.ask_ticks is None else format_units(record.ask_ticks, tick),
+        "indexPrice": format_units(record.index_ticks, tick),
         "tier": record.tier,
         "createTime": wire.ms(record.created_ns),
         "expireTime": wire.ms(record.expires_ns),
@@ -230,13 +247,21 @@ def quote_json(record: QuoteRecord, spec: MarketSpec) -> dict[str, Any]:
     }
 
 
+def _spot_lots(pair: SpotPair | None, quantity: Decimal) -> int:
+    assert pair is not None  # no perpetual's spec: the symbol is a spot pair
+    if quantity % pair.lot_size:
+        raise bad_param("quantity", f"it must be a multiple of {pair.symbol}'s lot size {pair.lot_size}")
+    return int(quantity / pair.lot_size)
+
+
 @router.post("/perpx/v1/rfq")
 async def request_quote(request: Request) -> dict[str, Any]:
     """Ask the desk for a price for a size (module docstring)."""
     ctx, account_id, params = await auth(request, "trade", 5)
-    desk_service(ctx)  # -9568 before anything else when the venue has no desk
+    desk = desk_service(ctx).desk  # -9568 before anything else when the venue has no desk
     values = params.values
-    spec = spec_of(ctx, values)
+    pair = desk.config.spot.get(values.get("symbol") or "")
+    spec = None if pair is not None else spec_of(ctx, values)
     side_text = _side_param(values, two_way=True)
     side = QuoteSide.TWO_WAY if side_text is None else QuoteSide(side_text)
     has_qty, has_notional = bool(values.get("quantity")), bool(values.get("quoteQty"))
@@ -247,15 +272,23 @@ async def request_quote(request: Request) -> dict[str, Any]:
     if has_qty:
         quantity = wire.decimal_param(values, "quantity")
         assert quantity is not None
-        qty_lots = wire.to_lots(spec, quantity, "quantity")
+        qty_lots = (
+            wire.to_lots(spec, quantity, "quantity") if spec is not None else _spot_lots(pair, quantity)
+        )
         if qty_lots <= 0:
             raise bad_param("quantity", "it must be greater than zero")
     else:
         notional = wire.decimal_param(values, "quoteQty")
         if notional is None or notional <= 0:
             raise bad_param("quoteQty", "it must be greater than zero")
-    record = await quote_for(ctx, int(account_id), spec, side, qty_lots, notional)
-    return quote_json(record, spec)
+    if spec is not None:
+        record = await quote_for(ctx, int(account_id), spec, side, qty_lots, notional)
+    else:
+        market, account = MarketId(str(values["symbol"])), int(account_id)
+        record = await ctx.seq.query(
+            _answering(lambda engine: desk.request(engine, account, market, side, qty_lots, notional))
+        )
+    return quote_json(record, _steps(ctx, desk, record.symbol))
 
 
 async def book_quote(
@@ -274,9 +307,9 @@ async def book_quote(
         plan: AcceptPlan = await ctx.seq.query(
             _answering(lambda engine: desk.prepare_accept(engine, account_id, quote_id, side))
         )
-        built: list[BookBlockTrade] = []
+        built: list[AnyBlockTrade] = []
 
-        def build(ts_ns: int) -> BookBlockTrade:
+        def build(ts_ns: int) -> AnyBlockTrade:
             try:
                 command = desk.command(plan, ts_ns)
             except OtcError as exc:
@@ -291,7 +324,7 @@ async def book_quote(
                 desk.abandon(plan, exc.code, exc.msg)
             raise
         record = desk.settle(plan, built[0], applied.events.own)
-        if record.state == FILLED:
+        if record.state == FILLED and record.symbol not in desk.config.spot:  # spot pairs: no hedger
             service.hedging.request_review(record.symbol, f"after {record.quote_id}")
     if record.state != FILLED:
         raise ApiError(
@@ -325,8 +358,8 @@ async def accept_quote(request: Request) -> dict[str, Any]:
     side_text = _side_param(params.values, two_way=False)
     side = None if side_text is None else Side[side_text]
     record, price_ticks = await book_quote(ctx, int(account_id), quote_id, side)
-    spec = ctx.specs[record.symbol]
-    return {**quote_json(record, spec), "price": wire.price(spec, price_ticks)}
+    steps = _steps(ctx, desk_service(ctx).desk, record.symbol)
+    return {**quote_json(record, steps), "price": format_units(price_ticks, steps[0])}
 
 
 @router.get("/perpx/v1/rfq/{quoteId}")
@@ -338,4 +371,4 @@ async def get_quote(request: Request) -> dict[str, Any]:
     record = service.desk.store.quote(quote_id)
     if record is None or record.account_id != int(account_id):
         raise ApiError(400, errors.UNKNOWN_QUOTE, f"Quote {quote_id!r} is not one of yours.")
-    return quote_json(record, ctx.specs[record.symbol])
+    return quote_json(record, _steps(ctx, service.desk, record.symbol))

@@ -68,6 +68,7 @@ from perpx.engine.events import (
     OrderFilled,
     PositionSettled,
     PositionTransferred,
+    SpotBlockTradeBooked,
     WithdrawalApplied,
 )
 from perpx.engine.values import NS_PER_MS, Side
@@ -415,6 +416,18 @@ class ReadModel:
         if e.fee_atoms:
             self._income(e.account_id, symbol, "COMMISSION", -e.fee_atoms, info, ms, str(e.trade_id))
         self._touch(e.account_id, symbol, ms)
+        self._touch(e.account_id, "", ms)
+
+    def _on_spot_block(self, e: SpotBlockTradeBooked) -> None:
+        """An OTC spot block trade (``perpx.engine.block``): two income rows, one per asset, named like
+        Binance's coin swaps (``COIN_SWAP_DEPOSIT`` for what came in, ``COIN_SWAP_WITHDRAW`` for what
+        went out), info ``BLOCK <quoteId>`` and the trade id."""
+        ms = _ms(e.ts_ns)
+        info = f"BLOCK {e.quote_id}"
+        sign = 1 if e.side is Side.BUY else -1
+        for asset, atoms in ((e.base_asset, sign * e.base_atoms), (e.quote_asset, -sign * e.quote_atoms)):
+            kind = "COIN_SWAP_DEPOSIT" if atoms > 0 else "COIN_SWAP_WITHDRAW"
+            self._income_out.append((e.account_id, "", kind, atoms, str(asset), info, ms, str(e.trade_id)))
         self._touch(e.account_id, "", ms)
 
     def _move_order(self, e: OrderCanceled | OrderExpired | OrderAmended, execution: str) -> None:
@@ -892,6 +905,7 @@ _HANDLERS: dict[type, Any] = {
     OrderAccepted: ReadModel._on_accepted,
     OrderFilled: ReadModel._on_filled,
     BlockTradeBooked: ReadModel._on_block,
+    SpotBlockTradeBooked: ReadModel._on_spot_block,
     OrderCanceled: ReadModel._on_canceled,
     OrderExpired: ReadModel._on_expired,
     OrderAmended: ReadModel._on_amended,

@@ -71,12 +71,13 @@ from perpx.engine.events import (
     OrderFilled,
     PositionSettled,
     PositionTransferred,
+    SpotBlockTradeBooked,
     TransferReason,
     WithdrawalApplied,
 )
 from perpx.engine.liquidation import INSURANCE_ACCOUNT
 from perpx.engine.margin import isolated_margin_ratio_e8, position_risk
-from perpx.engine.values import RATE_SCALE, AccountId, MarketId
+from perpx.engine.values import RATE_SCALE, AccountId, MarketId, Side
 from perpx.server import wire
 from perpx.server.context import ServerContext
 from perpx.server.errors import ApiError, bad_key
@@ -237,6 +238,12 @@ class UserStream:
                 group["change"] += event.loan_atoms
             elif isinstance(event, LoanRepaid) and event.loan_asset == engine.asset:
                 group["change"] -= event.repaid_atoms
+            elif isinstance(event, SpotBlockTradeBooked):  # an OTC spot block trade: both wallets move
+                sign = 1 if event.side is Side.BUY else -1
+                group["change"] -= sign * event.quote_atoms
+                group["assets"][event.base_asset] = (
+                    group["assets"].get(event.base_asset, 0) + sign * event.base_atoms
+                )
         out = list(configs)
         for (account_id, reason), group in groups.items():
             payload = self._account_update(engine, account_id, reason, group)
@@ -456,7 +463,7 @@ class UserStream:
 
 def _reason(event: Event) -> str | None:
     """The ``ACCOUNT_UPDATE`` reason (``a.m``) of an event that changes a wallet or a position."""
-    if isinstance(event, OrderFilled | BlockTradeBooked):
+    if isinstance(event, OrderFilled | BlockTradeBooked | SpotBlockTradeBooked):
         return "ORDER"
     if isinstance(event, DepositApplied):
         return "DEPOSIT"

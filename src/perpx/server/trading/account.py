@@ -515,7 +515,15 @@ async def commission_rate(request: Request) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- income
 
-INCOME_TYPES = ("TRANSFER", "REALIZED_PNL", "FUNDING_FEE", "COMMISSION", "INSURANCE_CLEAR")
+INCOME_TYPES = (
+    "TRANSFER",
+    "REALIZED_PNL",
+    "FUNDING_FEE",
+    "COMMISSION",
+    "INSURANCE_CLEAR",
+    "COIN_SWAP_DEPOSIT",  # an OTC spot block trade's incoming asset (readmodel._on_spot_block)
+    "COIN_SWAP_WITHDRAW",
+)
 
 
 @router.get("/fapi/v1/income")
