@@ -1,0 +1,429 @@
+"""The venue's flow service: a strategy document's flow (OCO, OTO, bracket, if-then) run by the server.
+
+``POST /perpx/v1/flow`` (:mod:`.flow_routes`) hands the service a checked strategy document; the
+service works it with the same :class:`~perpx.execution.flows.runner.FlowRunner` that ``perpx algo
+run`` and backtests use, on :class:`~.venue.ServerVenue` for the account, as a sequencer driver (on
+the journal thread, between batches, where nothing else touches the engine).
+
+What the venue records
+----------------------
+* order nodes are ordinary journaled orders of the account, client order id
+  ``{clientFlowId}-c{node index}`` (derived, never drawn), in its order history, fills and user stream;
+* algo nodes are parents of the venue's algo service (:mod:`.service`: ``CreateParent`` in the
+  engine journal, children ``PlaceChildOrder``), named by the document's ``client_algo_id``, so they
+  show in ``openOrders``/``historicalOrders``/``subOrders`` too;
+* the flow's life (created, cancel asked, ended and why) is the registry ``DATA/flows/registry.jsonl``,
+  and every node's change of state the flow journal ``DATA/flows/<flowId>.flowlog``
+  (:class:`~perpx.execution.flows.journal.FlowJournal`), both fsynced before the runner goes on.
+
+Crash-resume, without firing a node twice
+-----------------------------------------
+At start-up every flow with no ``ended`` record is rebuilt from its journal. An order node is found on
+the venue by its derived id (the engine's journal has it even if the flow journal missed its
+``working`` line) and followed, never sent again; an algo node is found in the algo service by its
+``client_algo_id`` (:class:`ServiceAlgos` adopts an existing parent instead of creating a second).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from perpx.agents.guard import agent_guard
+from perpx.engine.values import NS_PER_MS, AccountId
+from perpx.execution.appendlog import AppendLog
+from perpx.execution.document.model import StrategyDocument
+from perpx.execution.document.validate import DocumentInvalid, decode_document
+from perpx.execution.flows.algos import AlgoProgress
+from perpx.execution.flows.journal import FlowJournal
+from perpx.execution.flows.runner import FlowRunner
+from perpx.execution.model import FieldError, ParentOrder, ParentOrderError
+from perpx.sequencing import Sequencer
+from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService
+from perpx.server.algos.venue import ServerVenue
+from perpx.server.context import ServerContext
+
+log = logging.getLogger("perpx.flows")
+
+FLOWS_DIR = "flows"
+REGISTRY_FILE = "registry.jsonl"
+MAX_OPEN_FLOWS = 30
+"""Working flows per account."""
+IDLE_WAKE_NS = 1_000_000_000
+WALL_WAKE_NS = 200_000_000
+"""On the wall clock a working flow wakes this often (a stop or a price cross is this prompt)."""
+DEFAULT_CLIENT_PREFIX = "perpx-flow-"
+FLOW_ADMISSION = Admission(Decimal(0), Decimal(1_000_000_000), 30)
+"""An algo node's parent: any notional the market's filters accept (as ``POST /perpx/v1/algo``)."""
+
+
+class FlowStatus(StrEnum):
+    WORKING = "WORKING"
+    FINISHED = "FINISHED"
+    """Every node ended (filled, done, cancelled by the flow's own rules, rejected or skipped)."""
+    CANCELLED = "CANCELLED"
+    """The owner cancelled it (or its agent key was killed): every node not yet ended was cancelled."""
+    EXPIRED = "EXPIRED"
+    """It could not be worked (its document or journal could not be read after a restart)."""
+
+
+class FlowCreated(msgspec.Struct, frozen=True, tag="created", kw_only=True):
+    flow_id: int
+    client_flow_id: str
+    account_id: int
+    book_ms: int
+    document: dict[str, Any]
+    """The document as sent (already checked): decoded again on resume."""
+
+
+class FlowCancelRequested(msgspec.Struct, frozen=True, tag="cancel", kw_only=True):
+    flow_id: int
+
+
+class FlowEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
+    flow_id: int
+    status: str
+    reason: str
+    end_ms: int
+
+
+FlowRecord = FlowCreated | FlowCancelRequested | FlowEnded
+
+
+class FlowRegistry(AppendLog[FlowRecord]):
+    """``DATA/flows/registry.jsonl``; ``None`` keeps it in memory."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__(path, FlowRecord, what="flow registry record")
+
+
+class FlowRefused(Exception):
+    """A flow the service will not take or act on; ``code`` is perpx's (-9590..-9599)."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+TOO_MANY_FLOWS = -9594
+DUPLICATE_FLOW = -9595
+
+
+@dataclass
+class Flow:
+    """One flow the service knows: its record, its runner while it works, and how it ended."""
+
+    created: FlowCreated
+    runner: FlowRunner | None
+    status: FlowStatus = FlowStatus.WORKING
+    reason: str = ""
+    end_ms: int = 0
+    cancel_requested: bool = False
+
+    @property
+    def flow_id(self) -> int:
+        return self.created.flow_id
+
+
+class ServiceHandle:
+    """An algo node's parent, worked by the venue's algo service (its driver steps it, not the flow)."""
+
+    def __init__(self, algos: AlgoService, algo: Algo) -> None:
+        self.algos = algos
+        self.algo = algo
+
+    def step(self) -> None:
+        """Nothing: the algo service's own driver works the parent."""
+
+    def progress(self) -> AlgoProgress:
+        algo = self.algo
+        filters = self.algos.ctx.specs[algo.created.parent.market]
+        rows = [row for row in self.algos.child_rows(algo) if row is not None]
+        quote = sum(row.record.cum_quote_atoms for row in rows) * self.algos.ctx.atom
+        arrival = None
+        if algo.runner is not None:
+            arrival = algo.runner.bound.arrival_ticks * filters.tick_size
+        return AlgoProgress(
+            qty_lots=algo.row.qty_lots,
+            filled_lots=algo.row.executed_lots,
+            filled_qty=algo.row.executed_lots * filters.lot_size,
+            filled_notional=quote,
+            finished=algo.ended is not None,
+            arrival_price=arrival,
+        )
+
+    def cancel(self) -> None:
+        """Journal the parent's cancel (``CancelParent``); the algo service cancels its children."""
+        try:
+            self.algos.request_cancel(self.algo.created.account_id, self.algo.algo_id)
+        except AlgoRefused as exc:
+            log.warning("algo %d: its cancel was not journaled (%s)", self.algo.algo_id, exc.msg)
+
+    def close(self) -> None:
+        """Nothing to release: the algo service owns the parent's child log."""
+
+
+class ServiceAlgos:
+    """:class:`~perpx.execution.flows.algos.AlgoStarter` on the venue's algo service, for one account.
+
+    ``start`` is idempotent: a parent the account already has under the same ``client_algo_id`` is
+    adopted, so a node that fired just before a crash never starts a second parent.
+    """
+
+    def __init__(self, algos: AlgoService, account_id: int) -> None:
+        self.algos = algos
+        self.account_id = account_id
+
+    def start(self, parent: ParentOrder) -> ServiceHandle:
+        existing = self._find(parent.client_algo_id)
+        if existing is not None:
+            return ServiceHandle(self.algos, existing)
+        try:
+            algo = self.algos.create(
+                self.account_id,
+                parent.algo.value.upper(),
+                parent.urgency.value.upper(),
+                parent,
+                FLOW_ADMISSION,
+            )
+        except AlgoRefused as exc:
+            raise ParentOrderError([FieldError("client_algo_id", f"{exc.code} {exc.msg}")]) from None
+        return ServiceHandle(self.algos, algo)
+
+    def resume(self, parent: ParentOrder) -> ServiceHandle:
+        existing = self._find(parent.client_algo_id)
+        if existing is None:
+            raise ParentOrderError(
+                [FieldError("client_algo_id", f"the algo service has no parent {parent.client_algo_id}")]
+            )
+        return ServiceHandle(self.algos, existing)
+
+    def _find(self, client_algo_id: str) -> Algo | None:
+        return next(
+            (
+                a
+                for a in self.algos.of_account(self.account_id)
+                if a.created.parent.client_algo_id == client_algo_id
+            ),
+            None,
+        )
+
+
+class FlowService:
+    """The venue's flows; see the module docstring. Build with :meth:`open`, then :meth:`resume`."""
+
+    def __init__(self, ctx: ServerContext, algos: AlgoService, directory: Path | None) -> None:
+        self.ctx = ctx
+        self.algos = algos
+        self.directory = directory
+        self.registry = FlowRegistry(None if directory is None else directory / REGISTRY_FILE)
+        self.flows: dict[int, Flow] = {}
+        self.on_change: list[Callable[[Flow], None]] = []
+        self.stopped = False
+        self._turn_lock = threading.Lock()
+        self._seen_seq = -1
+        self._dirty = True
+
+    @classmethod
+    def open(cls, ctx: ServerContext, algos: AlgoService) -> FlowService:
+        return cls(ctx, algos, ctx.data_dir / FLOWS_DIR)
+
+    # ------------------------------------------------------------------ start-up
+
+    def resume(self) -> list[str]:
+        """Rebuild every flow from the registry and resume the working ones (in the sequencer's pipeline)."""
+        lines: list[str] = []
+        ended = {r.flow_id: r for r in self.registry.records if isinstance(r, FlowEnded)}
+        cancels = {r.flow_id for r in self.registry.records if isinstance(r, FlowCancelRequested)}
+        for record in self.registry.records:
+            if not isinstance(record, FlowCreated):
+                continue
+            flow = Flow(record, None, cancel_requested=record.flow_id in cancels)
+            self.flows[record.flow_id] = flow
+            end = ended.get(record.flow_id)
+            if end is not None:
+                flow.status, flow.reason, flow.end_ms = FlowStatus(end.status), end.reason, end.end_ms
+                continue
+            try:
+                flow.runner = self._runner(record)
+            except (DocumentInvalid, ValueError, OSError) as exc:
+                self._end(flow, FlowStatus.EXPIRED, f"could not be resumed after a restart: {exc}")
+                lines.append(f"flow {record.flow_id} ({record.client_flow_id}) expired: {exc}")
+                continue
+            fired = sum(1 for s in flow.runner.nodes.values() if s.status.value != "pending")
+            lines.append(
+                f"flow {record.flow_id} ({record.client_flow_id}) resumed with {fired} of "
+                f"{len(flow.runner.nodes)} nodes started"
+            )
+        return lines
+
+    def _runner(self, record: FlowCreated) -> FlowRunner:
+        document: StrategyDocument = decode_document(record.document)
+        path = None if self.directory is None else self.directory / f"{record.flow_id}.flowlog"
+        venue = ServerVenue(
+            self.ctx.seq.core,
+            self.ctx.components.readmodel,
+            self.ctx.components.marketdata,
+            AccountId(record.account_id),
+        )
+        return FlowRunner(
+            document,
+            venue,
+            record.client_flow_id,
+            algos=ServiceAlgos(self.algos, record.account_id),
+            journal=FlowJournal(path),
+        )
+
+    def stop(self) -> None:
+        with self._turn_lock:
+            self.stopped = True
+            for flow in self.flows.values():
+                if flow.runner is not None:
+                    flow.runner.journal.close()
+            self.registry.close()
+
+    # ------------------------------------------------------------------ requests (sequencer queries)
+
+    def next_flow_id(self) -> int:
+        return 1 + max(self.flows, default=0)
+
+    def create(self, account_id: int, client_flow_id: str | None, data: dict[str, Any]) -> Flow:
+        """Register a checked document as a new flow; its first nodes start on the driver's next turn.
+
+        Raises
+        ------
+        FlowRefused
+            ``-9594`` with too many working flows, ``-9595`` for a ``clientFlowId`` the account already used.
+        DocumentInvalid
+            If the document does not check (the route checked it already; this is the last guard).
+        """
+        flow_id = self.next_flow_id()
+        name = client_flow_id or f"{DEFAULT_CLIENT_PREFIX}{flow_id}"
+        mine = [f for f in self.flows.values() if f.created.account_id == account_id]
+        if any(f.created.client_flow_id == name for f in mine):
+            raise FlowRefused(DUPLICATE_FLOW, f"clientFlowId {name} is already used by one of your flows.")
+        if sum(1 for f in mine if f.status is FlowStatus.WORKING) >= MAX_OPEN_FLOWS:
+            raise FlowRefused(TOO_MANY_FLOWS, f"At most {MAX_OPEN_FLOWS} flows may work at once.")
+        record = FlowCreated(
+            flow_id=flow_id,
+            client_flow_id=name,
+            account_id=account_id,
+            book_ms=self.ctx.seq.core.stamp() // NS_PER_MS,
+            document=data,
+        )
+        runner = self._runner(record)
+        self.registry.append(record)
+        flow = Flow(record, runner)
+        self.flows[flow_id] = flow
+        self._dirty = True
+        self._changed(flow)
+        return flow
+
+    def request_cancel(self, account_id: int, flow_id: int) -> Flow | None:
+        """Record a cancel of the account's working flow; carried out on the driver's next turn."""
+        flow = self.flows.get(flow_id)
+        if flow is None or flow.created.account_id != account_id or flow.status is not FlowStatus.WORKING:
+            return None
+        if not flow.cancel_requested:
+            self.registry.append(FlowCancelRequested(flow_id=flow_id))
+            flow.cancel_requested = True
+        self._dirty = True
+        return flow
+
+    def of_account(self, account_id: int) -> list[Flow]:
+        return [f for f in list(self.flows.values()) if f.created.account_id == account_id]
+
+    # ------------------------------------------------------------------ the driver
+
+    def due_ns(self) -> int:
+        """Now when something happened on the venue since the last turn (or a request waits), else soon."""
+        wall = self.ctx.seq.wall_ns()
+        if self.stopped or not any(f.status is FlowStatus.WORKING for f in self.flows.values()):
+            return wall + IDLE_WAKE_NS
+        if self._dirty or self.ctx.seq.core.last_seq != self._seen_seq:
+            return 0
+        return wall + (IDLE_WAKE_NS if self.ctx.seq.manual_clock else WALL_WAKE_NS)
+
+    def run(self, sequencer: Sequencer, wall_ns: int) -> None:
+        """One turn: every working flow, oldest first, cancels what was asked or takes one wake-up."""
+        with self._turn_lock:
+            if self.stopped:
+                return
+            self._dirty = False
+            for flow_id in sorted(self.flows):
+                flow = self.flows[flow_id]
+                if flow.runner is not None and flow.status is FlowStatus.WORKING:
+                    self._turn(flow, flow.runner)
+            self._seen_seq = self.ctx.seq.core.last_seq
+
+    def _turn(self, flow: Flow, runner: FlowRunner) -> None:
+        before = len(runner.log)
+        try:
+            guard = agent_guard(self.ctx)
+            agent = guard.agent_of(AccountId(flow.created.account_id))
+            if flow.cancel_requested or (agent is not None and guard.is_killed(agent)):
+                why = (
+                    "cancelled by the client"
+                    if flow.cancel_requested
+                    else "the account's agent key was killed"
+                )
+                runner.cancel_all(why)
+                self._end(flow, FlowStatus.CANCELLED, why)
+                return
+            runner.step()
+        except Exception as exc:
+            log.exception("flow %d failed; it expires", flow.flow_id)
+            try:
+                runner.cancel_all("stopped by an internal error")
+            except Exception:
+                log.exception("flow %d: its working nodes could not be cancelled", flow.flow_id)
+            self._end(flow, FlowStatus.EXPIRED, f"stopped by an internal error: {type(exc).__name__}: {exc}")
+            return
+        if runner.finished:
+            ends = ", ".join(f"{name} {state.status.value}" for name, state in runner.nodes.items())
+            self._end(flow, FlowStatus.FINISHED, f"every node ended: {ends}")
+        elif len(runner.log) != before:
+            self._changed(flow)
+
+    def _end(self, flow: Flow, status: FlowStatus, reason: str) -> None:
+        end_ms = self.ctx.seq.core.stamp() // NS_PER_MS
+        self.registry.append(
+            FlowEnded(flow_id=flow.flow_id, status=status.value, reason=reason, end_ms=end_ms)
+        )
+        flow.status, flow.reason, flow.end_ms = status, reason, end_ms
+        if flow.runner is not None:
+            flow.runner.journal.close()
+        self._changed(flow)
+
+    def _changed(self, flow: Flow) -> None:
+        for observe in self.on_change:
+            try:
+                observe(flow)
+            except Exception:
+                log.exception("flow update observer failed")
+
+
+_SERVICES: dict[int, tuple[ServerContext, FlowService]] = {}
+
+
+def register(ctx: ServerContext, service: FlowService) -> None:
+    _SERVICES[id(ctx)] = (ctx, service)
+
+
+def unregister(ctx: ServerContext) -> None:
+    _SERVICES.pop(id(ctx), None)
+
+
+def flow_service(ctx: ServerContext) -> FlowService | None:
+    """The venue's flow service while it runs, else ``None``."""
+    held = _SERVICES.get(id(ctx))
+    return held[1] if held is not None and held[0] is ctx else None
