@@ -363,3 +363,87 @@ def test_a_client_flow_id_is_used_once(venue: InProcessVenue) -> None:
     _start(venue, trader, document, "once")
 
     assert venue.refused("POST", FLOW, trader, {"document": document, "clientFlowId": "once"})[1] == -9595
+
+
+def _agent(venue: InProcessVenue, name: str, **policy: Any) -> Trader:
+    owner = venue.trader(name)
+    body = {"accountId": owner.account_id, "name": name, "scopes": ["read", "trade", "cancel"], **policy}
+    created = venue.admin("POST", "/agents", body)
+    assert created.status_code == 200, created.text
+    data = created.json()
+    return Trader(owner.account_id, data["apiKey"], data["apiSecret"])
+
+
+def test_an_agent_without_the_algo_scope_cannot_start_a_flow(venue: InProcessVenue) -> None:
+    agent = _agent(venue, "no-algo")
+    document = _document([{"id": "a", "type": "order", "order": _order(side="buy", price="49000")}])
+
+    code = venue.refused("POST", FLOW, agent, {"document": document})[1]
+
+    assert code == -9304
+    assert venue.ok("GET", FLOW, agent) == {"total": 0, "flows": []}
+
+
+def test_an_agent_limit_applies_to_every_node_of_the_flow(venue: InProcessVenue) -> None:
+    agent = _agent(
+        venue,
+        "small",
+        scopes=["read", "trade", "cancel", "algo"],
+        limits={"maxOrderNotional": "6000"},
+    )
+    small = _order(side="buy", price="49000")
+    large = _order(side="sell", price="60000", qty="1")
+    document = _document(
+        [
+            {"id": "a", "type": "order", "order": small},
+            {"id": "b", "type": "order", "trigger": {"on": "filled", "node": "a"}, "order": large},
+        ]
+    )
+
+    code, msg = venue.refused("POST", FLOW, agent, {"document": document})[1:]
+
+    assert code == -9301, msg
+    allowed = _document([{"id": "a", "type": "order", "order": small}])
+    assert venue.ok("POST", FLOW, agent, {"document": allowed})["success"] is True
+
+
+def test_a_parent_id_already_used_by_the_account_is_refused(venue: InProcessVenue) -> None:
+    trader = venue.trader("flows")
+    parent = {
+        "id": "p",
+        "client_algo_id": "shared-id",
+        "algo": "twap",
+        "market": "BTCUSDT",
+        "side": "buy",
+        "qty": "0.1",
+        "duration_s": 300,
+    }
+    nodes = [{"id": "run", "type": "algo", "parent": "p", "trigger": {"on": "time", "after_s": 3600}}]
+    _start(venue, trader, _document(nodes, [parent]), "first")
+
+    code, msg = venue.refused("POST", FLOW, trader, {"document": _document(nodes, [parent])})[1:]
+
+    assert code == -9595 and "parents[0].client_algo_id" in msg
+
+
+def test_an_ended_flow_reads_the_same_after_a_restart(tmp_path: Path) -> None:
+    document = _document(
+        [
+            {"id": "sell-high", "type": "order", "oco": "g", "order": _order(side="sell", price="51000")},
+            {"id": "buy-low", "type": "order", "oco": "g", "order": _order(side="buy", price="49000")},
+        ]
+    )
+    with in_process_venue(tmp_path / "data") as venue:
+        venue.mark("BTCUSDT", "50000")
+        trader, other = venue.trader("flows"), venue.trader("other", "1000000")
+        flow_id = _start(venue, trader, document, "oco-restart")
+        _until(venue, trader, flow_id, lambda f: _statuses(f)["buy-low"] == "working")
+        _limit(venue, other, "BUY", "51000")
+        before = _until(venue, trader, flow_id, lambda f: f["status"] == "FINISHED")
+
+    with in_process_venue(tmp_path / "data") as venue:
+        after = _flow(venue, trader, flow_id)
+
+    assert after["status"] == "FINISHED" and after["reason"] == before["reason"]
+    assert _statuses(after) == _statuses(before) == {"sell-high": "filled", "buy-low": "canceled"}
+    assert [n["clientOrderId"] for n in after["nodes"]] == ["oco-restart-c0", "oco-restart-c1"]

@@ -36,6 +36,7 @@ from perpx.engine.values import AccountId, Side
 from perpx.execution.document.model import NodeType, StrategyDocument
 from perpx.execution.document.validate import DocumentInvalid, decode_document
 from perpx.execution.flows.journal import NodeRecord, read_journal
+from perpx.execution.ids import child_id
 from perpx.execution.model import MAX_CLIENT_ALGO_ID_CHARS, ParentSide
 from perpx.server import wire
 from perpx.server.algos.flows import Flow, FlowRefused, FlowService, flow_service
@@ -52,6 +53,7 @@ FLOW_UNKNOWN_MARKET = -9591
 FLOW_OFF_GRID = -9592
 UNKNOWN_FLOW = -9593
 BAD_CLIENT_FLOW_ID = -9595
+_SENT = ("working", "filled", "canceled")
 
 
 def flows_of(ctx: ServerContext) -> FlowService:
@@ -276,8 +278,12 @@ def flow_json(service: FlowService, flow: Flow) -> dict[str, Any]:
         a.created.parent.client_algo_id: a.algo_id for a in service.algos.of_account(flow.created.account_id)
     }
     nodes = []
-    for node in document.flow.nodes:
+    for index, node in enumerate(document.flow.nodes):
         status, reason, client_order_id, executed = states.get(node.id, ("pending", "", None, "0"))
+        if client_order_id is None and node.order is not None and status in _SENT:
+            client_order_id = child_id(
+                flow.created.client_flow_id, index
+            )  # an ended flow read after a restart
         item: dict[str, Any] = {
             "id": node.id,
             "type": node.type.value,

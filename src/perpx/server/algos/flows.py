@@ -302,15 +302,30 @@ class FlowService:
         Raises
         ------
         FlowRefused
-            ``-9594`` with too many working flows, ``-9595`` for a ``clientFlowId`` the account already used.
+            ``-9594`` with too many working flows, ``-9595`` for a ``clientFlowId`` or a parent's
+            ``client_algo_id`` the account already used (an algo node adopts the account's parent of
+            that id, so reuse would adopt another flow's).
         DocumentInvalid
             If the document does not check (the route checked it already; this is the last guard).
         """
         flow_id = self.next_flow_id()
         name = client_flow_id or f"{DEFAULT_CLIENT_PREFIX}{flow_id}"
         mine = [f for f in self.flows.values() if f.created.account_id == account_id]
-        if any(f.created.client_flow_id == name for f in mine):
-            raise FlowRefused(DUPLICATE_FLOW, f"clientFlowId {name} is already used by one of your flows.")
+        taken = {a.created.parent.client_algo_id for a in self.algos.of_account(account_id)}
+        taken |= {f.created.client_flow_id for f in mine}
+        taken |= {str(p.get("client_algo_id")) for f in mine for p in f.created.document.get("parents", [])}
+        wanted = [str(p.get("client_algo_id")) for p in data.get("parents", [])]
+        if name in taken:
+            raise FlowRefused(
+                DUPLICATE_FLOW, f"clientFlowId {name} is already used by one of your algos or flows."
+            )
+        for i, client_algo_id in enumerate(wanted):
+            if client_algo_id in taken:
+                raise FlowRefused(
+                    DUPLICATE_FLOW,
+                    f"parents[{i}].client_algo_id: {client_algo_id} is already used by one of your algos or "
+                    "flows; each flow's parents need ids of their own (their children's ids derive from them).",
+                )
         if sum(1 for f in mine if f.status is FlowStatus.WORKING) >= MAX_OPEN_FLOWS:
             raise FlowRefused(TOO_MANY_FLOWS, f"At most {MAX_OPEN_FLOWS} flows may work at once.")
         record = FlowCreated(
