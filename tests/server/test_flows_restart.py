@@ -3,10 +3,10 @@ node fires twice.
 
 A real ``perpx serve`` (manual clock) takes a flow sent through an unmodified ccxt's ``request``: a
 mark cross on ETHUSDT sends a BTCUSDT entry, whose fill sends an exit (if-then across markets, then
-OTO). The process is killed with SIGKILL once the entry rests, and the flow journal loses its last
-line (the entry's ``working``: the worst moment, the order journaled by the engine but not by the
-flow). After the restart the entry is adopted from the venue by its derived id, never sent again; its
-fill sends the exit exactly once.
+OTO). The process is killed with SIGKILL once the entry rests; a replay of its journal shows which
+nodes fired (the engine records the flow). After the restart the entry is followed by its derived
+id, never sent again; its fill sends the exit exactly once, and the restarted venue's state hash
+equals a replay of its journal.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from perpx.execution.flows.journal import NodeRecord, read_journal
+from perpx.engine.commands import ParentStatus
+from perpx.engine.state import state_hash
+from perpx.journal.store import read_config, recover
 
 from .harness import ServerProcess, Trader
 
@@ -138,15 +140,18 @@ def test_a_flow_killed_between_trigger_and_fill_resumes_without_firing_a_node_tw
     _until(server, trader, flow_id, lambda f: _statuses(f)["entry"] == "working")
     assert _client_ids(server, trader) == ["kill-1-c1"]
     server.kill()
-    journal = server.data_dir / "flows" / f"{flow_id}.flowlog"
-    lines = journal.read_bytes().splitlines(keepends=True)
-    last = read_journal(journal)[-1]
-    assert isinstance(last, NodeRecord) and (last.node, last.status) == ("entry", "working")
-    journal.write_bytes(b"".join(lines[:-1]))  # the engine has the order; the flow journal never heard
+    engine, _ = recover(server.data_dir, read_config(server.data_dir), use_snapshots=False)
+    row = engine.parents.flows[flow_id]
+    assert (row.status, row.client_flow_id) == (ParentStatus.WORKING, "kill-1")
+    assert [(line[1], line[2]) for line in row.nodes] == [
+        ("eth-up", "armed"),
+        ("eth-up", "done"),
+        ("entry", "working"),
+    ]  # which node fired is the engine's: a replay of the journal rebuilds it
 
     server.start()
     resumed = _until(server, trader, flow_id, lambda f: _statuses(f)["entry"] == "working")
-    assert resumed["status"] == "WORKING" and "adopted kill-1-c1" in resumed["nodes"][1]["reason"]
+    assert resumed["status"] == "WORKING" and resumed["nodes"][1]["clientOrderId"] == "kill-1-c1"
     assert _client_ids(server, trader) == ["kill-1-c1"]
     _ok(
         server,
@@ -166,5 +171,10 @@ def test_a_flow_killed_between_trigger_and_fill_resumes_without_firing_a_node_tw
     sent = _until(server, trader, flow_id, lambda f: _statuses(f)["exit"] == "working")
     assert _statuses(sent) == {"eth-up": "done", "entry": "filled", "exit": "working"}
     assert _client_ids(server, trader) == ["kill-1-c1", "kill-1-c2"]
-    fired = [r for r in read_journal(journal) if isinstance(r, NodeRecord) and r.node == "exit"]
-    assert [r.status for r in fired] == ["working"]
+    live = server.admin("GET", "/state")
+    assert live.status_code == 200, live.text
+    server.kill()
+    replayed, _ = recover(server.data_dir, read_config(server.data_dir), use_snapshots=False)
+    fired = [line[2] for line in replayed.parents.flows[flow_id].nodes if line[1] == "exit"]
+    assert fired == ["working"]  # the exit fired once
+    assert state_hash(replayed) == live.json()["stateHash"]

@@ -94,4 +94,4 @@ def _publish_flow(ctx: ServerContext, service: FlowService, flow: Flow) -> None:
         "E": ctx.seq.engine.now_ns // NS_PER_MS,
         "f": flow_routes.flow_json(service, flow),
     }
-    ctx.components.userstream.publish(flow.created.account_id, payload)
+    ctx.components.userstream.publish(flow.account_id, payload)

@@ -32,14 +32,13 @@ from fastapi import APIRouter, Request
 
 from perpx.agents.guard import OrderIntent
 from perpx.engine.commands import OrderType
-from perpx.engine.values import AccountId, Side
+from perpx.engine.values import NS_PER_MS, AccountId, Side
 from perpx.execution.document.model import NodeType, StrategyDocument
 from perpx.execution.document.validate import DocumentInvalid, decode_document
-from perpx.execution.flows.journal import NodeRecord, read_journal
 from perpx.execution.ids import child_id
 from perpx.execution.model import MAX_CLIENT_ALGO_ID_CHARS, ParentSide
 from perpx.server import wire
-from perpx.server.algos.flows import Flow, FlowRefused, FlowService, flow_service
+from perpx.server.algos.flows import SERVICE_UNAVAILABLE, Flow, FlowRefused, FlowService, flow_service
 from perpx.server.algos.guard import admit_parent
 from perpx.server.algos.routes import service_of
 from perpx.server.context import ServerContext
@@ -183,6 +182,8 @@ def _client_flow_id(text: str | None, document: StrategyDocument) -> str | None:
 
 
 def _refused(exc: FlowRefused) -> ApiError:
+    if exc.code == SERVICE_UNAVAILABLE:
+        return service_unavailable(exc.msg)
     return ApiError(400, exc.code, exc.msg)
 
 
@@ -211,7 +212,7 @@ async def new_flow(request: Request) -> dict[str, Any]:
     flow = await ctx.seq.query(lambda _engine: _create(service, account_id, client_flow_id, data))
     return {
         "flowId": flow.flow_id,
-        "clientFlowId": flow.created.client_flow_id,
+        "clientFlowId": flow.row.client_flow_id,
         "success": True,
         "code": 0,
         "msg": "OK",
@@ -220,7 +221,7 @@ async def new_flow(request: Request) -> dict[str, Any]:
 
 def _mine(service: FlowService, account_id: AccountId, flow_id: int) -> Flow:
     flow = service.flows.get(flow_id)
-    if flow is None or flow.created.account_id != int(account_id):
+    if flow is None or flow.account_id != int(account_id):
         raise ApiError(400, UNKNOWN_FLOW, f"No flow of yours has flowId {flow_id}.")
     return flow
 
@@ -257,8 +258,8 @@ async def cancel_flow(request: Request) -> dict[str, Any]:
 
 
 def flow_json(service: FlowService, flow: Flow) -> dict[str, Any]:
-    """The flow object: its status and why, and each node's status, reason, order or algo."""
-    document = decode_document(flow.created.document)
+    """The flow object: its status and why (the engine's row), and each node's status, reason, order or algo."""
+    row = flow.row
     states: dict[str, tuple[str, str, str | None, str]] = {}
     if flow.runner is not None:
         for name, state in flow.runner.nodes.items():
@@ -268,22 +269,16 @@ def flow_json(service: FlowService, flow: Flow) -> dict[str, Any]:
                 state.client_order_id,
                 _decimal(state.filled_qty),
             )
-    elif service.directory is not None:
-        path = service.directory / f"{flow.flow_id}.flowlog"
-        records = read_journal(path) if path.exists() else []
-        for record in records:
-            if isinstance(record, NodeRecord):
-                states[record.node] = (record.status, record.reason, None, "")
-    algo_ids = {
-        a.created.parent.client_algo_id: a.algo_id for a in service.algos.of_account(flow.created.account_id)
-    }
-    nodes = []
-    for index, node in enumerate(document.flow.nodes):
+    else:  # an ended flow (or one that could not be resumed): the engine's node lines
+        for line in row.nodes:
+            states[str(line[1])] = (str(line[2]), str(line[3]), None, "")
+    nodes: list[dict[str, Any]] = []
+    document = None if flow.document is None else decode_document(flow.document.document)
+    algo_ids = {a.created.parent.client_algo_id: a.algo_id for a in service.algos.of_account(flow.account_id)}
+    for index, node in enumerate(document.flow.nodes if document is not None else ()):
         status, reason, client_order_id, executed = states.get(node.id, ("pending", "", None, "0"))
         if client_order_id is None and node.order is not None and status in _SENT:
-            client_order_id = child_id(
-                flow.created.client_flow_id, index
-            )  # an ended flow read after a restart
+            client_order_id = child_id(row.client_flow_id, index)  # an ended flow read after a restart
         item: dict[str, Any] = {
             "id": node.id,
             "type": node.type.value,
@@ -294,18 +289,18 @@ def flow_json(service: FlowService, flow: Flow) -> dict[str, Any]:
         if node.order is not None:
             item["symbol"] = node.order.market
             item["clientOrderId"] = client_order_id
-        if node.parent is not None:
+        if node.parent is not None and document is not None:
             client_algo_id = document.parents[node.parent].client_algo_id
             item["clientAlgoId"] = client_algo_id
             item["algoId"] = algo_ids.get(client_algo_id)
         nodes.append(item)
     return {
         "flowId": flow.flow_id,
-        "clientFlowId": flow.created.client_flow_id,
-        "name": document.name,
-        "status": flow.status.value,
-        "reason": flow.reason,
-        "bookTime": flow.created.book_ms,
+        "clientFlowId": row.client_flow_id,
+        "name": row.name,
+        "status": row.status.value,
+        "reason": row.reason,
+        "bookTime": row.created_ns // NS_PER_MS,
         "endTime": flow.end_ms,
         "nodes": nodes,
     }

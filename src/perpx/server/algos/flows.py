@@ -12,16 +12,19 @@ What the venue records
 * algo nodes are parents of the venue's algo service (:mod:`.service`: ``CreateParent`` in the
   engine journal, children ``PlaceChildOrder``), named by the document's ``client_algo_id``, so they
   show in ``openOrders``/``historicalOrders``/``subOrders`` too;
-* the flow's life (created, cancel asked, ended and why) is the registry ``DATA/flows/registry.jsonl``,
-  and every node's change of state the flow journal ``DATA/flows/<flowId>.flowlog``
-  (:class:`~perpx.execution.flows.journal.FlowJournal`), both fsynced before the runner goes on.
+* the flow's life and every node's change of state are the engine's (:mod:`perpx.engine.parents`):
+  ``CreateFlow``, ``RecordFlowNode`` (the runner's journal is :class:`EngineFlowJournal`),
+  ``CancelFlow``, ``FinishFlow``; a replay rebuilds them. ``DATA/flows/registry.jsonl`` keeps only
+  each flow's document (its parameters), fsynced.
 
 Crash-resume, without firing a node twice
 -----------------------------------------
-At start-up every flow with no ``ended`` record is rebuilt from its journal. An order node is found on
-the venue by its derived id (the engine's journal has it even if the flow journal missed its
-``working`` line) and followed, never sent again; an algo node is found in the algo service by its
-``client_algo_id`` (:class:`ServiceAlgos` adopts an existing parent instead of creating a second).
+At start-up every WORKING flow of the engine's table is rebuilt from its node lines. An order node is
+found on the venue by its derived id (adopted even if its ``working`` line never reached the journal)
+and followed, never sent again; an algo node is found in the algo service by its ``client_algo_id``
+(:class:`ServiceAlgos` adopts an existing parent instead of creating a second). A WORKING flow whose
+document never reached the registry (the server died between ``CreateFlow`` and the registry's line;
+it started no node) ends EXPIRED, saying so.
 """
 
 from __future__ import annotations
@@ -31,22 +34,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from perpx.agents.guard import agent_guard
+from perpx.engine.commands import CancelFlow, CreateFlow, FinishFlow, ParentStatus, RecordFlowNode
+from perpx.engine.events import CommandRejected
+from perpx.engine.parents import FlowRow
 from perpx.engine.values import NS_PER_MS, AccountId
 from perpx.execution.appendlog import AppendLog
 from perpx.execution.document.model import StrategyDocument
 from perpx.execution.document.validate import DocumentInvalid, decode_document
 from perpx.execution.flows.algos import AlgoProgress
-from perpx.execution.flows.journal import FlowJournal
+from perpx.execution.flows.journal import FlowJournal, FlowRecord, NodeRecord, StartedRecord
 from perpx.execution.flows.runner import FlowRunner
+from perpx.execution.flows.state import NodeStatus
 from perpx.execution.model import FieldError, ParentOrder, ParentOrderError
-from perpx.sequencing import Sequencer
+from perpx.sequencing import Sequencer, SequencerError
 from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService
 from perpx.server.algos.venue import ServerVenue
 from perpx.server.context import ServerContext
@@ -65,48 +71,30 @@ FLOW_ADMISSION = Admission(Decimal(0), Decimal(1_000_000_000), 30)
 """An algo node's parent: any notional the market's filters accept (as ``POST /perpx/v1/algo``)."""
 
 
-class FlowStatus(StrEnum):
-    WORKING = "WORKING"
-    FINISHED = "FINISHED"
-    """Every node ended (filled, done, cancelled by the flow's own rules, rejected or skipped)."""
-    CANCELLED = "CANCELLED"
-    """The owner cancelled it (or its agent key was killed): every node not yet ended was cancelled."""
-    EXPIRED = "EXPIRED"
-    """It could not be worked (its document or journal could not be read after a restart)."""
+FlowStatus = ParentStatus
+"""A flow's status: WORKING; FINISHED (every node ended: filled, done, cancelled by the flow's own
+rules, rejected or skipped); CANCELLED (the owner, or its agent key was killed); EXPIRED (it could not
+be worked: its document was never recorded or cannot be read, or the runner failed)."""
 
 
-class FlowCreated(msgspec.Struct, frozen=True, tag="created", kw_only=True):
+class FlowDocument(msgspec.Struct, frozen=True, tag="document", kw_only=True):
+    """A flow's parameters: the strategy document as sent (already checked), decoded again on resume."""
+
     flow_id: int
-    client_flow_id: str
     account_id: int
     book_ms: int
     document: dict[str, Any]
-    """The document as sent (already checked): decoded again on resume."""
 
 
-class FlowCancelRequested(msgspec.Struct, frozen=True, tag="cancel", kw_only=True):
-    flow_id: int
-
-
-class FlowEnded(msgspec.Struct, frozen=True, tag="ended", kw_only=True):
-    flow_id: int
-    status: str
-    reason: str
-    end_ms: int
-
-
-FlowRecord = FlowCreated | FlowCancelRequested | FlowEnded
-
-
-class FlowRegistry(AppendLog[FlowRecord]):
+class FlowRegistry(AppendLog[FlowDocument]):
     """``DATA/flows/registry.jsonl``; ``None`` keeps it in memory."""
 
     def __init__(self, path: Path | None) -> None:
-        super().__init__(path, FlowRecord, what="flow registry record")
+        super().__init__(path, FlowDocument, what="flow registry record")
 
 
 class FlowRefused(Exception):
-    """A flow the service will not take or act on; ``code`` is perpx's (-9590..-9599)."""
+    """A flow the service will not take or act on; ``code`` is perpx's (-9590..-9599) or -1001."""
 
     def __init__(self, code: int, msg: str) -> None:
         super().__init__(msg)
@@ -116,22 +104,82 @@ class FlowRefused(Exception):
 
 TOO_MANY_FLOWS = -9594
 DUPLICATE_FLOW = -9595
+SERVICE_UNAVAILABLE = -1001
+
+
+class EngineFlowJournal(FlowJournal):
+    """The flow runner's journal kept in the engine: each node change is a ``RecordFlowNode`` command.
+
+    Its records at start are the engine's: the flow's start (``CreateFlow``'s time) and every node
+    line recorded since, so a runner built on it resumes; a fresh flow's runner starts at once from
+    its creation time (nothing to adopt yet).
+
+    Raises
+    ------
+    perpx.sequencing.SequencerError
+        From :meth:`append` when the journal cannot take the line (the service retries the turn).
+    """
+
+    def __init__(self, core: Sequencer, row: FlowRow) -> None:
+        super().__init__(None)
+        self.core = core
+        self.flow_id = row.flow_id
+        self.records = [
+            StartedRecord(flow_id=row.client_flow_id, document=row.name, ts_ns=row.created_ns),
+            *(
+                NodeRecord(
+                    ts_ns=int(line[0]),
+                    node=str(line[1]),
+                    status=str(line[2]),
+                    reason=str(line[3]),
+                    arrival_price=Decimal(line[4]) if line[4] else None,
+                )
+                for line in row.nodes
+            ),
+        ]
+
+    def append(self, record: FlowRecord) -> None:
+        if not isinstance(record, NodeRecord):
+            raise ValueError(f"flow {self.flow_id}: only node lines go to the engine, not {record}")
+        command = RecordFlowNode(
+            ts_ns=self.core.stamp(),
+            flow_id=self.flow_id,
+            node=record.node,
+            status=record.status,
+            reason=record.reason,
+            arrival_price="" if record.arrival_price is None else str(record.arrival_price),
+        )
+        events = self.core.apply_one(command)
+        for event in events.own:
+            if isinstance(event, CommandRejected):
+                raise ValueError(f"flow {self.flow_id}: the engine refused a node line: {event.message}")
+        self.records.append(record)
 
 
 @dataclass
 class Flow:
-    """One flow the service knows: its record, its runner while it works, and how it ended."""
+    """One flow the service knows: its engine row, its document, and its runner while it works."""
 
-    created: FlowCreated
-    runner: FlowRunner | None
-    status: FlowStatus = FlowStatus.WORKING
-    reason: str = ""
-    end_ms: int = 0
-    cancel_requested: bool = False
+    row: FlowRow
+    """The engine's row (:mod:`perpx.engine.parents`): status, cancel asked, end, every node line."""
+    document: FlowDocument | None
+    runner: FlowRunner | None = None
 
     @property
     def flow_id(self) -> int:
-        return self.created.flow_id
+        return self.row.flow_id
+
+    @property
+    def account_id(self) -> int:
+        return int(self.row.account_id)
+
+    @property
+    def status(self) -> FlowStatus:
+        return self.row.status
+
+    @property
+    def end_ms(self) -> int:
+        return self.row.ended_ns // NS_PER_MS
 
 
 class ServiceHandle:
@@ -240,129 +288,163 @@ class FlowService:
     # ------------------------------------------------------------------ start-up
 
     def resume(self) -> list[str]:
-        """Rebuild every flow from the registry and resume the working ones (in the sequencer's pipeline)."""
+        """Rebuild every flow from the engine's table and resume the working ones; returns what it did.
+
+        Runs in the sequencer's pipeline (a query): it reads the engine and journals the end of a
+        flow that cannot be resumed.
+        """
         lines: list[str] = []
-        ended = {r.flow_id: r for r in self.registry.records if isinstance(r, FlowEnded)}
-        cancels = {r.flow_id for r in self.registry.records if isinstance(r, FlowCancelRequested)}
-        for record in self.registry.records:
-            if not isinstance(record, FlowCreated):
+        documents = {r.flow_id: r for r in self.registry.records}
+        table = self.ctx.seq.engine.parents.flows
+        for flow_id in sorted(table):
+            row = table[flow_id]
+            flow = Flow(row, documents.get(flow_id))
+            self.flows[flow_id] = flow
+            if row.status is not FlowStatus.WORKING:
                 continue
-            flow = Flow(record, None, cancel_requested=record.flow_id in cancels)
-            self.flows[record.flow_id] = flow
-            end = ended.get(record.flow_id)
-            if end is not None:
-                flow.status, flow.reason, flow.end_ms = FlowStatus(end.status), end.reason, end.end_ms
+            if flow.document is None:
+                self._end(
+                    flow, FlowStatus.EXPIRED, "the server stopped before the flow's document was recorded"
+                )
+                lines.append(
+                    f"flow {flow_id} ({row.client_flow_id}) expired: its document was never recorded"
+                )
                 continue
             try:
-                flow.runner = self._runner(record)
-            except (DocumentInvalid, ValueError, OSError) as exc:
+                flow.runner = self._runner(row, flow.document)
+            except (DocumentInvalid, ValueError) as exc:
                 self._end(flow, FlowStatus.EXPIRED, f"could not be resumed after a restart: {exc}")
-                lines.append(f"flow {record.flow_id} ({record.client_flow_id}) expired: {exc}")
+                lines.append(f"flow {flow_id} ({row.client_flow_id}) expired: {exc}")
                 continue
-            fired = sum(1 for s in flow.runner.nodes.values() if s.status.value != "pending")
+            fired = sum(1 for s in flow.runner.nodes.values() if s.status is not NodeStatus.PENDING)
             lines.append(
-                f"flow {record.flow_id} ({record.client_flow_id}) resumed with {fired} of "
+                f"flow {flow_id} ({row.client_flow_id}) resumed with {fired} of "
                 f"{len(flow.runner.nodes)} nodes started"
             )
         return lines
 
-    def _runner(self, record: FlowCreated) -> FlowRunner:
+    def _runner(self, row: FlowRow, record: FlowDocument) -> FlowRunner:
         document: StrategyDocument = decode_document(record.document)
-        path = None if self.directory is None else self.directory / f"{record.flow_id}.flowlog"
         venue = ServerVenue(
             self.ctx.seq.core,
             self.ctx.components.readmodel,
             self.ctx.components.marketdata,
-            AccountId(record.account_id),
+            row.account_id,
         )
         return FlowRunner(
             document,
             venue,
-            record.client_flow_id,
-            algos=ServiceAlgos(self.algos, record.account_id),
-            journal=FlowJournal(path),
+            row.client_flow_id,
+            algos=ServiceAlgos(self.algos, int(row.account_id)),
+            journal=EngineFlowJournal(self.ctx.seq.core, row),
         )
 
     def stop(self) -> None:
         with self._turn_lock:
             self.stopped = True
-            for flow in self.flows.values():
-                if flow.runner is not None:
-                    flow.runner.journal.close()
             self.registry.close()
 
     # ------------------------------------------------------------------ requests (sequencer queries)
 
-    def next_flow_id(self) -> int:
-        return 1 + max(self.flows, default=0)
-
     def create(self, account_id: int, client_flow_id: str | None, data: dict[str, Any]) -> Flow:
-        """Register a checked document as a new flow; its first nodes start on the driver's next turn.
+        """Journal a checked document as a new flow (``CreateFlow``) and record its document.
+
+        Its first nodes start on the driver's next turn.
 
         Raises
         ------
         FlowRefused
             ``-9594`` with too many working flows, ``-9595`` for a ``clientFlowId`` or a parent's
             ``client_algo_id`` the account already used (an algo node adopts the account's parent of
-            that id, so reuse would adopt another flow's).
+            that id, so reuse would adopt another flow's), ``-1001`` when the journal cannot take it.
         DocumentInvalid
             If the document does not check (the route checked it already; this is the last guard).
         """
-        flow_id = self.next_flow_id()
+        engine = self.ctx.seq.engine
+        flow_id = engine.parents.next_flow_id  # what CreateFlow will assign: nothing runs in between
         name = client_flow_id or f"{DEFAULT_CLIENT_PREFIX}{flow_id}"
-        mine = [f for f in self.flows.values() if f.created.account_id == account_id]
+        document = decode_document(data)
+        mine = self.of_account(account_id)
         taken = {a.created.parent.client_algo_id for a in self.algos.of_account(account_id)}
-        taken |= {f.created.client_flow_id for f in mine}
-        taken |= {str(p.get("client_algo_id")) for f in mine for p in f.created.document.get("parents", [])}
-        wanted = [str(p.get("client_algo_id")) for p in data.get("parents", [])]
+        taken |= {f.row.client_flow_id for f in mine}
+        taken |= {
+            str(p.get("client_algo_id"))
+            for f in mine
+            if f.document is not None
+            for p in f.document.document.get("parents", [])
+        }
         if name in taken:
             raise FlowRefused(
                 DUPLICATE_FLOW, f"clientFlowId {name} is already used by one of your algos or flows."
             )
-        for i, client_algo_id in enumerate(wanted):
-            if client_algo_id in taken:
+        for i, p in enumerate(data.get("parents", [])):
+            if str(p.get("client_algo_id")) in taken:
                 raise FlowRefused(
                     DUPLICATE_FLOW,
-                    f"parents[{i}].client_algo_id: {client_algo_id} is already used by one of your algos or "
-                    "flows; each flow's parents need ids of their own (their children's ids derive from them).",
+                    f"parents[{i}].client_algo_id: {p.get('client_algo_id')} is already used by one of your "
+                    "algos or flows; each flow's parents need ids of their own (their children's ids derive from them).",
                 )
         if sum(1 for f in mine if f.status is FlowStatus.WORKING) >= MAX_OPEN_FLOWS:
             raise FlowRefused(TOO_MANY_FLOWS, f"At most {MAX_OPEN_FLOWS} flows may work at once.")
-        record = FlowCreated(
-            flow_id=flow_id,
+        command = CreateFlow(
+            ts_ns=self.ctx.seq.core.stamp(),
+            account_id=AccountId(account_id),
             client_flow_id=name,
-            account_id=account_id,
-            book_ms=self.ctx.seq.core.stamp() // NS_PER_MS,
-            document=data,
+            name=document.name,
         )
-        runner = self._runner(record)
+        try:
+            events = self.ctx.seq.core.apply_one(command)
+        except SequencerError as exc:
+            raise FlowRefused(SERVICE_UNAVAILABLE, f"the flow could not be recorded: {exc}") from exc
+        for event in events.own:
+            if isinstance(event, CommandRejected):
+                raise FlowRefused(int(event.code), event.message)
+        row = engine.parents.flows[flow_id]
+        record = FlowDocument(
+            flow_id=flow_id, account_id=account_id, book_ms=row.created_ns // NS_PER_MS, document=data
+        )
         self.registry.append(record)
-        flow = Flow(record, runner)
+        flow = Flow(row, record, self._runner(row, record))
         self.flows[flow_id] = flow
         self._dirty = True
         self._changed(flow)
         return flow
 
     def request_cancel(self, account_id: int, flow_id: int) -> Flow | None:
-        """Record a cancel of the account's working flow; carried out on the driver's next turn."""
+        """Journal a cancel of the account's working flow (``CancelFlow``); ``None`` if there is none.
+
+        Raises
+        ------
+        FlowRefused
+            ``-1001`` when the journal cannot take the cancel (the flow works on).
+        """
         flow = self.flows.get(flow_id)
-        if flow is None or flow.created.account_id != account_id or flow.status is not FlowStatus.WORKING:
+        if flow is None or flow.account_id != account_id or flow.status is not FlowStatus.WORKING:
             return None
-        if not flow.cancel_requested:
-            self.registry.append(FlowCancelRequested(flow_id=flow_id))
-            flow.cancel_requested = True
+        if not flow.row.cancel_requested:
+            command = CancelFlow(
+                ts_ns=self.ctx.seq.core.stamp(), account_id=AccountId(account_id), flow_id=flow_id
+            )
+            try:
+                events = self.ctx.seq.core.apply_one(command)
+            except SequencerError as exc:
+                raise FlowRefused(SERVICE_UNAVAILABLE, f"the cancel could not be recorded: {exc}") from exc
+            if any(isinstance(e, CommandRejected) for e in events.own):
+                return None
         self._dirty = True
         return flow
 
     def of_account(self, account_id: int) -> list[Flow]:
-        return [f for f in list(self.flows.values()) if f.created.account_id == account_id]
+        return [f for f in list(self.flows.values()) if f.account_id == account_id]
 
     # ------------------------------------------------------------------ the driver
 
     def due_ns(self) -> int:
         """Now when something happened on the venue since the last turn (or a request waits), else soon."""
         wall = self.ctx.seq.wall_ns()
-        if self.stopped or not any(f.status is FlowStatus.WORKING for f in self.flows.values()):
+        if self.stopped or not any(
+            f.runner is not None and f.status is FlowStatus.WORKING for f in self.flows.values()
+        ):
             return wall + IDLE_WAKE_NS
         if self._dirty or self.ctx.seq.core.last_seq != self._seen_seq:
             return 0
@@ -384,17 +466,22 @@ class FlowService:
         before = len(runner.log)
         try:
             guard = agent_guard(self.ctx)
-            agent = guard.agent_of(AccountId(flow.created.account_id))
-            if flow.cancel_requested or (agent is not None and guard.is_killed(agent)):
+            agent = guard.agent_of(flow.row.account_id)
+            if flow.row.cancel_requested or (agent is not None and guard.is_killed(agent)):
                 why = (
                     "cancelled by the client"
-                    if flow.cancel_requested
+                    if flow.row.cancel_requested
                     else "the account's agent key was killed"
                 )
                 runner.cancel_all(why)
                 self._end(flow, FlowStatus.CANCELLED, why)
                 return
             runner.step()
+        except SequencerError as exc:
+            log.warning(
+                "flow %d: the journal did not take its turn (%s); retrying next turn", flow.flow_id, exc
+            )
+            return
         except Exception as exc:
             log.exception("flow %d failed; it expires", flow.flow_id)
             try:
@@ -410,13 +497,18 @@ class FlowService:
             self._changed(flow)
 
     def _end(self, flow: Flow, status: FlowStatus, reason: str) -> None:
-        end_ms = self.ctx.seq.core.stamp() // NS_PER_MS
-        self.registry.append(
-            FlowEnded(flow_id=flow.flow_id, status=status.value, reason=reason, end_ms=end_ms)
+        """Journal the flow's end (``FinishFlow``); the engine's row then says so."""
+        command = FinishFlow(
+            ts_ns=self.ctx.seq.core.stamp(), flow_id=flow.flow_id, status=status, reason=reason
         )
-        flow.status, flow.reason, flow.end_ms = status, reason, end_ms
-        if flow.runner is not None:
-            flow.runner.journal.close()
+        try:
+            events = self.ctx.seq.core.apply_one(command)
+        except SequencerError:
+            log.exception("flow %d: its end (%s) could not be journaled", flow.flow_id, status.value)
+            return
+        for event in events.own:
+            if isinstance(event, CommandRejected):
+                log.error("flow %d: the engine refused its end: %s", flow.flow_id, event.message)
         self._changed(flow)
 
     def _changed(self, flow: Flow) -> None:
