@@ -273,7 +273,7 @@ def flow_json(service: FlowService, flow: Flow) -> dict[str, Any]:
         for line in row.nodes:
             states[str(line[1])] = (str(line[2]), str(line[3]), None, "")
     nodes: list[dict[str, Any]] = []
-    document = None if flow.document is None else decode_document(flow.document.document)
+    document = flow.decoded()
     algo_ids = {a.created.parent.client_algo_id: a.algo_id for a in service.algos.of_account(flow.account_id)}
     for index, node in enumerate(document.flow.nodes if document is not None else ()):
         status, reason, client_order_id, executed = states.get(node.id, ("pending", "", None, "0"))

@@ -164,6 +164,7 @@ class Flow:
     """The engine's row (:mod:`perpx.engine.parents`): status, cancel asked, end, every node line."""
     document: FlowDocument | None
     runner: FlowRunner | None = None
+    _decoded: StrategyDocument | None = None
 
     @property
     def flow_id(self) -> int:
@@ -180,6 +181,14 @@ class Flow:
     @property
     def end_ms(self) -> int:
         return self.row.ended_ns // NS_PER_MS
+
+    def decoded(self) -> StrategyDocument | None:
+        """The flow's document (the runner's while it runs; decoded once otherwise), ``None`` if never recorded."""
+        if self.runner is not None:
+            return self.runner.document
+        if self._decoded is None and self.document is not None:
+            self._decoded = decode_document(self.document.document)
+        return self._decoded
 
 
 class ServiceHandle:
