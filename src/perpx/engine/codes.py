@@ -136,3 +136,10 @@ class RejectCode(IntEnum):
     """A child names a parent of another account or market, or one that no longer works."""
     PARENT_NOT_DONE = -9581
     """A parent cannot be FINISHED with lots unexecuted (it ends EXPIRED, saying why)."""
+    # flows of the algo service: -9590..-9599
+    UNKNOWN_FLOW = -9593
+    """A flow command names no working flow of the account (or no flow at all)."""
+    BAD_CLIENT_FLOW_ID = -9595
+    """A ``clientFlowId`` empty, over 32 characters, or used before by the account."""
+    BAD_FLOW_NODE = -9597
+    """A node record with no node name or status (the flow runner always sends both)."""

@@ -458,6 +458,52 @@ class PlaceChildOrder(Command, frozen=True, tag=True, kw_only=True, gc=False):
     order: PlaceOrder
 
 
+# ---------------------------------------------------------------- flows of the algo service (issue 14, flows)
+
+
+class CreateFlow(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """Record a strategy document's flow the venue will run; the engine assigns the next flow id.
+
+    ``client_flow_id`` (1..32 characters) is unique per account for the venue's life: the flow's
+    order ids derive from it.
+    """
+
+    account_id: AccountId
+    client_flow_id: str
+    name: str
+    """The strategy document's name (what the flow runner's journal names it by)."""
+
+
+class RecordFlowNode(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """One node of a working flow changed state (the flow runner's journal line, in the engine's journal).
+
+    ``status`` is the runner's node status (``working``, ``filled``, ...), ``arrival_price`` its
+    benchmark as a decimal string (empty when none). A replay rebuilds every node's state, so a
+    restarted venue resumes the flow without firing a node twice.
+    """
+
+    flow_id: int
+    node: str
+    status: str
+    reason: str
+    arrival_price: str = ""
+
+
+class CancelFlow(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """The owner asks to cancel a working flow; the service cancels its nodes, then finishes it."""
+
+    account_id: AccountId
+    flow_id: int
+
+
+class FinishFlow(Command, frozen=True, tag=True, kw_only=True, gc=False):
+    """End a working flow: FINISHED (every node ended), CANCELLED or EXPIRED, with the reason."""
+
+    flow_id: int
+    status: ParentStatus
+    reason: str
+
+
 AnyCommand = (
     CreateAccount
     | Deposit
@@ -489,4 +535,8 @@ AnyCommand = (
     | CancelParent
     | FinishParent
     | PlaceChildOrder
+    | CreateFlow
+    | RecordFlowNode
+    | CancelFlow
+    | FinishFlow
 )

@@ -898,6 +898,37 @@ class ParentEnded(Event, frozen=True, tag=True, kw_only=True, gc=False):
     reason: str
 
 
+class FlowOpened(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """The venue's flow ``flow_id`` is recorded (``CreateFlow``)."""
+
+    flow_id: int
+    account_id: AccountId
+    client_flow_id: str
+
+
+class FlowNodeRecorded(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A node of flow ``flow_id`` went to ``status`` (``RecordFlowNode``)."""
+
+    flow_id: int
+    account_id: AccountId
+    node: str
+    status: str
+
+
+class FlowCancelRequested(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    flow_id: int
+    account_id: AccountId
+
+
+class FlowEnded(Event, frozen=True, tag=True, kw_only=True, gc=False):
+    """A flow ended, ``reason`` why."""
+
+    flow_id: int
+    account_id: AccountId
+    status: ParentStatus
+    reason: str
+
+
 class Outcome(list[Event]):
     """Every event one command caused, in order, and which of them are the command's own answer.
 
@@ -987,4 +1018,8 @@ AnyEvent = (
     | ParentCreated
     | ParentCancelRequested
     | ParentEnded
+    | FlowOpened
+    | FlowNodeRecorded
+    | FlowCancelRequested
+    | FlowEnded
 )

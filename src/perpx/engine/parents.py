@@ -9,6 +9,10 @@ a restarted service resumes from it:
 ``CancelParent``       the owner asked to cancel it (the service cancels its children, then ends it)
 ``PlaceChildOrder``    a child order of a WORKING parent: the normal order path, linked to the parent
 ``FinishParent``       FINISHED (every lot executed), CANCELLED or EXPIRED, with the reason
+``CreateFlow``         a WORKING flow (``POST /perpx/v1/flow``), with the next flow id
+``RecordFlowNode``     one node of a working flow changed state (the flow runner's journal line)
+``CancelFlow``         the owner asked to cancel a flow
+``FinishFlow``         a flow ended FINISHED, CANCELLED or EXPIRED, with the reason
 =====================  ========================================================================
 
 Rules (a refusal is an event with a code; the table is unchanged)
@@ -36,14 +40,22 @@ from typing import TYPE_CHECKING, Any
 
 from perpx.engine.codes import RejectCode
 from perpx.engine.commands import (
+    CancelFlow,
     CancelParent,
+    CreateFlow,
     CreateParent,
+    FinishFlow,
     FinishParent,
     ParentStatus,
     PlaceChildOrder,
+    RecordFlowNode,
 )
 from perpx.engine.events import (
     Event,
+    FlowCancelRequested,
+    FlowEnded,
+    FlowNodeRecorded,
+    FlowOpened,
     OrderAccepted,
     OrderCanceled,
     OrderExpired,
@@ -126,8 +138,59 @@ class Parent:
         return parent
 
 
+class FlowRow:
+    """One flow of the algo service: its life, and every node change the flow runner recorded.
+
+    ``nodes`` holds ``[ts_ns, node, status, reason, arrival_price]`` lines in order: the flow
+    runner's journal (``perpx.execution.flows.journal``), kept by the engine so a replay rebuilds it.
+    """
+
+    def __init__(
+        self, flow_id: int, account_id: AccountId, client_flow_id: str, name: str, created_ns: int
+    ) -> None:
+        self.flow_id = flow_id
+        self.account_id = account_id
+        self.client_flow_id = client_flow_id
+        self.name = name
+        self.created_ns = created_ns
+        self.status = ParentStatus.WORKING
+        self.cancel_requested = False
+        self.ended_ns = 0
+        self.reason = ""
+        self.nodes: list[list[Any]] = []
+
+    def to_row(self) -> list[Any]:
+        return [
+            self.flow_id,
+            self.account_id,
+            self.client_flow_id,
+            self.name,
+            self.created_ns,
+            self.status.value,
+            self.cancel_requested,
+            self.ended_ns,
+            self.reason,
+            [list(line) for line in self.nodes],
+        ]
+
+    @staticmethod
+    def from_row(row: list[Any]) -> FlowRow:
+        flow = FlowRow(int(row[0]), AccountId(int(row[1])), str(row[2]), str(row[3]), int(row[4]))
+        flow.status = ParentStatus(str(row[5]))
+        flow.cancel_requested = bool(row[6])
+        flow.ended_ns = int(row[7])
+        flow.reason = str(row[8])
+        flow.nodes = [[int(n[0]), str(n[1]), str(n[2]), str(n[3]), str(n[4])] for n in row[9]]
+        return flow
+
+
 class Parents:
-    """The table, its client-id index and the live child links; see the module docstring."""
+    """The table, its client-id index and the live child links; see the module docstring.
+
+    It also holds the algo service's flows (``CreateFlow``, ``RecordFlowNode``, ``CancelFlow``,
+    ``FinishFlow``): a flow's order and algo nodes are ordinary orders and parents; the flow's
+    life and its nodes' states are this table's ``flows``.
+    """
 
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -136,6 +199,9 @@ class Parents:
         self.children: dict[OrderId, ParentId] = {}
         """Children on the book (or being placed), by order id: their fills count for the parent."""
         self.next_parent_id = 1
+        self.flows: dict[int, FlowRow] = {}
+        self.flows_by_client: dict[tuple[AccountId, str], int] = {}
+        self.next_flow_id = 1
 
     def handlers(self) -> dict[type, Callable[[Any], None]]:
         """The engine commands this table handles."""
@@ -144,6 +210,10 @@ class Parents:
             CancelParent: self._cancel,
             FinishParent: self._finish,
             PlaceChildOrder: self._place_child,
+            CreateFlow: self._create_flow,
+            RecordFlowNode: self._record_flow_node,
+            CancelFlow: self._cancel_flow,
+            FinishFlow: self._finish_flow,
         }
 
     # ------------------------------------------------------------------ commands
@@ -269,6 +339,108 @@ class Parents:
                 self.children[event.order_id] = parent.parent_id
                 break
 
+    # ------------------------------------------------------------------ flows
+
+    def _create_flow(self, cmd: CreateFlow) -> None:
+        core = self.core
+        if cmd.account_id not in core.accounts:
+            core.reject_command(
+                cmd, cmd.account_id, RejectCode.UNKNOWN_ACCOUNT, f"account {cmd.account_id} does not exist"
+            )
+            return
+        if not cmd.client_flow_id or len(cmd.client_flow_id) > MAX_CLIENT_ALGO_ID_CHARS:
+            core.reject_command(
+                cmd,
+                cmd.account_id,
+                RejectCode.BAD_CLIENT_FLOW_ID,
+                f"clientFlowId must be 1 to {MAX_CLIENT_ALGO_ID_CHARS} characters.",
+            )
+            return
+        if (cmd.account_id, cmd.client_flow_id) in self.flows_by_client:
+            core.reject_command(
+                cmd,
+                cmd.account_id,
+                RejectCode.BAD_CLIENT_FLOW_ID,
+                f"clientFlowId {cmd.client_flow_id} is already used by one of your flows.",
+            )
+            return
+        flow = FlowRow(self.next_flow_id, cmd.account_id, cmd.client_flow_id, cmd.name, core.now_ns)
+        self.next_flow_id += 1
+        self.flows[flow.flow_id] = flow
+        self.flows_by_client[(cmd.account_id, cmd.client_flow_id)] = flow.flow_id
+        core.emit(
+            FlowOpened(
+                ts_ns=core.now_ns,
+                flow_id=flow.flow_id,
+                account_id=flow.account_id,
+                client_flow_id=flow.client_flow_id,
+            )
+        )
+
+    def _working_flow(self, flow_id: int) -> FlowRow | None:
+        flow = self.flows.get(flow_id)
+        return flow if flow is not None and flow.status is ParentStatus.WORKING else None
+
+    def _record_flow_node(self, cmd: RecordFlowNode) -> None:
+        core = self.core
+        flow = self._working_flow(cmd.flow_id)
+        if flow is None:
+            core.reject_command(
+                cmd, None, RejectCode.UNKNOWN_FLOW, f"flow {cmd.flow_id} is not a working flow"
+            )
+            return
+        if not cmd.node or not cmd.status:
+            core.reject_command(
+                cmd, flow.account_id, RejectCode.BAD_FLOW_NODE, "a node record names its node and status"
+            )
+            return
+        flow.nodes.append([core.now_ns, cmd.node, cmd.status, cmd.reason, cmd.arrival_price])
+        core.emit(
+            FlowNodeRecorded(
+                ts_ns=core.now_ns,
+                flow_id=flow.flow_id,
+                account_id=flow.account_id,
+                node=cmd.node,
+                status=cmd.status,
+            )
+        )
+
+    def _cancel_flow(self, cmd: CancelFlow) -> None:
+        flow = self._working_flow(cmd.flow_id)
+        if flow is None or flow.account_id != cmd.account_id:
+            self.core.reject_command(
+                cmd,
+                cmd.account_id,
+                RejectCode.UNKNOWN_FLOW,
+                f"No working flow of yours has flowId {cmd.flow_id}.",
+            )
+            return
+        flow.cancel_requested = True
+        self.core.emit(
+            FlowCancelRequested(ts_ns=self.core.now_ns, flow_id=flow.flow_id, account_id=flow.account_id)
+        )
+
+    def _finish_flow(self, cmd: FinishFlow) -> None:
+        core = self.core
+        flow = self._working_flow(cmd.flow_id)
+        if flow is None or cmd.status is ParentStatus.WORKING:
+            core.reject_command(
+                cmd, None, RejectCode.UNKNOWN_FLOW, f"flow {cmd.flow_id} is not a working flow"
+            )
+            return
+        flow.status = cmd.status
+        flow.ended_ns = core.now_ns
+        flow.reason = cmd.reason
+        core.emit(
+            FlowEnded(
+                ts_ns=core.now_ns,
+                flow_id=flow.flow_id,
+                account_id=flow.account_id,
+                status=flow.status,
+                reason=flow.reason,
+            )
+        )
+
     # ------------------------------------------------------------------ after every command
 
     def observe(self, events: list[Event]) -> None:
@@ -292,13 +464,17 @@ class Parents:
 
     def to_data(self) -> dict[str, Any] | None:
         """Canonical plain data, or ``None`` while the table is empty (older snapshots hash as before)."""
-        if not self.rows:
+        if not self.rows and not self.flows:
             return None
-        return {
+        data: dict[str, Any] = {
             "next_parent_id": self.next_parent_id,
             "rows": [self.rows[parent_id].to_row() for parent_id in sorted(self.rows)],
             "children": sorted([order_id, parent_id] for order_id, parent_id in self.children.items()),
         }
+        if self.flows:  # only once a flow was recorded: older snapshots hash as before
+            data["next_flow_id"] = self.next_flow_id
+            data["flows"] = [self.flows[flow_id].to_row() for flow_id in sorted(self.flows)]
+        return data
 
     def load(self, data: dict[str, Any] | None) -> None:
         """Restore :meth:`to_data` (``None``: a snapshot from before the table, or an empty one)."""
@@ -310,3 +486,8 @@ class Parents:
             self.rows[parent.parent_id] = parent
             self.by_client[(parent.account_id, parent.client_algo_id)] = parent.parent_id
         self.children = {OrderId(int(o)): ParentId(int(p)) for o, p in data["children"]}
+        self.next_flow_id = int(data.get("next_flow_id", 1))  # snapshots from before flows hold none
+        for row in data.get("flows", []):
+            flow = FlowRow.from_row(row)
+            self.flows[flow.flow_id] = flow
+            self.flows_by_client[(flow.account_id, flow.client_flow_id)] = flow.flow_id

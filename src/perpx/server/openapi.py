@@ -207,6 +207,9 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("GET", "/sapi/v1/algo/futures/subOrders"): (SIGNED, "algoId*:int page:int pageSize:int"),
     ("POST", "/perpx/v1/algo"): (SIGNED, "parent*:str"),
+    ("POST", "/perpx/v1/flow"): (SIGNED, "document*:str clientFlowId:str"),
+    ("GET", "/perpx/v1/flow"): (SIGNED, "flowId:int"),
+    ("DELETE", "/perpx/v1/flow"): (SIGNED, "flowId*:int"),
     # health
     ("GET", "/health"): (PUBLIC, ""),
     ("GET", "/ready"): (PUBLIC, ""),
