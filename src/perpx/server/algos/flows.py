@@ -53,7 +53,7 @@ from perpx.execution.flows.runner import FlowRunner
 from perpx.execution.flows.state import NodeStatus
 from perpx.execution.model import FieldError, ParentOrder, ParentOrderError
 from perpx.sequencing import Sequencer, SequencerError
-from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService
+from perpx.server.algos.service import Admission, Algo, AlgoRefused, AlgoService, journal_end
 from perpx.server.algos.venue import ServerVenue
 from perpx.server.context import ServerContext
 
@@ -510,15 +510,8 @@ class FlowService:
         command = FinishFlow(
             ts_ns=self.ctx.seq.core.stamp(), flow_id=flow.flow_id, status=status, reason=reason
         )
-        try:
-            events = self.ctx.seq.core.apply_one(command)
-        except SequencerError:
-            log.exception("flow %d: its end (%s) could not be journaled", flow.flow_id, status.value)
-            return
-        for event in events.own:
-            if isinstance(event, CommandRejected):
-                log.error("flow %d: the engine refused its end: %s", flow.flow_id, event.message)
-        self._changed(flow)
+        if journal_end(self.ctx.seq.core, command, log, f"flow {flow.flow_id}", status.value):
+            self._changed(flow)
 
     def _changed(self, flow: Flow) -> None:
         for observe in self.on_change:

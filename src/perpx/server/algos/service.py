@@ -50,7 +50,7 @@ from pathlib import Path
 import msgspec
 
 from perpx.agents.guard import agent_guard
-from perpx.engine.commands import CancelParent, CreateParent, FinishParent
+from perpx.engine.commands import CancelParent, Command, CreateParent, FinishParent
 from perpx.engine.events import CommandRejected, ParentCreated
 from perpx.engine.parents import Parent
 from perpx.engine.values import NS_PER_MS, AccountId, ClientAlgoId, MarketId, ParentId, Side
@@ -74,6 +74,24 @@ from perpx.server.context import ServerContext
 from perpx.server.orders_wire import OrderRecord
 
 log = logging.getLogger("perpx.algos")
+
+
+def journal_end(
+    sequencer: Sequencer, command: Command, logger: logging.Logger, what: str, status: str
+) -> bool:
+    """Apply an end command (``FinishParent``, ``FinishFlow``) on the journal thread, logging rather than
+    raising; ``False`` when the journal could not take it (the row stays working for the next turn).
+    An engine refusal is logged and counts as journaled."""
+    try:
+        events = sequencer.apply_one(command)
+    except SequencerError:
+        logger.exception("%s: its end (%s) could not be journaled", what, status)
+        return False
+    for event in events.own:
+        if isinstance(event, CommandRejected):
+            logger.error("%s: the engine refused its end: %s", what, event.message)
+    return True
+
 
 EXPIRY_GRACE_S = 60
 """A timed parent still open this long after its window's end expires (its end behaviour had its turn)."""
@@ -526,14 +544,7 @@ class AlgoService:
         command = FinishParent(
             ts_ns=self.ctx.seq.core.stamp(), parent_id=row.parent_id, status=status, reason=reason
         )
-        try:
-            events = self.ctx.seq.core.apply_one(command)
-        except SequencerError:
-            log.exception("algo %d: its end (%s) could not be journaled", row.parent_id, status.value)
-            return
-        for event in events.own:
-            if isinstance(event, CommandRejected):
-                log.error("algo %d: the engine refused its end: %s", row.parent_id, event.message)
+        journal_end(self.ctx.seq.core, command, log, f"algo {row.parent_id}", status.value)
 
     def _changed(self, algo: Algo) -> None:
         for observe in self.on_change:
